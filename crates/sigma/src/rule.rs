@@ -1,0 +1,476 @@
+//! Sigma rule YAML into the rule model: searches of field tests with their matchers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_yaml::Value as Yaml;
+
+use crate::condition::{self, Cond};
+use crate::logsource::{self, LogSource, Route};
+use crate::pattern::{self, Anchor, Encoding, StrPattern};
+
+/// Rule severity, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "informational" | "info" => Level::Informational,
+            "low" => Level::Low,
+            "medium" => Level::Medium,
+            "high" => Level::High,
+            "critical" => Level::Critical,
+            other => return Err(format!("unknown level '{other}'")),
+        })
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Informational => "informational",
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+            Level::Critical => "critical",
+        })
+    }
+}
+
+/// How one value tests a field's value.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// A string pattern; folded (case-insensitive) unless `cased`.
+    Str { pattern: StrPattern, cased: bool },
+    Regex(regex::Regex),
+    Cidr(ipnet::IpNet),
+    Compare(Compare, f64),
+    /// `|exists: true/false`: the field is present (null or not).
+    Exists(bool),
+    /// `null`: the field is absent or null.
+    Null,
+    /// `|fieldref`: equal (anchored as the modifiers say) to another field's value.
+    FieldRef { field: String, anchor: Anchor, cased: bool },
+    /// `|neq`: none of the field's values matches.
+    Not(Box<Matcher>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+/// One `Field|modifiers: values` entry (or a keyword list when `field` is `None`).
+#[derive(Debug, Clone)]
+pub struct FieldTest {
+    pub field: Option<String>,
+    /// `|all`: every value must match; otherwise any.
+    pub all: bool,
+    /// One entry per YAML value; each value may expand to alternatives (any of them).
+    pub values: Vec<Vec<Matcher>>,
+}
+
+/// A named search: any of the alternatives, each an AND of field tests.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub name: String,
+    pub alternatives: Vec<Vec<FieldTest>>,
+}
+
+/// A parsed, validated Sigma detection rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub status: Option<String>,
+    pub level: Level,
+    pub description: Option<String>,
+    pub author: Option<String>,
+    pub tags: Vec<String>,
+    pub logsource: LogSource,
+    pub routes: Vec<Route>,
+    pub searches: Vec<Search>,
+    pub condition: Cond,
+    /// The file it came from.
+    pub path: String,
+}
+
+/// Why a rule was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RefusalKind {
+    /// The file is not a valid Sigma rule.
+    Invalid,
+    /// Valid Sigma that towerwatch does not run.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+#[error("{path}: {kind:?}: {reason}")]
+pub struct RuleError {
+    pub path: String,
+    pub title: Option<String>,
+    pub kind: RefusalKind,
+    pub reason: String,
+}
+
+fn invalid(msg: impl Into<String>) -> (RefusalKind, String) {
+    (RefusalKind::Invalid, msg.into())
+}
+
+fn unsupported(msg: impl Into<String>) -> (RefusalKind, String) {
+    (RefusalKind::Unsupported, msg.into())
+}
+
+type Refusal = (RefusalKind, String);
+
+/// Parses every rule in a YAML text (one or more documents).
+pub fn parse_rules(text: &str, path: &str) -> Vec<Result<Rule, RuleError>> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let label = if i == 0 { path.to_string() } else { format!("{path}#{i}") };
+        let parsed = Yaml::deserialize_any(doc);
+        out.push(match parsed {
+            Ok(yaml) => {
+                let title = yaml.get("title").and_then(Yaml::as_str).map(String::from);
+                parse_rule(&yaml, &label).map_err(|(kind, reason)| RuleError {
+                    path: label.clone(),
+                    title,
+                    kind,
+                    reason,
+                })
+            }
+            Err(e) => {
+                let err = RuleError {
+                    path: label,
+                    title: None,
+                    kind: RefusalKind::Invalid,
+                    reason: format!("YAML: {e}"),
+                };
+                out.push(Err(err));
+                break; // the rest of the stream is not readable
+            }
+        });
+    }
+    out
+}
+
+trait DeserializeAny {
+    fn deserialize_any(doc: serde_yaml::Deserializer<'_>) -> Result<Yaml, serde_yaml::Error>;
+}
+
+impl DeserializeAny for Yaml {
+    fn deserialize_any(doc: serde_yaml::Deserializer<'_>) -> Result<Yaml, serde_yaml::Error> {
+        serde::Deserialize::deserialize(doc)
+    }
+}
+
+fn str_of(y: &Yaml, key: &str) -> Option<String> {
+    match y.get(key)? {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Number(n) => Some(n.to_string()),
+        Yaml::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
+    if !y.is_mapping() {
+        return Err(invalid("not a YAML mapping"));
+    }
+    if y.get("correlation").is_some() {
+        return Err(unsupported("correlation rule (not yet supported)"));
+    }
+    if y.get("filter").is_some() && y.get("detection").is_none() {
+        return Err(unsupported("Sigma filter (meta-rule) is not supported"));
+    }
+    if str_of(y, "action").is_some() {
+        return Err(unsupported("rule collections with 'action' are not supported"));
+    }
+    let title = str_of(y, "title").ok_or_else(|| invalid("missing 'title'"))?;
+    let level = match str_of(y, "level") {
+        Some(l) => l.parse().map_err(invalid)?,
+        None => Level::Medium,
+    };
+    let tags = match y.get("tags") {
+        Some(Yaml::Sequence(s)) => s.iter().filter_map(|t| t.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    };
+    let ls = y.get("logsource").ok_or_else(|| invalid("missing 'logsource'"))?;
+    let logsource = LogSource {
+        product: str_of(ls, "product"),
+        category: str_of(ls, "category"),
+        service: str_of(ls, "service"),
+    };
+    let routes = logsource::resolve(&logsource).map_err(unsupported)?;
+    let detection = y.get("detection").ok_or_else(|| invalid("missing 'detection'"))?;
+    let Yaml::Mapping(det) = detection else {
+        return Err(invalid("'detection' is not a mapping"));
+    };
+    let mut searches = Vec::new();
+    let mut condition_texts = Vec::new();
+    for (k, v) in det {
+        let name = k.as_str().ok_or_else(|| invalid("detection key is not a string"))?;
+        match name {
+            "condition" => match v {
+                Yaml::String(s) => condition_texts.push(s.clone()),
+                Yaml::Sequence(list) => {
+                    for c in list {
+                        condition_texts.push(c.as_str().ok_or_else(|| invalid("condition list item is not a string"))?.to_string());
+                    }
+                }
+                _ => return Err(invalid("'condition' is not a string")),
+            },
+            "timeframe" => {}
+            _ => searches.push(Search {
+                name: name.to_string(),
+                alternatives: parse_search(v).map_err(|(k, m)| (k, format!("search '{name}': {m}")))?,
+            }),
+        }
+    }
+    if condition_texts.is_empty() {
+        return Err(invalid("missing 'condition'"));
+    }
+    let names: Vec<String> = searches.iter().map(|s| s.name.clone()).collect();
+    let mut conds = Vec::new();
+    for text in &condition_texts {
+        let c = condition::parse(text, &names).map_err(|m| {
+            if m.contains("aggregation") {
+                unsupported(m)
+            } else {
+                invalid(format!("condition '{text}': {m}"))
+            }
+        })?;
+        conds.push(c);
+    }
+    let condition = if conds.len() == 1 { conds.remove(0) } else { Cond::Or(conds) };
+    Ok(Rule {
+        id: str_of(y, "id").unwrap_or_default(),
+        title,
+        status: str_of(y, "status"),
+        level,
+        description: str_of(y, "description"),
+        author: str_of(y, "author"),
+        tags,
+        logsource,
+        routes,
+        searches,
+        condition,
+        path: path.to_string(),
+    })
+}
+
+fn parse_search(v: &Yaml) -> Result<Vec<Vec<FieldTest>>, Refusal> {
+    match v {
+        Yaml::Mapping(m) => Ok(vec![parse_map(m)?]),
+        Yaml::Sequence(items) if items.iter().all(Yaml::is_mapping) && !items.is_empty() => items
+            .iter()
+            .map(|i| match i {
+                Yaml::Mapping(m) => parse_map(m),
+                _ => Err(invalid("mixed list")),
+            })
+            .collect(),
+        Yaml::Sequence(items) => {
+            if items.iter().any(|i| i.is_mapping() || i.is_sequence()) {
+                return Err(invalid("a list must hold either maps or keywords, not both"));
+            }
+            Ok(vec![vec![parse_test(None, &[], v)?]])
+        }
+        Yaml::String(_) | Yaml::Number(_) => Ok(vec![vec![parse_test(None, &[], v)?]]),
+        _ => Err(invalid("a search must be a map, a list of maps, or a list of keywords")),
+    }
+}
+
+fn parse_map(m: &serde_yaml::Mapping) -> Result<Vec<FieldTest>, Refusal> {
+    let mut tests = Vec::new();
+    for (k, v) in m {
+        let key = match k {
+            Yaml::String(s) => s.clone(),
+            Yaml::Number(n) => n.to_string(),
+            _ => return Err(invalid("field name is not a string")),
+        };
+        let mut parts = key.split('|');
+        let field = parts.next().unwrap_or_default();
+        let mods: Vec<&str> = parts.collect();
+        let field = (!field.is_empty()).then(|| field.to_string());
+        tests.push(parse_test(field, &mods, v)?);
+    }
+    Ok(tests)
+}
+
+#[derive(Default)]
+struct Modifiers {
+    anchor: Option<Anchor>,
+    all: bool,
+    cased: bool,
+    windash: bool,
+    encodings: Vec<Encoding>,
+    base64: bool,
+    base64offset: bool,
+    re: Option<String>,
+    cidr: bool,
+    exists: bool,
+    fieldref: bool,
+    compare: Option<Compare>,
+    neq: bool,
+}
+
+fn parse_modifiers(mods: &[&str]) -> Result<Modifiers, Refusal> {
+    let mut m = Modifiers::default();
+    for &name in mods {
+        match name {
+            "contains" => m.anchor = Some(Anchor::Anywhere),
+            "startswith" => m.anchor = Some(Anchor::Start),
+            "endswith" => m.anchor = Some(Anchor::End),
+            "all" => m.all = true,
+            "cased" => m.cased = true,
+            "windash" => m.windash = true,
+            "utf16le" | "wide" => m.encodings.push(Encoding::Utf16Le),
+            "utf16be" => m.encodings.push(Encoding::Utf16Be),
+            "utf16" => m.encodings.push(Encoding::Utf16Bom),
+            "base64" => m.base64 = true,
+            "base64offset" => m.base64offset = true,
+            "re" => m.re = Some(String::new()),
+            "i" | "m" | "s" => match &mut m.re {
+                Some(flags) => flags.push_str(name),
+                None => return Err(invalid(format!("modifier '{name}' only follows 're'"))),
+            },
+            "cidr" => m.cidr = true,
+            "exists" => m.exists = true,
+            "fieldref" => m.fieldref = true,
+            "lt" => m.compare = Some(Compare::Lt),
+            "lte" => m.compare = Some(Compare::Lte),
+            "gt" => m.compare = Some(Compare::Gt),
+            "gte" => m.compare = Some(Compare::Gte),
+            "neq" => m.neq = true,
+            "expand" => return Err(unsupported("'expand' placeholders need a pipeline that defines them")),
+            "minute" | "hour" | "day" | "week" | "month" | "year" => {
+                return Err(unsupported(format!("time modifier '{name}' is not supported")))
+            }
+            other => return Err(invalid(format!("unknown modifier '{other}'"))),
+        }
+    }
+    Ok(m)
+}
+
+fn parse_test(field: Option<String>, mods: &[&str], v: &Yaml) -> Result<FieldTest, Refusal> {
+    let m = parse_modifiers(mods)?;
+    let items: Vec<&Yaml> = match v {
+        Yaml::Sequence(list) => list.iter().collect(),
+        single => vec![single],
+    };
+    if items.is_empty() {
+        return Err(invalid("empty value list"));
+    }
+    let mut values = Vec::with_capacity(items.len());
+    for item in items {
+        let mut alts = value_matchers(&m, field.is_none(), item)?;
+        if m.neq {
+            alts = alts.into_iter().map(|a| Matcher::Not(Box::new(a))).collect();
+        }
+        values.push(alts);
+    }
+    if m.neq && values.len() > 1 {
+        // `neq` with a list: the field differs from every value.
+        let all: Vec<Matcher> = values.into_iter().flatten().collect();
+        return Ok(FieldTest { field, all: true, values: all.into_iter().map(|a| vec![a]).collect() });
+    }
+    Ok(FieldTest { field, all: m.all, values })
+}
+
+fn scalar_text(item: &Yaml) -> Result<Option<String>, Refusal> {
+    Ok(match item {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Number(n) => Some(n.to_string()),
+        Yaml::Bool(b) => Some(b.to_string()),
+        Yaml::Null => None,
+        _ => return Err(invalid("a value must be a string, number, boolean or null")),
+    })
+}
+
+fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Matcher>, Refusal> {
+    if m.exists {
+        return match item {
+            Yaml::Bool(b) => Ok(vec![Matcher::Exists(*b)]),
+            Yaml::String(s) if s == "true" || s == "false" => Ok(vec![Matcher::Exists(s == "true")]),
+            _ => Err(invalid("'exists' takes true or false")),
+        };
+    }
+    let Some(raw) = scalar_text(item)? else {
+        return Ok(vec![Matcher::Null]);
+    };
+    if let Some(flags) = &m.re {
+        let mut prefix = String::new();
+        if !flags.is_empty() {
+            prefix = format!("(?{flags})");
+        }
+        if m.cased {
+            // `cased` has no effect on a regex; keep it as written.
+        }
+        return regex::Regex::new(&format!("{prefix}{raw}"))
+            .map(|r| vec![Matcher::Regex(r)])
+            .map_err(|e| unsupported(format!("regex not supported by the Rust regex engine: {e}")));
+    }
+    if m.cidr {
+        let net = raw
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|e| invalid(format!("bad CIDR '{raw}': {e}")))?;
+        return Ok(vec![Matcher::Cidr(net)]);
+    }
+    if let Some(op) = m.compare {
+        let n: f64 = raw.parse().map_err(|_| invalid(format!("'{raw}' is not a number")))?;
+        return Ok(vec![Matcher::Compare(op, n)]);
+    }
+    if m.fieldref {
+        return Ok(vec![Matcher::FieldRef {
+            field: raw,
+            anchor: m.anchor.unwrap_or(Anchor::Whole),
+            cased: m.cased,
+        }]);
+    }
+    // Keywords match anywhere in the event's values.
+    let anchor = m.anchor.unwrap_or(if keyword { Anchor::Anywhere } else { Anchor::Whole });
+    let mut texts = if m.windash { pattern::windash(&raw) } else { vec![raw] };
+    let encoded = !m.encodings.is_empty() || m.base64 || m.base64offset;
+    if !encoded {
+        return Ok(texts
+            .into_iter()
+            .map(|t| Matcher::Str { pattern: pattern::build(pattern::parse_wildcards(&t), anchor, m.cased), cased: m.cased })
+            .collect());
+    }
+    if texts.iter().any(|t| pattern::has_wildcards(t)) {
+        return Err(invalid("wildcards cannot be combined with encoding modifiers"));
+    }
+    let mut out = Vec::new();
+    for t in texts.drain(..) {
+        let mut bytes = pattern::unescape(&t).into_bytes();
+        for enc in &m.encodings {
+            bytes = pattern::encode(&bytes, *enc);
+        }
+        let literals: Vec<String> = if m.base64offset {
+            pattern::base64_offsets(&bytes)
+        } else if m.base64 {
+            vec![pattern::base64(&bytes)]
+        } else {
+            vec![String::from_utf8_lossy(&bytes).into_owned()]
+        };
+        for lit in literals {
+            let tokens = if lit.is_empty() { vec![] } else { vec![pattern::GlobToken::Lit(lit)] };
+            out.push(Matcher::Str { pattern: pattern::build(tokens, anchor, m.cased), cased: m.cased });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,87 @@
+//! EVTX files through the `evtx` crate.
+
+use std::io::{BufRead, Read, Seek};
+use std::path::Path;
+
+use evtx::{EvtxParser, ParserSettings};
+use towerwatch_event::Origin;
+
+use crate::json::event_from_json;
+use crate::{Position, ReadOptions, Tally};
+
+pub(crate) fn read(
+    reader: &mut (dyn BufRead + Send),
+    path: Option<&Path>,
+    options: &ReadOptions,
+    tally: &mut Tally<'_, '_>,
+) {
+    let settings = ParserSettings::new().num_threads(options.evtx_threads);
+    // A plain file is parsed in place; a decompressed or piped stream needs to be seekable,
+    // so it is held in memory (EVTX files are bounded in size by Windows).
+    match path {
+        Some(p) => parse(EvtxParser::from_path(p), settings, tally),
+        None => {
+            let mut buf = Vec::new();
+            if let Err(e) = reader.read_to_end(&mut buf) {
+                tally.fail(format!("read error: {e}"));
+                return;
+            }
+            parse(EvtxParser::from_buffer(buf), settings, tally)
+        }
+    }
+}
+
+fn parse<T: Read + Seek>(
+    parser: evtx::err::Result<EvtxParser<T>>,
+    settings: ParserSettings,
+    tally: &mut Tally<'_, '_>,
+) {
+    let mut parser = match parser {
+        Ok(p) => p.with_configuration(settings),
+        Err(e) => {
+            tally.fail(format!("not a readable EVTX file: {}", chain(&e)));
+            return;
+        }
+    };
+    for record in parser.records_json_value() {
+        let ok = match record {
+            Ok(rec) => {
+                let origin = Origin::record(tally.report.source.clone(), rec.event_record_id);
+                match event_from_json(rec.data, origin) {
+                    Ok(mut event) => {
+                        if event.timestamp.is_none() {
+                            event.timestamp = Some(rec.timestamp);
+                        }
+                        event.record_id.get_or_insert(rec.event_record_id);
+                        tally.event(event)
+                    }
+                    Err(msg) => tally.reject(Position::Record(rec.event_record_id), msg),
+                }
+            }
+            Err(e) => {
+                let position = match &e {
+                    evtx::err::EvtxError::FailedToParseRecord { record_id, .. } => Position::Record(*record_id),
+                    evtx::err::EvtxError::FailedToParseChunk { chunk_id, .. } => Position::Chunk(*chunk_id),
+                    evtx::err::EvtxError::FailedToReadRecordAt { chunk: Some(c), .. } => Position::Chunk(*c),
+                    _ => Position::Input,
+                };
+                tally.reject(position, chain(&e))
+            }
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

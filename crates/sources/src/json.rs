@@ -1,0 +1,238 @@
+//! JSON objects of Windows events, in the shapes tools write them, turned into [`Event`]s.
+//!
+//! * evtx_dump / the `evtx` crate: `{"Event": {"System": {…}, "EventData": {…}}}` with XML
+//!   attributes under `#attributes` and element text under `#text`;
+//! * Winlogbeat / ECS: `{"@timestamp": …, "winlog": {"event_id": …, "channel": …,
+//!   "event_data": {…}}}`;
+//! * flat objects: `{"EventID": 1, "Channel": "…", "Image": "…"}`.
+
+use serde_json::{Map, Value as Json};
+use towerwatch_event::{Event, Origin, Timestamp, Value};
+
+/// Builds an event from one JSON object, whatever its shape.
+pub fn event_from_json(json: Json, origin: Origin) -> Result<Event, String> {
+    let Json::Object(mut map) = json else {
+        return Err(format!("expected a JSON object, found {}", kind(&json)));
+    };
+    let mut event = Event::new(origin);
+    if let Some(Json::Object(inner)) = map.remove("Event") {
+        evtx_shape(inner, &mut event);
+    } else if let Some(Json::Object(winlog)) = map.remove("winlog") {
+        winlogbeat_shape(winlog, map, &mut event);
+    } else {
+        for (k, v) in map {
+            flatten(&k, v, &mut event);
+        }
+    }
+    derive_keys(&mut event);
+    Ok(event)
+}
+
+fn kind(j: &Json) -> &'static str {
+    match j {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn evtx_shape(mut inner: Map<String, Json>, event: &mut Event) {
+    if let Some(Json::Object(system)) = inner.remove("System") {
+        for (k, v) in system {
+            system_value(&k, v, event);
+        }
+    }
+    for (k, v) in inner {
+        if k == "#attributes" {
+            continue;
+        }
+        // EventData and UserData children keep their own names.
+        flatten(&k, v, event);
+    }
+}
+
+/// System elements: text under the element name, attributes as `Element_Attribute`
+/// (`Provider_Name`, `Security_UserID`, `Execution_ProcessID`, `TimeCreated_SystemTime`).
+fn system_value(name: &str, v: Json, event: &mut Event) {
+    match v {
+        Json::Object(obj) => {
+            for (k, v) in obj {
+                if k == "#attributes" {
+                    if let Json::Object(attrs) = v {
+                        for (a, av) in attrs {
+                            push_scalar(&format!("{name}_{a}"), av, event);
+                        }
+                    }
+                } else if k == "#text" {
+                    push_scalar(name, v, event);
+                } else {
+                    system_value(&k, v, event);
+                }
+            }
+        }
+        other => push_scalar(name, other, event),
+    }
+}
+
+fn winlogbeat_shape(mut winlog: Map<String, Json>, top: Map<String, Json>, event: &mut Event) {
+    for (key, field) in [
+        ("event_id", "EventID"),
+        ("channel", "Channel"),
+        ("computer_name", "Computer"),
+        ("provider_name", "Provider_Name"),
+        ("record_id", "EventRecordID"),
+    ] {
+        if let Some(v) = winlog.remove(key) {
+            push_scalar(field, v, event);
+        }
+    }
+    for key in ["event_data", "user_data"] {
+        if let Some(v) = winlog.remove(key) {
+            flatten(key, v, event);
+        }
+    }
+    if let Some(Json::String(ts)) = top.get("@timestamp") {
+        event.push("@timestamp", Value::text(ts.as_str()));
+    }
+}
+
+/// Flattens nested objects to their leaf names; arrays repeat the name; `#text` takes the
+/// parent's name; XML namespace attributes are dropped.
+fn flatten(name: &str, v: Json, event: &mut Event) {
+    match v {
+        Json::Object(obj) => {
+            for (k, v) in obj {
+                if k == "#attributes" {
+                    if let Json::Object(attrs) = v {
+                        for (a, av) in attrs {
+                            if !a.starts_with("xmlns") {
+                                flatten(&a, av, event);
+                            }
+                        }
+                    }
+                } else if k == "#text" {
+                    flatten(name, v, event);
+                } else {
+                    flatten(&k, v, event);
+                }
+            }
+        }
+        Json::Array(items) => {
+            for item in items {
+                flatten(name, item, event);
+            }
+        }
+        other => push_scalar(name, other, event),
+    }
+}
+
+fn push_scalar(name: &str, v: Json, event: &mut Event) {
+    let value = match v {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(b),
+        Json::Number(n) => Value::Number(n.to_string().into()),
+        Json::String(s) => Value::Text(s.into_boxed_str()),
+        nested @ (Json::Array(_) | Json::Object(_)) => return flatten(name, nested, event),
+    };
+    event.fields.push(towerwatch_event::Field {
+        name: name.into(),
+        value,
+    });
+}
+
+/// Fills the typed routing keys from the fields every shape has produced.
+fn derive_keys(event: &mut Event) {
+    let mut ts = None;
+    for f in &event.fields {
+        let Some(text) = f.value.as_str() else {
+            continue;
+        };
+        match &*f.name {
+            "EventID" if event.event_id.is_none() => event.event_id = text.trim().parse().ok(),
+            "Channel" if event.channel.is_none() => event.channel = Some(text.into()),
+            "Computer" if event.computer.is_none() => event.computer = Some(text.into()),
+            "Provider_Name" if event.provider.is_none() => event.provider = Some(text.into()),
+            "EventRecordID" if event.record_id.is_none() => {
+                event.record_id = text.trim().parse().ok()
+            }
+            "TimeCreated_SystemTime" | "@timestamp" | "TimeCreated" | "timestamp" => {
+                if ts.is_none() {
+                    ts = parse_timestamp(text);
+                }
+            }
+            _ => {}
+        }
+    }
+    if ts.is_none() {
+        ts = event.first_str("UtcTime").and_then(parse_timestamp);
+    }
+    event.timestamp = ts;
+}
+
+/// RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` taken as UTC (Sysmon's `UtcTime`).
+pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Ok(ts) = s.parse::<Timestamp>() {
+        return Some(ts);
+    }
+    let civil: jiff::civil::DateTime = s.parse().ok()?;
+    civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(j: Json) -> Event {
+        event_from_json(j, Origin::line("t", 1)).unwrap()
+    }
+
+    #[test]
+    fn evtx_dump_shape() {
+        let e = ev(json!({"Event": {"#attributes": {"xmlns": "x"}, "System": {
+            "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon", "Guid": "{5770}"}},
+            "EventID": {"#attributes": {"Qualifiers": 0}, "#text": 1},
+            "TimeCreated": {"#attributes": {"SystemTime": "2025-11-27T07:40:10.165324Z"}},
+            "EventRecordID": 571146, "Channel": "Microsoft-Windows-Sysmon/Operational",
+            "Computer": "ws1", "Security": {"#attributes": {"UserID": "S-1-5-18"}}},
+            "EventData": {"Image": "C:\\a.exe", "ProcessId": 4460, "Empty": null}}}));
+        assert_eq!(e.event_id, Some(1));
+        assert_eq!(e.channel.as_deref(), Some("Microsoft-Windows-Sysmon/Operational"));
+        assert_eq!(e.provider.as_deref(), Some("Microsoft-Windows-Sysmon"));
+        assert_eq!(e.record_id, Some(571146));
+        assert_eq!(e.first_str("Security_UserID"), Some("S-1-5-18"));
+        assert_eq!(e.first_str("ProcessId"), Some("4460"));
+        assert!(e.has("Empty") && e.first_str("Empty").is_none());
+        assert_eq!(e.timestamp.unwrap().to_string(), "2025-11-27T07:40:10.165324Z");
+    }
+
+    #[test]
+    fn unnamed_data_and_user_data() {
+        let e = ev(json!({"Event": {"System": {"EventID": 400, "Channel": "Windows PowerShell"},
+            "EventData": {"Data": {"#text": ["Available", "NewEngineState=Available"]}},
+            "UserData": {"LogFileCleared": {"#attributes": {"xmlns": "http://x"}, "SubjectUserName": "bob"}}}}));
+        let data: Vec<_> = e.values("Data").filter_map(|v| v.as_str()).collect();
+        assert_eq!(data, ["Available", "NewEngineState=Available"]);
+        assert_eq!(e.first_str("SubjectUserName"), Some("bob"));
+        assert!(!e.has("xmlns"));
+    }
+
+    #[test]
+    fn winlogbeat_and_flat_shapes() {
+        let e = ev(json!({"@timestamp": "2024-01-02T03:04:05Z", "winlog": {"event_id": "4688",
+            "channel": "Security", "computer_name": "dc1", "event_data": {"NewProcessName": "x.exe"}}}));
+        assert_eq!(e.event_id, Some(4688));
+        assert_eq!(e.first_str("Image"), Some("x.exe"));
+        assert_eq!(e.computer.as_deref(), Some("dc1"));
+        assert!(e.timestamp.is_some());
+        let f = ev(json!({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+            "UtcTime": "2024-01-02 03:04:05.123", "CommandLine": "whoami"}));
+        assert_eq!(f.event_id, Some(1));
+        assert_eq!(f.timestamp.unwrap().to_string(), "2024-01-02T03:04:05.123Z");
+        assert!(event_from_json(json!([1]), Origin::line("t", 1)).is_err());
+    }
+}

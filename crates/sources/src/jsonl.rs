@@ -1,0 +1,86 @@
+//! JSON Lines and JSON documents.
+
+use std::io::BufRead;
+
+use towerwatch_event::Origin;
+
+use crate::json::event_from_json;
+use crate::{Position, Tally};
+
+/// One JSON object per line; a bad line is rejected with its number and the rest read.
+pub(crate) fn read_lines(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tally.fail(format!("read error after line {line_no}: {e}"));
+                return;
+            }
+        }
+        line_no += 1;
+        let line = buf.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let origin = Origin::line(tally.report.source.clone(), line_no);
+        let keep_going = match serde_json::from_slice(line) {
+            Ok(json) => match event_from_json(json, origin) {
+                Ok(event) => tally.event(event),
+                Err(msg) => tally.reject(Position::Line(line_no), msg),
+            },
+            Err(e) => tally.reject(Position::Line(line_no), format!("invalid JSON: {e}")),
+        };
+        if !keep_going {
+            return;
+        }
+    }
+}
+
+/// Pretty-printed or concatenated JSON documents, each an event or an array of events.
+/// JSON has no record boundary to resynchronise on, so a syntax error ends the input
+/// (reported with its line and byte offset).
+pub(crate) fn read_documents(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>) {
+    let mut stream = serde_json::Deserializer::from_reader(reader).into_iter::<serde_json::Value>();
+    let mut doc = 0u64;
+    loop {
+        let offset = stream.byte_offset() as u64;
+        let Some(item) = stream.next() else { return };
+        doc += 1;
+        match item {
+            Ok(serde_json::Value::Array(items)) => {
+                for json in items {
+                    let origin = Origin::line(tally.report.source.clone(), doc);
+                    let ok = match event_from_json(json, origin) {
+                        Ok(event) => tally.event(event),
+                        Err(msg) => tally.reject(Position::Offset(offset), msg),
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            }
+            Ok(json) => {
+                // Documents have no record number; the line of the document's start is found
+                // by the deserializer only on error, so the document index stands in.
+                let origin = Origin::line(tally.report.source.clone(), doc);
+                let ok = match event_from_json(json, origin) {
+                    Ok(event) => tally.event(event),
+                    Err(msg) => tally.reject(Position::Offset(offset), msg),
+                };
+                if !ok {
+                    return;
+                }
+            }
+            Err(e) => {
+                let msg = format!("invalid JSON at line {} column {}: {e}; rest of input not readable", e.line(), e.column());
+                tally.reject(Position::Offset(offset), msg.clone());
+                tally.report.failure = Some(msg);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Evidence readers for towerwatch.
+//!
+//! [`discover`] expands the paths a user gives (files, directories, `-` for stdin) into
+//! inputs; [`read_input`] recognises each input's format by its content (EVTX magic, gzip
+//! magic, JSON) and streams its records as [`Event`]s to a callback, in bounded memory.
+//! Bad records never stop the rest: each one is reported as a [`SourceError`] naming the
+//! file and the record, line or byte offset, and counted in the input's [`InputReport`].
+//!
+//! ```no_run
+//! use towerwatch_sources::{discover, read_input, ReadOptions};
+//!
+//! let (inputs, _problems) = discover(&["evidence/".into()]);
+//! for input in &inputs {
+//!     let report = read_input(input, &ReadOptions::default(), &mut |item| match item {
+//!         Ok(event) => println!("{:?} {:?}", event.channel, event.event_id),
+//!         Err(err) => eprintln!("{err}"),
+//!     });
+//!     println!("{}: {} events, {} rejected", report.source, report.events, report.rejected);
+//! }
+//! ```
+
+mod evtx_source;
+pub mod json;
+mod jsonl;
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use towerwatch_event::{Event, Timestamp};
+
+/// The formats the readers know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Evtx,
+    /// One JSON object per line.
+    JsonLines,
+    /// Pretty-printed or concatenated JSON documents, or a JSON array of events.
+    JsonDocuments,
+    Unknown,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Evtx => "evtx",
+            Format::JsonLines => "jsonl",
+            Format::JsonDocuments => "json",
+            Format::Unknown => "unknown",
+        })
+    }
+}
+
+/// Where in a source a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// The whole input (cannot be opened, unknown format, …).
+    Input,
+    /// An EVTX record by its record id.
+    Record(u64),
+    /// An EVTX chunk by its number.
+    Chunk(u64),
+    /// A 1-based line.
+    Line(u64),
+    /// A byte offset into the (decompressed) stream.
+    Offset(u64),
+}
+
+/// A record (or a whole input) that could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{input}{}: {message}", position_suffix(.position))]
+pub struct SourceError {
+    /// The input (file path or `-`).
+    pub input: Arc<str>,
+    pub position: Position,
+    pub message: String,
+}
+
+fn position_suffix(p: &Position) -> String {
+    match p {
+        Position::Input => String::new(),
+        Position::Record(r) => format!(" record {r}"),
+        Position::Chunk(c) => format!(" chunk {c}"),
+        Position::Line(l) => format!(":{l}"),
+        Position::Offset(o) => format!(" offset {o}"),
+    }
+}
+
+/// One thing to read: a file or standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    /// The name used in reports and provenance (`-` for stdin).
+    pub fn name(&self) -> String {
+        match self {
+            Input::File(p) => p.display().to_string(),
+            Input::Stdin => "-".to_string(),
+        }
+    }
+}
+
+/// Expands paths into inputs: directories recursively (sorted, so runs are repeatable),
+/// `-` as stdin. Paths that do not exist are returned as problems.
+pub fn discover(paths: &[PathBuf]) -> (Vec<Input>, Vec<SourceError>) {
+    let mut inputs = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        if path.is_dir() {
+            let walk = walkdir::WalkDir::new(path).sort_by_file_name().follow_links(true);
+            for entry in walk {
+                match entry {
+                    Ok(e) if e.file_type().is_file() => inputs.push(Input::File(e.into_path())),
+                    Ok(_) => {}
+                    Err(err) => problems.push(SourceError {
+                        input: err
+                            .path()
+                            .unwrap_or(path)
+                            .display()
+                            .to_string()
+                            .into(),
+                        position: Position::Input,
+                        message: err.to_string(),
+                    }),
+                }
+            }
+        } else if path.exists() {
+            inputs.push(Input::File(path.clone()));
+        } else {
+            problems.push(SourceError {
+                input: path.display().to_string().into(),
+                position: Position::Input,
+                message: "no such file or directory".into(),
+            });
+        }
+    }
+    (inputs, problems)
+}
+
+/// How to read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Stop an input at its first bad record instead of skipping it.
+    pub strict: bool,
+    /// Threads the EVTX parser may use inside one file (0: all cores).
+    pub evtx_threads: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            strict: false,
+            evtx_threads: 1,
+        }
+    }
+}
+
+/// What reading one input gave.
+#[derive(Debug, Clone)]
+pub struct InputReport {
+    pub source: Arc<str>,
+    pub format: Format,
+    pub compressed: bool,
+    pub bytes: u64,
+    /// Events handed to the callback.
+    pub events: u64,
+    /// Records that could not be read (each reported to the callback as an error).
+    pub rejected: u64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    /// Set when the input as a whole could not be read, or reading stopped early.
+    pub failure: Option<String>,
+}
+
+impl InputReport {
+    /// An empty report for an input (nothing read yet).
+    pub fn new(source: Arc<str>) -> Self {
+        InputReport {
+            source,
+            format: Format::Unknown,
+            compressed: false,
+            bytes: 0,
+            events: 0,
+            rejected: 0,
+            first: None,
+            last: None,
+            failure: None,
+        }
+    }
+}
+
+/// Receives every event read and every record rejected.
+pub type Sink<'a> = dyn FnMut(Result<Event, SourceError>) + 'a;
+
+/// Counts what passes to the sink and keeps the time span.
+pub(crate) struct Tally<'a, 'b> {
+    pub report: InputReport,
+    sink: &'a mut Sink<'b>,
+    strict: bool,
+}
+
+impl<'a, 'b> Tally<'a, 'b> {
+    /// Forwards an event; returns false when reading should stop.
+    pub fn event(&mut self, event: Event) -> bool {
+        self.report.events += 1;
+        if let Some(ts) = event.timestamp {
+            self.report.first = Some(self.report.first.map_or(ts, |f| f.min(ts)));
+            self.report.last = Some(self.report.last.map_or(ts, |l| l.max(ts)));
+        }
+        (self.sink)(Ok(event));
+        true
+    }
+
+    /// Counts and forwards a rejected record; returns false when reading should stop.
+    pub fn reject(&mut self, position: Position, message: String) -> bool {
+        self.report.rejected += 1;
+        (self.sink)(Err(SourceError {
+            input: self.report.source.clone(),
+            position,
+            message: message.clone(),
+        }));
+        if self.strict {
+            self.report.failure = Some(format!("stopped at the first bad record (--strict): {message}"));
+            return false;
+        }
+        true
+    }
+
+    /// The input as a whole failed.
+    pub fn fail(&mut self, message: String) {
+        self.reject(Position::Input, message.clone());
+        self.report.failure = Some(message);
+    }
+}
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const EVTX_MAGIC: &[u8] = b"ElfFile\0";
+
+/// Reads one input to the end, passing each event or rejected record to `sink`.
+pub fn read_input(input: &Input, options: &ReadOptions, sink: &mut Sink<'_>) -> InputReport {
+    let source: Arc<str> = input.name().into();
+    let mut tally = Tally {
+        report: InputReport::new(source),
+        sink,
+        strict: options.strict,
+    };
+    let reader: Box<dyn Read + Send> = match input {
+        Input::Stdin => Box::new(io::stdin()),
+        Input::File(path) => match std::fs::File::open(path) {
+            Ok(f) => {
+                tally.report.bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
+                Box::new(f)
+            }
+            Err(e) => {
+                tally.fail(format!("cannot open: {e}"));
+                return tally.report;
+            }
+        },
+    };
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let head = match peek(&mut reader) {
+        Ok(h) => h,
+        Err(e) => {
+            tally.fail(format!("cannot read: {e}"));
+            return tally.report;
+        }
+    };
+    if head.starts_with(GZIP_MAGIC) {
+        tally.report.compressed = true;
+        let mut inner = BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(reader));
+        match peek(&mut inner) {
+            Ok(head) => read_plain(&mut inner, &head, None, options, &mut tally),
+            Err(e) => tally.fail(format!("cannot decompress gzip: {e}")),
+        }
+    } else {
+        let path = match input {
+            Input::File(p) => Some(p.as_path()),
+            Input::Stdin => None,
+        };
+        read_plain(&mut reader, &head, path, options, &mut tally);
+    }
+    tally.report
+}
+
+fn peek(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
+    Ok(reader.fill_buf()?.iter().take(4096).copied().collect())
+}
+
+/// Recognises a format by its first bytes.
+pub fn sniff(head: &[u8]) -> Format {
+    if head.starts_with(EVTX_MAGIC) {
+        return Format::Evtx;
+    }
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = text.iter().position(|b| !b.is_ascii_whitespace());
+    match start.map(|i| &text[i..]) {
+        Some([b'[', ..]) => Format::JsonDocuments,
+        Some(rest @ [b'{', ..]) => {
+            // One object on the first line is JSON Lines; an object spread over lines is a document.
+            let line = rest.split(|b| *b == b'\n').next().unwrap_or(rest);
+            if line.len() < rest.len() || head.len() < 4096 {
+                if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
+                    return Format::JsonLines;
+                }
+                return Format::JsonDocuments;
+            }
+            // First line longer than the peek: assume one object per line.
+            Format::JsonLines
+        }
+        _ => Format::Unknown,
+    }
+}
+
+fn read_plain(
+    reader: &mut (dyn BufRead + Send),
+    head: &[u8],
+    path: Option<&Path>,
+    options: &ReadOptions,
+    tally: &mut Tally<'_, '_>,
+) {
+    let format = sniff(head);
+    tally.report.format = format;
+    match format {
+        Format::Evtx => evtx_source::read(reader, path, options, tally),
+        Format::JsonLines => jsonl::read_lines(reader, tally),
+        Format::JsonDocuments => jsonl::read_documents(reader, tally),
+        Format::Unknown => {
+            let what = if head.is_empty() { "empty input" } else { "not a log format towerwatch reads (EVTX, JSON)" };
+            tally.fail(what.to_string());
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `towerwatch dump`: the normalized events as JSON Lines, or parse-and-count only.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use towerwatch_event::{Event, Locator};
+use towerwatch_sources::{discover, read_input, ReadOptions};
+
+use crate::output::{inputs_table, Summary};
+use crate::pipeline;
+use crate::{DumpArgs, DumpFormat};
+
+/// The JSON form of a normalized event.
+pub fn event_json(e: &Event) -> serde_json::Value {
+    let (record, line) = match e.origin.locator {
+        Locator::Record(r) => (Some(r), None),
+        Locator::Line(l) => (e.record_id, Some(l)),
+    };
+    json!({
+        "timestamp": e.timestamp.map(|t| t.to_string()),
+        "channel": e.channel.as_deref(),
+        "event_id": e.event_id,
+        "provider": e.provider.as_deref(),
+        "computer": e.computer.as_deref(),
+        "record_id": record,
+        "source": &*e.origin.source,
+        "line": line,
+        "fields": e.fields_json(),
+    })
+}
+
+pub fn run(args: DumpArgs) -> Result<ExitCode> {
+    let clock = Instant::now();
+    let (inputs, problems) = discover(&args.paths);
+    if inputs.is_empty() && !problems.is_empty() {
+        anyhow::bail!("{}", problems[0]);
+    }
+    let mut summary = Summary::default();
+    summary.errors.extend(problems);
+    let mut failure = None;
+    match args.format {
+        DumpFormat::None => {
+            let opts = pipeline::Options { threads: args.threads, strict: args.strict, hash: false, progress: !args.quiet };
+            pipeline::run(&inputs, &opts, |_| (), |_, _event| {}, |done| {
+                summary.errors.extend(done.errors.into_iter().take(20));
+                if failure.is_none() && args.strict {
+                    failure = done.report.failure.clone();
+                }
+                summary.inputs.push(done.report);
+                Ok(())
+            })?;
+        }
+        DumpFormat::Jsonl => {
+            // Inputs one after another (the EVTX parser still uses every core inside a
+            // file), so the output is in input order with bounded memory.
+            let mut out: Box<dyn Write> = match &args.output {
+                Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("cannot write {}", p.display()))?)),
+                None => Box::new(BufWriter::new(std::io::stdout().lock())),
+            };
+            let opts = ReadOptions { strict: args.strict, evtx_threads: args.threads.unwrap_or(0) };
+            for input in &inputs {
+                let mut write_err = None;
+                let report = read_input(input, &opts, &mut |item| match item {
+                    Ok(event) => {
+                        if write_err.is_none() {
+                            let r = serde_json::to_writer(&mut out, &event_json(&event))
+                                .map_err(anyhow::Error::from)
+                                .and_then(|_| out.write_all(b"\n").map_err(Into::into));
+                            write_err = r.err();
+                        }
+                    }
+                    Err(e) => {
+                        if summary.errors.len() < 50 {
+                            summary.errors.push(e);
+                        }
+                    }
+                });
+                if let Some(e) = write_err {
+                    return Err(e.context("cannot write output"));
+                }
+                if failure.is_none() && args.strict {
+                    failure = report.failure.clone();
+                }
+                summary.inputs.push(report);
+                if failure.is_some() {
+                    break;
+                }
+            }
+            out.flush()?;
+        }
+    }
+    if !args.quiet {
+        let elapsed = clock.elapsed().as_secs_f64();
+        let events = summary.events();
+        eprintln!(
+            "towerwatch dump: {} inputs, {} events ({} rejected), {:.2} s, {:.0} events/s",
+            summary.inputs.len(),
+            events,
+            summary.rejected(),
+            elapsed,
+            events as f64 / elapsed.max(1e-9)
+        );
+        eprint!("{}", inputs_table(&summary.inputs));
+        for e in &summary.errors {
+            eprintln!("  {e}");
+        }
+    }
+    if let Some(f) = failure {
+        anyhow::bail!("--strict: {f}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,139 @@
+//! `towerwatch`: hunt Windows event evidence with a compiled Sigma engine.
+
+mod dump;
+mod hunt;
+mod output;
+mod pipeline;
+mod ruleset;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Catch state-sponsored espionage inside mobile operators.
+///
+/// Exit codes: 0 the run completed (bad records are reported and counted, not fatal);
+/// 1 a hard failure (unreadable rules, output not writable, --strict and a bad record);
+/// 2 bad usage.
+#[derive(Parser)]
+#[command(name = "towerwatch", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Sigma rules over evidence (EVTX, JSON Lines, directories, .gz, `-` for stdin).
+    Hunt(HuntArgs),
+    /// Print the normalized events as JSON Lines (parse only, no rules).
+    Dump(DumpArgs),
+    /// Work with rule sets.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Args, Clone)]
+pub struct RuleArgs {
+    /// Rule file or directory (repeatable); replaces the embedded SigmaHQ Windows rules.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Only rules at or above this level.
+    #[arg(long, value_name = "LEVEL", default_value = "informational",
+          value_parser = ["informational", "low", "medium", "high", "critical"])]
+    pub min_level: String,
+    /// Only rules with these statuses (repeatable or comma-separated).
+    #[arg(long, value_name = "STATUS", value_delimiter = ',',
+          default_values = ["stable", "test", "experimental"])]
+    pub status: Vec<String>,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum HuntFormat {
+    /// A summary by level, rule and host (detections are not listed).
+    Table,
+    /// One JSON object per detection.
+    Jsonl,
+    /// One CSV row per detection.
+    Csv,
+}
+
+#[derive(Args)]
+pub struct HuntArgs {
+    /// Evidence files or directories; `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// How detections are written.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: HuntFormat,
+    /// Write detections here (and a run manifest beside it, FILE.manifest.json).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report which loaded rules can never fire on this evidence, and which rules were refused.
+    #[arg(long)]
+    pub coverage: bool,
+    /// Stop at the first bad record or unreadable input.
+    #[arg(long)]
+    pub strict: bool,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Evaluate with the plain reference evaluator instead of the compiled engine (slow; for checks).
+    #[arg(long, hide = true)]
+    pub reference: bool,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum DumpFormat {
+    /// One normalized event per line.
+    Jsonl,
+    /// Parse and count only (the parse-only baseline of the benchmarks).
+    None,
+}
+
+#[derive(Args)]
+pub struct DumpArgs {
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: DumpFormat,
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load rules, print every refused rule with its reason, and totals.
+    Check {
+        /// Rule files or directories (default: the embedded rules).
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hunt(args) => hunt::run(args),
+        Command::Dump(args) => dump::run(args),
+        Command::Rules(RulesCommand::Check { paths }) => ruleset::check(&paths),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("towerwatch: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Detections as JSON Lines or CSV, and the run summary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+use towerwatch_event::{Event, Locator};
+use towerwatch_sigma::{Level, Rule};
+use towerwatch_sources::{InputReport, SourceError};
+
+/// One rule matching one event: the JSONL contract of `towerwatch hunt --format jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detection {
+    /// RFC 3339 UTC, or null when the event has no time.
+    pub timestamp: Option<String>,
+    pub rule_id: String,
+    pub rule_title: String,
+    pub level: Level,
+    pub tags: Vec<String>,
+    pub computer: Option<String>,
+    pub channel: Option<String>,
+    pub event_id: Option<u32>,
+    /// The evidence file (or `-`).
+    pub source: String,
+    /// EVTX EventRecordID (or the record id a JSON event carries).
+    pub record_id: Option<u64>,
+    /// Line (JSON Lines) or document number (JSON documents) in the source.
+    pub line: Option<u64>,
+    /// The matched event's fields.
+    pub event: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Detection {
+    pub fn new(rule: &Rule, event: &Event) -> Detection {
+        let line = match event.origin.locator {
+            Locator::Line(l) => Some(l),
+            Locator::Record(_) => None,
+        };
+        Detection {
+            timestamp: event.timestamp.map(|t| t.to_string()),
+            rule_id: rule.id.clone(),
+            rule_title: rule.title.clone(),
+            level: rule.level,
+            tags: rule.tags.clone(),
+            computer: event.computer.as_deref().map(String::from),
+            channel: event.channel.as_deref().map(String::from),
+            event_id: event.event_id,
+            source: event.origin.source.to_string(),
+            record_id: event.record_id,
+            line,
+            event: event.fields_json(),
+        }
+    }
+}
+
+/// Where detections go.
+pub enum DetectionWriter {
+    None,
+    Jsonl(Box<dyn Write>),
+    Csv(csv::Writer<Box<dyn Write>>),
+}
+
+const CSV_HEADER: [&str; 12] = [
+    "timestamp", "level", "rule_title", "rule_id", "computer", "channel", "event_id", "source", "record_id", "line",
+    "tags", "event",
+];
+
+impl DetectionWriter {
+    pub fn jsonl(out: Box<dyn Write>) -> Self {
+        DetectionWriter::Jsonl(out)
+    }
+
+    pub fn csv(out: Box<dyn Write>) -> Result<Self> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(CSV_HEADER)?;
+        Ok(DetectionWriter::Csv(w))
+    }
+
+    pub fn write(&mut self, d: &Detection) -> Result<()> {
+        match self {
+            DetectionWriter::None => {}
+            DetectionWriter::Jsonl(w) => {
+                serde_json::to_writer(&mut *w, d)?;
+                w.write_all(b"\n")?;
+            }
+            DetectionWriter::Csv(w) => {
+                let opt = |v: Option<String>| v.unwrap_or_default();
+                w.write_record([
+                    opt(d.timestamp.clone()),
+                    d.level.to_string(),
+                    d.rule_title.clone(),
+                    d.rule_id.clone(),
+                    opt(d.computer.clone()),
+                    opt(d.channel.clone()),
+                    opt(d.event_id.map(|v| v.to_string())),
+                    d.source.clone(),
+                    opt(d.record_id.map(|v| v.to_string())),
+                    opt(d.line.map(|v| v.to_string())),
+                    d.tags.join(" "),
+                    serde_json::to_string(&d.event)?,
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            DetectionWriter::None => {}
+            DetectionWriter::Jsonl(mut w) => w.flush()?,
+            DetectionWriter::Csv(mut w) => w.flush()?,
+        }
+        Ok(())
+    }
+}
+
+/// Counts for the terminal summary.
+#[derive(Default)]
+pub struct Summary {
+    pub by_level: BTreeMap<Level, u64>,
+    /// (rule index) → (count, hosts)
+    pub by_rule: BTreeMap<usize, (u64, BTreeSet<String>)>,
+    /// host → (count, highest level)
+    pub by_host: BTreeMap<String, (u64, Level)>,
+    pub inputs: Vec<InputReport>,
+    pub errors: Vec<SourceError>,
+    pub detections: u64,
+}
+
+/// Hosts remembered per rule in the summary (the count is exact, the list is capped).
+const HOSTS_PER_RULE: usize = 50;
+
+impl Summary {
+    pub fn add(&mut self, rule_idx: usize, d: &Detection) {
+        self.detections += 1;
+        *self.by_level.entry(d.level).or_default() += 1;
+        let host = d.computer.clone().unwrap_or_else(|| "(unknown host)".into());
+        let r = self.by_rule.entry(rule_idx).or_default();
+        r.0 += 1;
+        if r.1.len() < HOSTS_PER_RULE {
+            r.1.insert(host.clone());
+        }
+        let h = self.by_host.entry(host).or_insert((0, d.level));
+        h.0 += 1;
+        h.1 = h.1.max(d.level);
+    }
+
+    pub fn events(&self) -> u64 {
+        self.inputs.iter().map(|i| i.events).sum()
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.inputs.iter().map(|i| i.rejected).sum()
+    }
+}
+
+fn span(r: &InputReport) -> String {
+    match (r.first, r.last) {
+        (Some(a), Some(b)) => format!("{} .. {}", a.strftime("%Y-%m-%d %H:%M:%S"), b.strftime("%Y-%m-%d %H:%M:%S")),
+        _ => "-".into(),
+    }
+}
+
+/// The per-input table: format, events read, rejected, time span, problems.
+pub fn inputs_table(inputs: &[InputReport]) -> String {
+    let mut s = String::new();
+    let width = inputs.iter().map(|i| i.source.len()).max().unwrap_or(5).clamp(5, 80);
+    let _ = writeln!(s, "{:<width$}  {:<7} {:>10} {:>8}  {}", "input", "format", "events", "rejected", "time span (UTC)");
+    for r in inputs {
+        let mut fmt = r.format.to_string();
+        if r.compressed {
+            fmt.push_str("+gz");
+        }
+        let name = shorten(&r.source, width);
+        let _ = writeln!(s, "{name:<width$}  {fmt:<7} {:>10} {:>8}  {}", r.events, r.rejected, span(r));
+        if let Some(f) = &r.failure {
+            let _ = writeln!(s, "{:<width$}  ! {f}", "");
+        }
+    }
+    s
+}
+
+fn shorten(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let tail: String = s.chars().rev().take(width - 1).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("…{tail}")
+}
+
+/// The human summary of a hunt.
+pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{header}");
+    let _ = writeln!(s);
+    let levels: Vec<String> = [Level::Critical, Level::High, Level::Medium, Level::Low, Level::Informational]
+        .iter()
+        .map(|l| format!("{l} {}", summary.by_level.get(l).copied().unwrap_or(0)))
+        .collect();
+    let _ = writeln!(s, "Detections: {}  ({})", summary.detections, levels.join(", "));
+    if !summary.by_rule.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{:<13} {:>8} {:>6}  rule", "level", "count", "hosts");
+        let mut rows: Vec<_> = summary.by_rule.iter().collect();
+        rows.sort_by(|a, b| rules[*b.0].level.cmp(&rules[*a.0].level).then(b.1 .0.cmp(&a.1 .0)).then(a.0.cmp(b.0)));
+        for (idx, (count, hosts)) in rows {
+            let r = &rules[*idx];
+            let _ = writeln!(s, "{:<13} {:>8} {:>6}  {}", r.level.to_string(), count, hosts.len(), r.title);
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{:<40} {:>8}  highest level", "host", "count");
+        let mut hosts: Vec<_> = summary.by_host.iter().collect();
+        hosts.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(b.1 .0.cmp(&a.1 .0)));
+        for (host, (count, level)) in hosts {
+            let _ = writeln!(s, "{:<40} {:>8}  {level}", shorten(host, 40), count);
+        }
+    }
+    let _ = writeln!(s);
+    s.push_str(&inputs_table(&summary.inputs));
+    if !summary.errors.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Rejected records (first {} of {}):", summary.errors.len(), summary.rejected());
+        for e in &summary.errors {
+            let _ = writeln!(s, "  {e}");
+        }
+    }
+    s
+}

@@ -1,0 +1,140 @@
+//! Reading many inputs in parallel, delivering each input's result in input order.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use towerwatch_event::Event;
+use towerwatch_sources::{read_input, Input, InputReport, ReadOptions, SourceError};
+
+/// Rejected records kept per input for the summary (all are counted).
+pub const KEPT_ERRORS: usize = 20;
+
+pub struct Options {
+    pub threads: Option<usize>,
+    pub strict: bool,
+    /// Compute each input file's SHA-256 (for the run manifest).
+    pub hash: bool,
+    pub progress: bool,
+}
+
+/// What one input gave.
+pub struct Done<L> {
+    pub input: Input,
+    pub report: InputReport,
+    pub local: L,
+    /// The first rejected records, with their positions.
+    pub errors: Vec<SourceError>,
+    pub sha256: Option<String>,
+}
+
+pub fn progress_bar(enabled: bool, total_bytes: u64) -> ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total_bytes);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+fn input_bytes(input: &Input) -> u64 {
+    match input {
+        Input::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+        Input::Stdin => 0,
+    }
+}
+
+fn sha256_file(input: &Input) -> Option<String> {
+    let Input::File(path) = input else { return None };
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+    Some(crate::ruleset::hex(&h.finalize()))
+}
+
+/// Reads every input on a pool of workers; `start` makes each input's local state,
+/// `on_event` folds events into it; `done` receives results in input order.
+pub fn run<L, S, E, D>(inputs: &[Input], opts: &Options, start: S, on_event: E, mut done: D) -> Result<()>
+where
+    L: Send,
+    S: Fn(&Input) -> L + Sync,
+    E: Fn(&mut L, Event) + Sync,
+    D: FnMut(Done<L>) -> Result<()>,
+{
+    let total: u64 = inputs.iter().map(input_bytes).sum();
+    let pb = progress_bar(opts.progress, total);
+    let threads = opts.threads.unwrap_or(0);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    // One big file gets the EVTX parser's own threads; many files share the pool.
+    let evtx_threads = if inputs.len() == 1 { threads } else { 1 };
+    let read_opts = ReadOptions { strict: opts.strict, evtx_threads };
+    let (tx, rx) = mpsc::channel::<(usize, Done<L>)>();
+    std::thread::scope(|scope| -> Result<()> {
+        let work = scope.spawn(|| {
+            pool.install(|| {
+                inputs.par_iter().enumerate().with_max_len(1).for_each_with(tx, |tx, (i, input)| {
+                    let mut local = start(input);
+                    let mut errors = Vec::new();
+                    let read = catch_unwind(AssertUnwindSafe(|| {
+                        read_input(input, &read_opts, &mut |item| match item {
+                            Ok(event) => on_event(&mut local, event),
+                            Err(e) => {
+                                if errors.len() < KEPT_ERRORS {
+                                    errors.push(e);
+                                }
+                            }
+                        })
+                    }));
+                    let report = read.unwrap_or_else(|panic| {
+                        let msg = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        let mut r = failed_report(input);
+                        r.failure = Some(format!("internal error while reading (please report): {msg}"));
+                        r.rejected = 1;
+                        r
+                    });
+                    let sha256 = if opts.hash { sha256_file(input) } else { None };
+                    let _ = tx.send((i, Done { input: input.clone(), report, local, errors, sha256 }));
+                });
+            });
+        });
+        let mut pending = BTreeMap::new();
+        let mut next = 0usize;
+        let mut result = Ok(());
+        for (i, d) in rx {
+            pb.inc(input_bytes(&d.input));
+            pending.insert(i, d);
+            while let Some(d) = pending.remove(&next) {
+                next += 1;
+                if result.is_ok() {
+                    result = done(d);
+                }
+            }
+        }
+        let _ = work.join();
+        pb.finish_and_clear();
+        result
+    })
+}
+
+fn failed_report(input: &Input) -> InputReport {
+    InputReport::new(input.name().into())
+}

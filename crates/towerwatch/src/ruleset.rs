@@ -1,0 +1,160 @@
+//! Rule sets: the embedded default or files given with `--rules`; filters; `rules check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use towerwatch_detect::Engine;
+use towerwatch_sigma::{Level, LoadReport, RefusalKind, Rule};
+
+use crate::RuleArgs;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+}
+
+/// Rules as loaded, before filters.
+pub struct Loaded {
+    pub report: LoadReport,
+    /// `embedded` or the paths given.
+    pub origin: String,
+    /// SHA-256 over every rule file's path and text, in load order: names the rule set.
+    pub digest: String,
+}
+
+/// Loads the embedded rules (no paths) or the given files and directories.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    let mut report = LoadReport::default();
+    if paths.is_empty() {
+        texts.extend(embedded::EMBEDDED_RULES.iter().map(|(p, t)| (format!("embedded:{p}"), t.to_string())));
+    } else {
+        for p in paths {
+            if !p.exists() {
+                bail!("rules path {} does not exist", p.display());
+            }
+            for file in rule_files(p) {
+                match std::fs::read_to_string(&file) {
+                    Ok(t) => texts.push((file.display().to_string(), t)),
+                    Err(e) => report.refused.push(towerwatch_sigma::RuleError {
+                        path: file.display().to_string(),
+                        title: None,
+                        kind: RefusalKind::Invalid,
+                        reason: format!("cannot read: {e}"),
+                    }),
+                }
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    for (p, t) in &texts {
+        hasher.update(p.as_bytes());
+        hasher.update([0]);
+        hasher.update(t.as_bytes());
+    }
+    let parsed: Vec<LoadReport> = texts
+        .par_iter()
+        .map(|(p, t)| {
+            let mut r = LoadReport::default();
+            r.add_text(t, p);
+            r
+        })
+        .collect();
+    for r in parsed {
+        report.files += r.files;
+        report.rules.extend(r.rules);
+        report.refused.extend(r.refused);
+    }
+    let origin = if paths.is_empty() {
+        "embedded".to_string()
+    } else {
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    };
+    Ok(Loaded { report, origin, digest: hex(&hasher.finalize()) })
+}
+
+fn rule_files(path: &std::path::Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rules selected by level and status, and how many each filter removed.
+pub struct Selected {
+    pub rules: Vec<Rule>,
+    pub below_level: usize,
+    pub other_status: usize,
+}
+
+pub fn select(rules: Vec<Rule>, args: &RuleArgs) -> Result<Selected> {
+    let min: Level = args.min_level.parse().map_err(anyhow::Error::msg)?;
+    let statuses: Vec<String> = args.status.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let mut sel = Selected { rules: Vec::new(), below_level: 0, other_status: 0 };
+    for r in rules {
+        if r.level < min {
+            sel.below_level += 1;
+        } else if !statuses.iter().any(|s| s == "all")
+            && !statuses.contains(&r.status.as_deref().unwrap_or("experimental").to_ascii_lowercase())
+        {
+            sel.other_status += 1;
+        } else {
+            sel.rules.push(r);
+        }
+    }
+    Ok(sel)
+}
+
+/// `towerwatch rules check`.
+pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
+    let loaded = load(paths)?;
+    let report = loaded.report;
+    let mut refused = report.refused.clone();
+    refused.sort_by(|a, b| a.path.cmp(&b.path));
+    for e in &refused {
+        let kind = match e.kind {
+            RefusalKind::Invalid => "invalid",
+            RefusalKind::Unsupported => "unsupported",
+        };
+        println!("{}: {kind}: {}", e.path, e.reason);
+    }
+    let invalid = refused.iter().filter(|e| e.kind == RefusalKind::Invalid).count();
+    let total = report.rules.len() + refused.len();
+    let engine = Engine::new(report.rules);
+    let stats = engine.stats();
+    println!();
+    println!("rule set:     {} (sha256 {})", loaded.origin, &loaded.digest[..16]);
+    println!("files:        {}", report.files);
+    println!(
+        "rules:        {total} ({} loaded, {:.2}%; {} refused: {invalid} invalid, {} unsupported)",
+        stats.rules,
+        100.0 * stats.rules as f64 / total.max(1) as f64,
+        refused.len(),
+        refused.len() - invalid
+    );
+    println!(
+        "engine:       {} channel plans, {} atoms, {} automata, {} slow leaves, {} rule entries without a literal trigger",
+        stats.plans, stats.atoms, stats.automata, stats.slow_leaves, stats.always_evaluated
+    );
+    Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
