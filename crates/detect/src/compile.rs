@@ -97,24 +97,35 @@ fn build_plan(rules: &[Rule], channel: Option<&str>) -> Plan {
     };
     let mut plan_rules = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
-        let Some(event_ids) = admitted_ids(rule, channel) else { continue };
+        let Some(event_ids) = admitted_ids(rule, channel) else {
+            continue;
+        };
         let searches: Vec<Node> = rule.searches.iter().map(|s| b.search(s)).collect();
         let root = cond_node(&rule.condition, &searches);
-        plan_rules.push(PlanRule { rule: i, event_ids, root });
+        plan_rules.push(PlanRule {
+            rule: i,
+            event_ids,
+            root,
+        });
     }
     let atom_count = b.keys.len();
     let mut triggers = vec![Vec::new(); atom_count];
     let mut always = Vec::new();
     for (ri, pr) in plan_rules.iter().enumerate() {
         match trigger_set(&pr.root, &b.keys) {
-            Some((set, _)) => set.into_iter().for_each(|a| triggers[a as usize].push(ri as u32)),
+            Some((set, _)) => set
+                .into_iter()
+                .for_each(|a| triggers[a as usize].push(ri as u32)),
             None => always.push(ri as u32),
         }
     }
     // Scanners per field.
     let mut fields: HashMap<Option<String>, Vec<(u32, &AtomKey)>> = HashMap::new();
     for (id, key) in b.keys.iter().enumerate() {
-        fields.entry(key.field.clone()).or_default().push((id as u32, key));
+        fields
+            .entry(key.field.clone())
+            .or_default()
+            .push((id as u32, key));
     }
     let mut field_scanners = HashMap::new();
     let mut keywords = None;
@@ -138,39 +149,62 @@ fn build_plan(rules: &[Rule], channel: Option<&str>) -> Plan {
     }
 }
 
-fn scanner(atoms: &[(u32, &AtomKey)]) -> FieldScanner {
-    let mut sc = FieldScanner::default();
-    let mut folded: (Vec<String>, Vec<Vec<(u32, Position)>>, HashMap<String, usize>) = Default::default();
-    let mut cased = folded.clone();
-    for &(id, key) in atoms {
-        match key.kind {
-            AtomKind::Exact => {
-                let table = if key.cased { &mut sc.exact_cased } else { &mut sc.exact_folded };
-                table.entry(key.text.as_str().into()).or_default().push(id);
+/// Distinct patterns of one automaton, each with the atoms it stands for.
+#[derive(Default)]
+struct PatternTable {
+    patterns: Vec<String>,
+    owners: Vec<Vec<(u32, Position)>>,
+    index: HashMap<String, usize>,
+}
+
+impl PatternTable {
+    fn add(&mut self, text: &str, atom: u32, pos: Position) {
+        let p = match self.index.get(text) {
+            Some(&p) => p,
+            None => {
+                self.patterns.push(text.to_string());
+                self.owners.push(Vec::new());
+                self.index.insert(text.to_string(), self.patterns.len() - 1);
+                self.patterns.len() - 1
             }
-            AtomKind::At(pos) => {
-                let (pats, owners, index) = if key.cased { &mut cased } else { &mut folded };
-                let p = *index.entry(key.text.clone()).or_insert_with(|| {
-                    pats.push(key.text.clone());
-                    owners.push(Vec::new());
-                    pats.len() - 1
-                });
-                owners[p].push((id, pos));
-            }
-        }
+        };
+        self.owners[p].push((atom, pos));
     }
-    let automaton = |(pats, owners, _): (Vec<String>, Vec<Vec<(u32, Position)>>, HashMap<String, usize>)| {
-        if pats.is_empty() {
+
+    fn build(self) -> Option<Automaton> {
+        if self.patterns.is_empty() {
             return None;
         }
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
-            .build(&pats)
+            .build(&self.patterns)
             .expect("literal patterns always build");
-        Some(Automaton { ac, atoms: owners })
-    };
-    sc.folded = automaton(folded);
-    sc.cased = automaton(cased);
+        Some(Automaton {
+            ac,
+            atoms: self.owners,
+        })
+    }
+}
+
+fn scanner(atoms: &[(u32, &AtomKey)]) -> FieldScanner {
+    let mut sc = FieldScanner::default();
+    let (mut folded, mut cased) = (PatternTable::default(), PatternTable::default());
+    for &(id, key) in atoms {
+        match key.kind {
+            AtomKind::Exact => {
+                let table = if key.cased {
+                    &mut sc.exact_cased
+                } else {
+                    &mut sc.exact_folded
+                };
+                table.entry(key.text.as_str().into()).or_default().push(id);
+            }
+            AtomKind::At(pos) if key.cased => cased.add(&key.text, id, pos),
+            AtomKind::At(pos) => folded.add(&key.text, id, pos),
+        }
+    }
+    sc.folded = folded.build();
+    sc.cased = cased.build();
     sc
 }
 
@@ -180,7 +214,9 @@ fn cond_node(c: &Cond, searches: &[Node]) -> Node {
         Cond::And(items) => Node::And(items.iter().map(|c| cond_node(c, searches)).collect()),
         Cond::Or(items) => Node::Or(items.iter().map(|c| cond_node(c, searches)).collect()),
         Cond::Not(inner) => Node::Not(Box::new(cond_node(inner, searches))),
-        Cond::AtLeast(k, items) => Node::AtLeast(*k, items.iter().map(|c| cond_node(c, searches)).collect()),
+        Cond::AtLeast(k, items) => {
+            Node::AtLeast(*k, items.iter().map(|c| cond_node(c, searches)).collect())
+        }
     }
 }
 
@@ -198,7 +234,13 @@ impl PlanBuilder {
         let values = t
             .values
             .iter()
-            .map(|alts| Node::Or(alts.iter().map(|m| self.leaf(t.field.as_deref(), m)).collect()))
+            .map(|alts| {
+                Node::Or(
+                    alts.iter()
+                        .map(|m| self.leaf(t.field.as_deref(), m))
+                        .collect(),
+                )
+            })
             .collect();
         if t.all {
             Node::And(values)
@@ -238,9 +280,15 @@ impl PlanBuilder {
         match pattern {
             // Keywords on an exact value still scan every field: same as any other atom.
             StrPattern::Exact(s) => self.atom(field, AtomKind::Exact, cased, s),
-            StrPattern::Prefix(s) if !s.is_empty() => self.atom(field, AtomKind::At(Position::Prefix), cased, s),
-            StrPattern::Suffix(s) if !s.is_empty() => self.atom(field, AtomKind::At(Position::Suffix), cased, s),
-            StrPattern::Contains(s) if !s.is_empty() => self.atom(field, AtomKind::At(Position::Contains), cased, s),
+            StrPattern::Prefix(s) if !s.is_empty() => {
+                self.atom(field, AtomKind::At(Position::Prefix), cased, s)
+            }
+            StrPattern::Suffix(s) if !s.is_empty() => {
+                self.atom(field, AtomKind::At(Position::Suffix), cased, s)
+            }
+            StrPattern::Contains(s) if !s.is_empty() => {
+                self.atom(field, AtomKind::At(Position::Contains), cased, s)
+            }
             StrPattern::Glob(_) => {
                 // A glob implies its longest literal: that atom is its trigger.
                 let slow = self.slow(field, m);
@@ -259,10 +307,21 @@ impl PlanBuilder {
 }
 
 /// Fields that tell little: an atom on them alone makes a poor trigger.
-const ROUTING_FIELDS: &[&str] = &["EventID", "Channel", "Provider_Name", "Level", "Task", "Opcode", "Keywords"];
+const ROUTING_FIELDS: &[&str] = &[
+    "EventID",
+    "Channel",
+    "Provider_Name",
+    "Level",
+    "Task",
+    "Opcode",
+    "Keywords",
+];
 
 fn atom_cost(k: &AtomKey) -> u32 {
-    if k.field.as_deref().is_some_and(|f| ROUTING_FIELDS.contains(&f)) {
+    if k.field
+        .as_deref()
+        .is_some_and(|f| ROUTING_FIELDS.contains(&f))
+    {
         return 1000;
     }
     match k.text.len() {

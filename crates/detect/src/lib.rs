@@ -169,7 +169,9 @@ impl Engine {
             s.slow_leaves += p.slow.len();
             s.always_evaluated += p.always.len();
             let scanners = p.fields.values().chain(p.keywords.iter());
-            s.automata += scanners.map(|f| f.folded.is_some() as usize + f.cased.is_some() as usize).sum::<usize>();
+            s.automata += scanners
+                .map(|f| f.folded.is_some() as usize + f.cased.is_some() as usize)
+                .sum::<usize>();
         }
         s
     }
@@ -179,7 +181,10 @@ impl Engine {
             None => self.default_plan,
             Some(c) => match self.plans.get(c) {
                 Some(&i) => i,
-                None => *self.plans_folded.get(&*fold(c)).unwrap_or(&self.default_plan),
+                None => *self
+                    .plans_folded
+                    .get(&*fold(c))
+                    .unwrap_or(&self.default_plan),
             },
         };
         &self.plan_list[idx]
@@ -233,13 +238,17 @@ impl Engine {
 
     /// The reference verdict for the same event: every rule, [`Rule::matches`].
     pub fn reference_matches(&self, event: &Event) -> Vec<usize> {
-        (0..self.rules.len()).filter(|&i| self.rules[i].matches(event)).collect()
+        (0..self.rules.len())
+            .filter(|&i| self.rules[i].matches(event))
+            .collect()
     }
 
     fn scan(&self, plan: &Plan, event: &Event, scratch: &mut Scratch) {
         let channel = event.channel.as_deref();
         for f in &event.fields {
-            let Some(text) = f.value.as_str() else { continue };
+            let Some(text) = f.value.as_str() else {
+                continue;
+            };
             if !plan.fields.is_empty() {
                 if let Some(sc) = plan.fields.get(&f.name) {
                     sc.scan(text, scratch);

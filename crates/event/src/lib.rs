@@ -227,7 +227,11 @@ const DEFENDER: &[(&str, &str)] = &[("ThreatName", "Signature"), ("Path", "Filen
 /// the same facts as `NewProcessName`/`ParentProcessName`. Defender's `antivirus` category
 /// names `Signature`/`Filename` what the log calls `ThreatName`/`Path`. The mapping is that of
 /// SigmaHQ's own regression runner (`tests/thor.yml`).
-pub fn sigma_aliases(channel: Option<&str>, event_id: Option<u32>, field: &str) -> &'static [&'static str] {
+pub fn sigma_aliases(
+    channel: Option<&str>,
+    event_id: Option<u32>,
+    field: &str,
+) -> &'static [&'static str] {
     let table = match (channel, event_id) {
         (Some(c), Some(4688)) if c.eq_ignore_ascii_case("Security") => SECURITY_4688,
         (Some(c), Some(_))

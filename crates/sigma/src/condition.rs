@@ -89,7 +89,11 @@ pub fn parse(text: &str, names: &[String]) -> Result<Cond, String> {
     if toks.contains(&Tok::Pipe) {
         return Err("aggregation expressions after '|' (Sigma 1.x) are not supported; use correlation rules".into());
     }
-    let mut p = Parser { toks, pos: 0, names };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        names,
+    };
     let cond = p.or()?;
     if p.pos != p.toks.len() {
         return Err(format!("unexpected {:?} in condition", p.toks[p.pos]));
@@ -114,7 +118,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 { items.pop().unwrap_or(Cond::Or(vec![])) } else { Cond::Or(items) })
+        Ok(if items.len() == 1 {
+            items.pop().unwrap_or(Cond::Or(vec![]))
+        } else {
+            Cond::Or(items)
+        })
     }
 
     fn and(&mut self) -> Result<Cond, String> {
@@ -123,7 +131,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.not()?);
         }
-        Ok(if items.len() == 1 { items.pop().unwrap_or(Cond::And(vec![])) } else { Cond::And(items) })
+        Ok(if items.len() == 1 {
+            items.pop().unwrap_or(Cond::And(vec![]))
+        } else {
+            Cond::And(items)
+        })
     }
 
     fn not(&mut self) -> Result<Cond, String> {
@@ -147,7 +159,9 @@ impl Parser<'_> {
             Some(Tok::Num(n)) => self.quantified(Some(n)),
             Some(Tok::Ident(name)) => match self.names.iter().position(|n| *n == name) {
                 Some(i) => Ok(Cond::Search(i)),
-                None => Err(format!("condition names '{name}', which is not a search of this rule")),
+                None => Err(format!(
+                    "condition names '{name}', which is not a search of this rule"
+                )),
             },
             Some(t) => Err(format!("unexpected {t:?} in condition")),
             None => Err("condition ends too early".into()),
@@ -170,7 +184,11 @@ impl Parser<'_> {
                     .map(Cond::Search)
                     .collect()
             }
-            other => return Err(format!("expected a search name pattern or 'them' after 'of', found {other:?}")),
+            other => {
+                return Err(format!(
+                    "expected a search name pattern or 'them' after 'of', found {other:?}"
+                ))
+            }
         };
         if members.is_empty() {
             return Err("'of' pattern matches no search of this rule".into());
@@ -189,22 +207,38 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["selection", "selection_a", "selection_b", "filter_main_x", "filter_optional_y"]
-            .map(String::from)
-            .to_vec()
+        [
+            "selection",
+            "selection_a",
+            "selection_b",
+            "filter_main_x",
+            "filter_optional_y",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     #[test]
     fn precedence_and_quantifiers() {
-        let c = parse("selection and not 1 of filter_* or all of selection_*", &names()).unwrap();
+        let c = parse(
+            "selection and not 1 of filter_* or all of selection_*",
+            &names(),
+        )
+        .unwrap();
         assert_eq!(
             c,
             Cond::Or(vec![
-                Cond::And(vec![Cond::Search(0), Cond::Not(Box::new(Cond::Or(vec![Cond::Search(3), Cond::Search(4)])))]),
+                Cond::And(vec![
+                    Cond::Search(0),
+                    Cond::Not(Box::new(Cond::Or(vec![Cond::Search(3), Cond::Search(4)])))
+                ]),
                 Cond::And(vec![Cond::Search(1), Cond::Search(2)]),
             ])
         );
-        assert_eq!(parse("2 of them", &names()).unwrap(), Cond::AtLeast(2, (0..5).map(Cond::Search).collect()));
+        assert_eq!(
+            parse("2 of them", &names()).unwrap(),
+            Cond::AtLeast(2, (0..5).map(Cond::Search).collect())
+        );
         assert_eq!(parse("(selection)", &names()).unwrap(), Cond::Search(0));
     }
 

@@ -13,7 +13,9 @@ impl Rule {
     /// Whether the rule's log source admits the event.
     pub fn admits(&self, event: &Event) -> bool {
         let channel = event.channel.as_deref();
-        self.routes.iter().any(|r| r.admits(channel, event.event_id))
+        self.routes
+            .iter()
+            .any(|r| r.admits(channel, event.event_id))
     }
 
     /// The reference verdict: log source, then the condition over the searches.
@@ -28,19 +30,30 @@ fn eval_cond(c: &Cond, searches: &[Search], event: &Event) -> bool {
         Cond::And(items) => items.iter().all(|c| eval_cond(c, searches, event)),
         Cond::Or(items) => items.iter().any(|c| eval_cond(c, searches, event)),
         Cond::Not(inner) => !eval_cond(inner, searches, event),
-        Cond::AtLeast(n, items) => items.iter().filter(|c| eval_cond(c, searches, event)).count() >= *n,
+        Cond::AtLeast(n, items) => {
+            items
+                .iter()
+                .filter(|c| eval_cond(c, searches, event))
+                .count()
+                >= *n
+        }
     }
 }
 
 impl Search {
     pub fn matches(&self, event: &Event) -> bool {
-        self.alternatives.iter().any(|tests| tests.iter().all(|t| t.matches(event)))
+        self.alternatives
+            .iter()
+            .any(|tests| tests.iter().all(|t| t.matches(event)))
     }
 }
 
 impl FieldTest {
     pub fn matches(&self, event: &Event) -> bool {
-        let value_ok = |alts: &Vec<Matcher>| alts.iter().any(|m| m.matches_field(event, self.field.as_deref()));
+        let value_ok = |alts: &Vec<Matcher>| {
+            alts.iter()
+                .any(|m| m.matches_field(event, self.field.as_deref()))
+        };
         if self.all {
             self.values.iter().all(value_ok)
         } else {
@@ -57,17 +70,29 @@ impl Matcher {
                 Matcher::Exists(want) => event.has(name) == *want,
                 Matcher::Null => event.values(name).all(Value::is_null),
                 Matcher::Not(inner) => !inner.matches_field(event, field),
-                Matcher::FieldRef { field: other, anchor, cased } => {
+                Matcher::FieldRef {
+                    field: other,
+                    anchor,
+                    cased,
+                } => {
                     let refs: Vec<&str> = event.values(other).filter_map(Value::as_str).collect();
-                    event.values(name).filter_map(Value::as_str).any(|v| {
-                        refs.iter().any(|r| fieldref_match(v, r, *anchor, *cased))
-                    })
+                    event
+                        .values(name)
+                        .filter_map(Value::as_str)
+                        .any(|v| refs.iter().any(|r| fieldref_match(v, r, *anchor, *cased)))
                 }
-                _ => event.values(name).filter_map(Value::as_str).any(|v| self.matches_text(v)),
+                _ => event
+                    .values(name)
+                    .filter_map(Value::as_str)
+                    .any(|v| self.matches_text(v)),
             },
             None => match self {
                 Matcher::Not(inner) => !inner.matches_field(event, None),
-                _ => event.fields.iter().filter_map(|f| f.value.as_str()).any(|v| self.matches_text(v)),
+                _ => event
+                    .fields
+                    .iter()
+                    .filter_map(|f| f.value.as_str())
+                    .any(|v| self.matches_text(v)),
             },
         }
     }
@@ -83,7 +108,10 @@ impl Matcher {
                 }
             }
             Matcher::Regex(re) => re.is_match(text),
-            Matcher::Cidr(net) => text.trim().parse::<std::net::IpAddr>().is_ok_and(|ip| net.contains(&ip)),
+            Matcher::Cidr(net) => text
+                .trim()
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| net.contains(&ip)),
             Matcher::Compare(op, n) => parse_number(text).is_some_and(|v| match op {
                 Compare::Lt => v < *n,
                 Compare::Lte => v <= *n,

@@ -37,7 +37,9 @@ use std::path::{Path, PathBuf};
 pub use condition::Cond;
 pub use logsource::{LogSource, Route};
 pub use pattern::{Anchor, GlobToken, StrPattern};
-pub use rule::{parse_rules, Compare, FieldTest, Level, Matcher, RefusalKind, Rule, RuleError, Search};
+pub use rule::{
+    parse_rules, Compare, FieldTest, Level, Matcher, RefusalKind, Rule, RuleError, Search,
+};
 
 /// Rules loaded from files, with those refused and why.
 #[derive(Debug, Default)]

@@ -49,7 +49,10 @@ fn service_channels(service: &str) -> Option<&'static [&'static str]> {
         "system" => &["System"],
         "application" => &["Application"],
         "sysmon" => &[SYSMON],
-        "powershell" => &["Microsoft-Windows-PowerShell/Operational", "PowerShellCore/Operational"],
+        "powershell" => &[
+            "Microsoft-Windows-PowerShell/Operational",
+            "PowerShellCore/Operational",
+        ],
         "powershell-classic" => &["Windows PowerShell"],
         "ntlm" => &["Microsoft-Windows-NTLM/Operational"],
         "taskscheduler" => &["Microsoft-Windows-TaskScheduler/Operational"],
@@ -107,9 +110,10 @@ fn service_channels(service: &str) -> Option<&'static [&'static str]> {
         "hyper-v-worker" => &["Microsoft-Windows-Hyper-V-Worker"],
         "kernel-event-tracing" => &["Microsoft-Windows-Kernel-EventTracing"],
         "sense" => &["Microsoft-Windows-SENSE/Operational"],
-        "servicebus-client" | "microsoft-servicebus-client" => {
-            &["Microsoft-ServiceBus-Client/Admin", "Microsoft-ServiceBus-Client/Operational"]
-        }
+        "servicebus-client" | "microsoft-servicebus-client" => &[
+            "Microsoft-ServiceBus-Client/Admin",
+            "Microsoft-ServiceBus-Client/Operational",
+        ],
         "iis-configuration" => &["Microsoft-IIS-Configuration/Operational"],
         "driver-framework" => &["Microsoft-Windows-DriverFrameworks-UserMode/Operational"],
         _ => return None,
@@ -118,9 +122,15 @@ fn service_channels(service: &str) -> Option<&'static [&'static str]> {
 
 fn category_routes(category: &str) -> Option<Vec<Route>> {
     let sysmon = |ids: &[u32]| vec![Route::new(&[SYSMON], ids)];
-    let ps = ["Microsoft-Windows-PowerShell/Operational", "PowerShellCore/Operational"];
+    let ps = [
+        "Microsoft-Windows-PowerShell/Operational",
+        "PowerShellCore/Operational",
+    ];
     Some(match category {
-        "process_creation" => vec![Route::new(&[SYSMON], &[1]), Route::new(&["Security"], &[4688])],
+        "process_creation" => vec![
+            Route::new(&[SYSMON], &[1]),
+            Route::new(&["Security"], &[4688]),
+        ],
         "file_change" => sysmon(&[2]),
         "network_connection" => sysmon(&[3]),
         "sysmon_status" => sysmon(&[4, 16]),
@@ -154,7 +164,9 @@ fn category_routes(category: &str) -> Option<Vec<Route>> {
         "ps_classic_script" => vec![Route::new(&["Windows PowerShell"], &[800])],
         "antivirus" => vec![Route::new(
             &["Microsoft-Windows-Windows Defender/Operational"],
-            &[1006, 1007, 1008, 1009, 1010, 1011, 1012, 1017, 1018, 1019, 1115, 1116],
+            &[
+                1006, 1007, 1008, 1009, 1010, 1011, 1012, 1017, 1018, 1019, 1115, 1116,
+            ],
         )],
         _ => return None,
     })
@@ -165,7 +177,11 @@ pub fn resolve(ls: &LogSource) -> Result<Vec<Route>, String> {
     let product = ls.product.as_deref().map(str::to_ascii_lowercase);
     match product.as_deref() {
         Some("windows") => {}
-        Some(other) => return Err(format!("product '{other}' has no log source mapping yet (windows only)")),
+        Some(other) => {
+            return Err(format!(
+                "product '{other}' has no log source mapping yet (windows only)"
+            ))
+        }
         None if ls.category.is_none() && ls.service.is_none() => {
             return Err("logsource names no product, category or service".into())
         }
@@ -202,14 +218,22 @@ mod tests {
     #[test]
     fn process_creation_spans_sysmon_and_security() {
         let routes = resolve(&ls(Some("windows"), Some("process_creation"), None)).unwrap();
-        assert!(routes.iter().any(|r| r.admits(Some("Security"), Some(4688))));
-        assert!(routes.iter().any(|r| r.admits(Some("microsoft-windows-sysmon/operational"), Some(1))));
-        assert!(!routes.iter().any(|r| r.admits(Some("Security"), Some(4624))));
+        assert!(routes
+            .iter()
+            .any(|r| r.admits(Some("Security"), Some(4688))));
+        assert!(routes
+            .iter()
+            .any(|r| r.admits(Some("microsoft-windows-sysmon/operational"), Some(1))));
+        assert!(!routes
+            .iter()
+            .any(|r| r.admits(Some("Security"), Some(4624))));
     }
 
     #[test]
     fn unknown_sources_are_refused_with_reason() {
-        assert!(resolve(&ls(Some("windows"), Some("file_access"), None)).unwrap_err().contains("file_access"));
+        assert!(resolve(&ls(Some("windows"), Some("file_access"), None))
+            .unwrap_err()
+            .contains("file_access"));
         assert!(resolve(&ls(Some("linux"), Some("process_creation"), None)).is_err());
         let any = resolve(&ls(Some("windows"), None, None)).unwrap();
         assert!(any[0].admits(Some("Whatever"), None));

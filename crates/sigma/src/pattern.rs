@@ -56,7 +56,11 @@ pub fn parse_wildcards(raw: &str) -> Vec<GlobToken> {
                 if !lit.is_empty() {
                     tokens.push(GlobToken::Lit(std::mem::take(&mut lit)));
                 }
-                tokens.push(if c == '*' { GlobToken::Star } else { GlobToken::One });
+                tokens.push(if c == '*' {
+                    GlobToken::Star
+                } else {
+                    GlobToken::One
+                });
             }
             _ => lit.push(c),
         }
@@ -290,11 +294,20 @@ mod tests {
 
     #[test]
     fn wildcards_and_anchors_classify() {
-        assert_eq!(pat("cmd.exe", Anchor::Whole), StrPattern::Exact("cmd.exe".into()));
-        assert_eq!(pat("\\CMD.exe", Anchor::End), StrPattern::Suffix("\\cmd.exe".into()));
+        assert_eq!(
+            pat("cmd.exe", Anchor::Whole),
+            StrPattern::Exact("cmd.exe".into())
+        );
+        assert_eq!(
+            pat("\\CMD.exe", Anchor::End),
+            StrPattern::Suffix("\\cmd.exe".into())
+        );
         assert_eq!(pat("*x*", Anchor::Whole), StrPattern::Contains("x".into()));
         assert_eq!(pat("a\\*b", Anchor::Whole), StrPattern::Exact("a*b".into()));
-        assert_eq!(pat("C:\\Windows\\", Anchor::Start), StrPattern::Prefix("c:\\windows\\".into()));
+        assert_eq!(
+            pat("C:\\Windows\\", Anchor::Start),
+            StrPattern::Prefix("c:\\windows\\".into())
+        );
         assert!(matches!(pat("a*b", Anchor::Whole), StrPattern::Glob(_)));
     }
 
@@ -324,6 +337,9 @@ mod tests {
         let v = base64_offsets(b"Invoke-");
         assert_eq!(v, ["SW52b2tlL", "ludm9rZS", "JbnZva2Ut"]);
         let wide = base64_offsets(&encode(b"IEX", Encoding::Utf16Le));
-        assert!(base64(&encode(b"xIEX", Encoding::Utf16Le)).contains(&wide[2]) || base64(&encode(b"IEX", Encoding::Utf16Le)).contains(&wide[0]));
+        assert!(
+            base64(&encode(b"xIEX", Encoding::Utf16Le)).contains(&wide[2])
+                || base64(&encode(b"IEX", Encoding::Utf16Le)).contains(&wide[0])
+        );
     }
 }

@@ -51,7 +51,10 @@ impl fmt::Display for Level {
 #[derive(Debug, Clone)]
 pub enum Matcher {
     /// A string pattern; folded (case-insensitive) unless `cased`.
-    Str { pattern: StrPattern, cased: bool },
+    Str {
+        pattern: StrPattern,
+        cased: bool,
+    },
     Regex(regex::Regex),
     Cidr(ipnet::IpNet),
     Compare(Compare, f64),
@@ -60,7 +63,11 @@ pub enum Matcher {
     /// `null`: the field is absent or null.
     Null,
     /// `|fieldref`: equal (anchored as the modifiers say) to another field's value.
-    FieldRef { field: String, anchor: Anchor, cased: bool },
+    FieldRef {
+        field: String,
+        anchor: Anchor,
+        cased: bool,
+    },
     /// `|neq`: none of the field's values matches.
     Not(Box<Matcher>),
 }
@@ -140,7 +147,11 @@ type Refusal = (RefusalKind, String);
 pub fn parse_rules(text: &str, path: &str) -> Vec<Result<Rule, RuleError>> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let label = if i == 0 { path.to_string() } else { format!("{path}#{i}") };
+        let label = if i == 0 {
+            path.to_string()
+        } else {
+            format!("{path}#{i}")
+        };
         let parsed = Yaml::deserialize_any(doc);
         out.push(match parsed {
             Ok(yaml) => {
@@ -197,7 +208,9 @@ fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
         return Err(unsupported("Sigma filter (meta-rule) is not supported"));
     }
     if str_of(y, "action").is_some() {
-        return Err(unsupported("rule collections with 'action' are not supported"));
+        return Err(unsupported(
+            "rule collections with 'action' are not supported",
+        ));
     }
     let title = str_of(y, "title").ok_or_else(|| invalid("missing 'title'"))?;
     let level = match str_of(y, "level") {
@@ -205,30 +218,43 @@ fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
         None => Level::Medium,
     };
     let tags = match y.get("tags") {
-        Some(Yaml::Sequence(s)) => s.iter().filter_map(|t| t.as_str().map(String::from)).collect(),
+        Some(Yaml::Sequence(s)) => s
+            .iter()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     };
-    let ls = y.get("logsource").ok_or_else(|| invalid("missing 'logsource'"))?;
+    let ls = y
+        .get("logsource")
+        .ok_or_else(|| invalid("missing 'logsource'"))?;
     let logsource = LogSource {
         product: str_of(ls, "product"),
         category: str_of(ls, "category"),
         service: str_of(ls, "service"),
     };
     let routes = logsource::resolve(&logsource).map_err(unsupported)?;
-    let detection = y.get("detection").ok_or_else(|| invalid("missing 'detection'"))?;
+    let detection = y
+        .get("detection")
+        .ok_or_else(|| invalid("missing 'detection'"))?;
     let Yaml::Mapping(det) = detection else {
         return Err(invalid("'detection' is not a mapping"));
     };
     let mut searches = Vec::new();
     let mut condition_texts = Vec::new();
     for (k, v) in det {
-        let name = k.as_str().ok_or_else(|| invalid("detection key is not a string"))?;
+        let name = k
+            .as_str()
+            .ok_or_else(|| invalid("detection key is not a string"))?;
         match name {
             "condition" => match v {
                 Yaml::String(s) => condition_texts.push(s.clone()),
                 Yaml::Sequence(list) => {
                     for c in list {
-                        condition_texts.push(c.as_str().ok_or_else(|| invalid("condition list item is not a string"))?.to_string());
+                        condition_texts.push(
+                            c.as_str()
+                                .ok_or_else(|| invalid("condition list item is not a string"))?
+                                .to_string(),
+                        );
                     }
                 }
                 _ => return Err(invalid("'condition' is not a string")),
@@ -236,7 +262,8 @@ fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
             "timeframe" => {}
             _ => searches.push(Search {
                 name: name.to_string(),
-                alternatives: parse_search(v).map_err(|(k, m)| (k, format!("search '{name}': {m}")))?,
+                alternatives: parse_search(v)
+                    .map_err(|(k, m)| (k, format!("search '{name}': {m}")))?,
             }),
         }
     }
@@ -255,7 +282,11 @@ fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
         })?;
         conds.push(c);
     }
-    let condition = if conds.len() == 1 { conds.remove(0) } else { Cond::Or(conds) };
+    let condition = if conds.len() == 1 {
+        conds.remove(0)
+    } else {
+        Cond::Or(conds)
+    };
     Ok(Rule {
         id: str_of(y, "id").unwrap_or_default(),
         title,
@@ -284,12 +315,16 @@ fn parse_search(v: &Yaml) -> Result<Vec<Vec<FieldTest>>, Refusal> {
             .collect(),
         Yaml::Sequence(items) => {
             if items.iter().any(|i| i.is_mapping() || i.is_sequence()) {
-                return Err(invalid("a list must hold either maps or keywords, not both"));
+                return Err(invalid(
+                    "a list must hold either maps or keywords, not both",
+                ));
             }
             Ok(vec![vec![parse_test(None, &[], v)?]])
         }
         Yaml::String(_) | Yaml::Number(_) => Ok(vec![vec![parse_test(None, &[], v)?]]),
-        _ => Err(invalid("a search must be a map, a list of maps, or a list of keywords")),
+        _ => Err(invalid(
+            "a search must be a map, a list of maps, or a list of keywords",
+        )),
     }
 }
 
@@ -355,9 +390,15 @@ fn parse_modifiers(mods: &[&str]) -> Result<Modifiers, Refusal> {
             "gt" => m.compare = Some(Compare::Gt),
             "gte" => m.compare = Some(Compare::Gte),
             "neq" => m.neq = true,
-            "expand" => return Err(unsupported("'expand' placeholders need a pipeline that defines them")),
+            "expand" => {
+                return Err(unsupported(
+                    "'expand' placeholders need a pipeline that defines them",
+                ))
+            }
             "minute" | "hour" | "day" | "week" | "month" | "year" => {
-                return Err(unsupported(format!("time modifier '{name}' is not supported")))
+                return Err(unsupported(format!(
+                    "time modifier '{name}' is not supported"
+                )))
             }
             other => return Err(invalid(format!("unknown modifier '{other}'"))),
         }
@@ -378,16 +419,27 @@ fn parse_test(field: Option<String>, mods: &[&str], v: &Yaml) -> Result<FieldTes
     for item in items {
         let mut alts = value_matchers(&m, field.is_none(), item)?;
         if m.neq {
-            alts = alts.into_iter().map(|a| Matcher::Not(Box::new(a))).collect();
+            alts = alts
+                .into_iter()
+                .map(|a| Matcher::Not(Box::new(a)))
+                .collect();
         }
         values.push(alts);
     }
     if m.neq && values.len() > 1 {
         // `neq` with a list: the field differs from every value.
         let all: Vec<Matcher> = values.into_iter().flatten().collect();
-        return Ok(FieldTest { field, all: true, values: all.into_iter().map(|a| vec![a]).collect() });
+        return Ok(FieldTest {
+            field,
+            all: true,
+            values: all.into_iter().map(|a| vec![a]).collect(),
+        });
     }
-    Ok(FieldTest { field, all: m.all, values })
+    Ok(FieldTest {
+        field,
+        all: m.all,
+        values,
+    })
 }
 
 fn scalar_text(item: &Yaml) -> Result<Option<String>, Refusal> {
@@ -404,7 +456,9 @@ fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Match
     if m.exists {
         return match item {
             Yaml::Bool(b) => Ok(vec![Matcher::Exists(*b)]),
-            Yaml::String(s) if s == "true" || s == "false" => Ok(vec![Matcher::Exists(s == "true")]),
+            Yaml::String(s) if s == "true" || s == "false" => {
+                Ok(vec![Matcher::Exists(s == "true")])
+            }
             _ => Err(invalid("'exists' takes true or false")),
         };
     }
@@ -421,7 +475,9 @@ fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Match
         }
         return regex::Regex::new(&format!("{prefix}{raw}"))
             .map(|r| vec![Matcher::Regex(r)])
-            .map_err(|e| unsupported(format!("regex not supported by the Rust regex engine: {e}")));
+            .map_err(|e| {
+                unsupported(format!("regex not supported by the Rust regex engine: {e}"))
+            });
     }
     if m.cidr {
         let net = raw
@@ -431,7 +487,9 @@ fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Match
         return Ok(vec![Matcher::Cidr(net)]);
     }
     if let Some(op) = m.compare {
-        let n: f64 = raw.parse().map_err(|_| invalid(format!("'{raw}' is not a number")))?;
+        let n: f64 = raw
+            .parse()
+            .map_err(|_| invalid(format!("'{raw}' is not a number")))?;
         return Ok(vec![Matcher::Compare(op, n)]);
     }
     if m.fieldref {
@@ -442,17 +500,30 @@ fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Match
         }]);
     }
     // Keywords match anywhere in the event's values.
-    let anchor = m.anchor.unwrap_or(if keyword { Anchor::Anywhere } else { Anchor::Whole });
-    let mut texts = if m.windash { pattern::windash(&raw) } else { vec![raw] };
+    let anchor = m.anchor.unwrap_or(if keyword {
+        Anchor::Anywhere
+    } else {
+        Anchor::Whole
+    });
+    let mut texts = if m.windash {
+        pattern::windash(&raw)
+    } else {
+        vec![raw]
+    };
     let encoded = !m.encodings.is_empty() || m.base64 || m.base64offset;
     if !encoded {
         return Ok(texts
             .into_iter()
-            .map(|t| Matcher::Str { pattern: pattern::build(pattern::parse_wildcards(&t), anchor, m.cased), cased: m.cased })
+            .map(|t| Matcher::Str {
+                pattern: pattern::build(pattern::parse_wildcards(&t), anchor, m.cased),
+                cased: m.cased,
+            })
             .collect());
     }
     if texts.iter().any(|t| pattern::has_wildcards(t)) {
-        return Err(invalid("wildcards cannot be combined with encoding modifiers"));
+        return Err(invalid(
+            "wildcards cannot be combined with encoding modifiers",
+        ));
     }
     let mut out = Vec::new();
     for t in texts.drain(..) {
@@ -468,8 +539,15 @@ fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Match
             vec![String::from_utf8_lossy(&bytes).into_owned()]
         };
         for lit in literals {
-            let tokens = if lit.is_empty() { vec![] } else { vec![pattern::GlobToken::Lit(lit)] };
-            out.push(Matcher::Str { pattern: pattern::build(tokens, anchor, m.cased), cased: m.cased });
+            let tokens = if lit.is_empty() {
+                vec![]
+            } else {
+                vec![pattern::GlobToken::Lit(lit)]
+            };
+            out.push(Matcher::Str {
+                pattern: pattern::build(tokens, anchor, m.cased),
+                cased: m.cased,
+            });
         }
     }
     Ok(out)

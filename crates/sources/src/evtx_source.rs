@@ -18,16 +18,41 @@ pub(crate) fn read(
     let settings = ParserSettings::new().num_threads(options.evtx_threads);
     // A plain file is parsed in place; a decompressed or piped stream needs to be seekable,
     // so it is held in memory (EVTX files are bounded in size by Windows).
-    match path {
-        Some(p) => parse(EvtxParser::from_path(p), settings, tally),
+    let len = match path {
+        Some(p) => {
+            parse(EvtxParser::from_path(p), settings, tally);
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        }
         None => {
             let mut buf = Vec::new();
             if let Err(e) = reader.read_to_end(&mut buf) {
                 tally.fail(format!("read error: {e}"));
                 return;
             }
-            parse(EvtxParser::from_buffer(buf), settings, tally)
+            let len = buf.len() as u64;
+            parse(EvtxParser::from_buffer(buf), settings, tally);
+            len
         }
+    };
+    check_truncation(len, tally);
+}
+
+const HEADER: u64 = 4096;
+const CHUNK: u64 = 65536;
+
+/// An EVTX file is a 4 KiB header and whole 64 KiB chunks; the parser skips a partial last
+/// chunk without a word, so its loss is reported here.
+fn check_truncation(len: u64, tally: &mut Tally<'_, '_>) {
+    if tally.report.failure.is_some() || len < HEADER {
+        return;
+    }
+    let partial = (len - HEADER) % CHUNK;
+    if partial != 0 {
+        let at = len - partial;
+        tally.reject(
+            Position::Offset(at),
+            format!("truncated EVTX: the last chunk has {partial} of {CHUNK} bytes; its records could not be read"),
+        );
     }
 }
 
@@ -60,9 +85,15 @@ fn parse<T: Read + Seek>(
             }
             Err(e) => {
                 let position = match &e {
-                    evtx::err::EvtxError::FailedToParseRecord { record_id, .. } => Position::Record(*record_id),
-                    evtx::err::EvtxError::FailedToParseChunk { chunk_id, .. } => Position::Chunk(*chunk_id),
-                    evtx::err::EvtxError::FailedToReadRecordAt { chunk: Some(c), .. } => Position::Chunk(*c),
+                    evtx::err::EvtxError::FailedToParseRecord { record_id, .. } => {
+                        Position::Record(*record_id)
+                    }
+                    evtx::err::EvtxError::FailedToParseChunk { chunk_id, .. } => {
+                        Position::Chunk(*chunk_id)
+                    }
+                    evtx::err::EvtxError::FailedToReadRecordAt { chunk: Some(c), .. } => {
+                        Position::Chunk(*c)
+                    }
                     _ => Position::Input,
                 };
                 tally.reject(position, chain(&e))

@@ -137,10 +137,14 @@ fn push_scalar(name: &str, v: Json, event: &mut Event) {
         Json::String(s) => Value::Text(s.into_boxed_str()),
         nested @ (Json::Array(_) | Json::Object(_)) => return flatten(name, nested, event),
     };
-    event.fields.push(towerwatch_event::Field {
-        name: name.into(),
-        value,
-    });
+    // Defender and a few other providers name data with spaces ("Threat Name"); Sigma
+    // rules use the names without them.
+    let name: Box<str> = if name.contains(' ') {
+        name.replace(' ', "").into()
+    } else {
+        name.into()
+    };
+    event.fields.push(towerwatch_event::Field { name, value });
 }
 
 /// Fills the typed routing keys from the fields every shape has produced.
@@ -158,10 +162,10 @@ fn derive_keys(event: &mut Event) {
             "EventRecordID" if event.record_id.is_none() => {
                 event.record_id = text.trim().parse().ok()
             }
-            "TimeCreated_SystemTime" | "@timestamp" | "TimeCreated" | "timestamp" => {
-                if ts.is_none() {
-                    ts = parse_timestamp(text);
-                }
+            "TimeCreated_SystemTime" | "@timestamp" | "TimeCreated" | "timestamp"
+                if ts.is_none() =>
+            {
+                ts = parse_timestamp(text);
             }
             _ => {}
         }
@@ -179,7 +183,10 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
         return Some(ts);
     }
     let civil: jiff::civil::DateTime = s.parse().ok()?;
-    civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 #[cfg(test)]
@@ -201,20 +208,28 @@ mod tests {
             "Computer": "ws1", "Security": {"#attributes": {"UserID": "S-1-5-18"}}},
             "EventData": {"Image": "C:\\a.exe", "ProcessId": 4460, "Empty": null}}}));
         assert_eq!(e.event_id, Some(1));
-        assert_eq!(e.channel.as_deref(), Some("Microsoft-Windows-Sysmon/Operational"));
+        assert_eq!(
+            e.channel.as_deref(),
+            Some("Microsoft-Windows-Sysmon/Operational")
+        );
         assert_eq!(e.provider.as_deref(), Some("Microsoft-Windows-Sysmon"));
         assert_eq!(e.record_id, Some(571146));
         assert_eq!(e.first_str("Security_UserID"), Some("S-1-5-18"));
         assert_eq!(e.first_str("ProcessId"), Some("4460"));
         assert!(e.has("Empty") && e.first_str("Empty").is_none());
-        assert_eq!(e.timestamp.unwrap().to_string(), "2025-11-27T07:40:10.165324Z");
+        assert_eq!(
+            e.timestamp.unwrap().to_string(),
+            "2025-11-27T07:40:10.165324Z"
+        );
     }
 
     #[test]
     fn unnamed_data_and_user_data() {
-        let e = ev(json!({"Event": {"System": {"EventID": 400, "Channel": "Windows PowerShell"},
+        let e = ev(
+            json!({"Event": {"System": {"EventID": 400, "Channel": "Windows PowerShell"},
             "EventData": {"Data": {"#text": ["Available", "NewEngineState=Available"]}},
-            "UserData": {"LogFileCleared": {"#attributes": {"xmlns": "http://x"}, "SubjectUserName": "bob"}}}}));
+            "UserData": {"LogFileCleared": {"#attributes": {"xmlns": "http://x"}, "SubjectUserName": "bob"}}}}),
+        );
         let data: Vec<_> = e.values("Data").filter_map(|v| v.as_str()).collect();
         assert_eq!(data, ["Available", "NewEngineState=Available"]);
         assert_eq!(e.first_str("SubjectUserName"), Some("bob"));
@@ -223,14 +238,18 @@ mod tests {
 
     #[test]
     fn winlogbeat_and_flat_shapes() {
-        let e = ev(json!({"@timestamp": "2024-01-02T03:04:05Z", "winlog": {"event_id": "4688",
-            "channel": "Security", "computer_name": "dc1", "event_data": {"NewProcessName": "x.exe"}}}));
+        let e = ev(
+            json!({"@timestamp": "2024-01-02T03:04:05Z", "winlog": {"event_id": "4688",
+            "channel": "Security", "computer_name": "dc1", "event_data": {"NewProcessName": "x.exe"}}}),
+        );
         assert_eq!(e.event_id, Some(4688));
         assert_eq!(e.first_str("Image"), Some("x.exe"));
         assert_eq!(e.computer.as_deref(), Some("dc1"));
         assert!(e.timestamp.is_some());
-        let f = ev(json!({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
-            "UtcTime": "2024-01-02 03:04:05.123", "CommandLine": "whoami"}));
+        let f = ev(
+            json!({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+            "UtcTime": "2024-01-02 03:04:05.123", "CommandLine": "whoami"}),
+        );
         assert_eq!(f.event_id, Some(1));
         assert_eq!(f.timestamp.unwrap().to_string(), "2024-01-02T03:04:05.123Z");
         assert!(event_from_json(json!([1]), Origin::line("t", 1)).is_err());

@@ -76,7 +76,11 @@ pub(crate) fn read_documents(reader: &mut (dyn BufRead + Send), tally: &mut Tall
                 }
             }
             Err(e) => {
-                let msg = format!("invalid JSON at line {} column {}: {e}; rest of input not readable", e.line(), e.column());
+                let msg = format!(
+                    "invalid JSON at line {} column {}: {e}; rest of input not readable",
+                    e.line(),
+                    e.column()
+                );
                 tally.reject(Position::Offset(offset), msg.clone());
                 tally.report.failure = Some(msg);
                 return;

@@ -115,18 +115,15 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<Input>, Vec<SourceError>) {
             continue;
         }
         if path.is_dir() {
-            let walk = walkdir::WalkDir::new(path).sort_by_file_name().follow_links(true);
+            let walk = walkdir::WalkDir::new(path)
+                .sort_by_file_name()
+                .follow_links(true);
             for entry in walk {
                 match entry {
                     Ok(e) if e.file_type().is_file() => inputs.push(Input::File(e.into_path())),
                     Ok(_) => {}
                     Err(err) => problems.push(SourceError {
-                        input: err
-                            .path()
-                            .unwrap_or(path)
-                            .display()
-                            .to_string()
-                            .into(),
+                        input: err.path().unwrap_or(path).display().to_string().into(),
                         position: Position::Input,
                         message: err.to_string(),
                     }),
@@ -228,7 +225,9 @@ impl<'a, 'b> Tally<'a, 'b> {
             message: message.clone(),
         }));
         if self.strict {
-            self.report.failure = Some(format!("stopped at the first bad record (--strict): {message}"));
+            self.report.failure = Some(format!(
+                "stopped at the first bad record (--strict): {message}"
+            ));
             return false;
         }
         true
@@ -275,7 +274,8 @@ pub fn read_input(input: &Input, options: &ReadOptions, sink: &mut Sink<'_>) -> 
     };
     if head.starts_with(GZIP_MAGIC) {
         tally.report.compressed = true;
-        let mut inner = BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(reader));
+        let mut inner =
+            BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(reader));
         match peek(&mut inner) {
             Ok(head) => read_plain(&mut inner, &head, None, options, &mut tally),
             Err(e) => tally.fail(format!("cannot decompress gzip: {e}")),
@@ -333,7 +333,11 @@ fn read_plain(
         Format::JsonLines => jsonl::read_lines(reader, tally),
         Format::JsonDocuments => jsonl::read_documents(reader, tally),
         Format::Unknown => {
-            let what = if head.is_empty() { "empty input" } else { "not a log format towerwatch reads (EVTX, JSON)" };
+            let what = if head.is_empty() {
+                "empty input"
+            } else {
+                "not a log format towerwatch reads (EVTX, JSON)"
+            };
             tally.fail(what.to_string());
         }
     }

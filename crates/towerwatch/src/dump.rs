@@ -44,24 +44,40 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let mut failure = None;
     match args.format {
         DumpFormat::None => {
-            let opts = pipeline::Options { threads: args.threads, strict: args.strict, hash: false, progress: !args.quiet };
-            pipeline::run(&inputs, &opts, |_| (), |_, _event| {}, |done| {
-                summary.errors.extend(done.errors.into_iter().take(20));
-                if failure.is_none() && args.strict {
-                    failure = done.report.failure.clone();
-                }
-                summary.inputs.push(done.report);
-                Ok(())
-            })?;
+            let opts = pipeline::Options {
+                threads: args.threads,
+                strict: args.strict,
+                hash: false,
+                progress: !args.quiet,
+            };
+            pipeline::run(
+                &inputs,
+                &opts,
+                |_| (),
+                |_, _event| {},
+                |done| {
+                    summary.errors.extend(done.errors.into_iter().take(20));
+                    if failure.is_none() && args.strict {
+                        failure = done.report.failure.clone();
+                    }
+                    summary.inputs.push(done.report);
+                    Ok(())
+                },
+            )?;
         }
         DumpFormat::Jsonl => {
             // Inputs one after another (the EVTX parser still uses every core inside a
             // file), so the output is in input order with bounded memory.
             let mut out: Box<dyn Write> = match &args.output {
-                Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("cannot write {}", p.display()))?)),
+                Some(p) => Box::new(BufWriter::new(
+                    File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+                )),
                 None => Box::new(BufWriter::new(std::io::stdout().lock())),
             };
-            let opts = ReadOptions { strict: args.strict, evtx_threads: args.threads.unwrap_or(0) };
+            let opts = ReadOptions {
+                strict: args.strict,
+                evtx_threads: args.threads.unwrap_or(0),
+            };
             for input in &inputs {
                 let mut write_err = None;
                 let report = read_input(input, &opts, &mut |item| match item {

@@ -34,13 +34,17 @@ struct Seen {
 
 impl Seen {
     fn observe(&mut self, e: &Event) {
-        let key = (e.channel.as_deref().unwrap_or("").to_lowercase(), e.event_id);
+        let key = (
+            e.channel.as_deref().unwrap_or("").to_lowercase(),
+            e.event_id,
+        );
         let names = self.by_source.entry(key).or_default();
         for f in &e.fields {
             if !names.contains(&f.name) {
                 names.insert(f.name.clone());
             }
-            for alias in towerwatch_event::sigma_aliases(e.channel.as_deref(), e.event_id, &f.name) {
+            for alias in towerwatch_event::sigma_aliases(e.channel.as_deref(), e.event_id, &f.name)
+            {
                 names.insert((*alias).into());
             }
         }
@@ -115,7 +119,9 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                 engine.matches(&event, &mut local.scratch).to_vec()
             };
             for idx in matched {
-                local.detections.push((idx, Detection::new(&engine.rules()[idx], &event)));
+                local
+                    .detections
+                    .push((idx, Detection::new(&engine.rules()[idx], &event)));
             }
         },
         |done| {
@@ -177,7 +183,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             "output": out.display().to_string(),
         });
         let path = format!("{}.manifest.json", out.display());
-        std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?).with_context(|| format!("cannot write {path}"))?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
+            .with_context(|| format!("cannot write {path}"))?;
     }
 
     if !args.quiet {
@@ -198,7 +205,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         }
         if args.format == HuntFormat::Table {
             match &args.output {
-                Some(p) => std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?,
+                Some(p) => std::fs::write(p, &text)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
                 None => print!("{text}"),
             }
         } else {
@@ -232,18 +240,33 @@ fn coverage(rules: &[Rule], seen: &Seen, refused: &[RuleError]) -> String {
             .map(|(_, names)| names)
             .collect();
         if admitted.is_empty() {
-            cannot.entry("no events of its log source").or_default().push(rule);
+            cannot
+                .entry("no events of its log source")
+                .or_default()
+                .push(rule);
             continue;
         }
         let fields = rule_fields(rule);
-        if !fields.is_empty() && !fields.iter().any(|f| admitted.iter().any(|names| names.contains(*f))) {
-            cannot.entry("none of its fields appear in its log source's events").or_default().push(rule);
+        if !fields.is_empty()
+            && !fields
+                .iter()
+                .any(|f| admitted.iter().any(|names| names.contains(*f)))
+        {
+            cannot
+                .entry("none of its fields appear in its log source's events")
+                .or_default()
+                .push(rule);
         }
     }
     let mut s = String::new();
     let never: usize = cannot.values().map(Vec::len).sum();
     let _ = writeln!(s);
-    let _ = writeln!(s, "Coverage: {} of {} rules can fire on this evidence; {never} cannot:", rules.len() - never, rules.len());
+    let _ = writeln!(
+        s,
+        "Coverage: {} of {} rules can fire on this evidence; {never} cannot:",
+        rules.len() - never,
+        rules.len()
+    );
     for (reason, list) in &cannot {
         let _ = writeln!(s, "  {reason}: {} rules", list.len());
     }

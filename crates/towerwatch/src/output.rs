@@ -59,12 +59,22 @@ impl Detection {
 pub enum DetectionWriter {
     None,
     Jsonl(Box<dyn Write>),
-    Csv(csv::Writer<Box<dyn Write>>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
 }
 
 const CSV_HEADER: [&str; 12] = [
-    "timestamp", "level", "rule_title", "rule_id", "computer", "channel", "event_id", "source", "record_id", "line",
-    "tags", "event",
+    "timestamp",
+    "level",
+    "rule_title",
+    "rule_id",
+    "computer",
+    "channel",
+    "event_id",
+    "source",
+    "record_id",
+    "line",
+    "tags",
+    "event",
 ];
 
 impl DetectionWriter {
@@ -75,7 +85,7 @@ impl DetectionWriter {
     pub fn csv(out: Box<dyn Write>) -> Result<Self> {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(CSV_HEADER)?;
-        Ok(DetectionWriter::Csv(w))
+        Ok(DetectionWriter::Csv(Box::new(w)))
     }
 
     pub fn write(&mut self, d: &Detection) -> Result<()> {
@@ -136,7 +146,10 @@ impl Summary {
     pub fn add(&mut self, rule_idx: usize, d: &Detection) {
         self.detections += 1;
         *self.by_level.entry(d.level).or_default() += 1;
-        let host = d.computer.clone().unwrap_or_else(|| "(unknown host)".into());
+        let host = d
+            .computer
+            .clone()
+            .unwrap_or_else(|| "(unknown host)".into());
         let r = self.by_rule.entry(rule_idx).or_default();
         r.0 += 1;
         if r.1.len() < HOSTS_PER_RULE {
@@ -158,7 +171,11 @@ impl Summary {
 
 fn span(r: &InputReport) -> String {
     match (r.first, r.last) {
-        (Some(a), Some(b)) => format!("{} .. {}", a.strftime("%Y-%m-%d %H:%M:%S"), b.strftime("%Y-%m-%d %H:%M:%S")),
+        (Some(a), Some(b)) => format!(
+            "{} .. {}",
+            a.strftime("%Y-%m-%d %H:%M:%S"),
+            b.strftime("%Y-%m-%d %H:%M:%S")
+        ),
         _ => "-".into(),
     }
 }
@@ -166,15 +183,30 @@ fn span(r: &InputReport) -> String {
 /// The per-input table: format, events read, rejected, time span, problems.
 pub fn inputs_table(inputs: &[InputReport]) -> String {
     let mut s = String::new();
-    let width = inputs.iter().map(|i| i.source.len()).max().unwrap_or(5).clamp(5, 80);
-    let _ = writeln!(s, "{:<width$}  {:<7} {:>10} {:>8}  {}", "input", "format", "events", "rejected", "time span (UTC)");
+    let width = inputs
+        .iter()
+        .map(|i| i.source.len())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 80);
+    let _ = writeln!(
+        s,
+        "{:<width$}  {:<7} {:>10} {:>8}  time span (UTC)",
+        "input", "format", "events", "rejected"
+    );
     for r in inputs {
         let mut fmt = r.format.to_string();
         if r.compressed {
             fmt.push_str("+gz");
         }
         let name = shorten(&r.source, width);
-        let _ = writeln!(s, "{name:<width$}  {fmt:<7} {:>10} {:>8}  {}", r.events, r.rejected, span(r));
+        let _ = writeln!(
+            s,
+            "{name:<width$}  {fmt:<7} {:>10} {:>8}  {}",
+            r.events,
+            r.rejected,
+            span(r)
+        );
         if let Some(f) = &r.failure {
             let _ = writeln!(s, "{:<width$}  ! {f}", "");
         }
@@ -186,7 +218,14 @@ fn shorten(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         return s.to_string();
     }
-    let tail: String = s.chars().rev().take(width - 1).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = s
+        .chars()
+        .rev()
+        .take(width - 1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("…{tail}")
 }
 
@@ -195,19 +234,43 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{header}");
     let _ = writeln!(s);
-    let levels: Vec<String> = [Level::Critical, Level::High, Level::Medium, Level::Low, Level::Informational]
-        .iter()
-        .map(|l| format!("{l} {}", summary.by_level.get(l).copied().unwrap_or(0)))
-        .collect();
-    let _ = writeln!(s, "Detections: {}  ({})", summary.detections, levels.join(", "));
+    let levels: Vec<String> = [
+        Level::Critical,
+        Level::High,
+        Level::Medium,
+        Level::Low,
+        Level::Informational,
+    ]
+    .iter()
+    .map(|l| format!("{l} {}", summary.by_level.get(l).copied().unwrap_or(0)))
+    .collect();
+    let _ = writeln!(
+        s,
+        "Detections: {}  ({})",
+        summary.detections,
+        levels.join(", ")
+    );
     if !summary.by_rule.is_empty() {
         let _ = writeln!(s);
         let _ = writeln!(s, "{:<13} {:>8} {:>6}  rule", "level", "count", "hosts");
         let mut rows: Vec<_> = summary.by_rule.iter().collect();
-        rows.sort_by(|a, b| rules[*b.0].level.cmp(&rules[*a.0].level).then(b.1 .0.cmp(&a.1 .0)).then(a.0.cmp(b.0)));
+        rows.sort_by(|a, b| {
+            rules[*b.0]
+                .level
+                .cmp(&rules[*a.0].level)
+                .then(b.1 .0.cmp(&a.1 .0))
+                .then(a.0.cmp(b.0))
+        });
         for (idx, (count, hosts)) in rows {
             let r = &rules[*idx];
-            let _ = writeln!(s, "{:<13} {:>8} {:>6}  {}", r.level.to_string(), count, hosts.len(), r.title);
+            let _ = writeln!(
+                s,
+                "{:<13} {:>8} {:>6}  {}",
+                r.level.to_string(),
+                count,
+                hosts.len(),
+                r.title
+            );
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "{:<40} {:>8}  highest level", "host", "count");
@@ -221,7 +284,12 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
     s.push_str(&inputs_table(&summary.inputs));
     if !summary.errors.is_empty() {
         let _ = writeln!(s);
-        let _ = writeln!(s, "Rejected records (first {} of {}):", summary.errors.len(), summary.rejected());
+        let _ = writeln!(
+            s,
+            "Rejected records (first {} of {}):",
+            summary.errors.len(),
+            summary.rejected()
+        );
         for e in &summary.errors {
             let _ = writeln!(s, "  {e}");
         }

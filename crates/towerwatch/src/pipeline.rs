@@ -53,7 +53,9 @@ fn input_bytes(input: &Input) -> u64 {
 }
 
 fn sha256_file(input: &Input) -> Option<String> {
-    let Input::File(path) = input else { return None };
+    let Input::File(path) = input else {
+        return None;
+    };
     let mut f = std::fs::File::open(path).ok()?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -69,7 +71,13 @@ fn sha256_file(input: &Input) -> Option<String> {
 
 /// Reads every input on a pool of workers; `start` makes each input's local state,
 /// `on_event` folds events into it; `done` receives results in input order.
-pub fn run<L, S, E, D>(inputs: &[Input], opts: &Options, start: S, on_event: E, mut done: D) -> Result<()>
+pub fn run<L, S, E, D>(
+    inputs: &[Input],
+    opts: &Options,
+    start: S,
+    on_event: E,
+    mut done: D,
+) -> Result<()>
 where
     L: Send,
     S: Fn(&Input) -> L + Sync,
@@ -79,41 +87,60 @@ where
     let total: u64 = inputs.iter().map(input_bytes).sum();
     let pb = progress_bar(opts.progress, total);
     let threads = opts.threads.unwrap_or(0);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     // One big file gets the EVTX parser's own threads; many files share the pool.
     let evtx_threads = if inputs.len() == 1 { threads } else { 1 };
-    let read_opts = ReadOptions { strict: opts.strict, evtx_threads };
+    let read_opts = ReadOptions {
+        strict: opts.strict,
+        evtx_threads,
+    };
     let (tx, rx) = mpsc::channel::<(usize, Done<L>)>();
     std::thread::scope(|scope| -> Result<()> {
         let work = scope.spawn(|| {
             pool.install(|| {
-                inputs.par_iter().enumerate().with_max_len(1).for_each_with(tx, |tx, (i, input)| {
-                    let mut local = start(input);
-                    let mut errors = Vec::new();
-                    let read = catch_unwind(AssertUnwindSafe(|| {
-                        read_input(input, &read_opts, &mut |item| match item {
-                            Ok(event) => on_event(&mut local, event),
-                            Err(e) => {
-                                if errors.len() < KEPT_ERRORS {
-                                    errors.push(e);
+                inputs.par_iter().enumerate().with_max_len(1).for_each_with(
+                    tx,
+                    |tx, (i, input)| {
+                        let mut local = start(input);
+                        let mut errors = Vec::new();
+                        let read = catch_unwind(AssertUnwindSafe(|| {
+                            read_input(input, &read_opts, &mut |item| match item {
+                                Ok(event) => on_event(&mut local, event),
+                                Err(e) => {
+                                    if errors.len() < KEPT_ERRORS {
+                                        errors.push(e);
+                                    }
                                 }
-                            }
-                        })
-                    }));
-                    let report = read.unwrap_or_else(|panic| {
-                        let msg = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default();
-                        let mut r = failed_report(input);
-                        r.failure = Some(format!("internal error while reading (please report): {msg}"));
-                        r.rejected = 1;
-                        r
-                    });
-                    let sha256 = if opts.hash { sha256_file(input) } else { None };
-                    let _ = tx.send((i, Done { input: input.clone(), report, local, errors, sha256 }));
-                });
+                            })
+                        }));
+                        let report = read.unwrap_or_else(|panic| {
+                            let msg = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default();
+                            let mut r = failed_report(input);
+                            r.failure = Some(format!(
+                                "internal error while reading (please report): {msg}"
+                            ));
+                            r.rejected = 1;
+                            r
+                        });
+                        let sha256 = if opts.hash { sha256_file(input) } else { None };
+                        let _ = tx.send((
+                            i,
+                            Done {
+                                input: input.clone(),
+                                report,
+                                local,
+                                errors,
+                                sha256,
+                            },
+                        ));
+                    },
+                );
             });
         });
         let mut pending = BTreeMap::new();

@@ -29,7 +29,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
     let mut texts: Vec<(String, String)> = Vec::new();
     let mut report = LoadReport::default();
     if paths.is_empty() {
-        texts.extend(embedded::EMBEDDED_RULES.iter().map(|(p, t)| (format!("embedded:{p}"), t.to_string())));
+        texts.extend(
+            embedded::EMBEDDED_RULES
+                .iter()
+                .map(|(p, t)| (format!("embedded:{p}"), t.to_string())),
+        );
     } else {
         for p in paths {
             if !p.exists() {
@@ -70,9 +74,17 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
     let origin = if paths.is_empty() {
         "embedded".to_string()
     } else {
-        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    Ok(Loaded { report, origin, digest: hex(&hasher.finalize()) })
+    Ok(Loaded {
+        report,
+        origin,
+        digest: hex(&hasher.finalize()),
+    })
 }
 
 fn rule_files(path: &std::path::Path) -> Vec<PathBuf> {
@@ -82,7 +94,9 @@ fn rule_files(path: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -110,12 +124,21 @@ pub struct Selected {
 pub fn select(rules: Vec<Rule>, args: &RuleArgs) -> Result<Selected> {
     let min: Level = args.min_level.parse().map_err(anyhow::Error::msg)?;
     let statuses: Vec<String> = args.status.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let mut sel = Selected { rules: Vec::new(), below_level: 0, other_status: 0 };
+    let mut sel = Selected {
+        rules: Vec::new(),
+        below_level: 0,
+        other_status: 0,
+    };
     for r in rules {
         if r.level < min {
             sel.below_level += 1;
         } else if !statuses.iter().any(|s| s == "all")
-            && !statuses.contains(&r.status.as_deref().unwrap_or("experimental").to_ascii_lowercase())
+            && !statuses.contains(
+                &r.status
+                    .as_deref()
+                    .unwrap_or("experimental")
+                    .to_ascii_lowercase(),
+            )
         {
             sel.other_status += 1;
         } else {
@@ -138,12 +161,19 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
         };
         println!("{}: {kind}: {}", e.path, e.reason);
     }
-    let invalid = refused.iter().filter(|e| e.kind == RefusalKind::Invalid).count();
+    let invalid = refused
+        .iter()
+        .filter(|e| e.kind == RefusalKind::Invalid)
+        .count();
     let total = report.rules.len() + refused.len();
     let engine = Engine::new(report.rules);
     let stats = engine.stats();
     println!();
-    println!("rule set:     {} (sha256 {})", loaded.origin, &loaded.digest[..16]);
+    println!(
+        "rule set:     {} (sha256 {})",
+        loaded.origin,
+        &loaded.digest[..16]
+    );
     println!("files:        {}", report.files);
     println!(
         "rules:        {total} ({} loaded, {:.2}%; {} refused: {invalid} invalid, {} unsupported)",
@@ -156,5 +186,9 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
         "engine:       {} channel plans, {} atoms, {} automata, {} slow leaves, {} rule entries without a literal trigger",
         stats.plans, stats.atoms, stats.automata, stats.slow_leaves, stats.always_evaluated
     );
-    Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if invalid > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every check and test of towerwatch. Installs what the tests need when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# (Services used by later test suites are added here: postgresql, nats-server, chromium.)
+if ((${#need_apt[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --release -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --release --no-fail-fast
+    cargo test --workspace --release --doc
+else
+    cargo test --workspace --release --no-fail-fast
+fi
