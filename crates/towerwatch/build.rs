@@ -1,8 +1,11 @@
-//! Embeds every rule under the repository's `rules/` directory into the binary.
+//! Compiles the repository's `rules/` directory into the binary: every rule is parsed and
+//! validated here, at build time, and stored in a compact binary form, so `towerwatch hunt`
+//! starts without parsing YAML.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -20,6 +23,15 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Must match `EmbeddedRules` in src/ruleset.rs.
+#[derive(serde::Serialize)]
+struct EmbeddedRules {
+    files: usize,
+    digest: String,
+    rules: Vec<towerwatch_sigma::Rule>,
+    refused: Vec<towerwatch_sigma::RuleError>,
+}
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = manifest
@@ -29,28 +41,36 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &mut files);
-    let out =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("embedded_rules.rs");
-    let mut f = fs::File::create(out).expect("OUT_DIR is writable");
-    writeln!(
-        f,
-        "/// Rule files embedded at build time: (path under rules/, YAML text)."
-    )
-    .unwrap();
-    writeln!(f, "pub static EMBEDDED_RULES: &[(&str, &str)] = &[").unwrap();
+    let mut report = towerwatch_sigma::LoadReport::default();
+    let mut hasher = Sha256::new();
     for p in &files {
-        let rel = p
-            .strip_prefix(&root)
-            .expect("under root")
-            .to_string_lossy()
-            .replace('\\', "/");
-        writeln!(
-            f,
-            "    ({rel:?}, include_str!({:?})),",
-            p.display().to_string()
-        )
-        .unwrap();
         println!("cargo:rerun-if-changed={}", p.display());
+        let rel = format!(
+            "embedded:{}",
+            p.strip_prefix(&root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/")
+        );
+        let text = fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        hasher.update(rel.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        report.add_text(&text, &rel);
     }
-    writeln!(f, "];").unwrap();
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let set = EmbeddedRules {
+        files: report.files,
+        digest,
+        rules: report.rules,
+        refused: report.refused,
+    };
+    let bytes = postcard::to_stdvec(&set).expect("rules serialize");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("embedded_rules.bin");
+    fs::write(out, bytes).expect("OUT_DIR is writable");
 }

@@ -2,9 +2,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use rustc_hash::FxHashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use towerwatch_sigma::pattern::fold;
 use towerwatch_sigma::{Cond, FieldTest, Matcher, Rule, Search, StrPattern};
+
+use std::sync::{Mutex, RwLock};
 
 use crate::{Automaton, Engine, FieldScanner, Node, Plan, PlanRule, Position, SlowLeaf};
 
@@ -23,64 +27,151 @@ enum AtomKind {
     At(Position),
 }
 
-pub(crate) fn build(rules: Vec<Rule>) -> Engine {
+pub(crate) fn build(rules: Vec<Rule>, small_set: usize) -> Engine {
     // Channels named by any rule, in their rules' spelling, in a stable order.
-    let mut channels: BTreeSet<String> = BTreeSet::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
     for r in &rules {
         for route in &r.routes {
             if let Some(chs) = &route.channels {
-                channels.extend(chs.iter().cloned());
+                names.extend(chs.iter().cloned());
             }
         }
     }
-    let mut plan_list = Vec::new();
-    let mut plans = HashMap::new();
-    let mut plans_folded = HashMap::new();
-    for ch in &channels {
-        plans.insert(ch.as_str().into(), plan_list.len());
-        plans_folded.insert(fold(ch).into(), plan_list.len());
-        plan_list.push(build_plan(&rules, Some(ch)));
+    let mut channels = FxHashMap::default();
+    let mut channels_folded = FxHashMap::default();
+    let mut channel_names = Vec::new();
+    for (i, ch) in names.into_iter().enumerate() {
+        channels.insert(ch.as_str().into(), i as u32);
+        channels_folded.insert(fold(&ch).into(), i as u32);
+        channel_names.push(Some(ch));
     }
-    let default_plan = plan_list.len();
-    plan_list.push(build_plan(&rules, None));
-    let max_atoms = plan_list.iter().map(|p| p.atoms).max().unwrap_or(0);
-    let max_rules = plan_list.iter().map(|p| p.rules.len()).max().unwrap_or(0);
+    channel_names.push(None);
+    // Per channel, the rules whose log source can name it at all.
+    let channel_rules = channel_names
+        .iter()
+        .map(|name| {
+            (0..rules.len() as u32)
+                .filter(|&i| {
+                    rules[i as usize]
+                        .routes
+                        .iter()
+                        .any(|r| match (&r.channels, name) {
+                            (None, _) => true,
+                            (Some(list), Some(n)) => list.contains(n),
+                            (Some(_), None) => false,
+                        })
+                })
+                .collect()
+        })
+        .collect();
+    let required_ids = rules.iter().map(required_event_ids).collect();
     Engine {
         rules,
-        plans,
-        plans_folded,
-        plan_list,
-        default_plan,
-        max_atoms,
-        max_rules,
+        channels,
+        channels_folded,
+        channel_names,
+        channel_rules,
+        required_ids,
+        small_set,
+        routes: RwLock::new(FxHashMap::default()),
+        by_rules: Mutex::new(FxHashMap::default()),
     }
 }
 
-/// The event ids a rule admits on a channel: `None` when any id is admitted, `Some` with
-/// the union otherwise; the outer `None` when the rule does not apply to the channel.
-fn admitted_ids(rule: &Rule, channel: Option<&str>) -> Option<Option<Box<[u32]>>> {
-    let mut ids: Vec<u32> = Vec::new();
-    let mut applies = false;
-    for route in &rule.routes {
-        let on_channel = match (&route.channels, channel) {
-            (None, _) => true,
-            (Some(list), Some(c)) => list.iter().any(|l| l.eq_ignore_ascii_case(c)),
-            (Some(_), None) => false,
+/// The rules (indices, ascending) that can match an event of this channel and event id:
+/// their log source admits it, and their condition does not require other event ids.
+pub(crate) fn admitted(engine: &Engine, (channel, event_id): (u32, Option<u32>)) -> Vec<u32> {
+    let candidates = &engine.channel_rules[channel as usize];
+    let channel = engine.channel_names[channel as usize].as_deref();
+    let mut out = Vec::new();
+    for &i in candidates {
+        let (i, rule) = (i as usize, &engine.rules[i as usize]);
+        let by_route = rule.routes.iter().any(|route| {
+            let channel_ok = match (&route.channels, channel) {
+                (None, _) => true,
+                (Some(list), Some(c)) => list.iter().any(|l| l == c),
+                (Some(_), None) => false,
+            };
+            let id_ok = match &route.event_ids {
+                None => true,
+                Some(ids) => event_id.is_some_and(|id| ids.contains(&id)),
+            };
+            channel_ok && id_ok
+        });
+        let by_condition = match &engine.required_ids[i] {
+            None => true,
+            Some(ids) => event_id.is_some_and(|id| ids.contains(&id)),
         };
-        if !on_channel {
-            continue;
-        }
-        applies = true;
-        match &route.event_ids {
-            None => return Some(None),
-            Some(list) => ids.extend(list),
+        if by_route && by_condition {
+            out.push(i as u32);
         }
     }
-    applies.then(|| {
-        ids.sort_unstable();
-        ids.dedup();
-        Some(ids.into_boxed_slice())
-    })
+    out
+}
+
+/// The event ids a rule's condition cannot match without (`EventID: 4624` in every way the
+/// condition can be true), or `None` when it does not pin them. The event's `event_id` is
+/// the parse of its `EventID` field, so a rule outside its ids can never match it.
+fn required_event_ids(rule: &Rule) -> Option<Box<[u32]>> {
+    let searches: Vec<Option<BTreeSet<u32>>> = rule.searches.iter().map(search_ids).collect();
+    cond_ids(&rule.condition, &searches).map(|s| s.into_iter().collect())
+}
+
+fn search_ids(s: &Search) -> Option<BTreeSet<u32>> {
+    let mut union = BTreeSet::new();
+    for tests in &s.alternatives {
+        let mut alt: Option<BTreeSet<u32>> = None;
+        for t in tests {
+            if let Some(ids) = test_ids(t) {
+                alt = Some(match alt {
+                    None => ids,
+                    Some(prev) => prev.intersection(&ids).copied().collect(),
+                });
+            }
+        }
+        union.extend(alt?);
+    }
+    Some(union)
+}
+
+fn test_ids(t: &FieldTest) -> Option<BTreeSet<u32>> {
+    if t.field.as_deref() != Some("EventID") || (t.all && t.values.len() > 1) {
+        return None;
+    }
+    let mut ids = BTreeSet::new();
+    for alts in &t.values {
+        for m in alts {
+            match m {
+                Matcher::Str {
+                    pattern: StrPattern::Exact(v),
+                    ..
+                } => ids.insert(v.parse::<u32>().ok()?),
+                _ => return None,
+            };
+        }
+    }
+    Some(ids)
+}
+
+fn cond_ids(c: &Cond, searches: &[Option<BTreeSet<u32>>]) -> Option<BTreeSet<u32>> {
+    match c {
+        Cond::Search(i) => searches[*i].clone(),
+        Cond::Not(_) => None,
+        Cond::And(items) => items
+            .iter()
+            .filter_map(|c| cond_ids(c, searches))
+            .reduce(|a, b| a.intersection(&b).copied().collect()),
+        Cond::Or(items) | Cond::AtLeast(_, items) => {
+            if matches!(c, Cond::AtLeast(0, _)) {
+                return None;
+            }
+            let mut all = BTreeSet::new();
+            for c in items {
+                all.extend(cond_ids(c, searches)?);
+            }
+            Some(all)
+        }
+    }
 }
 
 struct PlanBuilder {
@@ -89,22 +180,19 @@ struct PlanBuilder {
     slow: Vec<SlowLeaf>,
 }
 
-fn build_plan(rules: &[Rule], channel: Option<&str>) -> Plan {
+pub(crate) fn build_plan(rules: &[Rule], admitted: &[u32], small_set: usize) -> Plan {
     let mut b = PlanBuilder {
         atoms: HashMap::new(),
         keys: Vec::new(),
         slow: Vec::new(),
     };
     let mut plan_rules = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
-        let Some(event_ids) = admitted_ids(rule, channel) else {
-            continue;
-        };
+    for &i in admitted {
+        let rule = &rules[i as usize];
         let searches: Vec<Node> = rule.searches.iter().map(|s| b.search(s)).collect();
         let root = cond_node(&rule.condition, &searches);
         plan_rules.push(PlanRule {
-            rule: i,
-            event_ids,
+            rule: i as usize,
             root,
         });
     }
@@ -127,15 +215,15 @@ fn build_plan(rules: &[Rule], channel: Option<&str>) -> Plan {
             .or_default()
             .push((id as u32, key));
     }
-    let mut field_scanners = HashMap::new();
-    let mut keywords = None;
-    for (field, atoms) in fields {
-        let scanner = scanner(&atoms);
-        match field {
-            Some(f) => {
-                field_scanners.insert(f.into_boxed_str(), scanner);
-            }
-            None => keywords = Some(scanner),
+    // Keyword atoms apply to every field: each field's scanner carries them too, so a value
+    // is scanned once; the keyword-only scanner serves fields no rule names.
+    let keyword_atoms = fields.remove(&None).unwrap_or_default();
+    let keywords = (!keyword_atoms.is_empty()).then(|| scanner(&keyword_atoms, small_set));
+    let mut field_scanners = FxHashMap::default();
+    for (field, mut atoms) in fields {
+        atoms.extend_from_slice(&keyword_atoms);
+        if let Some(f) = field {
+            field_scanners.insert(f.into_boxed_str(), scanner(&atoms, small_set));
         }
     }
     Plan {
@@ -148,6 +236,9 @@ fn build_plan(rules: &[Rule], channel: Option<&str>) -> Plan {
         atoms: atom_count,
     }
 }
+
+/// Up to this many patterns a field is searched pattern by pattern.
+pub(crate) const SMALL_SET: usize = 12;
 
 /// Distinct patterns of one automaton, each with the atoms it stands for.
 #[derive(Default)]
@@ -171,22 +262,26 @@ impl PatternTable {
         self.owners[p].push((atom, pos));
     }
 
-    fn build(self) -> Option<Automaton> {
+    fn build(self, small_set: usize) -> Option<Automaton> {
         if self.patterns.is_empty() {
             return None;
         }
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&self.patterns)
-            .expect("literal patterns always build");
+        let ac = (self.patterns.len() > small_set).then(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(&self.patterns)
+                .expect("literal patterns always build")
+        });
         Some(Automaton {
             ac,
+            patterns: self.patterns,
             atoms: self.owners,
         })
     }
 }
 
-fn scanner(atoms: &[(u32, &AtomKey)]) -> FieldScanner {
+fn scanner(atoms: &[(u32, &AtomKey)], small_set: usize) -> FieldScanner {
     let mut sc = FieldScanner::default();
     let (mut folded, mut cased) = (PatternTable::default(), PatternTable::default());
     for &(id, key) in atoms {
@@ -203,8 +298,8 @@ fn scanner(atoms: &[(u32, &AtomKey)]) -> FieldScanner {
             AtomKind::At(pos) => folded.add(&key.text, id, pos),
         }
     }
-    sc.folded = folded.build();
-    sc.cased = cased.build();
+    sc.folded = folded.build(small_set);
+    sc.cased = cased.build(small_set);
     sc
 }
 

@@ -35,32 +35,44 @@
 
 mod compile;
 
-use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use aho_corasick::AhoCorasick;
-use towerwatch_event::{sigma_aliases, Event};
-use towerwatch_sigma::pattern::fold;
+use rustc_hash::FxHashMap as HashMap;
+use towerwatch_event::{alias_table, aliases_in, Event};
+use towerwatch_sigma::pattern::{fold, fold_into};
 use towerwatch_sigma::{Matcher, Rule};
 
 /// A compiled rule set.
 pub struct Engine {
     rules: Vec<Rule>,
-    /// Plans by channel exactly as the rules spell it.
-    plans: HashMap<Box<str>, usize>,
-    /// Plans by folded channel, for exports that change case.
-    plans_folded: HashMap<Box<str>, usize>,
-    plan_list: Vec<Plan>,
-    /// The plan for channels no rule names: rules without a channel constraint.
-    default_plan: usize,
-    max_atoms: usize,
-    max_rules: usize,
+    /// Channels named by the rules, exactly as spelled, to their index.
+    channels: HashMap<Box<str>, u32>,
+    /// The same by folded name, for exports that change case.
+    channels_folded: HashMap<Box<str>, u32>,
+    /// Channel names by index; the last entry (`None`) stands for every other channel.
+    channel_names: Vec<Option<String>>,
+    /// Per channel index, the rules whose log source can admit that channel.
+    channel_rules: Vec<Vec<u32>>,
+    /// Per rule, the event ids its condition requires (`EventID: 4624`), if it pins any.
+    required_ids: Vec<Option<Box<[u32]>>>,
+    small_set: usize,
+    /// Plans are compiled when the first event of their (channel, event id) arrives:
+    /// evidence seldom holds every log source, and start-up is part of every run.
+    routes: RwLock<HashMap<RouteKey, Arc<Plan>>>,
+    /// Compiled plans by the rules they hold: routes with the same rules share one plan.
+    by_rules: Mutex<HashMap<Vec<u32>, Arc<Plan>>>,
 }
+
+/// (channel index, event id)
+type RouteKey = (u32, Option<u32>);
 
 /// The rules that can apply to one channel, compiled together.
 pub(crate) struct Plan {
     rules: Vec<PlanRule>,
     fields: HashMap<Box<str>, FieldScanner>,
-    /// Atoms on any field (Sigma keywords).
+    /// Atoms on any field (Sigma keywords), for fields without a scanner of their own
+    /// (the field scanners include the keyword atoms).
     keywords: Option<FieldScanner>,
     /// For each atom, the plan rules it triggers.
     triggers: Vec<Vec<u32>>,
@@ -72,7 +84,6 @@ pub(crate) struct Plan {
 
 pub(crate) struct PlanRule {
     rule: usize,
-    event_ids: Option<Box<[u32]>>,
     root: Node,
 }
 
@@ -109,7 +120,10 @@ pub(crate) struct FieldScanner {
 }
 
 pub(crate) struct Automaton {
-    ac: AhoCorasick,
+    /// `None` for small pattern sets, tested one by one: an automaton costs more to build
+    /// than a few substring searches cost to run, and small plans are many.
+    ac: Option<AhoCorasick>,
+    patterns: Vec<String>,
     /// Per pattern: the atoms it stands for and where they must sit.
     atoms: Vec<Vec<(u32, Position)>>,
 }
@@ -121,6 +135,8 @@ pub struct Scratch {
     seen_rules: Vec<u64>,
     candidates: Vec<u32>,
     out: Vec<usize>,
+    plans: HashMap<RouteKey, Arc<Plan>>,
+    fold_buf: String,
 }
 
 /// Sizes of the compiled rule set.
@@ -138,7 +154,14 @@ pub struct EngineStats {
 impl Engine {
     /// Compiles rules. Rules refused by the parser never reach here; every rule given is run.
     pub fn new(rules: Vec<Rule>) -> Engine {
-        compile::build(rules)
+        compile::build(rules, compile::SMALL_SET)
+    }
+
+    /// As [`Engine::new`], searching fields with up to `small_set` patterns pattern by
+    /// pattern instead of with an automaton (tests drive both paths with it).
+    #[doc(hidden)]
+    pub fn with_small_set(rules: Vec<Rule>, small_set: usize) -> Engine {
+        compile::build(rules, small_set)
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -147,24 +170,28 @@ impl Engine {
 
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            atoms: vec![0; self.max_atoms.div_ceil(64)],
+            atoms: Vec::new(),
             set: Vec::new(),
-            seen_rules: vec![0; self.max_rules.div_ceil(64)],
+            seen_rules: Vec::new(),
             candidates: Vec::new(),
             out: Vec::new(),
+            plans: HashMap::default(),
+            fold_buf: String::new(),
         }
     }
 
+    /// Sizes of the plans compiled so far (all of them after [`Engine::compile_all`]).
     pub fn stats(&self) -> EngineStats {
+        let plans = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
         let mut s = EngineStats {
             rules: self.rules.len(),
-            plans: self.plan_list.len(),
+            plans: plans.len(),
             atoms: 0,
             automata: 0,
             slow_leaves: 0,
             always_evaluated: 0,
         };
-        for p in &self.plan_list {
+        for p in plans.values() {
             s.atoms += p.atoms;
             s.slow_leaves += p.slow.len();
             s.always_evaluated += p.always.len();
@@ -176,27 +203,83 @@ impl Engine {
         s
     }
 
-    fn plan_for(&self, channel: Option<&str>) -> &Plan {
-        let idx = match channel {
-            None => self.default_plan,
-            Some(c) => match self.plans.get(c) {
+    /// Compiles the plans of every (channel, event id) the rules name, as a rule check does.
+    pub fn compile_all(&self) {
+        for (ci, _) in self.channel_names.iter().enumerate() {
+            let mut ids: Vec<Option<u32>> = vec![None];
+            for r in &self.rules {
+                for route in &r.routes {
+                    ids.extend(route.event_ids.iter().flatten().map(|&i| Some(i)));
+                }
+            }
+            ids.extend(
+                self.required_ids
+                    .iter()
+                    .flatten()
+                    .flat_map(|l| l.iter().map(|&i| Some(i))),
+            );
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                self.plan((ci as u32, id));
+            }
+        }
+    }
+
+    fn channel_index(&self, channel: Option<&str>) -> u32 {
+        let other = self.channel_names.len() as u32 - 1;
+        match channel {
+            None => other,
+            Some(c) => match self.channels.get(c) {
                 Some(&i) => i,
-                None => *self
-                    .plans_folded
-                    .get(&*fold(c))
-                    .unwrap_or(&self.default_plan),
+                None => *self.channels_folded.get(&*fold(c)).unwrap_or(&other),
             },
+        }
+    }
+
+    fn plan(&self, key: RouteKey) -> Arc<Plan> {
+        if let Some(p) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return p.clone();
+        }
+        let rules = compile::admitted(self, key);
+        let plan = {
+            let mut shared = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
+            shared
+                .entry(rules.clone())
+                .or_insert_with(|| {
+                    Arc::new(compile::build_plan(&self.rules, &rules, self.small_set))
+                })
+                .clone()
         };
-        &self.plan_list[idx]
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, plan.clone());
+        plan
     }
 
     /// The indices (into [`Engine::rules`]) of the rules that match the event, ascending.
     pub fn matches<'s>(&self, event: &Event, scratch: &'s mut Scratch) -> &'s [usize] {
         scratch.out.clear();
-        let plan = self.plan_for(event.channel.as_deref());
+        let key = (self.channel_index(event.channel.as_deref()), event.event_id);
+        let plan = match scratch.plans.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let p = self.plan(key);
+                scratch.plans.insert(key, p.clone());
+                p
+            }
+        };
+        let plan = &*plan;
         if plan.rules.is_empty() {
             return &scratch.out;
         }
+        scratch.fit(plan);
         self.scan(plan, event, scratch);
         // Candidates: rules triggered by a true atom, and rules without triggers.
         scratch.candidates.clear();
@@ -217,13 +300,6 @@ impl Engine {
         scratch.candidates.dedup();
         for &r in &scratch.candidates {
             let pr = &plan.rules[r as usize];
-            if let (Some(ids), Some(id)) = (&pr.event_ids, event.event_id) {
-                if !ids.contains(&id) {
-                    continue;
-                }
-            } else if pr.event_ids.is_some() {
-                continue;
-            }
             if eval(&pr.root, plan, &scratch.atoms, event) {
                 scratch.out.push(pr.rule);
             }
@@ -244,29 +320,59 @@ impl Engine {
     }
 
     fn scan(&self, plan: &Plan, event: &Event, scratch: &mut Scratch) {
-        let channel = event.channel.as_deref();
+        let table = alias_table(event.channel.as_deref(), event.event_id);
+        let mut buf = std::mem::take(&mut scratch.fold_buf);
         for f in &event.fields {
             let Some(text) = f.value.as_str() else {
                 continue;
             };
-            if !plan.fields.is_empty() {
-                if let Some(sc) = plan.fields.get(&f.name) {
-                    sc.scan(text, scratch);
-                }
-                for alias in sigma_aliases(channel, event.event_id, &f.name) {
-                    if let Some(sc) = plan.fields.get(*alias) {
-                        sc.scan(text, scratch);
-                    }
+            let own = plan.fields.get(&f.name);
+            let aliases = aliases_in(table, &f.name);
+            if own.is_none() && aliases.is_empty() && plan.keywords.is_none() {
+                continue;
+            }
+            // Fold once per value, for every scanner that reads it.
+            let value = Value {
+                text,
+                folded: fold_into(text, &mut buf),
+            };
+            // Field scanners carry the keyword atoms too.
+            let mut keywords_done = false;
+            if let Some(sc) = own {
+                sc.scan(&value, scratch);
+                keywords_done = true;
+            }
+            for alias in aliases {
+                if let Some(sc) = plan.fields.get(*alias) {
+                    sc.scan(&value, scratch);
+                    keywords_done = true;
                 }
             }
-            if let Some(kw) = &plan.keywords {
-                kw.scan(text, scratch);
+            if let (Some(kw), false) = (&plan.keywords, keywords_done) {
+                kw.scan(&value, scratch);
             }
         }
+        scratch.fold_buf = buf;
     }
 }
 
+/// A field value as written and folded.
+struct Value<'a> {
+    text: &'a str,
+    folded: &'a str,
+}
+
 impl Scratch {
+    fn fit(&mut self, plan: &Plan) {
+        let (atoms, rules) = (plan.atoms.div_ceil(64), plan.rules.len().div_ceil(64));
+        if self.atoms.len() < atoms {
+            self.atoms.resize(atoms, 0);
+        }
+        if self.seen_rules.len() < rules {
+            self.seen_rules.resize(rules, 0);
+        }
+    }
+
     #[inline]
     fn set(&mut self, atom: u32) {
         let (w, b) = (atom as usize / 64, atom as usize % 64);
@@ -278,29 +384,29 @@ impl Scratch {
 }
 
 impl FieldScanner {
-    fn scan(&self, text: &str, scratch: &mut Scratch) {
-        if !self.exact_folded.is_empty() || self.folded.is_some() {
-            let folded = fold(text);
-            if let Some(atoms) = self.exact_folded.get(&*folded) {
-                atoms.iter().for_each(|&a| scratch.set(a));
-            }
-            if let Some(am) = &self.folded {
-                am.scan(&folded, scratch);
-            }
+    fn scan(&self, v: &Value<'_>, scratch: &mut Scratch) {
+        if let Some(atoms) = self.exact_folded.get(v.folded) {
+            atoms.iter().for_each(|&a| scratch.set(a));
         }
-        if let Some(atoms) = self.exact_cased.get(text) {
+        if let Some(am) = &self.folded {
+            am.scan(v.folded, scratch);
+        }
+        if let Some(atoms) = self.exact_cased.get(v.text) {
             atoms.iter().for_each(|&a| scratch.set(a));
         }
         if let Some(am) = &self.cased {
-            am.scan(text, scratch);
+            am.scan(v.text, scratch);
         }
     }
 }
 
 impl Automaton {
     fn scan(&self, text: &str, scratch: &mut Scratch) {
+        let Some(ac) = &self.ac else {
+            return self.scan_each(text, scratch);
+        };
         let len = text.len();
-        for m in self.ac.find_overlapping_iter(text) {
+        for m in ac.find_overlapping_iter(text) {
             for &(atom, pos) in &self.atoms[m.pattern().as_usize()] {
                 let ok = match pos {
                     Position::Contains => true,
@@ -308,6 +414,30 @@ impl Automaton {
                     Position::Suffix => m.end() == len,
                 };
                 if ok {
+                    scratch.set(atom);
+                }
+            }
+        }
+    }
+}
+
+impl Automaton {
+    fn scan_each(&self, text: &str, scratch: &mut Scratch) {
+        for (pattern, owners) in self.patterns.iter().zip(&self.atoms) {
+            let (mut prefix, mut suffix, mut anywhere) = (None, None, None);
+            for &(atom, pos) in owners {
+                let hit = match pos {
+                    Position::Prefix => {
+                        *prefix.get_or_insert_with(|| text.starts_with(pattern.as_str()))
+                    }
+                    Position::Suffix => {
+                        *suffix.get_or_insert_with(|| text.ends_with(pattern.as_str()))
+                    }
+                    Position::Contains => {
+                        *anywhere.get_or_insert_with(|| text.contains(pattern.as_str()))
+                    }
+                };
+                if hit {
                     scratch.set(atom);
                 }
             }
@@ -337,5 +467,26 @@ fn eval(node: &Node, plan: &Plan, atoms: &[u64], event: &Event) -> bool {
             }
             false
         }
+    }
+}
+
+impl Engine {
+    /// Debug: rules admitted per compiled plan.
+    #[doc(hidden)]
+    pub fn plan_sizes(&self) -> Vec<(String, Option<u32>, usize, usize)> {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = routes
+            .iter()
+            .map(|((c, id), p)| {
+                (
+                    self.channel_names[*c as usize].clone().unwrap_or_default(),
+                    *id,
+                    p.rules.len(),
+                    p.atoms,
+                )
+            })
+            .collect();
+        v.sort();
+        v
     }
 }

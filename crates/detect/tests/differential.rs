@@ -45,6 +45,14 @@ fn sigmahq_engine() -> Engine {
 }
 
 #[test]
+fn identical_on_regression_samples_with_automata_only() {
+    let rules = common::load_rules(&[common::repo().join("rules/sigmahq/windows")]);
+    let engine = Engine::with_small_set(rules, 0);
+    let (events, detections) = compare_on(&engine, &common::repo().join("tests/sigma-regression"));
+    assert!(events > 400 && detections > 150);
+}
+
+#[test]
 fn identical_on_vendored_regression_samples() {
     let engine = sigmahq_engine();
     let (events, detections) = compare_on(&engine, &common::repo().join("tests/sigma-regression"));
@@ -159,10 +167,13 @@ proptest! {
     #[test]
     fn engine_equals_reference(rules in prop::collection::vec(rule(), 1..6), events in prop::collection::vec(event(), 1..20)) {
         let parsed: Vec<_> = rules.iter().flat_map(|r| parse_rules(r, "gen.yml")).filter_map(Result::ok).collect();
-        let engine = Engine::new(parsed);
-        let mut scratch = engine.scratch();
-        for e in &events {
-            prop_assert_eq!(engine.matches(e, &mut scratch).to_vec(), engine.reference_matches(e));
+        // Both ways of searching a field: automata only, and pattern by pattern.
+        for small_set in [0, usize::MAX] {
+            let engine = Engine::with_small_set(parsed.clone(), small_set);
+            let mut scratch = engine.scratch();
+            for e in &events {
+                prop_assert_eq!(engine.matches(e, &mut scratch).to_vec(), engine.reference_matches(e));
+            }
         }
     }
 }

@@ -175,13 +175,10 @@ impl Event {
     /// Every value a Sigma rule sees under `name`: fields of that name, and fields whose
     /// log-specific name is an alias of it (see [`sigma_aliases`]).
     pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        let channel = self.channel.as_deref();
-        let event_id = self.event_id;
+        let table = alias_table(self.channel.as_deref(), self.event_id);
         self.fields
             .iter()
-            .filter(move |f| {
-                &*f.name == name || sigma_aliases(channel, event_id, &f.name).contains(&name)
-            })
+            .filter(move |f| &*f.name == name || aliases_in(table, &f.name).contains(&name))
             .map(|f| &f.value)
     }
 
@@ -221,26 +218,41 @@ const SECURITY_4688: &[(&str, &str)] = &[
 ];
 const DEFENDER: &[(&str, &str)] = &[("ThreatName", "Signature"), ("Path", "Filename")];
 
-/// The Sigma names a log-specific field is also known by, in the event's channel and id.
+/// The field renames that apply to events of this channel and id: `(log name, Sigma name)`.
 ///
 /// Sigma's generic `process_creation` rules name Sysmon fields; a Security 4688 event carries
 /// the same facts as `NewProcessName`/`ParentProcessName`. Defender's `antivirus` category
 /// names `Signature`/`Filename` what the log calls `ThreatName`/`Path`. The mapping is that of
 /// SigmaHQ's own regression runner (`tests/thor.yml`).
-pub fn sigma_aliases(
+pub fn alias_table(
     channel: Option<&str>,
     event_id: Option<u32>,
-    field: &str,
-) -> &'static [&'static str] {
-    let table = match (channel, event_id) {
+) -> &'static [(&'static str, &'static str)] {
+    match (channel, event_id) {
         (Some(c), Some(4688)) if c.eq_ignore_ascii_case("Security") => SECURITY_4688,
         (Some(c), Some(_))
             if c.eq_ignore_ascii_case("Microsoft-Windows-Windows Defender/Operational") =>
         {
             DEFENDER
         }
-        _ => return &[],
-    };
+        _ => &[],
+    }
+}
+
+/// The Sigma names a log-specific field is also known by, in the event's channel and id.
+pub fn sigma_aliases(
+    channel: Option<&str>,
+    event_id: Option<u32>,
+    field: &str,
+) -> &'static [&'static str] {
+    aliases_in(alias_table(channel, event_id), field)
+}
+
+/// The Sigma names of `field` in a table from [`alias_table`].
+pub fn aliases_in(
+    table: &'static [(&'static str, &'static str)],
+    field: &str,
+) -> &'static [&'static str] {
     for (from, to) in table {
         if *from == field {
             return std::slice::from_ref(to);

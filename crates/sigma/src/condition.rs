@@ -4,7 +4,7 @@
 use crate::pattern::{glob_match, parse_wildcards};
 
 /// A condition over the rule's searches, by index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Cond {
     Search(usize),
     And(Vec<Cond>),

@@ -1,12 +1,12 @@
 //! Sigma log sources (product / category / service) mapped to Windows channels and event
 //! ids, following SigmaHQ's own regression runner mapping (`tests/thor.yml`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 
 /// The rule's `logsource` block.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogSource {
     pub product: Option<String>,
     pub category: Option<String>,
@@ -14,7 +14,7 @@ pub struct LogSource {
 }
 
 /// One place a rule applies: a set of channels (none: any channel) and optionally event ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub channels: Option<Vec<String>>,
     pub event_ids: Option<Vec<u32>>,

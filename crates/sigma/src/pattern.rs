@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 
 /// A string test after modifiers, already case-folded unless the test is cased.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StrPattern {
     Exact(String),
     Prefix(String),
@@ -17,7 +17,7 @@ pub enum StrPattern {
     Glob(Vec<GlobToken>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum GlobToken {
     Lit(String),
     Star,
@@ -35,6 +35,19 @@ pub fn fold(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(s.to_lowercase())
     }
+}
+
+/// [`fold`] into a reusable buffer, returning the folded text (no allocation when the
+/// buffer is large enough).
+pub fn fold_into<'a>(s: &str, buf: &'a mut String) -> &'a str {
+    buf.clear();
+    if s.is_ascii() {
+        buf.push_str(s);
+        buf.make_ascii_lowercase();
+    } else {
+        buf.push_str(&s.to_lowercase());
+    }
+    buf
 }
 
 /// Parses a Sigma string value: `*` and `?` are wildcards, `\*`, `\?` and `\\` escape them;
@@ -91,7 +104,7 @@ pub fn unescape(raw: &str) -> String {
 }
 
 /// Where the value must sit in the field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Anchor {
     Whole,
     Start,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::Value as Yaml;
 
 use crate::condition::{self, Cond};
@@ -11,7 +11,7 @@ use crate::logsource::{self, LogSource, Route};
 use crate::pattern::{self, Anchor, Encoding, StrPattern};
 
 /// Rule severity, ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Informational,
@@ -48,14 +48,14 @@ impl fmt::Display for Level {
 }
 
 /// How one value tests a field's value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Matcher {
     /// A string pattern; folded (case-insensitive) unless `cased`.
     Str {
         pattern: StrPattern,
         cased: bool,
     },
-    Regex(regex::Regex),
+    Regex(#[serde(with = "regex_text")] regex::Regex),
     Cidr(ipnet::IpNet),
     Compare(Compare, f64),
     /// `|exists: true/false`: the field is present (null or not).
@@ -72,7 +72,7 @@ pub enum Matcher {
     Not(Box<Matcher>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Compare {
     Lt,
     Lte,
@@ -81,7 +81,7 @@ pub enum Compare {
 }
 
 /// One `Field|modifiers: values` entry (or a keyword list when `field` is `None`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FieldTest {
     pub field: Option<String>,
     /// `|all`: every value must match; otherwise any.
@@ -91,14 +91,14 @@ pub struct FieldTest {
 }
 
 /// A named search: any of the alternatives, each an AND of field tests.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Search {
     pub name: String,
     pub alternatives: Vec<Vec<FieldTest>>,
 }
 
 /// A parsed, validated Sigma detection rule.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rule {
     pub id: String,
     pub title: String,
@@ -116,7 +116,7 @@ pub struct Rule {
 }
 
 /// Why a rule was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RefusalKind {
     /// The file is not a valid Sigma rule.
     Invalid,
@@ -124,7 +124,7 @@ pub enum RefusalKind {
     Unsupported,
 }
 
-#[derive(Debug, Clone, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 #[error("{path}: {kind:?}: {reason}")]
 pub struct RuleError {
     pub path: String,
@@ -551,4 +551,18 @@ fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Match
         }
     }
     Ok(out)
+}
+
+/// Regexes travel as their source text (the embedded rule set is serialized at build time).
+mod regex_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(re: &regex::Regex, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(re.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<regex::Regex, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text).map_err(serde::de::Error::custom)
+    }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use towerwatch_detect::Engine;
@@ -11,8 +11,29 @@ use towerwatch_sigma::{Level, LoadReport, RefusalKind, Rule};
 
 use crate::RuleArgs;
 
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+/// The rule set compiled into the binary by build.rs (the repository's `rules/`).
+#[derive(serde::Deserialize)]
+struct EmbeddedRules {
+    files: usize,
+    digest: String,
+    rules: Vec<Rule>,
+    refused: Vec<towerwatch_sigma::RuleError>,
+}
+
+static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/embedded_rules.bin"));
+
+fn embedded() -> Result<Loaded> {
+    let set: EmbeddedRules =
+        postcard::from_bytes(EMBEDDED).context("embedded rule set is damaged")?;
+    Ok(Loaded {
+        report: LoadReport {
+            rules: set.rules,
+            refused: set.refused,
+            files: set.files,
+        },
+        origin: "embedded".into(),
+        digest: set.digest,
+    })
 }
 
 /// Rules as loaded, before filters.
@@ -26,15 +47,12 @@ pub struct Loaded {
 
 /// Loads the embedded rules (no paths) or the given files and directories.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
+    if paths.is_empty() {
+        return embedded();
+    }
     let mut texts: Vec<(String, String)> = Vec::new();
     let mut report = LoadReport::default();
-    if paths.is_empty() {
-        texts.extend(
-            embedded::EMBEDDED_RULES
-                .iter()
-                .map(|(p, t)| (format!("embedded:{p}"), t.to_string())),
-        );
-    } else {
+    {
         for p in paths {
             if !p.exists() {
                 bail!("rules path {} does not exist", p.display());
@@ -71,15 +89,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
         report.rules.extend(r.rules);
         report.refused.extend(r.refused);
     }
-    let origin = if paths.is_empty() {
-        "embedded".to_string()
-    } else {
-        paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let origin = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(Loaded {
         report,
         origin,
@@ -167,6 +181,7 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
         .count();
     let total = report.rules.len() + refused.len();
     let engine = Engine::new(report.rules);
+    engine.compile_all();
     let stats = engine.stats();
     println!();
     println!(
