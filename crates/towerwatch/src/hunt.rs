@@ -101,6 +101,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut manifest_inputs = Vec::new();
     let mut strict_failure = None;
     let reference = args.reference;
+    let with_event = args.format != HuntFormat::Table;
     pipeline::run(
         &inputs,
         &opts,
@@ -119,9 +120,10 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                 engine.matches(&event, &mut local.scratch).to_vec()
             };
             for idx in matched {
-                local
-                    .detections
-                    .push((idx, Detection::new(&engine.rules()[idx], &event)));
+                local.detections.push((
+                    idx,
+                    Detection::new(&engine.rules()[idx], &event, with_event),
+                ));
             }
         },
         |done| {

@@ -33,7 +33,8 @@ pub struct Detection {
 }
 
 impl Detection {
-    pub fn new(rule: &Rule, event: &Event) -> Detection {
+    /// `with_event`: copy the event's fields (needed only when detections are written).
+    pub fn new(rule: &Rule, event: &Event, with_event: bool) -> Detection {
         let line = match event.origin.locator {
             Locator::Line(l) => Some(l),
             Locator::Record(_) => None,
@@ -50,7 +51,11 @@ impl Detection {
             source: event.origin.source.to_string(),
             record_id: event.record_id,
             line,
-            event: event.fields_json(),
+            event: if with_event {
+                event.fields_json()
+            } else {
+                serde_json::Map::new()
+            },
         }
     }
 }

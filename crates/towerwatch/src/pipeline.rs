@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use towerwatch_event::Event;
 use towerwatch_sources::{read_input, Input, InputReport, ReadOptions, SourceError};
@@ -69,8 +69,14 @@ fn sha256_file(input: &Input) -> Option<String> {
     Some(crate::ruleset::hex(&h.finalize()))
 }
 
+/// How far past the oldest undelivered input a worker may run ahead: results wait in the
+/// reorder buffer only for this window, which bounds memory whatever the number of inputs.
+const WINDOW: usize = 32;
+
 /// Reads every input on a pool of workers; `start` makes each input's local state,
 /// `on_event` folds events into it; `done` receives results in input order.
+///
+/// Workers take inputs in order from a shared counter, so results arrive nearly in order.
 pub fn run<L, S, E, D>(
     inputs: &[Input],
     opts: &Options,
@@ -86,80 +92,103 @@ where
 {
     let total: u64 = inputs.iter().map(input_bytes).sum();
     let pb = progress_bar(opts.progress, total);
-    let threads = opts.threads.unwrap_or(0);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    // One big file gets the EVTX parser's own threads; many files share the pool.
+    let threads = opts
+        .threads
+        .filter(|&t| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // One input gets the EVTX parser's own threads; many inputs share the workers.
     let evtx_threads = if inputs.len() == 1 { threads } else { 1 };
     let read_opts = ReadOptions {
         strict: opts.strict,
         evtx_threads,
     };
+    let next = AtomicUsize::new(0);
+    let delivered = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, Done<L>)>();
     std::thread::scope(|scope| -> Result<()> {
-        let work = scope.spawn(|| {
-            pool.install(|| {
-                inputs.par_iter().enumerate().with_max_len(1).for_each_with(
-                    tx,
-                    |tx, (i, input)| {
-                        let mut local = start(input);
-                        let mut errors = Vec::new();
-                        let read = catch_unwind(AssertUnwindSafe(|| {
-                            read_input(input, &read_opts, &mut |item| match item {
-                                Ok(event) => on_event(&mut local, event),
-                                Err(e) => {
-                                    if errors.len() < KEPT_ERRORS {
-                                        errors.push(e);
-                                    }
-                                }
-                            })
-                        }));
-                        let report = read.unwrap_or_else(|panic| {
-                            let msg = panic
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            let mut r = failed_report(input);
-                            r.failure = Some(format!(
-                                "internal error while reading (please report): {msg}"
-                            ));
-                            r.rejected = 1;
-                            r
-                        });
-                        let sha256 = if opts.hash { sha256_file(input) } else { None };
-                        let _ = tx.send((
-                            i,
-                            Done {
-                                input: input.clone(),
-                                report,
-                                local,
-                                errors,
-                                sha256,
-                            },
-                        ));
-                    },
-                );
+        for _ in 0..threads.min(inputs.len().max(1)) {
+            let tx = tx.clone();
+            let (next, delivered, stop) = (&next, &delivered, &stop);
+            let (start, on_event, read_opts) = (&start, &on_event, &read_opts);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= inputs.len() || stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                while i >= delivered.load(Ordering::SeqCst) + WINDOW && !stop.load(Ordering::SeqCst)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                let d = read_one(&inputs[i], read_opts, opts.hash, start, on_event);
+                if tx.send((i, d)).is_err() {
+                    return;
+                }
             });
-        });
+        }
+        drop(tx);
         let mut pending = BTreeMap::new();
-        let mut next = 0usize;
+        let mut head = 0usize;
         let mut result = Ok(());
         for (i, d) in rx {
             pb.inc(input_bytes(&d.input));
             pending.insert(i, d);
-            while let Some(d) = pending.remove(&next) {
-                next += 1;
+            while let Some(d) = pending.remove(&head) {
+                head += 1;
+                delivered.store(head, Ordering::SeqCst);
                 if result.is_ok() {
                     result = done(d);
+                    if result.is_err() {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                 }
             }
         }
-        let _ = work.join();
         pb.finish_and_clear();
         result
     })
+}
+
+fn read_one<L>(
+    input: &Input,
+    read_opts: &ReadOptions,
+    hash: bool,
+    start: &(impl Fn(&Input) -> L + Sync),
+    on_event: &(impl Fn(&mut L, Event) + Sync),
+) -> Done<L> {
+    let mut local = start(input);
+    let mut errors = Vec::new();
+    let read = catch_unwind(AssertUnwindSafe(|| {
+        read_input(input, read_opts, &mut |item| match item {
+            Ok(event) => on_event(&mut local, event),
+            Err(e) => {
+                if errors.len() < KEPT_ERRORS {
+                    errors.push(e);
+                }
+            }
+        })
+    }));
+    let report = read.unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        let mut r = failed_report(input);
+        r.failure = Some(format!(
+            "internal error while reading (please report): {msg}"
+        ));
+        r.rejected = 1;
+        r
+    });
+    let sha256 = if hash { sha256_file(input) } else { None };
+    Done {
+        input: input.clone(),
+        report,
+        local,
+        errors,
+        sha256,
+    }
 }
 
 fn failed_report(input: &Input) -> InputReport {

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Hunt speed against our own parse-only pass, measured in the same run.
+# Usage: scripts/bench.sh [EVIDENCE_DIR]   (default: ../shared/data/evtx)
+# RUNS=N repeats each measurement (best wall time is kept); COPIES=N also measures the
+# corpus repeated N times (symlinks), where fixed start-up and rule-compile costs amortize.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CORPUS=${1:-../shared/data/evtx}
+RUNS=${RUNS:-3}
+COPIES=${COPIES:-10}
+[ -d "$CORPUS" ] || { echo "bench: no corpus at $CORPUS" >&2; exit 1; }
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+cargo build --release -q -p towerwatch
+BIN=target/release/towerwatch
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# A 100-rule subset spread over every log source: every 24th rule file, sorted.
+mkdir -p "$TMP/rules100"
+find rules/sigmahq/windows -name '*.yml' | sort | awk 'NR % 24 == 1' | head -100 | while read -r f; do
+    cp "$f" "$TMP/rules100/$(echo "$f" | tr / _)"
+done
+ALL_RULES=$($BIN rules check | sed -n 's/^rules: *[0-9]* (\([0-9]*\) loaded.*/\1/p')
+SUB_RULES=$($BIN rules check "$TMP/rules100" | sed -n 's/^rules: *[0-9]* (\([0-9]*\) loaded.*/\1/p')
+
+mkdir -p "$TMP/copies"
+for i in $(seq "$COPIES"); do ln -s "$(realpath "$CORPUS")" "$TMP/copies/$i"; done
+touch "$TMP/empty.jsonl"
+
+# best_of NAME CMD...: runs CMD $RUNS times; records best wall seconds and max RSS (KiB).
+declare -A WALL RSS
+best_of() {
+    local name=$1; shift
+    local best="" rss=0
+    for _ in $(seq "$RUNS"); do
+        /usr/bin/time -f "%e %M" -o "$TMP/time" "$@" >/dev/null 2>"$TMP/stderr"
+        read -r w m < "$TMP/time"
+        if [ -z "$best" ] || awk "BEGIN{exit !($w < $best)}"; then best=$w; fi
+        [ "$m" -gt "$rss" ] && rss=$m
+    done
+    WALL[$name]=$best
+    RSS[$name]=$rss
+}
+
+events_of() { "$BIN" dump "$1" --format none 2>&1 >/dev/null | sed -n 's/^towerwatch dump: [0-9]* inputs, \([0-9]*\) events.*/\1/p'; }
+EVENTS=$(events_of "$CORPUS")
+EVENTS_N=$(events_of "$TMP/copies")
+
+best_of startup     "$BIN" hunt "$TMP/empty.jsonl" -q
+best_of parse       "$BIN" dump "$CORPUS" --format none -q
+best_of dumpjson    "$BIN" dump "$CORPUS" -q
+best_of hunt100     "$BIN" hunt "$CORPUS" --rules "$TMP/rules100" -q
+best_of huntall     "$BIN" hunt "$CORPUS" -q
+best_of parseN      "$BIN" dump "$TMP/copies" --format none -q
+best_of hunt100N    "$BIN" hunt "$TMP/copies" --rules "$TMP/rules100" -q
+best_of huntallN    "$BIN" hunt "$TMP/copies" -q
+
+rate() { awk "BEGIN{printf \"%.0f\", $1 / $2}"; }
+ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
+row() { printf "%-44s %8.2f s %12s ev/s %8.1f MiB\n" "$1" "${WALL[$2]}" "$(rate "$3" "${WALL[$2]}")" "$(awk "BEGIN{print ${RSS[$2]}/1024}")"; }
+
+echo "towerwatch bench: $(nproc) cores, corpus $CORPUS ($(du -sh "$(realpath "$CORPUS")" | cut -f1), $EVENTS events), best of $RUNS runs"
+echo
+row "parse only (dump --format none)" parse "$EVENTS"
+row "dump to JSON Lines" dumpjson "$EVENTS"
+row "hunt, $SUB_RULES rules" hunt100 "$EVENTS"
+row "hunt, $ALL_RULES rules (embedded SigmaHQ)" huntall "$EVENTS"
+printf "%-44s %8.2f s\n" "start-up (hunt of an empty file, all rules)" "${WALL[startup]}"
+echo
+echo "corpus x$COPIES ($EVENTS_N events): fixed costs amortized"
+row "parse only" parseN "$EVENTS_N"
+row "hunt, $SUB_RULES rules" hunt100N "$EVENTS_N"
+row "hunt, $ALL_RULES rules" huntallN "$EVENTS_N"
+echo
+echo "ratio hunt(all rules) / parse-only time:       $(ratio "${WALL[huntall]}" "${WALL[parse]}")x   (x$COPIES: $(ratio "${WALL[huntallN]}" "${WALL[parseN]}")x; goal <= 1.5x)"
+echo "throughput hunt(all rules) / hunt($SUB_RULES rules):  $(ratio "${WALL[hunt100]}" "${WALL[huntall]}")    (x$COPIES: $(ratio "${WALL[hunt100N]}" "${WALL[huntallN]}"); flat = 1.00)"
+echo "peak RSS hunt(all rules):                       $(awk "BEGIN{printf \"%.1f\", ${RSS[huntallN]}/1024}") MiB"
