@@ -6,7 +6,7 @@ use std::path::Path;
 use evtx::{EvtxParser, ParserSettings};
 use towerwatch_event::Origin;
 
-use crate::json::event_from_json;
+use crate::json::event_from_evtx_json;
 use crate::{Position, ReadOptions, Tally};
 
 pub(crate) fn read(
@@ -68,11 +68,11 @@ fn parse<T: Read + Seek>(
             return;
         }
     };
-    for record in parser.records_json_value() {
+    for record in parser.records_json_bytes() {
         let ok = match record {
             Ok(rec) => {
                 let origin = Origin::record(tally.report.source.clone(), rec.event_record_id);
-                match event_from_json(rec.data, origin) {
+                match event_from_evtx_json(&rec.data, origin) {
                     Ok(mut event) => {
                         if event.timestamp.is_none() {
                             event.timestamp = Some(rec.timestamp);

@@ -255,3 +255,288 @@ mod tests {
         assert!(event_from_json(json!([1]), Origin::line("t", 1)).is_err());
     }
 }
+
+/// Builds an event straight from evtx_dump-shaped JSON text, with the same result as
+/// [`event_from_json`] on the parsed value but without building the value tree: EVTX
+/// records arrive as JSON text from the parser, and the tree was most of the cost.
+pub fn event_from_evtx_json(bytes: &[u8], origin: Origin) -> Result<Event, String> {
+    use serde::de::DeserializeSeed;
+    let mut event = Event::new(origin);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    direct::Top(&mut event)
+        .deserialize(&mut de)
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    derive_keys(&mut event);
+    Ok(event)
+}
+
+mod direct {
+    //! Serde seeds that flatten JSON into an event as it is read (see `flatten`,
+    //! `system_value` and `evtx_shape` for the same rules on a value tree).
+
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use towerwatch_event::{Event, Field, Value};
+
+    struct Key<'de>(Cow<'de, str>);
+
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(v.to_string())))
+                }
+                fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(v)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    fn push(event: &mut Event, name: &str, value: Value) {
+        let name: Box<str> = if name.contains(' ') {
+            name.replace(' ', "").into()
+        } else {
+            name.into()
+        };
+        event.fields.push(Field { name, value });
+    }
+
+    /// How nested names are formed.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        /// EventData/UserData: leaf names.
+        Data,
+        /// A data element's attributes: by their own name, xmlns dropped.
+        DataAttrs,
+        /// System: attributes as `Element_Attribute`.
+        System,
+        /// A System element's attributes: `prefix_attr`.
+        SystemAttrs,
+    }
+
+    struct Node<'a> {
+        event: &'a mut Event,
+        name: &'a str,
+        mode: Mode,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Node<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl Node<'_> {
+        fn scalar(self, v: Value) {
+            push(self.event, self.name, v);
+        }
+    }
+
+    impl<'de> Visitor<'de> for Node<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            self.scalar(Value::Null);
+            Ok(())
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            self.scalar(Value::Null);
+            Ok(())
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+            self.scalar(Value::Bool(v));
+            Ok(())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+            self.scalar(Value::Number(v.to_string().into()));
+            Ok(())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+            self.scalar(Value::Number(v.to_string().into()));
+            Ok(())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+            let n =
+                serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
+            self.scalar(Value::Number(n.into()));
+            Ok(())
+        }
+        fn visit_str<E>(self, v: &str) -> Result<(), E> {
+            self.scalar(Value::Text(v.into()));
+            Ok(())
+        }
+        fn visit_string<E>(self, v: String) -> Result<(), E> {
+            self.scalar(Value::Text(v.into_boxed_str()));
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let (event, name, mode) = (self.event, self.name, self.mode);
+            while seq
+                .next_element_seed(Node {
+                    event: &mut *event,
+                    name,
+                    mode,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let (event, name, mode) = (self.event, self.name, self.mode);
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                match (mode, &*k) {
+                    (Mode::Data, "#attributes") => {
+                        map.next_value_seed(Node {
+                            event: &mut *event,
+                            name,
+                            mode: Mode::DataAttrs,
+                        })?;
+                    }
+                    (Mode::DataAttrs, key) if key.starts_with("xmlns") => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    (Mode::DataAttrs, key) => {
+                        map.next_value_seed(Node {
+                            event: &mut *event,
+                            name: key,
+                            mode: Mode::Data,
+                        })?;
+                    }
+                    (Mode::System, "#attributes") => {
+                        map.next_value_seed(Node {
+                            event: &mut *event,
+                            name,
+                            mode: Mode::SystemAttrs,
+                        })?;
+                    }
+                    (Mode::SystemAttrs, attr) => {
+                        let full = format!("{name}_{attr}");
+                        map.next_value_seed(Node {
+                            event: &mut *event,
+                            name: &full,
+                            mode: Mode::Data,
+                        })?;
+                    }
+                    (_, "#text") => {
+                        map.next_value_seed(Node {
+                            event: &mut *event,
+                            name,
+                            mode,
+                        })?;
+                    }
+                    (_, key) => {
+                        map.next_value_seed(Node {
+                            event: &mut *event,
+                            name: key,
+                            mode,
+                        })?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `{"Event": {"System": …, "EventData": …}}`
+    pub(super) struct Top<'a>(pub &'a mut Event);
+
+    impl<'de> DeserializeSeed<'de> for Top<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Top<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an EVTX record as JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                // Only the Event element counts, as in `event_from_json`.
+                if k == "Event" {
+                    map.next_value_seed(Inner(&mut *self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Inner<'a>(&'a mut Event);
+
+    impl<'de> DeserializeSeed<'de> for Inner<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Inner<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("the Event element")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                match &*k {
+                    "#attributes" => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    "System" => map.next_value_seed(SystemSeed(&mut *self.0))?,
+                    other => map.next_value_seed(Node {
+                        event: &mut *self.0,
+                        name: other,
+                        mode: Mode::Data,
+                    })?,
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The System element: each child by its name, in System mode.
+    struct SystemSeed<'a>(&'a mut Event);
+
+    impl<'de> DeserializeSeed<'de> for SystemSeed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for SystemSeed<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("the System element")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                map.next_value_seed(Node {
+                    event: &mut *self.0,
+                    name: &k,
+                    mode: Mode::System,
+                })?;
+            }
+            Ok(())
+        }
+    }
+}
