@@ -10,7 +10,9 @@ use towerwatch_sigma::{Cond, FieldTest, Matcher, Rule, Search, StrPattern};
 
 use std::sync::{Mutex, RwLock};
 
-use crate::{Automaton, Engine, FieldScanner, Node, Plan, PlanRule, Position, SlowLeaf};
+use crate::{
+    Automaton, Engine, FieldScanner, Node, PatternSet, Plan, PlanRule, Position, SlowLeaf, Trie,
+};
 
 /// The key that makes two literal tests the same atom.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -266,19 +268,51 @@ impl PatternTable {
         if self.patterns.is_empty() {
             return None;
         }
-        let ac = (self.patterns.len() > small_set).then(|| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .build(&self.patterns)
-                .expect("literal patterns always build")
+        if self.patterns.len() <= small_set {
+            return Some(Automaton::Small {
+                patterns: self.patterns,
+                atoms: self.owners,
+            });
+        }
+        // Prefixes and suffixes need one walk from the start (or the end) of the value;
+        // only substrings need a search through all of it.
+        let (mut patterns, mut atoms) = (Vec::new(), Vec::new());
+        let (mut prefix, mut suffix) = (Trie::default(), Trie::default());
+        for (pattern, owners) in self.patterns.iter().zip(&self.owners) {
+            let of = |pos| -> Vec<u32> {
+                owners
+                    .iter()
+                    .filter(|(_, p)| *p == pos)
+                    .map(|(a, _)| *a)
+                    .collect()
+            };
+            let anywhere = of(Position::Contains);
+            if !anywhere.is_empty() {
+                patterns.push(pattern.as_bytes());
+                atoms.push(anywhere);
+            }
+            prefix.insert(pattern.bytes(), &of(Position::Prefix));
+            suffix.insert(pattern.bytes().rev(), &of(Position::Suffix));
+        }
+        let contains = (!patterns.is_empty()).then(|| PatternSet {
+            ac: build_ac(&patterns),
+            atoms,
         });
-        Some(Automaton {
-            ac,
-            patterns: self.patterns,
-            atoms: self.owners,
+        let useful = |t: Trie| t.has_atoms().then_some(t);
+        Some(Automaton::Large {
+            contains,
+            prefix: useful(prefix),
+            suffix: useful(suffix),
         })
     }
+}
+
+fn build_ac(patterns: &[&[u8]]) -> AhoCorasick {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
+        .build(patterns)
+        .expect("literal patterns always build")
 }
 
 fn scanner(atoms: &[(u32, &AtomKey)], small_set: usize) -> FieldScanner {

@@ -105,9 +105,9 @@ pub(crate) struct SlowLeaf {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Position {
-    Prefix,
-    Suffix,
-    Contains,
+    Contains = 0,
+    Prefix = 1,
+    Suffix = 2,
 }
 
 /// The atoms of one field: exact values in hash tables, the rest in automata.
@@ -119,13 +119,28 @@ pub(crate) struct FieldScanner {
     cased: Option<Automaton>,
 }
 
-pub(crate) struct Automaton {
-    /// `None` for small pattern sets, tested one by one: an automaton costs more to build
-    /// than a few substring searches cost to run, and small plans are many.
-    ac: Option<AhoCorasick>,
-    patterns: Vec<String>,
-    /// Per pattern: the atoms it stands for and where they must sit.
-    atoms: Vec<Vec<(u32, Position)>>,
+pub(crate) enum Automaton {
+    /// A few patterns, tested one by one: an automaton costs more to build than a few
+    /// substring searches cost to run, and small plans are many.
+    Small {
+        patterns: Vec<String>,
+        /// Per pattern: the atoms it stands for and where they must sit.
+        atoms: Vec<Vec<(u32, Position)>>,
+    },
+    Large {
+        /// Unanchored, overlapping search through the value.
+        contains: Option<PatternSet>,
+        /// Walk from the value's start.
+        prefix: Option<Trie>,
+        /// Reversed patterns, walked from the value's end.
+        suffix: Option<Trie>,
+    },
+}
+
+pub(crate) struct PatternSet {
+    ac: AhoCorasick,
+    /// Per pattern: the atoms it stands for.
+    atoms: Vec<Vec<u32>>,
 }
 
 /// Per-thread working memory for [`Engine::matches`].
@@ -402,44 +417,104 @@ impl FieldScanner {
 
 impl Automaton {
     fn scan(&self, text: &str, scratch: &mut Scratch) {
-        let Some(ac) = &self.ac else {
-            return self.scan_each(text, scratch);
-        };
-        let len = text.len();
-        for m in ac.find_overlapping_iter(text) {
-            for &(atom, pos) in &self.atoms[m.pattern().as_usize()] {
-                let ok = match pos {
-                    Position::Contains => true,
-                    Position::Prefix => m.start() == 0,
-                    Position::Suffix => m.end() == len,
-                };
-                if ok {
-                    scratch.set(atom);
+        match self {
+            Automaton::Small { patterns, atoms } => scan_each(patterns, atoms, text, scratch),
+            Automaton::Large {
+                contains,
+                prefix,
+                suffix,
+            } => {
+                if let Some(set) = contains {
+                    for m in set.ac.find_overlapping_iter(text) {
+                        set.atoms[m.pattern().as_usize()]
+                            .iter()
+                            .for_each(|&a| scratch.set(a));
+                    }
+                }
+                if let Some(trie) = prefix {
+                    trie.walk(text.bytes(), scratch);
+                }
+                if let Some(trie) = suffix {
+                    trie.walk(text.bytes().rev(), scratch);
                 }
             }
         }
     }
 }
 
-impl Automaton {
-    fn scan_each(&self, text: &str, scratch: &mut Scratch) {
-        for (pattern, owners) in self.patterns.iter().zip(&self.atoms) {
-            let (mut prefix, mut suffix, mut anywhere) = (None, None, None);
-            for &(atom, pos) in owners {
-                let hit = match pos {
-                    Position::Prefix => {
-                        *prefix.get_or_insert_with(|| text.starts_with(pattern.as_str()))
-                    }
-                    Position::Suffix => {
-                        *suffix.get_or_insert_with(|| text.ends_with(pattern.as_str()))
-                    }
-                    Position::Contains => {
-                        *anywhere.get_or_insert_with(|| text.contains(pattern.as_str()))
-                    }
-                };
-                if hit {
-                    scratch.set(atom);
+/// A byte trie for anchored patterns: one walk from the value's start (or end, with
+/// reversed patterns) finds every pattern that sits there, in at most as many steps as the
+/// longest such pattern has bytes.
+#[derive(Default)]
+pub(crate) struct Trie {
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Default)]
+struct TrieNode {
+    /// Children sorted by byte.
+    next: Vec<(u8, u32)>,
+    /// Atoms of the patterns that end here.
+    atoms: Vec<u32>,
+}
+
+impl Trie {
+    pub(crate) fn insert(&mut self, pattern: impl Iterator<Item = u8>, atoms: &[u32]) {
+        if self.nodes.is_empty() {
+            self.nodes.push(TrieNode::default());
+        }
+        let mut at = 0usize;
+        for b in pattern {
+            at = match self.nodes[at].next.binary_search_by_key(&b, |&(k, _)| k) {
+                Ok(i) => self.nodes[at].next[i].1 as usize,
+                Err(i) => {
+                    let id = self.nodes.len() as u32;
+                    self.nodes.push(TrieNode::default());
+                    self.nodes[at].next.insert(i, (b, id));
+                    id as usize
                 }
+            };
+        }
+        self.nodes[at].atoms.extend_from_slice(atoms);
+    }
+
+    pub(crate) fn has_atoms(&self) -> bool {
+        self.nodes.iter().any(|n| !n.atoms.is_empty())
+    }
+
+    fn walk(&self, bytes: impl Iterator<Item = u8>, scratch: &mut Scratch) {
+        let mut at = 0usize;
+        for b in bytes {
+            let node = &self.nodes[at];
+            match node.next.binary_search_by_key(&b, |&(k, _)| k) {
+                Ok(i) => at = node.next[i].1 as usize,
+                Err(_) => return,
+            }
+            self.nodes[at].atoms.iter().for_each(|&a| scratch.set(a));
+        }
+    }
+}
+
+fn scan_each(
+    patterns: &[String],
+    owners: &[Vec<(u32, Position)>],
+    text: &str,
+    scratch: &mut Scratch,
+) {
+    for (pattern, owners) in patterns.iter().zip(owners) {
+        let (mut prefix, mut suffix, mut anywhere) = (None, None, None);
+        for &(atom, pos) in owners {
+            let hit = match pos {
+                Position::Prefix => {
+                    *prefix.get_or_insert_with(|| text.starts_with(pattern.as_str()))
+                }
+                Position::Suffix => *suffix.get_or_insert_with(|| text.ends_with(pattern.as_str())),
+                Position::Contains => {
+                    *anywhere.get_or_insert_with(|| text.contains(pattern.as_str()))
+                }
+            };
+            if hit {
+                scratch.set(atom);
             }
         }
     }

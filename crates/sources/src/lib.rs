@@ -333,12 +333,13 @@ fn read_plain(
         Format::JsonLines => jsonl::read_lines(reader, tally),
         Format::JsonDocuments => jsonl::read_documents(reader, tally),
         Format::Unknown => {
+            // Not a log: said in the report (and skipped), but no record was lost.
             let what = if head.is_empty() {
                 "empty input"
             } else {
                 "not a log format towerwatch reads (EVTX, JSON)"
             };
-            tally.fail(what.to_string());
+            tally.report.failure = Some(what.to_string());
         }
     }
 }

@@ -98,7 +98,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 if let Some(e) = write_err {
                     return Err(e.context("cannot write output"));
                 }
-                if failure.is_none() && args.strict {
+                if failure.is_none() && args.strict && !crate::output::is_skipped(&report) {
                     failure = report.failure.clone();
                 }
                 summary.inputs.push(report);
@@ -121,6 +121,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             events as f64 / elapsed.max(1e-9)
         );
         eprint!("{}", inputs_table(&summary.inputs));
+        eprint!("{}", crate::output::skipped_note(&summary.inputs));
         for e in &summary.errors {
             eprintln!("  {e}");
         }

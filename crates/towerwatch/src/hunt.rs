@@ -136,7 +136,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             }
             let room = 50usize.saturating_sub(summary.errors.len());
             summary.errors.extend(done.errors.into_iter().take(room));
-            if args.strict && strict_failure.is_none() {
+            if args.strict && strict_failure.is_none() && !output::is_skipped(&done.report) {
                 if let Some(f) = &done.report.failure {
                     strict_failure = Some(format!("{}: {f}", done.report.source));
                 }
@@ -209,7 +209,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             match &args.output {
                 Some(p) => std::fs::write(p, &text)
                     .with_context(|| format!("cannot write {}", p.display()))?,
-                None => print!("{text}"),
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
             }
         } else {
             eprint!("{text}");

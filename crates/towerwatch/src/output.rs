@@ -199,7 +199,7 @@ pub fn inputs_table(inputs: &[InputReport]) -> String {
         "{:<width$}  {:<7} {:>10} {:>8}  time span (UTC)",
         "input", "format", "events", "rejected"
     );
-    for r in inputs {
+    for r in inputs.iter().filter(|r| !is_skipped(r)) {
         let mut fmt = r.format.to_string();
         if r.compressed {
             fmt.push_str("+gz");
@@ -215,6 +215,33 @@ pub fn inputs_table(inputs: &[InputReport]) -> String {
         if let Some(f) = &r.failure {
             let _ = writeln!(s, "{:<width$}  ! {f}", "");
         }
+    }
+    s
+}
+
+/// Inputs that are not logs (a README in an evidence folder): listed, not counted as losses.
+pub fn is_skipped(r: &InputReport) -> bool {
+    r.format == towerwatch_sources::Format::Unknown && r.rejected == 0 && r.events == 0
+}
+
+/// The line naming the skipped inputs, if any.
+pub fn skipped_note(inputs: &[InputReport]) -> String {
+    let skipped: Vec<&InputReport> = inputs.iter().filter(|r| is_skipped(r)).collect();
+    let mut s = String::new();
+    if skipped.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "Skipped {} inputs that are not logs:", skipped.len());
+    for r in skipped.iter().take(10) {
+        let _ = writeln!(
+            s,
+            "  {}: {}",
+            r.source,
+            r.failure.as_deref().unwrap_or("unknown format")
+        );
+    }
+    if skipped.len() > 10 {
+        let _ = writeln!(s, "  … and {} more", skipped.len() - 10);
     }
     s
 }
@@ -287,6 +314,7 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
     }
     let _ = writeln!(s);
     s.push_str(&inputs_table(&summary.inputs));
+    s.push_str(&skipped_note(&summary.inputs));
     if !summary.errors.is_empty() {
         let _ = writeln!(s);
         let _ = writeln!(

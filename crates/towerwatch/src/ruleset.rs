@@ -168,12 +168,14 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
     let report = loaded.report;
     let mut refused = report.refused.clone();
     refused.sort_by(|a, b| a.path.cmp(&b.path));
+    use std::fmt::Write as _;
+    let mut out = String::new();
     for e in &refused {
         let kind = match e.kind {
             RefusalKind::Invalid => "invalid",
             RefusalKind::Unsupported => "unsupported",
         };
-        println!("{}: {kind}: {}", e.path, e.reason);
+        let _ = writeln!(out, "{}: {kind}: {}", e.path, e.reason);
     }
     let invalid = refused
         .iter()
@@ -197,10 +199,12 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
         refused.len(),
         refused.len() - invalid
     );
-    println!(
-        "engine:       {} channel plans, {} atoms, {} automata, {} slow leaves, {} rule entries without a literal trigger",
+    let _ = writeln!(
+        out,
+        "engine:       {} plans (by channel and event id), {} atoms, {} automata, {} slow leaves, {} rule entries without a literal trigger",
         stats.plans, stats.atoms, stats.automata, stats.slow_leaves, stats.always_evaluated
     );
+    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?;
     Ok(if invalid > 0 {
         ExitCode::from(1)
     } else {
