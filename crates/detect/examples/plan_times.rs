@@ -64,6 +64,23 @@ fn main() {
         }
     }
     let el = t.elapsed() / passes;
+    let mut by: std::collections::HashMap<(String, Option<u32>), (std::time::Duration, usize, usize)> = Default::default();
+    for e in &events {
+        let t = Instant::now();
+        for _ in 0..3 {
+            engine.matches(e, &mut scratch);
+        }
+        let bytes: usize = e.fields.iter().filter_map(|f| f.value.as_str()).map(str::len).sum();
+        let entry = by.entry((e.channel.as_deref().unwrap_or("").to_string(), e.event_id)).or_default();
+        entry.0 += t.elapsed() / 3;
+        entry.1 += 1;
+        entry.2 += bytes;
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    for ((c, id), (d, n, b)) in v.iter().take(12) {
+        println!("{d:>12?} {n:>6} events {:>8.1} µs/ev {:>7} B/ev  {c} {id:?}", d.as_secs_f64() * 1e6 / *n as f64, b / n);
+    }
     println!(
         "steady pass {el:?} = {:.2} µs/event",
         el.as_secs_f64() * 1e6 / events.len() as f64

@@ -219,7 +219,14 @@ pub(crate) fn build_plan(rules: &[Rule], admitted: &[u32], small_set: usize) -> 
     }
     // Keyword atoms apply to every field: each field's scanner carries them too, so a value
     // is scanned once; the keyword-only scanner serves fields no rule names.
-    let keyword_atoms = fields.remove(&None).unwrap_or_default();
+    // Substring keywords are searched once per event, in all its values joined by NULs
+    // (a pattern without NUL matches the joined text exactly where it matches a value).
+    let (joined, keyword_atoms): (Vec<_>, Vec<_>) = fields
+        .remove(&None)
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|(_, k)| k.kind == AtomKind::At(Position::Contains) && !k.cased && !k.text.contains('\0'));
+    let keywords_joined = (!joined.is_empty()).then(|| scanner(&joined, small_set)).and_then(|sc| sc.folded);
     let keywords = (!keyword_atoms.is_empty()).then(|| scanner(&keyword_atoms, small_set));
     let mut field_scanners = FxHashMap::default();
     for (field, mut atoms) in fields {
@@ -232,6 +239,7 @@ pub(crate) fn build_plan(rules: &[Rule], admitted: &[u32], small_set: usize) -> 
         rules: plan_rules,
         fields: field_scanners,
         keywords,
+        keywords_joined,
         triggers,
         always,
         slow: b.slow,

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashMap as HashMap;
 use towerwatch_event::{alias_table, aliases_in, Event};
-use towerwatch_sigma::pattern::{fold, fold_into};
+use towerwatch_sigma::pattern::{fold, fold_append};
 use towerwatch_sigma::{Matcher, Rule};
 
 /// A compiled rule set.
@@ -74,6 +74,8 @@ pub(crate) struct Plan {
     /// Atoms on any field (Sigma keywords), for fields without a scanner of their own
     /// (the field scanners include the keyword atoms).
     keywords: Option<FieldScanner>,
+    /// Folded substring keywords, searched in all of an event's values at once.
+    keywords_joined: Option<Automaton>,
     /// For each atom, the plan rules it triggers.
     triggers: Vec<Vec<u32>>,
     /// Plan rules without a trigger set.
@@ -337,21 +339,26 @@ impl Engine {
     fn scan(&self, plan: &Plan, event: &Event, scratch: &mut Scratch) {
         let table = alias_table(event.channel.as_deref(), event.event_id);
         let mut buf = std::mem::take(&mut scratch.fold_buf);
+        buf.clear();
+        let join = plan.keywords_joined.is_some();
         for f in &event.fields {
             let Some(text) = f.value.as_str() else {
                 continue;
             };
             let own = plan.fields.get(&f.name);
             let aliases = aliases_in(table, &f.name);
-            if own.is_none() && aliases.is_empty() && plan.keywords.is_none() {
+            if own.is_none() && aliases.is_empty() && plan.keywords.is_none() && !join {
                 continue;
             }
-            // Fold once per value, for every scanner that reads it.
-            let value = Value {
-                text,
-                folded: fold_into(text, &mut buf),
-            };
-            // Field scanners carry the keyword atoms too.
+            // Fold once per value, for every scanner that reads it; with joined keywords the
+            // folded values accumulate in the buffer, NUL-separated.
+            if !join {
+                buf.clear();
+            }
+            let start = buf.len();
+            fold_append(text, &mut buf);
+            let value = Value { text, folded: &buf[start..] };
+            // Field scanners carry the other keyword atoms too.
             let mut keywords_done = false;
             if let Some(sc) = own {
                 sc.scan(&value, scratch);
@@ -366,6 +373,12 @@ impl Engine {
             if let (Some(kw), false) = (&plan.keywords, keywords_done) {
                 kw.scan(&value, scratch);
             }
+            if join {
+                buf.push('\0');
+            }
+        }
+        if let Some(am) = &plan.keywords_joined {
+            am.scan(&buf, scratch);
         }
         scratch.fold_buf = buf;
     }

@@ -50,6 +50,17 @@ pub fn fold_into<'a>(s: &str, buf: &'a mut String) -> &'a str {
     buf
 }
 
+/// [`fold`] appended to a buffer.
+pub fn fold_append(s: &str, buf: &mut String) {
+    if s.is_ascii() {
+        let start = buf.len();
+        buf.push_str(s);
+        buf[start..].make_ascii_lowercase();
+    } else {
+        buf.push_str(&s.to_lowercase());
+    }
+}
+
 /// Parses a Sigma string value: `*` and `?` are wildcards, `\*`, `\?` and `\\` escape them;
 /// any other backslash is a literal backslash (Windows paths).
 pub fn parse_wildcards(raw: &str) -> Vec<GlobToken> {
