@@ -357,7 +357,10 @@ impl Engine {
             }
             let start = buf.len();
             fold_append(text, &mut buf);
-            let value = Value { text, folded: &buf[start..] };
+            let value = Value {
+                text,
+                folded: &buf[start..],
+            };
             // Field scanners carry the other keyword atoms too.
             let mut keywords_done = false;
             if let Some(sc) = own {
@@ -555,26 +558,5 @@ fn eval(node: &Node, plan: &Plan, atoms: &[u64], event: &Event) -> bool {
             }
             false
         }
-    }
-}
-
-impl Engine {
-    /// Debug: rules admitted per compiled plan.
-    #[doc(hidden)]
-    pub fn plan_sizes(&self) -> Vec<(String, Option<u32>, usize, usize)> {
-        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = routes
-            .iter()
-            .map(|((c, id), p)| {
-                (
-                    self.channel_names[*c as usize].clone().unwrap_or_default(),
-                    *id,
-                    p.rules.len(),
-                    p.atoms,
-                )
-            })
-            .collect();
-        v.sort();
-        v
     }
 }
