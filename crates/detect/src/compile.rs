@@ -424,6 +424,20 @@ impl PlanBuilder {
     }
 
     fn leaf(&mut self, field: Option<&str>, m: &Matcher) -> Node {
+        if let Matcher::Regex(re) = m {
+            // A regex implies one of its prefix literals: those are its triggers.
+            let slow = self.slow(field, m);
+            return match regex_literals(re.as_str()) {
+                Some(lits) => {
+                    let any = lits
+                        .iter()
+                        .map(|l| self.atom(field, AtomKind::At(Position::Contains), true, l))
+                        .collect();
+                    Node::And(vec![Node::Or(any), slow])
+                }
+                None => slow,
+            };
+        }
         let Matcher::Str { pattern, cased } = m else {
             return self.slow(field, m);
         };
@@ -457,6 +471,29 @@ impl PlanBuilder {
     }
 }
 
+/// Literals of which every match of the regex starts with one, when there are few enough
+/// to serve as triggers (case-insensitive regexes yield each case variant).
+fn regex_literals(pattern: &str) -> Option<Vec<String>> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let mut extractor = regex_syntax::hir::literal::Extractor::new();
+    extractor.limit_total(64);
+    let seq = extractor.extract(&hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.len() > 64 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(lits.len());
+    for l in lits {
+        // Short literals trigger on nearly everything; an empty one on everything.
+        let text = std::str::from_utf8(l.as_bytes()).ok()?;
+        if text.len() < 3 {
+            return None;
+        }
+        out.push(text.to_string());
+    }
+    Some(out)
+}
+
 /// Fields that tell little: an atom on them alone makes a poor trigger.
 const ROUTING_FIELDS: &[&str] = &[
     "EventID",
@@ -475,12 +512,39 @@ fn atom_cost(k: &AtomKey) -> u32 {
     {
         return 1000;
     }
-    match k.text.len() {
+    let by_length = match k.text.len() {
         0..=2 => 100,
         3..=4 => 10,
         _ => 1,
-    }
+    };
+    // A program's name is a weak trigger: the same few images (powershell.exe, cmd.exe)
+    // run all day, while command lines, paths and script text vary.
+    let by_field = match k.field.as_deref() {
+        Some(f) if COMMON_VALUE_FIELDS.contains(&f) => 8,
+        _ => 1,
+    };
+    by_length * by_field
 }
+
+/// Fields whose values repeat across many events.
+const COMMON_VALUE_FIELDS: &[&str] = &[
+    "Image",
+    "ParentImage",
+    "OriginalFileName",
+    "Product",
+    "Company",
+    "Description",
+    "User",
+    "ParentUser",
+    "IntegrityLevel",
+    "Signed",
+    "SignatureStatus",
+    "Signature",
+    "Provider_Name",
+    "ServiceName",
+    "SourceImage",
+    "ImageLoaded",
+];
 
 /// Atoms of which at least one is true whenever the node is true, with the set's cost;
 /// `None` when no such set exists.
