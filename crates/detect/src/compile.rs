@@ -1,6 +1,6 @@
 //! Building plans: atoms, automata, trigger sets.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rustc_hash::FxHashMap;
 
@@ -66,7 +66,18 @@ pub(crate) fn build(rules: Vec<Rule>, small_set: usize) -> Engine {
                 .collect()
         })
         .collect();
-    let required_ids = rules.iter().map(required_event_ids).collect();
+    let required_ids: Vec<Option<Box<[u32]>>> = rules.iter().map(required_event_ids).collect();
+    // Rules for every event: no channel in any route, no event id anywhere.
+    let global_rules = (0..rules.len() as u32)
+        .filter(|&i| {
+            let r = &rules[i as usize];
+            required_ids[i as usize].is_none()
+                && r.routes
+                    .iter()
+                    .all(|route| route.channels.is_none() && route.event_ids.is_none())
+        })
+        .collect();
+    let shared_group = shared_groups(&rules, &required_ids);
     Engine {
         rules,
         channels,
@@ -74,15 +85,34 @@ pub(crate) fn build(rules: Vec<Rule>, small_set: usize) -> Engine {
         channel_names,
         channel_rules,
         required_ids,
+        global_rules,
+        shared_group,
         small_set,
         routes: RwLock::new(FxHashMap::default()),
         by_rules: Mutex::new(FxHashMap::default()),
     }
 }
 
-/// The rules (indices, ascending) that can match an event of this channel and event id:
-/// their log source admits it, and their condition does not require other event ids.
-pub(crate) fn admitted(engine: &Engine, (channel, event_id): (u32, Option<u32>)) -> Vec<u32> {
+/// The rules (indices, ascending) that can match an event of this channel and event id —
+/// their log source admits it, and their condition does not require other event ids —
+/// split into the large shared groups among them and the rest.
+pub(crate) fn admitted(engine: &Engine, key: (u32, Option<u32>)) -> Vec<Vec<u32>> {
+    let rules = admitted_rules(engine, key);
+    let mut groups: BTreeMap<Option<u32>, Vec<u32>> = BTreeMap::new();
+    for r in rules {
+        groups
+            .entry(engine.shared_group[r as usize])
+            .or_default()
+            .push(r);
+    }
+    groups.into_values().collect()
+}
+
+fn admitted_rules(engine: &Engine, key: (u32, Option<u32>)) -> Vec<u32> {
+    if key == crate::GLOBAL {
+        return engine.global_rules.clone();
+    }
+    let (channel, event_id) = key;
     let candidates = &engine.channel_rules[channel as usize];
     let channel = engine.channel_names[channel as usize].as_deref();
     let mut out = Vec::new();
@@ -104,8 +134,45 @@ pub(crate) fn admitted(engine: &Engine, (channel, event_id): (u32, Option<u32>))
             None => true,
             Some(ids) => event_id.is_some_and(|id| ids.contains(&id)),
         };
-        if by_route && by_condition {
+        if by_route && by_condition && !engine.global_rules.contains(&(i as u32)) {
             out.push(i as u32);
+        }
+    }
+    out
+}
+
+/// What makes rules a group: their routes and the event ids their conditions require.
+type Signature<'a> = (&'a [towerwatch_sigma::Route], Option<&'a [u32]>);
+
+/// Groups this large are compiled once for every route they apply to.
+const SHARED_GROUP_MIN: usize = 100;
+
+/// Rules with the same log source and required event ids form a group; a large group
+/// that applies to more than one (channel, event id) gets an id, so its plan is shared.
+fn shared_groups(rules: &[Rule], required: &[Option<Box<[u32]>>]) -> Vec<Option<u32>> {
+    let mut members: HashMap<Signature<'_>, Vec<usize>> = HashMap::new();
+    for i in 0..rules.len() {
+        members
+            .entry((&rules[i].routes, required[i].as_deref()))
+            .or_default()
+            .push(i);
+    }
+    let mut out = vec![None; rules.len()];
+    let mut next = 0u32;
+    // Group ids in order of first member, so they do not depend on hashing.
+    let mut groups: Vec<Vec<usize>> = members.into_values().collect();
+    groups.sort();
+    for list in groups {
+        let r = &rules[list[0]];
+        let spans = r.routes.len() > 1
+            || r.routes
+                .iter()
+                .any(|route| route.event_ids.as_ref().is_none_or(|ids| ids.len() > 1));
+        if list.len() >= SHARED_GROUP_MIN && spans {
+            for i in list {
+                out[i] = Some(next);
+            }
+            next += 1;
         }
     }
     out

@@ -56,16 +56,28 @@ pub struct Engine {
     channel_rules: Vec<Vec<u32>>,
     /// Per rule, the event ids its condition requires (`EventID: 4624`), if it pins any.
     required_ids: Vec<Option<Box<[u32]>>>,
+    /// Rules that apply to every event (sorted); they live in the [`GLOBAL`] plan only.
+    global_rules: Vec<u32>,
+    /// Per rule, its group if it belongs to a large group shared by several routes.
+    shared_group: Vec<Option<u32>>,
     small_set: usize,
     /// Plans are compiled when the first event of their (channel, event id) arrives:
     /// evidence seldom holds every log source, and start-up is part of every run.
-    routes: RwLock<HashMap<RouteKey, Arc<Plan>>>,
+    routes: RwLock<HashMap<RouteKey, Route>>,
     /// Compiled plans by the rules they hold: routes with the same rules share one plan.
     by_rules: Mutex<HashMap<Vec<u32>, Arc<Plan>>>,
 }
 
 /// (channel index, event id)
 type RouteKey = (u32, Option<u32>);
+
+/// The plans an event of one route meets: large rule groups that several routes share
+/// (process creation is Sysmon 1 and Security 4688) compiled once, and the rest.
+type Route = Arc<[Arc<Plan>]>;
+
+/// The key of the plan holding the rules that apply to every event (no channel, no event
+/// id: `product: windows` keyword rules).
+const GLOBAL: RouteKey = (u32::MAX, None);
 
 /// The rules that can apply to one channel, compiled together.
 pub(crate) struct Plan {
@@ -152,7 +164,7 @@ pub struct Scratch {
     seen_rules: Vec<u64>,
     candidates: Vec<u32>,
     out: Vec<usize>,
-    plans: HashMap<RouteKey, Arc<Plan>>,
+    plans: HashMap<RouteKey, Route>,
     fold_buf: String,
 }
 
@@ -222,6 +234,7 @@ impl Engine {
 
     /// Compiles the plans of every (channel, event id) the rules name, as a rule check does.
     pub fn compile_all(&self) {
+        self.route(GLOBAL);
         for (ci, _) in self.channel_names.iter().enumerate() {
             let mut ids: Vec<Option<u32>> = vec![None];
             for r in &self.rules {
@@ -238,7 +251,7 @@ impl Engine {
             ids.sort_unstable();
             ids.dedup();
             for id in ids {
-                self.plan((ci as u32, id));
+                self.route((ci as u32, id));
             }
         }
     }
@@ -254,47 +267,61 @@ impl Engine {
         }
     }
 
-    fn plan(&self, key: RouteKey) -> Arc<Plan> {
-        if let Some(p) = self
+    fn route(&self, key: RouteKey) -> Route {
+        if let Some(r) = self
             .routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
-            return p.clone();
+            return r.clone();
         }
-        let rules = compile::admitted(self, key);
-        let plan = {
-            let mut shared = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
-            shared
-                .entry(rules.clone())
-                .or_insert_with(|| {
-                    Arc::new(compile::build_plan(&self.rules, &rules, self.small_set))
-                })
-                .clone()
-        };
+        let route: Route = compile::admitted(self, key)
+            .into_iter()
+            .map(|rules| {
+                let mut shared = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
+                shared
+                    .entry(rules.clone())
+                    .or_insert_with(|| {
+                        Arc::new(compile::build_plan(&self.rules, &rules, self.small_set))
+                    })
+                    .clone()
+            })
+            .collect();
         self.routes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, plan.clone());
-        plan
+            .insert(key, route.clone());
+        route
     }
 
     /// The indices (into [`Engine::rules`]) of the rules that match the event, ascending.
     pub fn matches<'s>(&self, event: &Event, scratch: &'s mut Scratch) -> &'s [usize] {
         scratch.out.clear();
-        let key = (self.channel_index(event.channel.as_deref()), event.event_id);
-        let plan = match scratch.plans.get(&key) {
-            Some(p) => p.clone(),
-            None => {
-                let p = self.plan(key);
-                scratch.plans.insert(key, p.clone());
-                p
+        let route = (self.channel_index(event.channel.as_deref()), event.event_id);
+        // The event's route, then the rules that apply to every event whatever its log
+        // source (compiled once instead of into every route's plan).
+        for key in [route, GLOBAL] {
+            let plans = match scratch.plans.get(&key) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self.route(key);
+                    scratch.plans.insert(key, p.clone());
+                    p
+                }
+            };
+            for plan in plans.iter() {
+                self.match_plan(plan, event, scratch);
             }
-        };
-        let plan = &*plan;
+        }
+        scratch.out.sort_unstable();
+        &scratch.out
+    }
+
+    /// Appends the plan's rules that match the event to `scratch.out`.
+    fn match_plan(&self, plan: &Plan, event: &Event, scratch: &mut Scratch) {
         if plan.rules.is_empty() {
-            return &scratch.out;
+            return;
         }
         scratch.fit(plan);
         self.scan(plan, event, scratch);
@@ -325,8 +352,6 @@ impl Engine {
             scratch.atoms[a as usize / 64] = 0;
         }
         scratch.set.clear();
-        scratch.out.sort_unstable();
-        &scratch.out
     }
 
     /// The reference verdict for the same event: every rule, [`Rule::matches`].

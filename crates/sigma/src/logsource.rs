@@ -14,7 +14,7 @@ pub struct LogSource {
 }
 
 /// One place a rule applies: a set of channels (none: any channel) and optionally event ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {
     pub channels: Option<Vec<String>>,
     pub event_ids: Option<Vec<u32>>,
