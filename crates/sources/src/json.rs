@@ -453,88 +453,65 @@ mod direct {
         }
     }
 
+    /// The fixed outer levels of an evtx_dump record.
+    #[derive(Clone, Copy)]
+    enum Level {
+        /// `{"Event": …}`: only the Event element counts, as in `event_from_json`.
+        Top,
+        /// The Event element: System, EventData, UserData, ….
+        Event,
+        /// The System element: each child by its name, in System mode.
+        System,
+    }
+
     /// `{"Event": {"System": …, "EventData": …}}`
     pub(super) struct Top<'a>(pub &'a mut Event);
 
     impl<'de> DeserializeSeed<'de> for Top<'_> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(Outer(self.0, Level::Top))
+        }
+    }
+
+    struct Outer<'a>(&'a mut Event, Level);
+
+    impl<'de> DeserializeSeed<'de> for Outer<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Top<'_> {
+    impl<'de> Visitor<'de> for Outer<'_> {
         type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("an EVTX record as JSON")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let Outer(event, level) = self;
             while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                // Only the Event element counts, as in `event_from_json`.
-                if k == "Event" {
-                    map.next_value_seed(Inner(&mut *self.0))?;
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(())
-        }
-    }
-
-    struct Inner<'a>(&'a mut Event);
-
-    impl<'de> DeserializeSeed<'de> for Inner<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Inner<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("the Event element")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                match &*k {
-                    "#attributes" => {
+                match (level, &*k) {
+                    (Level::Top, "Event") => {
+                        map.next_value_seed(Outer(&mut *event, Level::Event))?
+                    }
+                    (Level::Top, _) | (Level::Event, "#attributes") => {
                         map.next_value::<IgnoredAny>()?;
                     }
-                    "System" => map.next_value_seed(SystemSeed(&mut *self.0))?,
-                    other => map.next_value_seed(Node {
-                        event: &mut *self.0,
-                        name: other,
+                    (Level::Event, "System") => {
+                        map.next_value_seed(Outer(&mut *event, Level::System))?
+                    }
+                    (Level::Event, name) => map.next_value_seed(Node {
+                        event: &mut *event,
+                        name,
                         mode: Mode::Data,
                     })?,
+                    (Level::System, name) => map.next_value_seed(Node {
+                        event: &mut *event,
+                        name,
+                        mode: Mode::System,
+                    })?,
                 }
-            }
-            Ok(())
-        }
-    }
-
-    /// The System element: each child by its name, in System mode.
-    struct SystemSeed<'a>(&'a mut Event);
-
-    impl<'de> DeserializeSeed<'de> for SystemSeed<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for SystemSeed<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("the System element")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                map.next_value_seed(Node {
-                    event: &mut *self.0,
-                    name: &k,
-                    mode: Mode::System,
-                })?;
             }
             Ok(())
         }

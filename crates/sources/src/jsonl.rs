@@ -50,31 +50,9 @@ pub(crate) fn read_documents(reader: &mut (dyn BufRead + Send), tally: &mut Tall
         let offset = stream.byte_offset() as u64;
         let Some(item) = stream.next() else { return };
         doc += 1;
-        match item {
-            Ok(serde_json::Value::Array(items)) => {
-                for json in items {
-                    let origin = Origin::line(tally.report.source.clone(), doc);
-                    let ok = match event_from_json(json, origin) {
-                        Ok(event) => tally.event(event),
-                        Err(msg) => tally.reject(Position::Offset(offset), msg),
-                    };
-                    if !ok {
-                        return;
-                    }
-                }
-            }
-            Ok(json) => {
-                // Documents have no record number; the line of the document's start is found
-                // by the deserializer only on error, so the document index stands in.
-                let origin = Origin::line(tally.report.source.clone(), doc);
-                let ok = match event_from_json(json, origin) {
-                    Ok(event) => tally.event(event),
-                    Err(msg) => tally.reject(Position::Offset(offset), msg),
-                };
-                if !ok {
-                    return;
-                }
-            }
+        let items = match item {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(json) => vec![json],
             Err(e) => {
                 let msg = format!(
                     "invalid JSON at line {} column {}: {e}; rest of input not readable",
@@ -83,6 +61,17 @@ pub(crate) fn read_documents(reader: &mut (dyn BufRead + Send), tally: &mut Tall
                 );
                 tally.reject(Position::Offset(offset), msg.clone());
                 tally.report.failure = Some(msg);
+                return;
+            }
+        };
+        // Documents have no line of their own to report; the document index stands in.
+        for json in items {
+            let origin = Origin::line(tally.report.source.clone(), doc);
+            let ok = match event_from_json(json, origin) {
+                Ok(event) => tally.event(event),
+                Err(msg) => tally.reject(Position::Offset(offset), msg),
+            };
+            if !ok {
                 return;
             }
         }

@@ -45,10 +45,10 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     match args.format {
         DumpFormat::None => {
             let opts = pipeline::Options {
-                threads: args.threads,
-                strict: args.strict,
+                threads: args.run.threads,
+                strict: args.run.strict,
                 hash: false,
-                progress: !args.quiet,
+                progress: !args.run.quiet,
             };
             pipeline::run(
                 &inputs,
@@ -57,7 +57,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 |_, _event| {},
                 |done| {
                     summary.errors.extend(done.errors.into_iter().take(20));
-                    if failure.is_none() && args.strict {
+                    if failure.is_none() && args.run.strict {
                         failure = done.report.failure.clone();
                     }
                     summary.inputs.push(done.report);
@@ -75,8 +75,8 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 None => Box::new(BufWriter::new(std::io::stdout().lock())),
             };
             let opts = ReadOptions {
-                strict: args.strict,
-                evtx_threads: args.threads.unwrap_or(0),
+                strict: args.run.strict,
+                evtx_threads: args.run.threads.unwrap_or(0),
             };
             for input in &inputs {
                 let mut write_err = None;
@@ -98,7 +98,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 if let Some(e) = write_err {
                     return Err(e.context("cannot write output"));
                 }
-                if failure.is_none() && args.strict && !crate::output::is_skipped(&report) {
+                if failure.is_none() && args.run.strict && !crate::output::is_skipped(&report) {
                     failure = report.failure.clone();
                 }
                 summary.inputs.push(report);
@@ -109,7 +109,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             out.flush()?;
         }
     }
-    if !args.quiet {
+    if !args.run.quiet {
         let elapsed = clock.elapsed().as_secs_f64();
         let events = summary.events();
         eprintln!(

@@ -93,10 +93,10 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     }
     let mut seen = Seen::default();
     let opts = pipeline::Options {
-        threads: args.threads,
-        strict: args.strict,
+        threads: args.run.threads,
+        strict: args.run.strict,
         hash: args.output.is_some(),
-        progress: !args.quiet,
+        progress: !args.run.quiet,
     };
     let mut manifest_inputs = Vec::new();
     let mut strict_failure = None;
@@ -136,7 +136,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             }
             let room = 50usize.saturating_sub(summary.errors.len());
             summary.errors.extend(done.errors.into_iter().take(room));
-            if args.strict && strict_failure.is_none() && !output::is_skipped(&done.report) {
+            if args.run.strict && strict_failure.is_none() && !output::is_skipped(&done.report) {
                 if let Some(f) = &done.report.failure {
                     strict_failure = Some(format!("{}: {f}", done.report.source));
                 }
@@ -189,7 +189,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {path}"))?;
     }
 
-    if !args.quiet {
+    if !args.run.quiet {
         let header = format!(
             "towerwatch hunt: {} inputs, {} events ({} rejected), {} rules ({} refused, {} filtered), {:.2} s, {:.0} events/s",
             summary.inputs.len(),

@@ -75,15 +75,8 @@ pub struct HuntArgs {
     /// Report which loaded rules can never fire on this evidence, and which rules were refused.
     #[arg(long)]
     pub coverage: bool,
-    /// Stop at the first bad record or unreadable input.
-    #[arg(long)]
-    pub strict: bool,
-    /// No progress bar and no summary.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Evaluate with the plain reference evaluator instead of the compiled engine (slow; for checks).
     #[arg(long, hide = true)]
     pub reference: bool,
@@ -97,20 +90,32 @@ pub enum DumpFormat {
     None,
 }
 
+/// How a run reads its inputs and reports.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Stop at the first bad record or unreadable input.
+    #[arg(long)]
+    pub strict: bool,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
 #[derive(Args)]
 pub struct DumpArgs {
+    /// Evidence files or directories; `-` reads stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: DumpFormat,
+    /// Write the events here.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    #[arg(long)]
-    pub strict: bool,
-    #[arg(long, short)]
-    pub quiet: bool,
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Subcommand)]
