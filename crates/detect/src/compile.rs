@@ -78,6 +78,17 @@ pub(crate) fn build(rules: Vec<Rule>, small_set: usize) -> Engine {
         })
         .collect();
     let shared_group = shared_groups(&rules, &required_ids);
+    let mut field_ids = FxHashMap::default();
+    for t in rules
+        .iter()
+        .flat_map(|r| r.searches.iter())
+        .flat_map(|s| s.alternatives.iter().flatten())
+    {
+        if let Some(f) = &t.field {
+            let next = field_ids.len() as u32;
+            field_ids.entry(f.as_str().into()).or_insert(next);
+        }
+    }
     Engine {
         rules,
         channels,
@@ -86,6 +97,7 @@ pub(crate) fn build(rules: Vec<Rule>, small_set: usize) -> Engine {
         channel_rules,
         required_ids,
         global_rules,
+        field_ids,
         shared_group,
         small_set,
         routes: RwLock::new(FxHashMap::default()),
@@ -249,7 +261,8 @@ struct PlanBuilder {
     slow: Vec<SlowLeaf>,
 }
 
-pub(crate) fn build_plan(rules: &[Rule], admitted: &[u32], small_set: usize) -> Plan {
+pub(crate) fn build_plan(engine: &Engine, admitted: &[u32]) -> Plan {
+    let (rules, small_set) = (&engine.rules, engine.small_set);
     let mut b = PlanBuilder {
         atoms: HashMap::new(),
         keys: Vec::new(),
@@ -299,16 +312,20 @@ pub(crate) fn build_plan(rules: &[Rule], admitted: &[u32], small_set: usize) -> 
         .then(|| scanner(&joined, small_set))
         .and_then(|sc| sc.folded);
     let keywords = (!keyword_atoms.is_empty()).then(|| scanner(&keyword_atoms, small_set));
-    let mut field_scanners = FxHashMap::default();
+    let mut field_scanners = Vec::new();
+    let mut slot = vec![crate::NONE; engine.field_ids.len()];
     for (field, mut atoms) in fields {
         atoms.extend_from_slice(&keyword_atoms);
         if let Some(f) = field {
-            field_scanners.insert(f.into_boxed_str(), scanner(&atoms, small_set));
+            let id = engine.field_ids[f.as_str()];
+            slot[id as usize] = field_scanners.len() as u32;
+            field_scanners.push(scanner(&atoms, small_set));
         }
     }
     Plan {
         rules: plan_rules,
         fields: field_scanners,
+        slot,
         keywords,
         keywords_joined,
         triggers,

@@ -58,6 +58,9 @@ pub struct Engine {
     required_ids: Vec<Option<Box<[u32]>>>,
     /// Rules that apply to every event (sorted); they live in the [`GLOBAL`] plan only.
     global_rules: Vec<u32>,
+    /// Every field name a rule tests, numbered: events are matched against the ids once,
+    /// and plans index their scanners by id.
+    field_ids: HashMap<Box<str>, u32>,
     /// Per rule, its group if it belongs to a large group shared by several routes.
     shared_group: Vec<Option<u32>>,
     small_set: usize,
@@ -71,6 +74,9 @@ pub struct Engine {
 /// (channel index, event id)
 type RouteKey = (u32, Option<u32>);
 
+/// No field id / no scanner.
+const NONE: u32 = u32::MAX;
+
 /// The plans an event of one route meets: large rule groups that several routes share
 /// (process creation is Sysmon 1 and Security 4688) compiled once, and the rest.
 type Route = Arc<[Arc<Plan>]>;
@@ -82,7 +88,10 @@ const GLOBAL: RouteKey = (u32::MAX, None);
 /// The rules that can apply to one channel, compiled together.
 pub(crate) struct Plan {
     rules: Vec<PlanRule>,
-    fields: HashMap<Box<str>, FieldScanner>,
+    /// Scanners of the fields this plan's rules test, in `slot` order.
+    fields: Vec<FieldScanner>,
+    /// Per engine field id, the index of its scanner in `fields` ([`NONE`] if none).
+    slot: Vec<u32>,
     /// Atoms on any field (Sigma keywords), for fields without a scanner of their own
     /// (the field scanners include the keyword atoms).
     keywords: Option<FieldScanner>,
@@ -165,7 +174,26 @@ pub struct Scratch {
     candidates: Vec<u32>,
     out: Vec<usize>,
     plans: HashMap<RouteKey, Route>,
-    fold_buf: String,
+    prepared: Prepared,
+}
+
+/// An event's field values as every plan reads them: folded once, joined by NULs (the text
+/// substring keywords search), with each value's field ids resolved once.
+#[derive(Default)]
+struct Prepared {
+    folded: String,
+    fields: Vec<PreparedField>,
+}
+
+struct PreparedField {
+    /// Index into the event's fields.
+    index: u32,
+    /// The folded value is `folded[start..end]`.
+    start: u32,
+    end: u32,
+    /// The field's id, and the id of the Sigma name it is an alias of ([`NONE`] if none).
+    own: u32,
+    alias: u32,
 }
 
 /// Sizes of the compiled rule set.
@@ -205,7 +233,7 @@ impl Engine {
             candidates: Vec::new(),
             out: Vec::new(),
             plans: HashMap::default(),
-            fold_buf: String::new(),
+            prepared: Prepared::default(),
         }
     }
 
@@ -224,7 +252,7 @@ impl Engine {
             s.atoms += p.atoms;
             s.slow_leaves += p.slow.len();
             s.always_evaluated += p.always.len();
-            let scanners = p.fields.values().chain(p.keywords.iter());
+            let scanners = p.fields.iter().chain(p.keywords.iter());
             s.automata += scanners
                 .map(|f| f.folded.is_some() as usize + f.cased.is_some() as usize)
                 .sum::<usize>();
@@ -282,9 +310,7 @@ impl Engine {
                 let mut shared = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
                 shared
                     .entry(rules.clone())
-                    .or_insert_with(|| {
-                        Arc::new(compile::build_plan(&self.rules, &rules, self.small_set))
-                    })
+                    .or_insert_with(|| Arc::new(compile::build_plan(self, &rules)))
                     .clone()
             })
             .collect();
@@ -299,6 +325,7 @@ impl Engine {
     pub fn matches<'s>(&self, event: &Event, scratch: &'s mut Scratch) -> &'s [usize] {
         scratch.out.clear();
         let route = (self.channel_index(event.channel.as_deref()), event.event_id);
+        let mut prepared = false;
         // The event's route, then the rules that apply to every event whatever its log
         // source (compiled once instead of into every route's plan).
         for key in [route, GLOBAL] {
@@ -310,7 +337,11 @@ impl Engine {
                     p
                 }
             };
-            for plan in plans.iter() {
+            for plan in plans.iter().filter(|p| !p.rules.is_empty()) {
+                if !prepared {
+                    self.prepare(event, scratch);
+                    prepared = true;
+                }
                 self.match_plan(plan, event, scratch);
             }
         }
@@ -361,54 +392,62 @@ impl Engine {
             .collect()
     }
 
-    fn scan(&self, plan: &Plan, event: &Event, scratch: &mut Scratch) {
+    fn prepare(&self, event: &Event, scratch: &mut Scratch) {
         let table = alias_table(event.channel.as_deref(), event.event_id);
-        let mut buf = std::mem::take(&mut scratch.fold_buf);
-        buf.clear();
-        let join = plan.keywords_joined.is_some();
-        for f in &event.fields {
+        let prepared = &mut scratch.prepared;
+        prepared.folded.clear();
+        prepared.fields.clear();
+        let id = |name: &str| self.field_ids.get(name).copied().unwrap_or(NONE);
+        for (index, f) in event.fields.iter().enumerate() {
             let Some(text) = f.value.as_str() else {
                 continue;
             };
-            let own = plan.fields.get(&f.name);
-            let aliases = aliases_in(table, &f.name);
-            if own.is_none() && aliases.is_empty() && plan.keywords.is_none() && !join {
-                continue;
-            }
-            // Fold once per value, for every scanner that reads it; with joined keywords the
-            // folded values accumulate in the buffer, NUL-separated.
-            if !join {
-                buf.clear();
-            }
-            let start = buf.len();
-            fold_append(text, &mut buf);
+            let start = prepared.folded.len() as u32;
+            fold_append(text, &mut prepared.folded);
+            let end = prepared.folded.len() as u32;
+            prepared.folded.push('\0');
+            let alias = aliases_in(table, &f.name).first().map_or(NONE, |a| id(a));
+            prepared.fields.push(PreparedField {
+                index: index as u32,
+                start,
+                end,
+                own: id(&f.name),
+                alias,
+            });
+        }
+    }
+
+    fn scan(&self, plan: &Plan, event: &Event, scratch: &mut Scratch) {
+        let prepared = std::mem::take(&mut scratch.prepared);
+        for p in &prepared.fields {
+            let text = event.fields[p.index as usize]
+                .value
+                .as_str()
+                .unwrap_or_default();
             let value = Value {
                 text,
-                folded: &buf[start..],
+                folded: &prepared.folded[p.start as usize..p.end as usize],
             };
             // Field scanners carry the other keyword atoms too.
             let mut keywords_done = false;
-            if let Some(sc) = own {
-                sc.scan(&value, scratch);
-                keywords_done = true;
-            }
-            for alias in aliases {
-                if let Some(sc) = plan.fields.get(*alias) {
-                    sc.scan(&value, scratch);
+            for id in [p.own, p.alias] {
+                if id == NONE {
+                    continue;
+                }
+                let slot = plan.slot[id as usize];
+                if slot != NONE {
+                    plan.fields[slot as usize].scan(&value, scratch);
                     keywords_done = true;
                 }
             }
             if let (Some(kw), false) = (&plan.keywords, keywords_done) {
                 kw.scan(&value, scratch);
             }
-            if join {
-                buf.push('\0');
-            }
         }
         if let Some(am) = &plan.keywords_joined {
-            am.scan(&buf, scratch);
+            am.scan(&prepared.folded, scratch);
         }
-        scratch.fold_buf = buf;
+        scratch.prepared = prepared;
     }
 }
 
@@ -441,14 +480,19 @@ impl Scratch {
 
 impl FieldScanner {
     fn scan(&self, v: &Value<'_>, scratch: &mut Scratch) {
-        if let Some(atoms) = self.exact_folded.get(v.folded) {
-            atoms.iter().for_each(|&a| scratch.set(a));
+        // Hashing a long value costs more than the lookup: only when there are exact atoms.
+        if !self.exact_folded.is_empty() {
+            if let Some(atoms) = self.exact_folded.get(v.folded) {
+                atoms.iter().for_each(|&a| scratch.set(a));
+            }
         }
         if let Some(am) = &self.folded {
             am.scan(v.folded, scratch);
         }
-        if let Some(atoms) = self.exact_cased.get(v.text) {
-            atoms.iter().for_each(|&a| scratch.set(a));
+        if !self.exact_cased.is_empty() {
+            if let Some(atoms) = self.exact_cased.get(v.text) {
+                atoms.iter().for_each(|&a| scratch.set(a));
+            }
         }
         if let Some(am) = &self.cased {
             am.scan(v.text, scratch);
