@@ -255,7 +255,8 @@ fn cond_ids(c: &Cond, searches: &[Option<BTreeSet<u32>>]) -> Option<BTreeSet<u32
     }
 }
 
-struct PlanBuilder {
+struct PlanBuilder<'a> {
+    field_ids: &'a FxHashMap<Box<str>, u32>,
     atoms: HashMap<AtomKey, u32>,
     keys: Vec<AtomKey>,
     slow: Vec<SlowLeaf>,
@@ -264,6 +265,7 @@ struct PlanBuilder {
 pub(crate) fn build_plan(engine: &Engine, admitted: &[u32]) -> Plan {
     let (rules, small_set) = (&engine.rules, engine.small_set);
     let mut b = PlanBuilder {
+        field_ids: &engine.field_ids,
         atoms: HashMap::new(),
         keys: Vec::new(),
         slow: Vec::new(),
@@ -455,7 +457,7 @@ fn cond_node(c: &Cond, searches: &[Node]) -> Node {
     }
 }
 
-impl PlanBuilder {
+impl PlanBuilder<'_> {
     fn search(&mut self, s: &Search) -> Node {
         Node::Or(
             s.alternatives
@@ -502,6 +504,9 @@ impl PlanBuilder {
     fn slow(&mut self, field: Option<&str>, m: &Matcher) -> Node {
         self.slow.push(SlowLeaf {
             field: field.map(String::from),
+            field_id: field
+                .and_then(|f| self.field_ids.get(f).copied())
+                .unwrap_or(crate::NONE),
             matcher: m.clone(),
         });
         Node::Slow(self.slow.len() as u32 - 1)

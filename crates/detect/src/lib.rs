@@ -123,6 +123,8 @@ pub(crate) enum Node {
 
 pub(crate) struct SlowLeaf {
     field: Option<String>,
+    /// The field's id ([`NONE`] for keywords).
+    field_id: u32,
     matcher: Matcher,
 }
 
@@ -375,7 +377,12 @@ impl Engine {
         scratch.candidates.dedup();
         for &r in &scratch.candidates {
             let pr = &plan.rules[r as usize];
-            if eval(&pr.root, plan, &scratch.atoms, event) {
+            let subject = Subject {
+                atoms: &scratch.atoms,
+                event,
+                prepared: &scratch.prepared,
+            };
+            if eval(&pr.root, plan, &subject) {
                 scratch.out.push(pr.rule);
             }
         }
@@ -605,20 +612,24 @@ fn scan_each(
     }
 }
 
-fn eval(node: &Node, plan: &Plan, atoms: &[u64], event: &Event) -> bool {
+/// What a condition is evaluated against: the atoms that hit, and the event (prepared).
+struct Subject<'a> {
+    atoms: &'a [u64],
+    event: &'a Event,
+    prepared: &'a Prepared,
+}
+
+fn eval(node: &Node, plan: &Plan, subject: &Subject<'_>) -> bool {
     match node {
-        Node::Atom(a) => atoms[*a as usize / 64] & (1 << (a % 64)) != 0,
-        Node::Slow(s) => {
-            let leaf = &plan.slow[*s as usize];
-            leaf.matcher.matches_field(event, leaf.field.as_deref())
-        }
-        Node::And(items) => items.iter().all(|n| eval(n, plan, atoms, event)),
-        Node::Or(items) => items.iter().any(|n| eval(n, plan, atoms, event)),
-        Node::Not(inner) => !eval(inner, plan, atoms, event),
+        Node::Atom(a) => subject.atoms[*a as usize / 64] & (1 << (a % 64)) != 0,
+        Node::Slow(s) => plan.slow[*s as usize].matches(subject),
+        Node::And(items) => items.iter().all(|n| eval(n, plan, subject)),
+        Node::Or(items) => items.iter().any(|n| eval(n, plan, subject)),
+        Node::Not(inner) => !eval(inner, plan, subject),
         Node::AtLeast(k, items) => {
             let mut hits = 0;
             for n in items {
-                if eval(n, plan, atoms, event) {
+                if eval(n, plan, subject) {
                     hits += 1;
                     if hits >= *k {
                         return true;
@@ -627,5 +638,35 @@ fn eval(node: &Node, plan: &Plan, atoms: &[u64], event: &Event) -> bool {
             }
             false
         }
+    }
+}
+
+impl SlowLeaf {
+    /// The reference semantics of `Matcher::matches_field`; tests of a value's text read the
+    /// prepared values of the field's id instead of searching the event by name.
+    fn matches(&self, s: &Subject<'_>) -> bool {
+        let by_value = matches!(
+            self.matcher,
+            Matcher::Str { .. } | Matcher::Regex(_) | Matcher::Cidr(_) | Matcher::Compare(..)
+        );
+        if !by_value || self.field_id == NONE {
+            return self.matcher.matches_field(s.event, self.field.as_deref());
+        }
+        s.prepared
+            .fields
+            .iter()
+            .filter(|p| p.own == self.field_id || p.alias == self.field_id)
+            .any(|p| match &self.matcher {
+                Matcher::Str {
+                    pattern,
+                    cased: false,
+                } => pattern.matches(&s.prepared.folded[p.start as usize..p.end as usize]),
+                m => m.matches_text(
+                    s.event.fields[p.index as usize]
+                        .value
+                        .as_str()
+                        .unwrap_or_default(),
+                ),
+            })
     }
 }
