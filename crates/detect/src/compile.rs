@@ -395,9 +395,15 @@ impl PatternTable {
             prefix.insert(pattern.bytes(), &of(Position::Prefix));
             suffix.insert(pattern.bytes().rev(), &of(Position::Suffix));
         }
-        let contains = (!patterns.is_empty()).then(|| PatternSet {
-            ac: build_ac(&patterns),
-            atoms,
+        let contains = (!patterns.is_empty()).then(|| {
+            let mut starts = Trie::default();
+            for (p, a) in patterns.iter().zip(&atoms) {
+                starts.insert(p.iter().copied(), a);
+            }
+            PatternSet {
+                ac: build_ac(&patterns),
+                starts,
+            }
         });
         let useful = |t: Trie| t.has_atoms().then_some(t);
         Some(Automaton::Large {
@@ -417,7 +423,7 @@ fn build_ac(patterns: &[&[u8]]) -> AhoCorasick {
         AhoCorasickKind::ContiguousNFA
     };
     AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
+        .match_kind(MatchKind::LeftmostFirst)
         .kind(Some(kind))
         .build(patterns)
         .expect("literal patterns always build")

@@ -37,7 +37,7 @@ mod compile;
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, Input};
 use rustc_hash::FxHashMap as HashMap;
 use towerwatch_event::{alias_table, aliases_in, Event};
 use towerwatch_sigma::pattern::{fold, fold_append};
@@ -162,10 +162,14 @@ pub(crate) enum Automaton {
     },
 }
 
+/// Substring patterns. The automaton finds the leftmost match, which is where at least one
+/// pattern starts; a trie walk from there sets every pattern that starts at that position;
+/// the search goes on one byte further. Every position where a pattern starts is reached
+/// (the leftmost match never lies past it), and the leftmost search can use the automaton's
+/// fast prefilters, which an overlapping search cannot.
 pub(crate) struct PatternSet {
     ac: AhoCorasick,
-    /// Per pattern: the atoms it stands for.
-    atoms: Vec<Vec<u32>>,
+    starts: Trie,
 }
 
 /// Per-thread working memory for [`Engine::matches`].
@@ -517,10 +521,11 @@ impl Automaton {
                 suffix,
             } => {
                 if let Some(set) = contains {
-                    for m in set.ac.find_overlapping_iter(text) {
-                        set.atoms[m.pattern().as_usize()]
-                            .iter()
-                            .for_each(|&a| scratch.set(a));
+                    let hay = text.as_bytes();
+                    let mut at = 0;
+                    while let Some(m) = set.ac.find(Input::new(hay).range(at..)) {
+                        set.starts.walk(hay[m.start()..].iter().copied(), scratch);
+                        at = m.start() + 1;
                     }
                 }
                 if let Some(trie) = prefix {
