@@ -35,7 +35,7 @@
 
 mod compile;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use aho_corasick::{AhoCorasick, Input};
 use rustc_hash::FxHashMap as HashMap;
@@ -68,11 +68,16 @@ pub struct Engine {
     /// evidence seldom holds every log source, and start-up is part of every run.
     routes: RwLock<HashMap<RouteKey, Route>>,
     /// Compiled plans by the rules they hold: routes with the same rules share one plan.
-    by_rules: Mutex<HashMap<Vec<u32>, Arc<Plan>>>,
+    /// Each plan is compiled once by the first thread that needs it; threads that need
+    /// other plans meanwhile compile those in parallel.
+    by_rules: Mutex<HashMap<Vec<u32>, PlanCell>>,
 }
 
 /// (channel index, event id)
 type RouteKey = (u32, Option<u32>);
+
+/// A plan compiled on first use.
+type PlanCell = Arc<OnceLock<Arc<Plan>>>;
 
 /// No field id / no scanner.
 const NONE: u32 = u32::MAX;
@@ -245,7 +250,8 @@ impl Engine {
 
     /// Sizes of the plans compiled so far (all of them after [`Engine::compile_all`]).
     pub fn stats(&self) -> EngineStats {
-        let plans = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
+        let cells = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
+        let plans: Vec<&Arc<Plan>> = cells.values().filter_map(|c| c.get()).collect();
         let mut s = EngineStats {
             rules: self.rules.len(),
             plans: plans.len(),
@@ -254,7 +260,7 @@ impl Engine {
             slow_leaves: 0,
             always_evaluated: 0,
         };
-        for p in plans.values() {
+        for p in plans {
             s.atoms += p.atoms;
             s.slow_leaves += p.slow.len();
             s.always_evaluated += p.always.len();
@@ -313,10 +319,14 @@ impl Engine {
         let route: Route = compile::admitted(self, key)
             .into_iter()
             .map(|rules| {
-                let mut shared = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
-                shared
+                let cell = self
+                    .by_rules
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
                     .entry(rules.clone())
-                    .or_insert_with(|| Arc::new(compile::build_plan(self, &rules)))
+                    .or_default()
+                    .clone();
+                cell.get_or_init(|| Arc::new(compile::build_plan(self, &rules)))
                     .clone()
             })
             .collect();
