@@ -520,13 +520,13 @@ impl PlanBuilder<'_> {
 
     fn leaf(&mut self, field: Option<&str>, m: &Matcher) -> Node {
         if let Matcher::Regex(re) = m {
-            // A regex implies one of its prefix literals: those are its triggers.
+            // A regex implies one of its required literals: those are its triggers.
             let slow = self.slow(field, m);
             return match regex_literals(re.as_str()) {
-                Some(lits) => {
+                Some((lits, folded)) => {
                     let any = lits
                         .iter()
-                        .map(|l| self.atom(field, AtomKind::At(Position::Contains), true, l))
+                        .map(|l| self.atom(field, AtomKind::At(Position::Contains), !folded, l))
                         .collect();
                     Node::And(vec![Node::Or(any), slow])
                 }
@@ -566,27 +566,91 @@ impl PlanBuilder<'_> {
     }
 }
 
-/// Literals of which every match of the regex starts with one, when there are few enough
-/// to serve as triggers (case-insensitive regexes yield each case variant).
-fn regex_literals(pattern: &str) -> Option<Vec<String>> {
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    let mut extractor = regex_syntax::hir::literal::Extractor::new();
-    extractor.limit_total(64);
-    let seq = extractor.extract(&hir);
-    let lits = seq.literals()?;
-    if lits.is_empty() || lits.len() > 64 {
+/// Literals of which every match of the regex contains one, when there are few and long
+/// enough to serve as triggers; `folded` when they are to be found in the folded value
+/// (the regex is case-insensitive as a whole).
+///
+/// Any match of a concatenation `c1 c2 … cn` contains a match of each tail `ci … cn`, so
+/// the prefix literals of any tail will do; the tail whose literals are the most selective
+/// (longest shortest literal) is taken.
+fn regex_literals(pattern: &str) -> Option<(Vec<String>, bool)> {
+    use regex_syntax::hir::{Hir, HirKind};
+    // `(?i)` over the whole regex: take literals from the case-sensitive reading and look
+    // for them, lowercased, in the folded value (ASCII literals fold position by position).
+    let (pattern, folded) = match strip_leading_case_flag(pattern) {
+        Some(p) => (p, true),
+        None => (pattern.to_string(), false),
+    };
+    let hir = regex_syntax::Parser::new().parse(&pattern).ok()?;
+    let tails: Vec<Hir> = match hir.kind() {
+        HirKind::Concat(items) => (0..items.len())
+            .map(|i| Hir::concat(items[i..].to_vec()))
+            .collect(),
+        _ => vec![hir.clone()],
+    };
+    let mut best: Option<(usize, Vec<String>)> = None;
+    for tail in &tails {
+        let mut extractor = regex_syntax::hir::literal::Extractor::new();
+        extractor.limit_total(64);
+        let seq = extractor.extract(tail);
+        let Some(lits) = seq.literals() else { continue };
+        if lits.is_empty() || lits.len() > 64 {
+            continue;
+        }
+        let texts: Option<Vec<String>> = lits
+            .iter()
+            .map(|l| std::str::from_utf8(l.as_bytes()).ok().map(str::to_string))
+            .collect();
+        let Some(mut texts) = texts else { continue };
+        if folded {
+            if !texts.iter().all(|t| t.is_ascii()) {
+                continue;
+            }
+            texts.iter_mut().for_each(|t| t.make_ascii_lowercase());
+        }
+        let shortest = texts.iter().map(|t| trigger_strength(t)).min().unwrap_or(0);
+        if shortest > best.as_ref().map_or(0, |b| b.0) {
+            best = Some((shortest, texts));
+        }
+    }
+    best.map(|(_, lits)| (lits, folded))
+}
+
+/// How well a literal serves as a trigger: 0 (useless) for empty or short common text; a
+/// single punctuation character (a backtick, a brace) is rare enough in command lines.
+fn trigger_strength(lit: &str) -> usize {
+    match lit.len() {
+        0 => 0,
+        1 | 2
+            if lit
+                .chars()
+                .all(|c| c.is_alphanumeric() || c.is_whitespace()) =>
+        {
+            0
+        }
+        n => n,
+    }
+}
+
+/// The pattern without a leading `(?i…)` flag group's `i`, when case-insensitivity covers
+/// the whole regex (no `(?-i` inside).
+fn strip_leading_case_flag(pattern: &str) -> Option<String> {
+    let rest = pattern.strip_prefix("(?")?;
+    let end = rest.find(')')?;
+    let flags = &rest[..end];
+    if !flags.contains('i')
+        || !flags.chars().all(|c| "imsxU".contains(c))
+        || pattern.contains("(?-i")
+    {
         return None;
     }
-    let mut out = Vec::with_capacity(lits.len());
-    for l in lits {
-        // Short literals trigger on nearly everything; an empty one on everything.
-        let text = std::str::from_utf8(l.as_bytes()).ok()?;
-        if text.len() < 3 {
-            return None;
-        }
-        out.push(text.to_string());
-    }
-    Some(out)
+    let kept: String = flags.chars().filter(|&c| c != 'i').collect();
+    let body = &rest[end + 1..];
+    Some(if kept.is_empty() {
+        body.to_string()
+    } else {
+        format!("(?{kept}){body}")
+    })
 }
 
 /// Fields that tell little: an atom on them alone makes a poor trigger.

@@ -96,6 +96,7 @@ fn modifier() -> impl Strategy<Value = &'static str> {
             "|windash",
             "|contains|windash",
             "|re",
+            "|re|i",
             "|exists",
             "|base64offset|contains",
             "|fieldref",
@@ -110,7 +111,7 @@ fn yaml_str(s: &str) -> String {
 
 fn value_for(modifier: &str, raw: &str) -> String {
     match modifier {
-        "|re" => yaml_str(&regex::escape(raw)),
+        "|re" | "|re|i" => yaml_str(&regex::escape(raw)),
         "|exists" => {
             if raw.len().is_multiple_of(2) {
                 "true".into()
@@ -174,6 +175,34 @@ proptest! {
             for e in &events {
                 prop_assert_eq!(engine.matches(e, &mut scratch).to_vec(), engine.reference_matches(e));
             }
+        }
+    }
+}
+
+/// Case-insensitive regexes are triggered by literals found in the folded value; characters
+/// that such a regex equates with ASCII letters (long s, Kelvin sign) must not slip past.
+#[test]
+fn case_insensitive_regex_triggers_see_unicode_equivalents() {
+    let yaml = "title: t\nlogsource: {product: windows, category: process_creation}\ndetection:\n  sel:\n    CommandLine|re|i: 'werfault[a-z]*secure\\.exe'\n  condition: sel\n";
+    let rule = parse_rules(yaml, "t.yml").remove(0).unwrap();
+    for small_set in [0, usize::MAX] {
+        let engine = Engine::with_small_set(vec![rule.clone()], small_set);
+        let mut scratch = engine.scratch();
+        for (text, expected) in [
+            ("x WERFAULTSECURE.EXE 1", true),
+            ("x werfault\u{17F}ecure.exe 1", true),
+            ("x werfault-secure.exe", false),
+        ] {
+            let mut e = Event::new(Origin::line("t", 1));
+            e.set_channel("Microsoft-Windows-Sysmon/Operational");
+            e.set_event_id(1);
+            e.push("CommandLine", Value::text(text));
+            assert_eq!(engine.reference_matches(&e).len() == 1, expected, "{text}");
+            assert_eq!(
+                engine.matches(&e, &mut scratch).to_vec(),
+                engine.reference_matches(&e),
+                "{text}"
+            );
         }
     }
 }

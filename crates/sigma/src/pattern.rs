@@ -24,7 +24,10 @@ pub enum GlobToken {
     One,
 }
 
-/// Sigma's case-insensitive comparison folds both sides with this.
+/// Sigma's case-insensitive comparison folds both sides with this: lowercase, and the long
+/// s (`ſ`, whose lowercase is itself) as `s`, as Unicode case folding has it — so that every
+/// non-ASCII character that a case-insensitive regex takes for an ASCII letter folds to that
+/// letter (the Kelvin sign lowercases to `k` already).
 pub fn fold(s: &str) -> Cow<'_, str> {
     if s.is_ascii() {
         if s.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -33,21 +36,12 @@ pub fn fold(s: &str) -> Cow<'_, str> {
             Cow::Borrowed(s)
         }
     } else {
-        Cow::Owned(s.to_lowercase())
+        Cow::Owned(fold_unicode(s))
     }
 }
 
-/// [`fold`] into a reusable buffer, returning the folded text (no allocation when the
-/// buffer is large enough).
-pub fn fold_into<'a>(s: &str, buf: &'a mut String) -> &'a str {
-    buf.clear();
-    if s.is_ascii() {
-        buf.push_str(s);
-        buf.make_ascii_lowercase();
-    } else {
-        buf.push_str(&s.to_lowercase());
-    }
-    buf
+fn fold_unicode(s: &str) -> String {
+    s.to_lowercase().replace('\u{17F}', "s")
 }
 
 /// [`fold`] appended to a buffer.
@@ -57,7 +51,7 @@ pub fn fold_append(s: &str, buf: &mut String) {
         buf.push_str(s);
         buf[start..].make_ascii_lowercase();
     } else {
-        buf.push_str(&s.to_lowercase());
+        buf.push_str(&fold_unicode(s));
     }
 }
 
@@ -345,6 +339,15 @@ mod tests {
         let p = pat("a*b*c", Anchor::Whole);
         assert!(p.matches("abc") && p.matches("axxbyybzc") && !p.matches("abcx"));
         assert!(pat("é?", Anchor::Whole).matches("éß"));
+    }
+
+    #[test]
+    fn fold_maps_what_case_insensitive_regexes_equate_to_ascii() {
+        assert_eq!(fold("ſK\u{212A}İ"), "skk\u{69}\u{307}");
+        let mut buf = String::from("x");
+        fold_append("AB", &mut buf);
+        fold_append("ſ", &mut buf);
+        assert_eq!(buf, "xabs");
     }
 
     #[test]
