@@ -396,12 +396,18 @@ impl PatternTable {
             suffix.insert(pattern.bytes().rev(), &of(Position::Suffix));
         }
         let contains = (!patterns.is_empty()).then(|| {
+            if patterns.len() > DFA_PATTERNS {
+                return PatternSet::Overlapping {
+                    ac: build_ac(&patterns, MatchKind::Standard),
+                    atoms,
+                };
+            }
             let mut starts = Trie::default();
             for (p, a) in patterns.iter().zip(&atoms) {
                 starts.insert(p.iter().copied(), a);
             }
-            PatternSet {
-                ac: build_ac(&patterns),
+            PatternSet::Leftmost {
+                ac: build_ac(&patterns, MatchKind::LeftmostFirst),
                 starts,
             }
         });
@@ -414,7 +420,7 @@ impl PatternTable {
     }
 }
 
-fn build_ac(patterns: &[&[u8]]) -> AhoCorasick {
+fn build_ac(patterns: &[&[u8]], match_kind: MatchKind) -> AhoCorasick {
     // A DFA searches several times faster; past a few hundred patterns its size and build
     // time outgrow the gain.
     let kind = if patterns.len() <= DFA_PATTERNS {
@@ -423,7 +429,7 @@ fn build_ac(patterns: &[&[u8]]) -> AhoCorasick {
         AhoCorasickKind::ContiguousNFA
     };
     AhoCorasick::builder()
-        .match_kind(MatchKind::LeftmostFirst)
+        .match_kind(match_kind)
         .kind(Some(kind))
         .build(patterns)
         .expect("literal patterns always build")

@@ -167,14 +167,20 @@ pub(crate) enum Automaton {
     },
 }
 
-/// Substring patterns. The automaton finds the leftmost match, which is where at least one
-/// pattern starts; a trie walk from there sets every pattern that starts at that position;
-/// the search goes on one byte further. Every position where a pattern starts is reached
-/// (the leftmost match never lies past it), and the leftmost search can use the automaton's
-/// fast prefilters, which an overlapping search cannot.
-pub(crate) struct PatternSet {
-    ac: AhoCorasick,
-    starts: Trie,
+/// Substring patterns, searched one of two ways.
+pub(crate) enum PatternSet {
+    /// Few patterns (a DFA): the automaton finds the leftmost match, which is where at least
+    /// one pattern starts; a trie walk from there sets every pattern that starts at that
+    /// position; the search goes on one byte further. Every position where a pattern starts
+    /// is reached (the leftmost match never lies past it), and the leftmost search uses the
+    /// automaton's fast prefilters, which an overlapping search cannot.
+    Leftmost { ac: AhoCorasick, starts: Trie },
+    /// Many patterns: one overlapping pass, without the rescans that dense matches cause the
+    /// leftmost search.
+    Overlapping {
+        ac: AhoCorasick,
+        atoms: Vec<Vec<u32>>,
+    },
 }
 
 /// Per-thread working memory for [`Engine::matches`].
@@ -530,13 +536,23 @@ impl Automaton {
                 prefix,
                 suffix,
             } => {
-                if let Some(set) = contains {
-                    let hay = text.as_bytes();
-                    let mut at = 0;
-                    while let Some(m) = set.ac.find(Input::new(hay).range(at..)) {
-                        set.starts.walk(hay[m.start()..].iter().copied(), scratch);
-                        at = m.start() + 1;
+                match contains {
+                    Some(PatternSet::Leftmost { ac, starts }) => {
+                        let hay = text.as_bytes();
+                        let mut at = 0;
+                        while let Some(m) = ac.find(Input::new(hay).range(at..)) {
+                            starts.walk(hay[m.start()..].iter().copied(), scratch);
+                            at = m.start() + 1;
+                        }
                     }
+                    Some(PatternSet::Overlapping { ac, atoms }) => {
+                        for m in ac.find_overlapping_iter(text) {
+                            atoms[m.pattern().as_usize()]
+                                .iter()
+                                .for_each(|&a| scratch.set(a));
+                        }
+                    }
+                    None => {}
                 }
                 if let Some(trie) = prefix {
                     trie.walk(text.bytes(), scratch);
