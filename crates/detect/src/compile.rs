@@ -274,7 +274,8 @@ pub(crate) fn build_plan(engine: &Engine, admitted: &[u32]) -> Plan {
     for &i in admitted {
         let rule = &rules[i as usize];
         let searches: Vec<Node> = rule.searches.iter().map(|s| b.search(s)).collect();
-        let root = cond_node(&rule.condition, &searches);
+        let mut root = simplify(cond_node(&rule.condition, &searches));
+        cheap_first(&mut root);
         plan_rules.push(PlanRule {
             rule: i as usize,
             root,
@@ -324,7 +325,18 @@ pub(crate) fn build_plan(engine: &Engine, admitted: &[u32]) -> Plan {
             field_scanners.push(scanner(&atoms, small_set));
         }
     }
+    // Atom lists of ORs become groups, one bit each (after the trigger sets, which read
+    // the atoms).
+    let mut grouping = Grouping {
+        atom_groups: vec![Vec::new(); atom_count],
+        ids: HashMap::new(),
+    };
+    for pr in &mut plan_rules {
+        grouping.collapse(&mut pr.root);
+    }
     Plan {
+        groups: grouping.ids.len(),
+        atom_groups: grouping.atom_groups,
         rules: plan_rules,
         fields: field_scanners,
         slot,
@@ -455,6 +467,111 @@ fn scanner(atoms: &[(u32, &AtomKey)], small_set: usize) -> FieldScanner {
     sc.folded = folded.build(small_set);
     sc.cased = cased.build(small_set);
     sc
+}
+
+/// Splices nested ORs into their OR parent and nested ANDs into their AND parent, and
+/// replaces one-child ORs and ANDs by the child: `Field: [a, b, c]` becomes one flat OR of
+/// atoms, which [`Grouping`] can turn into a single bit.
+fn simplify(node: Node) -> Node {
+    match node {
+        Node::Or(items) => {
+            let mut flat = Vec::with_capacity(items.len());
+            for n in items.into_iter().map(simplify) {
+                match n {
+                    Node::Or(inner) => flat.extend(inner),
+                    other => flat.push(other),
+                }
+            }
+            if flat.len() == 1 {
+                flat.pop().unwrap_or(Node::Or(Vec::new()))
+            } else {
+                Node::Or(flat)
+            }
+        }
+        Node::And(items) => {
+            let mut flat = Vec::with_capacity(items.len());
+            for n in items.into_iter().map(simplify) {
+                match n {
+                    Node::And(inner) => flat.extend(inner),
+                    other => flat.push(other),
+                }
+            }
+            if flat.len() == 1 {
+                flat.pop().unwrap_or(Node::And(Vec::new()))
+            } else {
+                Node::And(flat)
+            }
+        }
+        Node::Not(inner) => Node::Not(Box::new(simplify(*inner))),
+        Node::AtLeast(k, items) => Node::AtLeast(k, items.into_iter().map(simplify).collect()),
+        leaf => leaf,
+    }
+}
+
+/// Numbers the OR-of-atoms lists of a plan.
+struct Grouping {
+    atom_groups: Vec<Vec<u32>>,
+    ids: HashMap<Vec<u32>, u32>,
+}
+
+impl Grouping {
+    /// Lists shorter than this are walked: a couple of bit tests cost less than marking.
+    const MIN: usize = 3;
+
+    fn collapse(&mut self, node: &mut Node) {
+        match node {
+            Node::Or(items)
+                if items.len() >= Self::MIN && items.iter().all(|n| matches!(n, Node::Atom(_))) =>
+            {
+                let mut atoms: Vec<u32> = items
+                    .iter()
+                    .filter_map(|n| {
+                        if let Node::Atom(a) = n {
+                            Some(*a)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                atoms.sort_unstable();
+                atoms.dedup();
+                let next = self.ids.len() as u32;
+                let id = *self.ids.entry(atoms.clone()).or_insert(next);
+                if id == next {
+                    atoms
+                        .iter()
+                        .for_each(|&a| self.atom_groups[a as usize].push(id));
+                }
+                *node = Node::AnyOf(id);
+            }
+            Node::Not(inner) => self.collapse(inner),
+            Node::And(items) | Node::Or(items) | Node::AtLeast(_, items) => {
+                items.iter_mut().for_each(|n| self.collapse(n))
+            }
+            Node::Atom(_) | Node::AnyOf(_) | Node::Slow(_) => {}
+        }
+    }
+}
+
+/// Orders the children of every AND/OR so that bit lookups come before slow leaves (regexes,
+/// CIDRs, …): the evaluation short-circuits before reaching them more often. Both are
+/// commutative and side-effect free, so the verdict is unchanged.
+fn cheap_first(node: &mut Node) -> usize {
+    match node {
+        Node::Atom(_) | Node::AnyOf(_) => 0,
+        Node::Slow(_) => 1,
+        Node::Not(inner) => cheap_first(inner),
+        Node::And(items) | Node::Or(items) | Node::AtLeast(_, items) => {
+            let mut costed: Vec<(usize, Node)> = items
+                .drain(..)
+                .map(|mut n| (cheap_first(&mut n), n))
+                .collect();
+            costed.sort_by_key(|(cost, _)| *cost);
+            let total = costed.iter().map(|(c, _)| c).sum();
+            items.extend(costed.into_iter().map(|(_, n)| n));
+            total
+        }
+    }
 }
 
 fn cond_node(c: &Cond, searches: &[Node]) -> Node {
@@ -716,7 +833,7 @@ const COMMON_VALUE_FIELDS: &[&str] = &[
 fn trigger_set(node: &Node, keys: &[AtomKey]) -> Option<(BTreeSet<u32>, u32)> {
     match node {
         Node::Atom(a) => Some((BTreeSet::from([*a]), atom_cost(&keys[*a as usize]))),
-        Node::Slow(_) | Node::Not(_) => None,
+        Node::Slow(_) | Node::Not(_) | Node::AnyOf(_) => None,
         Node::And(items) => items
             .iter()
             .filter_map(|n| trigger_set(n, keys))

@@ -108,6 +108,9 @@ pub(crate) struct Plan {
     always: Vec<u32>,
     slow: Vec<SlowLeaf>,
     atoms: usize,
+    /// For each atom, the [`Node::AnyOf`] groups it belongs to.
+    atom_groups: Vec<Vec<u32>>,
+    groups: usize,
 }
 
 pub(crate) struct PlanRule {
@@ -119,6 +122,9 @@ pub(crate) struct PlanRule {
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
     Atom(u32),
+    /// Any of a group of atoms (an OR of atoms), decided by one bit that the atoms set when
+    /// they hit, instead of a walk through the list.
+    AnyOf(u32),
     Slow(u32),
     And(Vec<Node>),
     Or(Vec<Node>),
@@ -187,6 +193,8 @@ pub(crate) enum PatternSet {
 pub struct Scratch {
     atoms: Vec<u64>,
     set: Vec<u32>,
+    groups: Vec<u64>,
+    groups_set: Vec<u32>,
     seen_rules: Vec<u64>,
     candidates: Vec<u32>,
     out: Vec<usize>,
@@ -246,6 +254,8 @@ impl Engine {
         Scratch {
             atoms: Vec::new(),
             set: Vec::new(),
+            groups: Vec::new(),
+            groups_set: Vec::new(),
             seen_rules: Vec::new(),
             candidates: Vec::new(),
             out: Vec::new(),
@@ -395,10 +405,22 @@ impl Engine {
         scratch.candidates.extend_from_slice(&plan.always);
         scratch.candidates.sort_unstable();
         scratch.candidates.dedup();
+        if !scratch.candidates.is_empty() && plan.groups > 0 {
+            for &a in &scratch.set {
+                for &g in &plan.atom_groups[a as usize] {
+                    let (w, b) = (g as usize / 64, g as usize % 64);
+                    if scratch.groups[w] & (1 << b) == 0 {
+                        scratch.groups[w] |= 1 << b;
+                        scratch.groups_set.push(g);
+                    }
+                }
+            }
+        }
         for &r in &scratch.candidates {
             let pr = &plan.rules[r as usize];
             let subject = Subject {
                 atoms: &scratch.atoms,
+                groups: &scratch.groups,
                 event,
                 prepared: &scratch.prepared,
             };
@@ -410,6 +432,10 @@ impl Engine {
             scratch.atoms[a as usize / 64] = 0;
         }
         scratch.set.clear();
+        for &g in &scratch.groups_set {
+            scratch.groups[g as usize / 64] = 0;
+        }
+        scratch.groups_set.clear();
     }
 
     /// The reference verdict for the same event: every rule, [`Rule::matches`].
@@ -487,6 +513,10 @@ struct Value<'a> {
 impl Scratch {
     fn fit(&mut self, plan: &Plan) {
         let (atoms, rules) = (plan.atoms.div_ceil(64), plan.rules.len().div_ceil(64));
+        let groups = plan.groups.div_ceil(64);
+        if self.groups.len() < groups {
+            self.groups.resize(groups, 0);
+        }
         if self.atoms.len() < atoms {
             self.atoms.resize(atoms, 0);
         }
@@ -646,6 +676,7 @@ fn scan_each(
 /// What a condition is evaluated against: the atoms that hit, and the event (prepared).
 struct Subject<'a> {
     atoms: &'a [u64],
+    groups: &'a [u64],
     event: &'a Event,
     prepared: &'a Prepared,
 }
@@ -653,6 +684,7 @@ struct Subject<'a> {
 fn eval(node: &Node, plan: &Plan, subject: &Subject<'_>) -> bool {
     match node {
         Node::Atom(a) => subject.atoms[*a as usize / 64] & (1 << (a % 64)) != 0,
+        Node::AnyOf(g) => subject.groups[*g as usize / 64] & (1 << (g % 64)) != 0,
         Node::Slow(s) => plan.slow[*s as usize].matches(subject),
         Node::And(items) => items.iter().all(|n| eval(n, plan, subject)),
         Node::Or(items) => items.iter().any(|n| eval(n, plan, subject)),
