@@ -404,8 +404,14 @@ impl PatternTable {
                 patterns.push(pattern.as_bytes());
                 atoms.push(anywhere);
             }
-            prefix.insert(pattern.bytes(), &of(Position::Prefix));
-            suffix.insert(pattern.bytes().rev(), &of(Position::Suffix));
+            let starts = of(Position::Prefix);
+            if !starts.is_empty() {
+                prefix.insert(pattern.bytes(), &starts);
+            }
+            let ends = of(Position::Suffix);
+            if !ends.is_empty() {
+                suffix.insert(pattern.bytes().rev(), &ends);
+            }
         }
         let contains = (!patterns.is_empty()).then(|| {
             if patterns.len() > DFA_PATTERNS {
