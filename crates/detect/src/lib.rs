@@ -3,15 +3,19 @@
 //! Chainsaw and Hayabusa test every rule of a log source against every event. This engine
 //! compiles the whole rule set once:
 //!
-//! 1. rules are grouped by channel into [`Plan`]s, so an event meets only the rules that can
-//!    apply to its channel (event ids are checked per rule before any evaluation);
+//! 1. rules are grouped into *plans* by the (channel, event id) they can match — event ids
+//!    from the log source and from the condition itself (`EventID: 4624`) — so an event meets
+//!    only the rules that can apply to it. Plans are compiled on first use; large groups that
+//!    several routes share (process creation: Sysmon 1 and Security 4688) are compiled once;
 //! 2. every literal string test becomes an *atom* on a field — exact, prefix, suffix or
-//!    contains, folded or cased; a plan keeps, per field, one Aho-Corasick automaton (and one
-//!    hash table for exact values) over all atoms of all its rules, so each field value of an
-//!    event is scanned once whatever the number of rules;
+//!    contains, folded or cased; a plan keeps, per field, a hash table of exact values, tries
+//!    for prefixes and suffixes and an Aho-Corasick automaton for substrings over all atoms of
+//!    all its rules, so each field value of an event is read a fixed number of times
+//!    whatever the number of rules;
 //! 3. from each rule's condition a *trigger set* is derived: atoms of which at least one must
-//!    be true for the rule to match. A rule is evaluated only when one of its triggers hit;
-//!    rules without a trigger set (only negations or regexes, say) are evaluated always.
+//!    be true for the rule to match (a regex contributes literals that every match
+//!    contains). A rule is evaluated only when one of its triggers hit; rules without a
+//!    trigger set (only negations, say) are evaluated always.
 //!
 //! Tests that are not literals (regex, CIDR, numbers, `exists`, `null`, field references,
 //! inner wildcards) stay as *slow leaves*, evaluated lazily with the reference semantics of
