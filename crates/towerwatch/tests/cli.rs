@@ -380,3 +380,85 @@ fn dump_prints_normalized_events() {
     assert_eq!(ev["event_id"], 1);
     assert!(ev["fields"]["Image"].is_string() && ev["record_id"].is_u64());
 }
+
+#[test]
+fn damaged_evtx_files_never_stop_the_run() {
+    // Thirty copies of a real EVTX file with bytes overwritten at pseudo-random places (a
+    // fixed-seed generator, so a failure is repeatable): every one is read or reported, the
+    // run completes, nothing panics out of it.
+    let good = std::fs::read(first_evtx(&samples("process_creation"))).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut state: u64 = 0x5eed;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    for i in 0..30 {
+        let mut bytes = good.clone();
+        for _ in 0..(1 + i * 3) {
+            let at = next() % bytes.len();
+            bytes[at] = next() as u8;
+        }
+        std::fs::write(tmp.path().join(format!("m{i:02}.evtx")), bytes).unwrap();
+    }
+    let out = towerwatch(&["hunt", tmp.path().to_str().unwrap(), "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stderr);
+    assert!(
+        summary.starts_with("towerwatch hunt: 30 inputs"),
+        "{summary}"
+    );
+    // The damage is seen and counted, with a position.
+    assert!(summary.contains("Rejected records"), "{summary}");
+    // Every input has its row (read, or failed with a reason).
+    for i in 0..30 {
+        assert!(
+            summary.contains(&format!("m{i:02}.evtx")),
+            "m{i:02}.evtx missing from: {summary}"
+        );
+    }
+}
+
+#[test]
+fn arbitrary_lines_are_events_or_rejections() {
+    // Every non-empty line of a JSON Lines file is either an event or a counted rejection.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("mixed.jsonl");
+    let mut lines = Vec::new();
+    let mut state: u64 = 7;
+    for i in 0..500 {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let line = match state >> 61 {
+            0 => format!("{{\"EventID\": {i}, \"Channel\": \"Security\"}}"),
+            1 => format!("{{\"Event\": {{\"System\": {{\"EventID\": {i}}}}}}}"),
+            2 => "{\"unterminated\": ".to_string(),
+            3 => "[1, 2, 3]".to_string(),
+            4 => "\u{feff}not json at all \u{fffd}".to_string(),
+            5 => "null".to_string(),
+            6 => format!("{{\"winlog\": {{\"event_id\": \"{i}\", \"event_data\": {{\"a\": [1, {{\"b\": null}}]}}}}}}"),
+            _ => "{\"deep\": [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}".to_string(),
+        };
+        lines.push(line);
+    }
+    // The first line must look like JSON Lines for the format to be recognised.
+    lines.insert(0, "{\"EventID\": 1}".to_string());
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let out = towerwatch(&["dump", path.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = text(&out.stdout).lines().count();
+    let summary = towerwatch(&["dump", path.to_str().unwrap(), "--format", "none"]);
+    let s = text(&summary.stderr);
+    let rejected: usize = s
+        .split(" events (")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(events + rejected, lines.len(), "{s}");
+    assert!(rejected > 0 && events > 0);
+}
