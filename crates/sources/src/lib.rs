@@ -2,7 +2,7 @@
 //!
 //! [`discover`] expands the paths a user gives (files, directories, `-` for stdin) into
 //! inputs; [`read_input`] recognises each input's format by its content (EVTX magic, gzip
-//! magic, JSON) and streams its records as [`Event`]s to a callback, in bounded memory.
+//! magic, JSON, W3C `#Fields:` directives) and streams its records as [`Event`]s to a callback, in bounded memory.
 //! Bad records never stop the rest: each one is reported as a [`SourceError`] naming the
 //! file and the record, line or byte offset, and counted in the input's [`InputReport`].
 //!
@@ -22,6 +22,7 @@
 mod evtx_source;
 pub mod json;
 mod jsonl;
+pub mod w3c;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -38,6 +39,8 @@ pub enum Format {
     JsonLines,
     /// Pretty-printed or concatenated JSON documents, or a JSON array of events.
     JsonDocuments,
+    /// W3C extended log (IIS access logs).
+    W3c,
     Unknown,
 }
 
@@ -47,6 +50,7 @@ impl fmt::Display for Format {
             Format::Evtx => "evtx",
             Format::JsonLines => "jsonl",
             Format::JsonDocuments => "json",
+            Format::W3c => "w3c",
             Format::Unknown => "unknown",
         })
     }
@@ -299,6 +303,9 @@ pub fn sniff(head: &[u8]) -> Format {
     if head.starts_with(EVTX_MAGIC) {
         return Format::Evtx;
     }
+    if w3c::looks_like(head) {
+        return Format::W3c;
+    }
     let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let start = text.iter().position(|b| !b.is_ascii_whitespace());
     match start.map(|i| &text[i..]) {
@@ -332,12 +339,13 @@ fn read_plain(
         Format::Evtx => evtx_source::read(reader, path, options, tally),
         Format::JsonLines => jsonl::read_lines(reader, tally),
         Format::JsonDocuments => jsonl::read_documents(reader, tally),
+        Format::W3c => w3c::read(reader, tally),
         Format::Unknown => {
             // Not a log: said in the report (and skipped), but no record was lost.
             let what = if head.is_empty() {
                 "empty input"
             } else {
-                "not a log format towerwatch reads (EVTX, JSON)"
+                "not a log format towerwatch reads (EVTX, JSON, W3C)"
             };
             tally.report.failure = Some(what.to_string());
         }

@@ -1,0 +1,159 @@
+//! W3C extended log files, as IIS writes them: `#` directives, and data lines whose columns
+//! the latest `#Fields:` directive names (any order; a file may restart its header).
+//!
+//! Events keep the W3C field names (`cs-uri-stem`, `sc-status`, `c-ip`, …), which are also
+//! the names Sigma's `webserver` category uses; their channel is [`CHANNEL`].
+
+use std::io::BufRead;
+
+use towerwatch_event::{Event, Origin, Value};
+
+use crate::json::parse_timestamp;
+use crate::{Position, Tally};
+
+/// The channel of web server access-log events.
+pub const CHANNEL: &str = "webserver";
+
+/// Whether a head of text looks like a W3C extended log.
+pub(crate) fn looks_like(head: &[u8]) -> bool {
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    ["#Software:", "#Version:", "#Fields:", "#Date:"]
+        .iter()
+        .any(|d| text.starts_with(d.as_bytes()))
+        && text.windows(8).any(|w| w == b"#Fields:")
+}
+
+pub(crate) fn read(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>) {
+    let mut fields: Option<Vec<String>> = None;
+    let mut buf = Vec::with_capacity(1024);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tally.fail(format!("read error after line {line_no}: {e}"));
+                return;
+            }
+        }
+        line_no += 1;
+        let line = String::from_utf8_lossy(&buf);
+        let line = line
+            .trim_end_matches(['\r', '\n'])
+            .trim_start_matches('\u{feff}');
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(directive) = line.strip_prefix('#') {
+            if let Some(names) = directive.strip_prefix("Fields:") {
+                fields = Some(names.split_whitespace().map(String::from).collect());
+            }
+            continue;
+        }
+        let Some(names) = &fields else {
+            if !tally.reject(
+                Position::Line(line_no),
+                "data line before any #Fields: directive".into(),
+            ) {
+                return;
+            }
+            continue;
+        };
+        let values: Vec<&str> = line.split(' ').collect();
+        if values.len() != names.len() {
+            let msg = format!(
+                "{} values for the {} fields of the #Fields: directive",
+                values.len(),
+                names.len()
+            );
+            if !tally.reject(Position::Line(line_no), msg) {
+                return;
+            }
+            continue;
+        }
+        let mut event = Event::new(Origin::line(tally.report.source.clone(), line_no));
+        event.set_channel(CHANNEL);
+        event.provider = Some("W3C".into());
+        for (name, value) in names.iter().zip(values) {
+            event.push(
+                name.as_str(),
+                if value == "-" {
+                    Value::Null
+                } else {
+                    Value::text(value)
+                },
+            );
+        }
+        // W3C logs are written in UTC.
+        if let (Some(date), Some(time)) = (event.first_str("date"), event.first_str("time")) {
+            event.timestamp = parse_timestamp(&format!("{date} {time}"));
+        }
+        event.computer = event
+            .first_str("s-computername")
+            .or_else(|| event.first_str("s-ip"))
+            .map(Into::into);
+        if !tally.event(event) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{read_input, Input, ReadOptions};
+
+    fn read_text(text: &str) -> (Vec<Event>, Vec<String>, crate::InputReport) {
+        let dir =
+            std::env::temp_dir().join(format!("tw-w3c-{}-{}", std::process::id(), text.len()));
+        std::fs::write(&dir, text).unwrap();
+        let (mut events, mut errors) = (Vec::new(), Vec::new());
+        let report = read_input(
+            &Input::File(dir.clone()),
+            &ReadOptions::default(),
+            &mut |item| match item {
+                Ok(e) => events.push(e),
+                Err(e) => errors.push(e.to_string()),
+            },
+        );
+        std::fs::remove_file(dir).ok();
+        (events, errors, report)
+    }
+
+    #[test]
+    fn fields_directive_drives_columns_and_may_change() {
+        let log = "#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n#Date: 2024-03-01 10:00:00\r\n\
+#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port c-ip sc-status\r\n\
+2024-03-01 10:00:01 10.0.0.5 GET /owa/auth/x.aspx cmd=whoami 443 203.0.113.9 200\r\n\
+#Fields: time date cs-uri-stem sc-status s-computername\r\n\
+10:05:00 2024-03-01 /upload.aspx 500 WEB01\r\n";
+        let (events, errors, report) = read_text(log);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(report.format, crate::Format::W3c);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].first_str("cs-uri-query"), Some("cmd=whoami"));
+        assert_eq!(events[0].computer.as_deref(), Some("10.0.0.5"));
+        assert_eq!(
+            events[0].timestamp.unwrap().to_string(),
+            "2024-03-01T10:00:01Z"
+        );
+        assert_eq!(events[1].first_str("cs-uri-stem"), Some("/upload.aspx"));
+        assert_eq!(events[1].computer.as_deref(), Some("WEB01"));
+        assert_eq!(events[1].channel.as_deref(), Some(CHANNEL));
+        assert_eq!(events[1].origin.locator, towerwatch_event::Locator::Line(7));
+    }
+
+    #[test]
+    fn bad_lines_are_rejected_with_their_number() {
+        let log = "#Version: 1.0\n#Fields: date time cs-uri-stem\n2024-03-01 10:00:01 /a extra\n2024-03-01 10:00:02 -\n";
+        let (events, errors, report) = read_text(log);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].has("cs-uri-stem") && events[0].first_str("cs-uri-stem").is_none());
+        assert_eq!(report.rejected, 1);
+        assert!(
+            errors[0].ends_with(":3: 4 values for the 3 fields of the #Fields: directive"),
+            "{errors:?}"
+        );
+    }
+}
