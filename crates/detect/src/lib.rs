@@ -396,11 +396,7 @@ impl Engine {
         scratch.candidates.clear();
         for &a in &scratch.set {
             for &r in &plan.triggers[a as usize] {
-                let (w, b) = (r as usize / 64, r as usize % 64);
-                if scratch.seen_rules[w] & (1 << b) == 0 {
-                    scratch.seen_rules[w] |= 1 << b;
-                    scratch.candidates.push(r);
-                }
+                mark(&mut scratch.seen_rules, &mut scratch.candidates, r);
             }
         }
         for &r in &scratch.candidates {
@@ -412,11 +408,7 @@ impl Engine {
         if !scratch.candidates.is_empty() && plan.groups > 0 {
             for &a in &scratch.set {
                 for &g in &plan.atom_groups[a as usize] {
-                    let (w, b) = (g as usize / 64, g as usize % 64);
-                    if scratch.groups[w] & (1 << b) == 0 {
-                        scratch.groups[w] |= 1 << b;
-                        scratch.groups_set.push(g);
-                    }
+                    mark(&mut scratch.groups, &mut scratch.groups_set, g);
                 }
             }
         }
@@ -514,6 +506,16 @@ struct Value<'a> {
     folded: &'a str,
 }
 
+/// Sets bit `i` and lists `i` if the bit was clear (the list is what clearing walks).
+#[inline]
+fn mark(bits: &mut [u64], listed: &mut Vec<u32>, i: u32) {
+    let (w, b) = (i as usize / 64, i as usize % 64);
+    if bits[w] & (1 << b) == 0 {
+        bits[w] |= 1 << b;
+        listed.push(i);
+    }
+}
+
 impl Scratch {
     fn fit(&mut self, plan: &Plan) {
         let (atoms, rules) = (plan.atoms.div_ceil(64), plan.rules.len().div_ceil(64));
@@ -531,11 +533,7 @@ impl Scratch {
 
     #[inline]
     fn set(&mut self, atom: u32) {
-        let (w, b) = (atom as usize / 64, atom as usize % 64);
-        if self.atoms[w] & (1 << b) == 0 {
-            self.atoms[w] |= 1 << b;
-            self.set.push(atom);
-        }
+        mark(&mut self.atoms, &mut self.set, atom);
     }
 }
 

@@ -9,35 +9,20 @@ use crate::{Position, Tally};
 
 /// One JSON object per line; a bad line is rejected with its number and the rest read.
 pub(crate) fn read_lines(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>) {
-    let mut buf = Vec::with_capacity(4096);
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) => {
-                tally.fail(format!("read error after line {line_no}: {e}"));
-                return;
-            }
-        }
-        line_no += 1;
-        let line = buf.trim_ascii();
+    crate::for_each_line(reader, tally, |tally, line_no, line| {
+        let line = line.trim_ascii();
         if line.is_empty() {
-            continue;
+            return true;
         }
         let origin = Origin::line(tally.report.source.clone(), line_no);
-        let keep_going = match serde_json::from_slice(line) {
+        match serde_json::from_slice(line) {
             Ok(json) => match event_from_json(json, origin) {
                 Ok(event) => tally.event(event),
                 Err(msg) => tally.reject(Position::Line(line_no), msg),
             },
             Err(e) => tally.reject(Position::Line(line_no), format!("invalid JSON: {e}")),
-        };
-        if !keep_going {
-            return;
         }
-    }
+    });
 }
 
 /// Pretty-printed or concatenated JSON documents, each an event or an array of events.

@@ -244,6 +244,33 @@ impl<'a, 'b> Tally<'a, 'b> {
     }
 }
 
+/// Calls `each` with every line (1-based number, bytes without the newline) until it returns
+/// false or the input ends; a read error fails the input.
+pub(crate) fn for_each_line(
+    reader: &mut (dyn BufRead + Send),
+    tally: &mut Tally<'_, '_>,
+    mut each: impl FnMut(&mut Tally<'_, '_>, u64, &[u8]) -> bool,
+) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tally.fail(format!("read error after line {line_no}: {e}"));
+                return;
+            }
+        }
+        line_no += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if !each(tally, line_no, line.strip_suffix(b"\r").unwrap_or(line)) {
+            return;
+        }
+    }
+}
+
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const EVTX_MAGIC: &[u8] = b"ElfFile\0";
 

@@ -25,40 +25,23 @@ pub(crate) fn looks_like(head: &[u8]) -> bool {
 
 pub(crate) fn read(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>) {
     let mut fields: Option<Vec<String>> = None;
-    let mut buf = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) => {
-                tally.fail(format!("read error after line {line_no}: {e}"));
-                return;
-            }
-        }
-        line_no += 1;
-        let line = String::from_utf8_lossy(&buf);
-        let line = line
-            .trim_end_matches(['\r', '\n'])
-            .trim_start_matches('\u{feff}');
+    crate::for_each_line(reader, tally, |tally, line_no, bytes| {
+        let line = String::from_utf8_lossy(bytes);
+        let line = line.trim_start_matches('\u{feff}');
         if line.trim().is_empty() {
-            continue;
+            return true;
         }
         if let Some(directive) = line.strip_prefix('#') {
             if let Some(names) = directive.strip_prefix("Fields:") {
                 fields = Some(names.split_whitespace().map(String::from).collect());
             }
-            continue;
+            return true;
         }
         let Some(names) = &fields else {
-            if !tally.reject(
+            return tally.reject(
                 Position::Line(line_no),
                 "data line before any #Fields: directive".into(),
-            ) {
-                return;
-            }
-            continue;
+            );
         };
         let values: Vec<&str> = line.split(' ').collect();
         if values.len() != names.len() {
@@ -67,10 +50,7 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>)
                 values.len(),
                 names.len()
             );
-            if !tally.reject(Position::Line(line_no), msg) {
-                return;
-            }
-            continue;
+            return tally.reject(Position::Line(line_no), msg);
         }
         let mut event = Event::new(Origin::line(tally.report.source.clone(), line_no));
         event.set_channel(CHANNEL);
@@ -93,10 +73,8 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>)
             .first_str("s-computername")
             .or_else(|| event.first_str("s-ip"))
             .map(Into::into);
-        if !tally.event(event) {
-            return;
-        }
-    }
+        tally.event(event)
+    });
 }
 
 #[cfg(test)]
