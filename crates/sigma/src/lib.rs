@@ -38,7 +38,8 @@ pub use condition::Cond;
 pub use logsource::{LogSource, Route};
 pub use pattern::{Anchor, GlobToken, StrPattern};
 pub use rule::{
-    parse_rules, Compare, FieldTest, Level, Matcher, RefusalKind, Rule, RuleError, Search,
+    parse_rules, parse_rules_with, Compare, FieldTest, Level, Matcher, Placeholders, RefusalKind,
+    Rule, RuleError, Search,
 };
 
 /// Rules loaded from files, with those refused and why.
@@ -53,8 +54,13 @@ pub struct LoadReport {
 impl LoadReport {
     /// Adds the rules of one YAML text.
     pub fn add_text(&mut self, text: &str, path: &str) {
+        self.add_text_with(text, path, &Placeholders::new());
+    }
+
+    /// Adds the rules of one YAML text, with placeholder values for `expand`.
+    pub fn add_text_with(&mut self, text: &str, path: &str, placeholders: &Placeholders) {
         self.files += 1;
-        for r in parse_rules(text, path) {
+        for r in parse_rules_with(text, path, placeholders) {
             match r {
                 Ok(rule) => self.rules.push(rule),
                 Err(e) => self.refused.push(e),

@@ -143,8 +143,21 @@ fn unsupported(msg: impl Into<String>) -> (RefusalKind, String) {
 
 type Refusal = (RefusalKind, String);
 
+/// Values of `%name%` placeholders, for the `expand` modifier.
+pub type Placeholders = std::collections::HashMap<String, Vec<String>>;
+
 /// Parses every rule in a YAML text (one or more documents).
 pub fn parse_rules(text: &str, path: &str) -> Vec<Result<Rule, RuleError>> {
+    parse_rules_with(text, path, &Placeholders::new())
+}
+
+/// As [`parse_rules`], with the values `expand` substitutes for `%name%` placeholders; a rule
+/// whose placeholder has no values is refused.
+pub fn parse_rules_with(
+    text: &str,
+    path: &str,
+    placeholders: &Placeholders,
+) -> Vec<Result<Rule, RuleError>> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let label = if i == 0 {
@@ -156,7 +169,7 @@ pub fn parse_rules(text: &str, path: &str) -> Vec<Result<Rule, RuleError>> {
         out.push(match parsed {
             Ok(yaml) => {
                 let title = yaml.get("title").and_then(Yaml::as_str).map(String::from);
-                parse_rule(&yaml, &label).map_err(|(kind, reason)| RuleError {
+                parse_rule(&yaml, &label, placeholders).map_err(|(kind, reason)| RuleError {
                     path: label.clone(),
                     title,
                     kind,
@@ -197,7 +210,7 @@ fn str_of(y: &Yaml, key: &str) -> Option<String> {
     }
 }
 
-fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
+fn parse_rule(y: &Yaml, path: &str, ph: &Placeholders) -> Result<Rule, Refusal> {
     if !y.is_mapping() {
         return Err(invalid("not a YAML mapping"));
     }
@@ -262,7 +275,7 @@ fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
             "timeframe" => {}
             _ => searches.push(Search {
                 name: name.to_string(),
-                alternatives: parse_search(v)
+                alternatives: parse_search(v, ph)
                     .map_err(|(k, m)| (k, format!("search '{name}': {m}")))?,
             }),
         }
@@ -303,13 +316,13 @@ fn parse_rule(y: &Yaml, path: &str) -> Result<Rule, Refusal> {
     })
 }
 
-fn parse_search(v: &Yaml) -> Result<Vec<Vec<FieldTest>>, Refusal> {
+fn parse_search(v: &Yaml, ph: &Placeholders) -> Result<Vec<Vec<FieldTest>>, Refusal> {
     match v {
-        Yaml::Mapping(m) => Ok(vec![parse_map(m)?]),
+        Yaml::Mapping(m) => Ok(vec![parse_map(m, ph)?]),
         Yaml::Sequence(items) if items.iter().all(Yaml::is_mapping) && !items.is_empty() => items
             .iter()
             .map(|i| match i {
-                Yaml::Mapping(m) => parse_map(m),
+                Yaml::Mapping(m) => parse_map(m, ph),
                 _ => Err(invalid("mixed list")),
             })
             .collect(),
@@ -319,16 +332,16 @@ fn parse_search(v: &Yaml) -> Result<Vec<Vec<FieldTest>>, Refusal> {
                     "a list must hold either maps or keywords, not both",
                 ));
             }
-            Ok(vec![vec![parse_test(None, &[], v)?]])
+            Ok(vec![vec![parse_test(None, &[], v, ph)?]])
         }
-        Yaml::String(_) | Yaml::Number(_) => Ok(vec![vec![parse_test(None, &[], v)?]]),
+        Yaml::String(_) | Yaml::Number(_) => Ok(vec![vec![parse_test(None, &[], v, ph)?]]),
         _ => Err(invalid(
             "a search must be a map, a list of maps, or a list of keywords",
         )),
     }
 }
 
-fn parse_map(m: &serde_yaml::Mapping) -> Result<Vec<FieldTest>, Refusal> {
+fn parse_map(m: &serde_yaml::Mapping, ph: &Placeholders) -> Result<Vec<FieldTest>, Refusal> {
     let mut tests = Vec::new();
     for (k, v) in m {
         let key = match k {
@@ -340,13 +353,14 @@ fn parse_map(m: &serde_yaml::Mapping) -> Result<Vec<FieldTest>, Refusal> {
         let field = parts.next().unwrap_or_default();
         let mods: Vec<&str> = parts.collect();
         let field = (!field.is_empty()).then(|| field.to_string());
-        tests.push(parse_test(field, &mods, v)?);
+        tests.push(parse_test(field, &mods, v, ph)?);
     }
     Ok(tests)
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Modifiers {
+    expand: bool,
     anchor: Option<Anchor>,
     all: bool,
     cased: bool,
@@ -390,11 +404,7 @@ fn parse_modifiers(mods: &[&str]) -> Result<Modifiers, Refusal> {
             "gt" => m.compare = Some(Compare::Gt),
             "gte" => m.compare = Some(Compare::Gte),
             "neq" => m.neq = true,
-            "expand" => {
-                return Err(unsupported(
-                    "'expand' placeholders need a pipeline that defines them",
-                ))
-            }
+            "expand" => m.expand = true,
             "minute" | "hour" | "day" | "week" | "month" | "year" => {
                 return Err(unsupported(format!(
                     "time modifier '{name}' is not supported"
@@ -406,7 +416,12 @@ fn parse_modifiers(mods: &[&str]) -> Result<Modifiers, Refusal> {
     Ok(m)
 }
 
-fn parse_test(field: Option<String>, mods: &[&str], v: &Yaml) -> Result<FieldTest, Refusal> {
+fn parse_test(
+    field: Option<String>,
+    mods: &[&str],
+    v: &Yaml,
+    ph: &Placeholders,
+) -> Result<FieldTest, Refusal> {
     let m = parse_modifiers(mods)?;
     let items: Vec<&Yaml> = match v {
         Yaml::Sequence(list) => list.iter().collect(),
@@ -417,7 +432,7 @@ fn parse_test(field: Option<String>, mods: &[&str], v: &Yaml) -> Result<FieldTes
     }
     let mut values = Vec::with_capacity(items.len());
     for item in items {
-        let mut alts = value_matchers(&m, field.is_none(), item)?;
+        let mut alts = value_matchers(&m, field.is_none(), item, ph)?;
         if m.neq {
             alts = alts
                 .into_iter()
@@ -452,7 +467,12 @@ fn scalar_text(item: &Yaml) -> Result<Option<String>, Refusal> {
     })
 }
 
-fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Matcher>, Refusal> {
+fn value_matchers(
+    m: &Modifiers,
+    keyword: bool,
+    item: &Yaml,
+    ph: &Placeholders,
+) -> Result<Vec<Matcher>, Refusal> {
     if m.exists {
         return match item {
             Yaml::Bool(b) => Ok(vec![Matcher::Exists(*b)]),
@@ -465,6 +485,19 @@ fn value_matchers(m: &Modifiers, keyword: bool, item: &Yaml) -> Result<Vec<Match
     let Some(raw) = scalar_text(item)? else {
         return Ok(vec![Matcher::Null]);
     };
+    if m.expand {
+        // Each `%name%` becomes each of its values; the rest of the modifiers apply to every
+        // expansion.
+        let plain = Modifiers {
+            expand: false,
+            ..m.clone()
+        };
+        let mut out = Vec::new();
+        for text in expand(&raw, ph)? {
+            out.extend(value_matchers(&plain, keyword, &Yaml::String(text), ph)?);
+        }
+        return Ok(out);
+    }
     if let Some(flags) = &m.re {
         let mut prefix = String::new();
         if !flags.is_empty() {
@@ -564,5 +597,57 @@ mod regex_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<regex::Regex, D::Error> {
         let text = String::deserialize(d)?;
         regex::Regex::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every text `raw` stands for with its `%name%` placeholders replaced by their values.
+fn expand(raw: &str, ph: &Placeholders) -> Result<Vec<String>, Refusal> {
+    let Some(start) = raw.find('%') else {
+        return Ok(vec![raw.to_string()]);
+    };
+    let Some(len) = raw[start + 1..].find('%') else {
+        return Ok(vec![raw.to_string()]);
+    };
+    let name = &raw[start + 1..start + 1 + len];
+    let values = ph.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+        unsupported(format!(
+            "placeholder %{name}% has no values (give them with --placeholders)"
+        ))
+    })?;
+    let rest = expand(&raw[start + len + 2..], ph)?;
+    let head = &raw[..start];
+    Ok(values
+        .iter()
+        .flat_map(|v| rest.iter().map(move |r| format!("{head}{v}{r}")))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "title: t\nlogsource: {product: windows, category: process_creation}\ndetection:\n  sel:\n    Image|expand|endswith: '%tools%\\x.exe'\n  condition: sel\n";
+
+    #[test]
+    fn expand_substitutes_every_value_or_refuses() {
+        let refused = parse_rules(RULE, "t.yml").remove(0).unwrap_err();
+        assert_eq!(refused.kind, RefusalKind::Unsupported);
+        assert!(refused.reason.contains("%tools%"), "{}", refused.reason);
+
+        let mut ph = Placeholders::new();
+        ph.insert("tools".into(), vec!["C:\\a".into(), "D:\\b".into()]);
+        let rule = parse_rules_with(RULE, "t.yml", &ph).remove(0).unwrap();
+        let alts = &rule.searches[0].alternatives[0][0].values[0];
+        let patterns: Vec<String> = alts
+            .iter()
+            .map(|m| match m {
+                Matcher::Str {
+                    pattern: StrPattern::Suffix(s),
+                    ..
+                } => s.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(patterns, ["c:\\a\\x.exe", "d:\\b\\x.exe"]);
     }
 }

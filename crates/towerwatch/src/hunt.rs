@@ -60,7 +60,7 @@ impl Seen {
 pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let started = jiff::Timestamp::now();
     let clock = Instant::now();
-    let loaded = ruleset::load(&args.rules.rules)?;
+    let loaded = ruleset::load(&args.rules.rules, args.rules.placeholders.as_deref())?;
     let refused: Vec<RuleError> = loaded.report.refused.clone();
     let total_loaded = loaded.report.rules.len();
     let selected = ruleset::select(loaded.report.rules, &args.rules)?;

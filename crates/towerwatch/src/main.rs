@@ -47,6 +47,10 @@ pub struct RuleArgs {
     #[arg(long, value_name = "STATUS", value_delimiter = ',',
           default_values = ["stable", "test", "experimental"])]
     pub status: Vec<String>,
+    /// YAML map of placeholder names to values, for `--rules` rules using `|expand`
+    /// (`admins: [alice, bob]`); rules whose placeholders have no values are refused.
+    #[arg(long, value_name = "FILE")]
+    pub placeholders: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -124,6 +128,9 @@ enum RulesCommand {
     Check {
         /// Rule files or directories (default: the embedded rules).
         paths: Vec<PathBuf>,
+        /// YAML map of placeholder names to values, for rules using `|expand`.
+        #[arg(long, value_name = "FILE")]
+        placeholders: Option<PathBuf>,
     },
 }
 
@@ -132,7 +139,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hunt(args) => hunt::run(args),
         Command::Dump(args) => dump::run(args),
-        Command::Rules(RulesCommand::Check { paths }) => ruleset::check(&paths),
+        Command::Rules(RulesCommand::Check {
+            paths,
+            placeholders,
+        }) => ruleset::check(&paths, placeholders.as_deref()),
     };
     match result {
         Ok(code) => code,

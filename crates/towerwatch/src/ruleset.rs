@@ -1,13 +1,13 @@
 //! Rule sets: the embedded default or files given with `--rules`; filters; `rules check`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use towerwatch_detect::Engine;
-use towerwatch_sigma::{Level, LoadReport, RefusalKind, Rule};
+use towerwatch_sigma::{Level, LoadReport, Placeholders, RefusalKind, Rule};
 
 use crate::RuleArgs;
 
@@ -46,10 +46,15 @@ pub struct Loaded {
 }
 
 /// Loads the embedded rules (no paths) or the given files and directories.
-pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
+pub fn load(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<Loaded> {
     if paths.is_empty() {
+        // The embedded set is compiled at build time; it uses no placeholders.
         return embedded();
     }
+    let placeholders = match placeholders {
+        Some(p) => read_placeholders(p)?,
+        None => Placeholders::new(),
+    };
     let mut texts: Vec<(String, String)> = Vec::new();
     let mut report = LoadReport::default();
     {
@@ -80,7 +85,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
         .par_iter()
         .map(|(p, t)| {
             let mut r = LoadReport::default();
-            r.add_text(t, p);
+            r.add_text_with(t, p, &placeholders);
             r
         })
         .collect();
@@ -99,6 +104,32 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
         origin,
         digest: hex(&hasher.finalize()),
     })
+}
+
+/// A YAML map of placeholder names to a value or a list of values, for `expand`.
+fn read_placeholders(path: &Path) -> Result<Placeholders> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let map: std::collections::BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: not a map of placeholder values", path.display()))?;
+    let mut out = Placeholders::new();
+    for (name, v) in map {
+        let values = match v {
+            serde_yaml::Value::Sequence(items) => items.iter().filter_map(scalar).collect(),
+            other => scalar(&other).into_iter().collect(),
+        };
+        out.insert(name, values);
+    }
+    Ok(out)
+}
+
+fn scalar(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 fn rule_files(path: &std::path::Path) -> Vec<PathBuf> {
@@ -163,8 +194,8 @@ pub fn select(rules: Vec<Rule>, args: &RuleArgs) -> Result<Selected> {
 }
 
 /// `towerwatch rules check`.
-pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
-    let loaded = load(paths)?;
+pub fn check(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<ExitCode> {
+    let loaded = load(paths, placeholders)?;
     let report = loaded.report;
     let mut refused = report.refused.clone();
     refused.sort_by(|a, b| a.path.cmp(&b.path));

@@ -462,3 +462,58 @@ fn arbitrary_lines_are_events_or_rejections() {
     assert_eq!(events + rejected, lines.len(), "{s}");
     assert!(rejected > 0 && events > 0);
 }
+
+#[test]
+fn placeholders_feed_expand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("shells.yml"),
+        "title: Admin shell\nid: 22222222-2222-2222-2222-222222222222\nlogsource: {product: windows, category: process_creation}\ndetection:\n  sel:\n    Image|expand|endswith: '%shells%'\n  condition: sel\n",
+    )
+    .unwrap();
+    let placeholders = tmp.path().join("placeholders.yml");
+    std::fs::write(&placeholders, "shells: ['\\cmd.exe', '\\pwsh.exe']\n").unwrap();
+    let events = tmp.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"EventID\": 1, \"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"Image\": \"C:\\\\Windows\\\\System32\\\\CMD.EXE\"}\n",
+    )
+    .unwrap();
+    let (r, e, p) = (
+        rules.to_str().unwrap(),
+        events.to_str().unwrap(),
+        placeholders.to_str().unwrap(),
+    );
+
+    let without = towerwatch(&["hunt", e, "--rules", r, "--format", "jsonl"]);
+    assert!(without.status.success());
+    assert!(without.stdout.is_empty());
+    assert!(
+        text(&without.stderr).contains("0 rules (1 refused"),
+        "{}",
+        text(&without.stderr)
+    );
+
+    let with = towerwatch(&[
+        "hunt",
+        e,
+        "--rules",
+        r,
+        "--placeholders",
+        p,
+        "--format",
+        "jsonl",
+        "-q",
+    ]);
+    assert!(with.status.success(), "{}", text(&with.stderr));
+    assert_eq!(text(&with.stdout).lines().count(), 1);
+
+    let check = towerwatch(&["rules", "check", r]);
+    assert!(
+        text(&check.stdout).contains("placeholder %shells% has no values"),
+        "{}",
+        text(&check.stdout)
+    );
+}
