@@ -10,7 +10,7 @@ use serde_json::json;
 use towerwatch_event::{Event, Locator};
 use towerwatch_sources::{discover, read_input, ReadOptions};
 
-use crate::output::{inputs_table, Summary};
+use crate::output::{inputs_table, strict_failure, Summary};
 use crate::pipeline;
 use crate::{DumpArgs, DumpFormat};
 
@@ -56,9 +56,9 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 |_| (),
                 |_, _event| {},
                 |done| {
-                    summary.errors.extend(done.errors.into_iter().take(20));
+                    summary.keep_errors(done.errors);
                     if failure.is_none() && args.run.strict {
-                        failure = done.report.failure.clone();
+                        failure = strict_failure(&done.report);
                     }
                     summary.inputs.push(done.report);
                     Ok(())
@@ -89,17 +89,13 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                             write_err = r.err();
                         }
                     }
-                    Err(e) => {
-                        if summary.errors.len() < 50 {
-                            summary.errors.push(e);
-                        }
-                    }
+                    Err(e) => summary.keep_errors([e]),
                 });
                 if let Some(e) = write_err {
                     return Err(e.context("cannot write output"));
                 }
-                if failure.is_none() && args.run.strict && !crate::output::is_skipped(&report) {
-                    failure = report.failure.clone();
+                if failure.is_none() && args.run.strict {
+                    failure = strict_failure(&report);
                 }
                 summary.inputs.push(report);
                 if failure.is_some() {

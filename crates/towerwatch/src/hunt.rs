@@ -134,12 +134,9 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             if let Some(c) = done.local.coverage {
                 seen.merge(c);
             }
-            let room = 50usize.saturating_sub(summary.errors.len());
-            summary.errors.extend(done.errors.into_iter().take(room));
-            if args.run.strict && strict_failure.is_none() && !output::is_skipped(&done.report) {
-                if let Some(f) = &done.report.failure {
-                    strict_failure = Some(format!("{}: {f}", done.report.source));
-                }
+            summary.keep_errors(done.errors);
+            if args.run.strict && strict_failure.is_none() {
+                strict_failure = output::strict_failure(&done.report);
             }
             manifest_inputs.push(serde_json::json!({
                 "path": &*done.report.source,

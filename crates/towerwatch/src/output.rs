@@ -219,8 +219,27 @@ pub fn inputs_table(inputs: &[InputReport]) -> String {
     s
 }
 
+/// Rejected records listed in a summary at most (all are counted).
+pub const LISTED_ERRORS: usize = 50;
+
+impl Summary {
+    /// Lists rejected records, up to [`LISTED_ERRORS`] in all.
+    pub fn keep_errors(&mut self, errors: impl IntoIterator<Item = SourceError>) {
+        let room = LISTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(errors.into_iter().take(room));
+    }
+}
+
+/// Why `--strict` stops at this input, if it does: it failed, and it is a log.
+pub fn strict_failure(r: &InputReport) -> Option<String> {
+    if is_skipped(r) {
+        return None;
+    }
+    r.failure.as_ref().map(|f| format!("{}: {f}", r.source))
+}
+
 /// Inputs that are not logs (a README in an evidence folder): listed, not counted as losses.
-pub fn is_skipped(r: &InputReport) -> bool {
+fn is_skipped(r: &InputReport) -> bool {
     r.format == towerwatch_sources::Format::Unknown && r.rejected == 0 && r.events == 0
 }
 

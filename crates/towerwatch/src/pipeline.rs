@@ -1,7 +1,7 @@
 //! Reading many inputs in parallel, delivering each input's result in input order.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -25,7 +25,6 @@ pub struct Options {
 
 /// What one input gave.
 pub struct Done<L> {
-    pub input: Input,
     pub report: InputReport,
     pub local: L,
     /// The first rejected records, with their positions.
@@ -45,6 +44,7 @@ pub fn progress_bar(enabled: bool, total_bytes: u64) -> ProgressBar {
     pb
 }
 
+/// The size of an input file before it is read (the progress bar's total).
 fn input_bytes(input: &Input) -> u64 {
     match input {
         Input::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
@@ -58,14 +58,7 @@ fn sha256_file(input: &Input) -> Option<String> {
     };
     let mut f = std::fs::File::open(path).ok()?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(_) => return None,
-        }
-    }
+    std::io::copy(&mut f, &mut h).ok()?;
     Some(crate::ruleset::hex(&h.finalize()))
 }
 
@@ -131,7 +124,8 @@ where
         let mut head = 0usize;
         let mut result = Ok(());
         for (i, d) in rx {
-            pb.inc(input_bytes(&d.input));
+            // The reader measured the input already.
+            pb.inc(d.report.bytes);
             pending.insert(i, d);
             while let Some(d) = pending.remove(&head) {
                 head += 1;
@@ -174,7 +168,7 @@ fn read_one<L>(
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        let mut r = failed_report(input);
+        let mut r = InputReport::new(input.name().into());
         r.failure = Some(format!(
             "internal error while reading (please report): {msg}"
         ));
@@ -183,14 +177,9 @@ fn read_one<L>(
     });
     let sha256 = if hash { sha256_file(input) } else { None };
     Done {
-        input: input.clone(),
         report,
         local,
         errors,
         sha256,
     }
-}
-
-fn failed_report(input: &Input) -> InputReport {
-    InputReport::new(input.name().into())
 }

@@ -517,3 +517,35 @@ fn placeholders_feed_expand() {
         text(&check.stdout)
     );
 }
+
+#[test]
+fn strict_skips_non_logs_in_every_command() {
+    // A README beside the evidence is not a bad record: --strict goes on in hunt and in both
+    // dump modes, and still stops at a broken line.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        first_evtx(&samples("process_creation")),
+        tmp.path().join("a.evtx"),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("README.md"), "notes\n").unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["hunt", dir],
+        vec!["dump", dir],
+        vec!["dump", dir, "--format", "none"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--strict", "-q"]);
+        let out = towerwatch(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    std::fs::write(tmp.path().join("b.jsonl"), "{\"EventID\": 1}\n{broken\n").unwrap();
+    let out = towerwatch(&["dump", dir, "--format", "none", "--strict", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("b.jsonl"),
+        "{}",
+        text(&out.stderr)
+    );
+}
