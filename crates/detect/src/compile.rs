@@ -57,11 +57,7 @@ pub(crate) fn build(rules: Vec<Rule>, small_set: usize) -> Engine {
                     rules[i as usize]
                         .routes
                         .iter()
-                        .any(|r| match (&r.channels, name) {
-                            (None, _) => true,
-                            (Some(list), Some(n)) => list.contains(n),
-                            (Some(_), None) => false,
-                        })
+                        .any(|r| r.admits_channel(name.as_deref()))
                 })
                 .collect()
         })
@@ -130,18 +126,10 @@ fn admitted_rules(engine: &Engine, key: (u32, Option<u32>)) -> Vec<u32> {
     let mut out = Vec::new();
     for &i in candidates {
         let (i, rule) = (i as usize, &engine.rules[i as usize]);
-        let by_route = rule.routes.iter().any(|route| {
-            let channel_ok = match (&route.channels, channel) {
-                (None, _) => true,
-                (Some(list), Some(c)) => list.iter().any(|l| l == c),
-                (Some(_), None) => false,
-            };
-            let id_ok = match &route.event_ids {
-                None => true,
-                Some(ids) => event_id.is_some_and(|id| ids.contains(&id)),
-            };
-            channel_ok && id_ok
-        });
+        let by_route = rule
+            .routes
+            .iter()
+            .any(|route| route.admits(channel, event_id));
         let by_condition = match &engine.required_ids[i] {
             None => true,
             Some(ids) => event_id.is_some_and(|id| ids.contains(&id)),
@@ -480,37 +468,38 @@ fn scanner(atoms: &[(u32, &AtomKey)], small_set: usize) -> FieldScanner {
 /// atoms, which [`Grouping`] can turn into a single bit.
 fn simplify(node: Node) -> Node {
     match node {
-        Node::Or(items) => {
-            let mut flat = Vec::with_capacity(items.len());
-            for n in items.into_iter().map(simplify) {
-                match n {
-                    Node::Or(inner) => flat.extend(inner),
-                    other => flat.push(other),
-                }
-            }
-            if flat.len() == 1 {
-                flat.pop().unwrap_or(Node::Or(Vec::new()))
-            } else {
-                Node::Or(flat)
-            }
-        }
-        Node::And(items) => {
-            let mut flat = Vec::with_capacity(items.len());
-            for n in items.into_iter().map(simplify) {
-                match n {
-                    Node::And(inner) => flat.extend(inner),
-                    other => flat.push(other),
-                }
-            }
-            if flat.len() == 1 {
-                flat.pop().unwrap_or(Node::And(Vec::new()))
-            } else {
-                Node::And(flat)
-            }
-        }
+        Node::Or(items) => splice(items, Node::Or, |n| match n {
+            Node::Or(inner) => Ok(inner),
+            other => Err(other),
+        }),
+        Node::And(items) => splice(items, Node::And, |n| match n {
+            Node::And(inner) => Ok(inner),
+            other => Err(other),
+        }),
         Node::Not(inner) => Node::Not(Box::new(simplify(*inner))),
         Node::AtLeast(k, items) => Node::AtLeast(k, items.into_iter().map(simplify).collect()),
         leaf => leaf,
+    }
+}
+
+/// Simplifies the children of an AND (or OR), splicing in those of the same kind (`same`
+/// gives their children back), and rebuilds it with `wrap` unless one child is left.
+fn splice(
+    items: Vec<Node>,
+    wrap: fn(Vec<Node>) -> Node,
+    same: fn(Node) -> Result<Vec<Node>, Node>,
+) -> Node {
+    let mut flat = Vec::with_capacity(items.len());
+    for n in items.into_iter().map(simplify) {
+        match same(n) {
+            Ok(inner) => flat.extend(inner),
+            Err(other) => flat.push(other),
+        }
+    }
+    if flat.len() == 1 {
+        flat.pop().unwrap_or_else(|| wrap(Vec::new()))
+    } else {
+        wrap(flat)
     }
 }
 

@@ -145,9 +145,9 @@ pub(crate) struct SlowLeaf {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Position {
-    Contains = 0,
-    Prefix = 1,
-    Suffix = 2,
+    Contains,
+    Prefix,
+    Suffix,
 }
 
 /// The atoms of one field: exact values in hash tables, the rest in automata.
@@ -168,7 +168,7 @@ pub(crate) enum Automaton {
         atoms: Vec<Vec<(u32, Position)>>,
     },
     Large {
-        /// Unanchored, overlapping search through the value.
+        /// Search through the value.
         contains: Option<PatternSet>,
         /// Walk from the value's start.
         prefix: Option<Trie>,
@@ -295,23 +295,24 @@ impl Engine {
     /// Compiles the plans of every (channel, event id) the rules name, as a rule check does.
     pub fn compile_all(&self) {
         self.route(GLOBAL);
-        for (ci, _) in self.channel_names.iter().enumerate() {
-            let mut ids: Vec<Option<u32>> = vec![None];
-            for r in &self.rules {
-                for route in &r.routes {
-                    ids.extend(route.event_ids.iter().flatten().map(|&i| Some(i)));
-                }
+        // Every event id a log source or a condition names, and none.
+        let mut ids: Vec<Option<u32>> = vec![None];
+        for r in &self.rules {
+            for route in &r.routes {
+                ids.extend(route.event_ids.iter().flatten().map(|&i| Some(i)));
             }
-            ids.extend(
-                self.required_ids
-                    .iter()
-                    .flatten()
-                    .flat_map(|l| l.iter().map(|&i| Some(i))),
-            );
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                self.route((ci as u32, id));
+        }
+        ids.extend(
+            self.required_ids
+                .iter()
+                .flatten()
+                .flat_map(|l| l.iter().map(|&i| Some(i))),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        for ci in 0..self.channel_names.len() as u32 {
+            for &id in &ids {
+                self.route((ci, id));
             }
         }
     }
@@ -387,9 +388,6 @@ impl Engine {
 
     /// Appends the plan's rules that match the event to `scratch.out`.
     fn match_plan(&self, plan: &Plan, event: &Event, scratch: &mut Scratch) {
-        if plan.rules.is_empty() {
-            return;
-        }
         scratch.fit(plan);
         self.scan(plan, event, scratch);
         // Candidates: rules triggered by a true atom, and rules without triggers.

@@ -31,15 +31,19 @@ impl Route {
     /// Whether an event with this channel and id is in the route. Channels compare
     /// case-insensitively (exports differ in case).
     pub fn admits(&self, channel: Option<&str>, event_id: Option<u32>) -> bool {
-        let channel_ok = match &self.channels {
-            None => true,
-            Some(list) => channel.is_some_and(|c| list.iter().any(|l| l.eq_ignore_ascii_case(c))),
-        };
         let id_ok = match &self.event_ids {
             None => true,
             Some(ids) => event_id.is_some_and(|id| ids.contains(&id)),
         };
-        channel_ok && id_ok
+        self.admits_channel(channel) && id_ok
+    }
+
+    /// Whether the route admits some event of this channel (`None`: an event without one).
+    pub fn admits_channel(&self, channel: Option<&str>) -> bool {
+        match &self.channels {
+            None => true,
+            Some(list) => channel.is_some_and(|c| list.iter().any(|l| l.eq_ignore_ascii_case(c))),
+        }
     }
 }
 
