@@ -21,7 +21,8 @@ pub(crate) fn read(
     let len = match path {
         Some(p) => {
             parse(EvtxParser::from_path(p), settings, tally);
-            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+            // The size `read_input` measured when it opened the file.
+            tally.report.bytes
         }
         None => {
             let mut buf = Vec::new();
