@@ -42,6 +42,23 @@ pub use rule::{
     Rule, RuleError, Search,
 };
 
+/// The rule files a path names: the file itself, or every `.yml`/`.yaml` file below a
+/// directory, in path order (so a rule set loads the same way every time).
+pub fn rule_files(path: &Path) -> Vec<PathBuf> {
+    if !path.is_dir() {
+        return vec![path.to_path_buf()];
+    }
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Rules loaded from files, with those refused and why.
 #[derive(Debug, Default)]
 pub struct LoadReport {
@@ -70,19 +87,7 @@ impl LoadReport {
 
     /// Loads `.yml`/`.yaml` files and directories of them (recursively, sorted).
     pub fn add_path(&mut self, path: &Path) {
-        let files: Vec<PathBuf> = if path.is_dir() {
-            walkdir::WalkDir::new(path)
-                .sort_by_file_name()
-                .into_iter()
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file())
-                .map(|e| e.into_path())
-                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
-                .collect()
-        } else {
-            vec![path.to_path_buf()]
-        };
-        for file in files {
+        for file in rule_files(path) {
             let name = file.display().to_string();
             match std::fs::read(&file) {
                 Ok(bytes) => match String::from_utf8(bytes) {

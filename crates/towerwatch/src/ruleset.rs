@@ -62,7 +62,7 @@ pub fn load(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<Loaded> {
             if !p.exists() {
                 bail!("rules path {} does not exist", p.display());
             }
-            for file in rule_files(p) {
+            for file in towerwatch_sigma::rule_files(p) {
                 match std::fs::read_to_string(&file) {
                     Ok(t) => texts.push((file.display().to_string(), t)),
                     Err(e) => report.refused.push(towerwatch_sigma::RuleError {
@@ -130,29 +130,6 @@ fn scalar(v: &serde_yaml::Value) -> Option<String> {
         serde_yaml::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
-}
-
-fn rule_files(path: &std::path::Path) -> Vec<PathBuf> {
-    if path.is_file() {
-        return vec![path.to_path_buf()];
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 pub fn hex(bytes: &[u8]) -> String {
