@@ -5,6 +5,7 @@ mod hunt;
 mod output;
 mod pipeline;
 mod ruleset;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,46 @@ enum Command {
     /// Work with rule sets.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Simulate a mobile operator with a Soft Cell campaign inside, with ground truth.
+    Simulate(SimArgs),
+}
+
+/// What to simulate.
+#[derive(Args, Clone)]
+pub struct SimArgs {
+    /// Output directory (evidence/, cdr/, context/, truth/ are written into it).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Same seed, same bytes.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Operator size and traffic (1: 20 care desks, 500 subscribers); events grow linearly.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Simulated days.
+    #[arg(long, default_value_t = 28)]
+    pub days: u32,
+    /// Campaign waves (each re-enters through a web server with changed tools).
+    #[arg(long, default_value_t = 3)]
+    pub waves: u8,
+    /// Subscribers the campaign is after.
+    #[arg(long, default_value_t = 12)]
+    pub targets: usize,
+    /// 0-1; from 0.8 on even the first wave renames its tools.
+    #[arg(long, default_value_t = 0.5)]
+    pub stealth: f64,
+    /// First simulated day (UTC), YYYY-MM-DD.
+    #[arg(long, default_value = "2019-03-04")]
+    pub start: String,
+    /// Days of CDR history in the warehouse before --start.
+    #[arg(long, default_value_t = 30)]
+    pub history_days: u32,
+    /// The operator's offset from UTC in minutes (business hours follow it).
+    #[arg(long, default_value_t = 480, allow_negative_numbers = true)]
+    pub utc_offset_minutes: i32,
+    /// No summary.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Clone)]
@@ -143,6 +184,7 @@ fn main() -> ExitCode {
             paths,
             placeholders,
         }) => ruleset::check(&paths, placeholders.as_deref()),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(code) => code,

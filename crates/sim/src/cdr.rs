@@ -1,0 +1,333 @@
+//! Mediated CDRs (voice, SMS, data) with daily rhythms, the cell-site table, and the ground
+//! truth of what each stolen query returned: the theft queries are known before the CDRs are
+//! made, so every generated row is checked against them as it is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::clock::{self, HOUR, SECOND};
+use crate::db::table_of;
+use crate::dice::Dice;
+use crate::ids::{MCC, MNC};
+use crate::sink::{Sink, StreamId};
+use crate::world::World;
+
+/// Relative call volume by local hour of day.
+const DIURNAL: [f64; 24] = [
+    0.20, 0.10, 0.05, 0.05, 0.05, 0.10, 0.30, 0.70, 1.00, 1.20, 1.30, 1.30, 1.20, 1.20, 1.20, 1.20,
+    1.30, 1.40, 1.50, 1.50, 1.30, 1.00, 0.70, 0.40,
+];
+
+pub fn diurnal(local_hour: u32) -> f64 {
+    DIURNAL[local_hour as usize % 24] / (DIURNAL.iter().sum::<f64>() / 24.0)
+}
+
+/// A query of the campaign that read CDRs: which subscribers, which tables, from when, and
+/// when it ran (rows after that did not exist yet).
+#[derive(Debug, Clone)]
+pub struct TheftQuery {
+    pub wave: u8,
+    pub msisdns: Vec<String>,
+    pub tables: Vec<&'static str>,
+    pub from: i64,
+    pub executed: i64,
+}
+
+/// What one query exposed of one subscriber.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Exposed {
+    pub records: u64,
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    pub cells: BTreeSet<usize>,
+}
+
+pub struct CdrGen {
+    dice: Dice,
+    record_id: u64,
+    offset_min: i32,
+    queries: Vec<TheftQuery>,
+    /// Per query, per MSISDN.
+    pub exposed: Vec<BTreeMap<String, Exposed>>,
+    /// Distinct records per (wave, MSISDN), and over all waves per MSISDN.
+    pub by_wave: BTreeMap<(u8, String), Exposed>,
+    pub total: BTreeMap<String, Exposed>,
+    targets: BTreeSet<String>,
+    rate: f64,
+}
+
+impl CdrGen {
+    pub fn new(seed: u64, offset_min: i32, rate: f64, queries: Vec<TheftQuery>) -> CdrGen {
+        let targets = queries
+            .iter()
+            .flat_map(|q| q.msisdns.iter().cloned())
+            .collect();
+        CdrGen {
+            dice: Dice::new(seed, "cdr"),
+            record_id: 0,
+            offset_min,
+            exposed: vec![BTreeMap::new(); queries.len()],
+            by_wave: BTreeMap::new(),
+            total: BTreeMap::new(),
+            queries,
+            targets,
+            rate,
+        }
+    }
+
+    pub fn queries(&self) -> &[TheftQuery] {
+        &self.queries
+    }
+
+    /// Rows query `q` returned.
+    pub fn rows_of(&self, q: usize) -> u64 {
+        self.exposed[q].values().map(|e| e.records).sum()
+    }
+
+    /// The CDRs of one hour starting at `t0`.
+    pub fn hour(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64) {
+        let local_hour = clock::parts(t0 + i64::from(self.offset_min) * clock::MINUTE).h;
+        let w = diurnal(local_hour) / 24.0 * self.rate;
+        for caller in 0..world.subscribers.len() {
+            let sub = &world.subscribers[caller];
+            for _ in 0..self.dice.poisson(sub.calls_per_day * w) {
+                self.voice(world, sink, stream, t0, caller);
+            }
+            for _ in 0..self.dice.poisson(1.5 * w) {
+                self.sms(world, sink, stream, t0, caller);
+            }
+            for _ in 0..self.dice.poisson(2.5 * w) {
+                self.data(world, sink, stream, t0, caller);
+            }
+        }
+    }
+
+    fn counterparty(&mut self, world: &World, caller: usize) -> (String, Option<usize>) {
+        let sub = &world.subscribers[caller];
+        if !sub.contacts.is_empty() && self.dice.chance(0.8) {
+            let c = *self.dice.pick(&sub.contacts);
+            (world.subscribers[c].msisdn.clone(), Some(c))
+        } else {
+            (format!("9998{:08}", self.dice.below(100_000_000)), None)
+        }
+    }
+
+    fn serving_cell(&mut self, world: &World, sub: usize) -> usize {
+        let cells = &world.subscribers[sub].cells;
+        if self.dice.chance(0.6) {
+            cells[0]
+        } else {
+            *self.dice.pick(cells)
+        }
+    }
+
+    fn voice(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, caller: usize) {
+        let start = t0 + self.dice.range(0, HOUR);
+        let duration = 5 + (self.dice.unit().powi(3) * 900.0) as i64;
+        let (other, callee) = self.counterparty(world, caller);
+        let me = world.subscribers[caller].msisdn.clone();
+        let cell = self.serving_cell(world, caller);
+        self.row(
+            world,
+            sink,
+            stream,
+            "moCallRecord",
+            caller,
+            &me,
+            &other,
+            start,
+            duration,
+            cell,
+            (0, 0),
+        );
+        if let Some(c) = callee {
+            let cell = self.serving_cell(world, c);
+            self.row(
+                world,
+                sink,
+                stream,
+                "mtCallRecord",
+                c,
+                &me,
+                &other,
+                start + SECOND,
+                duration,
+                cell,
+                (0, 0),
+            );
+        }
+    }
+
+    fn sms(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, caller: usize) {
+        let start = t0 + self.dice.range(0, HOUR);
+        let (other, callee) = self.counterparty(world, caller);
+        let me = world.subscribers[caller].msisdn.clone();
+        let cell = self.serving_cell(world, caller);
+        self.row(
+            world,
+            sink,
+            stream,
+            "moSMSRecord",
+            caller,
+            &me,
+            &other,
+            start,
+            0,
+            cell,
+            (0, 0),
+        );
+        if let Some(c) = callee {
+            let cell = self.serving_cell(world, c);
+            self.row(
+                world,
+                sink,
+                stream,
+                "mtSMSRecord",
+                c,
+                &me,
+                &other,
+                start + 3 * SECOND,
+                0,
+                cell,
+                (0, 0),
+            );
+        }
+    }
+
+    fn data(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, sub: usize) {
+        let start = t0 + self.dice.range(0, HOUR);
+        let duration = 30 + self.dice.below(3000) as i64;
+        let cell = self.serving_cell(world, sub);
+        let ul = 2_000 + self.dice.below(2_000_000);
+        let dl = ul * (3 + self.dice.below(20));
+        let me = world.subscribers[sub].msisdn.clone();
+        self.row(
+            world,
+            sink,
+            stream,
+            "pGWRecord",
+            sub,
+            &me,
+            "",
+            start,
+            duration,
+            cell,
+            (ul, dl),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &mut self,
+        world: &World,
+        sink: &mut Sink,
+        stream: StreamId,
+        record_type: &'static str,
+        served: usize,
+        calling: &str,
+        called: &str,
+        start: i64,
+        duration_s: i64,
+        cell: usize,
+        (ul, dl): (u64, u64),
+    ) {
+        self.record_id += 1;
+        let sub = &world.subscribers[served];
+        let c = &world.cells[cell];
+        let end = start + duration_s * SECOND;
+        let is_data = record_type == "pGWRecord";
+        let mut line = String::with_capacity(256);
+        let _ = write!(
+            line,
+            "{},{record_type},{},{},{},{},{},{},{},{},{duration_s},{MCC},{MNC},{},{},{},{},{},0,{},{},{}",
+            self.record_id,
+            sub.imsi,
+            sub.msisdn,
+            sub.imei,
+            if is_data { "" } else { calling },
+            called,
+            clock::local_iso(start, self.offset_min),
+            if is_data || record_type.contains("SMS") { String::new() } else { clock::local_iso(start + 4 * SECOND, self.offset_min) },
+            clock::local_iso(end, self.offset_min),
+            c.area,
+            c.cell,
+            c.radio,
+            if is_data { "PGW01" } else { "MSC01" },
+            if is_data { "normalRelease" } else { "normalCallClearing" },
+            ul,
+            dl,
+            if is_data { "internet.nwm.example" } else { "" },
+        );
+        sink.text(stream, start, line);
+        if self.targets.contains(&sub.msisdn) {
+            let table = table_of(record_type);
+            let mut waves = BTreeSet::new();
+            for (q, query) in self.queries.iter().enumerate() {
+                if start >= query.from
+                    && start < query.executed
+                    && query.tables.contains(&table)
+                    && query.msisdns.contains(&sub.msisdn)
+                {
+                    self.exposed[q]
+                        .entry(sub.msisdn.clone())
+                        .or_default()
+                        .add(start, cell);
+                    waves.insert(query.wave);
+                }
+            }
+            for w in &waves {
+                self.by_wave
+                    .entry((*w, sub.msisdn.clone()))
+                    .or_default()
+                    .add(start, cell);
+            }
+            if !waves.is_empty() {
+                self.total
+                    .entry(sub.msisdn.clone())
+                    .or_default()
+                    .add(start, cell);
+            }
+        }
+    }
+}
+
+impl Exposed {
+    fn add(&mut self, t: i64, cell: usize) {
+        self.records += 1;
+        self.first = Some(self.first.map_or(t, |f| f.min(t)));
+        self.last = Some(self.last.map_or(t, |l| l.max(t)));
+        self.cells.insert(cell);
+    }
+}
+
+/// The cell-site table in the OpenCelliD/MLS CSV format.
+pub fn cell_sites_csv(world: &World, created: i64) -> String {
+    let mut s = String::from(
+        "radio,mcc,net,area,cell,unit,lon,lat,range,samples,changeable,created,updated,averageSignal\n",
+    );
+    let epoch = created / SECOND;
+    for (i, c) in world.cells.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{:.6},{:.6},{},{},0,{epoch},{epoch},{}",
+            c.radio,
+            MCC.trim_start_matches('0'),
+            MNC.trim_start_matches('0'),
+            c.area,
+            c.cell,
+            if c.radio == "LTE" {
+                (i % 504).to_string()
+            } else {
+                String::new()
+            },
+            c.lon,
+            c.lat,
+            c.range,
+            50 + i * 7 % 400,
+            -70 - (i % 30) as i64
+        );
+    }
+    s
+}

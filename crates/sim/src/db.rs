@@ -1,0 +1,246 @@
+//! PostgreSQL server logs as PostgreSQL writes them to stderr with pgaudit loaded:
+//! `log_line_prefix = '%m [%p] user=%u,db=%d,app=%a,client=%h '`, `log_timezone = 'UTC'`,
+//! `log_connections` and `log_disconnections` on, and pgaudit with `log_relation`,
+//! `log_parameter` and `log_rows`. Continuation lines of multi-line messages start with a tab.
+//! The real server's shape is checked against ours by a test that replays simulated traffic
+//! into PostgreSQL with pgaudit (`tests/real_postgres.rs`).
+
+use crate::clock;
+use crate::sink::{Sink, StreamId};
+
+/// The settings a real server needs to write logs of this shape.
+pub const SERVER_SETTINGS: &str = "shared_preload_libraries = 'pgaudit'
+log_destination = 'stderr'
+log_line_prefix = '%m [%p] user=%u,db=%d,app=%a,client=%h '
+log_timezone = 'UTC'
+log_connections = on
+log_disconnections = on
+pgaudit.log = 'read,write,ddl,role'
+pgaudit.log_relation = on
+pgaudit.log_parameter = on
+pgaudit.log_rows = on
+pgaudit.log_catalog = off
+";
+
+/// The CDR warehouse schema (`cdrdw` database): one table per record family, with the
+/// mediated CDR columns.
+pub const SCHEMA_SQL: &str = "CREATE SCHEMA cdr;
+CREATE TABLE cdr.voice_cdr (record_id bigint PRIMARY KEY, record_type text, served_imsi text, served_msisdn text, served_imei text, calling_number text, called_number text, start_time timestamptz, answer_time timestamptz, end_time timestamptz, duration_s integer, mcc text, mnc text, lac_tac integer, cell_id bigint, radio text, recording_entity text, cause_for_term text, partial_seq integer, data_volume_ul bigint, data_volume_dl bigint, apn text);
+CREATE TABLE cdr.sms_cdr (LIKE cdr.voice_cdr INCLUDING ALL);
+CREATE TABLE cdr.data_cdr (LIKE cdr.voice_cdr INCLUDING ALL);
+CREATE INDEX ON cdr.voice_cdr (served_msisdn, start_time);
+CREATE INDEX ON cdr.sms_cdr (served_msisdn, start_time);
+";
+
+/// The table of a CDR record type.
+pub fn table_of(record_type: &str) -> &'static str {
+    match record_type {
+        "moCallRecord" | "mtCallRecord" => "cdr.voice_cdr",
+        "moSMSRecord" | "mtSMSRecord" => "cdr.sms_cdr",
+        _ => "cdr.data_cdr",
+    }
+}
+
+/// pgaudit's CSV quoting: quoted (and `"` doubled) only when the value holds `,` `"` CR or LF.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One statement as a client sends it.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// `READ`, `WRITE`, …
+    pub class: &'static str,
+    /// `SELECT`, `INSERT`, `COPY`, …
+    pub command: &'static str,
+    /// The relation pgaudit names (`log_relation`), if any.
+    pub object: Option<&'static str>,
+    pub text: String,
+    /// Bind parameters (extended protocol), or `None` for a simple query.
+    pub params: Option<Vec<String>>,
+    pub rows: u64,
+}
+
+impl Statement {
+    pub fn select(
+        object: &'static str,
+        text: String,
+        params: Option<Vec<String>>,
+        rows: u64,
+    ) -> Self {
+        Statement {
+            class: "READ",
+            command: "SELECT",
+            object: Some(object),
+            text,
+            params,
+            rows,
+        }
+    }
+
+    /// Whether this is `COPY (…) TO STDOUT`, which pgaudit logs as a SELECT sub-statement
+    /// on the relation and then the COPY itself.
+    fn is_copy_query_out(&self) -> bool {
+        let t = self.text.trim_start().to_ascii_lowercase();
+        t.starts_with("copy (") && t.contains(" to stdout")
+    }
+}
+
+/// A client session on the server.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub pid: u32,
+    pub user: String,
+    pub db: String,
+    pub app: String,
+    pub host: String,
+    pub port: u16,
+    pub start: i64,
+    statement_id: u32,
+}
+
+impl Session {
+    pub fn new(
+        pid: u32,
+        user: &str,
+        db: &str,
+        app: &str,
+        host: &str,
+        port: u16,
+        start: i64,
+    ) -> Self {
+        Session {
+            pid,
+            user: user.into(),
+            db: db.into(),
+            app: app.into(),
+            host: host.into(),
+            port,
+            start,
+            statement_id: 0,
+        }
+    }
+
+    fn prefix(&self, t: i64, user: &str, db: &str, app: &str) -> String {
+        format!(
+            "{} [{}] user={user},db={db},app={app},client={} ",
+            clock::pg(t),
+            self.pid,
+            self.host
+        )
+    }
+
+    fn log(&self, sink: &mut Sink, stream: StreamId, t: i64, prefix: String, message: &str) {
+        // PostgreSQL's stderr writer puts a tab after every newline of the message.
+        let body = message.replace('\n', "\n\t");
+        sink.text(stream, t, format!("{prefix}LOG:  {body}"));
+    }
+
+    pub fn connect(&self, sink: &mut Sink, stream: StreamId) {
+        let t = self.start;
+        let unknown = "[unknown]";
+        self.log(
+            sink,
+            stream,
+            t,
+            self.prefix(t, unknown, unknown, unknown),
+            &format!("connection received: host={} port={}", self.host, self.port),
+        );
+        self.log(
+            sink,
+            stream,
+            t + 900,
+            self.prefix(t + 900, &self.user, &self.db, unknown),
+            &format!(
+                "connection authorized: user={} database={} application_name={}",
+                self.user, self.db, self.app
+            ),
+        );
+    }
+
+    pub fn run(&mut self, sink: &mut Sink, stream: StreamId, t: i64, s: &Statement) {
+        self.statement_id += 1;
+        let params = match &s.params {
+            None => "<none>".to_string(),
+            Some(p) => csv_field(&p.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(",")),
+        };
+        let text = csv_field(&s.text);
+        let prefix = self.prefix(t, &self.user, &self.db, &self.app);
+        let (object_type, object) = match s.object {
+            Some(o) => ("TABLE", o),
+            None => ("", ""),
+        };
+        if s.is_copy_query_out() {
+            self.log(
+                sink,
+                stream,
+                t,
+                prefix.clone(),
+                &format!(
+                    "AUDIT: SESSION,{},1,READ,SELECT,{object_type},{object},{text},{params},{}",
+                    self.statement_id, s.rows
+                ),
+            );
+            self.log(
+                sink,
+                stream,
+                t,
+                prefix,
+                &format!(
+                    "AUDIT: SESSION,{},2,READ,COPY,,,{text},{params},0",
+                    self.statement_id
+                ),
+            );
+        } else {
+            self.log(
+                sink,
+                stream,
+                t,
+                prefix,
+                &format!(
+                    "AUDIT: SESSION,{},1,{},{},{object_type},{object},{text},{params},{}",
+                    self.statement_id, s.class, s.command, s.rows
+                ),
+            );
+        }
+    }
+
+    pub fn disconnect(&self, sink: &mut Sink, stream: StreamId, t: i64) {
+        let dur = (t - self.start).max(0);
+        let message = format!(
+            "disconnection: session time: {}:{:02}:{:02}.{:03} user={} database={} host={} port={}",
+            dur / clock::HOUR,
+            dur % clock::HOUR / clock::MINUTE,
+            dur % clock::MINUTE / clock::SECOND,
+            dur % clock::SECOND / 1000,
+            self.user,
+            self.db,
+            self.host,
+            self.port
+        );
+        self.log(
+            sink,
+            stream,
+            t,
+            self.prefix(t, &self.user, &self.db, &self.app),
+            &message,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quoting_follows_pgaudit() {
+        assert_eq!(csv_field("select 1"), "select 1");
+        assert_eq!(csv_field("select a, b"), "\"select a, b\"");
+        assert_eq!(csv_field("x = \"y\""), "\"x = \"\"y\"\"\"");
+        assert_eq!(csv_field("a\nb"), "\"a\nb\"");
+    }
+}

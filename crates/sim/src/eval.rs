@@ -1,0 +1,1 @@
+//! Scoring detections against a simulation's ground truth.

@@ -1,0 +1,312 @@
+//! Output streams. Generators push records in any order; [`Sink::flush_until`] writes every
+//! record older than a time, sorted by (time, push order), so files are in time order while
+//! only one slice of the simulation is held in memory. Record ids and line numbers are given
+//! at write time, and each labelled record's ground truth is written beside it then.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::windows::WinEvent;
+
+/// What a stream holds; decides its file headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Windows events as JSON Lines in the evtx_dump shape.
+    Windows,
+    /// IIS W3C extended logs.
+    Web,
+    /// PostgreSQL stderr logs with pgaudit lines.
+    Db,
+    /// Mediated CDRs (CSV).
+    Cdr,
+    /// Zeek `conn.log` flow records.
+    Flows,
+}
+
+impl Kind {
+    /// Whether the records are events (they count for false-alarm rates) rather than data.
+    pub fn is_event(self) -> bool {
+        !matches!(self, Kind::Cdr)
+    }
+}
+
+/// The campaign step a record belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Label {
+    pub wave: u8,
+    pub stage: u8,
+    pub technique: &'static str,
+    pub what: &'static str,
+}
+
+pub enum Body {
+    Win(Box<WinEvent>),
+    Text(String),
+}
+
+struct Pending {
+    time: i64,
+    seq: u64,
+    body: Body,
+    label: Option<Label>,
+}
+
+/// Where a stream's records go: one file, or one file per UTC day named by a function of
+/// the day's `YYYY-MM-DD`.
+pub enum Layout {
+    Single(String),
+    Daily(Box<dyn Fn(&str) -> String>),
+}
+
+struct Open {
+    day: i64,
+    rel: String,
+    out: BufWriter<File>,
+    line: u64,
+    last: i64,
+}
+
+struct Stream {
+    kind: Kind,
+    layout: Layout,
+    computer: String,
+    pending: Vec<Pending>,
+    open: Option<Open>,
+    record_id: u64,
+}
+
+/// Per-file counts, written to `truth/files.json`.
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
+pub struct FileStats {
+    pub kind: String,
+    pub records: u64,
+    pub malicious: u64,
+}
+
+pub type StreamId = usize;
+
+pub struct Sink {
+    root: PathBuf,
+    streams: Vec<Stream>,
+    seq: u64,
+    label: Option<Label>,
+    labels: BufWriter<File>,
+    files: BTreeMap<String, FileStats>,
+    buf: String,
+    /// Records written, by kind.
+    pub written: BTreeMap<&'static str, u64>,
+}
+
+impl Sink {
+    pub fn create(root: &Path) -> io::Result<Sink> {
+        fs::create_dir_all(root.join("truth"))?;
+        let labels = BufWriter::new(File::create(root.join("truth/labels.jsonl"))?);
+        Ok(Sink {
+            root: root.to_path_buf(),
+            streams: Vec::new(),
+            seq: 0,
+            label: None,
+            labels,
+            files: BTreeMap::new(),
+            buf: String::with_capacity(4096),
+            written: BTreeMap::new(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A new stream; `computer` names the host of Windows events.
+    pub fn stream(&mut self, kind: Kind, layout: Layout, computer: &str) -> StreamId {
+        self.streams.push(Stream {
+            kind,
+            layout,
+            computer: computer.to_string(),
+            pending: Vec::new(),
+            open: None,
+            record_id: 0,
+        });
+        self.streams.len() - 1
+    }
+
+    /// Labels every record pushed from now on (the campaign), or none (`None`: background).
+    pub fn set_label(&mut self, label: Option<Label>) {
+        self.label = label;
+    }
+
+    pub fn push(&mut self, stream: StreamId, time: i64, body: Body) {
+        self.seq += 1;
+        self.streams[stream].pending.push(Pending {
+            time,
+            seq: self.seq,
+            body,
+            label: self.label.clone(),
+        });
+    }
+
+    pub fn text(&mut self, stream: StreamId, time: i64, line: String) {
+        self.push(stream, time, Body::Text(line));
+    }
+
+    /// Writes every pending record older than `until`, in time order.
+    pub fn flush_until(&mut self, until: i64) -> io::Result<()> {
+        for s in 0..self.streams.len() {
+            let mut pending = std::mem::take(&mut self.streams[s].pending);
+            pending.sort_unstable_by_key(|p| (p.time, p.seq));
+            let split = pending.partition_point(|p| p.time < until);
+            let keep = pending.split_off(split);
+            for p in pending {
+                self.write(s, p)?;
+            }
+            self.streams[s].pending = keep;
+        }
+        self.labels.flush()
+    }
+
+    fn write(&mut self, s: StreamId, p: Pending) -> io::Result<()> {
+        let day = p.time.div_euclid(clock::DAY);
+        let needs_open = match &self.streams[s].open {
+            None => true,
+            // A record a few seconds older than the last day's first stays in that day's file
+            // rather than reopening (and truncating) the one before.
+            Some(o) => matches!(self.streams[s].layout, Layout::Daily(_)) && day > o.day,
+        };
+        if needs_open {
+            self.close(s)?;
+            let rel = match &self.streams[s].layout {
+                Layout::Single(rel) => rel.clone(),
+                Layout::Daily(name) => name(&clock::date(p.time)),
+            };
+            let path = self.root.join(&rel);
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let mut out = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
+            let header = header(self.streams[s].kind, p.time);
+            out.write_all(header.as_bytes())?;
+            let kind = format!("{:?}", self.streams[s].kind).to_lowercase();
+            self.files.entry(rel.clone()).or_default().kind = kind;
+            self.streams[s].open = Some(Open {
+                day,
+                rel,
+                out,
+                line: header.matches('\n').count() as u64,
+                last: p.time,
+            });
+        }
+        let stream = &mut self.streams[s];
+        stream.record_id += 1;
+        let record_id = stream.record_id;
+        self.buf.clear();
+        let is_win = match &p.body {
+            Body::Win(e) => {
+                e.render(&mut self.buf, p.time, record_id, &stream.computer);
+                true
+            }
+            Body::Text(t) => {
+                self.buf.push_str(t);
+                false
+            }
+        };
+        self.buf.push('\n');
+        let open = stream.open.as_mut().expect("opened above");
+        let first_line = open.line + 1;
+        open.line += self.buf.matches('\n').count() as u64;
+        open.last = p.time;
+        open.out.write_all(self.buf.as_bytes())?;
+        let stats = self.files.get_mut(&open.rel).expect("registered on open");
+        stats.records += 1;
+        *self
+            .written
+            .entry(match stream.kind {
+                Kind::Windows => "windows",
+                Kind::Web => "web",
+                Kind::Db => "db",
+                Kind::Cdr => "cdr",
+                Kind::Flows => "flows",
+            })
+            .or_default() += 1;
+        if let Some(label) = p.label {
+            stats.malicious += 1;
+            let entry = serde_json::json!({
+                "file": open.rel,
+                "line": first_line,
+                "record_id": is_win.then_some(record_id),
+                "time": clock::rfc3339_us(p.time),
+                "host": stream.computer,
+                "wave": label.wave,
+                "stage": label.stage,
+                "technique": label.technique,
+                "what": label.what,
+            });
+            serde_json::to_writer(&mut self.labels, &entry)?;
+            self.labels.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, s: StreamId) -> io::Result<()> {
+        if let Some(mut open) = self.streams[s].open.take() {
+            if self.streams[s].kind == Kind::Flows {
+                writeln!(open.out, "#close\t{}", zeek_stamp(open.last))?;
+            }
+            open.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything, closes the files and writes `truth/files.json`.
+    pub fn finish(mut self) -> io::Result<BTreeMap<String, FileStats>> {
+        self.flush_until(i64::MAX)?;
+        for s in 0..self.streams.len() {
+            self.close(s)?;
+        }
+        self.labels.flush()?;
+        let files = std::mem::take(&mut self.files);
+        fs::write(
+            self.root.join("truth/files.json"),
+            serde_json::to_vec_pretty(&files)?,
+        )?;
+        Ok(files)
+    }
+}
+
+/// The W3C fields IIS writes with `sc-bytes`, `cs-bytes` and the proxy header enabled.
+pub const W3C_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status sc-bytes cs-bytes time-taken";
+
+/// The mediated CDR columns (`../shared/docs/cdr.md` §1.9).
+pub const CDR_COLUMNS: &str = "record_id,record_type,served_imsi,served_msisdn,served_imei,calling_number,called_number,start_time,answer_time,end_time,duration_s,mcc,mnc,lac_tac,cell_id,radio,recording_entity,cause_for_term,partial_seq,data_volume_ul,data_volume_dl,apn";
+
+fn zeek_stamp(t: i64) -> String {
+    let p = clock::parts(t);
+    format!(
+        "{:04}-{:02}-{:02}-{:02}-{:02}-{:02}",
+        p.y, p.mo, p.d, p.h, p.mi, p.s
+    )
+}
+
+fn header(kind: Kind, first: i64) -> String {
+    match kind {
+        Kind::Web => {
+            let (d, t) = clock::w3c(first);
+            format!(
+                "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: {d} {t}\n#Fields: {W3C_FIELDS}\n"
+            )
+        }
+        Kind::Cdr => format!("{CDR_COLUMNS}\n"),
+        Kind::Flows => format!(
+            "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t{}\n\
+             #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n\
+             #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n",
+            zeek_stamp(first)
+        ),
+        Kind::Windows | Kind::Db => String::new(),
+    }
+}
