@@ -1,1 +1,469 @@
-//! Scoring detections against a simulation's ground truth.
+//! Scoring a hunt's detections (`towerwatch hunt --format jsonl`) against a simulation's
+//! ground truth (`truth/`).
+//!
+//! An event is *flagged* when at least one detection at or above the chosen level points at
+//! it (by evidence file and line). For every stage of every wave the campaign played, the
+//! stage instance counts as detected when any of its labelled events is flagged; event
+//! recall is the share of labelled events flagged. Precision is the share of flagged events
+//! that are labelled; false alarms are flagged benign events, per million benign events of
+//! the inputs the hunt read (from its run manifest, when it is beside the detections).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sink::FileStats;
+use crate::STAGES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Format(String, String),
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelRecord {
+    file: String,
+    line: u64,
+    wave: u8,
+    stage: u8,
+}
+
+/// A simulation's ground truth, as read back from `truth/`.
+pub struct Truth {
+    labels: Vec<LabelRecord>,
+    files: BTreeMap<String, FileStats>,
+}
+
+impl Truth {
+    pub fn load(sim_dir: &Path) -> Result<Truth, EvalError> {
+        let path = sim_dir.join("truth/labels.jsonl");
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| EvalError::Io(name.clone(), e))?;
+        let mut labels = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            labels.push(
+                serde_json::from_str(line)
+                    .map_err(|e| EvalError::Format(format!("{name}:{}", i + 1), e.to_string()))?,
+            );
+        }
+        let path = sim_dir.join("truth/files.json");
+        let name = path.display().to_string();
+        let text = std::fs::read(&path).map_err(|e| EvalError::Io(name.clone(), e))?;
+        let files =
+            serde_json::from_slice(&text).map_err(|e| EvalError::Format(name, e.to_string()))?;
+        Ok(Truth { labels, files })
+    }
+}
+
+/// Detection levels in order, as the JSONL contract names them.
+pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+fn level_rank(level: &str) -> Option<usize> {
+    LEVELS.iter().position(|l| *l == level)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRow {
+    pub stage: u8,
+    pub name: &'static str,
+    /// Waves in which the campaign played this stage.
+    pub waves: usize,
+    /// Of those, waves in which a labelled event of the stage was flagged.
+    pub detected: usize,
+    pub events: u64,
+    pub events_flagged: u64,
+    /// Labelled events in inputs the hunt did not read (by kind).
+    pub unread: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveRow {
+    pub wave: u8,
+    pub stages: usize,
+    pub stages_detected: usize,
+    pub events: u64,
+    pub events_flagged: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub min_level: String,
+    pub stages: Vec<StageRow>,
+    pub waves: Vec<WaveRow>,
+    pub stage_instances: usize,
+    pub stage_instances_detected: usize,
+    pub malicious_events: u64,
+    pub malicious_flagged: u64,
+    pub flagged_events: u64,
+    pub benign_events: u64,
+    pub benign_flagged: u64,
+    pub detections: u64,
+    /// Detections whose evidence is not in the simulation (another directory).
+    pub detections_elsewhere: u64,
+    /// Rules by the benign events they flagged, most first (top 10).
+    pub noisiest_rules: Vec<(String, u64)>,
+}
+
+impl Report {
+    pub fn stage_recall(&self) -> f64 {
+        ratio(
+            self.stage_instances_detected as u64,
+            self.stage_instances as u64,
+        )
+    }
+
+    pub fn event_recall(&self) -> f64 {
+        ratio(self.malicious_flagged, self.malicious_events)
+    }
+
+    pub fn precision(&self) -> f64 {
+        ratio(self.malicious_flagged, self.flagged_events)
+    }
+
+    pub fn false_alarms_per_million(&self) -> f64 {
+        ratio(self.benign_flagged, self.benign_events) * 1e6
+    }
+
+    /// The report as a terminal table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Evaluation against the ground truth (detections at level {} and above)\n",
+            self.min_level
+        );
+        let _ = writeln!(
+            s,
+            "{:<3} {:<30} {:>7} {:>14} {:>7}  not read by the hunt",
+            "#", "stage", "waves", "events", "recall"
+        );
+        for r in &self.stages {
+            let unread: Vec<String> = r
+                .unread
+                .iter()
+                .map(|(k, v)| format!("{v} in {k}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "{:<3} {:<30} {:>3}/{:<3} {:>6}/{:<7} {:>6.1}%  {}",
+                r.stage,
+                r.name,
+                r.detected,
+                r.waves,
+                r.events_flagged,
+                r.events,
+                100.0 * ratio(r.events_flagged, r.events),
+                unread.join(", ")
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{:<6} {:>14} {:>16}", "wave", "stages", "events");
+        for w in &self.waves {
+            let _ = writeln!(
+                s,
+                "{:<6} {:>7}/{:<6} {:>7}/{:<6} ({:.1}%)",
+                w.wave,
+                w.stages_detected,
+                w.stages,
+                w.events_flagged,
+                w.events,
+                100.0 * ratio(w.events_flagged, w.events)
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "stage recall {:.1}% ({}/{}), event recall {:.1}% ({}/{}), precision {:.1}% ({} of {} flagged events)",
+            100.0 * self.stage_recall(),
+            self.stage_instances_detected,
+            self.stage_instances,
+            100.0 * self.event_recall(),
+            self.malicious_flagged,
+            self.malicious_events,
+            100.0 * self.precision(),
+            self.malicious_flagged,
+            self.flagged_events
+        );
+        let _ = writeln!(
+            s,
+            "false alarms: {} of {} benign events flagged ({:.2}%, {:.0} per million)",
+            self.benign_flagged,
+            self.benign_events,
+            100.0 * ratio(self.benign_flagged, self.benign_events),
+            self.false_alarms_per_million()
+        );
+        if self.detections_elsewhere > 0 {
+            let _ = writeln!(
+                s,
+                "{} detections point at evidence outside this simulation and were not scored",
+                self.detections_elsewhere
+            );
+        }
+        if !self.noisiest_rules.is_empty() {
+            let _ = writeln!(s, "\nnoisiest rules on benign events:");
+            for (rule, n) in &self.noisiest_rules {
+                let _ = writeln!(s, "  {n:>7}  {rule}");
+            }
+        }
+        s
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+#[derive(Deserialize)]
+struct DetectionRecord {
+    source: String,
+    line: Option<u64>,
+    record_id: Option<u64>,
+    level: String,
+    rule_title: String,
+}
+
+/// Maps detection sources (paths as the hunt was given them) to truth files.
+struct Resolver<'t> {
+    by_name: HashMap<&'t str, Vec<&'t str>>,
+    cache: HashMap<String, Option<&'t str>>,
+}
+
+impl<'t> Resolver<'t> {
+    fn new(files: &'t BTreeMap<String, FileStats>) -> Self {
+        let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+        for f in files.keys() {
+            by_name
+                .entry(f.rsplit('/').next().unwrap_or(f))
+                .or_default()
+                .push(f);
+        }
+        Resolver {
+            by_name,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn resolve(&mut self, source: &str) -> Option<&'t str> {
+        if let Some(hit) = self.cache.get(source) {
+            return *hit;
+        }
+        let norm = source.replace('\\', "/");
+        let name = norm.rsplit('/').next().unwrap_or(&norm);
+        let hit = self.by_name.get(name).and_then(|candidates| {
+            candidates
+                .iter()
+                .find(|f| norm == **f || norm.ends_with(&format!("/{f}")))
+                .copied()
+        });
+        self.cache.insert(source.to_string(), hit);
+        hit
+    }
+}
+
+/// Reads the inputs a hunt read from its run manifest: the paths whose format it knew.
+pub fn inputs_read(manifest: &Path) -> Result<Vec<String>, EvalError> {
+    let name = manifest.display().to_string();
+    let bytes = std::fs::read(manifest).map_err(|e| EvalError::Io(name.clone(), e))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| EvalError::Format(name.clone(), e.to_string()))?;
+    let inputs = doc["inputs"]
+        .as_array()
+        .ok_or_else(|| EvalError::Format(name, "no \"inputs\" list".into()))?;
+    Ok(inputs
+        .iter()
+        .filter(|i| i["format"].as_str().is_some_and(|f| f != "unknown"))
+        .filter_map(|i| i["path"].as_str().map(String::from))
+        .collect())
+}
+
+/// The headline figures of reports scored at different levels, one line each.
+pub fn level_lines(reports: &[Report]) -> String {
+    let mut s = format!(
+        "{:<14} {:>12} {:>12} {:>10} {:>14}\n",
+        "from level", "stage recall", "event recall", "precision", "benign flagged"
+    );
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "{:<14} {:>11.1}% {:>11.1}% {:>9.1}% {:>13.2}%",
+            r.min_level,
+            100.0 * r.stage_recall(),
+            100.0 * r.event_recall(),
+            100.0 * r.precision(),
+            100.0 * ratio(r.benign_flagged, r.benign_events)
+        );
+    }
+    s
+}
+
+/// Scores detections (JSON Lines) against the truth. `read`: the inputs the hunt read, if
+/// known (otherwise every event file of the simulation counts as read).
+pub fn evaluate(
+    truth: &Truth,
+    detections: impl BufRead,
+    detections_name: &str,
+    read: Option<&[String]>,
+    min_level: &str,
+) -> Result<Report, EvalError> {
+    let min = level_rank(min_level)
+        .ok_or_else(|| EvalError::Format(min_level.into(), "not a detection level".into()))?;
+    let mut resolver = Resolver::new(&truth.files);
+    let read_files: Option<BTreeSet<&str>> =
+        read.map(|paths| paths.iter().filter_map(|p| resolver.resolve(p)).collect());
+    let is_read = |f: &str| read_files.as_ref().is_none_or(|r| r.contains(f));
+
+    let mut flagged: HashMap<(&str, u64), ()> = HashMap::new();
+    let mut rules_on: HashMap<(&str, u64), BTreeSet<String>> = HashMap::new();
+    let mut detections_total = 0;
+    let mut elsewhere = 0;
+    for (i, line) in detections.lines().enumerate() {
+        let line = line.map_err(|e| EvalError::Io(detections_name.into(), e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: DetectionRecord = serde_json::from_str(&line).map_err(|e| {
+            EvalError::Format(format!("{detections_name}:{}", i + 1), e.to_string())
+        })?;
+        detections_total += 1;
+        if level_rank(&d.level).is_none_or(|r| r < min) {
+            continue;
+        }
+        let Some(file) = resolver.resolve(&d.source) else {
+            elsewhere += 1;
+            continue;
+        };
+        let Some(pos) = d.line.or(d.record_id) else {
+            elsewhere += 1;
+            continue;
+        };
+        flagged.insert((file, pos), ());
+        rules_on
+            .entry((file, pos))
+            .or_default()
+            .insert(d.rule_title);
+    }
+
+    let mut labelled: HashMap<(&str, u64), usize> = HashMap::new();
+    for (i, l) in truth.labels.iter().enumerate() {
+        labelled.insert((l.file.as_str(), l.line), i);
+    }
+    let kind_of = |f: &str| {
+        truth
+            .files
+            .get(f)
+            .map_or("unknown", |s| s.kind.as_str())
+            .to_string()
+    };
+
+    let waves: BTreeSet<u8> = truth.labels.iter().map(|l| l.wave).collect();
+    let mut stage_rows = Vec::new();
+    let mut wave_rows: BTreeMap<u8, WaveRow> = waves
+        .iter()
+        .map(|&w| {
+            (
+                w,
+                WaveRow {
+                    wave: w,
+                    stages: 0,
+                    stages_detected: 0,
+                    events: 0,
+                    events_flagged: 0,
+                },
+            )
+        })
+        .collect();
+    let (mut instances, mut instances_detected, mut mal, mut mal_flagged) = (0, 0, 0, 0);
+    for (stage, name) in STAGES {
+        let mut row = StageRow {
+            stage,
+            name,
+            waves: 0,
+            detected: 0,
+            events: 0,
+            events_flagged: 0,
+            unread: BTreeMap::new(),
+        };
+        for &w in &waves {
+            let mine: Vec<&LabelRecord> = truth
+                .labels
+                .iter()
+                .filter(|l| l.wave == w && l.stage == stage)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let hits = mine
+                .iter()
+                .filter(|l| flagged.contains_key(&(l.file.as_str(), l.line)))
+                .count() as u64;
+            for l in &mine {
+                if !is_read(&l.file) {
+                    *row.unread.entry(kind_of(&l.file)).or_default() += 1;
+                }
+            }
+            row.waves += 1;
+            row.events += mine.len() as u64;
+            row.events_flagged += hits;
+            let wr = wave_rows.get_mut(&w).expect("every wave has a row");
+            wr.stages += 1;
+            wr.events += mine.len() as u64;
+            wr.events_flagged += hits;
+            if hits > 0 {
+                row.detected += 1;
+                wr.stages_detected += 1;
+            }
+        }
+        instances += row.waves;
+        instances_detected += row.detected;
+        mal += row.events;
+        mal_flagged += row.events_flagged;
+        if row.waves > 0 {
+            stage_rows.push(row);
+        }
+    }
+
+    let benign_events: u64 = truth
+        .files
+        .iter()
+        .filter(|(f, s)| s.kind != "cdr" && is_read(f))
+        .map(|(_, s)| s.records - s.malicious)
+        .sum();
+    let mut noisy: BTreeMap<String, u64> = BTreeMap::new();
+    let mut benign_flagged = 0;
+    for key in flagged.keys() {
+        if !labelled.contains_key(key) {
+            benign_flagged += 1;
+            for r in &rules_on[key] {
+                *noisy.entry(r.clone()).or_default() += 1;
+            }
+        }
+    }
+    let mut noisiest: Vec<(String, u64)> = noisy.into_iter().collect();
+    noisiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    noisiest.truncate(10);
+    Ok(Report {
+        min_level: LEVELS[min].to_string(),
+        stages: stage_rows,
+        waves: wave_rows.into_values().collect(),
+        stage_instances: instances,
+        stage_instances_detected: instances_detected,
+        malicious_events: mal,
+        malicious_flagged: mal_flagged,
+        flagged_events: flagged.len() as u64,
+        benign_events,
+        benign_flagged,
+        detections: detections_total,
+        detections_elsewhere: elsewhere,
+        noisiest_rules: noisiest,
+    })
+}

@@ -265,8 +265,7 @@ pub fn simulate(cfg: &Config, out: &Path) -> io::Result<Summary> {
     std::fs::write(out.join("context/rd_requests.csv"), rd)?;
     write_truth(cfg, &world, &campaign, &cdr, out)?;
 
-    let written = sink.written.clone();
-    let files = sink.finish()?;
+    let (files, written) = sink.finish()?;
     let malicious = files.values().map(|f| f.malicious).sum();
     Ok(Summary {
         written,

@@ -100,7 +100,7 @@ pub struct Sink {
     files: BTreeMap<String, FileStats>,
     buf: String,
     /// Records written, by kind.
-    pub written: BTreeMap<&'static str, u64>,
+    written: BTreeMap<&'static str, u64>,
 }
 
 impl Sink {
@@ -262,8 +262,12 @@ impl Sink {
         Ok(())
     }
 
-    /// Flushes everything, closes the files and writes `truth/files.json`.
-    pub fn finish(mut self) -> io::Result<BTreeMap<String, FileStats>> {
+    /// Flushes everything, closes the files and writes `truth/files.json`; returns the
+    /// per-file counts and the records written per kind.
+    #[allow(clippy::type_complexity)]
+    pub fn finish(
+        mut self,
+    ) -> io::Result<(BTreeMap<String, FileStats>, BTreeMap<&'static str, u64>)> {
         self.flush_until(i64::MAX)?;
         for s in 0..self.streams.len() {
             self.close(s)?;
@@ -274,7 +278,7 @@ impl Sink {
             self.root.join("truth/files.json"),
             serde_json::to_vec_pretty(&files)?,
         )?;
-        Ok(files)
+        Ok((files, self.written))
     }
 }
 

@@ -1,6 +1,7 @@
 //! `towerwatch`: hunt Windows event evidence with a compiled Sigma engine.
 
 mod dump;
+mod evaluate;
 mod hunt;
 mod output;
 mod pipeline;
@@ -35,14 +36,56 @@ enum Command {
     Rules(RulesCommand),
     /// Simulate a mobile operator with a Soft Cell campaign inside, with ground truth.
     Simulate(SimArgs),
+    /// Score hunt detections (JSONL) against a simulation's ground truth.
+    Eval(EvalArgs),
+    /// Simulate a small operator into a temporary directory, hunt it, and evaluate.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The simulation directory (its truth/ is read).
+    #[arg(long, value_name = "DIR")]
+    pub truth: PathBuf,
+    /// Detections from `towerwatch hunt --format jsonl` (its FILE.manifest.json, if present,
+    /// tells which inputs the hunt read).
+    #[arg(value_name = "DETECTIONS")]
+    pub detections: PathBuf,
+    /// Count only detections at or above this level.
+    #[arg(long, value_name = "LEVEL", default_value = "informational",
+          value_parser = ["informational", "low", "medium", "high", "critical"])]
+    pub min_level: String,
+    /// Also write the evaluation as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub sim: SimOptions,
+    /// Count only detections at or above this level.
+    #[arg(long, value_name = "LEVEL", default_value = "informational",
+          value_parser = ["informational", "low", "medium", "high", "critical"])]
+    pub min_level: String,
+}
+
+#[derive(Args, Clone)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub options: SimOptions,
+    /// No summary.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// What to simulate.
 #[derive(Args, Clone)]
-pub struct SimArgs {
-    /// Output directory (evidence/, cdr/, context/, truth/ are written into it).
+pub struct SimOptions {
+    /// Output directory (evidence/, cdr/, context/, truth/ are written into it); `demo`
+    /// uses a temporary directory without it.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Same seed, same bytes.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -70,9 +113,6 @@ pub struct SimArgs {
     /// The operator's offset from UTC in minutes (business hours follow it).
     #[arg(long, default_value_t = 480, allow_negative_numbers = true)]
     pub utc_offset_minutes: i32,
-    /// No summary.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 #[derive(Args, Clone)]
@@ -185,6 +225,8 @@ fn main() -> ExitCode {
             placeholders,
         }) => ruleset::check(&paths, placeholders.as_deref()),
         Command::Simulate(args) => simulate::run(args),
+        Command::Eval(args) => evaluate::run_eval(args),
+        Command::Demo(args) => evaluate::run_demo(args),
     };
     match result {
         Ok(code) => code,

@@ -1,15 +1,19 @@
 //! `towerwatch simulate`: a simulated operator with a Soft Cell campaign, into a directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use towerwatch_sim::{clock, simulate, Config, Summary};
 
-use crate::SimArgs;
+use crate::{SimArgs, SimOptions};
 
-impl SimArgs {
+impl SimOptions {
+    pub fn out_dir(&self) -> Option<&PathBuf> {
+        self.out.as_ref()
+    }
+
     pub fn config(&self) -> Result<Config> {
         let start = clock::parse_date(&self.start)
             .with_context(|| format!("--start {}: expected YYYY-MM-DD", self.start))?;
@@ -60,10 +64,15 @@ pub fn describe(summary: &Summary, seconds: f64, out: &Path) -> String {
 }
 
 pub fn run(args: SimArgs) -> Result<ExitCode> {
-    let cfg = args.config()?;
-    let (summary, seconds) = generate(&cfg, &args.out)?;
+    let out = args
+        .options
+        .out
+        .clone()
+        .context("simulate needs --out DIR")?;
+    let cfg = args.options.config()?;
+    let (summary, seconds) = generate(&cfg, &out)?;
     if !args.quiet {
-        print!("{}", describe(&summary, seconds, &args.out));
+        print!("{}", describe(&summary, seconds, &out));
     }
     Ok(ExitCode::SUCCESS)
 }
