@@ -4,7 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# (Services used by later test suites are added here: postgresql, nats-server, chromium.)
+# The simulator's pgaudit test runs a real PostgreSQL with pgaudit.
+if ! ls /usr/lib/postgresql/*/lib/pgaudit.so >/dev/null 2>&1; then
+    need_apt+=(postgresql postgresql-15-pgaudit)
+fi
+# (Services used by later test suites are added here: nats-server, chromium.)
 if ((${#need_apt[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi

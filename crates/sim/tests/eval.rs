@@ -1,0 +1,95 @@
+//! The evaluation scores what it is given: all labelled events flagged is full recall and
+//! precision; nothing flagged is none; benign events flagged are false alarms.
+
+mod common;
+
+use common::{labels, run, small};
+use towerwatch_sim::eval::{evaluate, Truth};
+
+fn detection(source: &str, line: u64, level: &str) -> String {
+    serde_json::json!({"source": source, "line": line, "record_id": null, "level": level, "rule_title": "r"}).to_string()
+}
+
+#[test]
+fn scores_follow_the_detections() {
+    let dir = tempfile::tempdir().unwrap();
+    run(&small(21), dir.path());
+    let truth = Truth::load(dir.path()).unwrap();
+    let root = dir.path().display().to_string();
+    let all: Vec<String> = labels(dir.path())
+        .iter()
+        .map(|l| {
+            detection(
+                &format!("{root}/{}", l["file"].as_str().unwrap()),
+                l["line"].as_u64().unwrap(),
+                "high",
+            )
+        })
+        .collect();
+
+    let perfect = evaluate(
+        &truth,
+        all.join("\n").as_bytes(),
+        "d",
+        None,
+        "informational",
+    )
+    .unwrap();
+    assert_eq!(perfect.stage_instances, 20);
+    assert_eq!(perfect.stage_instances_detected, 20);
+    assert_eq!(perfect.malicious_flagged, perfect.malicious_events);
+    assert_eq!(perfect.precision(), 1.0);
+    assert_eq!(perfect.benign_flagged, 0);
+
+    // Above the detections' level nothing counts.
+    let cut = evaluate(&truth, all.join("\n").as_bytes(), "d", None, "critical").unwrap();
+    assert_eq!(cut.malicious_flagged, 0);
+    assert_eq!(cut.stage_recall(), 0.0);
+
+    // One benign Windows event (the first line of DC01's log is background) is a false alarm;
+    // a detection from another directory is not scored.
+    let mut some = all[..1].to_vec();
+    some.push(detection(
+        &format!("{root}/evidence/windows/DC01.jsonl"),
+        1,
+        "low",
+    ));
+    some.push(detection("/elsewhere/x.evtx", 3, "high"));
+    let r = evaluate(
+        &truth,
+        some.join("\n").as_bytes(),
+        "d",
+        None,
+        "informational",
+    )
+    .unwrap();
+    assert_eq!(r.malicious_flagged, 1);
+    assert_eq!(r.benign_flagged, 1);
+    assert_eq!(r.flagged_events, 2);
+    assert_eq!(r.detections_elsewhere, 1);
+    assert!(r.false_alarms_per_million() > 0.0);
+    assert!(r.table().contains("false alarms: 1 of"));
+
+    // Only inputs the hunt read count as benign denominators.
+    let only_dc = vec![format!("{root}/evidence/windows/DC01.jsonl")];
+    let narrow = evaluate(
+        &truth,
+        some.join("\n").as_bytes(),
+        "d",
+        Some(&only_dc),
+        "informational",
+    )
+    .unwrap();
+    assert!(narrow.benign_events < r.benign_events);
+    assert!(narrow.stages.iter().any(|s| !s.unread.is_empty()));
+
+    let bad = evaluate(
+        &truth,
+        "not json".as_bytes(),
+        "d.jsonl",
+        None,
+        "informational",
+    )
+    .unwrap_err();
+    assert!(bad.to_string().starts_with("d.jsonl:1"), "{bad}");
+}

@@ -1,0 +1,457 @@
+//! Replays a simulated day of CDR-warehouse traffic into a real PostgreSQL with pgaudit and
+//! compares what the real server logged with what the simulator wrote, line by line: the
+//! prefix, the connection lines, and every AUDIT field except the counters and row counts
+//! (the real tables hold only that day's CDRs, loaded by replaying the simulated mediation
+//! loads themselves).
+//!
+//! Needs PostgreSQL and pgaudit (`scripts/test.sh` installs Debian's `postgresql` and
+//! `postgresql-15-pgaudit`). Runs the server as the `postgres` user when the test runs as root.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postgres::types::Type;
+use postgres::{Client, NoTls};
+
+struct Server {
+    bin: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    as_postgres: bool,
+    _dir: tempfile::TempDir,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed (scripts/test.sh installs postgresql and postgresql-15-pgaudit)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("postgres").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("no PostgreSQL server binaries under /usr/lib/postgresql")
+}
+
+fn command(as_postgres: bool, program: &Path) -> Command {
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let bin = pg_bin();
+        let as_postgres = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            == "0";
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        if as_postgres {
+            assert!(Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success());
+        }
+        let out = command(as_postgres, &bin.join("initdb"))
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = format!(
+            "{}port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\n",
+            towerwatch_sim::db::SERVER_SETTINGS,
+            dir.path().display()
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        f.write_all(conf.as_bytes()).unwrap();
+        let log = dir.path().join("server.log");
+        let child = command(as_postgres, &bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            bin,
+            data,
+            log,
+            port,
+            child: Some(child),
+            as_postgres,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.connect("postgres", "postgres", "setup").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not start: {}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    fn connect(&self, user: &str, db: &str, app: &str) -> Result<Client, postgres::Error> {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .dbname(db)
+            .application_name(app)
+            .connect(NoTls)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = command(self.as_postgres, &self.bin.join("pg_ctl"))
+                .args(["stop", "-m", "fast", "-w", "-D"])
+                .arg(&self.data)
+                .output();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One server log record (continuation lines joined).
+#[derive(Debug, Clone)]
+struct Record {
+    pid: String,
+    user: String,
+    db: String,
+    app: String,
+    message: String,
+}
+
+/// Parses `%m [%p] user=%u,db=%d,app=%a,client=%h LEVEL:  message`; panics on any other
+/// shape, and on levels other than LOG when `only_log`.
+fn parse_log(text: &str, only_log: bool) -> Vec<Record> {
+    let mut skipping = false;
+    let mut out: Vec<Record> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix('\t') {
+            if skipping {
+                continue;
+            }
+            let last = out.last_mut().expect("continuation after a record");
+            last.message.push('\n');
+            last.message.push_str(rest);
+            continue;
+        }
+        let (stamp, rest) = line
+            .split_once(" UTC [")
+            .unwrap_or_else(|| panic!("no time/pid: {line}"));
+        assert_eq!(stamp.len(), 23, "timestamp {stamp}");
+        let (pid, rest) = rest
+            .split_once("] user=")
+            .unwrap_or_else(|| panic!("no pid: {line}"));
+        let (user, rest) = rest.split_once(",db=").unwrap();
+        let (db, rest) = rest.split_once(",app=").unwrap();
+        let (app, rest) = rest.split_once(",client=").unwrap();
+        let (_client, rest) = rest.split_once(' ').unwrap();
+        let Some(message) = rest.strip_prefix("LOG:  ") else {
+            assert!(!only_log, "not a LOG record: {line}");
+            assert!(rest.split_once(":  ").is_some(), "no severity: {line}");
+            skipping = true;
+            continue;
+        };
+        skipping = false;
+        out.push(Record {
+            pid: pid.into(),
+            user: user.into(),
+            db: db.into(),
+            app: app.into(),
+            message: message.into(),
+        });
+    }
+    out
+}
+
+/// Splits one CSV record (pgaudit's quoting).
+fn csv(s: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            (c, _) => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
+}
+
+/// What must agree between the simulated and the real line.
+fn shape(r: &Record) -> String {
+    let m = &r.message;
+    let masked = if let Some(a) = m.strip_prefix("AUDIT: ") {
+        let f = csv(a);
+        assert!(
+            (9..=10).contains(&f.len()),
+            "AUDIT with {} fields: {m}",
+            f.len()
+        );
+        format!(
+            "AUDIT {} sub={} {} {} {} {} [{}] [{}]",
+            f[0], f[2], f[3], f[4], f[5], f[6], f[7], f[8]
+        )
+    } else if m.starts_with("connection received: host=") {
+        "connection received: host=H port=P".into()
+    } else if let Some(rest) = m.strip_prefix("disconnection: session time: ") {
+        let (_time, who) = rest.split_once(' ').unwrap();
+        let who = who.split(" host=").next().unwrap();
+        format!("disconnection: {who}")
+    } else {
+        m.clone()
+    };
+    format!("user={} db={} app={} {masked}", r.user, r.db, r.app)
+}
+
+/// Records grouped into sessions (connection received .. disconnection), in the order the
+/// sessions connected.
+fn sessions(records: &[Record]) -> Vec<Vec<Record>> {
+    let mut all: Vec<Vec<Record>> = Vec::new();
+    let mut open: Vec<(String, usize)> = Vec::new();
+    for r in records {
+        if r.message.starts_with("connection received") {
+            open.push((r.pid.clone(), all.len()));
+            all.push(vec![r.clone()]);
+            continue;
+        }
+        let Some(i) = open.iter().rposition(|(p, _)| *p == r.pid) else {
+            continue;
+        };
+        all[open[i].1].push(r.clone());
+        if r.message.starts_with("disconnection") {
+            open.remove(i);
+        }
+    }
+    all
+}
+
+#[test]
+fn simulated_pgaudit_log_has_the_shape_a_real_server_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    common::run(&common::small(31), dir.path());
+    // The day the first wave queried the CDRs.
+    let labels = common::labels(dir.path());
+    let file = labels
+        .iter()
+        .map(|l| l["file"].as_str().unwrap())
+        .find(|f| f.starts_with("evidence/postgresql/"))
+        .expect("the campaign queried the warehouse")
+        .to_string();
+    let ours_text = std::fs::read_to_string(dir.path().join(&file)).unwrap();
+    let ours = parse_log(&ours_text, true);
+    let ours_sessions = sessions(&ours);
+    assert!(ours_sessions.len() > 20, "{} sessions", ours_sessions.len());
+    let theft = ours
+        .iter()
+        .filter(|r| r.message.contains("served_msisdn in ("))
+        .count();
+    assert!(theft >= 2, "the day holds the campaign's queries");
+
+    // The day's CDRs, per table, for the mediation loads.
+    let day = file
+        .rsplit("postgresql-")
+        .next()
+        .unwrap()
+        .trim_end_matches(".log")
+        .replace('-', "");
+    let cdr = std::fs::read_to_string(dir.path().join(format!("cdr/cdr_{day}.csv"))).unwrap();
+    let mut lines = cdr.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    // Each of the day's loads into a table carries its own share of that table's rows.
+    let loads = |table: &str| {
+        ours.iter()
+            .filter(|r| {
+                r.message.contains(&format!("COPY {table} (")) && r.message.contains("FROM STDIN")
+            })
+            .count()
+    };
+    let mut batches: std::collections::BTreeMap<&str, std::collections::VecDeque<String>> =
+        Default::default();
+    for table in ["cdr.voice_cdr", "cdr.sms_cdr", "cdr.data_cdr"] {
+        let mine: Vec<&str> = rows
+            .iter()
+            .copied()
+            .filter(|r| towerwatch_sim::db::table_of(r.split(',').nth(1).unwrap()) == table)
+            .collect();
+        let per = mine.len().div_ceil(loads(table).max(1)).max(1);
+        batches.insert(
+            table,
+            mine.chunks(per)
+                .map(|c| format!("{header}\n{}\n", c.join("\n")))
+                .collect(),
+        );
+    }
+
+    let mut server = Server::start();
+    let mut admin = server.connect("postgres", "postgres", "setup").unwrap();
+    admin.batch_execute("CREATE DATABASE cdrdw").unwrap();
+    drop(admin);
+    let mut admin = server.connect("postgres", "cdrdw", "setup").unwrap();
+    admin.batch_execute("CREATE EXTENSION pgaudit").unwrap();
+    admin.batch_execute(towerwatch_sim::db::SCHEMA_SQL).unwrap();
+    let users: BTreeSet<&str> = ours_sessions.iter().map(|s| s[1].user.as_str()).collect();
+    for u in &users {
+        admin
+            .batch_execute(&format!("CREATE ROLE {u} LOGIN; GRANT USAGE ON SCHEMA cdr TO {u}; GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA cdr TO {u};"))
+            .unwrap();
+    }
+    drop(admin);
+
+    let mut replayed = 0;
+    for s in &ours_sessions {
+        let auth = &s[1];
+        assert!(
+            auth.message.starts_with("connection authorized"),
+            "{:?}",
+            auth
+        );
+        let app = auth.message.rsplit("application_name=").next().unwrap();
+        let mut client = server
+            .connect(&auth.user, &auth.db, app)
+            .unwrap_or_else(|e| panic!("{}: {e}", auth.user));
+        for r in s.iter().filter(|r| r.message.starts_with("AUDIT: ")) {
+            let f = csv(r.message.strip_prefix("AUDIT: ").unwrap());
+            if f[2] != "1" {
+                continue;
+            }
+            let (text, params) = (&f[7], &f[8]);
+            let lower = text.to_ascii_lowercase();
+            if params != "<none>" {
+                let values = csv(params);
+                let stmt = client
+                    .prepare_typed(text, &vec![Type::TEXT; values.len()])
+                    .unwrap();
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+                    .iter()
+                    .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                client
+                    .query(&stmt, &refs)
+                    .unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            } else if lower.starts_with("copy ") && lower.contains(" from stdin") {
+                let table = text.split_whitespace().nth(1).unwrap();
+                let mut w = client.copy_in(text.as_str()).unwrap();
+                let batch = batches
+                    .get_mut(table)
+                    .and_then(|b| b.pop_front())
+                    .unwrap_or_else(|| format!("{header}\n"));
+                w.write_all(batch.as_bytes()).unwrap();
+                w.finish().unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            } else if lower.starts_with("copy ") {
+                let mut out = Vec::new();
+                client
+                    .copy_out(text.as_str())
+                    .unwrap()
+                    .read_to_end(&mut out)
+                    .unwrap();
+            } else {
+                client
+                    .simple_query(text)
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
+            }
+            replayed += 1;
+        }
+        drop(client);
+        // Let the server log the disconnection before the next session connects.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(replayed > 50, "{replayed} statements replayed");
+    server.stop();
+
+    let real_text = std::fs::read_to_string(&server.log).unwrap();
+    let real: Vec<Record> = parse_log(&real_text, false);
+    let real_sessions: Vec<Vec<Record>> = sessions(&real)
+        .into_iter()
+        .filter(|s| {
+            s.get(1)
+                .is_some_and(|a| !a.message.contains("user=postgres "))
+        })
+        .collect();
+    assert_eq!(
+        real_sessions.len(),
+        ours_sessions.len(),
+        "sessions in the real log"
+    );
+    let mut compared = 0;
+    for (o, r) in ours_sessions.iter().zip(&real_sessions) {
+        let (os, rs): (Vec<String>, Vec<String>) =
+            (o.iter().map(shape).collect(), r.iter().map(shape).collect());
+        if let Some(i) = (0..os.len().max(rs.len())).find(|&i| os.get(i) != rs.get(i)) {
+            panic!(
+                "session of {} ({}), line {i}:\n  simulated: {:?}\n  real:      {:?}",
+                o[1].user,
+                o[1].app,
+                os.get(i),
+                rs.get(i)
+            );
+        }
+        compared += os.len();
+    }
+    // Every statement's line(s), and three connection lines per session.
+    assert!(
+        compared >= replayed + 3 * ours_sessions.len(),
+        "{compared} lines compared"
+    );
+    // The campaign's queries are among them, multi-line statements included.
+    let theft_real: Vec<&Record> = real
+        .iter()
+        .filter(|r| r.message.contains("served_msisdn in ("))
+        .collect();
+    assert_eq!(theft_real.len(), theft);
+    assert!(theft_real.iter().any(|r| r.message.contains('\n')));
+}
