@@ -64,10 +64,11 @@ pub enum Layout {
     Daily(Box<dyn Fn(&str) -> String>),
 }
 
+/// The file a stream is writing: files are opened for one flush at a time (appending), so
+/// neither memory nor open files grow with the number of hosts.
 struct Open {
     day: i64,
     rel: String,
-    out: BufWriter<File>,
     line: u64,
     last: i64,
 }
@@ -99,6 +100,8 @@ pub struct Sink {
     labels: BufWriter<File>,
     files: BTreeMap<String, FileStats>,
     buf: String,
+    /// Bytes of the current stream's batch not yet appended to its file.
+    batch: Vec<u8>,
     /// Records written, by kind.
     written: BTreeMap<&'static str, u64>,
 }
@@ -115,6 +118,7 @@ impl Sink {
             labels,
             files: BTreeMap::new(),
             buf: String::with_capacity(4096),
+            batch: Vec::with_capacity(1 << 20),
             written: BTreeMap::new(),
         })
     }
@@ -165,6 +169,7 @@ impl Sink {
             for p in pending {
                 self.write(s, p)?;
             }
+            self.append(s)?;
             self.streams[s].pending = keep;
         }
         self.labels.flush()
@@ -188,15 +193,14 @@ impl Sink {
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir)?;
             }
-            let mut out = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
+            File::create(&path)?;
             let header = header(self.streams[s].kind, p.time);
-            out.write_all(header.as_bytes())?;
+            self.batch.extend_from_slice(header.as_bytes());
             let kind = format!("{:?}", self.streams[s].kind).to_lowercase();
             self.files.entry(rel.clone()).or_default().kind = kind;
             self.streams[s].open = Some(Open {
                 day,
                 rel,
-                out,
                 line: header.matches('\n').count() as u64,
                 last: p.time,
             });
@@ -220,7 +224,7 @@ impl Sink {
         let first_line = open.line + 1;
         open.line += self.buf.matches('\n').count() as u64;
         open.last = p.time;
-        open.out.write_all(self.buf.as_bytes())?;
+        self.batch.extend_from_slice(self.buf.as_bytes());
         let stats = self.files.get_mut(&open.rel).expect("registered on open");
         stats.records += 1;
         *self
@@ -252,13 +256,33 @@ impl Sink {
         Ok(())
     }
 
-    fn close(&mut self, s: StreamId) -> io::Result<()> {
-        if let Some(mut open) = self.streams[s].open.take() {
-            if self.streams[s].kind == Kind::Flows {
-                writeln!(open.out, "#close\t{}", zeek_stamp(open.last))?;
-            }
-            open.out.flush()?;
+    /// Appends the batch to the stream's current file.
+    fn append(&mut self, s: StreamId) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
+        let open = self.streams[s]
+            .open
+            .as_ref()
+            .expect("a batch belongs to an open file");
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(self.root.join(&open.rel))?;
+        file.write_all(&self.batch)?;
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Ends the stream's current file (Zeek writes a `#close` line).
+    fn close(&mut self, s: StreamId) -> io::Result<()> {
+        if let Some(open) = &self.streams[s].open {
+            if self.streams[s].kind == Kind::Flows {
+                self.batch
+                    .extend_from_slice(format!("#close\t{}\n", zeek_stamp(open.last)).as_bytes());
+            }
+            self.append(s)?;
+        }
+        self.streams[s].open = None;
         Ok(())
     }
 

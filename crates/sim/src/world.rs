@@ -179,11 +179,19 @@ impl World {
             "tan", "lee", "okafor", "novak", "silva", "khan", "ito", "weber", "costa", "singh",
             "berg", "moreau",
         ];
-        let name_of = |dice: &mut Dice, taken: &[String]| loop {
-            let n = format!("{}.{}", dice.pick(&GIVEN), dice.pick(&FAMILY));
-            if !taken.contains(&n) {
-                return n;
-            }
+        // Names repeat in a large operator: the second anna.tan is anna.tan2.
+        let name_of = |dice: &mut Dice, taken: &[String]| {
+            let base = format!("{}.{}", dice.pick(&GIVEN), dice.pick(&FAMILY));
+            (1..)
+                .map(|n| {
+                    if n == 1 {
+                        base.clone()
+                    } else {
+                        format!("{base}{n}")
+                    }
+                })
+                .find(|n| !taken.contains(n))
+                .expect("an unused name")
         };
         let mut taken = Vec::new();
         let desks: Vec<usize> = (0..hosts.len())
@@ -309,5 +317,22 @@ impl World {
 
     pub fn accounts_of(&self, kind: AccountKind) -> Vec<&Account> {
         self.accounts.iter().filter(|a| a.kind == kind).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_operators_have_unique_account_names() {
+        let world = World::build(&Config {
+            scale: 15.0,
+            ..Default::default()
+        });
+        let names: std::collections::BTreeSet<&str> =
+            world.accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names.len(), world.accounts.len());
+        assert!(world.hosts_with(Role::CareWorkstation).len() >= 300);
     }
 }
