@@ -1,4 +1,5 @@
-//! `towerwatch`: hunt Windows event evidence with a compiled Sigma engine.
+//! `towerwatch`: hunt evidence with a compiled Sigma engine; simulate an operator under
+//! attack and score hunts against its ground truth.
 
 mod dump;
 mod evaluate;
