@@ -1,0 +1,581 @@
+//! PostgreSQL server logs with pgaudit lines, in the three formats PostgreSQL writes:
+//! stderr (any `log_line_prefix`; continuation lines start with a tab), `csvlog` (23, 24 or 26
+//! columns; quoted multi-line fields) and `jsonlog` (PostgreSQL 15+). Each pgaudit record
+//! becomes a [`DbEvent`]; lines that are not records of the format are rejected with their line
+//! number, never dropped silently.
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use regex::Regex;
+
+/// One pgaudit record with the session context the log line carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbEvent {
+    pub time: Option<Timestamp>,
+    pub user: String,
+    pub db: String,
+    pub app: String,
+    /// Client host (`%h`, csvlog `connection_from` without the port, jsonlog `remote_host`).
+    pub client: String,
+    pub pid: Option<u32>,
+    pub source: Arc<str>,
+    /// First line of the record in its file.
+    pub line: u64,
+    pub audit: Audit,
+}
+
+/// The pgaudit payload: `AUDIT_TYPE,STATEMENT_ID,SUBSTATEMENT_ID,CLASS,COMMAND,OBJECT_TYPE,
+/// OBJECT_NAME,STATEMENT,PARAMETER[,ROWS]` (some versions omit PARAMETER).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audit {
+    pub audit_type: String,
+    pub statement_id: u64,
+    pub substatement_id: u64,
+    pub class: String,
+    pub command: String,
+    pub object_type: String,
+    pub object_name: String,
+    pub statement: String,
+    /// Bind parameters, when logged (`None` for `<none>` and `<not logged>`).
+    pub params: Option<Vec<String>>,
+    pub rows: Option<u64>,
+}
+
+/// A line that could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{input}:{line}: {message}")]
+pub struct Rejected {
+    pub input: Arc<str>,
+    pub line: u64,
+    pub message: String,
+}
+
+/// What reading one log gave.
+#[derive(Debug, Default, Clone)]
+pub struct ReadReport {
+    pub format: &'static str,
+    /// Records of the log (pgaudit or not).
+    pub records: u64,
+    pub audit: u64,
+    pub rejected: u64,
+}
+
+/// The log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Stderr,
+    Csv,
+    Json,
+}
+
+/// Recognises the format from the first non-empty line.
+pub fn sniff(head: &str) -> LogFormat {
+    let first = head.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.starts_with('{') {
+        LogFormat::Json
+    } else if Regex::new(r#"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [^,]*,("[^"]*")?,"#)
+        .expect("valid regex")
+        .is_match(first)
+    {
+        LogFormat::Csv
+    } else {
+        LogFormat::Stderr
+    }
+}
+
+/// A compiled `log_line_prefix`.
+#[derive(Debug, Clone)]
+pub struct Prefix {
+    re: Regex,
+}
+
+/// The prefix the simulator and our recommended configuration use.
+pub const DEFAULT_PREFIX: &str = "%m [%p] user=%u,db=%d,app=%a,client=%h ";
+
+impl Prefix {
+    /// Compiles a `log_line_prefix` into a parser of its lines.
+    pub fn new(prefix: &str) -> Result<Prefix, String> {
+        let mut re = String::from("^");
+        let mut chars = prefix.chars();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                re.push_str(&regex::escape(&c.to_string()));
+                continue;
+            }
+            let Some(e) = chars.next() else {
+                return Err("log_line_prefix ends with a lone %".into());
+            };
+            let part = match e {
+                'm' => r"(?P<m>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}(?: [A-Za-z0-9+:-]+)?)",
+                't' => r"(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?)",
+                'n' => r"(?P<n>\d+(?:\.\d+)?)",
+                'p' => r"(?P<p>\d+)",
+                'u' => "(?P<u>.*?)",
+                'd' => "(?P<d>.*?)",
+                'a' => "(?P<a>.*?)",
+                'h' => "(?P<h>.*?)",
+                'r' => "(?P<r>.*?)",
+                'q' => "",
+                '%' => "%",
+                'c' | 'l' | 's' | 'v' | 'x' | 'e' | 'i' | 'b' | 'Q' | 'P' | 'L' => ".*?",
+                other => return Err(format!("log_line_prefix escape %{other} is not known")),
+            };
+            if part.starts_with("(?P<") && !seen.insert(e) {
+                re.push_str(".*?");
+                continue;
+            }
+            re.push_str(part);
+        }
+        re.push_str(r"(?P<sev>[A-Z]+[0-9]?):  (?P<msg>.*)$");
+        Regex::new(&re)
+            .map(|re| Prefix { re })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Parses PostgreSQL's timestamp text (`2019-03-06 18:55:00.300 UTC`, `… +08`, epoch).
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Timestamp::from_microsecond((secs * 1e6) as i64).ok();
+    }
+    let (civil, zone) = match s.rfind(' ') {
+        Some(i)
+            if s[i + 1..]
+                .chars()
+                .any(|c| c.is_ascii_alphabetic() || c == '+' || c == '-') =>
+        {
+            (&s[..i], &s[i + 1..])
+        }
+        _ => (s, "UTC"),
+    };
+    let dt: jiff::civil::DateTime = civil.parse().ok()?;
+    let offset = match zone {
+        "UTC" | "GMT" | "Z" => jiff::tz::Offset::UTC,
+        z if z.starts_with(['+', '-']) => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let digits: Vec<&str> = z[1..].split(':').collect();
+            let h: i32 = digits.first()?.parse().ok()?;
+            let m: i32 = digits.get(1).map_or(Some(0), |m| m.parse().ok())?;
+            jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()?
+        }
+        // A zone abbreviation we cannot resolve: read as UTC (the report says so).
+        _ => jiff::tz::Offset::UTC,
+    };
+    offset.to_timestamp(dt).ok()
+}
+
+/// Splits one CSV record with pgaudit's quoting (`"` doubles inside quoted fields).
+pub fn split_csv(s: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().expect("one field").push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            (c, _) => fields.last_mut().expect("one field").push(c),
+        }
+    }
+    fields
+}
+
+/// Parses the text after `AUDIT: `.
+pub fn parse_audit(payload: &str) -> Result<Audit, String> {
+    let f = split_csv(payload);
+    if !(8..=10).contains(&f.len()) {
+        return Err(format!(
+            "pgaudit record with {} fields (8 to 10 expected)",
+            f.len()
+        ));
+    }
+    let num = |i: usize, what: &str| {
+        f[i].parse::<u64>()
+            .map_err(|_| format!("{what} {:?} is not a number", f[i]))
+    };
+    let params = match f.get(8).map(String::as_str) {
+        None | Some("<none>") | Some("<not logged>") => None,
+        Some(p) => Some(split_csv(p)),
+    };
+    let rows = match f.get(9) {
+        Some(r) => Some(
+            r.parse::<u64>()
+                .map_err(|_| format!("rows {r:?} is not a number"))?,
+        ),
+        None => None,
+    };
+    Ok(Audit {
+        audit_type: f[0].clone(),
+        statement_id: num(1, "statement id")?,
+        substatement_id: num(2, "substatement id")?,
+        class: f[3].clone(),
+        command: f[4].clone(),
+        object_type: f[5].clone(),
+        object_name: f[6].clone(),
+        statement: f[7].clone(),
+        params,
+        rows,
+    })
+}
+
+struct Context<'a> {
+    source: &'a Arc<str>,
+    report: ReadReport,
+}
+
+impl Context<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        line: u64,
+        time: &str,
+        (user, db, app, client): (&str, &str, &str, &str),
+        pid: Option<u32>,
+        severity: &str,
+        message: &str,
+        out: &mut dyn FnMut(Result<DbEvent, Rejected>),
+    ) {
+        self.report.records += 1;
+        let Some(payload) = message.strip_prefix("AUDIT: ") else {
+            return;
+        };
+        if severity != "LOG" {
+            return;
+        }
+        match parse_audit(payload) {
+            Ok(audit) => {
+                self.report.audit += 1;
+                out(Ok(DbEvent {
+                    time: parse_time(time),
+                    user: user.into(),
+                    db: db.into(),
+                    app: app.into(),
+                    client: client.into(),
+                    pid,
+                    source: self.source.clone(),
+                    line,
+                    audit,
+                }));
+            }
+            Err(message) => self.reject(line, message, out),
+        }
+    }
+
+    fn reject(
+        &mut self,
+        line: u64,
+        message: String,
+        out: &mut dyn FnMut(Result<DbEvent, Rejected>),
+    ) {
+        self.report.rejected += 1;
+        out(Err(Rejected {
+            input: self.source.clone(),
+            line,
+            message,
+        }));
+    }
+}
+
+/// Reads one log, streaming every pgaudit record (or rejected line) to `out`.
+pub fn read(
+    reader: &mut dyn BufRead,
+    source: &Arc<str>,
+    prefix: &Prefix,
+    out: &mut dyn FnMut(Result<DbEvent, Rejected>),
+) -> std::io::Result<ReadReport> {
+    let mut head = String::new();
+    let mut first = String::new();
+    // The first line decides the format; keep it to process it.
+    reader.read_line(&mut first)?;
+    head.push_str(&first);
+    let format = sniff(&head);
+    let mut cx = Context {
+        source,
+        report: ReadReport {
+            format: match format {
+                LogFormat::Stderr => "stderr",
+                LogFormat::Csv => "csvlog",
+                LogFormat::Json => "jsonlog",
+            },
+            ..Default::default()
+        },
+    };
+    let chained: Box<dyn std::io::Read + '_> = Box::new(std::io::Read::chain(
+        std::io::Cursor::new(first.into_bytes()),
+        reader,
+    ));
+    match format {
+        LogFormat::Stderr => {
+            read_stderr(&mut std::io::BufReader::new(chained), prefix, &mut cx, out)?
+        }
+        LogFormat::Csv => read_csvlog(chained, &mut cx, out),
+        LogFormat::Json => read_jsonlog(&mut std::io::BufReader::new(chained), &mut cx, out)?,
+    }
+    Ok(cx.report)
+}
+
+fn read_stderr(
+    reader: &mut dyn BufRead,
+    prefix: &Prefix,
+    cx: &mut Context<'_>,
+    out: &mut dyn FnMut(Result<DbEvent, Rejected>),
+) -> std::io::Result<()> {
+    // The record being assembled: its first line number, its prefix line, its message.
+    let mut pending: Option<(u64, String, String)> = None;
+    let mut line_no = 0;
+    let mut buf = Vec::new();
+    let flush = |pending: &mut Option<(u64, String, String)>,
+                 cx: &mut Context<'_>,
+                 out: &mut dyn FnMut(Result<DbEvent, Rejected>)| {
+        if let Some((line, first, message)) = pending.take() {
+            let caps = prefix.re.captures(&first).expect("matched when queued");
+            let get = |n: &str| caps.name(n).map_or("", |m| m.as_str());
+            let time = [get("m"), get("t"), get("n")]
+                .into_iter()
+                .find(|s| !s.is_empty())
+                .unwrap_or("");
+            let client = match get("h") {
+                "" => get("r").split('(').next().unwrap_or(""),
+                h => h,
+            };
+            cx.record(
+                line,
+                time,
+                (get("u"), get("d"), get("a"), client),
+                get("p").parse().ok(),
+                get("sev"),
+                &message,
+                out,
+            );
+        }
+    };
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = String::from_utf8_lossy(&buf);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if let Some(rest) = text.strip_prefix('\t') {
+            match &mut pending {
+                Some((_, _, message)) => {
+                    message.push('\n');
+                    message.push_str(rest);
+                }
+                None => cx.reject(line_no, "continuation line without a record".into(), out),
+            }
+            continue;
+        }
+        flush(&mut pending, cx, out);
+        if text.is_empty() {
+            continue;
+        }
+        match prefix.re.captures(text) {
+            Some(caps) => {
+                let message = caps.name("msg").map_or("", |m| m.as_str()).to_string();
+                pending = Some((line_no, text.to_string(), message));
+            }
+            None => cx.reject(
+                line_no,
+                "line does not match the log_line_prefix".into(),
+                out,
+            ),
+        }
+    }
+    flush(&mut pending, cx, out);
+    Ok(())
+}
+
+fn read_csvlog(
+    reader: Box<dyn std::io::Read + '_>,
+    cx: &mut Context<'_>,
+    out: &mut dyn FnMut(Result<DbEvent, Rejected>),
+) {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(reader);
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = csv.position().line();
+        match csv.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                if !(23..=26).contains(&record.len()) {
+                    cx.reject(
+                        line,
+                        format!(
+                            "csvlog record with {} columns (23 to 26 expected)",
+                            record.len()
+                        ),
+                        out,
+                    );
+                    continue;
+                }
+                let from = &record[4];
+                let client = if from.starts_with('[') {
+                    from
+                } else {
+                    from.rsplit_once(':').map_or(from, |(h, _)| h)
+                };
+                let (time, user, db, pid, sev, msg, app) = (
+                    &record[0],
+                    &record[1],
+                    &record[2],
+                    &record[3],
+                    &record[11],
+                    &record[13],
+                    &record[22],
+                );
+                cx.record(
+                    line,
+                    time,
+                    (user, db, app, client),
+                    pid.parse().ok(),
+                    sev,
+                    msg,
+                    out,
+                );
+            }
+            Err(e) => {
+                cx.reject(line, format!("not a csvlog record: {e}"), out);
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn read_jsonlog(
+    reader: &mut dyn BufRead,
+    cx: &mut Context<'_>,
+    out: &mut dyn FnMut(Result<DbEvent, Rejected>),
+) -> std::io::Result<()> {
+    let mut line_no = 0;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        if reader.read_line(&mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        if buf.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = match serde_json::from_str(&buf) {
+            Ok(v) => v,
+            Err(e) => {
+                cx.reject(line_no, format!("not a jsonlog record: {e}"), out);
+                continue;
+            }
+        };
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
+        let pid = v.get("pid").and_then(|p| p.as_u64()).map(|p| p as u32);
+        cx.record(
+            line_no,
+            s("timestamp"),
+            (
+                s("user"),
+                s("dbname"),
+                s("application_name"),
+                s("remote_host"),
+            ),
+            pid,
+            s("error_severity"),
+            s("message"),
+            out,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(text: &str, prefix: &str) -> (Vec<DbEvent>, Vec<Rejected>, ReadReport) {
+        let src: Arc<str> = "t.log".into();
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        let report = read(
+            &mut text.as_bytes(),
+            &src,
+            &Prefix::new(prefix).unwrap(),
+            &mut |r| match r {
+                Ok(e) => ok.push(e),
+                Err(e) => bad.push(e),
+            },
+        )
+        .unwrap();
+        (ok, bad, report)
+    }
+
+    #[test]
+    fn stderr_records_with_continuations_and_bad_lines() {
+        let log = "2019-03-06 18:55:00.300 UTC [49963] user=care_app,db=cdrdw,app=psql,client=10.40.0.20 LOG:  AUDIT: SESSION,2,1,READ,SELECT,TABLE,cdr.voice_cdr,\"select a,\n\t  b from cdr.voice_cdr where served_msisdn in ('999700000001')\",<none>,12\n\
+garbage line\n\
+2019-03-06 18:55:01.000 UTC [49963] user=care_app,db=cdrdw,app=psql,client=10.40.0.20 LOG:  connection authorized: user=x\n\
+2019-03-06 18:55:02.000 UTC [49963] user=care_app,db=cdrdw,app=PostgreSQL JDBC Driver,client=10.40.0.20 LOG:  AUDIT: SESSION,3,1,READ,SELECT,TABLE,cdr.voice_cdr,select 1 where x = $1,\"999700000002,2019-01-01 00:00:00+00\",1\n\
+2019-03-06 18:55:03.000 UTC [49963] user=care_app,db=cdrdw,app=psql,client=10.40.0.20 LOG:  AUDIT: SESSION,x,1,READ\n";
+        let (ok, bad, report) = collect(log, DEFAULT_PREFIX);
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].line, 1);
+        assert_eq!(
+            ok[0].audit.statement,
+            "select a,\n  b from cdr.voice_cdr where served_msisdn in ('999700000001')"
+        );
+        assert_eq!(ok[0].audit.rows, Some(12));
+        assert_eq!(ok[0].client, "10.40.0.20");
+        assert_eq!(ok[0].time.unwrap().to_string(), "2019-03-06T18:55:00.3Z");
+        assert_eq!(ok[1].app, "PostgreSQL JDBC Driver");
+        assert_eq!(
+            ok[1].audit.params.as_deref().unwrap(),
+            ["999700000002", "2019-01-01 00:00:00+00"]
+        );
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![3, 6]);
+        assert_eq!(report.records, 4);
+        assert_eq!(report.rejected, 2);
+    }
+
+    #[test]
+    fn other_prefixes() {
+        let log = "2019-03-06 02:55:00 +08 [77]: [3-1] user=dba,db=cdrdw,app=psql,client=10.1.1.1 LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,select 1,<not logged>\n";
+        let (ok, bad, _) = collect(log, "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(ok[0].time.unwrap().to_string(), "2019-03-05T18:55:00Z");
+        assert_eq!(ok[0].audit.params, None);
+        assert_eq!(ok[0].audit.rows, None);
+        assert!(Prefix::new("%Z").is_err());
+    }
+
+    #[test]
+    fn csvlog_and_jsonlog() {
+        let csv = "2015-08-12 16:13:44.854 UTC,\"vagrant\",\"postgres\",22614,\"10.0.0.5:5566\",55cb70b8.5856,8,\"SELECT\",2015-08-12 16:13:44 UTC,2/25,0,LOG,00000,\"AUDIT: SESSION,2,1,READ,SELECT,,,\"\"SELECT a,\nb\"\",<not logged>\",,,,,,,,\"log_audit_event, pgaudit.c:686\",\"psql\"\n\
+2015-08-12 16:13:45.000 UTC,\"vagrant\",\"postgres\",1,\"x\",1,1\n";
+        let (ok, bad, report) = collect(csv, DEFAULT_PREFIX);
+        assert_eq!(report.format, "csvlog");
+        assert_eq!(ok.len(), 1, "{bad:?}");
+        assert_eq!(ok[0].audit.statement, "SELECT a,\nb");
+        assert_eq!(ok[0].client, "10.0.0.5");
+        assert_eq!(ok[0].app, "psql");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 3);
+        let json = "{\"timestamp\":\"2022-07-26 10:45:16.563 UTC\",\"user\":\"cdr_ro\",\"dbname\":\"cdrdw\",\"pid\":3361,\"remote_host\":\"10.20.4.17\",\"remote_port\":51514,\"error_severity\":\"LOG\",\"message\":\"AUDIT: SESSION,3,1,READ,SELECT,TABLE,cdr.voice_cdr,select 1,<none>,1843\",\"application_name\":\"psql\"}\n{broken\n";
+        let (ok, bad, report) = collect(json, DEFAULT_PREFIX);
+        assert_eq!(report.format, "jsonlog");
+        assert_eq!(ok[0].audit.rows, Some(1843));
+        assert_eq!(ok[0].pid, Some(3361));
+        assert_eq!(bad[0].line, 2);
+    }
+}

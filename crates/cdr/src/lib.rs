@@ -1,0 +1,3 @@
+//! CDR-store access analytics.
+pub mod audit;
+pub mod sql;
