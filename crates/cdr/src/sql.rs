@@ -118,7 +118,7 @@ pub struct Analysis {
 /// `log_statement`): decided on the text, since `ALTER SYSTEM` and friends need not parse.
 pub fn changes_auditing(sql: &str) -> bool {
     let l = sql.to_ascii_lowercase();
-    let verb = l.trim_start().split_whitespace().next().unwrap_or("");
+    let verb = l.split_whitespace().next().unwrap_or("");
     (l.contains("pgaudit") || l.contains("log_statement"))
         && (matches!(verb, "alter" | "drop" | "set" | "reset") || l.contains("set_config"))
 }
@@ -211,7 +211,7 @@ fn projection(schema: &Schema, q: &Query, a: &mut Analysis) {
                 | SelectItem::ExprWithAlias { expr: e, .. }
                 | SelectItem::ExprWithAliases { expr: e, .. } => {
                     if let Some(c) = column(e) {
-                        a.projects_location |= schema.location_columns.iter().any(|l| *l == c);
+                        a.projects_location |= schema.location_columns.contains(&c);
                     }
                     if let Expr::Function(f) = e {
                         let name = f.name.to_string().to_ascii_lowercase();
@@ -312,16 +312,14 @@ fn predicate(schema: &Schema, e: &Expr, a: &mut Analysis) {
             negated: false,
             low,
             high,
-        } => {
-            if column(expr).as_deref() == Some(time) {
-                a.from = operand(low).or(a.from.take());
-                a.to = operand(high).or(a.to.take());
-            }
+        } if column(expr).as_deref() == Some(time) => {
+            a.from = operand(low).or(a.from.take());
+            a.to = operand(high).or(a.to.take());
         }
-        Expr::Like { expr, .. } | Expr::ILike { expr, .. } => {
-            if column(expr).is_some_and(|c| schema.id_kind(&c).is_some()) {
-                a.id_pattern = true;
-            }
+        Expr::Like { expr, .. } | Expr::ILike { expr, .. }
+            if column(expr).is_some_and(|c| schema.id_kind(&c).is_some()) =>
+        {
+            a.id_pattern = true;
         }
         Expr::AnyOp { left, right, .. } => {
             if let (Some(c), Some(o)) = (column(left), operand(right)) {

@@ -28,6 +28,8 @@ pub struct DisclosureRequest {
     pub msisdn: String,
     pub from: i64,
     pub to: i64,
+    /// The officer who filed it, and the database account of the disclosure system.
+    pub officer: String,
     pub account: String,
 }
 
@@ -1016,7 +1018,8 @@ impl<'w> Background<'w> {
                 msisdn: sub,
                 from,
                 to,
-                account: officer,
+                officer,
+                account: "rds_handover".into(),
             });
         }
     }

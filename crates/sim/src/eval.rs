@@ -306,12 +306,12 @@ pub fn level_lines(reports: &[Report]) -> String {
     s
 }
 
-/// Scores detections (JSON Lines) against the truth. `read`: the inputs the hunt read, if
-/// known (otherwise every event file of the simulation counts as read).
+/// Scores detections (JSON Lines, from one or more named sources such as `hunt` and `cdr`)
+/// against the truth. `read`: the inputs the detectors read, if known (otherwise every event
+/// file of the simulation counts as read).
 pub fn evaluate(
     truth: &Truth,
-    detections: impl BufRead,
-    detections_name: &str,
+    sources: Vec<(String, Box<dyn BufRead + '_>)>,
     read: Option<&[String]>,
     min_level: &str,
 ) -> Result<Report, EvalError> {
@@ -326,31 +326,33 @@ pub fn evaluate(
     let mut rules_on: HashMap<(&str, u64), BTreeSet<String>> = HashMap::new();
     let mut detections_total = 0;
     let mut elsewhere = 0;
-    for (i, line) in detections.lines().enumerate() {
-        let line = line.map_err(|e| EvalError::Io(detections_name.into(), e))?;
-        if line.trim().is_empty() {
-            continue;
+    for (detections_name, detections) in sources {
+        for (i, line) in detections.lines().enumerate() {
+            let line = line.map_err(|e| EvalError::Io(detections_name.clone(), e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let d: DetectionRecord = serde_json::from_str(&line).map_err(|e| {
+                EvalError::Format(format!("{detections_name}:{}", i + 1), e.to_string())
+            })?;
+            detections_total += 1;
+            if level_rank(&d.level).is_none_or(|r| r < min) {
+                continue;
+            }
+            let Some(file) = resolver.resolve(&d.source) else {
+                elsewhere += 1;
+                continue;
+            };
+            let Some(pos) = d.line.or(d.record_id) else {
+                elsewhere += 1;
+                continue;
+            };
+            flagged.insert((file, pos), ());
+            rules_on
+                .entry((file, pos))
+                .or_default()
+                .insert(d.rule_title);
         }
-        let d: DetectionRecord = serde_json::from_str(&line).map_err(|e| {
-            EvalError::Format(format!("{detections_name}:{}", i + 1), e.to_string())
-        })?;
-        detections_total += 1;
-        if level_rank(&d.level).is_none_or(|r| r < min) {
-            continue;
-        }
-        let Some(file) = resolver.resolve(&d.source) else {
-            elsewhere += 1;
-            continue;
-        };
-        let Some(pos) = d.line.or(d.record_id) else {
-            elsewhere += 1;
-            continue;
-        };
-        flagged.insert((file, pos), ());
-        rules_on
-            .entry((file, pos))
-            .or_default()
-            .insert(d.rule_title);
     }
 
     let mut labelled: HashMap<(&str, u64), usize> = HashMap::new();

@@ -254,11 +254,12 @@ pub fn simulate(cfg: &Config, out: &Path) -> io::Result<Summary> {
     for r in &bg.disclosures {
         let _ = writeln!(
             rd,
-            "{},{},{},{},court-order,{}",
+            "{},{},{},{},court-order ({}),{}",
             r.case_id,
             r.msisdn,
             clock::rfc3339(r.from),
             clock::rfc3339(r.to),
+            r.officer,
             r.account
         );
     }

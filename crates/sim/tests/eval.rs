@@ -4,7 +4,23 @@
 mod common;
 
 use common::{labels, run, small};
-use towerwatch_sim::eval::{evaluate, Truth};
+use std::io::BufRead;
+
+use towerwatch_sim::eval::{evaluate, Report, Truth};
+
+fn score(truth: &Truth, text: &str, read: Option<&[String]>, level: &str) -> Report {
+    try_score(truth, text, read, level).unwrap()
+}
+
+fn try_score(
+    truth: &Truth,
+    text: &str,
+    read: Option<&[String]>,
+    level: &str,
+) -> Result<Report, towerwatch_sim::eval::EvalError> {
+    let src: Box<dyn BufRead + '_> = Box::new(text.as_bytes());
+    evaluate(truth, vec![("d.jsonl".to_string(), src)], read, level)
+}
 
 fn detection(source: &str, line: u64, level: &str) -> String {
     serde_json::json!({"source": source, "line": line, "record_id": null, "level": level, "rule_title": "r"}).to_string()
@@ -27,14 +43,15 @@ fn scores_follow_the_detections() {
         })
         .collect();
 
-    let perfect = evaluate(
+    let perfect = score(
         &truth,
-        all.join("\n").as_bytes(),
-        "d",
+        &all.join(
+            "
+",
+        ),
         None,
         "informational",
-    )
-    .unwrap();
+    );
     assert_eq!(perfect.stage_instances, 20);
     assert_eq!(perfect.stage_instances_detected, 20);
     assert_eq!(perfect.malicious_flagged, perfect.malicious_events);
@@ -42,7 +59,7 @@ fn scores_follow_the_detections() {
     assert_eq!(perfect.benign_flagged, 0);
 
     // Above the detections' level nothing counts.
-    let cut = evaluate(&truth, all.join("\n").as_bytes(), "d", None, "critical").unwrap();
+    let cut = score(&truth, &all.join("\n"), None, "critical");
     assert_eq!(cut.malicious_flagged, 0);
     assert_eq!(cut.stage_recall(), 0.0);
 
@@ -55,14 +72,15 @@ fn scores_follow_the_detections() {
         "low",
     ));
     some.push(detection("/elsewhere/x.evtx", 3, "high"));
-    let r = evaluate(
+    let r = score(
         &truth,
-        some.join("\n").as_bytes(),
-        "d",
+        &some.join(
+            "
+",
+        ),
         None,
         "informational",
-    )
-    .unwrap();
+    );
     assert_eq!(r.malicious_flagged, 1);
     assert_eq!(r.benign_flagged, 1);
     assert_eq!(r.flagged_events, 2);
@@ -72,24 +90,18 @@ fn scores_follow_the_detections() {
 
     // Only inputs the hunt read count as benign denominators.
     let only_dc = vec![format!("{root}/evidence/windows/DC01.jsonl")];
-    let narrow = evaluate(
+    let narrow = score(
         &truth,
-        some.join("\n").as_bytes(),
-        "d",
+        &some.join(
+            "
+",
+        ),
         Some(&only_dc),
         "informational",
-    )
-    .unwrap();
+    );
     assert!(narrow.benign_events < r.benign_events);
     assert!(narrow.stages.iter().any(|s| !s.unread.is_empty()));
 
-    let bad = evaluate(
-        &truth,
-        "not json".as_bytes(),
-        "d.jsonl",
-        None,
-        "informational",
-    )
-    .unwrap_err();
+    let bad = try_score(&truth, "not json", None, "informational").unwrap_err();
     assert!(bad.to_string().starts_with("d.jsonl:1"), "{bad}");
 }

@@ -1,36 +1,82 @@
 //! `towerwatch eval` (detections against a simulation's ground truth) and `towerwatch demo`
 //! (simulate, hunt, evaluate).
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use towerwatch_cdr::exposure::{Exposure, Tier};
 use towerwatch_sim::eval::{self, Report, Truth};
 
-use crate::{simulate, DemoArgs, EvalArgs, HuntArgs, HuntFormat, RuleArgs, RunArgs};
+use crate::{cdr, simulate, CdrArgs, DemoArgs, EvalArgs, HuntArgs, HuntFormat, RuleArgs, RunArgs};
 
-/// Scores `detections` against the simulation in `sim_dir`, using the hunt's run manifest
-/// beside the detections (if any) to know which inputs it read.
-pub fn score(sim_dir: &Path, detections: &Path, min_level: &str) -> Result<Report> {
+/// Scores detection files (from `hunt`, `cdr`) against the simulation in `sim_dir`, using
+/// their run manifests (when every file has one) to know which inputs were read.
+pub fn score(sim_dir: &Path, detections: &[PathBuf], min_level: &str) -> Result<Report> {
     let truth = Truth::load(sim_dir)?;
-    let manifest = PathBuf::from(format!("{}.manifest.json", detections.display()));
-    let read = if manifest.exists() {
-        Some(eval::inputs_read(&manifest)?)
-    } else {
-        None
-    };
-    let file =
-        File::open(detections).with_context(|| format!("cannot read {}", detections.display()))?;
-    Ok(eval::evaluate(
-        &truth,
-        BufReader::new(file),
-        &detections.display().to_string(),
-        read.as_deref(),
-        min_level,
-    )?)
+    let mut read = Some(Vec::new());
+    let mut sources: Vec<(String, Box<dyn BufRead>)> = Vec::new();
+    for d in detections {
+        let manifest = PathBuf::from(format!("{}.manifest.json", d.display()));
+        match (&mut read, manifest.exists()) {
+            (Some(r), true) => r.extend(eval::inputs_read(&manifest)?),
+            _ => read = None,
+        }
+        let file = File::open(d).with_context(|| format!("cannot read {}", d.display()))?;
+        sources.push((d.display().to_string(), Box::new(BufReader::new(file))));
+    }
+    Ok(eval::evaluate(&truth, sources, read.as_deref(), min_level)?)
+}
+
+/// The exposure found against the ground truth's: which named subscribers, and whether each
+/// one's records, first and last record times agree.
+pub fn exposure_check(sim_dir: &Path, x: &Exposure) -> Result<String> {
+    let path = sim_dir.join("truth/exposure.json");
+    let truth: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+    )?;
+    let want: BTreeMap<String, &serde_json::Value> = truth["total"]
+        .as_array()
+        .context("truth/exposure.json has no total")?
+        .iter()
+        .filter_map(|e| Some((e["msisdn"].as_str()?.to_string(), e)))
+        .collect();
+    let named: BTreeMap<&String, _> = x
+        .subscribers
+        .iter()
+        .filter(|((t, _), _)| *t == Tier::Named)
+        .map(|((_, id), e)| (id, e))
+        .collect();
+    let hits = named
+        .keys()
+        .filter(|id| want.contains_key(id.as_str()))
+        .count();
+    let exact = want
+        .iter()
+        .filter(|(id, w)| {
+            named.get(id).is_some_and(|e| {
+                e.records == w["records"].as_u64()
+                    && e.from.map(|t| t.to_string()).as_deref().map(|s| &s[..19])
+                        == w["first"].as_str().map(|s| &s[..19])
+                    && e.to.map(|t| t.to_string()).as_deref().map(|s| &s[..19])
+                        == w["last"].as_str().map(|s| &s[..19])
+            })
+        })
+        .count();
+    Ok(format!(
+        "exposure against the ground truth: {} of {} targeted subscribers found (recall {:.1}%), {} named in all (precision {:.1}%); records and time range exact for {} of {}\n",
+        hits,
+        want.len(),
+        100.0 * hits as f64 / (want.len().max(1)) as f64,
+        named.len(),
+        100.0 * hits as f64 / (named.len().max(1)) as f64,
+        exact,
+        want.len()
+    ))
 }
 
 fn write_json(report: &Report, path: &Path) -> Result<()> {
@@ -96,13 +142,49 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         events as f64 / hunt_seconds.max(1e-9),
         detections.display()
     );
+    let cdr_args = CdrArgs {
+        logs: vec![dir.join("evidence/postgresql")],
+        cdr: Some(dir.join("cdr")),
+        cells: Some(dir.join("cdr/cell_sites.csv")),
+        register: Some(dir.join("context/rd_requests.csv")),
+        assets: Some(dir.join("context/assets.csv")),
+        log_line_prefix: towerwatch_cdr::audit::DEFAULT_PREFIX.into(),
+        training_days: 7,
+        max_ids: 50,
+        long_range_days: 92,
+        key_file: None,
+        reveal_key: None,
+        out: Some(dir.join("cdr-out")),
+        strict: false,
+        quiet: true,
+    };
+    let (run, x, cdr_seconds) = cdr::analyse(&cdr_args)?;
+    let p = towerwatch_cdr::pseudo::Pseudonymizer::new(&demo_key(), false);
+    let cdr_detections = cdr::write_outputs(
+        &dir.join("cdr-out"),
+        &run,
+        &x,
+        &p,
+        cdr_args.cells.as_deref(),
+    )?;
+    println!(
+        "towerwatch cdr: {} pgaudit records, {} findings, {} lookups authorised by the register, {} subscribers exposed by name in {:.2} s; written to {}",
+        run.audit_records(),
+        run.findings.len(),
+        run.analytics.authorised,
+        x.subscribers.keys().filter(|(t, _)| *t == Tier::Named).count(),
+        cdr_seconds,
+        dir.join("cdr-out").display()
+    );
+    print!("{}", exposure_check(&dir, &x)?);
     println!();
-    let report = score(&dir, &detections, &args.min_level)?;
+    let both = [detections.clone(), cdr_detections];
+    let report = score(&dir, &both, &args.min_level)?;
     print!("{}", report.table());
     write_json(&report, &dir.join("eval.json"))?;
     let by_level = eval::LEVELS
         .iter()
-        .map(|l| score(&dir, &detections, l))
+        .map(|l| score(&dir, &both, l))
         .collect::<Result<Vec<_>>>()?;
     print!("\n{}", eval::level_lines(&by_level));
     if args.sim.out_dir().is_some() {
@@ -112,4 +194,13 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's pseudonymisation key: random, for this run only.
+fn demo_key() -> Vec<u8> {
+    let mut key = vec![0u8; 32];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut key);
+    }
+    key
 }

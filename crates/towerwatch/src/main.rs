@@ -1,6 +1,7 @@
 //! `towerwatch`: hunt evidence with a compiled Sigma engine; simulate an operator under
 //! attack and score hunts against its ground truth.
 
+mod cdr;
 mod dump;
 mod evaluate;
 mod hunt;
@@ -35,6 +36,9 @@ enum Command {
     /// Work with rule sets.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Analyse the CDR store's audit trail (PostgreSQL + pgaudit): targeted lookups, bulk
+    /// exports, unusual actors; and the exposure of subscribers, pseudonymised.
+    Cdr(CdrArgs),
     /// Simulate a mobile operator with a Soft Cell campaign inside, with ground truth.
     Simulate(SimArgs),
     /// Score hunt detections (JSONL) against a simulation's ground truth.
@@ -43,15 +47,63 @@ enum Command {
     Demo(DemoArgs),
 }
 
+#[derive(Args, Clone)]
+pub struct CdrArgs {
+    /// PostgreSQL log files or directories (stderr, csvlog or jsonlog, with pgaudit lines).
+    #[arg(required = true, value_name = "LOG")]
+    pub logs: Vec<PathBuf>,
+    /// CDR extract (CSV files with the mediated-CDR header, or a directory of them): the
+    /// stolen queries are re-run over it to tell what they returned.
+    #[arg(long, value_name = "PATH")]
+    pub cdr: Option<PathBuf>,
+    /// Cell-site table (OpenCelliD CSV) for the map of the leaked location trail.
+    #[arg(long, value_name = "FILE")]
+    pub cells: Option<PathBuf>,
+    /// Register of authorised requests (CSV case_id,identifiers,from,to,approved_by,account).
+    #[arg(long, value_name = "FILE")]
+    pub register: Option<PathBuf>,
+    /// Asset inventory (CSV host,ip,role).
+    #[arg(long, value_name = "FILE")]
+    pub assets: Option<PathBuf>,
+    /// The server's log_line_prefix (stderr logs).
+    #[arg(long, value_name = "PREFIX", default_value = towerwatch_cdr::audit::DEFAULT_PREFIX)]
+    pub log_line_prefix: String,
+    /// Days at the start of the logs that teach the baselines (bulk exports, first-seen actors).
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub training_days: i64,
+    /// Most identifiers a lookup may name and still count as targeted.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_ids: usize,
+    /// A lookup over more days than this (or unbounded) is long-range.
+    #[arg(long, value_name = "DAYS", default_value_t = 92)]
+    pub long_range_days: i64,
+    /// Pseudonymisation key (at least 16 bytes); else TOWERWATCH_PSEUDONYM_KEY, else a random
+    /// key for this run.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Show real identifiers instead of pseudonyms (the key file proves the right to).
+    #[arg(long, value_name = "FILE")]
+    pub reveal_key: Option<PathBuf>,
+    /// Write cdr-detections.jsonl, exposure.csv, exposure.json and exposure.html here.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Fail on any rejected line or unparsable statement.
+    #[arg(long)]
+    pub strict: bool,
+    /// No summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 #[derive(Args)]
 pub struct EvalArgs {
     /// The simulation directory (its truth/ is read).
     #[arg(long, value_name = "DIR")]
     pub truth: PathBuf,
-    /// Detections from `towerwatch hunt --format jsonl` (its FILE.manifest.json, if present,
-    /// tells which inputs the hunt read).
-    #[arg(value_name = "DETECTIONS")]
-    pub detections: PathBuf,
+    /// Detections from `towerwatch hunt --format jsonl` and `towerwatch cdr` (their
+    /// FILE.manifest.json, when each has one, tell which inputs were read).
+    #[arg(value_name = "DETECTIONS", required = true)]
+    pub detections: Vec<PathBuf>,
     /// Count only detections at or above this level.
     #[arg(long, value_name = "LEVEL", default_value = "informational",
           value_parser = ["informational", "low", "medium", "high", "critical"])]
@@ -225,6 +277,7 @@ fn main() -> ExitCode {
             paths,
             placeholders,
         }) => ruleset::check(&paths, placeholders.as_deref()),
+        Command::Cdr(args) => cdr::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Demo(args) => evaluate::run_demo(args),

@@ -1,0 +1,214 @@
+//! Outputs: detections in towerwatch's JSONL contract, the exposure as CSV (for the privacy
+//! officer) and JSON, and a self-contained HTML page with an SVG map of the exposed cells.
+//! Every subscriber identifier goes through the [`Pseudonymizer`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::analytics::Finding;
+use crate::exposure::{CellTable, Exposure, Tier};
+use crate::pseudo::Pseudonymizer;
+use crate::sql::IdKind;
+
+fn kind_name(k: Option<IdKind>) -> &'static str {
+    match k {
+        Some(IdKind::Imsi) => "imsi",
+        Some(IdKind::Imei) => "imei",
+        _ => "msisdn",
+    }
+}
+
+fn tier_name(t: Tier) -> &'static str {
+    match t {
+        Tier::Named => "named",
+        Tier::Counterparty => "counterparty",
+    }
+}
+
+/// One detection per line, with the keys of `towerwatch hunt --format jsonl`.
+pub fn write_detections(
+    out: &mut dyn Write,
+    findings: &[Finding],
+    p: &Pseudonymizer,
+    server: Option<&str>,
+) -> std::io::Result<()> {
+    for f in findings {
+        let e = &f.event;
+        let read = f.read.as_ref();
+        let ids: Vec<String> = read.map_or(Vec::new(), |r| {
+            r.ids.iter().map(|(k, _, v)| p.id(*k, v)).collect()
+        });
+        let line = json!({
+            "timestamp": e.time.map(|t| t.to_string()),
+            "rule_id": f.rule.id(),
+            "rule_title": f.rule.title(),
+            "level": f.rule.level(),
+            "tags": f.rule.tags(),
+            "computer": server,
+            "channel": "pgaudit",
+            "event_id": null,
+            "source": &*e.source,
+            "record_id": null,
+            "line": e.line,
+            "event": {
+                "user": e.user, "database": e.db, "application": e.app, "client": e.client, "pid": e.pid,
+                "class": e.audit.class, "command": e.audit.command, "object": e.audit.object_name,
+                "statement": p.redact(&e.audit.statement),
+                "parameters": e.audit.params.as_ref().map(|ps| ps.iter().map(|v| p.redact(v)).collect::<Vec<_>>()),
+                "rows": e.audit.rows,
+                "tables": read.map(|r| r.tables.clone()),
+                "subscribers": ids,
+                "from": read.and_then(|r| r.from).map(|t| t.to_string()),
+                "to": read.and_then(|r| r.to).map(|t| t.to_string()),
+                "reasons": f.reasons,
+            },
+        });
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// The exposure CSV: one row per subscriber and tier.
+pub fn exposure_csv(x: &Exposure, p: &Pseudonymizer) -> String {
+    let mut s = String::from("subscriber,identifier_type,tier,records,distinct_cells,exposed_from,exposed_to,first_read,last_read,actors,evidence\n");
+    for ((tier, id), e) in &x.subscribers {
+        let t = |v: Option<jiff::Timestamp>| v.map(|t| t.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},\"{}\",\"{}\"",
+            p.id(e.kind.unwrap_or(IdKind::Msisdn), id),
+            kind_name(e.kind),
+            tier_name(*tier),
+            e.records.map(|r| r.to_string()).unwrap_or_default(),
+            e.cells.len(),
+            t(e.from),
+            t(e.to),
+            t(e.first_read),
+            t(e.last_read),
+            e.actors.iter().cloned().collect::<Vec<_>>().join("; "),
+            e.evidence.iter().cloned().collect::<Vec<_>>().join("; ")
+        );
+    }
+    s
+}
+
+/// The exposure as JSON, with the cells (and their coordinates, where the cell table has them).
+pub fn exposure_json(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> serde_json::Value {
+    let subs: Vec<_> = x
+        .subscribers
+        .iter()
+        .map(|((tier, id), e)| {
+            json!({
+                "subscriber": p.id(e.kind.unwrap_or(IdKind::Msisdn), id),
+                "identifier_type": kind_name(e.kind),
+                "tier": tier_name(*tier),
+                "records": e.records,
+                "exposed_from": e.from.map(|t| t.to_string()),
+                "exposed_to": e.to.map(|t| t.to_string()),
+                "first_read": e.first_read.map(|t| t.to_string()),
+                "last_read": e.last_read.map(|t| t.to_string()),
+                "cells": e.cells.iter().map(|c| match cells.get(c) {
+                    Some((radio, lon, lat)) => json!({"area": c.0, "cell": c.1, "radio": radio, "lon": lon, "lat": lat}),
+                    None => json!({"area": c.0, "cell": c.1}),
+                }).collect::<Vec<_>>(),
+                "actors": e.actors,
+                "evidence": e.evidence,
+            })
+        })
+        .collect();
+    let bulk: Vec<_> = x.bulk.iter().map(|b| json!({"evidence": b.evidence, "actor": b.actor, "tables": b.tables, "subscribers": b.subscribers, "records": b.records})).collect();
+    json!({
+        "pseudonymised": !p.reveals(),
+        "named": x.subscribers.keys().filter(|(t, _)| *t == Tier::Named).count(),
+        "counterparties": x.subscribers.keys().filter(|(t, _)| *t == Tier::Counterparty).count(),
+        "subscribers": subs,
+        "bulk": bulk,
+        "cdr_rows_scanned": x.cdr_rows,
+        "cdr_rows_rejected": x.cdr_rejected_count,
+    })
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained page: the named subscribers' exposure and an SVG plot of every cell site
+/// their records placed them at (dot size: how many named subscribers were seen there).
+pub fn exposure_html(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> String {
+    let mut at: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    for ((tier, _), e) in &x.subscribers {
+        if *tier == Tier::Named {
+            for c in &e.cells {
+                *at.entry(*c).or_default() += 1;
+            }
+        }
+    }
+    let all: Vec<(f64, f64)> = cells.values().map(|(_, lon, lat)| (*lon, *lat)).collect();
+    let (w, h, m) = (720.0, 480.0, 30.0);
+    let bounds = all
+        .iter()
+        .fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |b, (x, y)| {
+            (b.0.min(*x), b.1.max(*x), b.2.min(*y), b.3.max(*y))
+        });
+    let sx = |lon: f64| m + (lon - bounds.0) / (bounds.1 - bounds.0).max(1e-9) * (w - 2.0 * m);
+    let sy = |lat: f64| h - m - (lat - bounds.2) / (bounds.3 - bounds.2).max(1e-9) * (h - 2.0 * m);
+    let mut svg = format!("<svg id=\"cell-map\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><rect width=\"{w}\" height=\"{h}\" fill=\"#f4f6f8\"/>");
+    for (lon, lat) in &all {
+        let _ = write!(
+            svg,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"#b8c2cc\"/>",
+            sx(*lon),
+            sy(*lat)
+        );
+    }
+    for (c, n) in &at {
+        if let Some((radio, lon, lat)) = cells.get(c) {
+            let _ = write!(
+                svg,
+                "<circle class=\"exposed\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{:.1}\" fill=\"#c0392b\" fill-opacity=\"0.7\"><title>{radio} area {} cell {}: {n} named subscriber(s)</title></circle>",
+                sx(*lon),
+                sy(*lat),
+                3.0 + 2.0 * (*n as f64).sqrt(),
+                c.0,
+                c.1
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    let mut rows = String::new();
+    for ((tier, id), e) in x.subscribers.iter().filter(|((t, _), _)| *t == Tier::Named) {
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
+            esc(&p.id(e.kind.unwrap_or(IdKind::Msisdn), id)),
+            tier_name(*tier),
+            e.records
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into()),
+            e.cells.len(),
+            e.from.map(|t| t.to_string()).unwrap_or_default(),
+            e.to.map(|t| t.to_string()).unwrap_or_default(),
+            esc(&e.actors.iter().cloned().collect::<Vec<_>>().join("; "))
+        );
+    }
+    let counterparties = x
+        .subscribers
+        .keys()
+        .filter(|(t, _)| *t == Tier::Counterparty)
+        .count();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>towerwatch: CDR exposure</title><style>body{{font:14px sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head><body>\
+<h1>CDR exposure</h1><p>{} subscribers named in stolen queries, {counterparties} counterparties revealed by their records, {} bulk reads. Identifiers are {}.</p>\
+<h2>Cell sites in the leaked location trail</h2>{svg}<h2>Named subscribers</h2><table><tr><th>subscriber</th><th>tier</th><th>records</th><th>cells</th><th>records from – to</th><th>read by</th></tr>{rows}</table></body></html>",
+        x.subscribers.keys().filter(|(t, _)| *t == Tier::Named).count(),
+        x.bulk.len(),
+        if p.reveals() { "revealed (--reveal-key)" } else { "pseudonymised (keyed HMAC-SHA-256)" }
+    )
+}

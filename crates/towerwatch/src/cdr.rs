@@ -1,0 +1,258 @@
+//! `towerwatch cdr`: the CDR warehouse's audit trail → findings and the exposure report.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use towerwatch_cdr::analytics::Settings;
+use towerwatch_cdr::audit::Prefix;
+use towerwatch_cdr::exposure::{self, Exposure, Tier};
+use towerwatch_cdr::pseudo::Pseudonymizer;
+use towerwatch_cdr::{report, run};
+
+use crate::CdrArgs;
+
+/// The environment variable that can hold the pseudonymisation key.
+pub const KEY_ENV: &str = "TOWERWATCH_PSEUDONYM_KEY";
+
+/// The key and whether to reveal: `--reveal-key FILE`, else `--key-file FILE`, else the
+/// environment, else a random key for this run (pseudonyms then link only within it).
+fn pseudonymizer(args: &CdrArgs) -> Result<(Pseudonymizer, &'static str)> {
+    let read_key = |p: &Path| -> Result<Vec<u8>> {
+        let k = std::fs::read(p).with_context(|| format!("cannot read key {}", p.display()))?;
+        let k: Vec<u8> = k.trim_ascii().to_vec();
+        anyhow::ensure!(
+            k.len() >= 16,
+            "key {} is shorter than 16 bytes",
+            p.display()
+        );
+        Ok(k)
+    };
+    if let Some(p) = &args.reveal_key {
+        return Ok((
+            Pseudonymizer::new(&read_key(p)?, true),
+            "revealed (--reveal-key)",
+        ));
+    }
+    if let Some(p) = &args.key_file {
+        return Ok((
+            Pseudonymizer::new(&read_key(p)?, false),
+            "pseudonymised with --key-file",
+        ));
+    }
+    if let Ok(k) = std::env::var(KEY_ENV) {
+        anyhow::ensure!(k.len() >= 16, "{KEY_ENV} is shorter than 16 bytes");
+        return Ok((
+            Pseudonymizer::new(k.as_bytes(), false),
+            "pseudonymised with the key in TOWERWATCH_PSEUDONYM_KEY",
+        ));
+    }
+    let mut key = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .context("cannot draw a random key")?;
+    Ok((
+        Pseudonymizer::new(&key, false),
+        "pseudonymised with a random key of this run only",
+    ))
+}
+
+/// The settings the arguments describe.
+pub fn settings(args: &CdrArgs) -> Result<Settings> {
+    let mut s = Settings {
+        training_days: args.training_days,
+        max_ids: args.max_ids,
+        long_range_days: args.long_range_days,
+        ..Default::default()
+    };
+    if let Some(p) = &args.register {
+        s.register = run::read_register(p).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(p) = &args.assets {
+        s.assets = run::read_assets(p).map_err(anyhow::Error::msg)?;
+    }
+    Ok(s)
+}
+
+/// Runs the analytics and computes the exposure (raw identifiers, in memory).
+pub fn analyse(args: &CdrArgs) -> Result<(run::Run, Exposure, f64)> {
+    let clock = Instant::now();
+    let prefix = Prefix::new(&args.log_line_prefix)
+        .map_err(|e| anyhow::anyhow!("--log-line-prefix: {e}"))?;
+    let files = run::log_files(&args.logs).map_err(anyhow::Error::msg)?;
+    let result = run::run(&files, &prefix, settings(args)?)?;
+    let cdr_files = args
+        .cdr
+        .as_deref()
+        .map(exposure::csv_files)
+        .unwrap_or_default();
+    anyhow::ensure!(
+        args.cdr.is_none() || !cdr_files.is_empty(),
+        "--cdr {}: no CSV files",
+        args.cdr.as_ref().unwrap().display()
+    );
+    let x = exposure::compute(&result.findings, &cdr_files);
+    Ok((result, x, clock.elapsed().as_secs_f64()))
+}
+
+pub fn summary(
+    r: &run::Run,
+    x: &Exposure,
+    seconds: f64,
+    identifiers: &str,
+    p: &Pseudonymizer,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let lines: u64 = r.records();
+    let _ = writeln!(
+        s,
+        "towerwatch cdr: {} logs, {} log records ({} pgaudit, {} rejected), {} statements ({} unparsable), {:.2} s, {:.0} records/s",
+        r.inputs.len(),
+        lines,
+        r.audit_records(),
+        r.rejected_count(),
+        r.analytics.statements,
+        r.analytics.unanalysed_count,
+        seconds,
+        lines as f64 / seconds.max(1e-9)
+    );
+    let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in &r.findings {
+        *by_rule.entry(f.rule.title()).or_default() += 1;
+    }
+    let _ = writeln!(s, "\nfindings: {}", r.findings.len());
+    for (title, n) in &by_rule {
+        let _ = writeln!(s, "  {n:>6}  {title}");
+    }
+    let _ = writeln!(s, "lookups matching the register of authorised requests (not alarms, not in the exposure): {}", r.analytics.authorised);
+    let named: Vec<_> = x
+        .subscribers
+        .iter()
+        .filter(|((t, _), _)| *t == Tier::Named)
+        .collect();
+    let _ = writeln!(
+        s,
+        "\nexposure ({identifiers}): {} subscribers named in stolen queries, {} counterparties revealed, {} bulk reads; {} CDR rows re-read ({} rejected)",
+        named.len(),
+        x.subscribers.len() - named.len(),
+        x.bulk.len(),
+        x.cdr_rows,
+        x.cdr_rejected_count
+    );
+    for ((_, id), e) in &named {
+        let _ = writeln!(
+            s,
+            "  {}  {:>6} records  {:>3} cells  {} .. {}",
+            p.id(e.kind.unwrap_or(towerwatch_cdr::sql::IdKind::Msisdn), id),
+            e.records
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+            e.cells.len(),
+            e.from.map(|t| t.to_string()).unwrap_or_default(),
+            e.to.map(|t| t.to_string()).unwrap_or_default()
+        );
+    }
+    for k in &x.skipped {
+        let _ = writeln!(s, "  skipped {k}");
+    }
+    for b in &x.bulk {
+        let _ = writeln!(
+            s,
+            "  bulk: {} by {} on {}: {} subscribers",
+            b.evidence,
+            b.actor,
+            b.tables.join(", "),
+            b.subscribers
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into())
+        );
+    }
+    if !r.rejected.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nrejected lines ({} in all; first {}):",
+            r.rejected_count(),
+            r.rejected.len().min(10)
+        );
+        for e in r.rejected.iter().take(10) {
+            let _ = writeln!(s, "  {e}");
+        }
+    }
+    if !r.analytics.unanalysed.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nunparsable statements ({} in all; first {}):",
+            r.analytics.unanalysed_count,
+            r.analytics.unanalysed.len().min(10)
+        );
+        for u in r.analytics.unanalysed.iter().take(10) {
+            let _ = writeln!(s, "  {}:{}: {}", u.source, u.line, u.error);
+        }
+    }
+    s
+}
+
+/// Writes the detections (with a manifest naming the logs read), exposure CSV, JSON and HTML.
+pub fn write_outputs(
+    out: &Path,
+    r: &run::Run,
+    x: &Exposure,
+    p: &Pseudonymizer,
+    cells: Option<&Path>,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let det = out.join("cdr-detections.jsonl");
+    let mut w = BufWriter::new(
+        File::create(&det).with_context(|| format!("cannot write {}", det.display()))?,
+    );
+    report::write_detections(&mut w, &r.findings, p, None)?;
+    w.flush()?;
+    let inputs: Vec<_> = r
+        .inputs
+        .iter()
+        .map(|(path, rep)| serde_json::json!({"path": path, "format": format!("pgaudit-{}", rep.format), "records": rep.records, "audit": rep.audit, "rejected": rep.rejected}))
+        .collect();
+    std::fs::write(
+        format!("{}.manifest.json", det.display()),
+        serde_json::to_vec_pretty(
+            &serde_json::json!({"tool": "towerwatch cdr", "version": env!("CARGO_PKG_VERSION"), "inputs": inputs, "detections": r.findings.len()}),
+        )?,
+    )?;
+    let cells = match cells {
+        Some(c) => exposure::read_cells(c).map_err(anyhow::Error::msg)?,
+        None => Default::default(),
+    };
+    std::fs::write(out.join("exposure.csv"), report::exposure_csv(x, p))?;
+    std::fs::write(
+        out.join("exposure.json"),
+        serde_json::to_vec_pretty(&report::exposure_json(x, p, &cells))?,
+    )?;
+    std::fs::write(
+        out.join("exposure.html"),
+        report::exposure_html(x, p, &cells),
+    )?;
+    Ok(det)
+}
+
+pub fn run(args: CdrArgs) -> Result<ExitCode> {
+    let (p, identifiers) = pseudonymizer(&args)?;
+    let (r, x, seconds) = analyse(&args)?;
+    if let Some(out) = &args.out {
+        write_outputs(out, &r, &x, &p, args.cells.as_deref())?;
+    }
+    if !args.quiet {
+        print!("{}", summary(&r, &x, seconds, identifiers, &p));
+    }
+    if args.strict && (r.rejected_count() > 0 || r.analytics.unanalysed_count > 0) {
+        anyhow::bail!(
+            "--strict: {} rejected lines, {} unparsable statements",
+            r.rejected_count(),
+            r.analytics.unanalysed_count
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
