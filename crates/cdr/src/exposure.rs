@@ -41,6 +41,8 @@ pub struct Exposed {
     /// `user@client (application)`.
     pub actors: BTreeSet<String>,
     record_ids: HashSet<String>,
+    /// A read asked for all history (no lower time bound).
+    unbounded: bool,
 }
 
 impl Exposed {
@@ -156,10 +158,16 @@ pub fn compute(findings: &[Finding], cdr_files: &[PathBuf]) -> Exposure {
             e.kind = Some(*kind);
             e.read_at(f);
             if cdr_files.is_empty() {
-                if let Some(from) = r.from {
-                    e.widen(from);
+                // The window asked for: no lower bound once any read had none.
+                match r.from {
+                    None => e.unbounded = true,
+                    Some(f) => e.from = Some(e.from.map_or(f, |g| g.min(f))),
                 }
-                e.widen(r.to.unwrap_or(r.executed).min(r.executed));
+                if e.unbounded {
+                    e.from = None;
+                }
+                let to = r.to.unwrap_or(r.executed).min(r.executed);
+                e.to = Some(e.to.map_or(to, |t| t.max(to)));
             }
         }
     }

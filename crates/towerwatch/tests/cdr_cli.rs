@@ -1,0 +1,260 @@
+//! `towerwatch cdr` end to end on a simulated operator: the exposure equals the ground truth,
+//! no output holds a raw subscriber identifier unless `--reveal-key`, bad input is counted.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn towerwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+        .args(args)
+        .env_remove("TOWERWATCH_PSEUDONYM_KEY")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = towerwatch(args);
+    assert!(
+        out.status.success(),
+        "towerwatch {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn cdr_args<'a>(sim: &'a str, out: &'a str) -> Vec<String> {
+    vec![
+        "cdr".into(),
+        format!("{sim}/evidence/postgresql"),
+        "--cdr".into(),
+        format!("{sim}/cdr"),
+        "--cells".into(),
+        format!("{sim}/cdr/cell_sites.csv"),
+        "--register".into(),
+        format!("{sim}/context/rd_requests.csv"),
+        "--assets".into(),
+        format!("{sim}/context/assets.csv"),
+        "--out".into(),
+        out.into(),
+    ]
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Every MSISDN, IMSI and IMEI in the simulated CDR extract.
+fn identifiers(sim: &Path) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for e in std::fs::read_dir(sim.join("cdr")).unwrap() {
+        let p = e.unwrap().path();
+        if !p.file_name().unwrap().to_string_lossy().starts_with("cdr_") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&p).unwrap().lines().skip(1) {
+            for (i, v) in line.split(',').enumerate() {
+                if matches!(i, 2..=6) && v.len() >= 12 {
+                    ids.insert(v.to_string());
+                }
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn exposure_on_the_default_simulation_equals_the_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let (s, out) = (
+        sim.display().to_string(),
+        dir.path().join("out").display().to_string(),
+    );
+    ok(&["simulate", "--seed", "7", "--out", &s]);
+    let key = dir.path().join("key");
+    std::fs::write(&key, "a key for revealing, 32 bytes ok").unwrap();
+    let mut args = cdr_args(&s, &out);
+    args.extend(["--reveal-key".into(), key.display().to_string()]);
+    let summary = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(summary.contains("0 rejected"), "{summary}");
+    let truth = json(&sim.join("truth/exposure.json"));
+    let ours = json(&Path::new(&out).join("exposure.json"));
+    let want: Vec<&serde_json::Value> = truth["total"].as_array().unwrap().iter().collect();
+    let named: Vec<&serde_json::Value> = ours["subscribers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["tier"] == "named")
+        .collect();
+    assert_eq!(named.len(), want.len(), "named subscribers");
+    assert!(want.len() >= 10);
+    for w in want {
+        let m = w["msisdn"].as_str().unwrap();
+        let o = named
+            .iter()
+            .find(|e| e["subscriber"] == m)
+            .unwrap_or_else(|| panic!("{m} not in the exposure"));
+        assert_eq!(o["records"], w["records"], "{m}");
+        assert_eq!(
+            &o["exposed_from"].as_str().unwrap()[..19],
+            &w["first"].as_str().unwrap()[..19],
+            "{m}"
+        );
+        assert_eq!(
+            &o["exposed_to"].as_str().unwrap()[..19],
+            &w["last"].as_str().unwrap()[..19],
+            "{m}"
+        );
+        assert_eq!(
+            o["cells"].as_array().unwrap().len(),
+            w["cells"].as_array().unwrap().len(),
+            "{m}"
+        );
+        assert!(o["cells"][0]["lon"].is_number());
+    }
+    // Lawful-disclosure lookups are authorised, not alarms and not exposure.
+    assert!(
+        summary.contains("authorised requests (not alarms, not in the exposure): "),
+        "{summary}"
+    );
+    let register = std::fs::read_to_string(sim.join("context/rd_requests.csv")).unwrap();
+    for case in register.lines().skip(1) {
+        let id = case.split(',').nth(1).unwrap();
+        assert!(
+            !named.iter().any(|e| e["subscriber"] == id),
+            "authorised {id} in the exposure"
+        );
+    }
+    // The findings point at the theft statements; every finding is on a labelled line.
+    let labels: BTreeSet<(String, u64)> = std::fs::read_to_string(sim.join("truth/labels.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| {
+            (
+                l["file"].as_str().unwrap().to_string(),
+                l["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let detections = std::fs::read_to_string(Path::new(&out).join("cdr-detections.jsonl")).unwrap();
+    assert!(detections.lines().count() >= 10);
+    for d in detections
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        let file = d["source"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&format!("{s}/"))
+            .unwrap()
+            .to_string();
+        assert!(
+            labels.contains(&(file, d["line"].as_u64().unwrap())),
+            "false alarm: {d}"
+        );
+    }
+    let html = std::fs::read_to_string(Path::new(&out).join("exposure.html")).unwrap();
+    assert!(html.contains("<svg id=\"cell-map\"") && html.contains("class=\"exposed\""));
+}
+
+#[test]
+fn no_output_holds_a_raw_identifier_without_the_reveal_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let s = sim.display().to_string();
+    ok(&[
+        "simulate", "--days", "9", "--waves", "2", "--scale", "0.3", "--out", &s,
+    ]);
+    let ids = identifiers(&sim);
+    assert!(ids.len() > 100);
+    let scan = |out: &Path, stdout: &str| -> usize {
+        let mut texts = vec![stdout.to_string()];
+        for e in std::fs::read_dir(out).unwrap() {
+            texts.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
+        }
+        ids.iter()
+            .filter(|id| texts.iter().any(|t| t.contains(id.as_str())))
+            .count()
+    };
+    let hidden = dir.path().join("hidden");
+    let stdout = ok(&cdr_args(&s, &hidden.display().to_string())
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_eq!(
+        scan(&hidden, &stdout),
+        0,
+        "raw identifiers in pseudonymised outputs"
+    );
+    // The same with a key from the environment: pseudonyms are stable across runs.
+    let keyed = |name: &str| {
+        let out = dir.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+            .args(cdr_args(&s, &out.display().to_string()))
+            .env(
+                "TOWERWATCH_PSEUDONYM_KEY",
+                "operator key of sufficient length",
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        assert_eq!(scan(&out, &String::from_utf8_lossy(&o.stdout)), 0);
+        std::fs::read_to_string(out.join("exposure.csv")).unwrap()
+    };
+    assert_eq!(keyed("k1"), keyed("k2"));
+    // With the reveal key the identifiers are there (so the scan above can fail).
+    let key = dir.path().join("key");
+    std::fs::write(&key, "0123456789abcdef0123").unwrap();
+    let shown = dir.path().join("shown");
+    let mut args = cdr_args(&s, &shown.display().to_string());
+    args.extend(["--reveal-key".into(), key.display().to_string()]);
+    let stdout = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(scan(&shown, &stdout) >= 5);
+    // A key that is too short is refused.
+    std::fs::write(&key, "short").unwrap();
+    let out = towerwatch(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn malformed_lines_and_unparsable_sql_are_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("postgresql.log");
+    std::fs::write(
+        &log,
+        "2019-03-06 18:55:00.300 UTC [4] user=care_app,db=cdrdw,app=psql,client=10.40.0.20 LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,cdr.voice_cdr,\"select * from cdr.voice_cdr where served_msisdn in ('999700000001')\",<none>,40\n\
+this is not a log line\n\
+\tnor this after it? no: a continuation of nothing is only after a record\n\
+2019-03-06 18:55:01.300 UTC [4] user=care_app,db=cdrdw,app=psql,client=10.40.0.20 LOG:  AUDIT: SESSION,two,1,READ\n\
+2019-03-06 18:55:02.300 UTC [4] user=care_app,db=cdrdw,app=psql,client=10.40.0.20 LOG:  AUDIT: SESSION,3,1,READ,SELECT,TABLE,cdr.voice_cdr,selct * frm cdr.voice_cdr,<none>,1\n",
+    )
+    .unwrap();
+    let l = log.display().to_string();
+    let out = ok(&["cdr", &l]);
+    assert!(out.contains("(1 unparsable)"), "{out}");
+    assert!(out.contains("3 rejected"), "{out}");
+    assert!(
+        out.contains(&format!("{l}:3: continuation line without a record")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{l}:2: line does not match the log_line_prefix")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{l}:4: pgaudit record with 4 fields")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{l}:5: unparsable SQL")), "{out}");
+    assert!(out.contains("Targeted CDR lookup"), "{out}");
+    // Without a CDR extract the range asked for is reported: here all history up to the query.
+    assert!(out.contains(" .. 2019-03-06T18:55:00.3Z"), "{out}");
+    let strict = towerwatch(&["cdr", &l, "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr)
+        .contains("--strict: 3 rejected lines, 1 unparsable statements"));
+    let missing = towerwatch(&["cdr", "/no/such/log"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
