@@ -291,7 +291,35 @@ fn simulated_pgaudit_log_has_the_shape_a_real_server_writes() {
         .find(|f| f.starts_with("evidence/postgresql/"))
         .expect("the campaign queried the warehouse")
         .to_string();
-    let ours_text = std::fs::read_to_string(dir.path().join(&file)).unwrap();
+    // And the first day a lawful-disclosure request was answered, for the register.
+    let pg_dir = dir.path().join("evidence/postgresql/CDRDB01");
+    let mut day_files: Vec<String> = std::fs::read_dir(&pg_dir)
+        .unwrap()
+        .map(|e| {
+            format!(
+                "evidence/postgresql/CDRDB01/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    day_files.sort();
+    let rd_file = day_files
+        .iter()
+        .find(|f| {
+            std::fs::read_to_string(dir.path().join(f))
+                .unwrap()
+                .contains("user=rds_handover")
+        })
+        .expect("some day answers a disclosure request")
+        .clone();
+    let mut days = vec![file.clone()];
+    if rd_file != file {
+        days.push(rd_file);
+    }
+    let ours_text: String = days
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap())
+        .collect();
     let ours = parse_log(&ours_text, true);
     let ours_sessions = sessions(&ours);
     assert!(ours_sessions.len() > 20, "{} sessions", ours_sessions.len());
@@ -301,17 +329,22 @@ fn simulated_pgaudit_log_has_the_shape_a_real_server_writes() {
         .count();
     assert!(theft >= 2, "the day holds the campaign's queries");
 
-    // The day's CDRs, per table, for the mediation loads.
-    let day = file
-        .rsplit("postgresql-")
-        .next()
-        .unwrap()
-        .trim_end_matches(".log")
-        .replace('-', "");
-    let cdr = std::fs::read_to_string(dir.path().join(format!("cdr/cdr_{day}.csv"))).unwrap();
-    let mut lines = cdr.lines();
-    let header = lines.next().unwrap();
-    let rows: Vec<&str> = lines.collect();
+    // The days' CDRs, per table, for the mediation loads.
+    let mut header = String::new();
+    let mut all_rows: Vec<String> = Vec::new();
+    for f in &days {
+        let day = f
+            .rsplit("postgresql-")
+            .next()
+            .unwrap()
+            .trim_end_matches(".log")
+            .replace('-', "");
+        let cdr = std::fs::read_to_string(dir.path().join(format!("cdr/cdr_{day}.csv"))).unwrap();
+        let mut lines = cdr.lines();
+        header = lines.next().unwrap().to_string();
+        all_rows.extend(lines.map(String::from));
+    }
+    let rows: Vec<&str> = all_rows.iter().map(String::as_str).collect();
     // Each of the day's loads into a table carries its own share of that table's rows.
     let loads = |table: &str| {
         ours.iter()
@@ -454,4 +487,70 @@ fn simulated_pgaudit_log_has_the_shape_a_real_server_writes() {
         .collect();
     assert_eq!(theft_real.len(), theft);
     assert!(theft_real.iter().any(|r| r.message.contains('\n')));
+
+    // towerwatch's CDR analytics on the log the real server wrote: the findings are exactly the
+    // replayed theft statements; the benign replay (care, billing, BI, backups, mediation, the
+    // DBA, lawful disclosure under the register) raises nothing.
+    let mut settings = towerwatch_cdr::analytics::Settings::default();
+    settings.register =
+        towerwatch_cdr::run::read_register(&dir.path().join("context/rd_requests.csv")).unwrap();
+    let prefix = towerwatch_cdr::audit::Prefix::new(towerwatch_cdr::audit::DEFAULT_PREFIX).unwrap();
+    let run =
+        towerwatch_cdr::run::run(std::slice::from_ref(&server.log), &prefix, settings).unwrap();
+    assert_eq!(run.rejected_count(), 0, "{:?}", run.rejected);
+    assert_eq!(
+        run.analytics.unanalysed_count, 0,
+        "{:?}",
+        run.analytics.unanalysed
+    );
+    let audit = |r: &Record| csv(r.message.strip_prefix("AUDIT: ").unwrap());
+    let malicious: BTreeSet<String> = ours
+        .iter()
+        .filter(|r| r.message.contains("served_msisdn in (") && audit(r)[2] == "1")
+        .map(|r| audit(r)[7].clone())
+        .collect();
+    assert!(malicious.len() >= 2);
+    for f in &run.findings {
+        assert!(
+            malicious.contains(&f.event.audit.statement),
+            "false alarm on the benign replay: {:?} {}",
+            f.rule,
+            f.event.audit.statement
+        );
+    }
+    let targeted: BTreeSet<String> = run
+        .findings
+        .iter()
+        .filter(|f| f.rule == towerwatch_cdr::analytics::Rule::TargetedLookup)
+        .map(|f| f.event.audit.statement.clone())
+        .collect();
+    assert_eq!(
+        targeted, malicious,
+        "every replayed theft statement is found"
+    );
+    // Disclosure lookups over more than the long-range threshold look exactly like the theft;
+    // the register must authorise every one of them (shorter ones are no targeted lookups).
+    let long_range = |r: &&Record| {
+        let p = csv(&audit(r)[8]);
+        let bound = |i: usize| towerwatch_cdr::analytics::parse_bound(&p[i]).unwrap();
+        bound(2).duration_since(bound(1)).as_hours() > 24 * 92
+    };
+    let disclosures = ours
+        .iter()
+        .filter(|r| r.user == "rds_handover" && r.message.starts_with("AUDIT: "))
+        .filter(long_range)
+        .count() as u64;
+    assert!(
+        disclosures >= 1,
+        "the replay holds long-range disclosure lookups"
+    );
+    println!(
+        "replayed day: {} theft statements found, {} findings, {disclosures} disclosure lookups authorised",
+        targeted.len(),
+        run.findings.len()
+    );
+    assert_eq!(
+        run.analytics.authorised, disclosures,
+        "lawful-disclosure lookups authorised by the register"
+    );
 }
