@@ -491,9 +491,11 @@ fn simulated_pgaudit_log_has_the_shape_a_real_server_writes() {
     // towerwatch's CDR analytics on the log the real server wrote: the findings are exactly the
     // replayed theft statements; the benign replay (care, billing, BI, backups, mediation, the
     // DBA, lawful disclosure under the register) raises nothing.
-    let mut settings = towerwatch_cdr::analytics::Settings::default();
-    settings.register =
-        towerwatch_cdr::run::read_register(&dir.path().join("context/rd_requests.csv")).unwrap();
+    let settings = towerwatch_cdr::analytics::Settings {
+        register: towerwatch_cdr::run::read_register(&dir.path().join("context/rd_requests.csv"))
+            .unwrap(),
+        ..Default::default()
+    };
     let prefix = towerwatch_cdr::audit::Prefix::new(towerwatch_cdr::audit::DEFAULT_PREFIX).unwrap();
     let run =
         towerwatch_cdr::run::run(std::slice::from_ref(&server.log), &prefix, settings).unwrap();
