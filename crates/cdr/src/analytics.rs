@@ -348,21 +348,28 @@ impl Analytics {
             }
         }
         // Baselines.
-        let fingerprint = fingerprint(&a.statement);
-        let export_key = (e.user.clone(), e.client.clone(), e.app.clone(), fingerprint);
+        // The fingerprint is needed only for unfiltered reads.
+        let export_key = || {
+            (
+                e.user.clone(),
+                e.client.clone(),
+                e.app.clone(),
+                fingerprint(&a.statement),
+            )
+        };
         let unfiltered =
             read.ids.is_empty() && !analysis.aggregates && (read.export || read.from.is_none());
         if training {
             self.actors.insert(actor);
             if unfiltered {
-                self.exports.insert(export_key);
+                self.exports.insert(export_key());
             }
         } else {
             if !self.actors.contains(&actor) {
                 context.push(Rule::FirstSeenActor);
                 self.actors.insert(actor);
             }
-            if unfiltered && !self.exports.contains(&export_key) {
+            if unfiltered && !self.exports.contains(&export_key()) {
                 out.push(Finding {
                     rule: Rule::BulkExport,
                     event: e.clone(),
@@ -380,7 +387,7 @@ impl Analytics {
                         e.app
                     )],
                 });
-                self.exports.insert(export_key);
+                self.exports.insert(export_key());
             }
         }
 

@@ -89,8 +89,47 @@ pub fn sniff(head: &str) -> LogFormat {
 #[derive(Debug, Clone)]
 pub struct Prefix {
     re: Regex,
+    /// The prefix as literals and escapes, when every escape is followed by a literal: then
+    /// lines are split by finding the literals, with no regex (the hot path).
+    tokens: Option<Vec<Token>>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Literal(String),
+    Escape(char),
+}
+
+/// The fields a prefix line gives, by escape letter.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    values: [(char, &'a str); 8],
+    n: usize,
+    /// Where the message starts.
+    end: usize,
+    severity: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, c: char) -> &'a str {
+        self.values[..self.n]
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map_or("", |(_, v)| v)
+    }
+}
+
+fn valid_field(c: char, v: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match c {
+        'p' => digits(v),
+        'm' | 't' => {
+            v.len() >= 19 && v.as_bytes()[4] == b'-' && v.as_bytes()[10] == b' ' && digits(&v[..4])
+        }
+        'n' => v.split('.').all(digits),
+        _ => true,
+    }
+}
 /// The prefix the simulator and our recommended configuration use.
 pub const DEFAULT_PREFIX: &str = "%m [%p] user=%u,db=%d,app=%a,client=%h ";
 
@@ -129,11 +168,122 @@ impl Prefix {
             }
             re.push_str(part);
         }
-        re.push_str(r"(?P<sev>[A-Z]+[0-9]?):  (?P<msg>.*)$");
-        Regex::new(&re)
-            .map(|re| Prefix { re })
-            .map_err(|e| e.to_string())
+        // Only the prefix and severity: the message is the rest of the line (matching it too
+        // made the lazy groups scan every statement).
+        re.push_str(r"(?P<sev>[A-Z]+[0-9]?):  ");
+        let re = Regex::new(&re).map_err(|e| e.to_string())?;
+        Ok(Prefix {
+            re,
+            tokens: tokens(prefix),
+        })
     }
+
+    /// Splits a line into its prefix fields, severity and message start.
+    fn fields<'a>(&self, line: &'a str) -> Option<Fields<'a>> {
+        let mut f = Fields::default();
+        if let Some(tokens) = &self.tokens {
+            let mut pos = 0;
+            for (i, t) in tokens.iter().enumerate() {
+                match t {
+                    Token::Literal(l) => {
+                        if !line[pos..].starts_with(l.as_str()) {
+                            return None;
+                        }
+                        pos += l.len();
+                    }
+                    Token::Escape(c) => {
+                        let len = match tokens.get(i + 1) {
+                            Some(Token::Literal(next)) => line[pos..].find(next.as_str())?,
+                            // The last escape runs to the severity.
+                            _ => severity_at(&line[pos..])?,
+                        };
+                        let v = &line[pos..pos + len];
+                        if !valid_field(*c, v) {
+                            return None;
+                        }
+                        if f.n < f.values.len() && *c != 'q' {
+                            f.values[f.n] = (*c, v);
+                            f.n += 1;
+                        }
+                        pos += len;
+                    }
+                }
+            }
+            let rest = &line[pos..];
+            let sev_len = rest
+                .bytes()
+                .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                .count();
+            if sev_len == 0 || !rest[sev_len..].starts_with(":  ") {
+                return None;
+            }
+            f.severity = &rest[..sev_len];
+            f.end = pos + sev_len + 3;
+            return Some(f);
+        }
+        let caps = self.re.captures(line)?;
+        for c in ['m', 't', 'n', 'p', 'u', 'd', 'a', 'h'] {
+            if let Some(m) = caps.name(&c.to_string()) {
+                if f.n < f.values.len() {
+                    f.values[f.n] = (c, m.as_str());
+                    f.n += 1;
+                }
+            }
+        }
+        if let Some(m) = caps.name("r") {
+            f.values[f.n.min(7)] = ('r', m.as_str());
+            f.n = (f.n + 1).min(8);
+        }
+        f.severity = caps.name("sev").map_or("", |m| m.as_str());
+        f.end = caps.get(0).map_or(0, |m| m.end());
+        Some(f)
+    }
+}
+
+/// Where `SEVERITY:  ` starts in `s` (the first upper-case word followed by a colon and two spaces).
+fn severity_at(s: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = s[from..].find(":  ") {
+        let at = from + i;
+        let word = s[..at]
+            .rsplit(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
+            .next()
+            .unwrap_or("");
+        if !word.is_empty() {
+            return Some(at - word.len());
+        }
+        from = at + 3;
+    }
+    None
+}
+
+/// The prefix as tokens, or `None` when two escapes touch (the regex decides then).
+fn tokens(prefix: &str) -> Option<Vec<Token>> {
+    let mut out: Vec<Token> = Vec::new();
+    let mut chars = prefix.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next()? {
+                '%' => match out.last_mut() {
+                    Some(Token::Literal(l)) => l.push('%'),
+                    _ => out.push(Token::Literal("%".into())),
+                },
+                'q' => {}
+                e => {
+                    if matches!(out.last(), Some(Token::Escape(_))) {
+                        return None;
+                    }
+                    out.push(Token::Escape(e));
+                }
+            }
+        } else {
+            match out.last_mut() {
+                Some(Token::Literal(l)) => l.push(c),
+                _ => out.push(Token::Literal(c.to_string())),
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Parses PostgreSQL's timestamp text (`2019-03-06 18:55:00.300 UTC`, `… +08`, epoch).
@@ -173,21 +323,56 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
 
 /// Splits one CSV record with pgaudit's quoting (`"` doubles inside quoted fields).
 pub fn split_csv(s: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                fields.last_mut().expect("one field").push('"');
+    let mut fields = Vec::with_capacity(10);
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        if b.get(i) == Some(&b'"') {
+            let mut field = String::new();
+            let mut start = i + 1;
+            let mut j = start;
+            loop {
+                match memchr_quote(b, j) {
+                    Some(q) if b.get(q + 1) == Some(&b'"') => {
+                        field.push_str(&s[start..=q]);
+                        start = q + 2;
+                        j = start;
+                    }
+                    Some(q) => {
+                        field.push_str(&s[start..q]);
+                        // Text after the closing quote up to the comma belongs to the field.
+                        let end = s[q + 1..].find(',').map_or(s.len(), |k| q + 1 + k);
+                        field.push_str(&s[q + 1..end]);
+                        i = end;
+                        break;
+                    }
+                    None => {
+                        field.push_str(&s[start..]);
+                        i = s.len();
+                        break;
+                    }
+                }
             }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(String::new()),
-            (c, _) => fields.last_mut().expect("one field").push(c),
+            fields.push(field);
+        } else {
+            let end = s[i..].find(',').map_or(s.len(), |k| i + k);
+            fields.push(s[i..end].to_string());
+            i = end;
+        }
+        if i >= s.len() {
+            break;
+        }
+        i += 1; // the comma
+        if i == s.len() {
+            fields.push(String::new());
+            break;
         }
     }
     fields
+}
+
+fn memchr_quote(b: &[u8], from: usize) -> Option<usize> {
+    b[from..].iter().position(|&c| c == b'"').map(|p| from + p)
 }
 
 /// Parses the text after `AUDIT: `.
@@ -330,31 +515,32 @@ fn read_stderr(
     cx: &mut Context<'_>,
     out: &mut dyn FnMut(Result<DbEvent, Rejected>),
 ) -> std::io::Result<()> {
-    // The record being assembled: its first line number, its prefix line, its message.
-    let mut pending: Option<(u64, String, String)> = None;
+    // The record being assembled: its first line number, its text (continuations appended),
+    // where its message starts.
+    let mut pending: Option<(u64, String, usize)> = None;
     let mut line_no = 0;
     let mut buf = Vec::new();
-    let flush = |pending: &mut Option<(u64, String, String)>,
+    let flush = |pending: &mut Option<(u64, String, usize)>,
                  cx: &mut Context<'_>,
                  out: &mut dyn FnMut(Result<DbEvent, Rejected>)| {
-        if let Some((line, first, message)) = pending.take() {
-            let caps = prefix.re.captures(&first).expect("matched when queued");
-            let get = |n: &str| caps.name(n).map_or("", |m| m.as_str());
-            let time = [get("m"), get("t"), get("n")]
+        if let Some((line, text, end)) = pending.take() {
+            let f = prefix.fields(&text).expect("matched when queued");
+            let time = ['m', 't', 'n']
                 .into_iter()
+                .map(|c| f.get(c))
                 .find(|s| !s.is_empty())
                 .unwrap_or("");
-            let client = match get("h") {
-                "" => get("r").split('(').next().unwrap_or(""),
+            let client = match f.get('h') {
+                "" => f.get('r').split('(').next().unwrap_or(""),
                 h => h,
             };
             cx.record(
                 line,
                 time,
-                (get("u"), get("d"), get("a"), client),
-                get("p").parse().ok(),
-                get("sev"),
-                &message,
+                (f.get('u'), f.get('d'), f.get('a'), client),
+                f.get('p').parse().ok(),
+                f.severity,
+                &text[end..],
                 out,
             );
         }
@@ -369,9 +555,9 @@ fn read_stderr(
         let text = text.trim_end_matches(['\n', '\r']);
         if let Some(rest) = text.strip_prefix('\t') {
             match &mut pending {
-                Some((_, _, message)) => {
-                    message.push('\n');
-                    message.push_str(rest);
+                Some((_, text, _)) => {
+                    text.push('\n');
+                    text.push_str(rest);
                 }
                 None => cx.reject(line_no, "continuation line without a record".into(), out),
             }
@@ -381,11 +567,8 @@ fn read_stderr(
         if text.is_empty() {
             continue;
         }
-        match prefix.re.captures(text) {
-            Some(caps) => {
-                let message = caps.name("msg").map_or("", |m| m.as_str()).to_string();
-                pending = Some((line_no, text.to_string(), message));
-            }
+        match prefix.fields(text).map(|f| f.end) {
+            Some(end) => pending = Some((line_no, text.to_string(), end)),
             None => cx.reject(
                 line_no,
                 "line does not match the log_line_prefix".into(),
@@ -546,6 +729,45 @@ garbage line\n\
         assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![3, 6]);
         assert_eq!(report.records, 4);
         assert_eq!(report.rejected, 2);
+    }
+
+    #[test]
+    fn csv_split_handles_quotes_and_empties() {
+        assert_eq!(
+            split_csv("a,,\"b,c\",\"d\"\"e\",x"),
+            ["a", "", "b,c", "d\"e", "x"]
+        );
+        assert_eq!(split_csv(""), [""]);
+        assert_eq!(split_csv("a,"), ["a", ""]);
+        assert_eq!(split_csv("\"unterminated,x"), ["unterminated,x"]);
+    }
+
+    #[test]
+    fn the_token_scanner_agrees_with_the_regex() {
+        let lines = [
+            "2019-03-06 18:55:00.300 UTC [49963] user=care_app,db=cdrdw,app=PostgreSQL JDBC Driver,client=10.40.0.20 LOG:  AUDIT: x",
+            "2019-03-06 18:55:00.300 UTC [49963] user=[unknown],db=[unknown],app=[unknown],client=[local] LOG:  connection received: host=[local]",
+            "2019-03-06 18:55:00.300 UTC [x] user=a,db=b,app=c,client=d LOG:  bad pid",
+            "no prefix at all LOG:  x",
+            "2019-03-06 18:55:00.300 UTC [1] user=a,db=b,app=c,client=d ERROR:  relation does not exist",
+        ];
+        let fast = Prefix::new(DEFAULT_PREFIX).unwrap();
+        assert!(fast.tokens.is_some());
+        let slow = Prefix {
+            tokens: None,
+            ..fast.clone()
+        };
+        for l in lines {
+            let (a, b) = (fast.fields(l), slow.fields(l));
+            assert_eq!(a.is_some(), b.is_some(), "{l}");
+            if let (Some(a), Some(b)) = (a, b) {
+                for c in ['m', 'p', 'u', 'd', 'a', 'h'] {
+                    assert_eq!(a.get(c), b.get(c), "{c} in {l}");
+                }
+                assert_eq!((a.severity, a.end), (b.severity, b.end), "{l}");
+            }
+        }
+        assert!(tokens("%m%p ").is_none());
     }
 
     #[test]
