@@ -177,6 +177,30 @@ pub fn compute(findings: &[Finding], cdr_files: &[PathBuf]) -> Exposure {
         }
         return x;
     }
+    // Every identifier any stolen query named, and the columns they were named in: most rows
+    // match none and are passed over after one look at those columns.
+    let wanted: HashSet<&str> = targeted
+        .iter()
+        .flat_map(|f| {
+            f.read
+                .as_ref()
+                .expect("filtered")
+                .ids
+                .iter()
+                .map(|(_, _, v)| v.as_str())
+        })
+        .collect();
+    let id_columns: BTreeSet<(IdKind, &str)> = targeted
+        .iter()
+        .flat_map(|f| {
+            f.read
+                .as_ref()
+                .expect("filtered")
+                .ids
+                .iter()
+                .map(|(k, c, _)| (*k, c.as_str()))
+        })
+        .collect();
     let mut bulk_subs: Vec<HashSet<String>> = vec![HashSet::new(); bulk.len()];
     let mut bulk_rows = vec![0u64; bulk.len()];
     for file in cdr_files {
@@ -224,7 +248,22 @@ pub fn compute(findings: &[Finding], cdr_files: &[PathBuf]) -> Exposure {
             x.cdr_rows += 1;
             let table = table_of(&record[cols.record_type]);
             let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
-            for f in &targeted {
+            let named_here = id_columns.iter().any(|(kind, column)| {
+                cols.by_name
+                    .get(*column)
+                    .and_then(|&i| record.get(i))
+                    .is_some_and(|v| {
+                        if v.bytes().all(|b| b.is_ascii_digit())
+                            && !v.starts_with("00")
+                            && *kind != IdKind::Imei
+                        {
+                            wanted.contains(v)
+                        } else {
+                            wanted.contains(normalise(*kind, v).as_str())
+                        }
+                    })
+            });
+            for f in targeted.iter().filter(|_| named_here) {
                 let r = f.read.as_ref().expect("filtered");
                 if !r.tables.iter().any(|t| t == table)
                     || r.from.is_some_and(|from| start < from)
