@@ -363,25 +363,17 @@ pub type CellTable = HashMap<(u64, u64), (String, f64, f64)>;
 
 /// The cell table (OpenCelliD/MLS CSV).
 pub fn read_cells(path: &Path) -> Result<CellTable, String> {
-    let name = path.display().to_string();
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
-    let headers = rdr.headers().map_err(|e| format!("{name}: {e}"))?.clone();
-    let col = |n: &str| {
-        headers
-            .iter()
-            .position(|h| h == n)
-            .ok_or_else(|| format!("{name}:1: no {n} column"))
-    };
+    let mut t = crate::run::Table::open(path)?;
     let (radio, area, cell, lon, lat) = (
-        col("radio")?,
-        col("area")?,
-        col("cell")?,
-        col("lon")?,
-        col("lat")?,
+        t.col("radio")?,
+        t.col("area")?,
+        t.col("cell")?,
+        t.col("lon")?,
+        t.col("lat")?,
     );
     let mut out = HashMap::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{name}:{}: {e}", i + 2))?;
+    for (i, rec) in t.reader.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{}:{}: {e}", t.name, i + 2))?;
         let num = |j: usize| rec.get(j).and_then(|v| v.parse::<f64>().ok());
         match (num(area), num(cell), num(lon), num(lat)) {
             (Some(a), Some(c), Some(x), Some(y)) => {
@@ -389,7 +381,8 @@ pub fn read_cells(path: &Path) -> Result<CellTable, String> {
             }
             _ => {
                 return Err(format!(
-                    "{name}:{}: area, cell, lon and lat must be numbers",
+                    "{}:{}: area, cell, lon and lat must be numbers",
+                    t.name,
                     i + 2
                 ))
             }

@@ -87,24 +87,51 @@ pub fn run(files: &[PathBuf], prefix: &Prefix, settings: Settings) -> std::io::R
     })
 }
 
+/// A CSV file with a header, for the operator's context files.
+pub(crate) struct Table {
+    pub name: String,
+    pub headers: csv::StringRecord,
+    pub reader: csv::Reader<std::fs::File>,
+}
+
+impl Table {
+    pub fn open(path: &Path) -> Result<Table, String> {
+        let name = path.display().to_string();
+        let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
+        let headers = reader
+            .headers()
+            .map_err(|e| format!("{name}: {e}"))?
+            .clone();
+        Ok(Table {
+            name,
+            headers,
+            reader,
+        })
+    }
+
+    /// The index of a column, or an error naming the file and the column.
+    pub fn col(&self, column: &str) -> Result<usize, String> {
+        self.headers
+            .iter()
+            .position(|h| h == column)
+            .ok_or_else(|| format!("{}:1: no {column} column", self.name))
+    }
+}
+
 /// The register of authorised requests: CSV `case_id,identifiers,from,to,approved_by,account`
 /// (identifiers separated by `;`, `|` or spaces; times RFC 3339 or dates).
 pub fn read_register(path: &Path) -> Result<Vec<Authorised>, String> {
-    let name = path.display().to_string();
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
-    let headers = rdr.headers().map_err(|e| format!("{name}: {e}"))?.clone();
-    let col = |n: &str| headers.iter().position(|h| h == n);
-    let (case, ids, from, to) = match (col("case_id"), col("identifiers"), col("from"), col("to")) {
-        (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
-        _ => {
-            return Err(format!(
-                "{name}:1: needs case_id, identifiers, from and to columns"
-            ))
-        }
-    };
-    let account = col("account");
+    let mut t = Table::open(path)?;
+    let (case, ids, from, to) = (
+        t.col("case_id")?,
+        t.col("identifiers")?,
+        t.col("from")?,
+        t.col("to")?,
+    );
+    let account = t.col("account").ok();
+    let name = t.name.clone();
     let mut out = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
+    for (i, rec) in t.reader.records().enumerate() {
         let line = i + 2;
         let rec = rec.map_err(|e| format!("{name}:{line}: {e}"))?;
         let time = |j: usize| {
@@ -130,21 +157,46 @@ pub fn read_register(path: &Path) -> Result<Vec<Authorised>, String> {
 
 /// The asset inventory: CSV `host,ip,role` → ip (and host name) → role.
 pub fn read_assets(path: &Path) -> Result<HashMap<String, String>, String> {
-    let name = path.display().to_string();
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
-    let headers = rdr.headers().map_err(|e| format!("{name}: {e}"))?.clone();
-    let col = |n: &str| {
-        headers
-            .iter()
-            .position(|h| h == n)
-            .ok_or_else(|| format!("{name}:1: no {n} column"))
-    };
-    let (host, ip, role) = (col("host")?, col("ip")?, col("role")?);
+    let mut t = Table::open(path)?;
+    let (host, ip, role) = (t.col("host")?, t.col("ip")?, t.col("role")?);
     let mut out = HashMap::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{name}:{}: {e}", i + 2))?;
+    for (i, rec) in t.reader.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{}:{}: {e}", t.name, i + 2))?;
         out.insert(rec[ip].to_string(), rec[role].to_string());
         out.insert(rec[host].to_string(), rec[role].to_string());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_files_are_read_and_bad_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = dir.path().join("rd.csv");
+        std::fs::write(&reg, "case_id,identifiers,from,to,approved_by,account\nRD-1,+999700000001;999700000002,2018-01-01,2019-01-01T00:00:00Z,court,rds\n").unwrap();
+        let cases = read_register(&reg).unwrap();
+        assert_eq!(
+            cases[0].ids.iter().collect::<Vec<_>>(),
+            ["999700000001", "999700000002"]
+        );
+        assert_eq!(cases[0].account.as_deref(), Some("rds"));
+        std::fs::write(
+            &reg,
+            "case_id,identifiers,from,to\nRD-1,1,yesterday,2019-01-01\n",
+        )
+        .unwrap();
+        assert!(read_register(&reg)
+            .unwrap_err()
+            .ends_with("rd.csv:2: \"yesterday\" is not a time"));
+        let assets = dir.path().join("a.csv");
+        std::fs::write(&assets, "host,address,role\n").unwrap();
+        assert!(read_assets(&assets)
+            .unwrap_err()
+            .ends_with("a.csv:1: no ip column"));
+        std::fs::write(&assets, "host,ip,role\nFS01,10.40.0.20,file_server\n").unwrap();
+        assert_eq!(read_assets(&assets).unwrap()["10.40.0.20"], "file_server");
+    }
 }
