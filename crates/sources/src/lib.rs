@@ -371,10 +371,18 @@ fn read_plain(
             // Not a log: said in the report (and skipped), but no record was lost.
             let what = if head.is_empty() {
                 "empty input"
+            } else if looks_like_pgaudit(head) {
+                "a PostgreSQL log with pgaudit lines: `towerwatch cdr` reads it"
             } else {
                 "not a log format towerwatch reads (EVTX, JSON, W3C)"
             };
             tally.report.failure = Some(what.to_string());
         }
     }
+}
+
+/// Whether a head of text holds pgaudit records (`towerwatch cdr` reads those).
+fn looks_like_pgaudit(head: &[u8]) -> bool {
+    head.windows(8)
+        .any(|w| w == b"AUDIT: S" || w == b"AUDIT: O")
 }

@@ -133,6 +133,12 @@ fn hunt_then_eval_scores_the_simulation() {
         "-o",
         &det,
     ]);
+    // The hunt says where pgaudit logs are read instead of calling them unknown.
+    let pg = text(&towerwatch(&["hunt", &format!("{d}/evidence/postgresql")]).stdout);
+    assert!(
+        pg.contains("a PostgreSQL log with pgaudit lines: `towerwatch cdr` reads it"),
+        "{pg}"
+    );
     let json = format!("{d}/eval.json");
     let out = text(&towerwatch(&["eval", "--truth", &d, &det, "--json", &json]).stdout);
     assert!(out.contains("stage recall"), "{out}");
