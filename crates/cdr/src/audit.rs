@@ -68,12 +68,24 @@ pub enum LogFormat {
     Stderr,
     Csv,
     Json,
+    /// Oracle `UNIFIED_AUDIT_TRAIL` exported as CSV with its column names as the header.
+    OracleCsv,
+    /// SQL Server `sys.fn_get_audit_file` exported as CSV with its column names as the header.
+    MssqlCsv,
 }
 
 /// Recognises the format from the first non-empty line.
 pub fn sniff(head: &str) -> LogFormat {
     let first = head.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    if first.starts_with('{') {
+    let upper = first.to_ascii_uppercase();
+    if upper.contains("DBUSERNAME") && upper.contains("SQL_TEXT") {
+        LogFormat::OracleCsv
+    } else if upper.contains("SERVER_PRINCIPAL_NAME")
+        && upper.contains("STATEMENT")
+        && upper.contains("EVENT_TIME")
+    {
+        LogFormat::MssqlCsv
+    } else if first.starts_with('{') {
         LogFormat::Json
     } else if Regex::new(r#"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [^,]*,("[^"]*")?,"#)
         .expect("valid regex")
@@ -488,9 +500,11 @@ pub fn read(
         source,
         report: ReadReport {
             format: match format {
-                LogFormat::Stderr => "stderr",
-                LogFormat::Csv => "csvlog",
-                LogFormat::Json => "jsonlog",
+                LogFormat::Stderr => "postgresql-stderr",
+                LogFormat::Csv => "postgresql-csvlog",
+                LogFormat::Json => "postgresql-jsonlog",
+                LogFormat::OracleCsv => "oracle-unified-audit-csv",
+                LogFormat::MssqlCsv => "mssql-audit-csv",
             },
             ..Default::default()
         },
@@ -500,6 +514,9 @@ pub fn read(
         reader,
     ));
     match format {
+        LogFormat::OracleCsv | LogFormat::MssqlCsv => {
+            read_audit_export(chained, format, &mut cx, out)
+        }
         LogFormat::Stderr => {
             read_stderr(&mut std::io::BufReader::new(chained), prefix, &mut cx, out)?
         }
@@ -641,6 +658,155 @@ fn read_csvlog(
     }
 }
 
+/// Oracle and SQL Server audit exports: one CSV row per audited action, columns by name.
+/// Successful reads become records (`READ`, the action's command); failed ones and other
+/// actions are counted as records but not analysed.
+fn read_audit_export(
+    reader: Box<dyn std::io::Read + '_>,
+    format: LogFormat,
+    cx: &mut Context<'_>,
+    out: &mut dyn FnMut(Result<DbEvent, Rejected>),
+) {
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let headers: Vec<String> = match csv.headers() {
+        Ok(h) => h.iter().map(|c| c.trim().to_ascii_uppercase()).collect(),
+        Err(e) => return cx.reject(1, format!("no header: {e}"), out),
+    };
+    let col = |n: &str| headers.iter().position(|h| h == n);
+    let oracle = format == LogFormat::OracleCsv;
+    let need: &[&str] = if oracle {
+        &["EVENT_TIMESTAMP", "DBUSERNAME", "ACTION_NAME", "SQL_TEXT"]
+    } else {
+        &[
+            "EVENT_TIME",
+            "ACTION_ID",
+            "SERVER_PRINCIPAL_NAME",
+            "STATEMENT",
+        ]
+    };
+    if let Some(missing) = need.iter().find(|n| col(n).is_none()) {
+        return cx.reject(1, format!("the header has no {missing} column"), out);
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = csv.position().line();
+        match csv.read_record(&mut record) {
+            Ok(false) => break,
+            Err(e) => {
+                cx.reject(line, format!("not a CSV record: {e}"), out);
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
+                }
+                continue;
+            }
+            Ok(true) => {}
+        }
+        cx.report.records += 1;
+        let get = |n: &str| col(n).and_then(|i| record.get(i)).unwrap_or("").trim();
+        let (time, user, db, app, client, action, ok, statement, binds) = if oracle {
+            let auth = get("AUTHENTICATION_TYPE");
+            let ip = auth
+                .split("HOST=")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .unwrap_or("");
+            let client = if ip.is_empty() { get("USERHOST") } else { ip };
+            (
+                get("EVENT_TIMESTAMP"),
+                get("DBUSERNAME"),
+                get("OBJECT_SCHEMA"),
+                get("CLIENT_PROGRAM_NAME"),
+                client,
+                get("ACTION_NAME").to_string(),
+                matches!(get("RETURN_CODE"), "" | "0"),
+                get("SQL_TEXT"),
+                oracle_binds(get("SQL_BINDS")),
+            )
+        } else {
+            let action = match get("ACTION_ID") {
+                "SL" => "SELECT",
+                "IN" => "INSERT",
+                "UP" => "UPDATE",
+                "DL" => "DELETE",
+                "EX" => "EXECUTE",
+                other => other,
+            };
+            let client = if get("CLIENT_IP").is_empty() {
+                get("HOST_NAME")
+            } else {
+                get("CLIENT_IP")
+            };
+            (
+                get("EVENT_TIME"),
+                get("SERVER_PRINCIPAL_NAME"),
+                get("DATABASE_NAME"),
+                get("APPLICATION_NAME"),
+                client,
+                action.to_string(),
+                matches!(
+                    get("SUCCEEDED").to_ascii_lowercase().as_str(),
+                    "" | "1" | "true"
+                ),
+                get("STATEMENT"),
+                None,
+            )
+        };
+        let Some(t) = parse_time(time) else {
+            cx.reject(line, format!("{time:?} is not a time"), out);
+            continue;
+        };
+        if !ok
+            || !matches!(action.as_str(), "SELECT" | "EXECUTE" | "EXPORT")
+            || statement.is_empty()
+        {
+            continue;
+        }
+        cx.report.audit += 1;
+        out(Ok(DbEvent {
+            time: Some(t),
+            user: user.into(),
+            db: db.into(),
+            app: app.into(),
+            client: client.into(),
+            pid: None,
+            source: cx.source.clone(),
+            line,
+            audit: Audit {
+                audit_type: if oracle {
+                    "UNIFIED".into()
+                } else {
+                    "MSSQL".into()
+                },
+                statement_id: line,
+                substatement_id: 1,
+                class: "READ".into(),
+                command: action,
+                object_type: "TABLE".into(),
+                object_name: String::new(),
+                statement: statement.into(),
+                params: binds,
+                rows: None,
+            },
+        }));
+    }
+}
+
+/// Oracle's `SQL_BINDS`: ` #1(13):8613800000001 #2(10):2018-01-01` (length-prefixed values).
+pub fn oracle_binds(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('#') {
+        rest = &rest[i + 1..];
+        let open = rest.find('(')?;
+        let close = rest.find("):")?;
+        let len: usize = rest[open + 1..close].parse().ok()?;
+        let value = rest.get(close + 2..close + 2 + len)?;
+        out.push(value.to_string());
+        rest = &rest[close + 2 + len..];
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 fn read_jsonlog(
     reader: &mut dyn BufRead,
     cx: &mut Context<'_>,
@@ -732,6 +898,33 @@ garbage line\n\
     }
 
     #[test]
+    fn oracle_and_sql_server_exports() {
+        let ora = "EVENT_TIMESTAMP,DBUSERNAME,USERHOST,CLIENT_PROGRAM_NAME,AUTHENTICATION_TYPE,ACTION_NAME,OBJECT_SCHEMA,OBJECT_NAME,SQL_TEXT,SQL_BINDS,RETURN_CODE\n\
+2019-03-06 18:55:00.300000,CDR_RO,jump01,sqlplus.exe,\"(TYPE=(DATABASE));(CLIENT ADDRESS=((ADDRESS=(PROTOCOL=tcp)(HOST=10.20.4.17)(PORT=51514))));\",SELECT,CDR,VOICE_CDR,\"select * from cdr.voice_cdr where served_msisdn = :1\", #1(12):999700000001,0\n\
+2019-03-06 18:56:00,CDR_RO,jump01,sqlplus.exe,,SELECT,CDR,VOICE_CDR,select 1,,942\n\
+yesterday,CDR_RO,jump01,sqlplus.exe,,SELECT,CDR,VOICE_CDR,select 1,,0\n";
+        let (ok, bad, report) = collect(ora, DEFAULT_PREFIX);
+        assert_eq!(report.format, "oracle-unified-audit-csv");
+        assert_eq!(ok.len(), 1, "{bad:?}");
+        assert_eq!(ok[0].client, "10.20.4.17");
+        assert_eq!(ok[0].app, "sqlplus.exe");
+        assert_eq!(ok[0].audit.params.as_deref().unwrap(), ["999700000001"]);
+        assert_eq!(report.records, 3);
+        assert_eq!((bad.len(), bad[0].line), (1, 4));
+        let ms = "event_time,sequence_number,action_id,succeeded,session_id,server_principal_name,database_name,schema_name,object_name,statement,client_ip,application_name\n\
+2019-03-06 18:55:00.3000000,1,SL,1,57,NWM\\svc_sync,cdrdw,cdr,voice_cdr,\"SELECT * FROM cdr.voice_cdr WHERE served_msisdn IN ('999700000001', '999700000002')\",10.40.0.20,Microsoft SQL Server Management Studio\n";
+        let (ok, bad, report) = collect(ms, DEFAULT_PREFIX);
+        assert_eq!(report.format, "mssql-audit-csv");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(ok[0].user, "NWM\\svc_sync");
+        assert_eq!(ok[0].audit.command, "SELECT");
+        assert_eq!(
+            oracle_binds(" #1(3):abc #2(10):2018-01-01"),
+            Some(vec!["abc".into(), "2018-01-01".into()])
+        );
+    }
+
+    #[test]
     fn csv_split_handles_quotes_and_empties() {
         assert_eq!(
             split_csv("a,,\"b,c\",\"d\"\"e\",x"),
@@ -786,7 +979,7 @@ garbage line\n\
         let csv = "2015-08-12 16:13:44.854 UTC,\"vagrant\",\"postgres\",22614,\"10.0.0.5:5566\",55cb70b8.5856,8,\"SELECT\",2015-08-12 16:13:44 UTC,2/25,0,LOG,00000,\"AUDIT: SESSION,2,1,READ,SELECT,,,\"\"SELECT a,\nb\"\",<not logged>\",,,,,,,,\"log_audit_event, pgaudit.c:686\",\"psql\"\n\
 2015-08-12 16:13:45.000 UTC,\"vagrant\",\"postgres\",1,\"x\",1,1\n";
         let (ok, bad, report) = collect(csv, DEFAULT_PREFIX);
-        assert_eq!(report.format, "csvlog");
+        assert_eq!(report.format, "postgresql-csvlog");
         assert_eq!(ok.len(), 1, "{bad:?}");
         assert_eq!(ok[0].audit.statement, "SELECT a,\nb");
         assert_eq!(ok[0].client, "10.0.0.5");
@@ -795,7 +988,7 @@ garbage line\n\
         assert_eq!(bad[0].line, 3);
         let json = "{\"timestamp\":\"2022-07-26 10:45:16.563 UTC\",\"user\":\"cdr_ro\",\"dbname\":\"cdrdw\",\"pid\":3361,\"remote_host\":\"10.20.4.17\",\"remote_port\":51514,\"error_severity\":\"LOG\",\"message\":\"AUDIT: SESSION,3,1,READ,SELECT,TABLE,cdr.voice_cdr,select 1,<none>,1843\",\"application_name\":\"psql\"}\n{broken\n";
         let (ok, bad, report) = collect(json, DEFAULT_PREFIX);
-        assert_eq!(report.format, "jsonlog");
+        assert_eq!(report.format, "postgresql-jsonlog");
         assert_eq!(ok[0].audit.rows, Some(1843));
         assert_eq!(ok[0].pid, Some(3361));
         assert_eq!(bad[0].line, 2);

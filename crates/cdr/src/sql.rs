@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sqlparser::ast::{
     BinaryOperator, CopySource, Expr, InTarget, Query, SelectItem, SetExpr, Statement, Value,
 };
-use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::dialect::{GenericDialect, MsSqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
 /// What kind of subscriber identifier a column holds.
@@ -164,7 +164,11 @@ impl Analyzer {
 fn analyse(schema: &Schema, sql: &str) -> Result<Analysis, Unparsable> {
     let mut a = Analysis::default();
     let statements =
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| Unparsable(e.to_string()))?;
+        // PostgreSQL first; T-SQL and others (SQL Server and Oracle audit exports) next.
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .or_else(|e| Parser::parse_sql(&MsSqlDialect {}, sql).map_err(|_| e))
+            .or_else(|e| Parser::parse_sql(&GenericDialect {}, sql).map_err(|_| e))
+            .map_err(|e| Unparsable(e.to_string()))?;
     let _ = sqlparser::ast::visit_relations(&statements, |rel| {
         if let Some(t) = schema.cdr_table(&rel.to_string()) {
             if !a.cdr_tables.iter().any(|x| x == t) {
@@ -243,8 +247,9 @@ fn operand(e: &Expr) -> Option<Operand> {
             Value::SingleQuotedString(s) | Value::Number(s, _) | Value::DoubleQuotedString(s) => {
                 Some(Operand::Literal(s.clone()))
             }
+            // `$1` (PostgreSQL) and `:1` (Oracle) are positional parameters.
             Value::Placeholder(p) => p
-                .strip_prefix('$')
+                .strip_prefix(['$', ':'])
                 .and_then(|n| n.parse().ok())
                 .map(Operand::Param),
             _ => None,
@@ -393,5 +398,10 @@ mod tests {
         assert!(!changes_auditing("select * from pgaudit_history"));
         assert!(an("select 1 from cdr.voice_cdr where called_number like '99970%'").id_pattern);
         assert!(analyse(&Schema::default(), "selec * frm").is_err());
+        let t = an("SELECT TOP 100 * FROM cdr.voice_cdr WHERE served_msisdn = :1");
+        assert_eq!(
+            t.ids,
+            vec![(IdKind::Msisdn, "served_msisdn".into(), Operand::Param(1))]
+        );
     }
 }

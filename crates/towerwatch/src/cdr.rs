@@ -110,7 +110,7 @@ pub fn summary(
     let lines: u64 = r.records();
     let _ = writeln!(
         s,
-        "towerwatch cdr: {} logs, {} log records ({} pgaudit, {} rejected), {} statements ({} unparsable), {:.2} s, {:.0} records/s",
+        "towerwatch cdr: {} logs, {} log records ({} audit, {} rejected), {} statements ({} unparsable), {:.2} s, {:.0} records/s",
         r.inputs.len(),
         lines,
         r.audit_records(),
@@ -214,7 +214,7 @@ pub fn write_outputs(
     let inputs: Vec<_> = r
         .inputs
         .iter()
-        .map(|(path, rep)| serde_json::json!({"path": path, "format": format!("pgaudit-{}", rep.format), "records": rep.records, "audit": rep.audit, "rejected": rep.rejected}))
+        .map(|(path, rep)| serde_json::json!({"path": path, "format": rep.format, "records": rep.records, "audit": rep.audit, "rejected": rep.rejected}))
         .collect();
     std::fs::write(
         format!("{}.manifest.json", det.display()),

@@ -168,7 +168,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         cdr_args.cells.as_deref(),
     )?;
     println!(
-        "towerwatch cdr: {} pgaudit records, {} findings, {} lookups authorised by the register, {} subscribers exposed by name in {:.2} s; written to {}",
+        "towerwatch cdr: {} audit records, {} findings, {} lookups authorised by the register, {} subscribers exposed by name in {:.2} s; written to {}",
         run.audit_records(),
         run.findings.len(),
         run.analytics.authorised,

@@ -258,3 +258,47 @@ this is not a log line\n\
     let missing = towerwatch(&["cdr", "/no/such/log"]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+#[test]
+fn oracle_and_sql_server_audit_exports_are_analysed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ora = dir.path().join("unified_audit.csv");
+    std::fs::write(
+        &ora,
+        "EVENT_TIMESTAMP,DBUSERNAME,USERHOST,CLIENT_PROGRAM_NAME,AUTHENTICATION_TYPE,ACTION_NAME,OBJECT_SCHEMA,OBJECT_NAME,SQL_TEXT,SQL_BINDS,RETURN_CODE\n\
+2019-03-06 18:55:00.300000,CDR_RO,jump01,sqlplus.exe,\"(TYPE=(DATABASE));(CLIENT ADDRESS=((ADDRESS=(PROTOCOL=tcp)(HOST=10.20.4.17)(PORT=51514))));\",SELECT,CDR,VOICE_CDR,\"select * from cdr.voice_cdr where served_msisdn = :1\", #1(12):999700000001,0\n",
+    )
+    .unwrap();
+    let ms = dir.path().join("sqlaudit.csv");
+    std::fs::write(
+        &ms,
+        "event_time,action_id,succeeded,server_principal_name,database_name,statement,client_ip,application_name\n\
+2019-03-07 02:10:00.0000000,SL,1,NWM\\svc_sync,cdrdw,\"SELECT TOP 5000 * FROM cdr.voice_cdr WHERE served_msisdn IN ('999700000003', '999700000004')\",10.40.0.20,Microsoft SQL Server Management Studio\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let summary = ok(&[
+        "cdr",
+        &ora.display().to_string(),
+        &ms.display().to_string(),
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert!(
+        summary
+            .contains("2 logs, 2 log records (2 audit, 0 rejected), 2 statements (0 unparsable)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("3 subscribers named in stolen queries"),
+        "{summary}"
+    );
+    let manifest = json(&out.join("cdr-detections.jsonl.manifest.json"));
+    let formats: Vec<&str> = manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["oracle-unified-audit-csv", "mssql-audit-csv"]);
+}
