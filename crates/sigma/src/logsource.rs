@@ -166,6 +166,8 @@ fn category_routes(category: &str) -> Option<Vec<Route>> {
         "ps_classic_start" => vec![Route::new(&["Windows PowerShell"], &[400])],
         "ps_classic_provider_start" => vec![Route::new(&["Windows PowerShell"], &[600])],
         "ps_classic_script" => vec![Route::new(&["Windows PowerShell"], &[800])],
+        // Web server access logs (IIS W3C), as the W3C source names their channel.
+        "webserver" => vec![Route::new(&["webserver"], &[])],
         "antivirus" => vec![Route::new(
             &["Microsoft-Windows-Windows Defender/Operational"],
             &[
