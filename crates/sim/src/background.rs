@@ -62,16 +62,13 @@ impl<'w> Background<'w> {
         offset_min: i32,
     ) -> Self {
         let mut dice = Dice::new(seed, "background");
-        let services = world
-            .hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
+        let services = (0..world.hosts.len())
+            .map(|i| {
                 estate.machine(world, i).running(
                     &mut dice,
                     "C:\\Windows\\System32\\services.exe",
                     "C:\\Windows\\system32\\services.exe",
-                    Who::system(h),
+                    Who::system(),
                 )
             })
             .collect();
@@ -686,7 +683,7 @@ impl<'w> Background<'w> {
                 &mut self.dice,
                 "C:\\Windows\\System32\\svchost.exe",
                 "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Schedule",
-                Who::system(host),
+                Who::system(),
             );
             let (path, pe, cmd) = *self.dice.pick(&[
                 ("C:\\Windows\\System32\\taskhostw.exe", "taskhostw.exe", "taskhostw.exe Install $(Arg0)"),
@@ -721,7 +718,7 @@ impl<'w> Background<'w> {
             &mut self.dice,
             "C:\\Windows\\System32\\lsass.exe",
             "C:\\Windows\\system32\\lsass.exe",
-            Who::system(host),
+            Who::system(),
         );
         m.connect(
             sink,
@@ -745,7 +742,7 @@ impl<'w> Background<'w> {
                 &mut self.dice,
                 "C:\\Program Files\\NWM\\app\\appsvc.exe",
                 "appsvc.exe",
-                Who::system(host),
+                Who::system(),
             );
             let port = self.dice.range(49_152, 65_000) as u16;
             m.connect(
@@ -916,11 +913,7 @@ impl<'w> Background<'w> {
         }
         // Customer care: one pooled connection per care server for the working day.
         if business {
-            for (i, (ip, name)) in [("10.30.0.40", "CARE01"), ("10.30.0.41", "CARE02")]
-                .into_iter()
-                .enumerate()
-            {
-                let _ = name;
+            for (i, ip) in ["10.30.0.40", "10.30.0.41"].into_iter().enumerate() {
                 if self.pool_sessions[i].is_none() {
                     let port = self.dice.range(49_152, 65_000) as u16;
                     let start = t0 + self.dice.range(0, 5 * MINUTE);
@@ -1062,7 +1055,7 @@ impl<'w> Background<'w> {
             &mut self.dice,
             "C:\\Windows\\System32\\svchost.exe",
             "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Schedule",
-            Who::system(host),
+            Who::system(),
         );
         let job = m.spawn_as(
             sink,

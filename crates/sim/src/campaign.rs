@@ -554,7 +554,7 @@ impl Campaign {
             &mut c.dice,
             "C:\\Windows\\system32\\lsass.exe",
             "C:\\Windows\\system32\\lsass.exe",
-            Who::system(&world.hosts[world.host(entry)]),
+            Who::system(),
         );
         let dumper = match c.kit.wave % 3 {
             1 => {
@@ -669,7 +669,7 @@ impl Campaign {
             &mut c.dice,
             "C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
             "C:\\Windows\\system32\\wbem\\wmiprvse.exe -secured -Embedding",
-            Who::system(&world.hosts[world.host("JUMP01")]),
+            Who::system(),
         );
         c.label(
             sink,
@@ -727,7 +727,7 @@ impl Campaign {
             pid: 4,
             image: "System".into(),
             cmd: String::new(),
-            who: Who::system(&world.hosts[0]),
+            who: Who::system(),
             integrity: "System",
         };
         let side_exe = c.tool(&format!("{dir}\\RunHelp.exe"));
@@ -847,13 +847,7 @@ impl Campaign {
             exe("C:\\Windows\\System32\\net.exe", "net.exe"),
             format!("net user {da} P@ssw0rd!{w} /add /domain", w = c.kit.wave),
         );
-        dc.account_created(
-            sink,
-            t + 7 * SECOND,
-            &Who::system(&world.hosts[0]),
-            &da,
-            &da_sid,
-        );
+        dc.account_created(sink, t + 7 * SECOND, &Who::system(), &da, &da_sid);
         c.label(
             sink,
             5,
@@ -871,7 +865,7 @@ impl Campaign {
         dc.member_added(
             sink,
             t + 9 * SECOND,
-            &Who::system(&world.hosts[0]),
+            &Who::system(),
             &da,
             &da_sid,
             "Domain Admins",
@@ -904,7 +898,7 @@ impl Campaign {
             &mut c.dice,
             "C:\\Windows\\System32\\svchost.exe",
             "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Schedule",
-            Who::system(&world.hosts[world.host("JUMP01")]),
+            Who::system(),
         );
         c.label(
             sink,
@@ -1078,7 +1072,7 @@ impl Campaign {
                 &mut c.dice,
                 "C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
                 "C:\\Windows\\system32\\wbem\\wmiprvse.exe -secured -Embedding",
-                Who::system(&world.hosts[world.host(host)]),
+                Who::system(),
             );
             ccmd = cm.spawn_as(
                 sink,

@@ -179,18 +179,13 @@ pub struct Who {
 }
 
 impl Who {
-    pub fn system(host: &Host) -> Who {
+    pub fn system() -> Who {
         Who {
             domain: "NT AUTHORITY".into(),
             name: "SYSTEM".into(),
             sid: "S-1-5-18".into(),
             logon_id: 0x3e7,
         }
-        .with_machine(host)
-    }
-
-    fn with_machine(self, _host: &Host) -> Who {
-        self
     }
 
     pub fn user(name: &str, sid: &str, logon_id: u64) -> Who {
