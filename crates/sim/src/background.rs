@@ -14,7 +14,7 @@ use crate::flows::{self, Flow};
 use crate::sink::Sink;
 use crate::web::{self, Request};
 use crate::windows::{exe, Proc, Who};
-use crate::world::{AccountKind, Role, World};
+use crate::world::{Account, AccountKind, Role, World};
 use crate::Estate;
 
 /// Where the monitoring system polls from (not a simulated host).
@@ -163,6 +163,59 @@ impl<'w> Background<'w> {
         m.kerberos_service(sink, t + 20_000, who, &format!("{service_host}$"), ip);
     }
 
+    /// An interactive logon of `account` on host `h` from `from` (address, workstation): the
+    /// Kerberos tickets on a domain controller a second before, 4624 (and 4672 when
+    /// privileged), and userinit starting Explorer. Returns the logon id and Explorer.
+    #[allow(clippy::too_many_arguments)]
+    fn desktop_logon(
+        &mut self,
+        sink: &mut Sink,
+        t: i64,
+        h: usize,
+        account: &Account,
+        logon_type: u8,
+        from: (&str, &str),
+        privileged: bool,
+    ) -> (u64, Proc) {
+        let world = self.world;
+        let m = self.estate.machine(world, h);
+        let host = &world.hosts[h];
+        let who = Who::user(&account.name, &account.sid, 0);
+        // Remote logons ask for tickets from the client's address, local ones from the host's.
+        let client = if logon_type == 10 {
+            from.0
+        } else {
+            host.ip.as_str()
+        };
+        self.kerberos(sink, t - SECOND, &who, client, &host.name);
+        let logon = m.logon(
+            sink,
+            &mut self.dice,
+            t,
+            &who,
+            logon_type,
+            false,
+            from,
+            privileged,
+        );
+        let who = Who::user(&account.name, &account.sid, logon);
+        let userinit = m.running(
+            &mut self.dice,
+            "C:\\Windows\\System32\\userinit.exe",
+            "C:\\Windows\\system32\\userinit.exe",
+            who,
+        );
+        let explorer = m.spawn(
+            sink,
+            &mut self.dice,
+            t + 3 * SECOND,
+            &userinit,
+            exe("C:\\Windows\\explorer.exe", "EXPLORER.EXE"),
+            "C:\\Windows\\Explorer.EXE".into(),
+        );
+        (logon, explorer)
+    }
+
     fn care_desk(&mut self, sink: &mut Sink, t0: i64, h: usize, lh: u32, business: bool) {
         let world = self.world;
         let Some(agent) = world.accounts.iter().find(|a| a.desk == Some(h)) else {
@@ -172,33 +225,8 @@ impl<'w> Background<'w> {
         let host = &world.hosts[h];
         if business && lh == 8 {
             let t = self.at(t0, 40 * MINUTE);
-            let who = Who::user(&agent.name, &agent.sid, 0);
-            self.kerberos(sink, t - 2 * SECOND, &who, &host.ip, &host.name);
-            let logon = m.logon(
-                sink,
-                &mut self.dice,
-                t,
-                &who,
-                2,
-                false,
-                ("127.0.0.1", &host.name),
-                false,
-            );
-            let who = Who::user(&agent.name, &agent.sid, logon);
-            let userinit = m.running(
-                &mut self.dice,
-                "C:\\Windows\\System32\\userinit.exe",
-                "C:\\Windows\\system32\\userinit.exe",
-                who.clone(),
-            );
-            let explorer = m.spawn(
-                sink,
-                &mut self.dice,
-                t + 3 * SECOND,
-                &userinit,
-                exe("C:\\Windows\\explorer.exe", "EXPLORER.EXE"),
-                "C:\\Windows\\Explorer.EXE".into(),
-            );
+            let (logon, explorer) =
+                self.desktop_logon(sink, t, h, agent, 2, ("127.0.0.1", &host.name), false);
             for (i, (path, pe, cmd)) in [
                 (
                     "C:\\Program Files\\NWM\\CareDesk\\CareDesk.exe",
@@ -293,33 +321,8 @@ impl<'w> Background<'w> {
             let m = self.estate.machine(world, h);
             let host = &world.hosts[h];
             let t = self.at(t0 + 20 * MINUTE, 30 * MINUTE);
-            let who = Who::user(&admin.name, &admin.sid, 0);
-            self.kerberos(sink, t - SECOND, &who, &host.ip, &host.name);
-            let logon = m.logon(
-                sink,
-                &mut self.dice,
-                t,
-                &who,
-                2,
-                false,
-                ("127.0.0.1", &host.name),
-                true,
-            );
-            let who = Who::user(&admin.name, &admin.sid, logon);
-            let userinit = m.running(
-                &mut self.dice,
-                "C:\\Windows\\System32\\userinit.exe",
-                "C:\\Windows\\system32\\userinit.exe",
-                who,
-            );
-            let explorer = m.spawn(
-                sink,
-                &mut self.dice,
-                t + 3 * SECOND,
-                &userinit,
-                exe("C:\\Windows\\explorer.exe", "EXPLORER.EXE"),
-                "C:\\Windows\\Explorer.EXE".into(),
-            );
+            let (logon, explorer) =
+                self.desktop_logon(sink, t, h, admin, 2, ("127.0.0.1", &host.name), true);
             m.spawn(
                 sink,
                 &mut self.dice,
@@ -348,34 +351,10 @@ impl<'w> Background<'w> {
         let jump = world.host("JUMP01");
         let m = self.estate.machine(world, jump);
         let mut t = self.at(t0, 40 * MINUTE);
-        let who = Who::user(&person.name, &person.sid, 0);
         let src = &world.hosts[desk];
-        self.kerberos(sink, t - SECOND, &who, &src.ip, "JUMP01");
-        let logon = m.logon(
-            sink,
-            &mut self.dice,
-            t,
-            &who,
-            10,
-            false,
-            (&src.ip, &src.name),
-            true,
-        );
+        let (logon, explorer) =
+            self.desktop_logon(sink, t, jump, person, 10, (&src.ip, &src.name), true);
         let who = Who::user(&person.name, &person.sid, logon);
-        let userinit = m.running(
-            &mut self.dice,
-            "C:\\Windows\\System32\\userinit.exe",
-            "C:\\Windows\\system32\\userinit.exe",
-            who.clone(),
-        );
-        let explorer = m.spawn(
-            sink,
-            &mut self.dice,
-            t + 2 * SECOND,
-            &userinit,
-            exe("C:\\Windows\\explorer.exe", "EXPLORER.EXE"),
-            "C:\\Windows\\Explorer.EXE".into(),
-        );
         let mut shell = m.spawn(
             sink,
             &mut self.dice,
