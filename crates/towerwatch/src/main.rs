@@ -29,27 +29,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Sigma rules over evidence (EVTX, JSON Lines, directories, .gz, `-` for stdin).
+    /// Run Sigma rules over evidence (EVTX, JSON Lines, IIS W3C, directories, .gz, `-` for stdin).
     Hunt(HuntArgs),
     /// Print the normalized events as JSON Lines (parse only, no rules).
     Dump(DumpArgs),
     /// Work with rule sets.
     #[command(subcommand)]
     Rules(RulesCommand),
-    /// Analyse the CDR store's audit trail (PostgreSQL + pgaudit): targeted lookups, bulk
-    /// exports, unusual actors; and the exposure of subscribers, pseudonymised.
+    /// Analyse the CDR store's audit trail (PostgreSQL + pgaudit; Oracle and SQL Server audit
+    /// exports): targeted lookups, bulk exports, unusual actors; and the exposure of
+    /// subscribers, pseudonymised.
     Cdr(CdrArgs),
     /// Simulate a mobile operator with a Soft Cell campaign inside, with ground truth.
     Simulate(SimArgs),
-    /// Score hunt detections (JSONL) against a simulation's ground truth.
+    /// Score detections (JSONL from hunt and cdr) against a simulation's ground truth.
     Eval(EvalArgs),
-    /// Simulate a small operator into a temporary directory, hunt it, and evaluate.
+    /// Simulate a small operator into a temporary directory, hunt it, analyse its CDR store,
+    /// and score both against the ground truth.
     Demo(DemoArgs),
 }
 
 #[derive(Args, Clone)]
 pub struct CdrArgs {
-    /// PostgreSQL log files or directories (stderr, csvlog or jsonlog, with pgaudit lines).
+    /// Audit logs or directories: PostgreSQL stderr, csvlog or jsonlog with pgaudit lines;
+    /// Oracle UNIFIED_AUDIT_TRAIL or SQL Server fn_get_audit_file exports as CSV.
     #[arg(required = true, value_name = "LOG")]
     pub logs: Vec<PathBuf>,
     /// CDR extract (CSV files with the mediated-CDR header, or a directory of them): the
