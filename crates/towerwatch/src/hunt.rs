@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use towerwatch_correlate::WebShellJoin;
 use towerwatch_detect::{Engine, Scratch};
 use towerwatch_event::Event;
 use towerwatch_sigma::{Rule, RuleError};
@@ -22,6 +23,7 @@ const EVTX_PARSER: &str = "evtx 0.15";
 
 struct Local {
     scratch: Scratch,
+    join: WebShellJoin,
     detections: Vec<(usize, Detection)>,
     coverage: Option<Seen>,
 }
@@ -92,6 +94,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         summary.errors.push(p.clone());
     }
     let mut seen = Seen::default();
+    let mut join = WebShellJoin::default();
     let opts = pipeline::Options {
         threads: args.run.threads,
         strict: args.run.strict,
@@ -107,6 +110,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         &opts,
         |_| Local {
             scratch: engine.scratch(),
+            join: WebShellJoin::default(),
             detections: Vec::new(),
             coverage: args.coverage.then(Seen::default),
         },
@@ -114,6 +118,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             if let Some(c) = &mut local.coverage {
                 c.observe(&event);
             }
+            local.join.observe(&event);
             let matched: Vec<usize> = if reference {
                 engine.reference_matches(&event)
             } else {
@@ -134,6 +139,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             if let Some(c) = done.local.coverage {
                 seen.merge(c);
             }
+            join.merge(done.local.join);
             summary.keep_errors(done.errors);
             if args.run.strict && strict_failure.is_none() {
                 strict_failure = output::strict_failure(&done.report);
@@ -154,6 +160,10 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
+    for d in webshell_detections(join.finish()) {
+        summary.add_correlated(&d);
+        writer.write(&d)?;
+    }
     writer.finish()?;
     let elapsed = clock.elapsed().as_secs_f64();
     let events = summary.events();
@@ -216,6 +226,75 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         anyhow::bail!("--strict: {f}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The web-shell join's findings as detections: one on the process, one on each request.
+fn webshell_detections(findings: Vec<towerwatch_correlate::Finding>) -> Vec<Detection> {
+    let mut out = Vec::new();
+    let mut requests = HashSet::new();
+    let detection = |t: jiff::Timestamp,
+                     computer: &str,
+                     channel: &str,
+                     place: &towerwatch_correlate::Place,
+                     f: &towerwatch_correlate::Finding| Detection {
+        timestamp: Some(t.to_string()),
+        rule_id: "towerwatch-webshell-join".into(),
+        rule_title: "Web shell: a POST to a rare page followed by a web-server child process"
+            .into(),
+        level: towerwatch_sigma::Level::Critical,
+        tags: [
+            "attack.persistence",
+            "attack.t1505.003",
+            "attack.execution",
+            "attack.t1059.003",
+        ]
+        .map(String::from)
+        .to_vec(),
+        computer: Some(computer.to_string()),
+        channel: Some(channel.to_string()),
+        event_id: None,
+        source: place.source.clone(),
+        record_id: place.record_id,
+        line: place.line,
+        event: serde_json::json!({
+            "request_time": f.request.time.to_string(),
+            "server": f.request.server,
+            "uri": f.request.uri,
+            "client": f.request.client,
+            "request_source": f.request.place.source,
+            "request_line": f.request.place.line,
+            "process_time": f.child.time.to_string(),
+            "host": f.child.computer,
+            "parent": f.child.parent,
+            "image": f.child.image,
+            "command_line": f.child.command_line,
+            "process_source": f.child.place.source,
+            "process_record_id": f.child.place.record_id,
+            "process_line": f.child.place.line,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    };
+    for f in &findings {
+        out.push(detection(
+            f.child.time,
+            &f.child.computer,
+            "process",
+            &f.child.place,
+            f,
+        ));
+        if requests.insert(f.request.place.clone()) {
+            out.push(detection(
+                f.request.time,
+                &f.request.server,
+                "webserver",
+                &f.request.place,
+                f,
+            ));
+        }
+    }
+    out
 }
 
 /// Field names a rule tests (keywords excluded).

@@ -142,12 +142,28 @@ pub struct Summary {
     pub inputs: Vec<InputReport>,
     pub errors: Vec<SourceError>,
     pub detections: u64,
+    /// Detections of the web-shell join.
+    pub correlated: u64,
 }
 
 /// Hosts remembered per rule in the summary (the count is exact, the list is capped).
 const HOSTS_PER_RULE: usize = 50;
 
 impl Summary {
+    /// A detection of a correlation (no rule of the rule set): counted by level and host.
+    pub fn add_correlated(&mut self, d: &Detection) {
+        self.detections += 1;
+        self.correlated += 1;
+        *self.by_level.entry(d.level).or_default() += 1;
+        let host = d
+            .computer
+            .clone()
+            .unwrap_or_else(|| "(unknown host)".into());
+        let h = self.by_host.entry(host).or_insert((0, d.level));
+        h.0 += 1;
+        h.1 = h.1.max(d.level);
+    }
+
     pub fn add(&mut self, rule_idx: usize, d: &Detection) {
         self.detections += 1;
         *self.by_level.entry(d.level).or_default() += 1;
@@ -301,6 +317,13 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
         summary.detections,
         levels.join(", ")
     );
+    if summary.correlated > 0 {
+        let _ = writeln!(
+            s,
+            "Web-shell join: {} detections (a POST to a rare page, then a web-server child process on that host)",
+            summary.correlated
+        );
+    }
     if !summary.by_rule.is_empty() {
         let _ = writeln!(s);
         let _ = writeln!(s, "{:<13} {:>8} {:>6}  rule", "level", "count", "hosts");

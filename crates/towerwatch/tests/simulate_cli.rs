@@ -288,6 +288,17 @@ fn soft_cell_pack_fires_on_the_campaign_only() {
             "{title} did not fire; fired: {fired:?}"
         );
     }
+    // The web-shell join runs with any rule set: both halves of each pair are the campaign's.
+    let joins: Vec<&serde_json::Value> = compiled
+        .iter()
+        .filter(|d| d["rule_id"] == "towerwatch-webshell-join")
+        .collect();
+    assert!(
+        joins.iter().filter(|d| d["channel"] == "process").count() >= 10,
+        "{} joins",
+        joins.len()
+    );
+    assert!(joins.iter().any(|d| d["channel"] == "webserver"));
     let key = |v: &serde_json::Value| {
         (
             v["rule_id"].to_string(),
