@@ -177,7 +177,7 @@ pub struct Analytics {
     exports: HashSet<(String, String, String, String)>,
     /// Per account: seen with a service application, seen with an interactive client.
     account_apps: HashMap<String, (bool, bool)>,
-    last_statement: HashMap<(String, u32), u64>,
+    last_statement: HashMap<(std::sync::Arc<str>, u32), (u64, Option<Timestamp>)>,
     pub statements: u64,
     pub authorised: u64,
     pub unanalysed: Vec<Unanalysed>,
@@ -280,12 +280,11 @@ impl Analytics {
         if a.substatement_id != 1 {
             return out;
         }
-        let key = (e.source.to_string(), e.pid.unwrap_or(0));
-        if self.last_statement.get(&key) == Some(&a.statement_id) && a.object_name.is_empty() {
-            return out;
-        }
-        let repeat = self.last_statement.insert(key, a.statement_id) == Some(a.statement_id);
-        if repeat {
+        // The lines of one statement share its backend, statement id and time; a later session
+        // that reuses the pid counts its statements from 1 again, at another time.
+        let key = (e.source.clone(), e.pid.unwrap_or(0));
+        let this = (a.statement_id, e.time);
+        if self.last_statement.insert(key, this) == Some(this) {
             return out;
         }
         self.statements += 1;
@@ -681,6 +680,38 @@ mod tests {
             ))
             .is_empty());
         assert_eq!(an.unanalysed_count, 1);
+    }
+
+    #[test]
+    fn each_statement_is_analysed_once_even_when_pids_are_reused() {
+        let mut an = Analytics::new(Settings::default());
+        let theft = "select * from cdr.voice_cdr where served_msisdn in ('999700000001')";
+        // One statement logged for two relations: one analysis.
+        let first = ev(
+            "2019-03-04T18:50:00Z",
+            "u",
+            "psql",
+            "10.1.1.1",
+            1,
+            theft,
+            None,
+        );
+        let mut second_relation = first.clone();
+        second_relation.audit.object_name = "cdr.other".into();
+        assert_eq!(an.observe(&first).len(), 1);
+        assert!(an.observe(&second_relation).is_empty());
+        // A later session on the same pid starts again at statement 1: analysed.
+        let reused = ev(
+            "2019-03-05T18:50:00Z",
+            "u",
+            "psql",
+            "10.1.1.1",
+            1,
+            theft,
+            None,
+        );
+        assert_eq!(an.observe(&reused).len(), 1);
+        assert_eq!(an.statements, 2);
     }
 
     #[test]
