@@ -126,6 +126,32 @@ impl CdrGen {
     fn voice(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, caller: usize) {
         let start = t0 + self.dice.range(0, HOUR);
         let duration = 5 + (self.dice.unit().powi(3) * 900.0) as i64;
+        let records = ("moCallRecord", "mtCallRecord");
+        self.two_party(
+            world, sink, stream, caller, start, duration, records, SECOND,
+        );
+    }
+
+    fn sms(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, caller: usize) {
+        let start = t0 + self.dice.range(0, HOUR);
+        let records = ("moSMSRecord", "mtSMSRecord");
+        self.two_party(world, sink, stream, caller, start, 0, records, 3 * SECOND);
+    }
+
+    /// A call or SMS: the originating record of the caller and, when the other party is one
+    /// of ours, the terminating record of the callee `mt_delay` later.
+    #[allow(clippy::too_many_arguments)]
+    fn two_party(
+        &mut self,
+        world: &World,
+        sink: &mut Sink,
+        stream: StreamId,
+        caller: usize,
+        start: i64,
+        duration: i64,
+        (mo, mt): (&'static str, &'static str),
+        mt_delay: i64,
+    ) {
         let (other, callee) = self.counterparty(world, caller);
         let me = world.subscribers[caller].msisdn.clone();
         let cell = self.serving_cell(world, caller);
@@ -133,7 +159,7 @@ impl CdrGen {
             world,
             sink,
             stream,
-            "moCallRecord",
+            mo,
             caller,
             &me,
             &other,
@@ -144,52 +170,17 @@ impl CdrGen {
         );
         if let Some(c) = callee {
             let cell = self.serving_cell(world, c);
+            let t = start + mt_delay;
             self.row(
                 world,
                 sink,
                 stream,
-                "mtCallRecord",
+                mt,
                 c,
                 &me,
                 &other,
-                start + SECOND,
+                t,
                 duration,
-                cell,
-                (0, 0),
-            );
-        }
-    }
-
-    fn sms(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, caller: usize) {
-        let start = t0 + self.dice.range(0, HOUR);
-        let (other, callee) = self.counterparty(world, caller);
-        let me = world.subscribers[caller].msisdn.clone();
-        let cell = self.serving_cell(world, caller);
-        self.row(
-            world,
-            sink,
-            stream,
-            "moSMSRecord",
-            caller,
-            &me,
-            &other,
-            start,
-            0,
-            cell,
-            (0, 0),
-        );
-        if let Some(c) = callee {
-            let cell = self.serving_cell(world, c);
-            self.row(
-                world,
-                sink,
-                stream,
-                "mtSMSRecord",
-                c,
-                &me,
-                &other,
-                start + 3 * SECOND,
-                0,
                 cell,
                 (0, 0),
             );
