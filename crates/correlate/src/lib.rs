@@ -398,16 +398,25 @@ mod tests {
 
     #[test]
     fn workers_merge_their_state() {
-        let (mut a, mut b) = (WebShellJoin::default(), WebShellJoin::default());
-        a.observe(&request(
-            10,
-            "2019-03-05T10:00:00Z",
-            "/x.aspx",
-            "203.0.113.9",
-        ));
-        b.observe(&host_ip());
-        b.observe(&child(2, "2019-03-05T10:00:01Z", W3WP));
-        // Two more clients on another worker make the page common.
+        // One worker saw the shell request, another the host's address and the process.
+        let halves = || {
+            let (mut a, mut b) = (WebShellJoin::default(), WebShellJoin::default());
+            a.observe(&request(
+                10,
+                "2019-03-05T10:00:00Z",
+                "/x.aspx",
+                "203.0.113.9",
+            ));
+            b.observe(&host_ip());
+            b.observe(&child(2, "2019-03-05T10:00:01Z", W3WP));
+            (a, b)
+        };
+        let (a, b) = halves();
+        let mut joined = WebShellJoin::default();
+        joined.merge(a);
+        joined.merge(b);
+        assert_eq!(joined.finish().len(), 1);
+        // Two more clients on a third worker make the page common.
         let mut c = WebShellJoin::default();
         c.observe(&request(
             11,
@@ -421,19 +430,7 @@ mod tests {
             "/x.aspx",
             "198.18.0.2",
         ));
-        let mut joined = WebShellJoin::default();
-        joined.merge(a);
-        joined.merge(b);
-        assert_eq!(joined.finish().len(), 1);
-        let (mut a, mut b) = (WebShellJoin::default(), WebShellJoin::default());
-        a.observe(&request(
-            10,
-            "2019-03-05T10:00:00Z",
-            "/x.aspx",
-            "203.0.113.9",
-        ));
-        b.observe(&host_ip());
-        b.observe(&child(2, "2019-03-05T10:00:01Z", W3WP));
+        let (mut a, b) = halves();
         a.merge(b);
         a.merge(c);
         assert!(a.finish().is_empty());
