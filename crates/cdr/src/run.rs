@@ -157,13 +157,34 @@ pub fn read_register(path: &Path) -> Result<Vec<Authorised>, String> {
 
 /// The asset inventory: CSV `host,ip,role` → ip (and host name) → role.
 pub fn read_assets(path: &Path) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for a in read_asset_rows(path)? {
+        out.insert(a.ip, a.role.clone());
+        out.insert(a.host, a.role);
+    }
+    Ok(out)
+}
+
+/// One row of an asset inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetRow {
+    pub host: String,
+    pub ip: String,
+    pub role: String,
+}
+
+/// An asset inventory (`host,ip,role` CSV, any column order), row by row.
+pub fn read_asset_rows(path: &Path) -> Result<Vec<AssetRow>, String> {
     let mut t = Table::open(path)?;
     let (host, ip, role) = (t.col("host")?, t.col("ip")?, t.col("role")?);
-    let mut out = HashMap::new();
+    let mut out = Vec::new();
     for (i, rec) in t.reader.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}:{}: {e}", t.name, i + 2))?;
-        out.insert(rec[ip].to_string(), rec[role].to_string());
-        out.insert(rec[host].to_string(), rec[role].to_string());
+        out.push(AssetRow {
+            host: rec[host].to_string(),
+            ip: rec[ip].to_string(),
+            role: rec[role].to_string(),
+        });
     }
     Ok(out)
 }

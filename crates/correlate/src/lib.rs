@@ -1,438 +1,162 @@
-//! Correlation across evidence sources. Today: the **web-shell join** — a POST to a page of a
-//! web server that only one or two clients ever use, followed within seconds by a child
-//! process of the web server (`w3wp.exe`, `java.exe`, …) on the host that serves that address.
-//! Neither half is an alert on its own (a rare page, a worker process starting `csc.exe`);
-//! together they are an operator typing into a web shell.
+//! Correlation for towerwatch: from single detections to attack stories.
 //!
-//! Hosts are tied to the addresses in web logs by the evidence itself: the source addresses of
-//! their own outbound connections (Sysmon 3).
+//! - [`WebShellJoin`]: requests to a rare page of a web server joined with the web server's
+//!   child processes on the same host within seconds — a web shell no single log shows.
+//! - [`Correlator`]: links every event to the others it shares a process, logon session,
+//!   file, created account, outside address or connection with, and host-to-host moves to
+//!   the logons and flows they cause ([`graph`]); the linked stories that hold detections
+//!   become scored [`Operation`]s with root cause, hosts, accounts, process trees,
+//!   lateral movement and ATT&CK tactics in order, grouped into [`Wave`]s and attributed by
+//!   technique overlap with ATT&CK groups ([`attack`]).
 //!
 //! ```
-//! use towerwatch_correlate::WebShellJoin;
+//! use towerwatch_correlate::{Correlator, Options, RuleInfo};
 //! use towerwatch_event::{Event, Origin, Value};
 //!
-//! let at = |s: &str| s.parse().ok();
-//! let mut join = WebShellJoin::default();
-//! let mut req = Event::new(Origin::line("u_ex190305.log", 9));
-//! req.set_channel("webserver");
-//! req.computer = Some("10.20.0.10".into());
-//! req.timestamp = at("2019-03-05T14:16:30Z");
-//! for (k, v) in [("cs-method", "POST"), ("cs-uri-stem", "/aspnet_client/x.aspx"), ("sc-status", "200"), ("c-ip", "203.0.113.37")] {
-//!     req.push(k, Value::text(v));
-//! }
-//! join.observe(&req);
-//! let mut net = Event::new(Origin::line("WEB01.jsonl", 3));
-//! net.set_channel("Microsoft-Windows-Sysmon/Operational");
-//! net.set_event_id(3);
-//! net.computer = Some("WEB01".into());
-//! net.push("Initiated", Value::text("true"));
-//! net.push("SourceIp", Value::text("10.20.0.10"));
-//! join.observe(&net);
-//! let mut proc = Event::new(Origin::line("WEB01.jsonl", 4));
-//! proc.set_channel("Microsoft-Windows-Sysmon/Operational");
-//! proc.set_event_id(1);
-//! proc.computer = Some("WEB01".into());
-//! proc.timestamp = at("2019-03-05T14:16:31Z");
-//! proc.push("ParentImage", Value::text("C:\\Windows\\System32\\inetsrv\\w3wp.exe"));
-//! proc.push("Image", Value::text("C:\\Windows\\System32\\cmd.exe"));
-//! join.observe(&proc);
-//! let found = join.finish();
-//! assert_eq!(found.len(), 1);
-//! assert_eq!(found[0].request.uri, "/aspnet_client/x.aspx");
+//! let sysmon = |line: u64, t: &str, guid: &str, parent: &str, image: &str| {
+//!     let mut e = Event::new(Origin::line("WEB01.jsonl", line));
+//!     e.set_channel("Microsoft-Windows-Sysmon/Operational");
+//!     e.set_event_id(1);
+//!     e.computer = Some("WEB01.corp".into());
+//!     e.timestamp = t.parse().ok();
+//!     for (k, v) in [("ProcessGuid", guid), ("ParentProcessGuid", parent), ("Image", image),
+//!                    ("ParentImage", "C:\\Windows\\System32\\cmd.exe")] {
+//!         e.push(k, Value::text(v));
+//!     }
+//!     e
+//! };
+//! let rules = vec![RuleInfo { id: "r1".into(), title: "Whoami".into(), level: 3,
+//!     tags: vec!["attack.discovery".into(), "attack.t1033".into()] }];
+//! let mut c = Correlator::default();
+//! c.observe(&sysmon(1, "2019-03-05T10:00:00Z", "{a}", "{root}", "C:\\Windows\\System32\\whoami.exe"), &[0]);
+//! c.observe(&sysmon(2, "2019-03-05T10:00:05Z", "{b}", "{root}", "C:\\Windows\\System32\\net.exe"), &[]);
+//! c.observe(&sysmon(3, "2019-03-05T10:00:09Z", "{z}", "{other}", "C:\\Windows\\System32\\net.exe"), &[]);
+//! let analysis = c.finish(&[], &[], &rules, &[], &Options { min_score: 0, ..Options::default() });
+//! assert_eq!(analysis.operations.len(), 1);
+//! // The two children of one shell are one story; the unrelated process is not in it.
+//! assert_eq!(analysis.operations[0].events.len(), 2);
+//! assert_eq!(analysis.operations[0].tactics[0].tactic, "discovery");
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub mod attack;
+pub mod graph;
+pub mod links;
+pub mod operations;
+mod webshell;
 
-use towerwatch_event::{Event, Locator, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Pages with at most this many distinct clients are rare.
-const RARE_CLIENTS: usize = 2;
-/// Timestamps kept per rare page (the oldest go first).
-const TIMES_PER_PAGE: usize = 4096;
-/// Web-server child processes kept (a working web server starts few).
-const CHILDREN: usize = 100_000;
-/// Addresses remembered per host.
-const IPS_PER_HOST: usize = 16;
-/// A request logged up to this long before the process (IIS logs at completion, so also after).
-const BEFORE_S: i64 = 15;
-const AFTER_S: i64 = 60;
+use towerwatch_event::{Event, Locator};
 
-/// Where a record is: file and record id or line.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Place {
-    pub source: String,
-    pub record_id: Option<u64>,
-    pub line: Option<u64>,
+pub use attack::{Attack, Candidate};
+pub use operations::{Analysis, Asset, Operation, Options, RuleInfo, Wave};
+pub use webshell::{Child, Finding, Place, Request, WebShellJoin};
+
+/// Events kept as context beyond this are dropped (and counted); events with detections are
+/// always kept. About 0.5 KiB each.
+pub const DEFAULT_CAPACITY: usize = 4_000_000;
+
+/// The correlation state one worker builds; [`merge`](Self::merge) combines workers.
+pub struct Correlator {
+    nodes: Vec<links::Node>,
+    capacity: usize,
+    /// Context events not kept because the capacity was reached.
+    pub dropped: u64,
 }
 
-impl Place {
-    fn of(e: &Event) -> Place {
-        let (record_id, line) = match e.origin.locator {
-            Locator::Record(r) => (Some(r), None),
-            Locator::Line(l) => (e.record_id, Some(l)),
-        };
-        Place {
-            source: e.origin.source.to_string(),
-            record_id,
-            line,
-        }
+impl Default for Correlator {
+    fn default() -> Self {
+        Correlator::with_capacity(DEFAULT_CAPACITY)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Request {
-    pub time: Timestamp,
-    pub server: String,
-    pub uri: String,
-    pub client: String,
-    pub place: Place,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Child {
-    pub time: Timestamp,
-    pub computer: String,
-    pub parent: String,
-    pub image: String,
-    pub command_line: String,
-    pub place: Place,
-}
-
-/// A web-shell request and the process it started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub request: Request,
-    pub child: Child,
-}
-
-#[derive(Debug, Default)]
-struct Page {
-    clients: BTreeSet<String>,
-    /// Requests while the page is rare; dropped once it is not.
-    requests: Vec<Request>,
-}
-
-/// The join's state. Feed every event to [`observe`](Self::observe) (any order, any thread's
-/// share: [`merge`](Self::merge) combines them), then [`finish`](Self::finish).
-#[derive(Debug, Default)]
-pub struct WebShellJoin {
-    pages: HashMap<(String, String), Page>,
-    children: Vec<Child>,
-    host_ips: HashMap<String, BTreeSet<String>>,
-    /// Web-server child processes not kept because the cap was reached.
-    pub children_dropped: u64,
-}
-
-fn is_web_server(parent: &str) -> bool {
-    let name = parent
-        .rsplit(['\\', '/'])
-        .next()
-        .unwrap_or(parent)
-        .to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "w3wp.exe"
-            | "java.exe"
-            | "javaw.exe"
-            | "beasvc.exe"
-            | "httpd.exe"
-            | "php-cgi.exe"
-            | "umworkerprocess.exe"
-    ) || name.starts_with("tomcat")
-}
-
-fn is_dynamic(uri: &str) -> bool {
-    let u = uri.to_ascii_lowercase();
-    [
-        ".aspx", ".ashx", ".asmx", ".asp", ".jsp", ".jspx", ".php", ".cfm",
-    ]
-    .iter()
-    .any(|x| u.ends_with(x))
-}
-
-impl WebShellJoin {
-    pub fn observe(&mut self, e: &Event) {
-        let channel = e.channel.as_deref().unwrap_or("");
-        if channel == "webserver" {
-            self.request(e);
-        } else if channel.eq_ignore_ascii_case("Microsoft-Windows-Sysmon/Operational") {
-            match e.event_id {
-                Some(1) => self.child(e, "ParentImage", "Image"),
-                Some(3) if e.first_str("Initiated") == Some("true") => {
-                    if let (Some(c), Some(ip)) = (e.computer.as_deref(), e.first_str("SourceIp")) {
-                        let ips = self.host_ips.entry(c.to_ascii_lowercase()).or_default();
-                        if ips.len() < IPS_PER_HOST {
-                            ips.insert(ip.to_string());
-                        }
-                    }
-                }
-                _ => {}
-            }
-        } else if channel == "Security" && e.event_id == Some(4688) {
-            self.child(e, "ParentProcessName", "NewProcessName");
+impl Correlator {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Correlator {
+            nodes: Vec::new(),
+            capacity,
+            dropped: 0,
         }
     }
 
-    fn request(&mut self, e: &Event) {
-        let (Some(method), Some(uri), Some(time)) = (
-            e.first_str("cs-method"),
-            e.first_str("cs-uri-stem"),
-            e.timestamp,
-        ) else {
-            return;
-        };
-        if !method.eq_ignore_ascii_case("POST")
-            || !is_dynamic(uri)
-            || !e.first_str("sc-status").is_some_and(|s| s.starts_with('2'))
-        {
+    /// Takes one event and the indices (into the rule catalog) of the rules it matched.
+    pub fn observe(&mut self, e: &Event, hits: &[u32]) {
+        if self.nodes.len() >= self.capacity && hits.is_empty() {
+            self.dropped += 1;
             return;
         }
-        let server = e
-            .first_str("s-ip")
-            .or(e.computer.as_deref())
-            .unwrap_or("")
-            .to_string();
-        let client = e.first_str("c-ip").unwrap_or("").to_string();
-        let page = self
-            .pages
-            .entry((server.clone(), uri.to_ascii_lowercase()))
-            .or_default();
-        if page.clients.len() <= RARE_CLIENTS {
-            page.clients.insert(client.clone());
+        if let Some(n) = links::node_of(e, hits) {
+            self.nodes.push(n);
         }
-        if page.clients.len() > RARE_CLIENTS {
-            page.requests = Vec::new();
-            return;
-        }
-        if page.requests.len() == TIMES_PER_PAGE {
-            page.requests.remove(0);
-        }
-        page.requests.push(Request {
-            time,
-            server,
-            uri: uri.to_string(),
-            client,
-            place: Place::of(e),
-        });
     }
 
-    fn child(&mut self, e: &Event, parent_field: &str, image_field: &str) {
-        let Some(parent) = e.first_str(parent_field).filter(|p| is_web_server(p)) else {
-            return;
-        };
-        let (Some(time), Some(computer)) = (e.timestamp, e.computer.as_deref()) else {
-            return;
-        };
-        if self.children.len() >= CHILDREN {
-            self.children_dropped += 1;
-            return;
-        }
-        self.children.push(Child {
-            time,
-            computer: computer.to_string(),
-            parent: parent.to_string(),
-            image: e.first_str(image_field).unwrap_or("").to_string(),
-            command_line: e.first_str("CommandLine").unwrap_or("").to_string(),
-            place: Place::of(e),
-        });
-    }
-
-    /// Combines the state another worker built.
-    pub fn merge(&mut self, other: WebShellJoin) {
-        for (k, p) in other.pages {
-            let mine = self.pages.entry(k).or_default();
-            mine.clients.extend(p.clients);
-            if mine.clients.len() > RARE_CLIENTS {
-                mine.requests = Vec::new();
+    pub fn merge(&mut self, other: Correlator) {
+        self.dropped += other.dropped;
+        let mut room = self.capacity.saturating_sub(self.nodes.len());
+        for n in other.nodes {
+            if !n.hits.is_empty() {
+                self.nodes.push(n);
+            } else if room > 0 {
+                room -= 1;
+                self.nodes.push(n);
             } else {
-                mine.requests.extend(p.requests);
-            }
-        }
-        let room = CHILDREN.saturating_sub(self.children.len());
-        self.children_dropped +=
-            other.children_dropped + other.children.len().saturating_sub(room) as u64;
-        self.children.extend(other.children.into_iter().take(room));
-        for (h, ips) in other.host_ips {
-            let mine = self.host_ips.entry(h).or_default();
-            for ip in ips {
-                if mine.len() < IPS_PER_HOST {
-                    mine.insert(ip);
-                }
+                self.dropped += 1;
             }
         }
     }
 
-    /// Every web-server child process paired with the nearest rare-page POST to one of its
-    /// host's addresses within the window, in time order.
-    pub fn finish(mut self) -> Vec<Finding> {
-        let mut by_server: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
-        for ((server, _), page) in &self.pages {
-            if page.clients.len() <= RARE_CLIENTS {
-                by_server
-                    .entry(server.as_str())
-                    .or_default()
-                    .extend(page.requests.iter());
-            }
-        }
-        for list in by_server.values_mut() {
-            list.sort_by_key(|r| r.time);
-        }
-        self.children.sort();
-        let mut out = Vec::new();
-        for child in &self.children {
-            let host = child.computer.to_ascii_lowercase();
-            let short = host.split('.').next().unwrap_or(&host).to_string();
-            let ips = self.host_ips.get(&host).or_else(|| {
-                self.host_ips
-                    .iter()
-                    .find(|(h, _)| h.split('.').next() == Some(short.as_str()))
-                    .map(|(_, v)| v)
-            });
-            let Some(ips) = ips else { continue };
-            let t = child.time.as_second();
-            let best = ips
-                .iter()
-                .filter_map(|ip| by_server.get(ip.as_str()))
-                .flat_map(|list| {
-                    let lo = list.partition_point(|r| r.time.as_second() < t - BEFORE_S);
-                    list[lo..]
-                        .iter()
-                        .take_while(move |r| r.time.as_second() <= t + AFTER_S)
-                })
-                .min_by_key(|r| (r.time.as_second() - t).abs());
-            if let Some(r) = best {
-                out.push(Finding {
-                    request: (*r).clone(),
-                    child: child.clone(),
-                });
-            }
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use towerwatch_event::{Origin, Value};
-
-    fn request(line: u64, t: &str, uri: &str, client: &str) -> Event {
-        let mut e = Event::new(Origin::line("iis.log", line));
-        e.set_channel("webserver");
-        e.timestamp = t.parse().ok();
-        for (k, v) in [
-            ("cs-method", "POST"),
-            ("cs-uri-stem", uri),
-            ("sc-status", "200"),
-            ("c-ip", client),
-            ("s-ip", "10.0.0.5"),
-        ] {
-            e.push(k, Value::text(v));
-        }
-        e
+    /// Events kept so far.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
     }
 
-    fn host_ip() -> Event {
-        let mut e = Event::new(Origin::line("web.jsonl", 1));
-        e.set_channel("Microsoft-Windows-Sysmon/Operational");
-        e.set_event_id(3);
-        e.computer = Some("WEB.corp".into());
-        e.push("Initiated", Value::text("true"));
-        e.push("SourceIp", Value::text("10.0.0.5"));
-        e
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 
-    fn child(line: u64, t: &str, parent: &str) -> Event {
-        let mut e = Event::new(Origin::line("web.jsonl", line));
-        e.set_channel("Security");
-        e.set_event_id(4688);
-        e.computer = Some("WEB.corp".into());
-        e.timestamp = t.parse().ok();
-        e.push("ParentProcessName", Value::text(parent));
-        e.push(
-            "NewProcessName",
-            Value::text("C:\\Windows\\System32\\cmd.exe"),
-        );
-        e
-    }
-
-    const W3WP: &str = "C:\\Windows\\System32\\inetsrv\\w3wp.exe";
-
-    #[test]
-    fn rare_pages_join_their_processes_within_the_window() {
-        let mut j = WebShellJoin::default();
-        j.observe(&host_ip());
-        j.observe(&request(
-            10,
-            "2019-03-05T10:00:00Z",
-            "/up/shell.aspx",
-            "203.0.113.9",
-        ));
-        // A page many clients use is no web shell, however it lines up.
-        for (i, c) in ["198.18.0.1", "198.18.0.2", "198.18.0.3"]
+    /// Links everything and builds the operations. `extra` attaches detections found after
+    /// the fact (by place); `joined` pairs places that are one story (the web-shell join's
+    /// request and process).
+    pub fn finish(
+        self,
+        extra: &[(Place, u32)],
+        joined: &[(Place, Place)],
+        rules: &[RuleInfo],
+        assets: &[Asset],
+        opts: &Options,
+    ) -> Analysis {
+        let mut nodes = self.nodes;
+        nodes.sort_by(|a, b| (a.time, &a.source, a.locator).cmp(&(b.time, &b.source, b.locator)));
+        let index: HashMap<(Arc<str>, Locator), usize> = nodes
             .iter()
             .enumerate()
-        {
-            j.observe(&request(
-                20 + i as u64,
-                "2019-03-05T11:00:00Z",
-                "/login.aspx",
-                c,
-            ));
-        }
-        j.observe(&child(2, "2019-03-05T10:00:02Z", W3WP)); // joins the shell request
-        j.observe(&child(3, "2019-03-05T11:00:01Z", W3WP)); // only the common page is near
-        j.observe(&child(4, "2019-03-05T10:30:00Z", W3WP)); // nothing near
-        j.observe(&child(
-            5,
-            "2019-03-05T10:00:03Z",
-            "C:\\Windows\\explorer.exe",
-        )); // no web server
-        let f = j.finish();
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(
-            (f[0].request.place.line, f[0].child.place.line),
-            (Some(10), Some(2))
-        );
-    }
-
-    #[test]
-    fn workers_merge_their_state() {
-        // One worker saw the shell request, another the host's address and the process.
-        let halves = || {
-            let (mut a, mut b) = (WebShellJoin::default(), WebShellJoin::default());
-            a.observe(&request(
-                10,
-                "2019-03-05T10:00:00Z",
-                "/x.aspx",
-                "203.0.113.9",
-            ));
-            b.observe(&host_ip());
-            b.observe(&child(2, "2019-03-05T10:00:01Z", W3WP));
-            (a, b)
+            .map(|(i, n)| ((n.source.clone(), n.locator), i))
+            .collect();
+        let find = |p: &Place| -> Option<usize> {
+            let loc = match (p.line, p.record_id) {
+                (Some(l), _) => Locator::Line(l),
+                (None, Some(r)) => Locator::Record(r),
+                (None, None) => return None,
+            };
+            index.get(&(Arc::from(p.source.as_str()), loc)).copied()
         };
-        let (a, b) = halves();
-        let mut joined = WebShellJoin::default();
-        joined.merge(a);
-        joined.merge(b);
-        assert_eq!(joined.finish().len(), 1);
-        // Two more clients on a third worker make the page common.
-        let mut c = WebShellJoin::default();
-        c.observe(&request(
-            11,
-            "2019-03-05T09:00:00Z",
-            "/x.aspx",
-            "198.18.0.1",
-        ));
-        c.observe(&request(
-            12,
-            "2019-03-05T09:00:01Z",
-            "/x.aspx",
-            "198.18.0.2",
-        ));
-        let (mut a, b) = halves();
-        a.merge(b);
-        a.merge(c);
-        assert!(a.finish().is_empty());
+        for (p, rule) in extra {
+            if let Some(i) = find(p) {
+                if !nodes[i].hits.contains(rule) {
+                    nodes[i].hits.push(*rule);
+                }
+            }
+        }
+        let pairs: Vec<(usize, usize)> = joined
+            .iter()
+            .filter_map(|(a, b)| Some((find(a)?, find(b)?)))
+            .collect();
+        let asset_ips: Vec<(String, String)> = assets
+            .iter()
+            .map(|a| (a.ip.clone(), a.host.clone()))
+            .collect();
+        let graph = graph::build(nodes, &asset_ips, &pairs);
+        operations::analyse(graph, rules, assets, opts)
     }
 }

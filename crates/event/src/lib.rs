@@ -87,7 +87,7 @@ pub struct Origin {
 }
 
 /// The position of a record inside its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Locator {
     /// EVTX `EventRecordID`.
     Record(u64),

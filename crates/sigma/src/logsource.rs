@@ -183,9 +183,19 @@ pub fn resolve(ls: &LogSource) -> Result<Vec<Route>, String> {
     let product = ls.product.as_deref().map(str::to_ascii_lowercase);
     match product.as_deref() {
         Some("windows") => {}
+        // Zeek logs by their `#path`, as the Zeek source names their channel.
+        Some("zeek") => {
+            return match ls.service.as_deref() {
+                Some(svc) => Ok(vec![Route::new(
+                    &[format!("zeek/{}", svc.to_ascii_lowercase()).as_str()],
+                    &[],
+                )]),
+                None => Err("product 'zeek' needs a service (conn, dns, http, …)".into()),
+            }
+        }
         Some(other) => {
             return Err(format!(
-                "product '{other}' has no log source mapping yet (windows only)"
+                "product '{other}' has no log source mapping yet (windows and zeek only)"
             ))
         }
         None if ls.category.is_none() && ls.service.is_none() => {

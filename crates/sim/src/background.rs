@@ -408,7 +408,7 @@ impl<'w> Background<'w> {
                             ),
                             "powershell.exe".into(),
                         );
-                        m.script_block(sink, &mut self.dice, t + 5 * SECOND, &ps.who, &script);
+                        m.script_block(sink, &mut self.dice, t + 5 * SECOND, &ps, &script);
                     }
                     2 => {
                         let cmd = format!("schtasks /create /tn \"NWM\\LogRotate\" /tr \"C:\\Scripts\\rotate.cmd\" /sc daily /st 02:00 /ru SYSTEM /s {tname}");

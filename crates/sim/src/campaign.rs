@@ -581,7 +581,7 @@ impl Campaign {
                     &format!("powershell.exe -nop -w hidden -enc {encoded}"),
                 );
                 c.label(sink, 3, "T1003.001", "PowerShell Mimikatz script block");
-                web.script_block(sink, &mut c.dice, t + 2 * SECOND, &ps.who, &format!("{script}\r\nfunction Invoke-Mimikatz {{ ... sekurlsa::logonpasswords ... }}"));
+                web.script_block(sink, &mut c.dice, t + 2 * SECOND, &ps, &format!("{script}\r\nfunction Invoke-Mimikatz {{ ... sekurlsa::logonpasswords ... }}"));
                 ps
             }
             _ => {

@@ -1026,7 +1026,8 @@ impl Machine<'_> {
     }
 
     /// PowerShell 4104: a script block was logged.
-    pub fn script_block(&self, sink: &mut Sink, dice: &mut Dice, t: i64, who: &Who, text: &str) {
+    /// A 4104 script block, logged from the PowerShell process that ran it.
+    pub fn script_block(&self, sink: &mut Sink, dice: &mut Dice, t: i64, ps: &Proc, text: &str) {
         self.emit(
             sink,
             t,
@@ -1040,8 +1041,8 @@ impl Machine<'_> {
                     ("ScriptBlockId", dice.guid()),
                     ("Path", "".into()),
                 ],
-                user_sid: Some(who.sid.clone()),
-                exec_pid: 5_120,
+                user_sid: Some(ps.who.sid.clone()),
+                exec_pid: ps.pid,
             },
         );
     }

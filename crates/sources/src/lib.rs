@@ -2,7 +2,7 @@
 //!
 //! [`discover`] expands the paths a user gives (files, directories, `-` for stdin) into
 //! inputs; [`read_input`] recognises each input's format by its content (EVTX magic, gzip
-//! magic, JSON, W3C `#Fields:` directives) and streams its records as [`Event`]s to a callback, in bounded memory.
+//! magic, JSON, W3C `#Fields:` directives, Zeek `#fields`) and streams its records as [`Event`]s to a callback, in bounded memory.
 //! Bad records never stop the rest: each one is reported as a [`SourceError`] naming the
 //! file and the record, line or byte offset, and counted in the input's [`InputReport`].
 //!
@@ -23,6 +23,7 @@ mod evtx_source;
 pub mod json;
 mod jsonl;
 pub mod w3c;
+pub mod zeek;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -41,6 +42,8 @@ pub enum Format {
     JsonDocuments,
     /// W3C extended log (IIS access logs).
     W3c,
+    /// Zeek TSV logs (`conn.log`, …).
+    Zeek,
     Unknown,
 }
 
@@ -51,6 +54,7 @@ impl fmt::Display for Format {
             Format::JsonLines => "jsonl",
             Format::JsonDocuments => "json",
             Format::W3c => "w3c",
+            Format::Zeek => "zeek",
             Format::Unknown => "unknown",
         })
     }
@@ -333,6 +337,9 @@ pub fn sniff(head: &[u8]) -> Format {
     if w3c::looks_like(head) {
         return Format::W3c;
     }
+    if zeek::looks_like(head) {
+        return Format::Zeek;
+    }
     let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let start = text.iter().position(|b| !b.is_ascii_whitespace());
     match start.map(|i| &text[i..]) {
@@ -367,6 +374,7 @@ fn read_plain(
         Format::JsonLines => jsonl::read_lines(reader, tally),
         Format::JsonDocuments => jsonl::read_documents(reader, tally),
         Format::W3c => w3c::read(reader, tally),
+        Format::Zeek => zeek::read(reader, tally),
         Format::Unknown => {
             // Not a log: said in the report (and skipped), but no record was lost.
             let what = if head.is_empty() {
@@ -374,7 +382,7 @@ fn read_plain(
             } else if looks_like_pgaudit(head) {
                 "a PostgreSQL log with pgaudit lines: `towerwatch cdr` reads it"
             } else {
-                "not a log format towerwatch reads (EVTX, JSON, W3C)"
+                "not a log format towerwatch reads (EVTX, JSON, W3C, Zeek)"
             };
             tally.report.failure = Some(what.to_string());
         }

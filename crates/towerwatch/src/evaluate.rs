@@ -121,12 +121,15 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         format: HuntFormat::Jsonl,
         output: Some(detections.clone()),
         coverage: false,
+        report: Some(dir.join("report")),
+        assets: Some(dir.join("context/assets.csv")),
         run: RunArgs {
             strict: false,
             quiet: true,
             threads: None,
         },
         reference: false,
+        no_operations: false,
     })?;
     let hunt_seconds = clock.elapsed().as_secs_f64();
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(format!(

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use towerwatch_correlate::WebShellJoin;
+use towerwatch_correlate::{Correlator, RuleInfo, WebShellJoin};
 use towerwatch_detect::{Engine, Scratch};
 use towerwatch_event::Event;
 use towerwatch_sigma::{Rule, RuleError};
@@ -24,6 +24,7 @@ const EVTX_PARSER: &str = "evtx 0.15";
 struct Local {
     scratch: Scratch,
     join: WebShellJoin,
+    correlator: Correlator,
     detections: Vec<(usize, Detection)>,
     coverage: Option<Seen>,
 }
@@ -95,6 +96,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     }
     let mut seen = Seen::default();
     let mut join = WebShellJoin::default();
+    let mut correlator = Correlator::default();
     let opts = pipeline::Options {
         threads: args.run.threads,
         strict: args.run.strict,
@@ -105,12 +107,14 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut strict_failure = None;
     let reference = args.reference;
     let with_event = args.format != HuntFormat::Table;
+    let correlate = !args.no_operations;
     pipeline::run(
         &inputs,
         &opts,
         |_| Local {
             scratch: engine.scratch(),
             join: WebShellJoin::default(),
+            correlator: Correlator::default(),
             detections: Vec::new(),
             coverage: args.coverage.then(Seen::default),
         },
@@ -124,6 +128,10 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             } else {
                 engine.matches(&event, &mut local.scratch).to_vec()
             };
+            let hits: Vec<u32> = matched.iter().map(|&i| i as u32).collect();
+            if correlate {
+                local.correlator.observe(&event, &hits);
+            }
             for idx in matched {
                 local.detections.push((
                     idx,
@@ -140,6 +148,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                 seen.merge(c);
             }
             join.merge(done.local.join);
+            correlator.merge(done.local.correlator);
             summary.keep_errors(done.errors);
             if args.run.strict && strict_failure.is_none() {
                 strict_failure = output::strict_failure(&done.report);
@@ -160,11 +169,58 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
-    for d in webshell_detections(join.finish()) {
+    let findings = join.finish();
+    for d in webshell_detections(&findings) {
         summary.add_correlated(&d);
         writer.write(&d)?;
     }
     writer.finish()?;
+    let correlation_clock = Instant::now();
+    let assets = match &args.assets {
+        Some(p) => towerwatch_cdr::run::read_asset_rows(p)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|a| towerwatch_correlate::Asset {
+                host: a.host,
+                ip: a.ip,
+                role: a.role,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut catalog = rule_catalog(engine.rules());
+    let join_rule = catalog.len() as u32;
+    catalog.push(RuleInfo {
+        id: WEBSHELL_RULE_ID.into(),
+        title: WEBSHELL_RULE_TITLE.into(),
+        level: 4,
+        tags: WEBSHELL_TAGS.map(String::from).to_vec(),
+    });
+    let mut extra = Vec::new();
+    let mut joined = Vec::new();
+    for f in &findings {
+        extra.push((f.child.place.clone(), join_rule));
+        extra.push((f.request.place.clone(), join_rule));
+        joined.push((f.request.place.clone(), f.child.place.clone()));
+    }
+    let context_dropped = correlator.dropped;
+    let analysis = correlator.finish(
+        &extra,
+        &joined,
+        &catalog,
+        &assets,
+        &towerwatch_correlate::Options::default(),
+    );
+    let correlation_s = correlation_clock.elapsed().as_secs_f64();
+    if let Some(dir) = &args.report {
+        let meta = towerwatch_report::Meta {
+            title: format!("towerwatch hunt of {}", describe_paths(&args.paths)),
+            events: summary.events(),
+            detections: summary.detections,
+            inputs: summary.inputs.len(),
+        };
+        towerwatch_report::write_all(dir, &analysis, &meta)?;
+    }
     let elapsed = clock.elapsed().as_secs_f64();
     let events = summary.events();
 
@@ -208,7 +264,14 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             elapsed,
             events as f64 / elapsed.max(1e-9)
         );
-        let mut text = output::render(&summary, engine.rules(), &header);
+        // The header, then the operations, then the rule hits behind them.
+        let mut text = format!("{header}\n\n");
+        text.push_str(&towerwatch_report::terminal(
+            &analysis,
+            context_dropped,
+            correlation_s,
+        ));
+        text.push_str(&output::render(&summary, engine.rules(), ""));
         if args.coverage {
             text.push_str(&coverage(engine.rules(), &seen, &refused));
         }
@@ -228,8 +291,44 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn describe_paths(paths: &[std::path::PathBuf]) -> String {
+    let shown: Vec<String> = paths
+        .iter()
+        .take(3)
+        .map(|p| p.display().to_string())
+        .collect();
+    if paths.len() > 3 {
+        format!("{} and {} more", shown.join(", "), paths.len() - 3)
+    } else {
+        shown.join(", ")
+    }
+}
+
+const WEBSHELL_RULE_ID: &str = "towerwatch-webshell-join";
+const WEBSHELL_RULE_TITLE: &str =
+    "Web shell: a POST to a rare page followed by a web-server child process";
+const WEBSHELL_TAGS: [&str; 4] = [
+    "attack.persistence",
+    "attack.t1505.003",
+    "attack.execution",
+    "attack.t1059.003",
+];
+
+/// What the correlator needs of each rule, in engine order.
+fn rule_catalog(rules: &[Rule]) -> Vec<RuleInfo> {
+    rules
+        .iter()
+        .map(|r| RuleInfo {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            level: r.level as u8,
+            tags: r.tags.clone(),
+        })
+        .collect()
+}
+
 /// The web-shell join's findings as detections: one on the process, one on each request.
-fn webshell_detections(findings: Vec<towerwatch_correlate::Finding>) -> Vec<Detection> {
+fn webshell_detections(findings: &[towerwatch_correlate::Finding]) -> Vec<Detection> {
     let mut out = Vec::new();
     let mut requests = HashSet::new();
     let detection = |t: jiff::Timestamp,
@@ -238,18 +337,10 @@ fn webshell_detections(findings: Vec<towerwatch_correlate::Finding>) -> Vec<Dete
                      place: &towerwatch_correlate::Place,
                      f: &towerwatch_correlate::Finding| Detection {
         timestamp: Some(t.to_string()),
-        rule_id: "towerwatch-webshell-join".into(),
-        rule_title: "Web shell: a POST to a rare page followed by a web-server child process"
-            .into(),
+        rule_id: WEBSHELL_RULE_ID.into(),
+        rule_title: WEBSHELL_RULE_TITLE.into(),
         level: towerwatch_sigma::Level::Critical,
-        tags: [
-            "attack.persistence",
-            "attack.t1505.003",
-            "attack.execution",
-            "attack.t1059.003",
-        ]
-        .map(String::from)
-        .to_vec(),
+        tags: WEBSHELL_TAGS.map(String::from).to_vec(),
         computer: Some(computer.to_string()),
         channel: Some(channel.to_string()),
         event_id: None,
@@ -276,7 +367,7 @@ fn webshell_detections(findings: Vec<towerwatch_correlate::Finding>) -> Vec<Dete
         .cloned()
         .unwrap_or_default(),
     };
-    for f in &findings {
+    for f in findings {
         out.push(detection(
             f.child.time,
             &f.child.computer,

@@ -216,11 +216,23 @@ pub struct HuntArgs {
     /// Report which loaded rules can never fire on this evidence, and which rules were refused.
     #[arg(long)]
     pub coverage: bool,
+    /// Write the operations report here: report.html, operations.json, timeline.csv
+    /// (Timesketch), navigator.json (ATT&CK Navigator layer) and stix.json (STIX 2.1).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// An asset inventory (CSV with host, ip, role columns): roles such as cdr_database,
+    /// mediation, billing, hlr, lawful_interception or domain_controller raise an
+    /// operation's severity.
+    #[arg(long, value_name = "FILE")]
+    pub assets: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
     /// Evaluate with the plain reference evaluator instead of the compiled engine (slow; for checks).
     #[arg(long, hide = true)]
     pub reference: bool,
+    /// Skip correlation (no operations): the baseline the benchmark compares against.
+    #[arg(long, hide = true)]
+    pub no_operations: bool,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]

@@ -299,8 +299,10 @@ fn shorten(s: &str, width: usize) -> String {
 /// The human summary of a hunt.
 pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{header}");
-    let _ = writeln!(s);
+    if !header.is_empty() {
+        let _ = writeln!(s, "{header}");
+        let _ = writeln!(s);
+    }
     let levels: Vec<String> = [
         Level::Critical,
         Level::High,

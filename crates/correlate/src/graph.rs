@@ -1,0 +1,392 @@
+//! Resolving the keys of [`crate::links`] into connected stories: a union-find over events,
+//! joined where they share a process, a logon session, a file, a created account, an outside
+//! address or a connection, and where one host's departure meets another host's arrival.
+//!
+//! Keys that everything shares would weld the whole estate into one story, so they do not
+//! link: the operating system's own sessions and processes (see [`crate::links`]), sessions
+//! that last longer than a day (services, application pools), and outside addresses that more
+//! than a handful of our hosts talk to. Keys that can recur by coincidence (a file path, an
+//! address, an account) link only events close in time, so a campaign's waves stay apart.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::links::{is_private, Key, Movement, Node};
+
+const SECOND: i64 = 1_000_000;
+const HOUR: i64 = 3_600 * SECOND;
+const DAY: i64 = 24 * HOUR;
+
+/// A session longer than this is a service's or a server's, not one person's.
+const SESSION_SPAN: i64 = 7 * DAY;
+/// A file run in more logon sessions than this is installed software, not one actor's tool.
+const FILE_SESSIONS: usize = 3;
+/// Events naming the same own file link when this close.
+const FILE_GAP: i64 = 2 * DAY;
+/// Same outside address.
+const REMOTE_GAP: i64 = 4 * DAY;
+/// An outside address more of our hosts than this talk to is a service, not a C2.
+const REMOTE_HOSTS: usize = 5;
+/// A created account's later use.
+const ACCOUNT_GAP: i64 = 5 * DAY;
+/// The two ends of one connection (a flow and the host's record of it).
+const CONNECTION_GAP: i64 = 10 * 60 * SECOND;
+/// Children of one web server this close belong to one operator: a server that serves pages
+/// rarely starts processes, and a web shell's operator comes back to it within days.
+const WEB_BURST_GAP: i64 = 3 * DAY;
+/// A departure and the arrival it caused.
+const MOVE_WINDOW: i64 = 10 * SECOND;
+/// A file the kernel wrote for an SMB client, and the client's arrival or flow.
+const DROP_WINDOW: i64 = 60 * SECOND;
+/// Partners one arrival may take.
+const MOVE_PARTNERS: usize = 4;
+/// The same process seen by Sysmon and by Security 4688.
+const SAME_PROCESS: i64 = 2 * SECOND;
+
+/// Union-find over node indices.
+pub struct Components {
+    parent: Vec<u32>,
+}
+
+impl Components {
+    fn new(n: usize) -> Self {
+        Components {
+            parent: (0..n as u32).collect(),
+        }
+    }
+
+    pub fn root(&mut self, mut i: usize) -> usize {
+        while self.parent[i] as usize != i {
+            let p = self.parent[i] as usize;
+            self.parent[i] = self.parent[p];
+            i = p;
+        }
+        i
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.root(a), self.root(b));
+        if ra != rb {
+            // The older index stays the root, so results do not depend on merge order.
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.parent[hi] = lo as u32;
+        }
+    }
+}
+
+/// A host-to-host step: the departure on `from`, the arrival on `to`.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub from: Box<str>,
+    pub to: Box<str>,
+    pub time: i64,
+    pub how: &'static str,
+    pub arrival: usize,
+    pub departure: usize,
+}
+
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub components: Components,
+    pub steps: Vec<Step>,
+    /// Address → host, from the hosts' own connections and the asset inventory.
+    pub host_of_ip: HashMap<Box<str>, Box<str>>,
+}
+
+/// Links the nodes, which must be in time order. `assets` gives known (address, host) pairs;
+/// `pairs` are nodes known to be one story already.
+pub fn build(mut nodes: Vec<Node>, assets: &[(String, String)], pairs: &[(usize, usize)]) -> Graph {
+    let host_of_ip = host_map(&nodes, assets);
+    let resolve = |x: &str| -> Box<str> { host_of_ip.get(x).cloned().unwrap_or_else(|| x.into()) };
+    for n in &mut nodes {
+        if n.host.parse::<std::net::IpAddr>().is_ok() {
+            n.host = resolve(&n.host);
+        }
+    }
+    let mut uf = Components::new(nodes.len());
+    for &(a, b) in pairs {
+        uf.union(a, b);
+    }
+    link_keys(&nodes, &mut uf);
+    link_pids(&nodes, &mut uf);
+    link_web_bursts(&nodes, &mut uf);
+    let steps = link_movement(&nodes, &resolve, &mut uf);
+    Graph {
+        nodes,
+        components: uf,
+        steps,
+        host_of_ip,
+    }
+}
+
+fn host_map(nodes: &[Node], assets: &[(String, String)]) -> HashMap<Box<str>, Box<str>> {
+    let mut votes: HashMap<&str, BTreeMap<&str, usize>> = HashMap::new();
+    for n in nodes {
+        if let Some(ip) = &n.host_ip {
+            *votes.entry(ip).or_default().entry(&n.host).or_default() += 1;
+        }
+    }
+    let mut map: HashMap<Box<str>, Box<str>> = votes
+        .into_iter()
+        .filter_map(|(ip, hosts)| {
+            let best = hosts
+                .into_iter()
+                .max_by_key(|(h, c)| (*c, std::cmp::Reverse(*h)))?;
+            Some((ip.into(), best.0.into()))
+        })
+        .collect();
+    for (ip, host) in assets {
+        map.entry(ip.as_str().into())
+            .or_insert_with(|| crate::links::short_host(host));
+    }
+    map
+}
+
+/// Whether a key belongs to its host (a pid, a session, a path) or is estate-wide.
+fn scoped(k: &Key) -> bool {
+    !matches!(
+        k,
+        Key::Remote(_) | Key::Account(_) | Key::AccountCreated(_) | Key::Connection(_)
+    )
+}
+
+fn link_keys(nodes: &[Node], uf: &mut Components) {
+    let created: FxHashSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.keys.iter())
+        .filter_map(|k| match k {
+            Key::AccountCreated(a) => Some(&**a),
+            _ => None,
+        })
+        .collect();
+    let service_sessions: FxHashSet<(&str, &str)> = nodes
+        .iter()
+        .flat_map(|n| {
+            n.keys.iter().filter_map(move |k| match k {
+                Key::ServiceSession(s) => Some((&*n.host, &**s)),
+                _ => None,
+            })
+        })
+        .collect();
+    // (scope, kind, value) → member nodes in time order (nodes are sorted by time).
+    let mut groups: FxHashMap<(&str, u8, &str), Vec<usize>> = FxHashMap::default();
+    for (i, n) in nodes.iter().enumerate() {
+        for k in &n.keys {
+            let scope = if scoped(k) { &*n.host } else { "" };
+            let (kind, value): (u8, &str) = match k {
+                Key::Process(g) => (0, g),
+                Key::Session(s) => (1, s),
+                Key::File(f) => (2, f),
+                Key::Remote(r) => (3, r),
+                Key::Connection(c) => (4, c),
+                Key::Account(a) | Key::AccountCreated(a) if created.contains(&**a) => (5, a),
+                _ => continue,
+            };
+            groups.entry((scope, kind, value)).or_default().push(i);
+        }
+    }
+    // Components do not depend on the order of unions (the lower index stays the root).
+    for ((scope, kind, value), members) in groups {
+        match kind {
+            0 => union_all(&members, uf),
+            1 => {
+                let span = nodes[*members.last().unwrap_or(&0)].time
+                    - nodes[*members.first().unwrap_or(&0)].time;
+                let web_pool = members.iter().any(|&i| nodes[i].web_child);
+                if span <= SESSION_SPAN && !web_pool && !service_sessions.contains(&(scope, value))
+                {
+                    union_all(&members, uf);
+                }
+            }
+            2 => {
+                let sessions: HashSet<&str> = members
+                    .iter()
+                    .flat_map(|&i| nodes[i].keys.iter())
+                    .filter_map(|k| match k {
+                        Key::Session(s) => Some(&**s),
+                        _ => None,
+                    })
+                    .collect();
+                if sessions.len() <= FILE_SESSIONS {
+                    chain(nodes, &members, FILE_GAP, uf);
+                }
+            }
+            3 => {
+                let hosts: HashSet<&str> = members
+                    .iter()
+                    .map(|&i| &*nodes[i].host)
+                    .filter(|h| {
+                        h.parse::<std::net::IpAddr>()
+                            .map_or(true, |_| is_private(h))
+                    })
+                    .collect();
+                if hosts.len() <= REMOTE_HOSTS {
+                    chain(nodes, &members, REMOTE_GAP, uf);
+                }
+            }
+            4 => chain(nodes, &members, CONNECTION_GAP, uf),
+            _ => chain(nodes, &members, ACCOUNT_GAP, uf),
+        }
+    }
+}
+
+fn union_all(members: &[usize], uf: &mut Components) {
+    for w in members.windows(2) {
+        uf.union(w[0], w[1]);
+    }
+}
+
+/// Links consecutive members no further apart than `gap`.
+fn chain(nodes: &[Node], members: &[usize], gap: i64, uf: &mut Components) {
+    for w in members.windows(2) {
+        if nodes[w[1]].time - nodes[w[0]].time <= gap {
+            uf.union(w[0], w[1]);
+        }
+    }
+}
+
+/// Security events name processes by pid: each reference goes to the latest process created
+/// with that pid on that host before it; a Sysmon and a 4688 creation of the same pid at the
+/// same moment are one process.
+fn link_pids(nodes: &[Node], uf: &mut Components) {
+    let mut latest: FxHashMap<(&str, u32), usize> = FxHashMap::default();
+    // Nodes are in time order; creations before references at the same instant.
+    let mut order: Vec<(i64, u8, usize, u32)> = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for k in &n.keys {
+            match k {
+                Key::PidCreated(p) => order.push((n.time, 0, i, *p)),
+                Key::PidRef(p) => order.push((n.time, 1, i, *p)),
+                _ => {}
+            }
+        }
+    }
+    order.sort_unstable();
+    for (time, kind, i, pid) in order {
+        let host = &*nodes[i].host;
+        if kind == 0 {
+            if let Some(&prev) = latest.get(&(host, pid)) {
+                if time - nodes[prev].time <= SAME_PROCESS && nodes[prev].source != nodes[i].source
+                {
+                    uf.union(prev, i);
+                }
+            }
+            latest.insert((host, pid), i);
+        } else if let Some(&creator) = latest.get(&(host, pid)) {
+            uf.union(creator, i);
+        }
+    }
+}
+
+/// A web shell's commands are children of a server process that also serves everyone else,
+/// so they do not link through it; commands close in time are one operator's session.
+fn link_web_bursts(nodes: &[Node], uf: &mut Components) {
+    let mut by_server: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let (true, Some(p)) = (n.web_child, &n.process) {
+            by_server
+                .entry((&n.host, &p.parent_image))
+                .or_default()
+                .push(i);
+        }
+    }
+    for members in by_server.values() {
+        chain(nodes, members, WEB_BURST_GAP, uf);
+    }
+}
+
+fn link_movement(
+    nodes: &[Node],
+    resolve: &dyn Fn(&str) -> Box<str>,
+    uf: &mut Components,
+) -> Vec<Step> {
+    // Hosts and addresses as small ids; names only for the steps kept.
+    let mut ids: FxHashMap<Box<str>, u32> = FxHashMap::default();
+    let mut names: Vec<Box<str>> = Vec::new();
+    let mut id_of = |x: &str| -> u32 {
+        if let Some(&i) = ids.get(x) {
+            return i;
+        }
+        let name = resolve(x);
+        let i = match ids.get(&name) {
+            Some(&i) => i,
+            None => {
+                names.push(name.clone());
+                let i = names.len() as u32 - 1;
+                ids.insert(name, i);
+                i
+            }
+        };
+        ids.insert(x.into(), i);
+        i
+    };
+    // Departures by (from, to) and by destination alone, in time order.
+    let mut by_pair: FxHashMap<(u32, u32), Vec<usize>> = FxHashMap::default();
+    let mut by_dest: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
+    let mut arrivals: Vec<(usize, Option<u32>, u32, &'static str)> = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        match &n.movement {
+            Some(Movement::Departure { to }) => {
+                let (from, to) = (id_of(&n.host), id_of(to));
+                by_pair.entry((from, to)).or_default().push(i);
+                by_dest.entry(to).or_default().push(i);
+            }
+            Some(Movement::Flow { from, to }) => {
+                let (from, to) = (id_of(from), id_of(to));
+                by_pair.entry((from, to)).or_default().push(i);
+                by_dest.entry(to).or_default().push(i);
+                arrivals.push((i, Some(from), to, "connection"));
+            }
+            Some(Movement::Arrival { from, how }) => {
+                let from = from.as_deref().map(&mut id_of);
+                let to = id_of(&n.host);
+                if from.is_some() {
+                    // Arrivals with a known origin are also what a kernel file write follows.
+                    by_dest.entry(to).or_default().push(i);
+                }
+                arrivals.push((i, from, to, how));
+            }
+            None => {}
+        }
+    }
+    let is_flow = |i: usize| matches!(nodes[i].movement, Some(Movement::Flow { .. }));
+    let mut steps = Vec::new();
+    let mut near: Vec<usize> = Vec::new();
+    for (a, from, to, how) in arrivals {
+        let t = nodes[a].time;
+        let (list, before, after) = match from {
+            Some(f) => (by_pair.get(&(f, to)), MOVE_WINDOW, MOVE_WINDOW),
+            None => (by_dest.get(&to), DROP_WINDOW, MOVE_WINDOW),
+        };
+        let Some(list) = list else { continue };
+        let lo = list.partition_point(|&i| nodes[i].time < t - before);
+        near.clear();
+        near.extend(
+            list[lo..]
+                .iter()
+                .copied()
+                .take_while(|&i| nodes[i].time <= t + after)
+                .filter(|&i| i != a && !(is_flow(a) && is_flow(i))),
+        );
+        near.sort_by_key(|&i| (nodes[i].time - t).abs());
+        for &d in near.iter().take(MOVE_PARTNERS) {
+            uf.union(a, d);
+            let src = match from {
+                Some(f) => names[f as usize].clone(),
+                None => nodes[d].host.clone(),
+            };
+            if *src != *names[to as usize] {
+                steps.push(Step {
+                    from: src,
+                    to: names[to as usize].clone(),
+                    time: t,
+                    how,
+                    arrival: a,
+                    departure: d,
+                });
+            }
+        }
+    }
+    steps
+}

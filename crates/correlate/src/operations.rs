@@ -1,0 +1,713 @@
+//! From linked events to *operations* (one attack story each) and *waves* (the campaign coming
+//! back): every connected story that holds a detection at or above the seeding level becomes a
+//! candidate; its score weighs the rules it tripped, the ATT&CK tactics it spans, the hosts it
+//! crossed, a web shell at its root and the crown-jewel assets it touched. Candidates under
+//! the reporting score are kept as *leads*, counted but not reported as operations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+use towerwatch_event::Locator;
+
+use crate::attack::{Attack, Candidate};
+use crate::graph::Graph;
+use crate::links::Node;
+
+/// What the caller knows of each rule a node's `hits` index.
+#[derive(Debug, Clone)]
+pub struct RuleInfo {
+    pub id: String,
+    pub title: String,
+    /// 0 informational, 1 low, 2 medium, 3 high, 4 critical.
+    pub level: u8,
+    pub tags: Vec<String>,
+}
+
+/// A host's role from an asset inventory (`host,ip,role` CSV).
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub host: String,
+    pub ip: String,
+    pub role: String,
+}
+
+/// Roles whose compromise is the loss itself, or the way to it.
+pub fn is_crown_jewel(role: &str) -> bool {
+    let r = role.to_ascii_lowercase();
+    [
+        "cdr",
+        "hlr",
+        "hss",
+        "lawful",
+        "mediation",
+        "billing",
+        "domain_controller",
+        "msc",
+    ]
+    .iter()
+    .any(|k| r.contains(k))
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Detections at this level and above seed operations (lower ones only add context).
+    pub seed_level: u8,
+    /// Candidates scoring below this are leads, not operations.
+    pub min_score: u32,
+    /// Gap between operations that starts a new wave.
+    pub wave_gap_hours: i64,
+    /// Timeline entries kept per operation (all member events are always listed).
+    pub timeline_cap: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seed_level: 1,
+            min_score: 40,
+            wave_gap_hours: 12,
+            timeline_cap: 400,
+        }
+    }
+}
+
+/// A record, by file and record id or line.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventRef {
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+}
+
+impl EventRef {
+    fn of(n: &Node) -> EventRef {
+        let (record_id, line) = match n.locator {
+            Locator::Record(r) => (Some(r), None),
+            Locator::Line(l) => (None, Some(l)),
+        };
+        EventRef {
+            source: n.source.to_string(),
+            record_id,
+            line,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RootCause {
+    /// `web shell`, or `first detection` when no web-server child starts the story.
+    pub kind: &'static str,
+    pub host: String,
+    pub time: String,
+    pub what: String,
+    pub event: EventRef,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostInOp {
+    pub host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub crown_jewel: bool,
+    pub first: String,
+    pub events: usize,
+    pub detections: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TacticStep {
+    pub tactic: String,
+    pub name: String,
+    pub first: String,
+    pub techniques: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCount {
+    pub title: String,
+    pub id: String,
+    pub level: &'static str,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub first: String,
+    pub count: usize,
+    pub how: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    pub host: String,
+    pub time: String,
+    pub id: String,
+    pub parent_id: String,
+    pub image: String,
+    pub parent_image: String,
+    pub command_line: String,
+    pub user: String,
+    pub flagged: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub time: String,
+    pub host: String,
+    pub what: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    pub level: &'static str,
+    pub tactics: Vec<String>,
+    pub event: EventRef,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Operation {
+    pub id: String,
+    /// The wave it belongs to; none for a lesser operation outside every wave.
+    pub wave: Option<usize>,
+    pub score: u32,
+    pub severity: &'static str,
+    pub start: String,
+    pub end: String,
+    pub root_cause: RootCause,
+    pub hosts: Vec<HostInOp>,
+    pub accounts: Vec<String>,
+    pub tactics: Vec<TacticStep>,
+    pub techniques: Vec<String>,
+    pub rules: Vec<RuleCount>,
+    pub detections: usize,
+    pub movement: Vec<Edge>,
+    /// Outside addresses the story used.
+    pub remote_addresses: Vec<String>,
+    pub processes: Vec<Process>,
+    pub timeline: Vec<Entry>,
+    pub timeline_truncated: usize,
+    pub actor: Vec<Candidate>,
+    /// Every event of the story.
+    pub events: Vec<EventRef>,
+    #[serde(skip)]
+    pub start_us: i64,
+    #[serde(skip)]
+    pub end_us: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Wave {
+    pub wave: usize,
+    pub start: String,
+    pub end: String,
+    pub operations: Vec<String>,
+    pub hosts: Vec<String>,
+    pub techniques: Vec<String>,
+    pub actor: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Stats {
+    pub events_linked: usize,
+    pub stories: usize,
+    pub candidates: usize,
+    pub leads: usize,
+    pub operations: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub attack_version: String,
+    pub operations: Vec<Operation>,
+    pub waves: Vec<Wave>,
+    /// Over all operations: the campaign's suspected actor.
+    pub actor: Vec<Candidate>,
+    /// Below-threshold candidates: their score and first detection, for triage.
+    pub leads: Vec<Lead>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lead {
+    pub score: u32,
+    pub start: String,
+    pub hosts: Vec<String>,
+    pub rules: Vec<String>,
+}
+
+/// Operations scoring this much (severity high and above) make waves.
+const WAVE_SCORE: u32 = 90;
+
+pub const LEVEL_NAMES: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+/// What a tactic says of intent: administrators run commands, look around and log on to other
+/// hosts every day; they do not dump credentials, beacon out, stage archives or exfiltrate.
+fn tactic_weight(tactic: &str) -> u32 {
+    match tactic {
+        "initial-access" | "credential-access" | "command-and-control" | "exfiltration" => 12,
+        "collection" => 8,
+        "defense-evasion" | "persistence" => 5,
+        "privilege-escalation" | "lateral-movement" => 3,
+        _ => 1,
+    }
+}
+
+fn level_weight(level: u8) -> u32 {
+    [0, 1, 4, 10, 20][level.min(4) as usize]
+}
+
+fn iso(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Tactics (`credential-access`) and techniques (`T1003.001`) in a rule's tags.
+pub fn attack_of(tags: &[String]) -> (Vec<String>, Vec<String>) {
+    let attack = Attack::get();
+    let (mut tactics, mut techniques) = (Vec::new(), Vec::new());
+    for t in tags {
+        let Some(rest) = t.strip_prefix("attack.") else {
+            continue;
+        };
+        if rest.len() > 1 && rest.starts_with('t') && rest[1..2].chars().all(|c| c.is_ascii_digit())
+        {
+            techniques.push(rest.to_ascii_uppercase());
+        } else {
+            let short = rest.replace('_', "-");
+            if attack.tactic_rank(&short).is_some() {
+                tactics.push(short);
+            }
+        }
+    }
+    // Techniques imply their tactics when the rule names none.
+    if tactics.is_empty() {
+        for id in &techniques {
+            if let Some(t) = attack.technique(id) {
+                tactics.extend(t.tactics.iter().cloned());
+            }
+        }
+    }
+    tactics.sort();
+    tactics.dedup();
+    (tactics, techniques)
+}
+
+/// Builds operations and waves from a linked graph.
+pub fn analyse(mut graph: Graph, rules: &[RuleInfo], assets: &[Asset], opts: &Options) -> Analysis {
+    let attack = Attack::get();
+    let roles: HashMap<String, &str> = assets
+        .iter()
+        .map(|a| {
+            (
+                crate::links::short_host(&a.host).to_string(),
+                a.role.as_str(),
+            )
+        })
+        .collect();
+    let n = graph.nodes.len();
+    let roots: Vec<usize> = (0..n).map(|i| graph.components.root(i)).collect();
+    let stories = roots.iter().enumerate().filter(|(i, r)| *i == **r).count();
+    // Only stories with a seeding detection are looked at further.
+    let seeds: std::collections::BTreeSet<usize> = (0..n)
+        .filter(|&i| {
+            graph.nodes[i].hits.iter().any(|&h| {
+                rules
+                    .get(h as usize)
+                    .is_some_and(|r| r.level >= opts.seed_level)
+            })
+        })
+        .map(|i| roots[i])
+        .collect();
+    let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, r) in roots.iter().enumerate() {
+        if seeds.contains(r) {
+            members.entry(*r).or_default().push(i);
+        }
+    }
+    let rule_attack: Vec<(Vec<String>, Vec<String>)> =
+        rules.iter().map(|r| attack_of(&r.tags)).collect();
+    let mut stats = Stats {
+        events_linked: n,
+        stories,
+        ..Stats::default()
+    };
+    let mut steps_by_root: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (k, s) in graph.steps.iter().enumerate() {
+        let r = graph.components.root(s.arrival);
+        steps_by_root.entry(r).or_default().push(k);
+    }
+    let nodes = &graph.nodes;
+    let mut ops = Vec::new();
+    let mut leads = Vec::new();
+    for (root, list) in &members {
+        stats.candidates += 1;
+        let steps = steps_by_root.get(root).map(Vec::as_slice).unwrap_or(&[]);
+        let build = |full| {
+            operation(
+                nodes,
+                list,
+                steps,
+                &graph.steps,
+                rules,
+                &rule_attack,
+                &roles,
+                opts,
+                full,
+            )
+        };
+        // Score first; the whole story only for what is reported.
+        let op = build(false);
+        if op.score < opts.min_score {
+            stats.leads += 1;
+            leads.push(Lead {
+                score: op.score,
+                start: op.start.clone(),
+                hosts: op.hosts.iter().map(|h| h.host.clone()).collect(),
+                rules: op.rules.iter().map(|r| r.title.clone()).collect(),
+            });
+            continue;
+        }
+        let mut op = build(true);
+        op.actor = attack.attribute(&op.techniques.iter().cloned().collect(), 3);
+        ops.push(op);
+    }
+    ops.sort_by_key(|o| (o.start_us, o.end_us));
+    for (k, op) in ops.iter_mut().enumerate() {
+        op.id = format!("OP-{:03}", k + 1);
+    }
+    // Waves: the serious operations (high and critical) whose spans come within the gap of
+    // each other; a lesser operation joins the wave whose span it falls in, else none.
+    let gap = opts.wave_gap_hours * 3_600_000_000;
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    for op in ops.iter().filter(|o| o.score >= WAVE_SCORE) {
+        match spans.last_mut() {
+            Some(last) if op.start_us <= last.1.saturating_add(gap) => {
+                last.1 = last.1.max(op.end_us)
+            }
+            _ => spans.push((op.start_us, op.end_us)),
+        }
+    }
+    let mut waves: Vec<Wave> = spans
+        .iter()
+        .enumerate()
+        .map(|(k, (a, b))| Wave {
+            wave: k + 1,
+            start: iso(*a),
+            end: iso(*b),
+            operations: Vec::new(),
+            hosts: Vec::new(),
+            techniques: Vec::new(),
+            actor: Vec::new(),
+        })
+        .collect();
+    let mut wave_sets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); waves.len()];
+    for op in ops.iter_mut() {
+        let Some(k) = spans
+            .iter()
+            .position(|(a, b)| op.start_us <= *b && op.end_us >= *a)
+        else {
+            continue;
+        };
+        let w = &mut waves[k];
+        op.wave = Some(w.wave);
+        w.operations.push(op.id.clone());
+        for h in &op.hosts {
+            if !w.hosts.contains(&h.host) {
+                w.hosts.push(h.host.clone());
+            }
+        }
+        if op.score >= WAVE_SCORE {
+            wave_sets[k].extend(op.techniques.iter().cloned());
+        }
+    }
+    let mut all = BTreeSet::new();
+    for (w, set) in waves.iter_mut().zip(&wave_sets) {
+        w.techniques = set.iter().cloned().collect();
+        w.actor = attack.attribute(set, 5);
+        all.extend(set.iter().cloned());
+    }
+    stats.operations = ops.len();
+    leads.sort_by_key(|l| std::cmp::Reverse(l.score));
+    Analysis {
+        attack_version: attack.attack_version.clone(),
+        actor: attack.attribute(&all, 5),
+        operations: ops,
+        waves,
+        leads,
+        stats,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn operation(
+    nodes: &[Node],
+    list: &[usize],
+    step_ids: &[usize],
+    steps: &[crate::graph::Step],
+    rules: &[RuleInfo],
+    rule_attack: &[(Vec<String>, Vec<String>)],
+    roles: &HashMap<String, &str>,
+    opts: &Options,
+    full: bool,
+) -> Operation {
+    let attack = Attack::get();
+    let mut list: Vec<usize> = list.to_vec();
+    list.sort_by_key(|&i| nodes[i].time);
+    let (start_us, end_us) = (
+        nodes[list[0]].time,
+        nodes[*list.last().unwrap_or(&list[0])].time,
+    );
+    // Hosts, rules, tactics.
+    let mut hosts: BTreeMap<String, (i64, usize, usize)> = BTreeMap::new();
+    let mut rule_counts: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut tactic_first: BTreeMap<String, (i64, BTreeSet<String>)> = BTreeMap::new();
+    let mut techniques = BTreeSet::new();
+    let mut remote = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
+    let mut processes = Vec::new();
+    let mut timeline = Vec::new();
+    let mut detections = 0;
+    let mut max_level = 0u8;
+    let mut root: Option<usize> = None;
+    for &i in &list {
+        let nd = &nodes[i];
+        let h = hosts.entry(nd.host.to_string()).or_insert((nd.time, 0, 0));
+        h.1 += 1;
+        for k in nd.keys.iter().filter(|_| full) {
+            match k {
+                crate::links::Key::Remote(r) => {
+                    remote.insert(r.to_string());
+                }
+                crate::links::Key::Account(a) | crate::links::Key::AccountCreated(a) => {
+                    accounts.insert(a.to_string());
+                }
+                _ => {}
+            }
+        }
+        if nd.web_child && root.is_none() {
+            root = Some(i);
+        }
+        let mut entry_tactics = BTreeSet::new();
+        for &r in &nd.hits {
+            *rule_counts.entry(r).or_default() += 1;
+            let (tac, tech) = &rule_attack[r as usize];
+            for t in tac {
+                let e = tactic_first
+                    .entry(t.clone())
+                    .or_insert((nd.time, BTreeSet::new()));
+                e.1.extend(
+                    tech.iter()
+                        .filter(|id| {
+                            attack
+                                .technique(id)
+                                .is_none_or(|x| x.tactics.iter().any(|tt| tt == t))
+                        })
+                        .cloned(),
+                );
+                entry_tactics.insert(t.clone());
+            }
+            techniques.extend(tech.iter().cloned());
+            max_level = max_level.max(rules[r as usize].level);
+        }
+        if !nd.hits.is_empty() {
+            detections += 1;
+            h.2 += 1;
+        }
+        let flagged = !nd.hits.is_empty();
+        if !full {
+            continue;
+        }
+        if let Some(p) = &nd.process {
+            processes.push(Process {
+                host: nd.host.to_string(),
+                time: iso(nd.time),
+                id: p.id.to_string(),
+                parent_id: p.parent_id.to_string(),
+                image: p.image.to_string(),
+                parent_image: p.parent_image.to_string(),
+                command_line: p.command_line.to_string(),
+                user: p.user.to_string(),
+                flagged,
+            });
+        }
+        if flagged || nd.process.is_some() || nd.movement.is_some() {
+            let level = nd
+                .hits
+                .iter()
+                .map(|&r| rules[r as usize].level)
+                .max()
+                .unwrap_or(0);
+            timeline.push(Entry {
+                time: iso(nd.time),
+                host: nd.host.to_string(),
+                what: nd.what.to_string(),
+                rules: nd
+                    .hits
+                    .iter()
+                    .map(|&r| rules[r as usize].title.clone())
+                    .collect(),
+                level: LEVEL_NAMES[level as usize],
+                tactics: entry_tactics.into_iter().collect(),
+                event: EventRef::of(nd),
+            });
+        }
+    }
+    // Root cause: the first web-server child, else the first detection.
+    let (kind, root_i) = match root {
+        Some(i) => ("web shell", i),
+        None => (
+            "first detection",
+            *list
+                .iter()
+                .find(|&&i| !nodes[i].hits.is_empty())
+                .unwrap_or(&list[0]),
+        ),
+    };
+    let rn = &nodes[root_i];
+    let root_cause = RootCause {
+        kind,
+        host: rn.host.to_string(),
+        time: iso(rn.time),
+        what: rn.what.to_string(),
+        event: EventRef::of(rn),
+    };
+    // Movement edges.
+    let mut edges: BTreeMap<(&str, &str), (i64, usize, BTreeSet<&'static str>)> = BTreeMap::new();
+    for &k in step_ids {
+        let s = &steps[k];
+        let e = edges
+            .entry((&s.from, &s.to))
+            .or_insert((s.time, 0, BTreeSet::new()));
+        e.0 = e.0.min(s.time);
+        e.1 += 1;
+        e.2.insert(s.how);
+    }
+    let movement: Vec<Edge> = edges
+        .into_iter()
+        .map(|((f, t), (first, count, how))| Edge {
+            from: f.to_string(),
+            to: t.to_string(),
+            first: iso(first),
+            count,
+            how: how.into_iter().collect(),
+        })
+        .collect();
+    let host_rows: Vec<HostInOp> = hosts
+        .iter()
+        .map(|(h, (first, events, dets))| {
+            let role = roles.get(h).map(|r| r.to_string());
+            HostInOp {
+                host: h.clone(),
+                crown_jewel: role.as_deref().is_some_and(is_crown_jewel),
+                role,
+                first: iso(*first),
+                events: *events,
+                detections: *dets,
+            }
+        })
+        .collect();
+    let mut tactics: Vec<TacticStep> = tactic_first
+        .into_iter()
+        .map(|(t, (first, techs))| TacticStep {
+            name: attack
+                .tactics
+                .iter()
+                .find(|x| x.short == t)
+                .map(|x| x.name.clone())
+                .unwrap_or_default(),
+            tactic: t,
+            first: iso(first),
+            techniques: techs.into_iter().collect(),
+        })
+        .collect();
+    tactics.sort_by(|a, b| {
+        (&a.first, attack.tactic_rank(&a.tactic)).cmp(&(&b.first, attack.tactic_rank(&b.tactic)))
+    });
+    // Score.
+    let rule_score: u32 = rule_counts
+        .keys()
+        .map(|&r| level_weight(rules[r as usize].level))
+        .sum::<u32>()
+        .min(120);
+    let internal_hosts = host_rows
+        .iter()
+        .filter(|h| {
+            h.host.parse::<std::net::IpAddr>().is_err() || crate::links::is_private(&h.host)
+        })
+        .count();
+    let jewels = host_rows.iter().filter(|h| h.crown_jewel).count() as u32;
+    let tactic_score: u32 = tactics.iter().map(|t| tactic_weight(&t.tactic)).sum();
+    let score = rule_score
+        + tactic_score
+        + 5 * internal_hosts.saturating_sub(1).min(10) as u32
+        + if kind == "web shell" { 15 } else { 0 }
+        + 10 * jewels.min(3)
+        + if max_level >= 4 { 10 } else { 0 };
+    let severity = match score {
+        s if s >= 150 => "critical",
+        s if s >= 90 => "high",
+        s if s >= 50 => "medium",
+        _ => "low",
+    };
+    let mut rules_out: Vec<RuleCount> = rule_counts
+        .iter()
+        .map(|(&r, &count)| RuleCount {
+            title: rules[r as usize].title.clone(),
+            id: rules[r as usize].id.clone(),
+            level: LEVEL_NAMES[rules[r as usize].level as usize],
+            count,
+        })
+        .collect();
+    rules_out.sort_by(|a, b| b.count.cmp(&a.count).then(a.title.cmp(&b.title)));
+    let truncated = timeline.len().saturating_sub(opts.timeline_cap);
+    if truncated > 0 {
+        // Keep every detection first, then context, in time order.
+        let mut keep: Vec<Entry> = timeline
+            .iter()
+            .filter(|e| !e.rules.is_empty())
+            .cloned()
+            .collect();
+        let room = opts.timeline_cap.saturating_sub(keep.len());
+        keep.extend(
+            timeline
+                .iter()
+                .filter(|e| e.rules.is_empty())
+                .take(room)
+                .cloned(),
+        );
+        keep.sort_by(|a, b| a.time.cmp(&b.time));
+        keep.truncate(opts.timeline_cap);
+        timeline = keep;
+    }
+    Operation {
+        id: String::new(),
+        wave: None,
+        score,
+        severity,
+        start: iso(start_us),
+        end: iso(end_us),
+        root_cause,
+        hosts: host_rows,
+        accounts: accounts.into_iter().collect(),
+        tactics,
+        techniques: techniques.into_iter().collect(),
+        rules: rules_out,
+        detections,
+        movement,
+        remote_addresses: remote.into_iter().collect(),
+        processes,
+        timeline,
+        timeline_truncated: truncated,
+        actor: Vec::new(),
+        events: if full {
+            list.iter().map(|&i| EventRef::of(&nodes[i])).collect()
+        } else {
+            Vec::new()
+        },
+        start_us,
+        end_us,
+    }
+}
