@@ -58,6 +58,8 @@ best_of huntall     "$BIN" hunt "$CORPUS" -q
 best_of parseN      "$BIN" dump "$TMP/copies" --format none -q
 best_of hunt100N    "$BIN" hunt "$TMP/copies" --rules "$TMP/rules100" -q
 best_of huntallN    "$BIN" hunt "$TMP/copies" -q
+best_of nocorr      "$BIN" hunt "$CORPUS" -q --no-operations
+best_of nocorrN     "$BIN" hunt "$TMP/copies" -q --no-operations
 
 rate() { awk "BEGIN{printf \"%.0f\", $1 / $2}"; }
 ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
@@ -79,4 +81,6 @@ echo
 echo "ratio hunt(all rules) / parse-only, wall:      $(ratio "${WALL[huntall]}" "${WALL[parse]}")x   (x$COPIES: $(ratio "${WALL[huntallN]}" "${WALL[parseN]}")x; goal <= 1.5x)"
 echo "ratio hunt(all rules) / parse-only, cpu:       $(ratio "${CPU[huntall]}" "${CPU[parse]}")x   (x$COPIES: $(ratio "${CPU[huntallN]}" "${CPU[parseN]}")x)"
 echo "throughput hunt(all rules) / hunt($SUB_RULES rules):  $(ratio "${WALL[hunt100]}" "${WALL[huntall]}")    (x$COPIES: $(ratio "${WALL[hunt100N]}" "${WALL[huntallN]}"); flat = 1.00)"
+echo "correlation: hunt / hunt --no-operations, wall: $(ratio "${WALL[huntall]}" "${WALL[nocorr]}")x   (x$COPIES: $(ratio "${WALL[huntallN]}" "${WALL[nocorrN]}")x; goal <= 1.20x)"
+echo "correlation: hunt / hunt --no-operations, cpu:  $(ratio "${CPU[huntall]}" "${CPU[nocorr]}")x   (x$COPIES: $(ratio "${CPU[huntallN]}" "${CPU[nocorrN]}")x)"
 echo "peak RSS hunt(all rules):                       $(awk "BEGIN{printf \"%.1f\", ${RSS[huntallN]}/1024}") MiB"

@@ -8,7 +8,11 @@ need_apt=()
 if ! ls /usr/lib/postgresql/*/lib/pgaudit.so >/dev/null 2>&1; then
     need_apt+=(postgresql postgresql-15-pgaudit)
 fi
-# (Services used by later test suites are added here: nats-server, chromium.)
+# The report test opens the HTML report in a real headless browser.
+if ! command -v chromium >/dev/null 2>&1; then
+    need_apt+=(chromium)
+fi
+# (Services used by later test suites are added here: nats-server.)
 if ((${#need_apt[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi

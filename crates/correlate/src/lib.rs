@@ -127,7 +127,9 @@ impl Correlator {
         opts: &Options,
     ) -> Analysis {
         let mut nodes = self.nodes;
-        nodes.sort_by(|a, b| (a.time, &a.source, a.locator).cmp(&(b.time, &b.source, b.locator)));
+        nodes.sort_unstable_by(|a, b| {
+            (a.time, &a.source, a.locator).cmp(&(b.time, &b.source, b.locator))
+        });
         let index: HashMap<(Arc<str>, Locator), usize> = nodes
             .iter()
             .enumerate()

@@ -237,6 +237,9 @@ pub struct Lead {
     pub rules: Vec<String>,
 }
 
+/// Leads described in the analysis (all are counted).
+const LEADS_KEPT: usize = 50;
+
 /// Operations scoring this much (severity high and above) make waves.
 const WAVE_SCORE: u32 = 90;
 
@@ -341,7 +344,7 @@ pub fn analyse(mut graph: Graph, rules: &[RuleInfo], assets: &[Asset], opts: &Op
     }
     let nodes = &graph.nodes;
     let mut ops = Vec::new();
-    let mut leads = Vec::new();
+    let mut lead_roots: Vec<(u32, usize)> = Vec::new();
     for (root, list) in &members {
         stats.candidates += 1;
         let steps = steps_by_root.get(root).map(Vec::as_slice).unwrap_or(&[]);
@@ -358,16 +361,11 @@ pub fn analyse(mut graph: Graph, rules: &[RuleInfo], assets: &[Asset], opts: &Op
                 full,
             )
         };
-        // Score first; the whole story only for what is reported.
-        let op = build(false);
-        if op.score < opts.min_score {
+        // Score first, cheaply; the whole story only for what is reported.
+        let score = quick_score(nodes, list, rules, &rule_attack, &roles);
+        if score < opts.min_score {
             stats.leads += 1;
-            leads.push(Lead {
-                score: op.score,
-                start: op.start.clone(),
-                hosts: op.hosts.iter().map(|h| h.host.clone()).collect(),
-                rules: op.rules.iter().map(|r| r.title.clone()).collect(),
-            });
+            lead_roots.push((score, *root));
             continue;
         }
         let mut op = build(true);
@@ -430,7 +428,31 @@ pub fn analyse(mut graph: Graph, rules: &[RuleInfo], assets: &[Asset], opts: &Op
         all.extend(set.iter().cloned());
     }
     stats.operations = ops.len();
-    leads.sort_by_key(|l| std::cmp::Reverse(l.score));
+    // The strongest leads, described.
+    lead_roots.sort_by_key(|(score, root)| (std::cmp::Reverse(*score), *root));
+    let leads = lead_roots
+        .iter()
+        .take(LEADS_KEPT)
+        .map(|&(score, root)| {
+            let op = operation(
+                nodes,
+                &members[&root],
+                &[],
+                &graph.steps,
+                rules,
+                &rule_attack,
+                &roles,
+                opts,
+                false,
+            );
+            Lead {
+                score,
+                start: op.start,
+                hosts: op.hosts.into_iter().map(|h| h.host).collect(),
+                rules: op.rules.into_iter().map(|r| r.title).collect(),
+            }
+        })
+        .collect();
     Analysis {
         attack_version: attack.attack_version.clone(),
         actor: attack.attribute(&all, 5),
@@ -439,6 +461,81 @@ pub fn analyse(mut graph: Graph, rules: &[RuleInfo], assets: &[Asset], opts: &Op
         leads,
         stats,
     }
+}
+
+/// The distinct rules' weight, capped so that a noisy story cannot outweigh its breadth.
+fn rules_score(distinct: impl Iterator<Item = u32>, rules: &[RuleInfo]) -> u32 {
+    distinct
+        .map(|r| level_weight(rules[r as usize].level))
+        .sum::<u32>()
+        .min(120)
+}
+
+/// An operation's score: what it tripped, the tactics it spans, how far it spread, a web
+/// shell at its root, the crown jewels it reached.
+fn story_score<'a>(
+    rule_score: u32,
+    tactics: impl Iterator<Item = &'a str>,
+    internal_hosts: usize,
+    jewels: usize,
+    web_root: bool,
+    max_level: u8,
+) -> u32 {
+    rule_score
+        + tactics.map(tactic_weight).sum::<u32>()
+        + 5 * internal_hosts.saturating_sub(1).min(10) as u32
+        + if web_root { 15 } else { 0 }
+        + 10 * jewels.min(3) as u32
+        + if max_level >= 4 { 10 } else { 0 }
+}
+
+/// [`story_score`] without building the story.
+fn quick_score(
+    nodes: &[Node],
+    list: &[usize],
+    rules: &[RuleInfo],
+    rule_attack: &[(Vec<String>, Vec<String>)],
+    roles: &HashMap<String, &str>,
+) -> u32 {
+    let mut hit: Vec<u32> = Vec::new();
+    let mut hosts: Vec<&str> = Vec::new();
+    let mut web_root = false;
+    let mut max_level = 0;
+    for &i in list {
+        let n = &nodes[i];
+        web_root |= n.web_child;
+        if !hosts.contains(&&*n.host) {
+            hosts.push(&n.host);
+        }
+        for &r in &n.hits {
+            if !hit.contains(&r) {
+                hit.push(r);
+                max_level = max_level.max(rules[r as usize].level);
+            }
+        }
+    }
+    let mut tactics: Vec<&str> = hit
+        .iter()
+        .flat_map(|&r| rule_attack[r as usize].0.iter().map(String::as_str))
+        .collect();
+    tactics.sort_unstable();
+    tactics.dedup();
+    let internal = hosts
+        .iter()
+        .filter(|h| h.parse::<std::net::IpAddr>().is_err() || crate::links::is_private(h))
+        .count();
+    let jewels = hosts
+        .iter()
+        .filter(|h| roles.get(**h).is_some_and(|r| is_crown_jewel(r)))
+        .count();
+    story_score(
+        rules_score(hit.iter().copied(), rules),
+        tactics.into_iter(),
+        internal,
+        jewels,
+        web_root,
+        max_level,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -627,11 +724,7 @@ fn operation(
         (&a.first, attack.tactic_rank(&a.tactic)).cmp(&(&b.first, attack.tactic_rank(&b.tactic)))
     });
     // Score.
-    let rule_score: u32 = rule_counts
-        .keys()
-        .map(|&r| level_weight(rules[r as usize].level))
-        .sum::<u32>()
-        .min(120);
+    let rule_score = rules_score(rule_counts.keys().copied(), rules);
     let internal_hosts = host_rows
         .iter()
         .filter(|h| {
@@ -639,13 +732,14 @@ fn operation(
         })
         .count();
     let jewels = host_rows.iter().filter(|h| h.crown_jewel).count() as u32;
-    let tactic_score: u32 = tactics.iter().map(|t| tactic_weight(&t.tactic)).sum();
-    let score = rule_score
-        + tactic_score
-        + 5 * internal_hosts.saturating_sub(1).min(10) as u32
-        + if kind == "web shell" { 15 } else { 0 }
-        + 10 * jewels.min(3)
-        + if max_level >= 4 { 10 } else { 0 };
+    let score = story_score(
+        rule_score,
+        tactics.iter().map(|t| t.tactic.as_str()),
+        internal_hosts,
+        jewels as usize,
+        kind == "web shell",
+        max_level,
+    );
     let severity = match score {
         s if s >= 150 => "critical",
         s if s >= 90 => "high",

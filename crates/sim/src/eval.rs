@@ -469,3 +469,138 @@ pub fn evaluate(
         noisiest_rules: noisiest,
     })
 }
+
+/// How one wave's labelled events fall into the operations a hunt built.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveStory {
+    pub wave: u8,
+    pub events: u64,
+    /// Operations holding at least one of the wave's labelled events.
+    pub operations: usize,
+    /// The operation holding most of them, and its share.
+    pub best: Option<String>,
+    pub best_share: f64,
+    /// The share the best two hold together.
+    pub best_two_share: f64,
+}
+
+/// Operations (`operations.json` of `hunt --report`) against the truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoryReport {
+    pub waves: Vec<WaveStory>,
+    pub operations: usize,
+    /// Operations holding no labelled event.
+    pub false_operations: usize,
+    pub days: f64,
+}
+
+impl StoryReport {
+    pub fn false_per_week(&self) -> f64 {
+        self.false_operations as f64 * 7.0 / self.days.max(1e-9)
+    }
+
+    pub fn table(&self) -> String {
+        let mut s = String::from("wave  labelled  operations  best       holds  best two\n");
+        for w in &self.waves {
+            let _ = writeln!(
+                s,
+                "{:<5} {:>8}  {:>10}  {:<9} {:>5.1}%  {:>7.1}%",
+                w.wave,
+                w.events,
+                w.operations,
+                w.best.as_deref().unwrap_or("-"),
+                100.0 * w.best_share,
+                100.0 * w.best_two_share
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{} operations, {} holding no campaign event: {:.2} false operations per simulated week ({:.0} days)",
+            self.operations,
+            self.false_operations,
+            self.false_per_week(),
+            self.days
+        );
+        s
+    }
+}
+
+/// Scores the operations in `operations` (an `operations.json`) against the truth of the
+/// simulation in `sim_dir`: per wave, how many operations its labelled events fall into and
+/// how much of them the best one (and two) hold; and the operations holding none.
+pub fn evaluate_operations(
+    sim_dir: &Path,
+    truth: &Truth,
+    operations: &Path,
+) -> Result<StoryReport, EvalError> {
+    let name = operations.display().to_string();
+    let bytes = std::fs::read(operations).map_err(|e| EvalError::Io(name.clone(), e))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| EvalError::Format(name.clone(), e.to_string()))?;
+    let cname = sim_dir.join("truth/campaign.json");
+    let campaign: serde_json::Value = std::fs::read(&cname)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| EvalError::Format(cname.display().to_string(), "unreadable".into()))?;
+    let days = campaign["config"]["days"].as_f64().unwrap_or(0.0);
+    let wave_of: HashMap<(&str, u64), u8> = truth
+        .labels
+        .iter()
+        .map(|l| ((l.file.as_str(), l.line), l.wave))
+        .collect();
+    let mut per_wave: BTreeMap<u8, u64> = BTreeMap::new();
+    for l in &truth.labels {
+        *per_wave.entry(l.wave).or_default() += 1;
+    }
+    let ops = doc["operations"]
+        .as_array()
+        .ok_or_else(|| EvalError::Format(name.clone(), "no \"operations\" list".into()))?;
+    let mut resolver = Resolver::new(&truth.files);
+    // (wave → op → labelled events held)
+    let mut held: BTreeMap<u8, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut false_operations = 0;
+    for op in ops {
+        let id = op["id"].as_str().unwrap_or("?").to_string();
+        let mut any = false;
+        for e in op["events"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let Some(file) = e["source"].as_str().and_then(|s| resolver.resolve(s)) else {
+                continue;
+            };
+            let Some(line) = e["line"].as_u64().or_else(|| e["record_id"].as_u64()) else {
+                continue;
+            };
+            if let Some(&w) = wave_of.get(&(file, line)) {
+                any = true;
+                *held.entry(w).or_default().entry(id.clone()).or_default() += 1;
+            }
+        }
+        if !any {
+            false_operations += 1;
+        }
+    }
+    let waves = per_wave
+        .iter()
+        .map(|(&wave, &events)| {
+            let mut counts: Vec<(&String, &u64)> = held
+                .get(&wave)
+                .map(|m| m.iter().collect())
+                .unwrap_or_default();
+            counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let top = |k: usize| counts.iter().take(k).map(|(_, c)| **c).sum::<u64>();
+            WaveStory {
+                wave,
+                events,
+                operations: counts.len(),
+                best: counts.first().map(|(id, _)| (*id).clone()),
+                best_share: ratio(top(1), events),
+                best_two_share: ratio(top(2), events),
+            }
+        })
+        .collect();
+    Ok(StoryReport {
+        waves,
+        operations: ops.len(),
+        false_operations,
+        days,
+    })
+}

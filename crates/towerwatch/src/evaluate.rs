@@ -90,6 +90,14 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
     if let Some(p) = &args.json {
         write_json(&report, p)?;
     }
+    if let Some(ops) = &args.operations {
+        let truth = Truth::load(&args.truth)?;
+        let stories = eval::evaluate_operations(&args.truth, &truth, ops)?;
+        print!(
+            "\nOperations against the ground truth\n\n{}",
+            stories.table()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -190,6 +198,13 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         .map(|l| score(&dir, &both, l))
         .collect::<Result<Vec<_>>>()?;
     print!("\n{}", eval::level_lines(&by_level));
+    let truth = Truth::load(&dir)?;
+    let stories = eval::evaluate_operations(&dir, &truth, &dir.join("report/operations.json"))?;
+    print!(
+        "\nOperations against the ground truth (report in {})\n\n{}",
+        dir.join("report/report.html").display(),
+        stories.table()
+    );
     if args.sim.out_dir().is_some() {
         println!(
             "\nThe simulation, detections and eval.json are in {}",

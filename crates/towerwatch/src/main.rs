@@ -108,12 +108,16 @@ pub struct EvalArgs {
     #[arg(value_name = "DETECTIONS", required = true)]
     pub detections: Vec<PathBuf>,
     /// Count only detections at or above this level.
-    #[arg(long, value_name = "LEVEL", default_value = "informational",
+    #[arg(long, value_name = "LEVEL", default_value = "low",
           value_parser = ["informational", "low", "medium", "high", "critical"])]
     pub min_level: String,
     /// Also write the evaluation as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also score the operations of a `hunt --report` (its operations.json): how each
+    /// wave's events fall into operations, and operations holding no campaign event.
+    #[arg(long, value_name = "FILE")]
+    pub operations: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -121,7 +125,7 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub sim: SimOptions,
     /// Count only detections at or above this level.
-    #[arg(long, value_name = "LEVEL", default_value = "informational",
+    #[arg(long, value_name = "LEVEL", default_value = "low",
           value_parser = ["informational", "low", "medium", "high", "critical"])]
     pub min_level: String,
 }
@@ -176,8 +180,9 @@ pub struct RuleArgs {
     /// Rule file or directory (repeatable); replaces the embedded SigmaHQ Windows rules.
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
-    /// Only rules at or above this level.
-    #[arg(long, value_name = "LEVEL", default_value = "informational",
+    /// Only rules at or above this level. Informational rules (a logoff, a service start)
+    /// flag about one benign event in ten; `--min-level informational` loads them too.
+    #[arg(long, value_name = "LEVEL", default_value = "low",
           value_parser = ["informational", "low", "medium", "high", "critical"])]
     pub min_level: String,
     /// Only rules with these statuses (repeatable or comma-separated).

@@ -1,0 +1,258 @@
+//! Operations end to end: a simulated campaign hunted with `--report`, scored against its
+//! ground truth; and the HTML report of the real attack corpus opened in headless Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn towerwatch(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "towerwatch {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn each_simulated_wave_is_one_operation_attributed_to_gallium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    let report = tmp.path().join("report");
+    let detections = tmp.path().join("detections.jsonl");
+    towerwatch(&["simulate", "--seed", "11", "--out", sim.to_str().unwrap()]);
+    let out = towerwatch(&[
+        "hunt",
+        sim.join("evidence").to_str().unwrap(),
+        "--assets",
+        sim.join("context/assets.csv").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "-o",
+        detections.to_str().unwrap(),
+    ]);
+    // With detections written to a file, the summary is on stderr.
+    let summary = text(&out.stderr);
+    // The summary leads with operations, before the rule hits.
+    let ops_at = summary
+        .find("Operations: ")
+        .expect("operations in the summary");
+    let rules_at = summary
+        .find("Detections: ")
+        .expect("rule hits in the summary");
+    assert!(ops_at < rules_at, "{summary}");
+
+    let eval = towerwatch(&[
+        "eval",
+        "--truth",
+        sim.to_str().unwrap(),
+        "--operations",
+        report.join("operations.json").to_str().unwrap(),
+        detections.to_str().unwrap(),
+    ]);
+    let table = text(&eval.stdout);
+    assert!(
+        table.contains("Operations against the ground truth"),
+        "{table}"
+    );
+
+    // The same figures, from the files themselves.
+    let analysis = json(&report.join("operations.json"));
+    let ops = analysis["operations"].as_array().unwrap();
+    let campaign = json(&sim.join("truth/campaign.json"));
+    let waves = campaign["waves"].as_array().unwrap().len();
+    let mut per_wave = std::collections::BTreeMap::<u64, u64>::new();
+    let mut labelled = std::collections::HashMap::new();
+    for line in std::fs::read_to_string(sim.join("truth/labels.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        let w = l["wave"].as_u64().unwrap();
+        *per_wave.entry(w).or_default() += 1;
+        labelled.insert(
+            (
+                l["file"].as_str().unwrap().to_string(),
+                l["line"].as_u64().unwrap(),
+            ),
+            w,
+        );
+    }
+    assert_eq!(per_wave.len(), waves);
+    let mut false_ops = 0;
+    let mut best = std::collections::BTreeMap::<u64, u64>::new();
+    for op in ops {
+        let mut held = std::collections::BTreeMap::<u64, u64>::new();
+        for e in op["events"].as_array().unwrap() {
+            let src = e["source"].as_str().unwrap();
+            let rel = src
+                .strip_prefix(sim.to_str().unwrap())
+                .unwrap()
+                .trim_start_matches('/');
+            if let Some(w) = e["line"]
+                .as_u64()
+                .and_then(|l| labelled.get(&(rel.to_string(), l)))
+            {
+                *held.entry(*w).or_default() += 1;
+            }
+        }
+        if held.is_empty() {
+            false_ops += 1;
+        }
+        for (w, n) in held {
+            let b = best.entry(w).or_default();
+            *b = (*b).max(n);
+        }
+    }
+    for (w, total) in &per_wave {
+        let share = best.get(w).copied().unwrap_or(0) as f64 / *total as f64;
+        assert!(
+            share >= 0.8,
+            "wave {w}: best operation holds {share:.2}\n{table}"
+        );
+    }
+    let days = campaign["config"]["days"].as_f64().unwrap();
+    assert!(
+        (false_ops as f64) * 7.0 / days < 5.0,
+        "{false_ops} false operations in {days} days\n{table}"
+    );
+    // Attribution: GALLIUM first, with the overlap it used.
+    let actor = &analysis["actor"][0];
+    assert_eq!(actor["group"], "GALLIUM", "{}", analysis["actor"]);
+    assert!(actor["overlap"].as_array().unwrap().len() >= 10);
+    assert!(
+        summary.contains("suspected actor GALLIUM (G0093"),
+        "{summary}"
+    );
+    // Every wave the truth has is a wave of the analysis.
+    assert_eq!(
+        analysis["waves"].as_array().unwrap().len(),
+        waves,
+        "{summary}"
+    );
+
+    // The other report files are there and well formed.
+    let layer = json(&report.join("navigator.json"));
+    assert_eq!(layer["versions"]["layer"], "4.5");
+    assert!(layer["techniques"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["techniqueID"] == "T1505.003"));
+    let bundle = json(&report.join("stix.json"));
+    assert_eq!(bundle["type"], "bundle");
+    for o in bundle["objects"].as_array().unwrap() {
+        assert_eq!(o["spec_version"], "2.1", "{o}");
+        for k in ["id", "type", "created", "modified"] {
+            assert!(o.get(k).is_some(), "{k} missing in {o}");
+        }
+        assert!(o["id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}--", o["type"].as_str().unwrap())));
+    }
+    assert!(bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["type"] == "intrusion-set" && o["name"] == "GALLIUM"));
+    let csv = std::fs::read_to_string(report.join("timeline.csv")).unwrap();
+    assert!(csv.starts_with("message,datetime,timestamp,timestamp_desc,"));
+    assert!(csv.lines().count() > 100);
+}
+
+fn shared_evtx() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/evtx")
+}
+
+/// Where test artifacts (the screenshot) go: `target/test-artifacts`.
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_report_of_the_attack_corpus_renders_in_headless_chromium() {
+    let corpus = shared_evtx();
+    assert!(
+        corpus.is_dir(),
+        "the attack corpus is at {}",
+        corpus.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    let out = towerwatch(&[
+        "hunt",
+        corpus.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let summary = text(&out.stdout);
+    assert!(summary.contains("Operations: "), "{summary}");
+    assert!(summary.contains("(0 rejected)"), "{summary}");
+    let html = report.join("report.html");
+    // A fresh profile, no network, nothing that phones home.
+    let profile = tmp.path().join("profile");
+    let browser = |extra: &[String]| {
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().cloned());
+        args.push(format!("file://{}", html.display()));
+        let out = Command::new("chromium").args(&args).output().expect(
+            "chromium runs (scripts/test.sh installs Debian's chromium when it is missing)",
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        out
+    };
+    let dom = text(&browser(&["--dump-dom".into()]).stdout);
+    // The browser parsed the document and built the three graphics with their parts.
+    for (id, part) in [
+        ("movement-graph", "class=\"node\""),
+        ("timeline", "class=\"mark\""),
+        ("attack-matrix", "class=\"hit\""),
+    ] {
+        let at = dom
+            .find(&format!("<svg id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no {id} in the rendered document"));
+        let end = dom[at..].find("</svg>").unwrap() + at;
+        assert!(dom[at..end].contains(part), "{id} has no {part}");
+    }
+    assert!(dom.contains("id=\"operations\""));
+    let shot = artifacts().join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    browser(&[
+        format!("--screenshot={}", shot.display()),
+        "--window-size=1400,2000".into(),
+    ]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+}
