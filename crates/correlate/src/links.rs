@@ -370,22 +370,16 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                     keys.push(Key::PidCreated(p));
                 }
                 account(&mut keys, f("User"));
-                let cmd = f("CommandLine");
-                for a in accounts_added(cmd) {
-                    keys.push(Key::AccountCreated(a));
-                }
-                if let Some(to) = command_targets(cmd).into_iter().next() {
-                    movement = Some(Movement::Departure { to });
-                }
-                what = format!("process {}", cmd_or_image(cmd, image));
-                process = Some(Box::new(ProcessInfo {
+                let info = ProcessInfo {
                     image: image.into(),
-                    command_line: cmd.into(),
+                    command_line: f("CommandLine").into(),
                     parent_image: parent.into(),
                     user: f("User").into(),
                     id: guid.into(),
                     parent_id: f("ParentProcessGuid").into(),
-                }));
+                };
+                (movement, what) = process_created(&mut keys, &info);
+                process = Some(Box::new(info));
             }
             Some(3) => {
                 let (src, dst) = (f("SourceIp"), f("DestinationIp"));
@@ -469,22 +463,16 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                 session(&mut keys, f("TargetLogonId"));
                 let image = f("NewProcessName");
                 file(&mut keys, image);
-                let cmd = f("CommandLine");
-                for a in accounts_added(cmd) {
-                    keys.push(Key::AccountCreated(a));
-                }
-                if let Some(to) = command_targets(cmd).into_iter().next() {
-                    movement = Some(Movement::Departure { to });
-                }
-                what = format!("process {}", cmd_or_image(cmd, image));
-                process = Some(Box::new(ProcessInfo {
+                let info = ProcessInfo {
                     image: image.into(),
-                    command_line: cmd.into(),
+                    command_line: f("CommandLine").into(),
                     parent_image: parent.into(),
                     user: f("SubjectUserName").into(),
                     id: f("NewProcessId").into(),
                     parent_id: f("ProcessId").into(),
-                }));
+                };
+                (movement, what) = process_created(&mut keys, &info);
+                process = Some(Box::new(info));
             }
             4624 | 4625 => {
                 if f("LogonType") == "5" {
@@ -653,6 +641,22 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
         web_child,
         what: what.into(),
     })
+}
+
+/// What a command line says, for either view of a process creation (Sysmon 1, 4688): the
+/// accounts it adds, the host it reaches for, and the timeline's description.
+fn process_created(keys: &mut Vec<Key>, p: &ProcessInfo) -> (Option<Movement>, String) {
+    for a in accounts_added(&p.command_line) {
+        keys.push(Key::AccountCreated(a));
+    }
+    let movement = command_targets(&p.command_line)
+        .into_iter()
+        .next()
+        .map(|to| Movement::Departure { to });
+    (
+        movement,
+        format!("process {}", cmd_or_image(&p.command_line, &p.image)),
+    )
 }
 
 fn cmd_or_image<'a>(cmd: &'a str, image: &'a str) -> &'a str {

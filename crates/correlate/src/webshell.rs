@@ -45,6 +45,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use towerwatch_event::{Event, Locator, Timestamp};
 
+use crate::links::is_web_server;
+
 /// Pages with at most this many distinct clients are rare.
 const RARE_CLIENTS: usize = 2;
 /// Timestamps kept per rare page (the oldest go first).
@@ -121,24 +123,6 @@ pub struct WebShellJoin {
     host_ips: HashMap<String, BTreeSet<String>>,
     /// Web-server child processes not kept because the cap was reached.
     pub children_dropped: u64,
-}
-
-fn is_web_server(parent: &str) -> bool {
-    let name = parent
-        .rsplit(['\\', '/'])
-        .next()
-        .unwrap_or(parent)
-        .to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "w3wp.exe"
-            | "java.exe"
-            | "javaw.exe"
-            | "beasvc.exe"
-            | "httpd.exe"
-            | "php-cgi.exe"
-            | "umworkerprocess.exe"
-    ) || name.starts_with("tomcat")
 }
 
 fn is_dynamic(uri: &str) -> bool {
