@@ -78,8 +78,8 @@ impl Components {
 /// A host-to-host step: the departure on `from`, the arrival on `to`.
 #[derive(Debug, Clone)]
 pub struct Step {
-    pub from: Box<str>,
-    pub to: Box<str>,
+    pub from: std::sync::Arc<str>,
+    pub to: std::sync::Arc<str>,
     pub time: i64,
     pub how: &'static str,
     pub arrival: usize,
@@ -101,7 +101,7 @@ pub fn build(mut nodes: Vec<Node>, assets: &[(String, String)], pairs: &[(usize,
     let resolve = |x: &str| -> Box<str> { host_of_ip.get(x).cloned().unwrap_or_else(|| x.into()) };
     for n in &mut nodes {
         if n.host.parse::<std::net::IpAddr>().is_ok() {
-            n.host = resolve(&n.host);
+            n.host = std::sync::Arc::from(&*resolve(&n.host));
         }
     }
     let mut uf = Components::new(nodes.len());
@@ -160,27 +160,29 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
             _ => None,
         })
         .collect();
-    let service_sessions: FxHashSet<(&str, &str)> = nodes
+    let service_sessions: FxHashSet<(&str, u64)> = nodes
         .iter()
         .flat_map(|n| {
             n.keys.iter().filter_map(move |k| match k {
-                Key::ServiceSession(s) => Some((&*n.host, &**s)),
+                Key::ServiceSession(s) => Some((&*n.host, *s)),
                 _ => None,
             })
         })
         .collect();
     // (scope, kind, value) → member nodes in time order (nodes are sorted by time).
-    let mut groups: FxHashMap<(&str, u8, &str), Vec<usize>> = FxHashMap::default();
+    let mut groups: FxHashMap<(&str, u8, u64), Vec<usize>> = FxHashMap::default();
     for (i, n) in nodes.iter().enumerate() {
         for k in &n.keys {
             let scope = if scoped(k) { &*n.host } else { "" };
-            let (kind, value): (u8, &str) = match k {
-                Key::Process(g) => (0, g),
-                Key::Session(s) => (1, s),
-                Key::File(f) => (2, f),
-                Key::Remote(r) => (3, r),
-                Key::Connection(c) => (4, c),
-                Key::Account(a) | Key::AccountCreated(a) if created.contains(&**a) => (5, a),
+            let (kind, value): (u8, u64) = match k {
+                Key::Process(g) => (0, *g),
+                Key::Session(s) => (1, *s),
+                Key::File(f) => (2, *f),
+                Key::Remote(r) => (3, crate::links::digest(&[r])),
+                Key::Connection(c) => (4, *c),
+                Key::Account(a) | Key::AccountCreated(a) if created.contains(&**a) => {
+                    (5, crate::links::digest(&[a]))
+                }
                 _ => continue,
             };
             groups.entry((scope, kind, value)).or_default().push(i);
@@ -200,11 +202,11 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
                 }
             }
             2 => {
-                let sessions: HashSet<&str> = members
+                let sessions: FxHashSet<u64> = members
                     .iter()
                     .flat_map(|&i| nodes[i].keys.iter())
                     .filter_map(|k| match k {
-                        Key::Session(s) => Some(&**s),
+                        Key::Session(s) => Some(*s),
                         _ => None,
                     })
                     .collect();
@@ -303,7 +305,7 @@ fn link_movement(
 ) -> Vec<Step> {
     // Hosts and addresses as small ids; names only for the steps kept.
     let mut ids: FxHashMap<Box<str>, u32> = FxHashMap::default();
-    let mut names: Vec<Box<str>> = Vec::new();
+    let mut names: Vec<std::sync::Arc<str>> = Vec::new();
     let mut id_of = |x: &str| -> u32 {
         if let Some(&i) = ids.get(x) {
             return i;
@@ -312,7 +314,7 @@ fn link_movement(
         let i = match ids.get(&name) {
             Some(&i) => i,
             None => {
-                names.push(name.clone());
+                names.push(std::sync::Arc::from(&*name));
                 let i = names.len() as u32 - 1;
                 ids.insert(name, i);
                 i

@@ -45,7 +45,6 @@ pub mod operations;
 mod webshell;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use towerwatch_event::{Event, Locator};
 
@@ -60,6 +59,7 @@ pub const DEFAULT_CAPACITY: usize = 4_000_000;
 /// The correlation state one worker builds; [`merge`](Self::merge) combines workers.
 pub struct Correlator {
     nodes: Vec<links::Node>,
+    hosts: links::Hosts,
     capacity: usize,
     /// Context events not kept because the capacity was reached.
     pub dropped: u64,
@@ -75,6 +75,7 @@ impl Correlator {
     pub fn with_capacity(capacity: usize) -> Self {
         Correlator {
             nodes: Vec::new(),
+            hosts: links::Hosts::default(),
             capacity,
             dropped: 0,
         }
@@ -86,7 +87,7 @@ impl Correlator {
             self.dropped += 1;
             return;
         }
-        if let Some(n) = links::node_of(e, hits) {
+        if let Some(n) = links::node_of(e, hits, &mut self.hosts) {
             self.nodes.push(n);
         }
     }
@@ -127,22 +128,41 @@ impl Correlator {
         opts: &Options,
     ) -> Analysis {
         let mut nodes = self.nodes;
-        nodes.sort_unstable_by(|a, b| {
-            (a.time, &a.source, a.locator).cmp(&(b.time, &b.source, b.locator))
-        });
-        let index: HashMap<(Arc<str>, Locator), usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| ((n.source.clone(), n.locator), i))
-            .collect();
-        let find = |p: &Place| -> Option<usize> {
+        // Workers are merged in input order and each input's events come in file order, so a
+        // stable sort by time alone gives the same order on every run.
+        nodes.sort_by_key(|n| n.time);
+        // Only the few places named after the fact are looked up.
+        let place_key = |p: &Place| -> Option<(String, Locator)> {
             let loc = match (p.line, p.record_id) {
                 (Some(l), _) => Locator::Line(l),
                 (None, Some(r)) => Locator::Record(r),
                 (None, None) => return None,
             };
-            index.get(&(Arc::from(p.source.as_str()), loc)).copied()
+            Some((p.source.clone(), loc))
         };
+        let mut wanted: HashMap<(String, Locator), Option<usize>> = extra
+            .iter()
+            .map(|(p, _)| p)
+            .chain(joined.iter().flat_map(|(a, b)| [a, b]))
+            .filter_map(place_key)
+            .map(|k| (k, None))
+            .collect();
+        if !wanted.is_empty() {
+            let sources: std::collections::HashSet<&str> =
+                wanted.keys().map(|(s, _)| s.as_str()).collect();
+            let mut found = Vec::new();
+            for (i, n) in nodes.iter().enumerate() {
+                if sources.contains(&*n.source) {
+                    found.push(((n.source.to_string(), n.locator), i));
+                }
+            }
+            for (k, i) in found {
+                if let Some(slot) = wanted.get_mut(&k) {
+                    *slot = Some(i);
+                }
+            }
+        }
+        let find = |p: &Place| -> Option<usize> { wanted.get(&place_key(p)?).copied().flatten() };
         for (p, rule) in extra {
             if let Some(i) = find(p) {
                 if !nodes[i].hits.contains(rule) {
@@ -158,7 +178,11 @@ impl Correlator {
             .iter()
             .map(|a| (a.ip.clone(), a.host.clone()))
             .collect();
-        let graph = graph::build(nodes, &asset_ips, &pairs);
-        operations::analyse(graph, rules, assets, opts)
+        let mut graph = graph::build(nodes, &asset_ips, &pairs);
+        let analysis = operations::analyse(&mut graph, rules, assets, opts);
+        // Freeing every event's small allocations takes tens of milliseconds on a large
+        // hunt; nothing waits for it.
+        std::thread::spawn(move || drop(graph));
+        analysis
     }
 }

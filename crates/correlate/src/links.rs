@@ -10,22 +10,23 @@ use towerwatch_event::{Event, Locator};
 
 const SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 
-/// How one event ties to others.
+/// How one event ties to others. Values only compared for equality are kept as 64-bit
+/// digests of their text (no allocation per event); names that reports show stay text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     /// The acting process, by Sysmon `ProcessGuid`.
-    Process(Box<str>),
+    Process(u64),
     /// A process created here, by (pid): resolved against other creations and references on
     /// the same host by time, since pids are reused.
     PidCreated(u32),
     /// The process with this pid at the event's time (Security events name pids, not guids).
     PidRef(u32),
     /// A logon session on the event's host.
-    Session(Box<str>),
+    Session(u64),
     /// A service logon (type 5): the session every process of that service shares.
-    ServiceSession(Box<str>),
+    ServiceSession(u64),
     /// A file on the event's host (written, run, loaded, installed as a service), lowercased.
-    File(Box<str>),
+    File(u64),
     /// An account name, lowercased; only accounts created in the evidence link (see graph).
     Account(Box<str>),
     /// A user named as created by a command line (`net user NAME … /add`).
@@ -33,7 +34,28 @@ pub enum Key {
     /// An address outside the private ranges.
     Remote(Box<str>),
     /// One TCP/UDP connection: (source ip, source port, destination ip, destination port).
-    Connection(Box<str>),
+    Connection(u64),
+}
+
+/// A stable 64-bit digest of key text (the same in every run and on every worker).
+pub fn digest(parts: &[&str]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    for p in parts {
+        h.write(p.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// The same, case-folded.
+fn digest_folded(s: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    for b in s.bytes() {
+        h.write_u8(b.to_ascii_lowercase());
+    }
+    h.finish()
 }
 
 /// Movement between hosts, matched by time in [`crate::graph`].
@@ -56,7 +78,7 @@ pub struct Node {
     /// Microseconds since the epoch.
     pub time: i64,
     /// The host, as a short upper-case name (or an address for logs that only know one).
-    pub host: Box<str>,
+    pub host: Arc<str>,
     pub source: Arc<str>,
     pub locator: Locator,
     /// Indices of the rules that matched (into the caller's catalog).
@@ -71,6 +93,16 @@ pub struct Node {
     pub web_child: bool,
     /// A short description of the event for timelines.
     pub what: Box<str>,
+}
+
+impl Node {
+    /// The timeline's words for this event.
+    pub fn describe(&self) -> String {
+        match (&self.process, self.what.is_empty()) {
+            (Some(p), true) => format!("process {}", cmd_or_image(&p.command_line, &p.image)),
+            _ => self.what.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -312,7 +344,25 @@ fn account_name(s: &str) -> Option<Box<str>> {
 
 /// The events worth keeping for the graph, with their keys. `None` when the event ties to
 /// nothing and matched no rule.
-pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
+/// Host names as events spell them, to the short names nodes share (one allocation per host,
+/// not per event).
+#[derive(Default)]
+pub struct Hosts {
+    names: std::collections::HashMap<Box<str>, Arc<str>>,
+}
+
+impl Hosts {
+    pub fn get(&mut self, raw: &str) -> Arc<str> {
+        if let Some(h) = self.names.get(raw) {
+            return h.clone();
+        }
+        let h: Arc<str> = Arc::from(&*short_host(raw));
+        self.names.insert(raw.into(), h.clone());
+        h
+    }
+}
+
+pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
     let time = e.timestamp.map(|t| t.as_microsecond())?;
     let channel = e.channel.as_deref().unwrap_or("");
     let f = |name: &'static str| e.first_str(name).unwrap_or("");
@@ -322,10 +372,25 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
     let mut process = None;
     let mut web_child = false;
     let mut what = String::new();
-    let mut host: Box<str> = e.computer.as_deref().map(short_host).unwrap_or_default();
+    // Descriptions are for timelines: built only for events that can appear in one (those
+    // with detections, and those that may be a host-to-host step).
+    let may_move = match (channel, e.event_id) {
+        (c, Some(3 | 11)) if c.eq_ignore_ascii_case(SYSMON) => true,
+        ("Security", Some(4624 | 4625 | 4648 | 5140 | 5145)) => true,
+        (c, _) => c.starts_with("zeek/"),
+    };
+    let keep_text = !hits.is_empty() || may_move;
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if keep_text {
+                what = format!($($t)*);
+            }
+        };
+    }
+    let mut host: Arc<str> = hosts.get(e.computer.as_deref().unwrap_or(""));
     let session = |keys: &mut Vec<Key>, id: &str| {
         if !is_hub_session(id) {
-            keys.push(Key::Session(id.to_ascii_lowercase().into()));
+            keys.push(Key::Session(digest_folded(id)));
         }
     };
     let account = |keys: &mut Vec<Key>, name: &str| {
@@ -335,9 +400,7 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
     };
     let file = |keys: &mut Vec<Key>, path: &str| {
         if is_own_file(path) {
-            keys.push(Key::File(
-                path.trim_matches('"').to_ascii_lowercase().into(),
-            ));
+            keys.push(Key::File(digest_folded(path.trim_matches('"'))));
         }
     };
     let remote = |keys: &mut Vec<Key>, ip: &str| {
@@ -350,7 +413,7 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
         let image = f("Image");
         let actor_is_hub = is_hub_image(image) || guid.ends_with("-000000000004}");
         if !guid.is_empty() && !actor_is_hub {
-            keys.push(Key::Process(guid.into()));
+            keys.push(Key::Process(digest_folded(guid)));
         }
         match e.event_id {
             Some(1) => {
@@ -358,11 +421,11 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                 if is_web_server(parent) && !is_framework_child(image) {
                     web_child = true;
                 } else if !is_hub_image(parent) && !f("ParentProcessGuid").is_empty() {
-                    keys.push(Key::Process(f("ParentProcessGuid").into()));
+                    keys.push(Key::Process(digest_folded(f("ParentProcessGuid"))));
                 }
                 // The process itself is a key even when its image is a hub (its own events).
                 if actor_is_hub && !guid.is_empty() {
-                    keys.push(Key::Process(guid.into()));
+                    keys.push(Key::Process(digest_folded(guid)));
                 }
                 session(&mut keys, f("LogonId"));
                 file(&mut keys, image);
@@ -378,7 +441,7 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                     id: guid.into(),
                     parent_id: f("ParentProcessGuid").into(),
                 };
-                (movement, what) = process_created(&mut keys, &info);
+                movement = process_created(&mut keys, &info);
                 process = Some(Box::new(info));
             }
             Some(3) => {
@@ -387,9 +450,12 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                 remote(&mut keys, src);
                 remote(&mut keys, dst);
                 if !src.is_empty() && !dst.is_empty() {
-                    keys.push(Key::Connection(
-                        format!("{src}:{}>{dst}:{}", f("SourcePort"), f("DestinationPort")).into(),
-                    ));
+                    keys.push(Key::Connection(digest(&[
+                        src,
+                        f("SourcePort"),
+                        dst,
+                        f("DestinationPort"),
+                    ])));
                 }
                 if initiated {
                     if let Some(ip) = ip_of(src).filter(|ip| is_private(ip)) {
@@ -399,7 +465,7 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                         movement = Some(Movement::Departure { to: ip.into() });
                     }
                 }
-                what = format!(
+                say!(
                     "{} connects to {dst}:{}",
                     file_name(image),
                     f("DestinationPort")
@@ -407,14 +473,14 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
             }
             Some(7) => {
                 file(&mut keys, f("ImageLoaded"));
-                what = format!("{} loads {}", file_name(image), f("ImageLoaded"));
+                say!("{} loads {}", file_name(image), f("ImageLoaded"));
             }
             Some(8) | Some(10) => {
                 let g = f("SourceProcessGUID");
                 if !g.is_empty() && !is_hub_image(f("SourceImage")) {
-                    keys.push(Key::Process(g.into()));
+                    keys.push(Key::Process(digest_folded(g)));
                 }
-                what = format!(
+                say!(
                     "{} opens {} ({})",
                     file_name(f("SourceImage")),
                     file_name(f("TargetImage")),
@@ -431,20 +497,20 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                         how: "file written over SMB",
                     });
                 }
-                what = format!("{} writes {target}", file_name(image));
+                say!("{} writes {target}", file_name(image));
             }
             Some(12..=14) => {
-                what = format!("{} sets {}", file_name(image), f("TargetObject"));
+                say!("{} sets {}", file_name(image), f("TargetObject"));
                 file(&mut keys, f("Details"));
             }
-            Some(17) | Some(18) => what = format!("pipe {}", f("PipeName")),
+            Some(17) | Some(18) => say!("pipe {}", f("PipeName")),
             Some(22) => {
                 for ip in f("QueryResults").split(';') {
                     remote(&mut keys, ip);
                 }
-                what = format!("{} resolves {}", file_name(image), f("QueryName"));
+                say!("{} resolves {}", file_name(image), f("QueryName"));
             }
-            _ => what = format!("Sysmon {}", e.event_id.unwrap_or(0)),
+            _ => say!("Sysmon {}", e.event_id.unwrap_or(0)),
         }
     } else if channel.eq_ignore_ascii_case("Security") {
         let id = e.event_id.unwrap_or(0);
@@ -471,14 +537,12 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                     id: f("NewProcessId").into(),
                     parent_id: f("ProcessId").into(),
                 };
-                (movement, what) = process_created(&mut keys, &info);
+                movement = process_created(&mut keys, &info);
                 process = Some(Box::new(info));
             }
             4624 | 4625 => {
                 if f("LogonType") == "5" {
-                    keys.push(Key::ServiceSession(
-                        f("TargetLogonId").to_ascii_lowercase().into(),
-                    ));
+                    keys.push(Key::ServiceSession(digest_folded(f("TargetLogonId"))));
                 } else {
                     session(&mut keys, f("TargetLogonId"));
                 }
@@ -498,11 +562,11 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                         });
                     }
                 }
-                what = format!("logon type {t} of {} from {ip}", f("TargetUserName"));
+                say!("logon type {t} of {} from {ip}", f("TargetUserName"));
             }
             4634 | 4647 => {
                 session(&mut keys, f("TargetLogonId"));
-                what = format!("logoff of {}", f("TargetUserName"));
+                say!("logoff of {}", f("TargetUserName"));
             }
             4648 => {
                 session(&mut keys, f("SubjectLogonId"));
@@ -516,20 +580,22 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                         to: short_host(target),
                     });
                 }
-                what = format!(
+                say!(
                     "explicit credentials of {} for {target}",
                     f("TargetUserName")
                 );
             }
             4672 => {
                 session(&mut keys, f("SubjectLogonId"));
-                what = format!("special privileges for {}", f("SubjectUserName"));
+                say!("special privileges for {}", f("SubjectUserName"));
             }
             4697 => {
                 session(&mut keys, f("SubjectLogonId"));
                 account(&mut keys, f("SubjectUserName"));
-                keys.push(Key::File(service_binary(f("ServiceFileName")).into()));
-                what = format!("service {} installed", f("ServiceName"));
+                keys.push(Key::File(digest_folded(&service_binary(f(
+                    "ServiceFileName",
+                )))));
+                say!("service {} installed", f("ServiceName"));
             }
             4698 | 4702 => {
                 session(&mut keys, f("SubjectLogonId"));
@@ -542,14 +608,14 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                 {
                     file(&mut keys, cmd);
                 }
-                what = format!("scheduled task {}", f("TaskName"));
+                say!("scheduled task {}", f("TaskName"));
             }
             4720 => {
                 if let Some(a) = account_name(f("TargetUserName")) {
                     keys.push(Key::AccountCreated(a));
                 }
                 session(&mut keys, f("SubjectLogonId"));
-                what = format!("account {} created", f("TargetUserName"));
+                say!("account {} created", f("TargetUserName"));
             }
             4728 | 4732 | 4756 => {
                 let member = f("MemberName");
@@ -559,11 +625,11 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                     .unwrap_or(member);
                 account(&mut keys, cn);
                 session(&mut keys, f("SubjectLogonId"));
-                what = format!("{cn} added to {}", f("TargetUserName"));
+                say!("{cn} added to {}", f("TargetUserName"));
             }
             4768 | 4769 | 4771 | 4776 => {
                 account(&mut keys, f("TargetUserName"));
-                what = format!("Kerberos/NTLM for {}", f("TargetUserName"));
+                say!("Kerberos/NTLM for {}", f("TargetUserName"));
             }
             5140 | 5145 => {
                 session(&mut keys, f("SubjectLogonId"));
@@ -578,21 +644,21 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
                         how: "admin share",
                     });
                 }
-                what = format!("share {} {rel}", f("ShareName"));
+                say!("share {} {rel}", f("ShareName"));
             }
             _ => {
                 session(&mut keys, f("SubjectLogonId"));
-                what = format!("Security {id}");
+                say!("Security {id}");
             }
         }
     } else if channel.eq_ignore_ascii_case("System") && e.event_id == Some(7045) {
-        keys.push(Key::File(service_binary(f("ImagePath")).into()));
-        what = format!("service {} installed", f("ServiceName"));
+        keys.push(Key::File(digest_folded(&service_binary(f("ImagePath")))));
+        say!("service {} installed", f("ServiceName"));
     } else if channel == "webserver" {
         let client = f("c-ip");
         remote(&mut keys, client);
-        host = short_host(e.first_str("s-ip").or(e.computer.as_deref()).unwrap_or(""));
-        what = format!(
+        host = hosts.get(e.first_str("s-ip").or(e.computer.as_deref()).unwrap_or(""));
+        say!(
             "{} {} {} from {client}",
             f("cs-method"),
             f("cs-uri-stem"),
@@ -602,24 +668,27 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
         let (src, dst) = (f("id.orig_h"), f("id.resp_h"));
         remote(&mut keys, src);
         remote(&mut keys, dst);
-        keys.push(Key::Connection(
-            format!("{src}:{}>{dst}:{}", f("id.orig_p"), f("id.resp_p")).into(),
-        ));
-        host = short_host(src);
+        keys.push(Key::Connection(digest(&[
+            src,
+            f("id.orig_p"),
+            dst,
+            f("id.resp_p"),
+        ])));
+        host = hosts.get(src);
         if is_private(src) && is_private(dst) && path == "conn" {
             movement = Some(Movement::Flow {
                 from: src.into(),
                 to: dst.into(),
             });
         }
-        what = format!("{path} {src} → {dst}:{} {}", f("id.resp_p"), f("service"));
+        say!("{path} {src} → {dst}:{} {}", f("id.resp_p"), f("service"));
     } else if channel.contains("PowerShell") {
         // The script's host process, by the pid the event was logged from.
         if let Some(p) = pid(f("Execution_ProcessID")) {
             keys.push(Key::PidRef(p));
         }
         let text: String = f("ScriptBlockText").chars().take(160).collect();
-        what = format!("PowerShell {}", text.replace(['\r', '\n'], " "));
+        say!("PowerShell {}", text.replace(['\r', '\n'], " "));
     } else {
         session(&mut keys, f("SubjectLogonId"));
     }
@@ -644,19 +713,15 @@ pub fn node_of(e: &Event, hits: &[u32]) -> Option<Node> {
 }
 
 /// What a command line says, for either view of a process creation (Sysmon 1, 4688): the
-/// accounts it adds, the host it reaches for, and the timeline's description.
-fn process_created(keys: &mut Vec<Key>, p: &ProcessInfo) -> (Option<Movement>, String) {
+/// accounts it adds and the host it reaches for.
+fn process_created(keys: &mut Vec<Key>, p: &ProcessInfo) -> Option<Movement> {
     for a in accounts_added(&p.command_line) {
         keys.push(Key::AccountCreated(a));
     }
-    let movement = command_targets(&p.command_line)
+    command_targets(&p.command_line)
         .into_iter()
         .next()
-        .map(|to| Movement::Departure { to });
-    (
-        movement,
-        format!("process {}", cmd_or_image(&p.command_line, &p.image)),
-    )
+        .map(|to| Movement::Departure { to })
 }
 
 fn cmd_or_image<'a>(cmd: &'a str, image: &'a str) -> &'a str {

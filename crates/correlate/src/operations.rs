@@ -299,7 +299,12 @@ pub fn attack_of(tags: &[String]) -> (Vec<String>, Vec<String>) {
 }
 
 /// Builds operations and waves from a linked graph.
-pub fn analyse(mut graph: Graph, rules: &[RuleInfo], assets: &[Asset], opts: &Options) -> Analysis {
+pub fn analyse(
+    graph: &mut Graph,
+    rules: &[RuleInfo],
+    assets: &[Asset],
+    opts: &Options,
+) -> Analysis {
     let attack = Attack::get();
     let roles: HashMap<String, &str> = assets
         .iter()
@@ -345,32 +350,48 @@ pub fn analyse(mut graph: Graph, rules: &[RuleInfo], assets: &[Asset], opts: &Op
     let nodes = &graph.nodes;
     let mut ops = Vec::new();
     let mut lead_roots: Vec<(u32, usize)> = Vec::new();
-    for (root, list) in &members {
+    let mut reported: Vec<usize> = Vec::new();
+    // Scoring every candidate is the bulk of the work on a large hunt: in parallel.
+    let scored: Vec<(usize, u32)> = {
+        use rayon::prelude::*;
+        let list: Vec<(&usize, &Vec<usize>)> = members.iter().collect();
+        list.par_iter()
+            .map(|(root, l)| (**root, quick_score(nodes, l, rules, &rule_attack, &roles)))
+            .collect()
+    };
+    for (root, score) in scored {
+        let root = &root;
         stats.candidates += 1;
-        let steps = steps_by_root.get(root).map(Vec::as_slice).unwrap_or(&[]);
-        let build = |full| {
-            operation(
-                nodes,
-                list,
-                steps,
-                &graph.steps,
-                rules,
-                &rule_attack,
-                &roles,
-                opts,
-                full,
-            )
-        };
-        // Score first, cheaply; the whole story only for what is reported.
-        let score = quick_score(nodes, list, rules, &rule_attack, &roles);
+        // Scored cheaply above; the whole story only for what is reported.
         if score < opts.min_score {
             stats.leads += 1;
             lead_roots.push((score, *root));
             continue;
         }
-        let mut op = build(true);
-        op.actor = attack.attribute(&op.techniques.iter().cloned().collect(), 3);
-        ops.push(op);
+        reported.push(*root);
+    }
+    {
+        use rayon::prelude::*;
+        let steps_of = |r: &usize| steps_by_root.get(r).map(Vec::as_slice).unwrap_or(&[]);
+        let built: Vec<Operation> = reported
+            .par_iter()
+            .map(|r| {
+                let mut op = operation(
+                    nodes,
+                    &members[r],
+                    steps_of(r),
+                    &graph.steps,
+                    rules,
+                    &rule_attack,
+                    &roles,
+                    opts,
+                    true,
+                );
+                op.actor = attack.attribute(&op.techniques.iter().cloned().collect(), 3);
+                op
+            })
+            .collect();
+        ops.extend(built);
     }
     ops.sort_by_key(|o| (o.start_us, o.end_us));
     for (k, op) in ops.iter_mut().enumerate() {
@@ -640,7 +661,7 @@ fn operation(
             timeline.push(Entry {
                 time: iso(nd.time),
                 host: nd.host.to_string(),
-                what: nd.what.to_string(),
+                what: nd.describe(),
                 rules: nd
                     .hits
                     .iter()
@@ -668,7 +689,7 @@ fn operation(
         kind,
         host: rn.host.to_string(),
         time: iso(rn.time),
-        what: rn.what.to_string(),
+        what: rn.describe(),
         event: EventRef::of(rn),
     };
     // Movement edges.
