@@ -288,7 +288,7 @@ fn link_web_bursts(nodes: &[Node], uf: &mut Components) {
     for (i, n) in nodes.iter().enumerate() {
         if let (true, Some(p)) = (n.web_child, &n.process) {
             by_server
-                .entry((&n.host, &p.parent_image))
+                .entry((&n.host, p.parent_image()))
                 .or_default()
                 .push(i);
         }

@@ -127,10 +127,17 @@ impl Correlator {
         assets: &[Asset],
         opts: &Options,
     ) -> Analysis {
-        let mut nodes = self.nodes;
+        let nodes = self.nodes;
         // Workers are merged in input order and each input's events come in file order, so a
         // stable sort by time alone gives the same order on every run.
-        nodes.sort_by_key(|n| n.time);
+        // (Sorting indices and moving each node once beats moving nodes in the sort.)
+        let mut order: Vec<u32> = (0..nodes.len() as u32).collect();
+        order.sort_by_key(|&i| nodes[i as usize].time);
+        let mut slots: Vec<Option<links::Node>> = nodes.into_iter().map(Some).collect();
+        let mut nodes: Vec<links::Node> = order
+            .iter()
+            .filter_map(|&i| slots[i as usize].take())
+            .collect();
         // Only the few places named after the fact are looked up.
         let place_key = |p: &Place| -> Option<(String, Locator)> {
             let loc = match (p.line, p.record_id) {

@@ -99,21 +99,57 @@ impl Node {
     /// The timeline's words for this event.
     pub fn describe(&self) -> String {
         match (&self.process, self.what.is_empty()) {
-            (Some(p), true) => format!("process {}", cmd_or_image(&p.command_line, &p.image)),
+            (Some(p), true) => format!("process {}", cmd_or_image(p.command_line(), p.image())),
             _ => self.what.to_string(),
         }
     }
 }
 
+/// A process creation's words, in one allocation: image, command line, parent image, user,
+/// and the ids (guid for Sysmon, pid for Security) of the process and its parent.
 #[derive(Debug, Clone)]
 pub struct ProcessInfo {
-    pub image: Box<str>,
-    pub command_line: Box<str>,
-    pub parent_image: Box<str>,
-    pub user: Box<str>,
-    /// Guid (Sysmon) or pid (Security) of the process and its parent, for trees.
-    pub id: Box<str>,
-    pub parent_id: Box<str>,
+    text: Box<str>,
+    ends: [u32; 6],
+}
+
+impl ProcessInfo {
+    pub fn new(parts: [&str; 6]) -> Self {
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0u32; 6];
+        for (i, p) in parts.iter().enumerate() {
+            text.push_str(p);
+            ends[i] = text.len() as u32;
+        }
+        ProcessInfo {
+            text: text.into(),
+            ends,
+        }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    pub fn image(&self) -> &str {
+        self.part(0)
+    }
+    pub fn command_line(&self) -> &str {
+        self.part(1)
+    }
+    pub fn parent_image(&self) -> &str {
+        self.part(2)
+    }
+    pub fn user(&self) -> &str {
+        self.part(3)
+    }
+    pub fn id(&self) -> &str {
+        self.part(4)
+    }
+    pub fn parent_id(&self) -> &str {
+        self.part(5)
+    }
 }
 
 /// The short, upper-case name of a host (`JUMP01.nwm.example` → `JUMP01`); addresses stay.
@@ -433,14 +469,14 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
                     keys.push(Key::PidCreated(p));
                 }
                 account(&mut keys, f("User"));
-                let info = ProcessInfo {
-                    image: image.into(),
-                    command_line: f("CommandLine").into(),
-                    parent_image: parent.into(),
-                    user: f("User").into(),
-                    id: guid.into(),
-                    parent_id: f("ParentProcessGuid").into(),
-                };
+                let info = ProcessInfo::new([
+                    image,
+                    f("CommandLine"),
+                    parent,
+                    f("User"),
+                    guid,
+                    f("ParentProcessGuid"),
+                ]);
                 movement = process_created(&mut keys, &info);
                 process = Some(Box::new(info));
             }
@@ -529,14 +565,14 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
                 session(&mut keys, f("TargetLogonId"));
                 let image = f("NewProcessName");
                 file(&mut keys, image);
-                let info = ProcessInfo {
-                    image: image.into(),
-                    command_line: f("CommandLine").into(),
-                    parent_image: parent.into(),
-                    user: f("SubjectUserName").into(),
-                    id: f("NewProcessId").into(),
-                    parent_id: f("ProcessId").into(),
-                };
+                let info = ProcessInfo::new([
+                    image,
+                    f("CommandLine"),
+                    parent,
+                    f("SubjectUserName"),
+                    f("NewProcessId"),
+                    f("ProcessId"),
+                ]);
                 movement = process_created(&mut keys, &info);
                 process = Some(Box::new(info));
             }
@@ -715,10 +751,10 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
 /// What a command line says, for either view of a process creation (Sysmon 1, 4688): the
 /// accounts it adds and the host it reaches for.
 fn process_created(keys: &mut Vec<Key>, p: &ProcessInfo) -> Option<Movement> {
-    for a in accounts_added(&p.command_line) {
+    for a in accounts_added(p.command_line()) {
         keys.push(Key::AccountCreated(a));
     }
-    command_targets(&p.command_line)
+    command_targets(p.command_line())
         .into_iter()
         .next()
         .map(|to| Movement::Departure { to })

@@ -335,8 +335,26 @@ pub fn analyse(
             members.entry(*r).or_default().push(i);
         }
     }
-    let rule_attack: Vec<(Vec<String>, Vec<String>)> =
-        rules.iter().map(|r| attack_of(&r.tags)).collect();
+    // Tactics and techniques of the rules that matched anything (most never do).
+    let mut used = vec![false; rules.len()];
+    for n in &graph.nodes {
+        for &h in &n.hits {
+            if let Some(u) = used.get_mut(h as usize) {
+                *u = true;
+            }
+        }
+    }
+    let rule_attack: Vec<(Vec<String>, Vec<String>)> = rules
+        .iter()
+        .zip(&used)
+        .map(|(r, &u)| {
+            if u {
+                attack_of(&r.tags)
+            } else {
+                Default::default()
+            }
+        })
+        .collect();
     let mut stats = Stats {
         events_linked: n,
         stories,
@@ -642,12 +660,12 @@ fn operation(
             processes.push(Process {
                 host: nd.host.to_string(),
                 time: iso(nd.time),
-                id: p.id.to_string(),
-                parent_id: p.parent_id.to_string(),
-                image: p.image.to_string(),
-                parent_image: p.parent_image.to_string(),
-                command_line: p.command_line.to_string(),
-                user: p.user.to_string(),
+                id: p.id().to_string(),
+                parent_id: p.parent_id().to_string(),
+                image: p.image().to_string(),
+                parent_image: p.parent_image().to_string(),
+                command_line: p.command_line().to_string(),
+                user: p.user().to_string(),
                 flagged,
             });
         }
