@@ -90,8 +90,6 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub components: Components,
     pub steps: Vec<Step>,
-    /// Address → host, from the hosts' own connections and the asset inventory.
-    pub host_of_ip: HashMap<Box<str>, Box<str>>,
 }
 
 /// Links the nodes, which must be in time order. `assets` gives known (address, host) pairs;
@@ -116,7 +114,6 @@ pub fn build(mut nodes: Vec<Node>, assets: &[(String, String)], pairs: &[(usize,
         nodes,
         components: uf,
         steps,
-        host_of_ip,
     }
 }
 
