@@ -27,6 +27,7 @@
 //! ```
 
 pub mod condition;
+pub mod correlation;
 mod eval;
 pub mod logsource;
 pub mod pattern;
@@ -35,11 +36,12 @@ mod rule;
 use std::path::{Path, PathBuf};
 
 pub use condition::Cond;
+pub use correlation::Correlation;
 pub use logsource::{LogSource, Route};
 pub use pattern::{Anchor, GlobToken, StrPattern};
 pub use rule::{
-    parse_rules, parse_rules_with, Compare, FieldTest, Level, Matcher, Placeholders, RefusalKind,
-    Rule, RuleError, Search,
+    parse_documents, parse_rules, parse_rules_with, Compare, Document, FieldTest, Level, Matcher,
+    Placeholders, RefusalKind, Rule, RuleError, Search,
 };
 
 /// The rule files a path names: the file itself, or every `.yml`/`.yaml` file below a
@@ -63,6 +65,8 @@ pub fn rule_files(path: &Path) -> Vec<PathBuf> {
 #[derive(Debug, Default)]
 pub struct LoadReport {
     pub rules: Vec<Rule>,
+    /// Correlation rules, with their references not yet resolved.
+    pub correlations: Vec<Correlation>,
     pub refused: Vec<RuleError>,
     /// Rule files read.
     pub files: usize,
@@ -77,9 +81,10 @@ impl LoadReport {
     /// Adds the rules of one YAML text, with placeholder values for `expand`.
     pub fn add_text_with(&mut self, text: &str, path: &str, placeholders: &Placeholders) {
         self.files += 1;
-        for r in parse_rules_with(text, path, placeholders) {
-            match r {
-                Ok(rule) => self.rules.push(rule),
+        for d in parse_documents(text, path, placeholders) {
+            match d {
+                Ok(Document::Rule(rule)) => self.rules.push(*rule),
+                Ok(Document::Correlation(c)) => self.correlations.push(*c),
                 Err(e) => self.refused.push(e),
             }
         }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::Value as Yaml;
 
 use crate::condition::{self, Cond};
+use crate::correlation::{self, Correlation};
 use crate::logsource::{self, LogSource, Route};
 use crate::pattern::{self, Anchor, Encoding, StrPattern};
 
@@ -101,6 +102,8 @@ pub struct Search {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rule {
     pub id: String,
+    /// The optional `name` correlation rules may refer to it by.
+    pub name: Option<String>,
     pub title: String,
     pub status: Option<String>,
     pub level: Level,
@@ -152,12 +155,41 @@ pub fn parse_rules(text: &str, path: &str) -> Vec<Result<Rule, RuleError>> {
 }
 
 /// As [`parse_rules`], with the values `expand` substitutes for `%name%` placeholders; a rule
-/// whose placeholder has no values is refused.
+/// whose placeholder has no values is refused. Correlation rules are refused here: they are
+/// loaded with the rules they refer to, through [`crate::LoadReport`].
 pub fn parse_rules_with(
     text: &str,
     path: &str,
     placeholders: &Placeholders,
 ) -> Vec<Result<Rule, RuleError>> {
+    parse_documents(text, path, placeholders)
+        .into_iter()
+        .map(|d| match d {
+            Ok(Document::Rule(r)) => Ok(*r),
+            Ok(Document::Correlation(c)) => Err(RuleError {
+                path: c.path,
+                title: Some(c.title),
+                kind: RefusalKind::Unsupported,
+                reason: "correlation rule outside a rule set".into(),
+            }),
+            Err(e) => Err(e),
+        })
+        .collect()
+}
+
+/// One document of a Sigma YAML file.
+#[derive(Debug, Clone)]
+pub enum Document {
+    Rule(Box<Rule>),
+    Correlation(Box<Correlation>),
+}
+
+/// Parses every document in a YAML text: detection rules and correlation rules.
+pub fn parse_documents(
+    text: &str,
+    path: &str,
+    placeholders: &Placeholders,
+) -> Vec<Result<Document, RuleError>> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let label = if i == 0 {
@@ -169,7 +201,12 @@ pub fn parse_rules_with(
         out.push(match parsed {
             Ok(yaml) => {
                 let title = yaml.get("title").and_then(Yaml::as_str).map(String::from);
-                parse_rule(&yaml, &label, placeholders).map_err(|(kind, reason)| RuleError {
+                let doc = if yaml.get("correlation").is_some() {
+                    correlation::parse(&yaml, &label).map(|c| Document::Correlation(Box::new(c)))
+                } else {
+                    parse_rule(&yaml, &label, placeholders).map(|r| Document::Rule(Box::new(r)))
+                };
+                doc.map_err(|(kind, reason)| RuleError {
                     path: label.clone(),
                     title,
                     kind,
@@ -177,13 +214,12 @@ pub fn parse_rules_with(
                 })
             }
             Err(e) => {
-                let err = RuleError {
+                out.push(Err(RuleError {
                     path: label,
                     title: None,
                     kind: RefusalKind::Invalid,
                     reason: format!("YAML: {e}"),
-                };
-                out.push(Err(err));
+                }));
                 break; // the rest of the stream is not readable
             }
         });
@@ -213,9 +249,6 @@ fn str_of(y: &Yaml, key: &str) -> Option<String> {
 fn parse_rule(y: &Yaml, path: &str, ph: &Placeholders) -> Result<Rule, Refusal> {
     if !y.is_mapping() {
         return Err(invalid("not a YAML mapping"));
-    }
-    if y.get("correlation").is_some() {
-        return Err(unsupported("correlation rule (not yet supported)"));
     }
     if y.get("filter").is_some() && y.get("detection").is_none() {
         return Err(unsupported("Sigma filter (meta-rule) is not supported"));
@@ -302,6 +335,7 @@ fn parse_rule(y: &Yaml, path: &str, ph: &Placeholders) -> Result<Rule, Refusal> 
     };
     Ok(Rule {
         id: str_of(y, "id").unwrap_or_default(),
+        name: str_of(y, "name"),
         title,
         status: str_of(y, "status"),
         level,
