@@ -29,6 +29,7 @@ struct EmbeddedRules {
     files: usize,
     digest: String,
     rules: Vec<towerwatch_sigma::Rule>,
+    correlations: Vec<towerwatch_sigma::Correlation>,
     refused: Vec<towerwatch_sigma::RuleError>,
 }
 
@@ -67,6 +68,7 @@ fn main() {
         files: report.files,
         digest,
         rules: report.rules,
+        correlations: report.correlations,
         refused: report.refused,
     };
     let bytes = postcard::to_stdvec(&set).expect("rules serialize");

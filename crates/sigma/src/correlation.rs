@@ -655,6 +655,8 @@ struct Window<P> {
     total: u64,
     places: VecDeque<(i64, P)>,
     last: i64,
+    /// The firing this window already gave (sliding windows), by index in the output.
+    firing: Option<usize>,
 }
 
 impl<P: Clone> Window<P> {
@@ -666,6 +668,7 @@ impl<P: Clone> Window<P> {
             total: 0,
             places: VecDeque::new(),
             last: start,
+            firing: None,
         }
     }
 
@@ -812,15 +815,24 @@ fn sweep<P: Clone>(
         let w = groups
             .entry(item.group.clone())
             .or_insert_with(|| Window::new(t));
+        if let Some(k) = w.firing {
+            // A fired window takes the group's further matches until its timespan ends,
+            // so a sweep of eight hosts is one firing of eight, not two of four.
+            if t - out[k].first_ms > span {
+                *w = Window::new(t);
+            }
+        }
         if sliding {
-            while w.times.front().is_some_and(|(s, _)| t - s > span) {
-                w.evict_front();
-            }
-            while w.places.front().is_some_and(|(s, _)| t - s > span) {
-                w.places.pop_front();
-            }
-            if w.times.len() >= HITS_PER_WINDOW {
-                w.evict_front();
+            if w.firing.is_none() {
+                while w.times.front().is_some_and(|(s, _)| t - s > span) {
+                    w.evict_front();
+                }
+                while w.places.front().is_some_and(|(s, _)| t - s > span) {
+                    w.places.pop_front();
+                }
+                if w.times.len() >= HITS_PER_WINDOW {
+                    w.evict_front();
+                }
             }
         } else if t - w.start > span {
             if c.holds(w.count(c.kind), members) {
@@ -835,15 +847,19 @@ fn sweep<P: Clone>(
                 *w.counts.entry(k.clone()).or_insert(0) += 1;
             }
         }
-        if sliding || w.times.len() < HITS_PER_WINDOW {
+        if w.times.len() < HITS_PER_WINDOW {
             w.times.push_back((t, key));
         }
         w.add_places(t, item.places);
         if sliding {
             let n = w.count(c.kind);
-            if c.holds(n, members) {
-                out.push(w.fired(index, &item.group, n));
-                groups.remove(&item.group);
+            match w.firing {
+                Some(k) => out[k] = w.fired(index, &item.group, n),
+                None if c.holds(n, members) => {
+                    w.firing = Some(out.len());
+                    out.push(w.fired(index, &item.group, n));
+                }
+                None => {}
             }
         }
     }
@@ -950,7 +966,7 @@ detection: { sel: { EventID: 2 }, condition: sel }
     }
 
     #[test]
-    fn event_count_slides_per_group_and_resets_after_firing() {
+    fn event_count_slides_per_group_and_a_firing_takes_the_rest_of_its_timespan() {
         let set = load("title: C\ncorrelation: { type: event_count, rules: [rule_a], group-by: [User], timespan: 60s, condition: { gte: 3 } }\n");
         let fired = run(
             &set,
@@ -960,17 +976,32 @@ detection: { sel: { EventID: 2 }, condition: sel }
                 (0, 55, 0, "bob", None),
                 (0, 70, 0, "alice", None), // 0 left the window: 2 in it
                 (0, 80, 0, "alice", None), // 50, 70, 80: fires
-                (0, 90, 0, "alice", None), // window restarted: 1
+                (0, 90, 0, "alice", None), // within 60 s of 50: the same firing, now 4
                 (0, 91, 0, "bob", None),
+                (0, 200, 0, "alice", None), // a new window
+                (0, 210, 0, "alice", None),
+                (0, 220, 0, "alice", None), // fires again
             ],
         );
-        assert_eq!(fired.len(), 1, "{fired:?}");
-        assert_eq!(&*fired[0].group[0], "alice");
+        let got: Vec<_> = fired
+            .iter()
+            .map(|f| {
+                (
+                    f.group[0].to_string(),
+                    f.first_ms,
+                    f.last_ms,
+                    f.count,
+                    f.places.clone(),
+                )
+            })
+            .collect();
         assert_eq!(
-            (fired[0].first_ms, fired[0].last_ms, fired[0].count),
-            (50_000, 80_000, 3)
+            got,
+            vec![
+                ("alice".into(), 50_000, 90_000, 4, vec![1, 3, 4, 5]),
+                ("alice".into(), 200_000, 220_000, 3, vec![7, 8, 9]),
+            ]
         );
-        assert_eq!(fired[0].places, vec![1, 3, 4]);
     }
 
     #[test]

@@ -230,6 +230,22 @@ struct DetectionRecord {
     record_id: Option<u64>,
     level: String,
     rule_title: String,
+    /// A correlation's detection lists the events behind it; each counts as flagged.
+    #[serde(default)]
+    event: BehindRecord,
+}
+
+#[derive(Deserialize, Default)]
+struct BehindRecord {
+    #[serde(default)]
+    events: Vec<PlaceRecord>,
+}
+
+#[derive(Deserialize)]
+struct PlaceRecord {
+    source: String,
+    line: Option<u64>,
+    record_id: Option<u64>,
 }
 
 /// Maps detection sources (paths as the hunt was given them) to truth files.
@@ -339,19 +355,24 @@ pub fn evaluate(
             if level_rank(&d.level).is_none_or(|r| r < min) {
                 continue;
             }
-            let Some(file) = resolver.resolve(&d.source) else {
+            let behind = d.event.events.iter().map(|p| (&p.source, p.line.or(p.record_id)));
+            let own = std::iter::once((&d.source, d.line.or(d.record_id)));
+            let places: Vec<_> = own.chain(behind).collect();
+            let mut placed = false;
+            for (source, pos) in places {
+                let (Some(file), Some(pos)) = (resolver.resolve(source), pos) else {
+                    continue;
+                };
+                placed = true;
+                flagged.insert((file, pos), ());
+                rules_on
+                    .entry((file, pos))
+                    .or_default()
+                    .insert(d.rule_title.clone());
+            }
+            if !placed {
                 elsewhere += 1;
-                continue;
-            };
-            let Some(pos) = d.line.or(d.record_id) else {
-                elsewhere += 1;
-                continue;
-            };
-            flagged.insert((file, pos), ());
-            rules_on
-                .entry((file, pos))
-                .or_default()
-                .insert(d.rule_title);
+            }
         }
     }
 

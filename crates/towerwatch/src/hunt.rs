@@ -13,6 +13,7 @@ use towerwatch_event::Event;
 use towerwatch_sigma::{Rule, RuleError};
 use towerwatch_sources::discover;
 
+use crate::correlations::{Correlations, Pending};
 use crate::output::{self, Detection, DetectionWriter, Summary};
 use crate::pipeline;
 use crate::ruleset;
@@ -26,6 +27,8 @@ struct Local {
     join: WebShellJoin,
     correlator: Correlator,
     detections: Vec<(usize, Detection)>,
+    correlation_hits: Vec<Pending>,
+    untimed: u64,
     coverage: Option<Seen>,
 }
 
@@ -64,9 +67,17 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let started = jiff::Timestamp::now();
     let clock = Instant::now();
     let loaded = ruleset::load(&args.rules.rules, args.rules.placeholders.as_deref())?;
-    let refused: Vec<RuleError> = loaded.report.refused.clone();
-    let total_loaded = loaded.report.rules.len();
-    let selected = ruleset::select(loaded.report.rules, &args.rules)?;
+    let mut refused: Vec<RuleError> = loaded.report.refused.clone();
+    let total_loaded = loaded.report.rules.len() + loaded.report.correlations.len();
+    let selected = ruleset::select(loaded.report.rules, loaded.report.correlations, &args.rules)?;
+    refused.extend(selected.refused);
+    let silent = selected.silent;
+    let correlations = Correlations::new(
+        &selected.rules,
+        selected.correlations,
+        selected.members,
+        selected.correlation_silent,
+    );
     let engine = Engine::new(selected.rules);
     let (inputs, problems) = discover(&args.paths);
     if inputs.is_empty() && !problems.is_empty() {
@@ -97,6 +108,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut seen = Seen::default();
     let mut join = WebShellJoin::default();
     let mut correlator = Correlator::default();
+    let mut correlation_hits: Vec<Pending> = Vec::new();
+    let mut untimed = 0u64;
     let opts = pipeline::Options {
         threads: args.run.threads,
         strict: args.run.strict,
@@ -116,6 +129,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             join: WebShellJoin::default(),
             correlator: Correlator::default(),
             detections: Vec::new(),
+            correlation_hits: Vec::new(),
+            untimed: 0,
             coverage: args.coverage.then(Seen::default),
         },
         |local, event| {
@@ -128,15 +143,23 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             } else {
                 engine.matches(&event, &mut local.scratch).to_vec()
             };
-            let hits: Vec<u32> = matched.iter().map(|&i| i as u32).collect();
+            // Silent rules feed correlations only; they seed no operation on their own.
+            let hits: Vec<u32> = matched
+                .iter()
+                .filter(|&&i| !silent[i])
+                .map(|&i| i as u32)
+                .collect();
             if correlate {
                 local.correlator.observe(&event, &hits);
             }
             for idx in matched {
-                local.detections.push((
-                    idx,
-                    Detection::new(&engine.rules()[idx], &event, with_event),
-                ));
+                correlations.observe(idx, &event, &mut local.correlation_hits, &mut local.untimed);
+                if !silent[idx] {
+                    local.detections.push((
+                        idx,
+                        Detection::new(&engine.rules()[idx], &event, with_event),
+                    ));
+                }
             }
         },
         |done| {
@@ -147,6 +170,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             if let Some(c) = done.local.coverage {
                 seen.merge(c);
             }
+            correlation_hits.extend(done.local.correlation_hits);
+            untimed += done.local.untimed;
             join.merge(done.local.join);
             correlator.merge(done.local.correlator);
             summary.keep_errors(done.errors);
@@ -174,6 +199,14 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         summary.add_correlated(&d);
         writer.write(&d)?;
     }
+    let (fired, correlation_dropped) = correlations.finish(correlation_hits);
+    for f in &fired {
+        let d = correlations.detection(f);
+        summary.add_firing(&d);
+        writer.write(&d)?;
+    }
+    summary.correlation_untimed = untimed;
+    summary.correlation_dropped = correlation_dropped;
     writer.finish()?;
     let correlation_clock = Instant::now();
     let assets = match &args.assets {
@@ -196,7 +229,14 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         level: 4,
         tags: WEBSHELL_TAGS.map(String::from).to_vec(),
     });
+    let first_correlation = catalog.len() as u32;
+    catalog.extend(correlations.catalog());
     let mut extra = Vec::new();
+    for f in &fired {
+        for p in &f.places {
+            extra.push((p.clone(), first_correlation + f.correlation as u32));
+        }
+    }
     let mut joined = Vec::new();
     for f in &findings {
         extra.push((f.child.place.clone(), join_rule));
@@ -237,6 +277,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                 "sha256": loaded.digest,
                 "loaded": total_loaded,
                 "selected": engine.rules().len(),
+                "correlations": correlations.len(),
                 "refused": refused.len(),
                 "min_level": args.rules.min_level,
                 "status": args.rules.status,

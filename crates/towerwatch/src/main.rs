@@ -2,6 +2,7 @@
 //! attack and score hunts against its ground truth.
 
 mod cdr;
+mod correlations;
 mod dump;
 mod evaluate;
 mod hunt;

@@ -144,6 +144,12 @@ pub struct Summary {
     pub detections: u64,
     /// Detections of the web-shell join.
     pub correlated: u64,
+    /// Sigma correlation firings, per correlation title: (level, firings).
+    pub firings: BTreeMap<String, (Level, u64)>,
+    /// Matches a correlation could not place in time (the event has no timestamp).
+    pub correlation_untimed: u64,
+    /// Matches dropped because a correlation had too many groups open.
+    pub correlation_dropped: u64,
 }
 
 /// Hosts remembered per rule in the summary (the count is exact, the list is capped).
@@ -152,8 +158,22 @@ const HOSTS_PER_RULE: usize = 50;
 impl Summary {
     /// A detection of a correlation (no rule of the rule set): counted by level and host.
     pub fn add_correlated(&mut self, d: &Detection) {
-        self.detections += 1;
         self.correlated += 1;
+        self.count_level_and_host(d);
+    }
+
+    /// A Sigma correlation rule's firing.
+    pub fn add_firing(&mut self, d: &Detection) {
+        let f = self
+            .firings
+            .entry(d.rule_title.clone())
+            .or_insert((d.level, 0));
+        f.1 += 1;
+        self.count_level_and_host(d);
+    }
+
+    fn count_level_and_host(&mut self, d: &Detection) {
+        self.detections += 1;
         *self.by_level.entry(d.level).or_default() += 1;
         let host = d
             .computer
@@ -324,6 +344,22 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
             s,
             "Web-shell join: {} detections (a POST to a rare page, then a web-server child process on that host)",
             summary.correlated
+        );
+    }
+    if !summary.firings.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{:<13} {:>8}  correlation", "level", "firings");
+        let mut rows: Vec<_> = summary.firings.iter().collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(*r.1));
+        for (title, (level, n)) in rows {
+            let _ = writeln!(s, "{:<13} {n:>8}  {title}", level.to_string());
+        }
+    }
+    if summary.correlation_untimed + summary.correlation_dropped > 0 {
+        let _ = writeln!(
+            s,
+            "Correlation: {} matches without a timestamp and {} past the group cap were not correlated",
+            summary.correlation_untimed, summary.correlation_dropped
         );
     }
     if !summary.by_rule.is_empty() {

@@ -7,7 +7,10 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use towerwatch_detect::Engine;
-use towerwatch_sigma::{Level, LoadReport, Placeholders, RefusalKind, Rule};
+use towerwatch_sigma::correlation::{self, Member};
+use towerwatch_sigma::{
+    Correlation, Level, LoadReport, Placeholders, RefusalKind, Rule, RuleError,
+};
 
 use crate::RuleArgs;
 
@@ -17,6 +20,7 @@ struct EmbeddedRules {
     files: usize,
     digest: String,
     rules: Vec<Rule>,
+    correlations: Vec<Correlation>,
     refused: Vec<towerwatch_sigma::RuleError>,
 }
 
@@ -28,6 +32,7 @@ fn embedded() -> Result<Loaded> {
     Ok(Loaded {
         report: LoadReport {
             rules: set.rules,
+            correlations: set.correlations,
             refused: set.refused,
             files: set.files,
         },
@@ -92,6 +97,7 @@ pub fn load(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<Loaded> {
     for r in parsed {
         report.files += r.files;
         report.rules.extend(r.rules);
+        report.correlations.extend(r.correlations);
         report.refused.extend(r.refused);
     }
     let origin = paths
@@ -136,36 +142,145 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Rules selected by level and status, and how many each filter removed.
+/// Rules and correlations selected by level and status, and how many each filter removed.
+///
+/// A rule a selected correlation refers to is kept whatever its level, and is *silent* (it
+/// feeds the correlation but does not report on its own) unless a correlation referring to it
+/// says `generate: true`, as the Sigma correlation specification has it.
 pub struct Selected {
     pub rules: Vec<Rule>,
+    pub silent: Vec<bool>,
+    pub correlations: Vec<Correlation>,
+    /// Per correlation, what it refers to, as indices into `rules` and `correlations`.
+    pub members: Vec<Option<Vec<Member>>>,
+    pub correlation_silent: Vec<bool>,
+    /// Correlations refused while resolving their references.
+    pub refused: Vec<RuleError>,
     pub below_level: usize,
     pub other_status: usize,
 }
 
-pub fn select(rules: Vec<Rule>, args: &RuleArgs) -> Result<Selected> {
+/// Which filter, if any, removes an item of this level and status.
+enum Filtered {
+    Kept,
+    BelowLevel,
+    OtherStatus,
+}
+
+fn filter(level: Level, status: Option<&str>, min: Level, statuses: &[String]) -> Filtered {
+    if level < min {
+        Filtered::BelowLevel
+    } else if !statuses.iter().any(|s| s == "all")
+        && !statuses.contains(&status.unwrap_or("experimental").to_ascii_lowercase())
+    {
+        Filtered::OtherStatus
+    } else {
+        Filtered::Kept
+    }
+}
+
+pub fn select(
+    rules: Vec<Rule>,
+    correlations: Vec<Correlation>,
+    args: &RuleArgs,
+) -> Result<Selected> {
     let min: Level = args.min_level.parse().map_err(anyhow::Error::msg)?;
     let statuses: Vec<String> = args.status.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let (members, refused) = correlation::resolve(&rules, &correlations);
+    let (mut below_level, mut other_status) = (0, 0);
+    let mut count = |f: &Filtered| match f {
+        Filtered::BelowLevel => below_level += 1,
+        Filtered::OtherStatus => other_status += 1,
+        Filtered::Kept => {}
+    };
+    let rule_kept: Vec<bool> = rules
+        .iter()
+        .map(|r| {
+            let f = filter(r.level, r.status.as_deref(), min, &statuses);
+            count(&f);
+            matches!(f, Filtered::Kept)
+        })
+        .collect();
+    let corr_kept: Vec<bool> = correlations
+        .iter()
+        .zip(&members)
+        .map(|(c, m)| {
+            let f = filter(c.level, c.status.as_deref(), min, &statuses);
+            if m.is_some() {
+                count(&f);
+            }
+            m.is_some() && matches!(f, Filtered::Kept)
+        })
+        .collect();
+    // Active: the kept correlations and every correlation they build on.
+    let mut active = corr_kept.clone();
+    let mut stack: Vec<usize> = (0..correlations.len()).filter(|&i| active[i]).collect();
+    while let Some(i) = stack.pop() {
+        for m in members[i].iter().flatten() {
+            if let Member::Correlation(j) = *m {
+                if !active[j] {
+                    active[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    // Referenced by an active correlation: (referenced at all, some referrer generates).
+    let mut rule_ref = vec![(false, false); rules.len()];
+    let mut corr_ref = vec![(false, false); correlations.len()];
+    for i in (0..correlations.len()).filter(|&i| active[i]) {
+        for m in members[i].iter().flatten() {
+            let slot = match *m {
+                Member::Rule(r) => &mut rule_ref[r],
+                Member::Correlation(j) => &mut corr_ref[j],
+            };
+            slot.0 = true;
+            slot.1 |= correlations[i].generate;
+        }
+    }
+    let mut rule_index = vec![usize::MAX; rules.len()];
     let mut sel = Selected {
         rules: Vec::new(),
-        below_level: 0,
-        other_status: 0,
+        silent: Vec::new(),
+        correlations: Vec::new(),
+        members: Vec::new(),
+        correlation_silent: Vec::new(),
+        refused,
+        below_level,
+        other_status,
     };
-    for r in rules {
-        if r.level < min {
-            sel.below_level += 1;
-        } else if !statuses.iter().any(|s| s == "all")
-            && !statuses.contains(
-                &r.status
-                    .as_deref()
-                    .unwrap_or("experimental")
-                    .to_ascii_lowercase(),
-            )
-        {
-            sel.other_status += 1;
-        } else {
+    for (i, r) in rules.into_iter().enumerate() {
+        let (referenced, generated) = rule_ref[i];
+        if rule_kept[i] || referenced {
+            rule_index[i] = sel.rules.len();
             sel.rules.push(r);
+            sel.silent.push(!rule_kept[i] || (referenced && !generated));
         }
+    }
+    let mut corr_index = vec![usize::MAX; correlations.len()];
+    let mut next = 0;
+    for (i, a) in active.iter().enumerate() {
+        if *a {
+            corr_index[i] = next;
+            next += 1;
+        }
+    }
+    for (i, c) in correlations.into_iter().enumerate() {
+        if !active[i] {
+            continue;
+        }
+        let (referenced, generated) = corr_ref[i];
+        sel.correlation_silent
+            .push(!corr_kept[i] || (referenced && !generated));
+        sel.members.push(members[i].as_ref().map(|list| {
+            list.iter()
+                .map(|m| match *m {
+                    Member::Rule(r) => Member::Rule(rule_index[r]),
+                    Member::Correlation(j) => Member::Correlation(corr_index[j]),
+                })
+                .collect()
+        }));
+        sel.correlations.push(c);
     }
     Ok(sel)
 }
@@ -189,6 +304,11 @@ pub fn check(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<ExitCode>
         .iter()
         .filter(|e| e.kind == RefusalKind::Invalid)
         .count();
+    let (members, unresolved) = correlation::resolve(&report.rules, &report.correlations);
+    let correlations = members.iter().filter(|m| m.is_some()).count();
+    for e in &unresolved {
+        let _ = writeln!(out, "{}: invalid: {}", e.path, e.reason);
+    }
     let total = report.rules.len() + refused.len();
     let engine = Engine::new(report.rules);
     engine.compile_all();
@@ -207,13 +327,18 @@ pub fn check(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<ExitCode>
         refused.len(),
         refused.len() - invalid
     );
+    println!(
+        "correlations: {} ({correlations} loaded, {} refused)",
+        report.correlations.len(),
+        unresolved.len()
+    );
     let _ = writeln!(
         out,
         "engine:       {} plans (by channel and event id), {} atoms, {} automata, {} slow leaves, {} rule entries without a literal trigger",
         stats.plans, stats.atoms, stats.automata, stats.slow_leaves, stats.always_evaluated
     );
     std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?;
-    Ok(if invalid > 0 {
+    Ok(if invalid + unresolved.len() > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

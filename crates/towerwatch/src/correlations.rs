@@ -1,0 +1,199 @@
+//! Sigma correlation rules in a hunt: which rule matches feed which correlation, the
+//! `group-by` values read from each matched event, and the firings as detections.
+
+use towerwatch_correlate::{Place, RuleInfo};
+use towerwatch_event::Event;
+use towerwatch_sigma::correlation::{self, Evaluator, Fired, Hit, Member};
+use towerwatch_sigma::{Correlation, Rule};
+
+use crate::output::Detection;
+
+/// What one referenced rule's match must carry into one correlation.
+struct Feed {
+    correlation: usize,
+    member: usize,
+    /// The event fields behind `group-by`, after aliases.
+    group: Vec<String>,
+    /// The event field behind `value_count`'s `field`.
+    value: Option<String>,
+}
+
+/// The selected correlations, ready to take matches.
+pub struct Correlations {
+    correlations: Vec<Correlation>,
+    members: Vec<Option<Vec<Member>>>,
+    silent: Vec<bool>,
+    /// Per engine rule, the correlations it feeds.
+    feeds: Vec<Vec<Feed>>,
+}
+
+/// A match on its way to the evaluator.
+pub type Pending = (usize, Hit<Place>);
+
+impl Correlations {
+    pub fn new(
+        rules: &[Rule],
+        correlations: Vec<Correlation>,
+        members: Vec<Option<Vec<Member>>>,
+        silent: Vec<bool>,
+    ) -> Self {
+        let mut feeds: Vec<Vec<Feed>> = (0..rules.len()).map(|_| Vec::new()).collect();
+        for (ci, c) in correlations.iter().enumerate() {
+            let Some(list) = &members[ci] else { continue };
+            let names = correlation::reference_names(c, list, rules, &correlations);
+            for (pos, m) in list.iter().enumerate() {
+                if let Member::Rule(r) = *m {
+                    feeds[r].push(Feed {
+                        correlation: ci,
+                        member: pos,
+                        group: c
+                            .group_by
+                            .iter()
+                            .map(|g| c.field_in(g, &names[pos]).to_string())
+                            .collect(),
+                        value: c
+                            .field
+                            .as_deref()
+                            .map(|f| c.field_in(f, &names[pos]).to_string()),
+                    });
+                }
+            }
+        }
+        Correlations {
+            correlations,
+            members,
+            silent,
+            feeds,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.correlations.len()
+    }
+
+    /// The hits one match of engine rule `rule` gives. Events without a time cannot be
+    /// placed in a window; they are counted in `untimed`. An event without a `group-by`
+    /// field is in no group, as in Sigma's backends.
+    pub fn observe(&self, rule: usize, event: &Event, out: &mut Vec<Pending>, untimed: &mut u64) {
+        let feeds = &self.feeds[rule];
+        if feeds.is_empty() {
+            return;
+        }
+        let Some(t) = event.timestamp else {
+            *untimed += 1;
+            return;
+        };
+        for f in feeds {
+            let Some(group) = f
+                .group
+                .iter()
+                .map(|g| field_text(event, g))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let value = f.value.as_deref().and_then(|v| field_text(event, v));
+            out.push((
+                f.correlation,
+                Hit::new(t.as_millisecond(), f.member, group, value, Place::of(event)),
+            ));
+        }
+    }
+
+    /// Evaluates the collected hits: firings of the correlations that report, and how many
+    /// hits were dropped at the group cap.
+    pub fn finish(&self, hits: Vec<Pending>) -> (Vec<Fired<Place>>, u64) {
+        let mut eval = Evaluator::new(&self.correlations, &self.members);
+        for (c, h) in hits {
+            eval.push(c, h);
+        }
+        let dropped = eval.dropped;
+        let fired = eval.finish();
+        let reported = fired
+            .into_iter()
+            .filter(|f| !self.silent[f.correlation])
+            .collect();
+        (reported, dropped)
+    }
+
+    /// What the operation builder needs of each correlation, in order.
+    pub fn catalog(&self) -> Vec<RuleInfo> {
+        self.correlations
+            .iter()
+            .map(|c| RuleInfo {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                level: c.level as u8,
+                tags: c.tags.clone(),
+            })
+            .collect()
+    }
+
+    /// A firing as a detection, placed at its latest event.
+    pub fn detection(&self, f: &Fired<Place>) -> Detection {
+        let c = &self.correlations[f.correlation];
+        let group: serde_json::Map<String, serde_json::Value> = c
+            .group_by
+            .iter()
+            .zip(&f.group)
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(&**v)))
+            .collect();
+        let computer = c
+            .group_by
+            .iter()
+            .zip(&f.group)
+            .find(|(k, _)| is_host_field(k))
+            .map(|(_, v)| v.to_string());
+        let time = |ms: i64| {
+            jiff::Timestamp::from_millisecond(ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        };
+        let last = f.places.last();
+        let events: Vec<serde_json::Value> = f
+            .places
+            .iter()
+            .map(|p| serde_json::json!({"source": p.source, "record_id": p.record_id, "line": p.line}))
+            .collect();
+        let event = serde_json::json!({
+            "correlation": c.kind.name(),
+            "group": group,
+            "count": f.count,
+            "first": time(f.first_ms),
+            "last": time(f.last_ms),
+            "timespan_s": c.timespan_ms / 1000,
+            "events": events,
+        });
+        Detection {
+            timestamp: Some(time(f.last_ms)),
+            rule_id: c.id.clone(),
+            rule_title: c.title.clone(),
+            level: c.level,
+            tags: c.tags.clone(),
+            computer,
+            channel: Some("correlation".into()),
+            event_id: None,
+            source: last.map(|p| p.source.clone()).unwrap_or_default(),
+            record_id: last.and_then(|p| p.record_id),
+            line: last.and_then(|p| p.line),
+            event: event.as_object().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+fn is_host_field(name: &str) -> bool {
+    ["Computer", "ComputerName", "Hostname", "host"]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// An event's text for a field; the host fields fall back to the event's computer.
+fn field_text(event: &Event, field: &str) -> Option<Box<str>> {
+    if let Some(v) = event.first_str(field) {
+        return Some(v.into());
+    }
+    if is_host_field(field) {
+        return event.computer.clone();
+    }
+    None
+}
