@@ -355,7 +355,11 @@ pub fn evaluate(
             if level_rank(&d.level).is_none_or(|r| r < min) {
                 continue;
             }
-            let behind = d.event.events.iter().map(|p| (&p.source, p.line.or(p.record_id)));
+            let behind = d
+                .event
+                .events
+                .iter()
+                .map(|p| (&p.source, p.line.or(p.record_id)));
             let own = std::iter::once((&d.source, d.line.or(d.record_id)));
             let places: Vec<_> = own.chain(behind).collect();
             let mut placed = false;

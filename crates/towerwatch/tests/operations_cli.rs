@@ -92,6 +92,50 @@ fn each_simulated_wave_is_one_operation_attributed_to_gallium() {
         );
     }
     assert_eq!(per_wave.len(), waves);
+    // The pack's Sigma correlations fire once per wave, on campaign events only.
+    let mut fired = std::collections::BTreeMap::<String, std::collections::BTreeSet<u64>>::new();
+    for line in std::fs::read_to_string(&detections).unwrap().lines() {
+        let d: serde_json::Value = serde_json::from_str(line).unwrap();
+        if d["channel"] != "correlation" {
+            continue;
+        }
+        let title = d["rule_title"].as_str().unwrap().to_string();
+        let mut waves_behind = std::collections::BTreeSet::new();
+        for e in d["event"]["events"].as_array().unwrap() {
+            let rel = e["source"]
+                .as_str()
+                .unwrap()
+                .strip_prefix(sim.to_str().unwrap())
+                .unwrap()
+                .trim_start_matches('/');
+            let key = (rel.to_string(), e["line"].as_u64().unwrap());
+            let w = labelled.get(&key);
+            assert!(w.is_some(), "{title}: {key:?} is not a campaign event");
+            waves_behind.extend(w);
+        }
+        assert_eq!(
+            waves_behind.len(),
+            1,
+            "{title} spans waves {waves_behind:?}"
+        );
+        assert!(
+            fired
+                .entry(title.clone())
+                .or_default()
+                .insert(waves_behind.into_iter().next().unwrap()),
+            "{title} fired twice in a wave"
+        );
+    }
+    for title in [
+        "NetBIOS Sweep From One Host",
+        "New Account Made Privileged Within The Hour",
+    ] {
+        assert_eq!(
+            fired.get(title).map(|w| w.len()),
+            Some(waves),
+            "{title}: {fired:?}"
+        );
+    }
     let mut false_ops = 0;
     let mut best = std::collections::BTreeMap::<u64, u64>::new();
     for op in ops {
