@@ -1,4 +1,4 @@
-//! Sigma rules for towerwatch: parse, validate, map log sources, and evaluate plainly.
+//! Sigma rules for towerwatch: parse, validate, map log sources, evaluate plainly, correlate.
 //!
 //! This crate turns Sigma YAML (specification 2.x) into a [`Rule`] model — searches of field
 //! tests with every value modifier expanded into [`Matcher`]s, the condition as a tree over the
