@@ -178,11 +178,13 @@ pub struct SimOptions {
 
 #[derive(Args, Clone)]
 pub struct RuleArgs {
-    /// Rule file or directory (repeatable); replaces the embedded SigmaHQ Windows rules.
+    /// Rule file or directory (repeatable): Sigma detection and correlation rules; replaces
+    /// the embedded set (SigmaHQ Windows rules and the Soft Cell pack).
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
     /// Only rules at or above this level. Informational rules (a logoff, a service start)
-    /// flag about one benign event in ten; `--min-level informational` loads them too.
+    /// flag about one benign event in ten; `--min-level informational` loads them too. Rules
+    /// a selected correlation refers to run whatever their level, silently.
     #[arg(long, value_name = "LEVEL", default_value = "low",
           value_parser = ["informational", "low", "medium", "high", "critical"])]
     pub min_level: String,
