@@ -30,7 +30,8 @@
 //! for minute in 0..3 {
 //!     eval.push(0, Hit::new(minute * 60_000, 0, vec!["alice".into()], None, minute));
 //! }
-//! let fired = eval.finish();
+//! let (fired, dropped) = eval.finish();
+//! assert_eq!(dropped, 0);
 //! assert_eq!(fired.len(), 1);
 //! assert_eq!(fired[0].count, 3);
 //! assert_eq!(fired[0].places, vec![0, 1, 2]);
@@ -500,7 +501,7 @@ pub struct Evaluator<'a, P> {
     members: &'a [Option<Vec<Member>>],
     hits: Vec<Vec<Item<P>>>,
     /// Hits dropped because a correlation had too many groups open at once.
-    pub dropped: u64,
+    dropped: u64,
 }
 
 impl<'a, P: Clone> Evaluator<'a, P> {
@@ -524,22 +525,15 @@ impl<'a, P: Clone> Evaluator<'a, P> {
         });
     }
 
-    /// Adds another evaluator's hits (one per worker).
-    pub fn merge(&mut self, other: Evaluator<'a, P>) {
-        for (mine, theirs) in self.hits.iter_mut().zip(other.hits) {
-            mine.extend(theirs);
-        }
-        self.dropped += other.dropped;
-    }
-
-    /// Every firing, in order of correlation evaluation and then time.
-    pub fn finish(mut self) -> Vec<Fired<P>> {
+    /// Every firing, in order of correlation evaluation and then time, and how many hits
+    /// were dropped because their correlation had [`GROUPS_PER_CORRELATION`] groups open.
+    pub fn finish(mut self) -> (Vec<Fired<P>>, u64) {
         let mut fired = Vec::new();
         let mut done = vec![false; self.correlations.len()];
         for i in 0..self.correlations.len() {
             self.evaluate(i, &mut done, &mut fired);
         }
-        fired
+        (fired, self.dropped)
     }
 
     fn evaluate(&mut self, i: usize, done: &mut [bool], fired: &mut Vec<Fired<P>>) {
@@ -919,7 +913,9 @@ detection: { sel: { EventID: 2 }, condition: sel }
             };
             eval.push(*c, Hit::new(t * 1000, *m, group, v.map(Into::into), n));
         }
-        eval.finish()
+        let (fired, dropped) = eval.finish();
+        assert_eq!(dropped, 0);
+        fired
     }
 
     #[test]
@@ -1156,18 +1152,8 @@ detection: { sel: { EventID: 2 }, condition: sel }
                 Hit::new(g as i64, 0, vec![g.to_string().into()], None, ()),
             );
         }
-        let mut probe = Evaluator::new(&set.correlations, &members);
-        probe.merge(eval);
-        assert_eq!(probe.hits[0].len(), GROUPS_PER_CORRELATION + 5);
-        let dropped_before = probe.dropped;
-        let fired = {
-            let mut e = probe;
-            let mut done = vec![false; 1];
-            let mut out = Vec::new();
-            e.evaluate(0, &mut done, &mut out);
-            assert_eq!(e.dropped - dropped_before, 5);
-            out
-        };
+        let (fired, dropped) = eval.finish();
+        assert_eq!(dropped, 5);
         assert!(fired.is_empty());
     }
 }

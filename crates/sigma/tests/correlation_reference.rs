@@ -47,7 +47,7 @@ fn streaming(s: &LoadReport, hits: &[Raw]) -> Vec<Summary> {
             Hit::new(t * 1000, m, group, Some(v.to_string().into()), n),
         );
     }
-    let mut out: Vec<_> = e.finish().into_iter().map(summary).collect();
+    let mut out: Vec<_> = e.finish().0.into_iter().map(summary).collect();
     out.sort();
     out
 }

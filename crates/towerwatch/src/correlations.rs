@@ -107,8 +107,7 @@ impl Correlations {
         for (c, h) in hits {
             eval.push(c, h);
         }
-        let dropped = eval.dropped;
-        let fired = eval.finish();
+        let (fired, dropped) = eval.finish();
         let reported = fired
             .into_iter()
             .filter(|f| !self.silent[f.correlation])
