@@ -187,30 +187,22 @@ pub fn select(
     let min: Level = args.min_level.parse().map_err(anyhow::Error::msg)?;
     let statuses: Vec<String> = args.status.iter().map(|s| s.to_ascii_lowercase()).collect();
     let (members, refused) = correlation::resolve(&rules, &correlations);
-    let (mut below_level, mut other_status) = (0, 0);
-    let mut count = |f: &Filtered| match f {
-        Filtered::BelowLevel => below_level += 1,
-        Filtered::OtherStatus => other_status += 1,
-        Filtered::Kept => {}
-    };
-    let rule_kept: Vec<bool> = rules
+    let rule_filter: Vec<Filtered> = rules
         .iter()
-        .map(|r| {
-            let f = filter(r.level, r.status.as_deref(), min, &statuses);
-            count(&f);
-            matches!(f, Filtered::Kept)
-        })
+        .map(|r| filter(r.level, r.status.as_deref(), min, &statuses))
         .collect();
-    let corr_kept: Vec<bool> = correlations
+    let corr_filter: Vec<Filtered> = correlations
+        .iter()
+        .map(|c| filter(c.level, c.status.as_deref(), min, &statuses))
+        .collect();
+    let rule_kept: Vec<bool> = rule_filter
+        .iter()
+        .map(|f| matches!(f, Filtered::Kept))
+        .collect();
+    let corr_kept: Vec<bool> = corr_filter
         .iter()
         .zip(&members)
-        .map(|(c, m)| {
-            let f = filter(c.level, c.status.as_deref(), min, &statuses);
-            if m.is_some() {
-                count(&f);
-            }
-            m.is_some() && matches!(f, Filtered::Kept)
-        })
+        .map(|(f, m)| m.is_some() && matches!(f, Filtered::Kept))
         .collect();
     // Active: the kept correlations and every correlation they build on.
     let mut active = corr_kept.clone();
@@ -236,6 +228,24 @@ pub fn select(
             };
             slot.0 = true;
             slot.1 |= correlations[i].generate;
+        }
+    }
+    // A filter counts what it removed: not what still runs for a correlation, nor a
+    // correlation refused while resolving (counted as refused).
+    let (mut below_level, mut other_status) = (0, 0);
+    let mut count = |f: &Filtered| match f {
+        Filtered::BelowLevel => below_level += 1,
+        Filtered::OtherStatus => other_status += 1,
+        Filtered::Kept => {}
+    };
+    for (f, referenced) in rule_filter.iter().zip(&rule_ref) {
+        if !referenced.0 {
+            count(f);
+        }
+    }
+    for ((f, m), a) in corr_filter.iter().zip(&members).zip(&active) {
+        if m.is_some() && !a {
+            count(f);
         }
     }
     let mut rule_index = vec![usize::MAX; rules.len()];

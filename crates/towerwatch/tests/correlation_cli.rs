@@ -180,6 +180,23 @@ fn chained_correlations_fire_on_a_spray_and_silence_the_rules_they_use() {
     assert_eq!(lines, vec![1, 2, 3, 4, 5]);
     assert_eq!(d["line"], 5);
 
+    // The informational rule runs for the chain, so the level filter removed nothing.
+    let table = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+        .args([
+            "hunt",
+            tmp.path().join("events.jsonl").to_str().unwrap(),
+            "--rules",
+            tmp.path().join("rules.yml").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("2 rules (0 refused, 0 filtered)"), "{table}");
+    assert!(
+        table.contains("Spray then a logon from the same address"),
+        "{table}"
+    );
+
     // generate: true on the chain makes the rules it names report on their own as well
     // (the informational one only from --min-level informational).
     let generating = RULES.replace(
