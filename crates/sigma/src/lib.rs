@@ -29,6 +29,7 @@
 pub mod condition;
 pub mod correlation;
 mod eval;
+mod lazy_regex;
 pub mod logsource;
 pub mod pattern;
 mod rule;
@@ -37,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 pub use condition::Cond;
 pub use correlation::Correlation;
+pub use lazy_regex::LazyRegex;
 pub use logsource::{LogSource, Route};
 pub use pattern::{Anchor, GlobToken, StrPattern};
 pub use rule::{

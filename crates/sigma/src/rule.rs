@@ -10,6 +10,7 @@ use crate::condition::{self, Cond};
 use crate::correlation::{self, Correlation};
 use crate::logsource::{self, LogSource, Route};
 use crate::pattern::{self, Anchor, Encoding, StrPattern};
+use crate::LazyRegex;
 
 /// Rule severity, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -56,7 +57,7 @@ pub enum Matcher {
         pattern: StrPattern,
         cased: bool,
     },
-    Regex(#[serde(with = "regex_text")] regex::Regex),
+    Regex(#[serde(with = "regex_text")] LazyRegex),
     Cidr(ipnet::IpNet),
     Compare(Compare, f64),
     /// `|exists: true/false`: the field is present (null or not).
@@ -540,7 +541,7 @@ fn value_matchers(
         if m.cased {
             // `cased` has no effect on a regex; keep it as written.
         }
-        return regex::Regex::new(&format!("{prefix}{raw}"))
+        return LazyRegex::new(&format!("{prefix}{raw}"))
             .map(|r| vec![Matcher::Regex(r)])
             .map_err(|e| {
                 unsupported(format!("regex not supported by the Rust regex engine: {e}"))
@@ -620,17 +621,20 @@ fn value_matchers(
     Ok(out)
 }
 
-/// Regexes travel as their source text (the embedded rule set is serialized at build time).
+/// Regexes travel as their source text (the embedded rule set is serialized at build time,
+/// after every regex in it compiled), and are compiled again on first use.
 mod regex_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(re: &regex::Regex, s: S) -> Result<S::Ok, S::Error> {
+    use crate::LazyRegex;
+
+    pub fn serialize<S: Serializer>(re: &LazyRegex, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(re.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<regex::Regex, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LazyRegex, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&text).map_err(serde::de::Error::custom)
+        LazyRegex::deferred(&text).map_err(serde::de::Error::custom)
     }
 }
 
