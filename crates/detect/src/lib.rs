@@ -179,7 +179,7 @@ pub(crate) enum Automaton {
 
 /// Substring patterns, searched one of two ways.
 pub(crate) enum PatternSet {
-    /// Few patterns (a DFA): the automaton finds the leftmost match, which is where at least
+    /// Few patterns: the automaton finds the leftmost match, which is where at least
     /// one pattern starts; a trie walk from there sets every pattern that starts at that
     /// position; the search goes on one byte further. Every position where a pattern starts
     /// is reached (the leftmost match never lies past it), and the leftmost search uses the
