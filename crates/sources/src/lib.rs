@@ -2,7 +2,7 @@
 //!
 //! [`discover`] expands the paths a user gives (files, directories, `-` for stdin) into
 //! inputs; [`read_input`] recognises each input's format by its content (EVTX magic, gzip
-//! magic, JSON, W3C `#Fields:` directives, Zeek `#fields`) and streams its records as [`Event`]s to a callback, in bounded memory.
+//! and zstd magic, JSON, W3C `#Fields:` directives, Zeek `#fields`) and streams its records as [`Event`]s to a callback, in bounded memory.
 //! Bad records never stop the rest: each one is reported as a [`SourceError`] naming the
 //! file and the record, line or byte offset, and counted in the input's [`InputReport`].
 //!
@@ -276,6 +276,7 @@ pub(crate) fn for_each_line(
 }
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const EVTX_MAGIC: &[u8] = b"ElfFile\0";
 
 /// Reads one input to the end, passing each event or rejected record to `sink`.
@@ -307,13 +308,30 @@ pub fn read_input(input: &Input, options: &ReadOptions, sink: &mut Sink<'_>) -> 
             return tally.report;
         }
     };
-    if head.starts_with(GZIP_MAGIC) {
+    // A compressed stream is decompressed and recognised again (once: a gzip inside a
+    // gzip is not a log).
+    let kind = if head.starts_with(GZIP_MAGIC) {
+        Some("gzip")
+    } else if head.starts_with(ZSTD_MAGIC) {
+        Some("zstd")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
         tally.report.compressed = true;
-        let mut inner =
-            BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(reader));
-        match peek(&mut inner) {
-            Ok(head) => read_plain(&mut inner, &head, None, options, &mut tally),
-            Err(e) => tally.fail(format!("cannot decompress gzip: {e}")),
+        let decoder: io::Result<Box<dyn Read + Send>> = if kind == "gzip" {
+            Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+        } else {
+            zstd::stream::read::Decoder::with_buffer(reader).map(|d| Box::new(d) as _)
+        };
+        let decoded = decoder.and_then(|d| {
+            let mut inner = BufReader::with_capacity(256 * 1024, d);
+            let head = peek(&mut inner)?;
+            Ok((inner, head))
+        });
+        match decoded {
+            Ok((mut inner, head)) => read_plain(&mut inner, &head, None, options, &mut tally),
+            Err(e) => tally.fail(format!("cannot decompress {kind}: {e}")),
         }
     } else {
         let path = match input {

@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Sigma rules over evidence (EVTX, JSON Lines, IIS W3C, directories, .gz, `-` for stdin).
+    /// Run Sigma rules over evidence (EVTX, JSON Lines, IIS W3C, directories, .gz/.zst, `-` for stdin).
     Hunt(HuntArgs),
     /// Print the normalized events as JSON Lines (parse only, no rules).
     Dump(DumpArgs),

@@ -232,7 +232,7 @@ fn bad_input_is_reported_counted_and_the_rest_processed() {
 }
 
 #[test]
-fn gzip_stdin_and_json_documents_are_read_by_content() {
+fn gzip_zstd_stdin_and_json_documents_are_read_by_content() {
     let evtx = first_evtx(&samples("process_creation"));
     let json = evtx.with_extension("json");
     let tmp = tempfile::tempdir().unwrap();
@@ -244,6 +244,9 @@ fn gzip_stdin_and_json_documents_are_read_by_content() {
     );
     enc.write_all(&std::fs::read(&evtx).unwrap()).unwrap();
     enc.finish().unwrap();
+    let zst = tmp.path().join("evidence.dat");
+    let packed = zstd::stream::encode_all(&std::fs::read(&evtx).unwrap()[..], 3).unwrap();
+    std::fs::write(&zst, packed).unwrap();
 
     let hunt = |path: &str| {
         let o = towerwatch(&["hunt", path, "--format", "jsonl", "-q"]);
@@ -256,6 +259,7 @@ fn gzip_stdin_and_json_documents_are_read_by_content() {
     let plain = hunt(evtx.to_str().unwrap());
     assert!(!plain.is_empty());
     assert_eq!(hunt(gz.to_str().unwrap()), plain);
+    assert_eq!(hunt(zst.to_str().unwrap()), plain);
     assert_eq!(hunt(json.to_str().unwrap()), plain);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
