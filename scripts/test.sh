@@ -19,6 +19,7 @@ fi
 
 echo "== fmt"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== tests"
@@ -27,4 +28,10 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo test --workspace --release --doc
 else
     cargo test --workspace --release --no-fail-fast
+fi
+echo "== fuzz (a short run of each target; scripts/fuzz.sh runs longer ones)"
+if rustup toolchain list 2>/dev/null | grep -q nightly; then
+    FUZZ_SECONDS=${FUZZ_SECONDS:-15} scripts/fuzz.sh
+else
+    echo "no nightly toolchain: fuzz run skipped"
 fi

@@ -287,26 +287,49 @@ pub fn read_input(input: &Input, options: &ReadOptions, sink: &mut Sink<'_>) -> 
         sink,
         strict: options.strict,
     };
-    let reader: Box<dyn Read + Send> = match input {
-        Input::Stdin => Box::new(io::stdin()),
+    match input {
+        Input::Stdin => read_from(Box::new(io::stdin()), None, options, &mut tally),
         Input::File(path) => match std::fs::File::open(path) {
             Ok(f) => {
                 tally.report.bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
-                Box::new(f)
+                read_from(Box::new(f), Some(path), options, &mut tally);
             }
-            Err(e) => {
-                tally.fail(format!("cannot open: {e}"));
-                return tally.report;
-            }
+            Err(e) => tally.fail(format!("cannot open: {e}")),
         },
+    }
+    tally.report
+}
+
+/// As [`read_input`], for evidence already in memory (or any other stream), reported under
+/// the name `source`.
+pub fn read_bytes(
+    source: &str,
+    bytes: &[u8],
+    options: &ReadOptions,
+    sink: &mut Sink<'_>,
+) -> InputReport {
+    let mut tally = Tally {
+        report: InputReport::new(source.into()),
+        sink,
+        strict: options.strict,
     };
+    tally.report.bytes = bytes.len() as u64;
+    read_from(Box::new(bytes), None, options, &mut tally);
+    tally.report
+}
+
+/// Reads one stream: decompresses it if it is compressed, recognises its format and reads
+/// it. `path` is the plain file the stream is, when it is one (EVTX is parsed in place).
+fn read_from(
+    reader: Box<dyn Read + Send + '_>,
+    path: Option<&Path>,
+    options: &ReadOptions,
+    tally: &mut Tally<'_, '_>,
+) {
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let head = match peek(&mut reader) {
         Ok(h) => h,
-        Err(e) => {
-            tally.fail(format!("cannot read: {e}"));
-            return tally.report;
-        }
+        Err(e) => return tally.fail(format!("cannot read: {e}")),
     };
     // A compressed stream is decompressed and recognised again (once: a gzip inside a
     // gzip is not a log).
@@ -317,30 +340,24 @@ pub fn read_input(input: &Input, options: &ReadOptions, sink: &mut Sink<'_>) -> 
     } else {
         None
     };
-    if let Some(kind) = kind {
-        tally.report.compressed = true;
-        let decoder: io::Result<Box<dyn Read + Send>> = if kind == "gzip" {
-            Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
-        } else {
-            zstd::stream::read::Decoder::with_buffer(reader).map(|d| Box::new(d) as _)
-        };
-        let decoded = decoder.and_then(|d| {
-            let mut inner = BufReader::with_capacity(256 * 1024, d);
-            let head = peek(&mut inner)?;
-            Ok((inner, head))
-        });
-        match decoded {
-            Ok((mut inner, head)) => read_plain(&mut inner, &head, None, options, &mut tally),
-            Err(e) => tally.fail(format!("cannot decompress {kind}: {e}")),
-        }
+    let Some(kind) = kind else {
+        return read_plain(&mut reader, &head, path, options, tally);
+    };
+    tally.report.compressed = true;
+    let decoder: io::Result<Box<dyn Read + Send + '_>> = if kind == "gzip" {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
     } else {
-        let path = match input {
-            Input::File(p) => Some(p.as_path()),
-            Input::Stdin => None,
-        };
-        read_plain(&mut reader, &head, path, options, &mut tally);
+        zstd::stream::read::Decoder::with_buffer(reader).map(|d| Box::new(d) as _)
+    };
+    let decoded = decoder.and_then(|d| {
+        let mut inner = BufReader::with_capacity(256 * 1024, d);
+        let head = peek(&mut inner)?;
+        Ok((inner, head))
+    });
+    match decoded {
+        Ok((mut inner, head)) => read_plain(&mut inner, &head, None, options, tally),
+        Err(e) => tally.fail(format!("cannot decompress {kind}: {e}")),
     }
-    tally.report
 }
 
 fn peek(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use towerwatch_sources::{read_input, Format, Input, ReadOptions};
+use towerwatch_sources::{read_bytes, read_input, Format, Input, ReadOptions};
 
 fn jsonl(lines: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -58,6 +58,15 @@ fn gzip_and_zstd_hold_what_the_plain_file_holds() {
         assert_eq!((report.events, report.rejected), (500, 0), "{errors:?}");
         assert_eq!(hosts, want_hosts);
         assert_eq!(report.failure, None);
+        // The same bytes from memory (as the fuzz targets read them).
+        let mut from_memory = 0;
+        let mem = read_bytes("mem", &packed, &ReadOptions::default(), &mut |item| {
+            from_memory += item.is_ok() as u64
+        });
+        assert_eq!(
+            (mem.events, from_memory, mem.bytes),
+            (500, 500, packed.len() as u64)
+        );
     }
 }
 
