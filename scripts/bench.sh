@@ -104,6 +104,8 @@ row "hunt, $ALL_RULES rules" huntallN "$EVENTS_N"
 echo
 echo "ratio hunt(all rules) / parse-only, wall:      $(ratio "${WALL[huntall]}" "${WALL[parse]}")x   (x$COPIES: $(ratio "${WALL[huntallN]}" "${WALL[parseN]}")x; goal <= 1.5x)"
 echo "ratio hunt(all rules) / parse-only, cpu:       $(ratio "${CPU[huntall]}" "${CPU[parse]}")x   (x$COPIES: $(ratio "${CPU[huntallN]}" "${CPU[parseN]}")x)"
+echo "  detection only (hunt --no-operations), wall: $(ratio "${WALL[nocorr]}" "${WALL[parse]}")x   (x$COPIES: $(ratio "${WALL[nocorrN]}" "${WALL[parseN]}")x)"
+echo "  detection only (hunt --no-operations), cpu:  $(ratio "${CPU[nocorr]}" "${CPU[parse]}")x   (x$COPIES: $(ratio "${CPU[nocorrN]}" "${CPU[parseN]}")x)"
 echo "throughput hunt(all rules) / hunt($SUB_RULES rules):  $(ratio "${WALL[hunt100]}" "${WALL[huntall]}")    (x$COPIES: $(ratio "${WALL[hunt100N]}" "${WALL[huntallN]}"); flat = 1.00)"
 echo "correlation: hunt / hunt --no-operations, wall: $(ratio "${WALL[withcorr]}" "${WALL[nocorr]}")x   (x$COPIES: $(ratio "${WALL[withcorrN]}" "${WALL[nocorrN]}")x; goal <= 1.20x; runs alternate)"
 echo "correlation: hunt / hunt --no-operations, cpu:  $(ratio "${CPU[withcorr]}" "${CPU[nocorr]}")x   (x$COPIES: $(ratio "${CPU[withcorrN]}" "${CPU[nocorrN]}")x)"
