@@ -21,6 +21,13 @@ find rules/sigmahq/windows -name '*.yml' | sort | awk 'NR % 24 == 1' | head -100
     cp "$f" "$TMP/rules100/$(echo "$f" | tr / _)"
 done
 ALL_RULES=$($BIN rules check | sed -n 's/^rules: *[0-9]* (\([0-9]*\) loaded.*/\1/p')
+# About 3,000 rules: SigmaHQ's Windows rules with its threat-hunting and emerging-threat sets.
+SIGMA=../shared/data/sigma
+mkdir -p "$TMP/rules3k"
+for d in rules/windows rules-threat-hunting/windows rules-emerging-threats; do
+    [ -d "$SIGMA/$d" ] && ln -s "$(realpath "$SIGMA/$d")" "$TMP/rules3k/$(echo "$d" | tr / _)"
+done
+BIG_RULES=$($BIN rules check "$TMP/rules3k" | sed -n 's/^rules: *[0-9]* (\([0-9]*\) loaded.*/\1/p')
 SUB_RULES=$($BIN rules check "$TMP/rules100" | sed -n 's/^rules: *[0-9]* (\([0-9]*\) loaded.*/\1/p')
 
 mkdir -p "$TMP/copies"
@@ -58,6 +65,7 @@ best_of huntall     "$BIN" hunt "$CORPUS" -q
 best_of parseN      "$BIN" dump "$TMP/copies" --format none -q
 best_of hunt100N    "$BIN" hunt "$TMP/copies" --rules "$TMP/rules100" -q
 best_of huntallN    "$BIN" hunt "$TMP/copies" -q
+best_of hunt3kN      "$BIN" hunt "$TMP/copies" -q --rules "$TMP/rules3k"
 # The correlation's cost: with and without it, alternating, so both see the same machine.
 pair_of() {
     local a=$1 b=$2 dir=$3
@@ -101,12 +109,14 @@ echo "corpus x$COPIES ($EVENTS_N events): fixed costs amortized"
 row "parse only" parseN "$EVENTS_N"
 row "hunt, $SUB_RULES rules" hunt100N "$EVENTS_N"
 row "hunt, $ALL_RULES rules" huntallN "$EVENTS_N"
+row "hunt, $BIG_RULES rules (+ threat hunting, emerging)" hunt3kN "$EVENTS_N"
 echo
 echo "ratio hunt(all rules) / parse-only, wall:      $(ratio "${WALL[huntall]}" "${WALL[parse]}")x   (x$COPIES: $(ratio "${WALL[huntallN]}" "${WALL[parseN]}")x; goal <= 1.5x)"
 echo "ratio hunt(all rules) / parse-only, cpu:       $(ratio "${CPU[huntall]}" "${CPU[parse]}")x   (x$COPIES: $(ratio "${CPU[huntallN]}" "${CPU[parseN]}")x)"
 echo "  detection only (hunt --no-operations), wall: $(ratio "${WALL[nocorr]}" "${WALL[parse]}")x   (x$COPIES: $(ratio "${WALL[nocorrN]}" "${WALL[parseN]}")x)"
 echo "  detection only (hunt --no-operations), cpu:  $(ratio "${CPU[nocorr]}" "${CPU[parse]}")x   (x$COPIES: $(ratio "${CPU[nocorrN]}" "${CPU[parseN]}")x)"
 echo "throughput hunt(all rules) / hunt($SUB_RULES rules):  $(ratio "${WALL[hunt100]}" "${WALL[huntall]}")    (x$COPIES: $(ratio "${WALL[hunt100N]}" "${WALL[huntallN]}"); flat = 1.00)"
+echo "throughput hunt($BIG_RULES rules) / hunt($SUB_RULES rules), x$COPIES: $(ratio "${WALL[hunt100N]}" "${WALL[hunt3kN]}")"
 echo "correlation: hunt / hunt --no-operations, wall: $(ratio "${WALL[withcorr]}" "${WALL[nocorr]}")x   (x$COPIES: $(ratio "${WALL[withcorrN]}" "${WALL[nocorrN]}")x; goal <= 1.20x; runs alternate)"
 echo "correlation: hunt / hunt --no-operations, cpu:  $(ratio "${CPU[withcorr]}" "${CPU[nocorr]}")x   (x$COPIES: $(ratio "${CPU[withcorrN]}" "${CPU[nocorrN]}")x)"
 echo "peak RSS hunt(all rules):                       $(awk "BEGIN{printf \"%.1f\", ${RSS[huntallN]}/1024}") MiB"
