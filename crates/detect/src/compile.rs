@@ -11,7 +11,8 @@ use towerwatch_sigma::{Cond, FieldTest, Matcher, Rule, Search, StrPattern};
 use std::sync::{Mutex, RwLock};
 
 use crate::{
-    Automaton, Engine, FieldScanner, Node, PatternSet, Plan, PlanRule, Position, SlowLeaf, Trie,
+    Automaton, Engine, FieldScanner, Node, PatternSet, Plan, PlanRule, Position, SlowLeaf,
+    TrieBuilder,
 };
 
 /// The key that makes two literal tests the same atom.
@@ -379,7 +380,7 @@ impl PatternTable {
         // Prefixes and suffixes need one walk from the start (or the end) of the value;
         // only substrings need a search through all of it.
         let (mut patterns, mut atoms) = (Vec::new(), Vec::new());
-        let (mut prefix, mut suffix) = (Trie::default(), Trie::default());
+        let (mut prefix, mut suffix) = (TrieBuilder::default(), TrieBuilder::default());
         for (pattern, owners) in self.patterns.iter().zip(&self.owners) {
             let of = |pos| -> Vec<u32> {
                 owners
@@ -409,16 +410,16 @@ impl PatternTable {
                     atoms,
                 };
             }
-            let mut starts = Trie::default();
+            let mut starts = TrieBuilder::default();
             for (p, a) in patterns.iter().zip(&atoms) {
                 starts.insert(p.iter().copied(), a);
             }
             PatternSet::Leftmost {
                 ac: build_ac(&patterns, MatchKind::LeftmostFirst),
-                starts,
+                starts: starts.build(),
             }
         });
-        let useful = |t: Trie| t.has_atoms().then_some(t);
+        let useful = |t: TrieBuilder| t.has_atoms().then(|| t.build());
         Some(Automaton::Large {
             contains,
             prefix: useful(prefix),
