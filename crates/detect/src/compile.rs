@@ -419,7 +419,7 @@ impl PatternTable {
                 starts: starts.build(),
             }
         });
-        let useful = |t: TrieBuilder| t.has_atoms().then(|| t.build());
+        let useful = |t: TrieBuilder| t.has_atoms().then(|| Box::new(t.build()));
         Some(Automaton::Large {
             contains,
             prefix: useful(prefix),

@@ -171,9 +171,9 @@ pub(crate) enum Automaton {
         /// Search through the value.
         contains: Option<PatternSet>,
         /// Walk from the value's start.
-        prefix: Option<Trie>,
+        prefix: Option<Box<Trie>>,
         /// Reversed patterns, walked from the value's end.
-        suffix: Option<Trie>,
+        suffix: Option<Box<Trie>>,
     },
 }
 
