@@ -47,12 +47,14 @@ pub use rule::{
 };
 
 /// The rule files a path names: the file itself, or every `.yml`/`.yaml` file below a
-/// directory, in path order (so a rule set loads the same way every time).
+/// directory, in path order (so a rule set loads the same way every time). Symbolic links
+/// are followed, as they are for evidence (a link that loops is skipped).
 pub fn rule_files(path: &Path) -> Vec<PathBuf> {
     if !path.is_dir() {
         return vec![path.to_path_buf()];
     }
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(path)
+        .follow_links(true)
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())

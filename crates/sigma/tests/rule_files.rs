@@ -1,0 +1,32 @@
+//! Which files a rule path names.
+
+use std::path::Path;
+
+use towerwatch_sigma::rule_files;
+
+fn touch(p: &Path) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, "title: t\n").unwrap();
+}
+
+#[test]
+fn rule_dirs_are_walked_in_order_through_symlinks_and_loops_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    touch(&real.join("b/rule2.yml"));
+    touch(&real.join("a/rule1.yaml"));
+    touch(&real.join("a/notes.txt"));
+    let set = tmp.path().join("set");
+    std::fs::create_dir(&set).unwrap();
+    std::os::unix::fs::symlink(&real, set.join("linked")).unwrap();
+    // A link back up the tree must not loop forever.
+    std::os::unix::fs::symlink(&set, set.join("loop")).unwrap();
+    let names: Vec<String> = rule_files(&set)
+        .iter()
+        .map(|p| p.strip_prefix(&set).unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["linked/a/rule1.yaml", "linked/b/rule2.yml"]);
+    // A file names itself.
+    let one = real.join("b/rule2.yml");
+    assert_eq!(rule_files(&one), [one.clone()]);
+}
