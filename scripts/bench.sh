@@ -69,7 +69,7 @@ best_of hunt3kN      "$BIN" hunt "$TMP/copies" -q --rules "$TMP/rules3k"
 # The correlation's cost: with and without it, alternating, so both see the same machine.
 pair_of() {
     local a=$1 b=$2 dir=$3
-    local wa="" wb="" ca="" cb=""
+    local wa="" wb="" ca="" cb="" rb=0
     for _ in $(seq "$RUNS"); do
         for which in a b; do
             if [ $which = a ]; then
@@ -85,10 +85,11 @@ pair_of() {
             else
                 if [ -z "$wb" ] || awk "BEGIN{exit !($w < $wb)}"; then wb=$w; fi
                 if [ -z "$cb" ] || awk "BEGIN{exit !($c < $cb)}"; then cb=$c; fi
+                [ "$m" -gt "$rb" ] && rb=$m
             fi
         done
     done
-    WALL[$a]=$wa; CPU[$a]=$ca; WALL[$b]=$wb; CPU[$b]=$cb
+    WALL[$a]=$wa; CPU[$a]=$ca; WALL[$b]=$wb; CPU[$b]=$cb; RSS[$b]=$rb
 }
 pair_of withcorr nocorr "$CORPUS"
 pair_of withcorrN nocorrN "$TMP/copies"
@@ -119,4 +120,4 @@ echo "throughput hunt(all rules) / hunt($SUB_RULES rules):  $(ratio "${WALL[hunt
 echo "throughput hunt($BIG_RULES rules) / hunt($SUB_RULES rules), x$COPIES: $(ratio "${WALL[hunt100N]}" "${WALL[hunt3kN]}")"
 echo "correlation: hunt / hunt --no-operations, wall: $(ratio "${WALL[withcorr]}" "${WALL[nocorr]}")x   (x$COPIES: $(ratio "${WALL[withcorrN]}" "${WALL[nocorrN]}")x; goal <= 1.20x; runs alternate)"
 echo "correlation: hunt / hunt --no-operations, cpu:  $(ratio "${CPU[withcorr]}" "${CPU[nocorr]}")x   (x$COPIES: $(ratio "${CPU[withcorrN]}" "${CPU[nocorrN]}")x)"
-echo "peak RSS hunt(all rules):                       $(awk "BEGIN{printf \"%.1f\", ${RSS[huntallN]}/1024}") MiB"
+echo "peak RSS hunt(all rules), x$COPIES:                 $(awk "BEGIN{printf \"%.1f\", ${RSS[huntallN]}/1024}") MiB (detection only: $(awk "BEGIN{printf \"%.1f\", ${RSS[nocorrN]}/1024}") MiB; x1: $(awk "BEGIN{printf \"%.1f\", ${RSS[nocorr]}/1024}") MiB)"
