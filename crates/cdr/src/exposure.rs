@@ -95,7 +95,8 @@ pub fn table_of(record_type: &str) -> &'static str {
     }
 }
 
-/// The CSV files under a directory (or the file itself), sorted.
+/// The CSV files under a directory (or the file itself), sorted; `.csv.gz` and `.csv.zst`
+/// count too.
 pub fn csv_files(path: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if path.is_dir() {
@@ -104,7 +105,12 @@ pub fn csv_files(path: &Path) -> Vec<PathBuf> {
                 out.extend(csv_files(&e.path()));
             }
         }
-    } else if path.extension().is_some_and(|e| e == "csv") {
+    } else if path.file_name().is_some_and(|n| {
+        let n = n.to_string_lossy();
+        [".csv", ".csv.gz", ".csv.zst"]
+            .iter()
+            .any(|x| n.ends_with(x))
+    }) {
         out.push(path.to_path_buf());
     }
     out.sort();
@@ -205,7 +211,9 @@ pub fn compute(findings: &[Finding], cdr_files: &[PathBuf]) -> Exposure {
     let mut bulk_rows = vec![0u64; bulk.len()];
     for file in cdr_files {
         let name = file.display().to_string();
-        let Ok(mut rdr) = csv::ReaderBuilder::new().flexible(true).from_path(file) else {
+        let mut builder = csv::ReaderBuilder::new();
+        builder.flexible(true);
+        let Ok(mut rdr) = crate::run::open_csv(file, builder) else {
             x.cdr_rejected_count += 1;
             x.cdr_rejected.push(format!("{name}: cannot open"));
             continue;

@@ -1,7 +1,6 @@
 //! From log files to findings, and the operator's context files.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -68,7 +67,8 @@ pub fn run(files: &[PathBuf], prefix: &Prefix, settings: Settings) -> std::io::R
     let mut inputs = Vec::new();
     for file in files {
         let source: Arc<str> = file.display().to_string().into();
-        let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(file)?);
+        // Rotated logs are often compressed: gzip and zstd are undone, recognised by content.
+        let (mut reader, _) = towerwatch_sources::decompressed(std::fs::File::open(file)?)?;
         let report = audit::read(&mut reader, &source, prefix, &mut |item| match item {
             Ok(event) => findings.extend(analytics.observe(&event)),
             Err(r) => {
@@ -87,17 +87,27 @@ pub fn run(files: &[PathBuf], prefix: &Prefix, settings: Settings) -> std::io::R
     })
 }
 
+/// A CSV file, gzip- or zstd-compressed or not, opened with `builder`'s settings.
+pub(crate) fn open_csv(
+    path: &Path,
+    builder: csv::ReaderBuilder,
+) -> std::io::Result<csv::Reader<Box<dyn std::io::BufRead + Send>>> {
+    let (reader, _) = towerwatch_sources::decompressed(std::fs::File::open(path)?)?;
+    Ok(builder.from_reader(reader))
+}
+
 /// A CSV file with a header, for the operator's context files.
 pub(crate) struct Table {
     pub name: String,
     pub headers: csv::StringRecord,
-    pub reader: csv::Reader<std::fs::File>,
+    pub reader: csv::Reader<Box<dyn std::io::BufRead + Send>>,
 }
 
 impl Table {
     pub fn open(path: &Path) -> Result<Table, String> {
         let name = path.display().to_string();
-        let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
+        let mut reader =
+            open_csv(path, csv::ReaderBuilder::new()).map_err(|e| format!("{name}: {e}"))?;
         let headers = reader
             .headers()
             .map_err(|e| format!("{name}: {e}"))?

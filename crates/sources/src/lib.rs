@@ -326,38 +326,52 @@ fn read_from(
     options: &ReadOptions,
     tally: &mut Tally<'_, '_>,
 ) {
-    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let (mut reader, compression) = match decompressed(reader) {
+        Ok(r) => r,
+        Err(e) => return tally.fail(e.to_string()),
+    };
+    tally.report.compressed = compression.is_some();
     let head = match peek(&mut reader) {
         Ok(h) => h,
-        Err(e) => return tally.fail(format!("cannot read: {e}")),
+        Err(e) => {
+            return tally.fail(match compression {
+                Some(kind) => format!("cannot decompress {kind}: {e}"),
+                None => format!("cannot read: {e}"),
+            })
+        }
     };
-    // A compressed stream is decompressed and recognised again (once: a gzip inside a
-    // gzip is not a log).
-    let kind = if head.starts_with(GZIP_MAGIC) {
-        Some("gzip")
-    } else if head.starts_with(ZSTD_MAGIC) {
-        Some("zstd")
-    } else {
-        None
-    };
-    let Some(kind) = kind else {
-        return read_plain(&mut reader, &head, path, options, tally);
-    };
-    tally.report.compressed = true;
-    let decoder: io::Result<Box<dyn Read + Send + '_>> = if kind == "gzip" {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
-    } else {
-        zstd::stream::read::Decoder::with_buffer(reader).map(|d| Box::new(d) as _)
-    };
-    let decoded = decoder.and_then(|d| {
-        let mut inner = BufReader::with_capacity(256 * 1024, d);
-        let head = peek(&mut inner)?;
-        Ok((inner, head))
-    });
-    match decoded {
-        Ok((mut inner, head)) => read_plain(&mut inner, &head, None, options, tally),
-        Err(e) => tally.fail(format!("cannot decompress {kind}: {e}")),
+    // A plain file is parsed in place when its format allows (EVTX); a decompressed stream
+    // is not that file.
+    let path = if compression.is_some() { None } else { path };
+    read_plain(&mut reader, &head, path, options, tally);
+}
+
+/// The stream `reader` holds: decompressed if it is gzip or zstd (recognised by their magic,
+/// whatever the file is called), as is otherwise; and which of the two it was. Only one
+/// layer is undone (a gzip inside a gzip is not a log).
+pub fn decompressed<'a>(
+    reader: impl Read + Send + 'a,
+) -> io::Result<(Box<dyn BufRead + Send + 'a>, Option<&'static str>)> {
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let head = reader
+        .fill_buf()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read: {e}")))?;
+    if head.starts_with(GZIP_MAGIC) {
+        let gz = flate2::read::MultiGzDecoder::new(reader);
+        return Ok((
+            Box::new(BufReader::with_capacity(256 * 1024, gz)),
+            Some("gzip"),
+        ));
     }
+    if head.starts_with(ZSTD_MAGIC) {
+        let zst = zstd::stream::read::Decoder::with_buffer(reader)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot decompress zstd: {e}")))?;
+        return Ok((
+            Box::new(BufReader::with_capacity(256 * 1024, zst)),
+            Some("zstd"),
+        ));
+    }
+    Ok((Box::new(reader), None))
 }
 
 fn peek(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {

@@ -157,6 +157,66 @@ fn exposure_on_the_default_simulation_equals_the_ground_truth() {
     }
     let html = std::fs::read_to_string(Path::new(&out).join("exposure.html")).unwrap();
     assert!(html.contains("<svg id=\"cell-map\"") && html.contains("class=\"exposed\""));
+
+    // Compressed evidence tells the same: the audit logs gzipped, the CDR extract and the
+    // cell sites zstd-compressed (as rotated logs and exports often are).
+    compress_all(&sim.join("evidence/postgresql"), "gz");
+    compress_all(&sim.join("cdr"), "zst");
+    let out2 = dir.path().join("out2").display().to_string();
+    let mut args = cdr_args(&s, &out2);
+    let cells = args.iter().position(|a| a == "--cells").unwrap() + 1;
+    args[cells].push_str(".zst");
+    args.extend(["--reveal-key".into(), key.display().to_string()]);
+    let summary2 = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(summary2.contains("0 rejected"), "{summary2}");
+    let ours2 = json(&Path::new(&out2).join("exposure.json"));
+    // The same subscribers, records, times and cells; only the evidence files are named
+    // differently (`.log.gz`).
+    let without_evidence = |x: &serde_json::Value| -> Vec<serde_json::Value> {
+        let mut subs = x["subscribers"].as_array().unwrap().clone();
+        for s in &mut subs {
+            s.as_object_mut().unwrap().remove("evidence");
+        }
+        subs
+    };
+    let (plain, packed) = (without_evidence(&ours), without_evidence(&ours2));
+    assert!(plain.len() >= 10);
+    if plain != packed {
+        let diff: Vec<_> = plain
+            .iter()
+            .zip(&packed)
+            .filter(|(a, b)| a != b)
+            .take(2)
+            .collect();
+        panic!("compressed evidence gave another exposure: {diff:?}");
+    }
+    assert!(ours2.to_string().contains(".log.gz:"));
+    let detections2 =
+        std::fs::read_to_string(Path::new(&out2).join("cdr-detections.jsonl")).unwrap();
+    assert_eq!(detections2.lines().count(), detections.lines().count());
+}
+
+/// Replaces every file under `dir` by its gzip (`gz`) or zstd (`zst`) compression.
+fn compress_all(dir: &Path, kind: &str) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            compress_all(&p, kind);
+            continue;
+        }
+        let plain = std::fs::read(&p).unwrap();
+        let packed = if kind == "gz" {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut enc, &plain).unwrap();
+            enc.finish().unwrap()
+        } else {
+            zstd::stream::encode_all(&plain[..], 3).unwrap()
+        };
+        let mut name = p.file_name().unwrap().to_os_string();
+        name.push(format!(".{kind}"));
+        std::fs::write(p.with_file_name(name), packed).unwrap();
+        std::fs::remove_file(&p).unwrap();
+    }
 }
 
 #[test]
