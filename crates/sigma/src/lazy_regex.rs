@@ -27,7 +27,7 @@ impl LazyRegex {
     /// when it is loaded.
     pub fn new(text: &str) -> Result<LazyRegex, regex::Error> {
         let text = pcre_classes(text)?;
-        let re = build(&text)?;
+        let re = Regex::new(&text)?;
         Ok(LazyRegex(Arc::new(Inner {
             text: text.into(),
             compiled: OnceLock::from(re),
@@ -63,13 +63,10 @@ impl LazyRegex {
         if let Some(re) = self.0.compiled.get() {
             return Some(re);
         }
-        let re = build(&self.0.text).ok()?;
+        // Two threads may both compile it the first time; one result is kept.
+        let re = Regex::new(&self.0.text).ok()?;
         Some(self.0.compiled.get_or_init(|| re))
     }
-}
-
-fn build(text: &str) -> Result<Regex, regex::Error> {
-    Regex::new(text)
 }
 
 /// `text` with every `\d`, `\w`, `\s` (and negation), inside brackets or not, replaced by

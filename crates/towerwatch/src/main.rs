@@ -59,11 +59,12 @@ enum Command {
 #[derive(Args, Clone)]
 pub struct CdrArgs {
     /// Audit logs or directories: PostgreSQL stderr, csvlog or jsonlog with pgaudit lines;
-    /// Oracle UNIFIED_AUDIT_TRAIL or SQL Server fn_get_audit_file exports as CSV.
+    /// Oracle UNIFIED_AUDIT_TRAIL or SQL Server fn_get_audit_file exports as CSV; plain,
+    /// gzip or zstd.
     #[arg(required = true, value_name = "LOG")]
     pub logs: Vec<PathBuf>,
-    /// CDR extract (CSV files with the mediated-CDR header, or a directory of them): the
-    /// stolen queries are re-run over it to tell what they returned.
+    /// CDR extract (CSV files with the mediated-CDR header, or a directory of them; also
+    /// .csv.gz/.csv.zst): the stolen queries are re-run over it to tell what they returned.
     #[arg(long, value_name = "PATH")]
     pub cdr: Option<PathBuf>,
     /// Cell-site table (OpenCelliD CSV) for the map of the leaked location trail.
