@@ -14,6 +14,7 @@ use towerwatch_sigma::{Rule, RuleError};
 use towerwatch_sources::discover;
 
 use crate::correlations::{Correlations, Pending};
+use crate::held::{Held, HELD_IN_MEMORY};
 use crate::output::{self, Detection, DetectionWriter, Summary};
 use crate::pipeline;
 use crate::ruleset;
@@ -26,7 +27,7 @@ struct Local {
     scratch: Scratch,
     join: WebShellJoin,
     correlator: Correlator,
-    detections: Vec<(usize, Detection)>,
+    detections: Held,
     correlation_hits: Vec<Pending>,
     untimed: u64,
     coverage: Option<Seen>,
@@ -128,7 +129,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             scratch: engine.scratch(),
             join: WebShellJoin::default(),
             correlator: Correlator::default(),
-            detections: Vec::new(),
+            detections: Held::new(HELD_IN_MEMORY),
             correlation_hits: Vec::new(),
             untimed: 0,
             coverage: args.coverage.then(Seen::default),
@@ -155,17 +156,18 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             for idx in matched {
                 correlations.observe(idx, &event, &mut local.correlation_hits, &mut local.untimed);
                 if !silent[idx] {
-                    local.detections.push((
-                        idx,
-                        Detection::new(&engine.rules()[idx], &event, with_event),
-                    ));
+                    let d = Detection::new(&engine.rules()[idx], &event, with_event);
+                    local.detections.push(idx, d);
                 }
             }
         },
         |done| {
-            for (idx, d) in &done.local.detections {
-                summary.add(*idx, d);
-                writer.write(d)?;
+            let warning = done.local.detections.drain(|idx, d| {
+                summary.add(idx, &d);
+                writer.write(&d)
+            })?;
+            if let Some(w) = warning {
+                eprintln!("towerwatch: {}: {w}", done.report.source);
             }
             if let Some(c) = done.local.coverage {
                 seen.merge(c);

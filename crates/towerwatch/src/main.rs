@@ -5,6 +5,7 @@ mod cdr;
 mod correlations;
 mod dump;
 mod evaluate;
+mod held;
 mod hunt;
 mod output;
 mod pipeline;

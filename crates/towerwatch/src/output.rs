@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use towerwatch_event::{Event, Locator};
 use towerwatch_sigma::{Level, Rule};
 use towerwatch_sources::{InputReport, SourceError};
 
 /// One rule matching one event: the JSONL contract of `towerwatch hunt --format jsonl`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Detection {
     /// RFC 3339 UTC, or null when the event has no time.
     pub timestamp: Option<String>,

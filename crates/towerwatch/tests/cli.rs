@@ -553,3 +553,45 @@ fn strict_skips_non_logs_in_every_command() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn inputs_with_more_detections_than_memory_holds_are_written_whole_and_in_order() {
+    // More matches per input than the hunt keeps in memory while an input waits for its turn
+    // (4,096: the rest wait in a temporary file), in two inputs read in parallel.
+    let tmp = tempfile::tempdir().unwrap();
+    let per_file = 3 * 4096 + 5;
+    for name in ["a.jsonl", "b.jsonl"] {
+        let mut text = String::new();
+        for i in 0..per_file {
+            text.push_str(&format!(
+                "{{\"EventID\":1102,\"Channel\":\"Security\",\"Provider_Name\":\"Microsoft-Windows-Eventlog\",\"Computer\":\"DC01\",\"EventRecordID\":{},\"TimeCreated\":\"2026-01-01T00:00:00Z\",\"SubjectUserName\":\"user-{name}-{i}\"}}\n",
+                i + 1
+            ));
+        }
+        std::fs::write(tmp.path().join(name), text).unwrap();
+    }
+    let o = towerwatch(&[
+        "hunt",
+        tmp.path().to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "-q",
+        "--no-operations",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let got: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 2 * per_file);
+    for (k, d) in got.iter().enumerate() {
+        let (name, i) = if k < per_file {
+            ("a.jsonl", k)
+        } else {
+            ("b.jsonl", k - per_file)
+        };
+        assert!(d["source"].as_str().unwrap().ends_with(name), "{d}");
+        assert_eq!(d["line"], i as u64 + 1, "{d}");
+        assert_eq!(d["event"]["SubjectUserName"], format!("user-{name}-{i}"));
+    }
+}
