@@ -1,6 +1,8 @@
 //! Sigma correlation rules in a hunt: which rule matches feed which correlation, the
 //! `group-by` values read from each matched event, and the firings as detections.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use towerwatch_correlate::{Place, RuleInfo};
 use towerwatch_event::Event;
 use towerwatch_sigma::correlation::{self, Evaluator, Fired, Hit, Member};
@@ -25,7 +27,15 @@ pub struct Correlations {
     silent: Vec<bool>,
     /// Per engine rule, the correlations it feeds.
     feeds: Vec<Vec<Feed>>,
+    /// Hits collected so far by every worker, and those refused past `max_held`.
+    max_held: u64,
+    held: AtomicU64,
+    refused: AtomicU64,
 }
+
+/// Hits are held until reading ends, then swept in time order: at most this many (about
+/// 150 bytes each), so that memory stays bounded however much evidence matches.
+const MAX_HELD_HITS: u64 = 2_000_000;
 
 /// A match on its way to the evaluator.
 pub type Pending = (usize, Hit<Place>);
@@ -64,6 +74,9 @@ impl Correlations {
             members,
             silent,
             feeds,
+            max_held: MAX_HELD_HITS,
+            held: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -92,6 +105,10 @@ impl Correlations {
             else {
                 continue;
             };
+            if self.held.fetch_add(1, Ordering::Relaxed) >= self.max_held {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let value = f.value.as_deref().and_then(|v| field_text(event, v));
             out.push((
                 f.correlation,
@@ -101,13 +118,14 @@ impl Correlations {
     }
 
     /// Evaluates the collected hits: firings of the correlations that report, and how many
-    /// hits were dropped at the group cap.
+    /// hits were dropped (at the group cap, or past the cap on held hits).
     pub fn finish(&self, hits: Vec<Pending>) -> (Vec<Fired<Place>>, u64) {
         let mut eval = Evaluator::new(&self.correlations, &self.members);
         for (c, h) in hits {
             eval.push(c, h);
         }
         let (fired, dropped) = eval.finish();
+        let dropped = dropped + self.refused.load(Ordering::Relaxed);
         let reported = fired
             .into_iter()
             .filter(|f| !self.silent[f.correlation])
@@ -195,4 +213,46 @@ fn field_text(event: &Event, field: &str) -> Option<Box<str>> {
         return event.computer.clone();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use towerwatch_event::{Origin, Value};
+    use towerwatch_sigma::{parse_documents, Document};
+
+    #[test]
+    fn hits_past_the_held_cap_are_dropped_and_counted() {
+        let text =
+            "title: clear\nid: r1\nname: clear\nlogsource: {product: windows, service: security}\n\
+                    detection: {sel: {EventID: 1102}, condition: sel}\nlevel: high\n---\n\
+                    title: many clears\nid: c1\ncorrelation: {type: event_count, rules: [clear], \
+                    group-by: [Computer], timespan: 1h, condition: {gte: 2}}\nlevel: high\n";
+        let (mut rules, mut corrs) = (Vec::new(), Vec::new());
+        for d in parse_documents(text, "t.yml", &Default::default()) {
+            match d.unwrap() {
+                Document::Rule(r) => rules.push(*r),
+                Document::Correlation(c) => corrs.push(*c),
+            }
+        }
+        let (members, refused) = correlation::resolve(&rules, &corrs);
+        assert!(refused.is_empty(), "{refused:?}");
+        let mut c = Correlations::new(&rules, corrs, members, vec![false]);
+        c.max_held = 3;
+        let (mut hits, mut untimed) = (Vec::new(), 0);
+        for i in 0..5 {
+            let mut e = Event::new(Origin::record("Security.evtx", i));
+            e.set_channel("Security");
+            e.set_event_id(1102);
+            e.computer = Some("DC01".into());
+            e.push("Computer", Value::text("DC01"));
+            e.timestamp = Some(jiff::Timestamp::from_second(1_700_000_000 + i as i64).unwrap());
+            c.observe(0, &e, &mut hits, &mut untimed);
+        }
+        assert_eq!((hits.len(), untimed), (3, 0));
+        let (fired, dropped) = c.finish(hits);
+        assert_eq!(dropped, 2);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].count, 3);
+    }
 }

@@ -358,7 +358,7 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
     if summary.correlation_untimed + summary.correlation_dropped > 0 {
         let _ = writeln!(
             s,
-            "Correlation: {} matches without a timestamp and {} past the group cap were not correlated",
+            "Correlation: {} matches without a timestamp and {} past the caps (open groups, held matches) were not correlated",
             summary.correlation_untimed, summary.correlation_dropped
         );
     }
