@@ -28,6 +28,15 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The JSON Lines a successful run printed.
+fn jsonl(out: &Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn first_evtx(dir: &Path) -> PathBuf {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -57,11 +66,7 @@ fn jsonl_detections_carry_the_contract_fields() {
         "jsonl",
         "--quiet",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = jsonl(&out);
     assert!(lines.len() >= 5, "expected detections, got {}", lines.len());
     for d in &lines {
         for key in [
@@ -250,10 +255,9 @@ fn gzip_zstd_stdin_and_json_documents_are_read_by_content() {
 
     let hunt = |path: &str| {
         let o = towerwatch(&["hunt", path, "--format", "jsonl", "-q"]);
-        assert!(o.status.success(), "{}", text(&o.stderr));
-        text(&o.stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule_id"].clone())
+        jsonl(&o)
+            .into_iter()
+            .map(|d| d["rule_id"].clone())
             .collect::<Vec<_>>()
     };
     let plain = hunt(evtx.to_str().unwrap());
@@ -274,11 +278,7 @@ fn gzip_zstd_stdin_and_json_documents_are_read_by_content() {
         .unwrap()
         .write_all(&std::fs::read(&evtx).unwrap())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let from_stdin: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let from_stdin = jsonl(&child.wait_with_output().unwrap());
     assert_eq!(from_stdin.len(), plain.len());
     assert_eq!(from_stdin[0]["source"], "-");
 }
@@ -336,14 +336,9 @@ fn rules_flags_replace_and_filter_the_embedded_set() {
         "jsonl",
         "-q",
     ]);
-    let ids: std::collections::BTreeSet<String> = text(&all.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["rule_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+    let ids: std::collections::BTreeSet<String> = jsonl(&all)
+        .iter()
+        .map(|d| d["rule_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
         ids.into_iter().collect::<Vec<_>>(),
@@ -578,11 +573,7 @@ fn inputs_with_more_detections_than_memory_holds_are_written_whole_and_in_order(
         "-q",
         "--no-operations",
     ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let got: Vec<serde_json::Value> = text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = jsonl(&o);
     assert_eq!(got.len(), 2 * per_file);
     for (k, d) in got.iter().enumerate() {
         let (name, i) = if k < per_file {
