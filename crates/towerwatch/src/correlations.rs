@@ -27,9 +27,11 @@ pub struct Correlations {
     silent: Vec<bool>,
     /// Per engine rule, the correlations it feeds.
     feeds: Vec<Vec<Feed>>,
-    /// Hits collected so far by every worker, and those refused past `max_held`.
+    /// At most this many hits are held ([`MAX_HELD_HITS`]; tests lower it).
     max_held: u64,
+    /// Hits offered so far by every worker.
     held: AtomicU64,
+    /// Hits refused past `max_held`, counted as dropped.
     refused: AtomicU64,
 }
 
