@@ -45,11 +45,13 @@ impl Held {
     }
 
     fn spill(&mut self) -> Result<()> {
-        if self.spilled.is_none() {
-            let file = tempfile::tempfile().context("cannot create a temporary file")?;
-            self.spilled = Some(BufWriter::new(file));
-        }
-        let out = self.spilled.as_mut().expect("created above");
+        let out = match &mut self.spilled {
+            Some(out) => out,
+            None => {
+                let file = tempfile::tempfile().context("cannot create a temporary file")?;
+                self.spilled.insert(BufWriter::new(file))
+            }
+        };
         for item in &self.kept {
             serde_json::to_writer(&mut *out, item)?;
             out.write_all(b"\n")?;
