@@ -1,9 +1,17 @@
 //! Whose histories were read. Audit logs hold statements, not results, so each stolen query's
-//! predicates are re-run over a CDR extract (CSV with the mediated-CDR header): **tier 1** the
-//! subscribers the query named, with the records, time range and cells that came back;
-//! **tier 2** the counterparties those records reveal; **tier 3** the subscribers covered by
-//! bulk reads without subscriber predicates. Without an extract, tier 1 still lists the
+//! predicates are re-run over a CDR extract — CSV files of the warehouse's content, whatever
+//! their column names ([`crate::schema::column_role`] maps them, with the columns the schema
+//! learnt): **named**, the subscribers the query named, with the records, time range and cells
+//! that came back; **counterparty**, the other parties those records reveal; **looked up**, the
+//! subscribers whose owner, SIM or device was asked for by hand; and the subscribers covered by
+//! bulk reads without subscriber predicates. Without an extract, the named tier still lists the
 //! identifiers and the windows the queries asked for.
+//!
+//! Each file of the extract is matched to the CDR tables it holds: by its name (a table's or a
+//! partition's), else by a record-type column (voice, SMS and data records to the tables named
+//! for them), else to the only CDR table, else to every CDR table (said in the summary). Times
+//! with an offset are read as written; times without one in the zone given
+//! ([`ExtractOptions::timezone`]), else as UTC; epoch seconds and milliseconds too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,17 +19,33 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use crate::analytics::{Finding, Rule};
-use crate::pseudo::normalise;
+use crate::numbers::Numbering;
+use crate::schema::{column_role, family_of, Role, Schema, TableKind};
 use crate::sql::IdKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// Named in the query's predicates: history and location read.
     Named,
     /// A counterparty in the records read: numbers and call times revealed.
     Counterparty,
+    /// Looked up in the subscriber table by hand: owner, SIM and device revealed.
+    LookedUp,
 }
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Named => "named",
+            Tier::Counterparty => "counterparty",
+            Tier::LookedUp => "looked_up",
+        }
+    }
+}
+
+/// A cell as the extract names it: (area, cell), as text.
+pub type CellKey = (String, String);
 
 /// What was exposed of one subscriber.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +56,7 @@ pub struct Exposed {
     /// The time range of the records returned (or, without an extract, the range asked for).
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
-    /// (area, cell) of the records.
-    pub cells: BTreeSet<(u64, u64)>,
+    pub cells: BTreeSet<CellKey>,
     pub first_read: Option<Timestamp>,
     pub last_read: Option<Timestamp>,
     /// Evidence: `file:line` of the statements.
@@ -63,6 +86,18 @@ impl Exposed {
             f.event.user, f.event.client, f.event.app
         ));
     }
+
+    fn record(&mut self, id: &str, t: Timestamp, cell: Option<&CellKey>) -> bool {
+        if !self.record_ids.insert(id.to_string()) {
+            return false;
+        }
+        self.records = Some(self.records.unwrap_or(0) + 1);
+        self.widen(t);
+        if let Some(c) = cell {
+            self.cells.insert(c.clone());
+        }
+        true
+    }
 }
 
 /// A bulk read: how many subscribers' records it covered.
@@ -75,6 +110,18 @@ pub struct Bulk {
     pub records: Option<u64>,
 }
 
+/// How one extract file was read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExtractFile {
+    pub path: String,
+    /// The CDR tables its rows were matched to, and how.
+    pub tables: Vec<String>,
+    pub matched_by: &'static str,
+    pub time_column: String,
+    pub id_columns: Vec<String>,
+    pub rows: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct Exposure {
     pub subscribers: BTreeMap<(Tier, String), Exposed>,
@@ -82,17 +129,22 @@ pub struct Exposure {
     pub cdr_rows: u64,
     pub cdr_rejected: Vec<String>,
     pub cdr_rejected_count: u64,
-    /// CSV files that are no CDR extract (another header), named with the reason.
+    /// CSV files that are no CDR extract, named with the reason.
     pub skipped: Vec<String>,
+    pub files: Vec<ExtractFile>,
 }
 
-/// The CDR table a record type is loaded into.
-pub fn table_of(record_type: &str) -> &'static str {
-    match record_type {
-        "moCallRecord" | "mtCallRecord" | "0" | "1" => "voice_cdr",
-        "moSMSRecord" | "mtSMSRecord" | "6" | "7" => "sms_cdr",
-        _ => "data_cdr",
+impl Exposure {
+    pub fn count(&self, tier: Tier) -> usize {
+        self.subscribers.keys().filter(|(t, _)| *t == tier).count()
     }
+}
+
+/// How to read the extract.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// The zone of times written without an offset (UTC when not given).
+    pub timezone: Option<jiff::tz::TimeZone>,
 }
 
 /// The CSV files under a directory (or the file itself), sorted; `.csv.gz` and `.csv.zst`
@@ -117,242 +169,460 @@ pub fn csv_files(path: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The header of each file, and a sample of the numbers in its identifier columns (for the
+/// country code).
+pub fn extract_headers(files: &[PathBuf]) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+    let mut headers = Vec::new();
+    let mut numbers = Vec::new();
+    for f in files {
+        let Ok(mut rdr) = crate::run::open_csv(f, csv::ReaderBuilder::new()) else {
+            continue;
+        };
+        let Ok(h) = rdr.headers() else { continue };
+        let h: Vec<String> = h.iter().map(|c| c.trim().to_string()).collect();
+        let id_cols: Vec<usize> = h
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(column_role(c), Some(Role::Id(IdKind::Msisdn))))
+            .map(|(i, _)| i)
+            .collect();
+        if numbers.len() < 20_000 {
+            for rec in rdr.records().take(2_000).flatten() {
+                for &i in &id_cols {
+                    if let Some(v) = rec.get(i).filter(|v| !v.is_empty()) {
+                        numbers.push(v.to_string());
+                    }
+                }
+            }
+        }
+        headers.push((f.display().to_string(), h));
+    }
+    (headers, numbers)
+}
+
+/// A CDR time: RFC 3339 or `YYYY-MM-DD HH:MM:SS[.f][±HH[:MM]]` (offset as written, else the
+/// given zone, else UTC), or epoch seconds / milliseconds.
+pub fn parse_cdr_time(s: &str, tz: Option<&jiff::tz::TimeZone>) -> Option<Timestamp> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = s.parse().ok()?;
+        return match s.len() {
+            9 | 10 => Timestamp::from_second(n).ok(),
+            12 | 13 => Timestamp::from_millisecond(n).ok(),
+            _ => None,
+        };
+    }
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t);
+    }
+    let has_offset = s.len() > 19 && s[19..].contains(['+', '-', 'Z']) || s.ends_with(" UTC");
+    if has_offset {
+        return towerwatch_sources::postgres::parse_time(&s.replace('T', " "));
+    }
+    let dt: jiff::civil::DateTime = s.replace(' ', "T").parse().ok()?;
+    match tz {
+        Some(z) => dt.to_zoned(z.clone()).ok().map(|z| z.timestamp()),
+        None => dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp()),
+    }
+}
+
+/// The columns of one extract file, by role.
 struct Columns {
-    record_id: usize,
-    record_type: usize,
-    start: usize,
-    area: usize,
-    cell: usize,
+    time: usize,
+    record_id: Option<usize>,
+    record_type: Option<usize>,
+    /// (index, kind, name)
+    ids: Vec<(usize, IdKind, String)>,
+    area: Option<usize>,
+    cell: Option<usize>,
     by_name: HashMap<String, usize>,
 }
 
 impl Columns {
-    fn new(header: &csv::StringRecord) -> Option<Columns> {
-        let by_name: HashMap<String, usize> = header
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.trim().to_string(), i))
+    fn new(header: &csv::StringRecord, schema: &Schema) -> Result<Columns, String> {
+        let names: Vec<String> = header.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+        let by_name: HashMap<String, usize> =
+            names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        // The schema's own column names come first: they are the table's.
+        let learned_time: BTreeSet<&str> = schema
+            .cdr_tables()
+            .filter_map(|t| t.time.as_ref().map(|(c, _)| c.as_str()))
             .collect();
-        let get = |n: &str| by_name.get(n).copied();
-        Some(Columns {
-            record_id: get("record_id")?,
-            record_type: get("record_type")?,
-            start: get("start_time")?,
-            area: get("lac_tac")?,
-            cell: get("cell_id")?,
+        let mut ids = Vec::new();
+        let (mut time, mut rank) = (None, 0u8);
+        let (mut record_id, mut record_type, mut area, mut cell) = (None, None, None, None);
+        for (i, n) in names.iter().enumerate() {
+            let learned_id = schema
+                .cdr_tables()
+                .find_map(|t| t.id_kind(n));
+            match (learned_id, column_role(n)) {
+                (Some(k), _) | (None, Some(Role::Id(k))) => ids.push((i, k, n.clone())),
+                (None, Some(Role::Time(r))) => {
+                    let r = if learned_time.contains(n.as_str()) { 9 } else { r };
+                    if time.is_none() || r > rank {
+                        time = Some(i);
+                        rank = r;
+                    }
+                }
+                (None, Some(Role::RecordId)) if record_id.is_none() => record_id = Some(i),
+                (None, Some(Role::RecordType)) if record_type.is_none() => record_type = Some(i),
+                (None, Some(Role::Location)) => {
+                    let l = n.as_str();
+                    if ["lac", "tac", "area"].iter().any(|k| l.contains(k)) {
+                        area.get_or_insert(i);
+                    } else {
+                        cell.get_or_insert(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if ids.is_empty() {
+            return Err("no subscriber identifier column".into());
+        }
+        let time = time.ok_or("no time column")?;
+        Ok(Columns {
+            time,
+            record_id,
+            record_type,
+            ids,
+            area,
+            cell,
             by_name,
         })
     }
 }
 
-/// Computes the exposure of the targeted lookups and bulk exports among `findings`, over the
-/// CDR extract files (none: tier 1 from the predicates alone).
-pub fn compute(findings: &[Finding], cdr_files: &[PathBuf]) -> Exposure {
-    let mut x = Exposure::default();
-    let targeted: Vec<&Finding> = findings
-        .iter()
-        .filter(|f| f.rule == Rule::TargetedLookup && f.read.is_some())
+/// Which CDR tables a file holds: by its name, by a record-type column, the only table, or all.
+fn tables_of_file(path: &Path, schema: &Schema, cols: &Columns) -> (Vec<String>, &'static str) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut best: Option<(usize, String)> = None;
+    for t in schema.cdr_tables() {
+        for n in std::iter::once(&t.name).chain(&t.seen_as) {
+            let short = n.rsplit('.').next().unwrap_or(n);
+            if name.contains(short) && best.as_ref().is_none_or(|(l, _)| short.len() > *l) {
+                best = Some((short.len(), t.name.clone()));
+            }
+        }
+    }
+    if let Some((_, t)) = best {
+        return (vec![t], "file name");
+    }
+    let all: Vec<String> = schema.cdr_tables().map(|t| t.name.clone()).collect();
+    if cols.record_type.is_some() && schema.cdr_tables().any(|t| t.family().is_some()) {
+        return (all, "record type");
+    }
+    if all.len() == 1 {
+        return (all, "the only CDR table");
+    }
+    (all, "every CDR table (no table name or record type to tell them apart)")
+}
+
+/// Computes the exposure of the targeted lookups, subscriber lookups and bulk exports among
+/// `findings`, over the CDR extract files (none: the named tier from the predicates alone).
+pub fn compute(
+    findings: &[Finding],
+    schema: &Schema,
+    cdr_files: &[PathBuf],
+    opts: &ExtractOptions,
+) -> Exposure {
+    let all: Vec<usize> = (0..findings.len()).collect();
+    compute_grouped(findings, &[all], schema, cdr_files, opts)
+        .pop()
+        .expect("one group")
+}
+
+/// As [`compute`], for several groups of findings at once (one pass over the extract): the
+/// exposure of each operation and wave as well as of all.
+pub fn compute_grouped(
+    findings: &[Finding],
+    groups: &[Vec<usize>],
+    schema: &Schema,
+    cdr_files: &[PathBuf],
+    opts: &ExtractOptions,
+) -> Vec<Exposure> {
+    let numbering: &Numbering = &schema.numbering;
+    let mut out: Vec<Exposure> = groups.iter().map(|_| Exposure::default()).collect();
+    // Per finding, the groups it is in.
+    let mut member: Vec<Vec<usize>> = vec![Vec::new(); findings.len()];
+    for (g, list) in groups.iter().enumerate() {
+        for &i in list {
+            if let Some(m) = member.get_mut(i) {
+                m.push(g);
+            }
+        }
+    }
+    let targeted: Vec<usize> = (0..findings.len())
+        .filter(|&i| findings[i].rule == Rule::TargetedLookup && findings[i].read.is_some())
         .collect();
-    let bulk: Vec<&Finding> = findings
-        .iter()
-        .filter(|f| f.rule == Rule::BulkExport && f.read.is_some())
+    let bulk: Vec<usize> = (0..findings.len())
+        .filter(|&i| findings[i].rule == Rule::BulkExport && findings[i].read.is_some())
         .collect();
-    for f in &targeted {
-        let r = f.read.as_ref().expect("filtered");
-        for (kind, _, id) in &r.ids {
-            let e = x.subscribers.entry((Tier::Named, id.clone())).or_default();
-            e.kind = Some(*kind);
-            e.read_at(f);
-            if cdr_files.is_empty() {
-                // The window asked for: no lower bound once any read had none.
-                match r.from {
-                    None => e.unbounded = true,
-                    Some(f) => e.from = Some(e.from.map_or(f, |g| g.min(f))),
+    for (i, f) in findings.iter().enumerate() {
+        let Some(r) = &f.read else { continue };
+        let tier = match f.rule {
+            Rule::TargetedLookup => Tier::Named,
+            Rule::SubscriberLookup => Tier::LookedUp,
+            _ => continue,
+        };
+        for &g in &member[i] {
+            for id in &r.ids {
+                let e = out[g].subscribers.entry((tier, id.value.clone())).or_default();
+                e.kind = Some(id.kind);
+                e.read_at(f);
+                if cdr_files.is_empty() && tier == Tier::Named {
+                    // The window asked for: no lower bound once any read had none.
+                    match r.from {
+                        None => e.unbounded = true,
+                        Some(from) => e.from = Some(e.from.map_or(from, |x| x.min(from))),
+                    }
+                    if e.unbounded {
+                        e.from = None;
+                    }
+                    let to = r.to.unwrap_or(r.executed).min(r.executed);
+                    e.to = Some(e.to.map_or(to, |t| t.max(to)));
                 }
-                if e.unbounded {
-                    e.from = None;
-                }
-                let to = r.to.unwrap_or(r.executed).min(r.executed);
-                e.to = Some(e.to.map_or(to, |t| t.max(to)));
             }
         }
     }
     if cdr_files.is_empty() {
-        for f in &bulk {
-            x.bulk.push(bulk_entry(f, None, None));
+        for &i in &bulk {
+            for &g in &member[i] {
+                out[g].bulk.push(bulk_entry(&findings[i], None, None));
+            }
         }
-        return x;
+        return out;
     }
-    // Every identifier any stolen query named, and the columns they were named in: most rows
-    // match none and are passed over after one look at those columns.
+    // Every identifier any stolen query named: most rows name none and are passed over
+    // after one look at their identifier columns.
     let wanted: HashSet<&str> = targeted
         .iter()
-        .flat_map(|f| {
-            f.read
-                .as_ref()
-                .expect("filtered")
-                .ids
-                .iter()
-                .map(|(_, _, v)| v.as_str())
-        })
-        .collect();
-    let id_columns: BTreeSet<(IdKind, &str)> = targeted
-        .iter()
-        .flat_map(|f| {
-            f.read
-                .as_ref()
-                .expect("filtered")
-                .ids
-                .iter()
-                .map(|(k, c, _)| (*k, c.as_str()))
-        })
+        .flat_map(|&i| findings[i].read.as_ref().expect("filtered").ids.iter().map(|id| id.value.as_str()))
         .collect();
     let mut bulk_subs: Vec<HashSet<String>> = vec![HashSet::new(); bulk.len()];
     let mut bulk_rows = vec![0u64; bulk.len()];
+    let mut rows_total = 0u64;
+    let mut rejected: Vec<String> = Vec::new();
+    let mut rejected_count = 0u64;
+    let mut skipped = Vec::new();
+    let mut files_read = Vec::new();
+    let families: HashMap<&str, Option<crate::schema::Family>> =
+        schema.cdr_tables().map(|t| (t.name.as_str(), t.family())).collect();
     for file in cdr_files {
         let name = file.display().to_string();
         let mut builder = csv::ReaderBuilder::new();
         builder.flexible(true);
         let Ok(mut rdr) = crate::run::open_csv(file, builder) else {
-            x.cdr_rejected_count += 1;
-            x.cdr_rejected.push(format!("{name}: cannot open"));
+            rejected_count += 1;
+            rejected.push(format!("{name}: cannot open"));
             continue;
         };
-        let Some(cols) = rdr.headers().ok().and_then(Columns::new) else {
-            x.skipped.push(format!("{name}: not a CDR extract (its header lacks record_id, record_type, start_time, lac_tac or cell_id)"));
-            continue;
+        let cols = match rdr.headers().map_err(|e| e.to_string()).and_then(|h| Columns::new(h, schema)) {
+            Ok(c) => c,
+            Err(why) => {
+                skipped.push(format!("{name}: not a CDR extract ({why})"));
+                continue;
+            }
         };
-        let idx = |n: &str| cols.by_name.get(n).copied();
-        let (served, calling, called) = (
-            idx("served_msisdn"),
-            idx("calling_number"),
-            idx("called_number"),
-        );
+        let (file_tables, matched_by) = tables_of_file(file, schema, &cols);
+        let by_record_type = matched_by == "record type";
+        let id_cols: Vec<(usize, IdKind, &str)> =
+            cols.ids.iter().map(|(i, k, n)| (*i, *k, n.as_str())).collect();
+        let served = id_cols.iter().find(|(_, k, _)| *k == IdKind::Msisdn).map(|(i, _, _)| *i);
+        let mut file_rows = 0u64;
         let mut record = csv::StringRecord::new();
+        let mut row_tables: Vec<&str> = Vec::new();
         loop {
             let line = rdr.position().line();
             match rdr.read_record(&mut record) {
                 Ok(false) => break,
                 Err(e) => {
-                    x.cdr_rejected_count += 1;
-                    if x.cdr_rejected.len() < 100 {
-                        x.cdr_rejected.push(format!("{name}:{line}: {e}"));
+                    rejected_count += 1;
+                    if rejected.len() < 100 {
+                        rejected.push(format!("{name}:{line}: {e}"));
+                    }
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        break;
                     }
                     continue;
                 }
                 Ok(true) => {}
             }
-            let Some(start) = record
-                .get(cols.start)
-                .and_then(|s| s.parse::<Timestamp>().ok())
-            else {
-                x.cdr_rejected_count += 1;
-                if x.cdr_rejected.len() < 100 {
-                    x.cdr_rejected
-                        .push(format!("{name}:{line}: no valid start_time"));
+            file_rows += 1;
+            rows_total += 1;
+            let value_matches = |raw: &str, kind: IdKind| -> Option<String> {
+                if raw.is_empty() {
+                    return None;
+                }
+                // Most values are already in the normal form: no allocation for them.
+                if raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0') && kind != IdKind::Imei {
+                    return wanted.contains(raw).then(|| raw.to_string());
+                }
+                let n = numbering.normalise(kind, raw);
+                wanted.contains(n.as_str()).then_some(n)
+            };
+            let named_here = id_cols
+                .iter()
+                .any(|(i, k, _)| record.get(*i).and_then(|v| value_matches(v, *k)).is_some());
+            if !named_here && bulk.is_empty() {
+                continue;
+            }
+            let Some(start) = record.get(cols.time).and_then(|s| parse_cdr_time(s, opts.timezone.as_ref())) else {
+                rejected_count += 1;
+                if rejected.len() < 100 {
+                    rejected.push(format!("{name}:{line}: no valid time in {}", record.get(cols.time).unwrap_or("")));
                 }
                 continue;
             };
-            x.cdr_rows += 1;
-            let table = table_of(&record[cols.record_type]);
-            let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
-            let named_here = id_columns.iter().any(|(kind, column)| {
-                cols.by_name
-                    .get(*column)
-                    .and_then(|&i| record.get(i))
-                    .is_some_and(|v| {
-                        if v.bytes().all(|b| b.is_ascii_digit())
-                            && !v.starts_with("00")
-                            && *kind != IdKind::Imei
-                        {
-                            wanted.contains(v)
-                        } else {
-                            wanted.contains(normalise(*kind, v).as_str())
-                        }
-                    })
-            });
-            for f in targeted.iter().filter(|_| named_here) {
-                let r = f.read.as_ref().expect("filtered");
-                if !r.tables.iter().any(|t| t == table)
-                    || r.from.is_some_and(|from| start < from)
-                    || start >= r.to.unwrap_or(r.executed).min(r.executed)
-                {
-                    continue;
-                }
-                for (kind, column, id) in &r.ids {
-                    let Some(&ci) = cols.by_name.get(column) else {
-                        continue;
-                    };
-                    if normalise(*kind, &record[ci]) != *id {
-                        continue;
-                    }
-                    let e = x.subscribers.entry((Tier::Named, id.clone())).or_default();
-                    if e.record_ids
-                        .insert(format!("{table}:{}", &record[cols.record_id]))
+            row_tables.clear();
+            if by_record_type {
+                let fam = cols.record_type.and_then(|i| record.get(i)).and_then(family_of);
+                row_tables.extend(
+                    file_tables
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|t| fam.is_none() || families.get(t).copied().flatten().is_none_or(|f| Some(f) == fam)),
+                );
+            } else {
+                row_tables.extend(file_tables.iter().map(String::as_str));
+            }
+            let record_key = match cols.record_id.and_then(|i| record.get(i)) {
+                Some(id) if !id.is_empty() => format!("{}:{id}", row_tables.first().unwrap_or(&"")),
+                _ => format!("{name}:{line}"),
+            };
+            let cell: Option<CellKey> = match (cols.area, cols.cell) {
+                (None, None) => None,
+                (a, c) => Some((
+                    canonical(a.and_then(|i| record.get(i)).unwrap_or("")),
+                    canonical(c.and_then(|i| record.get(i)).unwrap_or("")),
+                )),
+            };
+            if named_here {
+                for &ti in &targeted {
+                    let f = &findings[ti];
+                    let r = f.read.as_ref().expect("filtered");
+                    if !r.tables.iter().any(|t| row_tables.contains(&t.as_str()))
+                        || r.from.is_some_and(|from| start < from)
+                        || start >= r.to.unwrap_or(r.executed).min(r.executed)
                     {
-                        e.records = Some(e.records.unwrap_or(0) + 1);
-                        e.widen(start);
-                        if let (Ok(a), Ok(c)) =
-                            (record[cols.area].parse(), record[cols.cell].parse())
-                        {
-                            e.cells.insert((a, c));
+                        continue;
+                    }
+                    let mut hit: Vec<&crate::analytics::ReadId> = Vec::new();
+                    for id in &r.ids {
+                        // The column the query compared, when the extract has it; else any
+                        // column of the same kind (a join through the subscriber table).
+                        let found = match cols.by_name.get(&id.column) {
+                            Some(&i) => record.get(i).and_then(|v| value_matches(v, id.kind)).as_deref() == Some(id.value.as_str()),
+                            None => id_cols.iter().any(|(i, k, _)| {
+                                *k == id.kind && record.get(*i).and_then(|v| value_matches(v, *k)).as_deref() == Some(id.value.as_str())
+                            }),
+                        };
+                        if found && !hit.iter().any(|h| h.value == id.value) {
+                            hit.push(id);
                         }
                     }
-                    // The other party of the record.
-                    if *kind == IdKind::Msisdn {
-                        for other in [field(calling), field(called), field(served)] {
-                            let other = normalise(IdKind::Msisdn, other);
-                            if other.is_empty()
-                                || other == *id
-                                || r.ids.iter().any(|(_, _, i)| *i == other)
-                            {
+                    if hit.is_empty() {
+                        continue;
+                    }
+                    for &g in &member[ti] {
+                        let x = &mut out[g];
+                        for id in &hit {
+                            x.subscribers
+                                .entry((Tier::Named, id.value.clone()))
+                                .or_default()
+                                .record(&record_key, start, cell.as_ref());
+                        }
+                        // The other parties of the record.
+                        for (i, k, _) in &id_cols {
+                            if *k != IdKind::Msisdn {
                                 continue;
                             }
-                            let c = x
-                                .subscribers
-                                .entry((Tier::Counterparty, other))
-                                .or_default();
+                            let Some(raw) = record.get(*i).filter(|v| !v.is_empty()) else { continue };
+                            let other = numbering.normalise(IdKind::Msisdn, raw);
+                            if other.is_empty() || r.ids.iter().any(|id| id.value == other) {
+                                continue;
+                            }
+                            let c = x.subscribers.entry((Tier::Counterparty, other)).or_default();
                             c.kind = Some(IdKind::Msisdn);
-                            if c.record_ids
-                                .insert(format!("{table}:{}", &record[cols.record_id]))
-                            {
-                                c.records = Some(c.records.unwrap_or(0) + 1);
-                                c.widen(start);
+                            if c.record(&record_key, start, None) {
                                 c.read_at(f);
                             }
                         }
                     }
                 }
             }
-            for (i, f) in bulk.iter().enumerate() {
-                let r = f.read.as_ref().expect("filtered");
-                if r.tables.iter().any(|t| t == table)
+            for (bi, &fi) in bulk.iter().enumerate() {
+                let r = findings[fi].read.as_ref().expect("filtered");
+                if r.tables.iter().any(|t| row_tables.contains(&t.as_str()))
                     && r.from.is_none_or(|from| start >= from)
                     && start < r.to.unwrap_or(r.executed).min(r.executed)
                 {
-                    bulk_rows[i] += 1;
-                    bulk_subs[i].insert(field(served).to_string());
+                    bulk_rows[bi] += 1;
+                    if let Some(v) = served.and_then(|i| record.get(i)) {
+                        bulk_subs[bi].insert(numbering.normalise(IdKind::Msisdn, v));
+                    }
                 }
             }
         }
+        files_read.push(ExtractFile {
+            path: name,
+            tables: file_tables,
+            matched_by,
+            time_column: record_name(&cols, cols.time),
+            id_columns: cols.ids.iter().map(|(_, _, n)| n.clone()).collect(),
+            rows: file_rows,
+        });
     }
-    // A counterparty who is also named is reported once, as named.
-    let named: BTreeSet<String> = x
-        .subscribers
-        .keys()
-        .filter(|(t, _)| *t == Tier::Named)
-        .map(|(_, id)| id.clone())
-        .collect();
-    x.subscribers
-        .retain(|(t, id), _| *t == Tier::Named || !named.contains(id));
-    for (i, f) in bulk.iter().enumerate() {
-        x.bulk.push(bulk_entry(
-            f,
-            Some(bulk_subs[i].len() as u64),
-            Some(bulk_rows[i]),
-        ));
+    for x in out.iter_mut() {
+        // A counterparty who is also named is reported once, as named.
+        let named: BTreeSet<String> = x
+            .subscribers
+            .keys()
+            .filter(|(t, _)| *t == Tier::Named)
+            .map(|(_, id)| id.clone())
+            .collect();
+        x.subscribers
+            .retain(|(t, id), _| *t != Tier::Counterparty || !named.contains(id));
+        x.cdr_rows = rows_total;
+        x.cdr_rejected = rejected.clone();
+        x.cdr_rejected_count = rejected_count;
+        x.skipped = skipped.clone();
+        x.files = files_read.clone();
     }
-    x
+    for (bi, &fi) in bulk.iter().enumerate() {
+        for &g in &member[fi] {
+            out[g].bulk.push(bulk_entry(
+                &findings[fi],
+                Some(bulk_subs[bi].len() as u64),
+                Some(bulk_rows[bi]),
+            ));
+        }
+    }
+    let _ = TableKind::Cdr;
+    out
+}
+
+fn record_name(cols: &Columns, i: usize) -> String {
+    cols.by_name
+        .iter()
+        .find(|(_, &j)| j == i)
+        .map(|(n, _)| n.clone())
+        .unwrap_or_default()
+}
+
+/// Numbers without leading zeros, so `0301` and `301` are one area.
+fn canonical(v: &str) -> String {
+    let t = v.trim();
+    match t.parse::<u64>() {
+        Ok(n) => n.to_string(),
+        Err(_) => t.to_string(),
+    }
 }
 
 fn bulk_entry(f: &Finding, subscribers: Option<u64>, records: Option<u64>) -> Bulk {
@@ -367,9 +637,9 @@ fn bulk_entry(f: &Finding, subscribers: Option<u64>, records: Option<u64>) -> Bu
 }
 
 /// Cell sites by (area, cell): (radio, lon, lat).
-pub type CellTable = HashMap<(u64, u64), (String, f64, f64)>;
+pub type CellTable = HashMap<CellKey, (String, f64, f64)>;
 
-/// The cell table (OpenCelliD/MLS CSV).
+/// The cell table (OpenCelliD/MLS CSV: `radio,mcc,net,area,cell,…,lon,lat,…`).
 pub fn read_cells(path: &Path) -> Result<CellTable, String> {
     let mut t = crate::run::Table::open(path)?;
     let (radio, area, cell, lon, lat) = (
@@ -383,13 +653,16 @@ pub fn read_cells(path: &Path) -> Result<CellTable, String> {
     for (i, rec) in t.reader.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}:{}: {e}", t.name, i + 2))?;
         let num = |j: usize| rec.get(j).and_then(|v| v.parse::<f64>().ok());
-        match (num(area), num(cell), num(lon), num(lat)) {
-            (Some(a), Some(c), Some(x), Some(y)) => {
-                out.insert((a as u64, c as u64), (rec[radio].to_string(), x, y));
+        match (num(lon), num(lat)) {
+            (Some(x), Some(y)) => {
+                out.insert(
+                    (canonical(&rec[area]), canonical(&rec[cell])),
+                    (rec[radio].to_string(), x, y),
+                );
             }
             _ => {
                 return Err(format!(
-                    "{}:{}: area, cell, lon and lat must be numbers",
+                    "{}:{}: lon and lat must be numbers",
                     t.name,
                     i + 2
                 ))
@@ -397,4 +670,22 @@ pub fn read_cells(path: &Path) -> Result<CellTable, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_every_form() {
+        let at = |s: &str, tz: Option<&jiff::tz::TimeZone>| parse_cdr_time(s, tz).map(|t| t.to_string());
+        assert_eq!(at("2019-03-06T02:55:00+08:00", None).as_deref(), Some("2019-03-05T18:55:00Z"));
+        assert_eq!(at("2019-03-06 02:55:00+08", None).as_deref(), Some("2019-03-05T18:55:00Z"));
+        assert_eq!(at("2019-03-06 02:55:00", None).as_deref(), Some("2019-03-06T02:55:00Z"));
+        let z = jiff::tz::TimeZone::get("Europe/Istanbul").unwrap();
+        assert_eq!(at("2019-03-06 02:55:00", Some(&z)).as_deref(), Some("2019-03-05T23:55:00Z"));
+        assert_eq!(at("1551840900", None).as_deref(), Some("2019-03-06T02:55:00Z"));
+        assert_eq!(at("1551840900000", None).as_deref(), Some("2019-03-06T02:55:00Z"));
+        assert_eq!(at("soon", None), None);
+    }
 }

@@ -22,10 +22,7 @@ fn kind_name(k: Option<IdKind>) -> &'static str {
 }
 
 fn tier_name(t: Tier) -> &'static str {
-    match t {
-        Tier::Named => "named",
-        Tier::Counterparty => "counterparty",
-    }
+    t.name()
 }
 
 /// One detection per line, with the keys of `towerwatch hunt --format jsonl`.
@@ -39,7 +36,7 @@ pub fn write_detections(
         let e = &f.event;
         let read = f.read.as_ref();
         let ids: Vec<String> = read.map_or(Vec::new(), |r| {
-            r.ids.iter().map(|(k, _, v)| p.id(*k, v)).collect()
+            r.ids.iter().map(|id| p.id(id.kind, &id.value)).collect()
         });
         let line = json!({
             "timestamp": e.time.map(|t| t.to_string()),
@@ -48,18 +45,19 @@ pub fn write_detections(
             "level": f.rule.level(),
             "tags": f.rule.tags(),
             "computer": server,
-            "channel": "pgaudit",
+            "channel": "db-audit",
             "event_id": null,
             "source": &*e.source,
             "record_id": null,
             "line": e.line,
             "event": {
-                "user": e.user, "database": e.db, "application": e.app, "client": e.client, "pid": e.pid,
+                "user": e.user, "database": e.db, "application": e.app, "client": e.client, "client_port": e.client_port, "pid": e.pid, "session": e.session,
                 "class": e.audit.class, "command": e.audit.command, "object": e.audit.object_name,
                 "statement": p.redact(&e.audit.statement),
                 "parameters": e.audit.params.as_ref().map(|ps| ps.iter().map(|v| p.redact(v)).collect::<Vec<_>>()),
                 "rows": e.audit.rows,
                 "tables": read.map(|r| r.tables.clone()),
+                "subscriber_tables": read.map(|r| r.subscriber_tables.clone()),
                 "subscribers": ids,
                 "from": read.and_then(|r| r.from).map(|t| t.to_string()),
                 "to": read.and_then(|r| r.to).map(|t| t.to_string()),
@@ -142,11 +140,11 @@ fn esc(s: &str) -> String {
 /// A self-contained page: the named subscribers' exposure and an SVG plot of every cell site
 /// their records placed them at (dot size: how many named subscribers were seen there).
 pub fn exposure_html(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> String {
-    let mut at: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    let mut at: BTreeMap<crate::exposure::CellKey, usize> = BTreeMap::new();
     for ((tier, _), e) in &x.subscribers {
         if *tier == Tier::Named {
             for c in &e.cells {
-                *at.entry(*c).or_default() += 1;
+                *at.entry(c.clone()).or_default() += 1;
             }
         }
     }

@@ -1,88 +1,129 @@
-//! From log files to findings, and the operator's context files.
+//! From audit logs to findings: read every log (any format `towerwatch-sources` knows), learn
+//! the schema from all their statements, then run the detectors in time order. Also the
+//! operator's context files (register, asset inventory).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
+use towerwatch_sources::{InputReport, ReadOptions, SourceError};
 
 use crate::analytics::{parse_bound, Analytics, Authorised, Finding, Settings};
-use crate::audit::{self, Prefix, ReadReport, Rejected};
-use crate::pseudo::normalise;
-use crate::sql::IdKind;
+use crate::record::{is_database, DbEvent};
+use crate::schema::{Discovery, SchemaFile};
+use crate::sql::Reader;
 
 /// What a run over the audit logs gave.
 pub struct Run {
     pub findings: Vec<Finding>,
-    pub inputs: Vec<(String, ReadReport)>,
-    /// The first rejected lines (all are counted in the reports).
-    pub rejected: Vec<Rejected>,
+    pub inputs: Vec<InputReport>,
+    /// Inputs that are no database log (named, with what they are).
+    pub not_database: Vec<String>,
+    /// The first rejected records (all are counted in the reports).
+    pub rejected: Vec<SourceError>,
+    /// Database records read (audited statements and the rest).
+    pub records: u64,
+    /// Audited statements among them.
+    pub audit: u64,
     pub analytics: Analytics,
 }
 
 impl Run {
     pub fn rejected_count(&self) -> u64 {
-        self.inputs.iter().map(|(_, r)| r.rejected).sum()
-    }
-
-    pub fn audit_records(&self) -> u64 {
-        self.inputs.iter().map(|(_, r)| r.audit).sum()
-    }
-
-    pub fn records(&self) -> u64 {
-        self.inputs.iter().map(|(_, r)| r.records).sum()
+        self.inputs.iter().map(|r| r.rejected).sum()
     }
 }
 
-/// Files under the paths, each directory's in name order (daily logs read in time order).
-pub fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            entries.sort();
-            for e in entries {
-                if e.is_dir() {
-                    out.extend(log_files(&[e])?);
-                } else {
-                    out.push(e);
-                }
-            }
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            return Err(format!("{}: no such file or directory", p.display()));
+/// What the schema is learnt from besides the logs.
+#[derive(Default)]
+pub struct SchemaInputs<'a> {
+    /// `--schema`.
+    pub given: Option<&'a SchemaFile>,
+    /// The CDR extract's files and headers.
+    pub headers: Vec<(String, Vec<String>)>,
+    /// Numbers seen elsewhere (extract, register), for the country code.
+    pub numbers: Vec<String>,
+}
+
+/// Learns the schema from the statements of `events` (in any order) and runs the detectors
+/// over them in time order.
+pub fn analyse(mut events: Vec<DbEvent>, settings: Settings, inputs: &SchemaInputs<'_>) -> (Vec<Finding>, Analytics) {
+    // Stable: records of one time keep their file order.
+    events.sort_by_key(|e| e.time);
+    let mut reader = Reader::default();
+    let mut discovery = Discovery::default();
+    for e in &events {
+        if let Ok(f) = reader.facts(&e.audit.statement) {
+            discovery.observe(&f);
         }
     }
-    Ok(out)
+    for n in &inputs.numbers {
+        discovery.number(n);
+    }
+    for case in &settings.register {
+        for id in &case.ids {
+            discovery.number(id);
+        }
+    }
+    let schema = discovery.finish(&inputs.headers, inputs.given);
+    let mut analytics = Analytics::new(settings, schema, reader);
+    let mut findings = Vec::new();
+    for e in &events {
+        findings.extend(analytics.observe(e));
+    }
+    (findings, analytics)
 }
 
-/// Reads every log in order and runs the detectors.
-pub fn run(files: &[PathBuf], prefix: &Prefix, settings: Settings) -> std::io::Result<Run> {
-    let mut analytics = Analytics::new(settings);
-    let mut findings = Vec::new();
-    let mut rejected = Vec::new();
-    let mut inputs = Vec::new();
-    for file in files {
-        let source: Arc<str> = file.display().to_string().into();
-        // Rotated logs are often compressed: gzip and zstd are undone, recognised by content.
-        let (mut reader, _) = towerwatch_sources::decompressed(std::fs::File::open(file)?)?;
-        let report = audit::read(&mut reader, &source, prefix, &mut |item| match item {
-            Ok(event) => findings.extend(analytics.observe(&event)),
-            Err(r) => {
-                if rejected.len() < 100 {
-                    rejected.push(r);
+/// Reads every log under `paths` and analyses them.
+pub fn run(paths: &[PathBuf], options: &ReadOptions, settings: Settings, inputs: &SchemaInputs<'_>) -> Result<Run, String> {
+    let (files, problems) = towerwatch_sources::discover(paths);
+    if files.is_empty() {
+        return Err(match problems.first() {
+            Some(p) => p.to_string(),
+            None => "no input files".into(),
+        });
+    }
+    let mut events = Vec::new();
+    let mut rejected: Vec<SourceError> = problems;
+    let mut reports = Vec::new();
+    let mut not_database = Vec::new();
+    let (mut records, mut audit) = (0u64, 0u64);
+    for input in &files {
+        let report = towerwatch_sources::read_input(input, options, &mut |item| match item {
+            Ok(e) => {
+                if is_database(&e) {
+                    records += 1;
+                    if let Some(db) = DbEvent::from_event(&e) {
+                        audit += 1;
+                        events.push(db);
+                    }
                 }
             }
-        })?;
-        inputs.push((source.to_string(), report));
+            Err(err) => {
+                if rejected.len() < 100 {
+                    rejected.push(err);
+                }
+            }
+        });
+        if !report.format.is_database() {
+            not_database.push(format!(
+                "{}: {}",
+                report.source,
+                match &report.failure {
+                    Some(f) => f.clone(),
+                    None => format!("a {} log, not a database's", report.format),
+                }
+            ));
+        }
+        reports.push(report);
     }
+    let (findings, analytics) = analyse(events, settings, inputs);
     Ok(Run {
         findings,
-        inputs,
+        inputs: reports,
+        not_database,
         rejected,
+        records,
+        audit,
         analytics,
     })
 }
@@ -123,7 +164,7 @@ impl Table {
     pub fn col(&self, column: &str) -> Result<usize, String> {
         self.headers
             .iter()
-            .position(|h| h == column)
+            .position(|h| h.trim() == column)
             .ok_or_else(|| format!("{}:1: no {column} column", self.name))
     }
 }
@@ -151,9 +192,10 @@ pub fn read_register(path: &Path) -> Result<Vec<Authorised>, String> {
         out.push(Authorised {
             case_id: rec[case].to_string(),
             ids: rec[ids]
-                .split([';', '|', ' '])
+                .split([';', '|', ' ', ','])
+                .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| normalise(IdKind::Msisdn, s))
+                .map(String::from)
                 .collect::<BTreeSet<_>>(),
             from: time(from)?,
             to: time(to)?,
@@ -191,9 +233,9 @@ pub fn read_asset_rows(path: &Path) -> Result<Vec<AssetRow>, String> {
     for (i, rec) in t.reader.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}:{}: {e}", t.name, i + 2))?;
         out.push(AssetRow {
-            host: rec[host].to_string(),
-            ip: rec[ip].to_string(),
-            role: rec[role].to_string(),
+            host: rec[host].trim().to_string(),
+            ip: rec[ip].trim().to_string(),
+            role: rec[role].trim().to_string(),
         });
     }
     Ok(out)
@@ -211,7 +253,7 @@ mod tests {
         let cases = read_register(&reg).unwrap();
         assert_eq!(
             cases[0].ids.iter().collect::<Vec<_>>(),
-            ["999700000001", "999700000002"]
+            ["+999700000001", "999700000002"]
         );
         assert_eq!(cases[0].account.as_deref(), Some("rds"));
         std::fs::write(

@@ -1,11 +1,13 @@
 //! Bad input never panics and nothing is lost silently: arbitrary text through the audit-log
 //! readers and the SQL analysis; pgaudit's CSV quoting round-trips through the splitter.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
-use towerwatch_cdr::analytics::{Analytics, Settings};
-use towerwatch_cdr::audit::{read, split_csv, Prefix, DEFAULT_PREFIX};
+use towerwatch_cdr::analytics::Settings;
+use towerwatch_cdr::record::DbEvent;
+use towerwatch_sources::postgres::{split_csv, LinePrefix};
+use towerwatch_sources::ReadOptions;
+
+const PREFIX: &str = "%m [%p] user=%u,db=%d,app=%a,client=%h ";
 
 /// Lines that look like the real thing more often than random bytes would.
 fn line() -> impl Strategy<Value = String> {
@@ -25,24 +27,28 @@ proptest! {
     #[test]
     fn readers_never_panic_and_count_every_record(lines in proptest::collection::vec(line(), 0..40)) {
         let text = lines.join("\n");
-        let source: Arc<str> = "p.log".into();
-        let prefix = Prefix::new(DEFAULT_PREFIX).unwrap();
-        let (mut ok, mut bad) = (0u64, 0u64);
-        let mut analytics = Analytics::new(Settings::default());
-        let report = read(&mut text.as_bytes(), &source, &prefix, &mut |item| match item {
-            Ok(e) => {
-                ok += 1;
-                let _ = analytics.observe(&e);
-            }
-            Err(r) => {
-                bad += 1;
-                assert!(r.line >= 1 && r.line <= lines.len() as u64 + 1, "{r}");
-            }
-        })
-        .unwrap();
-        prop_assert_eq!(report.audit, ok);
-        prop_assert_eq!(report.rejected, bad);
-        prop_assert!(report.audit <= report.records);
+        let (mut ok, mut bad, mut events) = (0u64, 0u64, Vec::new());
+        // With the prefix given and found from the lines alike.
+        for prefix in [Some(LinePrefix::new(PREFIX).unwrap()), None] {
+            let options = ReadOptions { log_line_prefix: prefix, ..ReadOptions::default() };
+            let report = towerwatch_sources::read_bytes("p.log", text.as_bytes(), &options, &mut |item| match item {
+                Ok(e) => {
+                    ok += 1;
+                    events.extend(DbEvent::from_event(&e));
+                }
+                Err(r) => {
+                    bad += 1;
+                    if let towerwatch_sources::Position::Line(l) = r.position {
+                        assert!(l >= 1 && l <= lines.len() as u64 + 1, "{r}");
+                    }
+                }
+            });
+            prop_assert_eq!(report.events, ok);
+            prop_assert_eq!(report.rejected, bad);
+            ok = 0;
+            bad = 0;
+        }
+        let _ = towerwatch_cdr::run::analyse(events, Settings::default(), &Default::default());
     }
 
     #[test]
@@ -53,14 +59,17 @@ proptest! {
         Just("::timestamptz"), Just("(("), Just("))"), Just("--"), Just(";"), Just("'"),
     ], 0..60)) {
         let sql = parts.join(" ");
-        let mut analyzer = towerwatch_cdr::sql::Analyzer::new(Default::default());
-        if let Ok(a) = analyzer.analyse(&sql) {
-            prop_assert!(a.cdr_tables.iter().all(|t| t == "voice_cdr"));
+        let mut reader = towerwatch_cdr::sql::Reader::default();
+        let mut discovery = towerwatch_cdr::schema::Discovery::default();
+        if let Ok(f) = reader.facts(&sql) {
+            prop_assert!(f.relations.iter().all(|t| !t.is_empty() && sql.to_ascii_lowercase().contains(t.rsplit('.').next().unwrap_or(t))));
+            discovery.observe(&f);
         }
+        let _ = discovery.finish(&[], None).describe();
         let _ = towerwatch_cdr::sql::changes_auditing(&sql);
         // Deep nesting is refused, not a stack overflow.
         let deep = format!("select {}1{}", "(".repeat(5000), ")".repeat(5000));
-        prop_assert!(analyzer.analyse(&deep).is_err());
+        prop_assert!(reader.facts(&deep).is_err());
     }
 
     #[test]

@@ -496,9 +496,14 @@ fn simulated_pgaudit_log_has_the_shape_a_real_server_writes() {
             .unwrap(),
         ..Default::default()
     };
-    let prefix = towerwatch_cdr::audit::Prefix::new(towerwatch_cdr::audit::DEFAULT_PREFIX).unwrap();
-    let run =
-        towerwatch_cdr::run::run(std::slice::from_ref(&server.log), &prefix, settings).unwrap();
+    // The prefix is found from the log itself.
+    let run = towerwatch_cdr::run::run(
+        std::slice::from_ref(&server.log),
+        &Default::default(),
+        settings,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(run.rejected_count(), 0, "{:?}", run.rejected);
     assert_eq!(
         run.analytics.unanalysed_count, 0,

@@ -2,7 +2,9 @@
 //!
 //! [`discover`] expands the paths a user gives (files, directories, `-` for stdin) into
 //! inputs; [`read_input`] recognises each input's format by its content (EVTX magic, gzip
-//! and zstd magic, JSON, W3C `#Fields:` directives, Zeek `#fields`) and streams its records as [`Event`]s to a callback, in bounded memory.
+//! and zstd magic, JSON, W3C `#Fields:` directives, Zeek `#fields`, NCSA access logs,
+//! PostgreSQL logs in any `log_line_prefix`, csvlog and jsonlog, Oracle and SQL Server audit
+//! exports) and streams its records as [`Event`]s to a callback, in bounded memory.
 //! Bad records never stop the rest: each one is reported as a [`SourceError`] naming the
 //! file and the record, line or byte offset, and counted in the input's [`InputReport`].
 //!
@@ -19,11 +21,17 @@
 //! }
 //! ```
 
+pub mod access_log;
+pub mod dbexport;
 mod evtx_source;
 pub mod json;
 mod jsonl;
+pub mod postgres;
 pub mod w3c;
 pub mod zeek;
+
+pub use access_log::AccessFormat;
+pub use postgres::LinePrefix;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -44,7 +52,31 @@ pub enum Format {
     W3c,
     /// Zeek TSV logs (`conn.log`, …).
     Zeek,
+    /// NCSA common/combined access logs (Apache, nginx, Tomcat, JBoss).
+    AccessLog,
+    /// PostgreSQL server logs: stderr, csvlog, jsonlog.
+    PostgresStderr,
+    PostgresCsv,
+    PostgresJson,
+    /// Oracle `UNIFIED_AUDIT_TRAIL` exported as CSV.
+    OracleAudit,
+    /// SQL Server `fn_get_audit_file` exported as CSV.
+    MssqlAudit,
     Unknown,
+}
+
+impl Format {
+    /// Whether the format is a database's log or audit trail.
+    pub fn is_database(self) -> bool {
+        matches!(
+            self,
+            Format::PostgresStderr
+                | Format::PostgresCsv
+                | Format::PostgresJson
+                | Format::OracleAudit
+                | Format::MssqlAudit
+        )
+    }
 }
 
 impl fmt::Display for Format {
@@ -55,6 +87,12 @@ impl fmt::Display for Format {
             Format::JsonDocuments => "json",
             Format::W3c => "w3c",
             Format::Zeek => "zeek",
+            Format::AccessLog => "access-log",
+            Format::PostgresStderr => "postgresql-stderr",
+            Format::PostgresCsv => "postgresql-csvlog",
+            Format::PostgresJson => "postgresql-jsonlog",
+            Format::OracleAudit => "oracle-unified-audit-csv",
+            Format::MssqlAudit => "mssql-audit-csv",
             Format::Unknown => "unknown",
         })
     }
@@ -157,6 +195,11 @@ pub struct ReadOptions {
     pub strict: bool,
     /// Threads the EVTX parser may use inside one file (0: all cores).
     pub evtx_threads: usize,
+    /// The `log_line_prefix` of PostgreSQL stderr logs; found from each log's lines when
+    /// not given.
+    pub log_line_prefix: Option<LinePrefix>,
+    /// The layout of access logs; common/combined (with trailing extras) when not given.
+    pub access_log_format: Option<AccessFormat>,
 }
 
 impl Default for ReadOptions {
@@ -164,6 +207,8 @@ impl Default for ReadOptions {
         ReadOptions {
             strict: false,
             evtx_threads: 1,
+            log_line_prefix: None,
+            access_log_format: None,
         }
     }
 }
@@ -183,6 +228,8 @@ pub struct InputReport {
     pub last: Option<Timestamp>,
     /// Set when the input as a whole could not be read, or reading stopped early.
     pub failure: Option<String>,
+    /// How the format was read, when that was a choice (the `log_line_prefix` used).
+    pub detail: Option<String>,
 }
 
 impl InputReport {
@@ -198,6 +245,7 @@ impl InputReport {
             first: None,
             last: None,
             failure: None,
+            detail: None,
         }
     }
 }
@@ -389,6 +437,20 @@ pub fn sniff(head: &[u8]) -> Format {
     if zeek::looks_like(head) {
         return Format::Zeek;
     }
+    match dbexport::sniff(head) {
+        Some(dbexport::Export::Oracle) => return Format::OracleAudit,
+        Some(dbexport::Export::Mssql) => return Format::MssqlAudit,
+        None => {}
+    }
+    match postgres::sniff(head) {
+        Some(postgres::PgFormat::Stderr) => return Format::PostgresStderr,
+        Some(postgres::PgFormat::Csv) => return Format::PostgresCsv,
+        Some(postgres::PgFormat::Json) => return Format::PostgresJson,
+        None => {}
+    }
+    if access_log::looks_like(head) {
+        return Format::AccessLog;
+    }
     let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let start = text.iter().position(|b| !b.is_ascii_whitespace());
     match start.map(|i| &text[i..]) {
@@ -424,22 +486,30 @@ fn read_plain(
         Format::JsonDocuments => jsonl::read_documents(reader, tally),
         Format::W3c => w3c::read(reader, tally),
         Format::Zeek => zeek::read(reader, tally),
+        Format::AccessLog => access_log::read(reader, options.access_log_format.as_ref(), tally),
+        Format::PostgresStderr => postgres::read(
+            reader,
+            postgres::PgFormat::Stderr,
+            options.log_line_prefix.as_ref(),
+            tally,
+        ),
+        Format::PostgresCsv => postgres::read(reader, postgres::PgFormat::Csv, None, tally),
+        Format::PostgresJson => postgres::read(reader, postgres::PgFormat::Json, None, tally),
+        Format::OracleAudit => dbexport::read(reader, dbexport::Export::Oracle, tally),
+        Format::MssqlAudit => dbexport::read(reader, dbexport::Export::Mssql, tally),
         Format::Unknown => {
+            // A configured access-log layout decides for text that no sniffing recognised.
+            if let (Some(f), false) = (&options.access_log_format, head.is_empty()) {
+                tally.report.format = Format::AccessLog;
+                return access_log::read(reader, Some(f), tally);
+            }
             // Not a log: said in the report (and skipped), but no record was lost.
             let what = if head.is_empty() {
                 "empty input"
-            } else if looks_like_pgaudit(head) {
-                "a PostgreSQL log with pgaudit lines: `towerwatch cdr` reads it"
             } else {
-                "not a log format towerwatch reads (EVTX, JSON, W3C, Zeek)"
+                "not a log format towerwatch reads (EVTX, JSON, W3C, Zeek, access logs, database audit logs)"
             };
             tally.report.failure = Some(what.to_string());
         }
     }
-}
-
-/// Whether a head of text holds pgaudit records (`towerwatch cdr` reads those).
-fn looks_like_pgaudit(head: &[u8]) -> bool {
-    head.windows(8)
-        .any(|w| w == b"AUDIT: S" || w == b"AUDIT: O")
 }

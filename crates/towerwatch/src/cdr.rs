@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use towerwatch_cdr::analytics::Settings;
-use towerwatch_cdr::audit::Prefix;
-use towerwatch_cdr::exposure::{self, Exposure, Tier};
+use towerwatch_cdr::exposure::{self, ExtractOptions, Exposure, Tier};
 use towerwatch_cdr::pseudo::Pseudonymizer;
+use towerwatch_cdr::schema::SchemaFile;
 use towerwatch_cdr::{report, run};
+use towerwatch_sources::{LinePrefix, ReadOptions};
 
 use crate::CdrArgs;
 
@@ -77,13 +78,60 @@ pub fn settings(args: &CdrArgs) -> Result<Settings> {
     Ok(s)
 }
 
+/// The reading options the arguments give (a forced `log_line_prefix`).
+pub fn read_options(prefix: Option<&str>) -> Result<ReadOptions> {
+    Ok(ReadOptions {
+        log_line_prefix: prefix
+            .map(LinePrefix::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--log-line-prefix: {e}"))?,
+        ..ReadOptions::default()
+    })
+}
+
+/// `--schema`.
+pub fn schema_file(path: Option<&Path>) -> Result<Option<SchemaFile>> {
+    path.map(|p| {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        SchemaFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+    })
+    .transpose()
+}
+
+/// `--cdr-timezone`: an IANA name or a fixed offset.
+pub fn extract_options(zone: Option<&str>) -> Result<ExtractOptions> {
+    let timezone = match zone {
+        None => None,
+        Some(z) => Some(match parse_offset(z) {
+            Some(o) => jiff::tz::TimeZone::fixed(o),
+            None => jiff::tz::TimeZone::get(z)
+                .with_context(|| format!("--cdr-timezone {z}: no such time zone"))?,
+        }),
+    };
+    Ok(ExtractOptions { timezone })
+}
+
+/// `+03:00`, `-0500`, `+8`.
+fn parse_offset(z: &str) -> Option<jiff::tz::Offset> {
+    let sign = match z.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let body = z[1..].replace(':', "");
+    let (h, m) = match body.len() {
+        1 | 2 => (body.parse::<i32>().ok()?, 0),
+        4 => (body[..2].parse().ok()?, body[2..].parse().ok()?),
+        _ => return None,
+    };
+    jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()
+}
+
 /// Runs the analytics and computes the exposure (raw identifiers, in memory).
 pub fn analyse(args: &CdrArgs) -> Result<(run::Run, Exposure, f64)> {
     let clock = Instant::now();
-    let prefix = Prefix::new(&args.log_line_prefix)
-        .map_err(|e| anyhow::anyhow!("--log-line-prefix: {e}"))?;
-    let files = run::log_files(&args.logs).map_err(anyhow::Error::msg)?;
-    let result = run::run(&files, &prefix, settings(args)?)?;
+    let options = read_options(args.log_line_prefix.as_deref())?;
+    let given = schema_file(args.schema.as_deref())?;
     let cdr_files = args
         .cdr
         .as_deref()
@@ -94,7 +142,15 @@ pub fn analyse(args: &CdrArgs) -> Result<(run::Run, Exposure, f64)> {
         "--cdr {}: no CSV files",
         args.cdr.as_ref().unwrap().display()
     );
-    let x = exposure::compute(&result.findings, &cdr_files);
+    let extract = extract_options(args.cdr_timezone.as_deref())?;
+    let (headers, numbers) = exposure::extract_headers(&cdr_files);
+    let inputs = run::SchemaInputs {
+        given: given.as_ref(),
+        headers,
+        numbers,
+    };
+    let result = run::run(&args.logs, &options, settings(args)?, &inputs).map_err(anyhow::Error::msg)?;
+    let x = exposure::compute(&result.findings, result.analytics.schema(), &cdr_files, &extract);
     Ok((result, x, clock.elapsed().as_secs_f64()))
 }
 
@@ -107,19 +163,49 @@ pub fn summary(
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let lines: u64 = r.records();
+    let lines: u64 = r.records;
     let _ = writeln!(
         s,
         "towerwatch cdr: {} logs, {} log records ({} audit, {} rejected), {} statements ({} unparsable), {:.2} s, {:.0} records/s",
         r.inputs.len(),
         lines,
-        r.audit_records(),
+        r.audit,
         r.rejected_count(),
         r.analytics.statements,
         r.analytics.unanalysed_count,
         seconds,
         lines as f64 / seconds.max(1e-9)
     );
+    let prefixes: std::collections::BTreeMap<&str, usize> =
+        r.inputs.iter().filter_map(|i| i.detail.as_deref()).fold(Default::default(), |mut m, d| {
+            *m.entry(d).or_default() += 1;
+            m
+        });
+    for (d, n) in &prefixes {
+        let _ = writeln!(s, "  {d}: {n} log{}", if *n == 1 { "" } else { "s" });
+    }
+    for n in &r.not_database {
+        let _ = writeln!(s, "  skipped {n}");
+    }
+    let _ = writeln!(s, "\nschema used:\n{}", r.analytics.schema().describe().trim_end());
+    // Extract files read alike are one line.
+    let mut alike: std::collections::BTreeMap<(String, &str, &str, String), (usize, u64, &str)> =
+        Default::default();
+    for f in &x.files {
+        let e = alike
+            .entry((f.tables.join(", "), f.matched_by, f.time_column.as_str(), f.id_columns.join(", ")))
+            .or_insert((0, 0, f.path.as_str()));
+        e.0 += 1;
+        e.1 += f.rows;
+    }
+    for ((tables, by, time, ids), (files, rows, first)) in &alike {
+        let _ = writeln!(
+            s,
+            "  CDR extract: {files} file{} ({first}{}), {rows} rows of {tables} (matched by {by}); time {time}; identifiers {ids}",
+            if *files == 1 { "" } else { "s" },
+            if *files > 1 { " …" } else { "" },
+        );
+    }
     let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
     for f in &r.findings {
         *by_rule.entry(f.rule.title()).or_default() += 1;
@@ -136,9 +222,10 @@ pub fn summary(
         .collect();
     let _ = writeln!(
         s,
-        "\nexposure ({identifiers}): {} subscribers named in stolen queries, {} counterparties revealed, {} bulk reads; {} CDR rows re-read ({} rejected)",
+        "\nexposure ({identifiers}): {} subscribers named in stolen queries, {} counterparties revealed, {} looked up in the subscriber table, {} bulk reads; {} CDR rows re-read ({} rejected)",
         named.len(),
-        x.subscribers.len() - named.len(),
+        x.count(Tier::Counterparty),
+        x.count(Tier::LookedUp),
         x.bulk.len(),
         x.cdr_rows,
         x.cdr_rejected_count
@@ -214,12 +301,12 @@ pub fn write_outputs(
     let inputs: Vec<_> = r
         .inputs
         .iter()
-        .map(|(path, rep)| serde_json::json!({"path": path, "format": rep.format, "records": rep.records, "audit": rep.audit, "rejected": rep.rejected}))
+        .map(|rep| serde_json::json!({"path": &*rep.source, "format": rep.format.to_string(), "records": rep.events, "rejected": rep.rejected, "detail": rep.detail, "failure": rep.failure}))
         .collect();
     std::fs::write(
         format!("{}.manifest.json", det.display()),
         serde_json::to_vec_pretty(
-            &serde_json::json!({"tool": "towerwatch cdr", "version": env!("CARGO_PKG_VERSION"), "inputs": inputs, "detections": r.findings.len()}),
+            &serde_json::json!({"tool": "towerwatch cdr", "version": env!("CARGO_PKG_VERSION"), "inputs": inputs, "detections": r.findings.len(), "schema": r.analytics.schema(), "extract": x.files}),
         )?,
     )?;
     let cells = match cells {

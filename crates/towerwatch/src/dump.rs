@@ -49,6 +49,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 strict: args.run.strict,
                 hash: false,
                 progress: !args.run.quiet,
+                read: args.layout.read_options()?,
             };
             pipeline::run(
                 &inputs,
@@ -77,6 +78,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             let opts = ReadOptions {
                 strict: args.run.strict,
                 evtx_threads: args.run.threads.unwrap_or(0),
+                ..args.layout.read_options()?
             };
             for input in &inputs {
                 let mut write_err = None;

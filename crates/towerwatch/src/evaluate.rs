@@ -131,6 +131,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         coverage: false,
         report: Some(dir.join("report")),
         assets: Some(dir.join("context/assets.csv")),
+        layout: Default::default(),
         run: RunArgs {
             strict: false,
             quiet: true,
@@ -159,7 +160,9 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         cells: Some(dir.join("cdr/cell_sites.csv")),
         register: Some(dir.join("context/rd_requests.csv")),
         assets: Some(dir.join("context/assets.csv")),
-        log_line_prefix: towerwatch_cdr::audit::DEFAULT_PREFIX.into(),
+        log_line_prefix: None,
+        cdr_timezone: None,
+        schema: None,
         training_days: 7,
         max_ids: 50,
         long_range_days: 92,
@@ -180,7 +183,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     )?;
     println!(
         "towerwatch cdr: {} audit records, {} findings, {} lookups authorised by the register, {} subscribers exposed by name in {:.2} s; written to {}",
-        run.audit_records(),
+        run.audit,
         run.findings.len(),
         run.analytics.authorised,
         x.subscribers.keys().filter(|(t, _)| *t == Tier::Named).count(),

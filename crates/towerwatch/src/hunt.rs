@@ -116,6 +116,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         strict: args.run.strict,
         hash: args.output.is_some(),
         progress: !args.run.quiet,
+        read: args.layout.read_options()?,
     };
     let mut manifest_inputs = Vec::new();
     let mut strict_failure = None;

@@ -37,7 +37,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Sigma rules over evidence (EVTX, JSON Lines, IIS W3C, directories, .gz/.zst, `-` for stdin).
+    /// Run Sigma rules over evidence (EVTX, JSON Lines, IIS W3C, access logs, Zeek, database
+    /// audit logs, directories, .gz/.zst, `-` for stdin).
     Hunt(HuntArgs),
     /// Print the normalized events as JSON Lines (parse only, no rules).
     Dump(DumpArgs),
@@ -59,15 +60,24 @@ enum Command {
 
 #[derive(Args, Clone)]
 pub struct CdrArgs {
-    /// Audit logs or directories: PostgreSQL stderr, csvlog or jsonlog with pgaudit lines;
-    /// Oracle UNIFIED_AUDIT_TRAIL or SQL Server fn_get_audit_file exports as CSV; plain,
-    /// gzip or zstd.
+    /// Audit logs or directories: PostgreSQL stderr (any log_line_prefix), csvlog or jsonlog
+    /// with pgaudit lines; Oracle UNIFIED_AUDIT_TRAIL or SQL Server fn_get_audit_file exports
+    /// as CSV; plain, gzip or zstd.
     #[arg(required = true, value_name = "LOG")]
     pub logs: Vec<PathBuf>,
-    /// CDR extract (CSV files with the mediated-CDR header, or a directory of them; also
-    /// .csv.gz/.csv.zst): the stolen queries are re-run over it to tell what they returned.
+    /// CDR extract (CSV files of the warehouse's tables with a header, whatever its column
+    /// names; or a directory of them; also .csv.gz/.csv.zst): the stolen queries are re-run
+    /// over it to tell what they returned.
     #[arg(long, value_name = "PATH")]
     pub cdr: Option<PathBuf>,
+    /// The time zone of extract times written without an offset (IANA name such as
+    /// Europe/Istanbul, or +03:00); UTC when not given.
+    #[arg(long, value_name = "ZONE")]
+    pub cdr_timezone: Option<String>,
+    /// The warehouse's CDR and subscriber tables and columns (YAML), when what towerwatch
+    /// learns from the logs and the extract should be overridden; see the README.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
     /// Cell-site table (OpenCelliD CSV) for the map of the leaked location trail.
     #[arg(long, value_name = "FILE")]
     pub cells: Option<PathBuf>,
@@ -77,9 +87,11 @@ pub struct CdrArgs {
     /// Asset inventory (CSV host,ip,role).
     #[arg(long, value_name = "FILE")]
     pub assets: Option<PathBuf>,
-    /// The server's log_line_prefix (stderr logs).
-    #[arg(long, value_name = "PREFIX", default_value = towerwatch_cdr::audit::DEFAULT_PREFIX)]
-    pub log_line_prefix: String,
+    /// The server's log_line_prefix (stderr logs); found from each log's first lines when not
+    /// given (PostgreSQL's default, Debian/Ubuntu's, RHEL's, Amazon RDS's, Azure's, pgBadger's,
+    /// or read off the lines).
+    #[arg(long, value_name = "PREFIX")]
+    pub log_line_prefix: Option<String>,
     /// Days at the start of the logs that teach the baselines (bulk exports, first-seen actors).
     #[arg(long, value_name = "DAYS", default_value_t = 7)]
     pub training_days: i64,
@@ -242,6 +254,8 @@ pub struct HuntArgs {
     #[arg(long, value_name = "FILE")]
     pub assets: Option<PathBuf>,
     #[command(flatten)]
+    pub layout: LayoutArgs,
+    #[command(flatten)]
     pub run: RunArgs,
     /// Evaluate with the plain reference evaluator instead of the compiled engine (slow; for checks).
     #[arg(long, hide = true)]
@@ -257,6 +271,41 @@ pub enum DumpFormat {
     Jsonl,
     /// Parse and count only (the parse-only baseline of the benchmarks).
     None,
+}
+
+/// How text logs whose layout is configurable were written.
+#[derive(Args, Clone, Default)]
+pub struct LayoutArgs {
+    /// The log_line_prefix of PostgreSQL stderr logs; found from each log's first lines when
+    /// not given.
+    #[arg(long, value_name = "PREFIX")]
+    pub log_line_prefix: Option<String>,
+    /// The layout of web access logs, as an Apache LogFormat (`%h %l %u %t "%r" %>s %b`) or an
+    /// nginx log_format; common and combined (with a trailing X-Forwarded-For or time) are
+    /// read without it.
+    #[arg(long, value_name = "FORMAT")]
+    pub access_log_format: Option<String>,
+}
+
+impl LayoutArgs {
+    /// The reading options these give.
+    pub fn read_options(&self) -> anyhow::Result<towerwatch_sources::ReadOptions> {
+        Ok(towerwatch_sources::ReadOptions {
+            log_line_prefix: self
+                .log_line_prefix
+                .as_deref()
+                .map(towerwatch_sources::LinePrefix::new)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--log-line-prefix: {e}"))?,
+            access_log_format: self
+                .access_log_format
+                .as_deref()
+                .map(towerwatch_sources::AccessFormat::new)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--access-log-format: {e}"))?,
+            ..Default::default()
+        })
+    }
 }
 
 /// How a run reads its inputs and reports.
@@ -283,6 +332,8 @@ pub struct DumpArgs {
     /// Write the events here.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
     #[command(flatten)]
     pub run: RunArgs,
 }

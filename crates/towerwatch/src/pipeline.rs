@@ -21,6 +21,8 @@ pub struct Options {
     /// Compute each input file's SHA-256 (for the run manifest).
     pub hash: bool,
     pub progress: bool,
+    /// How configurable text layouts are read (log_line_prefix, access log format).
+    pub read: ReadOptions,
 }
 
 /// What one input gave.
@@ -94,6 +96,7 @@ where
     let read_opts = ReadOptions {
         strict: opts.strict,
         evtx_threads,
+        ..opts.read.clone()
     };
     let next = AtomicUsize::new(0);
     let delivered = AtomicUsize::new(0);

@@ -1,0 +1,111 @@
+//! The database's audit records as the analytics see them, taken from the events
+//! `towerwatch-sources` reads (PostgreSQL stderr/csvlog/jsonlog with pgaudit, Oracle and SQL
+//! Server audit exports): who ran which statement, from which client, in which session.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use towerwatch_event::{Event, Locator};
+use towerwatch_sources::dbexport::{MSSQL_CHANNEL, ORACLE_CHANNEL};
+use towerwatch_sources::postgres::{split_csv, CHANNEL as PG_CHANNEL};
+
+/// One audited statement with the session context around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbEvent {
+    pub time: Option<Timestamp>,
+    pub user: String,
+    pub db: String,
+    pub app: String,
+    /// The client's address (or host name when that is all the log has).
+    pub client: String,
+    pub client_port: String,
+    pub pid: Option<u32>,
+    /// The backend session (csvlog's `session_id`, or one the reader built).
+    pub session: String,
+    /// The server: the host the log names, else the log's folder.
+    pub server: Arc<str>,
+    pub source: Arc<str>,
+    /// First line of the record in its file.
+    pub line: u64,
+    pub audit: Audit,
+}
+
+/// The audited statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audit {
+    pub statement_id: u64,
+    pub substatement_id: u64,
+    /// `READ`, `WRITE`, `DDL`, `ROLE`, `MISC`, …
+    pub class: String,
+    pub command: String,
+    pub object_name: String,
+    pub statement: String,
+    /// Bind parameters, when logged.
+    pub params: Option<Vec<String>>,
+    pub rows: Option<u64>,
+}
+
+/// Whether an event comes from a database's log or audit trail.
+pub fn is_database(e: &Event) -> bool {
+    matches!(
+        e.channel.as_deref(),
+        Some(PG_CHANNEL) | Some(ORACLE_CHANNEL) | Some(MSSQL_CHANNEL)
+    )
+}
+
+impl DbEvent {
+    /// The audited statement an event holds; `None` for other records (connections,
+    /// checkpoints) and for statements the database refused.
+    pub fn from_event(e: &Event) -> Option<DbEvent> {
+        if !is_database(e) {
+            return None;
+        }
+        let s = |k: &str| e.first_str(k).unwrap_or("").to_string();
+        let statement = e.first_str("statement")?.to_string();
+        if e.first_str("succeeded") == Some("false") {
+            return None;
+        }
+        let line = match e.origin.locator {
+            Locator::Line(l) => l,
+            Locator::Record(r) => r,
+        };
+        let num = |k: &str| e.first_str(k).and_then(|v| v.parse::<u64>().ok());
+        let params = match e.first_str("parameter") {
+            None | Some("<none>") | Some("<not logged>") | Some("") => None,
+            Some(p) => Some(split_csv(p)),
+        };
+        let server: Arc<str> = match &e.computer {
+            Some(c) => Arc::from(&**c),
+            None => Arc::from(
+                std::path::Path::new(&*e.origin.source)
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+                    .as_str(),
+            ),
+        };
+        Some(DbEvent {
+            time: e.timestamp,
+            user: s("user_name"),
+            db: s("database_name"),
+            app: s("application_name"),
+            client: s("remote_host"),
+            client_port: s("remote_port"),
+            pid: e.first_str("process_id").and_then(|p| p.parse().ok()),
+            session: s("session_id"),
+            server,
+            source: e.origin.source.clone(),
+            line,
+            audit: Audit {
+                statement_id: num("statement_id").unwrap_or(line),
+                substatement_id: num("substatement_id").unwrap_or(1),
+                class: s("class"),
+                command: s("command"),
+                object_name: s("object_name"),
+                statement,
+                params,
+                rows: num("rows"),
+            },
+        })
+    }
+}
