@@ -242,19 +242,33 @@ pub fn interactive(app: &str) -> bool {
         .any(|c| base.starts_with(c) || (c.contains(' ') && a.contains(c)))
 }
 
-/// A time literal or parameter: RFC 3339, `YYYY-MM-DD[ HH:MM:SS[.f]][±HH[:MM]]`, or a date.
+/// A time literal or parameter: RFC 3339, `YYYY-MM-DD[ HH:MM:SS[.f]][±HH[:MM]]`, or a date;
+/// without a zone, in UTC.
 pub fn parse_bound(s: &str) -> Option<Timestamp> {
+    parse_bound_in(s, 0)
+}
+
+/// As [`parse_bound`], reading a time or date without a zone at `offset_min` (the server's
+/// zone: `'2023-01-01'` on a server at -05 is 05:00 UTC).
+pub fn parse_bound_in(s: &str, offset_min: i32) -> Option<Timestamp> {
     let s = s.trim();
     if s.len() < 8 || !s.as_bytes()[..4].iter().all(u8::is_ascii_digit) {
         return None;
     }
-    if let Some(t) = towerwatch_sources::postgres::parse_time(s) {
-        return Some(t);
-    }
-    let d: jiff::civil::Date = s.parse().ok()?;
-    d.to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
+    let zoned = s.len() > 19 && s[19..].contains(['+', '-', 'Z'])
+        || s.len() > 10 && s[10..].contains(['+', 'Z'])
+        || s.rsplit(' ').next().is_some_and(|z| z.chars().all(|c| c.is_ascii_alphabetic()) && s.len() > 19);
+    let t = if zoned {
+        towerwatch_sources::postgres::parse_time(s)?
+    } else {
+        let civil = if s.len() == 10 { format!("{s} 00:00:00") } else { s.replace('T', " ") };
+        let dt: jiff::civil::DateTime = civil.parse().ok()?;
+        jiff::tz::Offset::from_seconds(offset_min * 60)
+            .ok()?
+            .to_timestamp(dt)
+            .ok()?
+    };
+    Some(t)
 }
 
 fn resolve(op: &Operand, params: Option<&[String]>) -> Option<String> {
@@ -271,6 +285,7 @@ pub fn read_of(
     params: Option<&[String]>,
     numbering: &Numbering,
     executed: Timestamp,
+    zone_offset_min: i32,
 ) -> Read {
     let mut tables: Vec<String> = Vec::new();
     let mut subscriber_tables: Vec<String> = Vec::new();
@@ -367,7 +382,7 @@ pub fn read_of(
             .operands
             .first()
             .and_then(|o| resolve(o, params))
-            .and_then(|s| parse_bound(&s));
+            .and_then(|s| parse_bound_in(&s, zone_offset_min));
         match p.compare {
             Compare::Lower => from = bound.or(from),
             Compare::Upper => to = bound.or(to),
@@ -489,6 +504,7 @@ impl Analytics {
             a.params.as_deref(),
             &self.schema.numbering,
             executed,
+            e.zone_offset_min,
         );
         if read.tables.is_empty() && read.subscriber_tables.is_empty() {
             return out;
@@ -513,7 +529,13 @@ impl Analytics {
             }
         }
         let actor = (e.user.clone(), e.client.clone(), e.app.clone());
-        let n = read.ids.len();
+        // Subscribers, not comparisons: `a = $1 OR b = $1` names one.
+        let n = read
+            .ids
+            .iter()
+            .map(|i| i.value.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
 
         // Who a number belongs to, asked by hand: reconnaissance of a subscriber.
         if read.tables.is_empty() {

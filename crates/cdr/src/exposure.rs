@@ -63,6 +63,9 @@ pub struct Exposed {
     pub evidence: BTreeSet<String>,
     /// `user@client (application)`.
     pub actors: BTreeSet<String>,
+    /// The other identifiers (IMSI, IMEI) this subscriber was named by, when the extract or a
+    /// subscriber table tied them to this number.
+    pub reached_by: BTreeSet<(IdKind, String)>,
     record_ids: HashSet<String>,
     /// A read asked for all history (no lower time bound).
     unbounded: bool,
@@ -85,6 +88,32 @@ impl Exposed {
             "{}@{} ({})",
             f.event.user, f.event.client, f.event.app
         ));
+    }
+
+    /// Takes in what was exposed of the same subscriber under another identifier.
+    fn absorb(&mut self, other: Exposed) {
+        for id in other.record_ids {
+            if self.record_ids.insert(id) {
+                self.records = Some(self.records.unwrap_or(0) + 1);
+            }
+        }
+        if self.records.is_none() {
+            self.records = other.records;
+        }
+        for t in other.from.into_iter().chain(other.to) {
+            self.widen(t);
+        }
+        self.cells.extend(other.cells);
+        for t in other.first_read.into_iter() {
+            self.first_read = Some(self.first_read.map_or(t, |x| x.min(t)));
+        }
+        for t in other.last_read.into_iter() {
+            self.last_read = Some(self.last_read.map_or(t, |x| x.max(t)));
+        }
+        self.evidence.extend(other.evidence);
+        self.actors.extend(other.actors);
+        self.reached_by.extend(other.reached_by);
+        self.unbounded |= other.unbounded;
     }
 
     fn record(&mut self, id: &str, t: Timestamp, cell: Option<&CellKey>) -> bool {
@@ -314,6 +343,12 @@ fn tables_of_file(path: &Path, schema: &Schema, cols: &Columns) -> (Vec<String>,
     if let Some((_, t)) = best {
         return (vec![t], "file name");
     }
+    for t in schema.tables.iter().filter(|t| t.kind == TableKind::Subscriber) {
+        let short = t.name.rsplit('.').next().unwrap_or(&t.name);
+        if name.contains(short) {
+            return (Vec::new(), "a subscriber table");
+        }
+    }
     let all: Vec<String> = schema.cdr_tables().map(|t| t.name.clone()).collect();
     if cols.record_type.is_some() && schema.cdr_tables().any(|t| t.family().is_some()) {
         return (all, "record type");
@@ -401,10 +436,26 @@ pub fn compute_grouped(
     }
     // Every identifier any stolen query named: most rows name none and are passed over
     // after one look at their identifier columns.
-    let wanted: HashSet<&str> = targeted
+    // The findings that named each identifier: a row is only checked against those.
+    let mut by_value: HashMap<&str, Vec<usize>> = HashMap::new();
+    for &i in &targeted {
+        for id in &findings[i].read.as_ref().expect("filtered").ids {
+            let list = by_value.entry(id.value.as_str()).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+    let wanted: HashSet<&str> = by_value.keys().copied().collect();
+    // IMSIs and IMEIs named by queries, and the number each belongs to (from a subscriber
+    // table's extract, or from the records themselves).
+    let wanted_other: HashSet<(IdKind, &str)> = targeted
         .iter()
-        .flat_map(|&i| findings[i].read.as_ref().expect("filtered").ids.iter().map(|id| id.value.as_str()))
+        .flat_map(|&i| findings[i].read.as_ref().expect("filtered").ids.iter())
+        .filter(|id| id.kind != IdKind::Msisdn)
+        .map(|id| (id.kind, id.value.as_str()))
         .collect();
+    let mut owner: HashMap<(IdKind, String), String> = HashMap::new();
     let mut bulk_subs: Vec<HashSet<String>> = vec![HashSet::new(); bulk.len()];
     let mut bulk_rows = vec![0u64; bulk.len()];
     let mut rows_total = 0u64;
@@ -434,6 +485,42 @@ pub fn compute_grouped(
         let by_record_type = matched_by == "record type";
         let id_cols: Vec<(usize, IdKind, &str)> =
             cols.ids.iter().map(|(i, k, n)| (*i, *k, n.as_str())).collect();
+        // The column naming the record's own subscriber, where the extract says which.
+        let served_col = id_cols
+            .iter()
+            .find(|(_, k, n)| {
+                *k == IdKind::Msisdn
+                    && matches!(
+                        n.replace('_', "").as_str(),
+                        "msisdn" | "servedmsisdn" | "subscribermsisdn" | "servicedmsisdn"
+                    )
+            })
+            .map(|(i, _, _)| *i);
+        let learn_owner = |record: &csv::StringRecord, owner: &mut HashMap<(IdKind, String), String>| {
+            let Some(m) = served_col.and_then(|i| record.get(i)).filter(|m| !m.is_empty()) else {
+                return;
+            };
+            for (i, k, _) in &id_cols {
+                if *k == IdKind::Msisdn {
+                    continue;
+                }
+                if let Some(v) = record.get(*i) {
+                    let v = numbering.normalise(*k, v);
+                    if wanted_other.contains(&(*k, v.as_str())) {
+                        owner.entry((*k, v)).or_insert_with(|| numbering.normalise(IdKind::Msisdn, m));
+                    }
+                }
+            }
+        };
+        if file_tables.is_empty() {
+            // A subscriber table's rows: who owns which SIM and device.
+            let mut record = csv::StringRecord::new();
+            while let Ok(true) = rdr.read_record(&mut record) {
+                learn_owner(&record, &mut owner);
+            }
+            skipped.push(format!("{name}: a subscriber table (used to tie IMSIs and IMEIs to numbers)"));
+            continue;
+        }
         let served = id_cols.iter().find(|(_, k, _)| *k == IdKind::Msisdn).map(|(i, _, _)| *i);
         let mut file_rows = 0u64;
         let mut record = csv::StringRecord::new();
@@ -467,9 +554,11 @@ pub fn compute_grouped(
                 let n = numbering.normalise(kind, raw);
                 wanted.contains(n.as_str()).then_some(n)
             };
-            let named_here = id_cols
+            let mut named_values: Vec<String> = id_cols
                 .iter()
-                .any(|(i, k, _)| record.get(*i).and_then(|v| value_matches(v, *k)).is_some());
+                .filter_map(|(i, k, _)| record.get(*i).and_then(|v| value_matches(v, *k)))
+                .collect();
+            let named_here = !named_values.is_empty();
             if !named_here && bulk.is_empty() {
                 continue;
             }
@@ -504,7 +593,18 @@ pub fn compute_grouped(
                 )),
             };
             if named_here {
-                for &ti in &targeted {
+                if !wanted_other.is_empty() {
+                    learn_owner(&record, &mut owner);
+                }
+                named_values.sort();
+                named_values.dedup();
+                let mut candidates: Vec<usize> = named_values
+                    .iter()
+                    .flat_map(|v| by_value.get(v.as_str()).into_iter().flatten().copied())
+                    .collect();
+                candidates.sort_unstable();
+                candidates.dedup();
+                for ti in candidates {
                     let f = &findings[ti];
                     let r = f.read.as_ref().expect("filtered");
                     if !r.tables.iter().any(|t| row_tables.contains(&t.as_str()))
@@ -580,6 +680,22 @@ pub fn compute_grouped(
         });
     }
     for x in out.iter_mut() {
+        // One subscriber named by number, IMSI and IMEI is one person: under the number.
+        let others: Vec<(Tier, String)> = x
+            .subscribers
+            .iter()
+            .filter(|((t, _), e)| *t != Tier::Counterparty && e.kind.is_some_and(|k| k != IdKind::Msisdn))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (tier, id) in others {
+            let kind = x.subscribers[&(tier, id.clone())].kind.expect("filtered");
+            let Some(m) = owner.get(&(kind, id.clone())) else { continue };
+            let mut e = x.subscribers.remove(&(tier, id.clone())).expect("listed");
+            e.reached_by.insert((kind, id));
+            let into = x.subscribers.entry((tier, m.clone())).or_default();
+            into.kind = Some(IdKind::Msisdn);
+            into.absorb(e);
+        }
         // A counterparty who is also named is reported once, as named.
         let named: BTreeSet<String> = x
             .subscribers

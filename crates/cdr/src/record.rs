@@ -27,7 +27,27 @@ pub struct DbEvent {
     pub source: Arc<str>,
     /// First line of the record in its file.
     pub line: u64,
+    /// The server's zone as its log shows it (minutes east of UTC): PostgreSQL reads times
+    /// written without a zone in a statement in its own zone, which is the log's unless set
+    /// otherwise.
+    pub zone_offset_min: i32,
     pub audit: Audit,
+}
+
+/// The offset of a log timestamp's zone (`2024-10-10 01:52:14.399 -05` → -300); 0 for UTC or
+/// no zone.
+pub fn zone_offset(raw: &str) -> i32 {
+    let Some(t) = towerwatch_sources::postgres::parse_time(raw) else {
+        return 0;
+    };
+    let civil = raw.trim().get(..19).unwrap_or("");
+    let Ok(dt) = civil.replace('T', " ").parse::<jiff::civil::DateTime>() else {
+        return 0;
+    };
+    let Ok(as_utc) = dt.to_zoned(jiff::tz::TimeZone::UTC) else {
+        return 0;
+    };
+    ((as_utc.timestamp().as_second() - t.as_second()) / 60) as i32
 }
 
 /// The audited statement.
@@ -96,6 +116,7 @@ impl DbEvent {
             server,
             source: e.origin.source.clone(),
             line,
+            zone_offset_min: e.first_str("log_time").map_or(0, zone_offset),
             audit: Audit {
                 statement_id: num("statement_id").unwrap_or(line),
                 substatement_id: num("substatement_id").unwrap_or(1),
@@ -107,5 +128,17 @@ impl DbEvent {
                 rows: num("rows"),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zones_of_log_timestamps() {
+        assert_eq!(super::zone_offset("2024-10-10 01:52:14.399 -05"), -300);
+        assert_eq!(super::zone_offset("2019-03-06 02:55:00 +05:30"), 330);
+        assert_eq!(super::zone_offset("2019-03-06 18:55:00.300 UTC"), 0);
+        assert_eq!(super::zone_offset("2019-07-06 12:00:00 CEST"), 120);
+        assert_eq!(super::zone_offset("garbage"), 0);
     }
 }

@@ -134,10 +134,12 @@ pub fn column_role(name: &str) -> Option<Role> {
     ) {
         return Some(Role::RecordType);
     }
+    // A record's own identity (a 32.298 record sequence number numbers partial records
+    // and is no identity).
     if matches!(
         joined.as_str(),
-        "recordid" | "cdrid" | "id" | "eventid" | "callid" | "recordsequencenumber" | "seq"
-            | "seqno" | "sequencenumber" | "uuid" | "cdruuid" | "usageid"
+        "recordid" | "cdrid" | "id" | "eventid" | "eventuid" | "uid" | "callid" | "uuid"
+            | "cdruuid" | "usageid" | "recid" | "rowid" | "xdrid"
     ) {
         return Some(Role::RecordId);
     }
@@ -169,7 +171,17 @@ pub fn column_role(name: &str) -> Option<Role> {
         || joined.ends_with("date")
         || matches!(joined.as_str(), "calldate" | "timestmp" | "ts");
     if timeish {
-        let rank = if w.iter().any(|t| {
+        let ending = w.iter().any(|t| {
+            matches!(
+                t.as_str(),
+                "end" | "release" | "closure" | "stop" | "created" | "updated" | "modified"
+                    | "load" | "loaded" | "insert" | "inserted" | "activation" | "expiry"
+            )
+        }) || joined.contains("release")
+            || joined.contains("closure");
+        let rank = if ending {
+            1
+        } else if w.iter().any(|t| {
             matches!(
                 t.as_str(),
                 "start" | "seizure" | "opening" | "event" | "call" | "begin" | "session" | "usage"
@@ -181,14 +193,6 @@ pub fn column_role(name: &str) -> Option<Role> {
             4
         } else if has("answer") || joined.contains("answer") {
             3
-        } else if w.iter().any(|t| {
-            matches!(
-                t.as_str(),
-                "end" | "release" | "closure" | "stop" | "created" | "updated" | "modified"
-                    | "load" | "loaded" | "insert" | "inserted" | "activation" | "expiry"
-            )
-        }) {
-            1
         } else {
             2
         };
@@ -261,7 +265,11 @@ pub struct Table {
     pub kind: TableKind,
     /// Identifier columns: (column, kind, how learnt).
     pub ids: Vec<(String, IdKind, How)>,
+    /// The column that dates a record: the time column the statements bound most, else the
+    /// one whose name says "start" most clearly.
     pub time: Option<(String, How)>,
+    /// Every time column (a bound on any of them bounds what a statement reads).
+    pub times: Vec<String>,
     pub location: Vec<String>,
     /// Names it was seen under (partitions, other schemas).
     pub seen_as: Vec<String>,
@@ -278,7 +286,7 @@ impl Table {
     }
 
     pub fn is_time(&self, column: &str) -> bool {
-        self.time.as_ref().is_some_and(|(c, _)| c == column)
+        self.time.as_ref().is_some_and(|(c, _)| c == column) || self.times.iter().any(|c| c == column)
     }
 
     /// Family of records by the table's name: voice, sms or data (for matching extract rows).
@@ -640,13 +648,23 @@ impl Discovery {
             columns.extend(seen.load_columns.iter());
             let mut ids = Vec::new();
             let mut time: Option<(String, How, u8)> = None;
+            let mut times: Vec<String> = Vec::new();
             let mut location = Vec::new();
             let mut other_cdr_columns = 0;
+            // The time column the statements bound most wins over names.
+            let used_time = columns
+                .iter()
+                .filter(|c| matches!(column_role(c), Some(Role::Time(_))))
+                .filter_map(|c| seen.columns.get(*c).map(|s| (s.time_ranges, (*c).clone())))
+                .filter(|(n, _)| *n > 0)
+                .max();
             for c in &columns {
                 let stats = seen.columns.get(*c).cloned().unwrap_or_default();
                 match column_role(c) {
                     Some(Role::Id(k)) => ids.push(((*c).clone(), k, How::Name)),
                     Some(Role::Time(rank)) => {
+                        times.push((*c).clone());
+                        let rank = if used_time.as_ref().is_some_and(|(_, u)| u == *c) { 9 } else { rank };
                         if time.as_ref().is_none_or(|(_, _, r)| rank > *r) {
                             time = Some(((*c).clone(), How::Name, rank));
                         }
@@ -665,8 +683,11 @@ impl Discovery {
                                 .max_by_key(|k| stats.shaped[kind_index(*k)])
                                 .expect("three kinds");
                             ids.push(((*c).clone(), k, How::Values));
-                        } else if stats.time_ranges > 0 && time.is_none() {
-                            time = Some(((*c).clone(), How::Values, 0));
+                        } else if stats.time_ranges > 0 {
+                            times.push((*c).clone());
+                            if time.is_none() {
+                                time = Some(((*c).clone(), How::Values, 0));
+                            }
                         }
                     }
                 }
@@ -725,7 +746,17 @@ impl Discovery {
             if kinds.len() >= 2 && msisdn_columns < 2 {
                 sub_score += 1;
             }
-            let kind = if cdr_score >= 2 && cdr_score > sub_score {
+            // A name alone (`billing.daily_usage`) does not make a table of records: it also
+            // needs their shape (where, how long, both parties) or their use.
+            let strong_name = ["cdr", "xdr", "ipdr", "voice", "call"]
+                .iter()
+                .any(|k| base.contains(k));
+            let structural = !location.is_empty()
+                || other_cdr_columns > 0
+                || msisdn_columns >= 2
+                || seen.lookups_over_time > 0
+                || strong_name;
+            let kind = if cdr_score >= 2 && cdr_score > sub_score && structural {
                 TableKind::Cdr
             } else if sub_score >= 2 || seen.columns.values().any(|c| c.shaped.iter().sum::<u64>() > 0) {
                 evidence = vec![if subscriber_name { "its name".into() } else { "identifier columns, no record time".into() }];
@@ -740,6 +771,7 @@ impl Discovery {
                 kind,
                 ids,
                 time: if kind == TableKind::Cdr { time.map(|(c, h, _)| (c, h)) } else { None },
+                times: if kind == TableKind::Cdr { times } else { Vec::new() },
                 location,
                 seen_as,
                 evidence,
@@ -754,7 +786,15 @@ impl Discovery {
                 .collect();
             let has_id = roles.iter().any(|(_, r)| matches!(r, Some(Role::Id(_))));
             let has_time = roles.iter().any(|(_, r)| matches!(r, Some(Role::Time(_))));
-            if !(has_id && has_time) {
+            // Records, not a list of subscribers: where, how long, or both parties.
+            let record_like = roles.iter().any(|(_, r)| {
+                matches!(r, Some(Role::Location | Role::Duration | Role::RecordType))
+            }) || roles
+                .iter()
+                .filter(|(_, r)| *r == Some(Role::Id(IdKind::Msisdn)))
+                .count()
+                >= 2;
+            if !(has_id && has_time && record_like) {
                 continue;
             }
             let names: BTreeSet<&str> = roles.iter().map(|(n, _)| n.as_str()).collect();
@@ -776,6 +816,7 @@ impl Discovery {
             };
             let _ = overlap;
             let idx = match schema.tables.iter().position(|t| &t.name == key) {
+                Some(i) if schema.tables[i].kind == TableKind::Subscriber => continue,
                 Some(i) => i,
                 None => {
                     schema.tables.push(Table {
@@ -783,6 +824,7 @@ impl Discovery {
                         kind: TableKind::Cdr,
                         ids: Vec::new(),
                         time: None,
+                        times: Vec::new(),
                         location: Vec::new(),
                         seen_as: self.relations[key].names.iter().filter(|n| *n != key).cloned().collect(),
                         evidence: Vec::new(),
@@ -802,7 +844,14 @@ impl Discovery {
             for (n, r) in &roles {
                 match r {
                     Some(Role::Id(k)) if t.id_kind(n).is_none() => t.ids.push((n.clone(), *k, How::Extract)),
-                    Some(Role::Time(_)) if t.time.is_none() => t.time = Some((n.clone(), How::Extract)),
+                    Some(Role::Time(_)) => {
+                        if !t.times.contains(n) {
+                            t.times.push(n.clone());
+                        }
+                        if t.time.is_none() {
+                            t.time = Some((n.clone(), How::Extract));
+                        }
+                    }
                     Some(Role::Location) if !t.location.contains(n) => t.location.push(n.clone()),
                     _ => {}
                 }
@@ -879,6 +928,7 @@ fn apply_given(schema: &mut Schema, g: &SchemaFile) {
             kind,
             ids,
             time: t.time.as_ref().map(|c| (c.to_ascii_lowercase(), How::Given)),
+            times: t.time.iter().map(|c| c.to_ascii_lowercase()).collect(),
             location: t.location.iter().map(|c| c.to_ascii_lowercase()).collect(),
             seen_as: Vec::new(),
             evidence: vec!["given in --schema".into()],
@@ -921,6 +971,8 @@ mod tests {
             ("seizure_time", Role::Time(4)),
             ("calldate", Role::Time(2)),
             ("end_time", Role::Time(1)),
+            ("call_end_ts", Role::Time(1)),
+            ("ReleaseTime", Role::Time(1)),
             ("cell_id", Role::Location),
             ("LocationAreaCode", Role::Location),
             ("caller_antenna", Role::Location),

@@ -441,10 +441,22 @@ fn predicate(
         }
         Expr::AnyOp { left, right, .. } => {
             if let Some(c) = col(left) {
-                // `= ANY($1)` or `= ANY(ARRAY['a','b'])`.
+                // `= ANY($1)`, `= ANY(ARRAY['a','b'])`, `= ANY('{a,b}'::text[])`.
                 let operands = match &**right {
                     Expr::Array(a) => a.elem.iter().filter_map(operand).collect(),
-                    other => operand(other).into_iter().collect(),
+                    Expr::Nested(inner) if matches!(&**inner, Expr::Array(_)) => match &**inner {
+                        Expr::Array(a) => a.elem.iter().filter_map(operand).collect(),
+                        _ => Vec::new(),
+                    },
+                    other => match operand(other) {
+                        Some(Operand::Literal(l)) if l.starts_with('{') && l.ends_with('}') => l
+                            [1..l.len() - 1]
+                            .split(',')
+                            .map(|v| Operand::Literal(v.trim().trim_matches('"').to_string()))
+                            .filter(|o| !matches!(o, Operand::Literal(v) if v.is_empty()))
+                            .collect(),
+                        other => other.into_iter().collect(),
+                    },
                 };
                 push(c, Compare::Equals, operands);
             }
@@ -561,6 +573,8 @@ mod tests {
         assert_eq!(t.predicates[0].operands, [Operand::Param(1)]);
         let any = facts("select * from t where msisdn = ANY(ARRAY['1','2'])").unwrap();
         assert_eq!(any.predicates[0].operands.len(), 2);
+        let lit = facts("select * from t where a_number = ANY ('{593962889373,593961095845}'::text[])").unwrap();
+        assert_eq!(lit.predicates[0].operands, [Operand::Literal("593962889373".into()), Operand::Literal("593961095845".into())]);
     }
 
     #[test]

@@ -11,14 +11,12 @@ use crate::clock::{self, DAY, HOUR, MINUTE, SECOND};
 use crate::db::{Session, Statement};
 use crate::dice::Dice;
 use crate::flows::{self, Flow};
+use crate::queries::Sql;
 use crate::sink::Sink;
 use crate::web::{self, Request};
 use crate::windows::{exe, Proc, Who};
 use crate::world::{Account, AccountKind, Role, World};
 use crate::Estate;
-
-/// Where the monitoring system polls from (not a simulated host).
-const MONITOR_IP: &str = "10.40.0.40";
 
 /// A lawful-disclosure request answered during the simulation (written to
 /// `context/rd_requests.csv`).
@@ -46,11 +44,18 @@ pub struct Background<'w> {
     offset_min: i32,
     services: Vec<Proc>,
     desks: Vec<Desk>,
-    w3wp: Proc,
-    java: Proc,
+    /// Each web server's worker process (w3wp, the JBoss JVM, tomcat9.exe).
+    web_procs: Vec<Option<Proc>>,
     pool_sessions: Vec<Option<Session>>,
     db_pid: u32,
+    /// Where the monitoring system polls from (not a simulated host).
+    monitor_ip: String,
     pub disclosures: Vec<DisclosureRequest>,
+}
+
+/// The database's address.
+fn db_ip(world: &World) -> &str {
+    &world.hosts[world.one(Role::CdrDatabase)].ip
 }
 
 impl<'w> Background<'w> {
@@ -72,21 +77,38 @@ impl<'w> Background<'w> {
                 )
             })
             .collect();
-        let web01 = estate.machine(world, world.host("WEB01"));
-        let w3wp = web01.running(
-            &mut dice,
-            "C:\\Windows\\System32\\inetsrv\\w3wp.exe",
-            "c:\\windows\\system32\\inetsrv\\w3wp.exe -ap \"Portal\" -v \"v4.0\" -l \"webengine4.dll\" -a \\\\.\\pipe\\iisipm5c1e -h \"C:\\inetpub\\temp\\apppools\\Portal\\Portal.config\" -w \"\" -m 0",
-            Who::app_pool("Portal"),
-        );
-        let web02 = estate.machine(world, world.host("WEB02"));
         let svc_web = world.account("svc_care");
-        let java = web02.running(
-            &mut dice,
-            "C:\\Program Files\\Eclipse Adoptium\\jdk-11\\bin\\java.exe",
-            "\"C:\\Program Files\\Eclipse Adoptium\\jdk-11\\bin\\java.exe\" -D[Standalone] -Xms1g -Xmx4g -jar C:\\wildfly\\jboss-modules.jar -mp C:\\wildfly\\modules org.jboss.as.standalone -Djboss.home.dir=C:\\wildfly",
-            Who::user(&svc_web.name, &svc_web.sid, 0x2a7f31),
-        );
+        let web_procs = (0..world.hosts.len())
+            .map(|h| {
+                let m = estate.machine(world, h);
+                match world.hosts[h].role {
+                    Role::WebIis => Some(m.running(
+                        &mut dice,
+                        "C:\\Windows\\System32\\inetsrv\\w3wp.exe",
+                        "c:\\windows\\system32\\inetsrv\\w3wp.exe -ap \"Portal\" -v \"v4.0\" -l \"webengine4.dll\" -a \\\\.\\pipe\\iisipm5c1e -h \"C:\\inetpub\\temp\\apppools\\Portal\\Portal.config\" -w \"\" -m 0",
+                        Who::app_pool("Portal"),
+                    )),
+                    Role::WebJboss => Some(m.running(
+                        &mut dice,
+                        "C:\\Program Files\\Eclipse Adoptium\\jdk-11\\bin\\java.exe",
+                        "\"C:\\Program Files\\Eclipse Adoptium\\jdk-11\\bin\\java.exe\" -D[Standalone] -Xms1g -Xmx4g -jar C:\\wildfly\\jboss-modules.jar -mp C:\\wildfly\\modules org.jboss.as.standalone -Djboss.home.dir=C:\\wildfly",
+                        Who::of(svc_web, 0x2a7f31),
+                    )),
+                    Role::WebTomcat => Some(m.running(
+                        &mut dice,
+                        "C:\\Tomcat9\\bin\\tomcat9.exe",
+                        "\"C:\\Tomcat9\\bin\\tomcat9.exe\" //RS//Tomcat9",
+                        Who::local_service(),
+                    )),
+                    _ => None,
+                }
+            })
+            .collect();
+        let jump_ip = &world.hosts[world.one(Role::JumpHost)].ip;
+        let monitor_ip = match jump_ip.rsplit_once('.') {
+            Some((net, _)) => format!("{net}.40"),
+            None => jump_ip.clone(),
+        };
         let desks = world
             .hosts
             .iter()
@@ -103,10 +125,10 @@ impl<'w> Background<'w> {
             offset_min,
             services,
             desks,
-            w3wp,
-            java,
-            pool_sessions: vec![None, None],
+            web_procs,
+            pool_sessions: vec![None; world.hosts_with(Role::CareApp).len()],
             db_pid: 7000,
+            monitor_ip,
             disclosures: Vec::new(),
         }
     }
@@ -137,17 +159,24 @@ impl<'w> Background<'w> {
         }
         self.web_traffic(sink, t0, lh);
         self.db_traffic(sink, t0, lh, wd, business);
-        if business && self.dice.chance(0.35) {
+        let when = self.world.profile.schedules;
+        if business && self.dice.chance(when.admin_sessions) {
             self.admin_session(sink, t0);
         }
         if business && self.dice.chance(0.04 * self.scale.max(1.0).sqrt()) {
+            sink.set_twin(Some("iam-provisioning"));
             self.iam_provisioning(sink, t0);
+            sink.set_twin(None);
         }
-        if lh == 1 {
+        if lh == when.backup_hour {
+            sink.set_twin(Some("nightly-backup"));
             self.nightly_backup(sink, t0);
+            sink.set_twin(None);
         }
-        if wd == 1 && lh == 22 {
+        if wd == when.deploy_day && lh == when.deploy_hour {
+            sink.set_twin(Some("web-deployment"));
             self.deployments(sink, t0);
+            sink.set_twin(None);
         }
     }
 
@@ -180,7 +209,7 @@ impl<'w> Background<'w> {
         let world = self.world;
         let m = self.estate.machine(world, h);
         let host = &world.hosts[h];
-        let who = Who::user(&account.name, &account.sid, 0);
+        let who = Who::of(account, 0);
         // Remote logons ask for tickets from the client's address, local ones from the host's.
         let client = if logon_type == 10 {
             from.0
@@ -198,7 +227,7 @@ impl<'w> Background<'w> {
             from,
             privileged,
         );
-        let who = Who::user(&account.name, &account.sid, logon);
+        let who = Who::of(account, logon);
         let userinit = m.running(
             &mut self.dice,
             "C:\\Windows\\System32\\userinit.exe",
@@ -227,11 +256,16 @@ impl<'w> Background<'w> {
             let t = self.at(t0, 40 * MINUTE);
             let (logon, explorer) =
                 self.desktop_logon(sink, t, h, agent, 2, ("127.0.0.1", &host.name), false);
+            let care_path = format!(
+                "C:\\Program Files\\{}\\CareDesk\\CareDesk.exe",
+                world.org().short
+            );
+            let care_cmd = format!("\"{care_path}\" /env=prod");
             for (i, (path, pe, cmd)) in [
                 (
-                    "C:\\Program Files\\NWM\\CareDesk\\CareDesk.exe",
+                    care_path.as_str(),
                     "CareDesk.exe",
-                    "\"C:\\Program Files\\NWM\\CareDesk\\CareDesk.exe\" /env=prod",
+                    care_cmd.as_str(),
                 ),
                 (
                     "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
@@ -285,9 +319,10 @@ impl<'w> Background<'w> {
             }
             if self.dice.chance(0.15) {
                 let t = self.at(t0, HOUR);
-                m.spawn(sink, &mut self.dice, t, &explorer, exe("C:\\Program Files\\Microsoft Office\\root\\Office16\\EXCEL.EXE", "Excel.exe"), "\"C:\\Program Files\\Microsoft Office\\root\\Office16\\EXCEL.EXE\" \"\\\\FS01\\care\\reports\\daily.xlsx\"".into());
-                let fs = self.world.host("FS01");
-                let who = Who::user(&agent.name, &agent.sid, 0);
+                let fs = self.world.one(Role::FileServer);
+                let fs_name = &world.hosts[fs].name;
+                m.spawn(sink, &mut self.dice, t, &explorer, exe("C:\\Program Files\\Microsoft Office\\root\\Office16\\EXCEL.EXE", "Excel.exe"), format!("\"C:\\Program Files\\Microsoft Office\\root\\Office16\\EXCEL.EXE\" \"\\\\{fs_name}\\care\\reports\\daily.xlsx\""));
+                let who = Who::of(agent, 0);
                 self.estate.machine(world, fs).logon(
                     sink,
                     &mut self.dice,
@@ -301,7 +336,7 @@ impl<'w> Background<'w> {
             }
             if lh == 17 {
                 let t = self.at(t0 + 30 * MINUTE, 30 * MINUTE);
-                let who = Who::user(&agent.name, &agent.sid, self.desks[h].logon);
+                let who = Who::of(agent, self.desks[h].logon);
                 m.logoff(sink, t, &who, self.desks[h].logon, 2);
                 self.desks[h].explorer = None;
             }
@@ -323,13 +358,14 @@ impl<'w> Background<'w> {
             let t = self.at(t0 + 20 * MINUTE, 30 * MINUTE);
             let (logon, explorer) =
                 self.desktop_logon(sink, t, h, admin, 2, ("127.0.0.1", &host.name), true);
+            let jump = &world.hosts[world.one(Role::JumpHost)].name;
             m.spawn(
                 sink,
                 &mut self.dice,
                 t + 40 * SECOND,
                 &explorer,
                 exe("C:\\Windows\\System32\\mstsc.exe", "mstsc.exe"),
-                "\"C:\\Windows\\system32\\mstsc.exe\" /v:JUMP01".into(),
+                format!("\"C:\\Windows\\system32\\mstsc.exe\" /v:{jump}"),
             );
             self.desks[h] = Desk {
                 logon,
@@ -348,13 +384,15 @@ impl<'w> Background<'w> {
             .collect();
         let person = *self.dice.pick(&people);
         let desk = person.desk.unwrap_or(0);
-        let jump = world.host("JUMP01");
+        let jump = world.one(Role::JumpHost);
+        let jump_name = world.hosts[jump].name.clone();
+        sink.set_twin(Some("admin-session"));
         let m = self.estate.machine(world, jump);
         let mut t = self.at(t0, 40 * MINUTE);
         let src = &world.hosts[desk];
         let (logon, explorer) =
             self.desktop_logon(sink, t, jump, person, 10, (&src.ip, &src.name), true);
-        let who = Who::user(&person.name, &person.sid, logon);
+        let who = Who::of(person, logon);
         let mut shell = m.spawn(
             sink,
             &mut self.dice,
@@ -366,6 +404,7 @@ impl<'w> Background<'w> {
         shell.integrity = "High";
         t += MINUTE;
         if person.kind == AccountKind::Dba {
+            sink.set_twin(Some("dba-session"));
             self.dba_work(sink, t, &shell, person.name.as_str());
         } else {
             for _ in 0..(1 + self.dice.index(4)) {
@@ -375,7 +414,15 @@ impl<'w> Background<'w> {
                     .collect();
                 let target = *self.dice.pick(&servers);
                 let tname = world.hosts[target].name.clone();
-                match self.dice.index(10) {
+                let action = self.dice.index(10);
+                sink.set_twin(Some(match action {
+                    0 => "admin-psexec",
+                    1 => "admin-powershell",
+                    2 => "admin-schtasks",
+                    3..=7 => "admin-recon",
+                    _ => "admin-rdp",
+                }));
+                match action {
                     0 => {
                         let cmd = format!("PsExec64.exe \\\\{tname} -accepteula cmd /c \"sc query type= service state= all | findstr RUNNING\"");
                         m.spawn(
@@ -411,7 +458,8 @@ impl<'w> Background<'w> {
                         m.script_block(sink, &mut self.dice, t + 5 * SECOND, &ps, &script);
                     }
                     2 => {
-                        let cmd = format!("schtasks /create /tn \"NWM\\LogRotate\" /tr \"C:\\Scripts\\rotate.cmd\" /sc daily /st 02:00 /ru SYSTEM /s {tname}");
+                        let task = format!("{}\\LogRotate", world.org().short);
+                        let cmd = format!("schtasks /create /tn \"{task}\" /tr \"C:\\Scripts\\rotate.cmd\" /sc daily /st 02:00 /ru SYSTEM /s {tname}");
                         m.spawn(
                             sink,
                             &mut self.dice,
@@ -424,7 +472,7 @@ impl<'w> Background<'w> {
                             sink,
                             t + SECOND,
                             &who,
-                            "NWM\\LogRotate",
+                            &task,
                             "C:\\Scripts\\rotate.cmd",
                             "",
                         );
@@ -499,15 +547,17 @@ impl<'w> Background<'w> {
                             &who,
                             10,
                             false,
-                            (&world.hosts[jump].ip, "JUMP01"),
+                            (&world.hosts[jump].ip, &jump_name),
                             true,
                         );
                     }
                 }
             }
         }
+        sink.set_twin(Some("admin-session"));
         t += self.dice.range(5, 40) * MINUTE;
         m.logoff(sink, t, &who, logon, 10);
+        sink.set_twin(None);
     }
 
     /// What PsExec leaves on its target: network logon, ADMIN$ write, the PSEXESVC service,
@@ -524,6 +574,7 @@ impl<'w> Background<'w> {
         let world = self.world;
         let tm = self.estate.machine(world, target);
         let host = &world.hosts[target];
+        let jump_name = world.hosts[world.one(Role::JumpHost)].name.clone();
         self.kerberos(sink, t - 500_000, who, src_ip, &host.name);
         let logon = tm.logon(
             sink,
@@ -532,7 +583,7 @@ impl<'w> Background<'w> {
             who,
             3,
             false,
-            (src_ip, "JUMP01"),
+            (src_ip, &jump_name),
             true,
         );
         let who = Who {
@@ -569,9 +620,10 @@ impl<'w> Background<'w> {
 
     fn dba_work(&mut self, sink: &mut Sink, t: i64, shell: &Proc, dba: &str) {
         let world = self.world;
-        let jump = world.host("JUMP01");
+        let jump = world.one(Role::JumpHost);
         let m = self.estate.machine(world, jump);
         let db_user = dba.replace('.', "_");
+        let (db_ip, database) = (db_ip(world), world.profile.db.database);
         let psql = m.spawn(
             sink,
             &mut self.dice,
@@ -581,7 +633,7 @@ impl<'w> Background<'w> {
                 "C:\\Program Files\\PostgreSQL\\15\\bin\\psql.exe",
                 "psql.exe",
             ),
-            format!("psql.exe -h 10.30.0.10 -U {db_user} -d cdrdw"),
+            format!("psql.exe -h {db_ip} -U {db_user} -d {database}"),
         );
         let port = self.dice.range(49_152, 65_000) as u16;
         m.connect(
@@ -591,17 +643,13 @@ impl<'w> Background<'w> {
             "tcp",
             true,
             (&world.hosts[jump].ip, port),
-            ("10.30.0.10", 5432),
+            (db_ip, 5432),
         );
         let mut s = self.session(&db_user, "psql", &world.hosts[jump].ip, port, t + 300_000);
         s.connect(sink, self.estate.db);
         let mut tt = t + 20 * SECOND;
-        for stmt in [
-            Statement::select("cdr.voice_cdr", "select count(*) from cdr.voice_cdr where start_time >= now() - interval '1 day'".into(), None, 1),
-            Statement::select("cdr.data_cdr", "select max(start_time) from cdr.data_cdr".into(), None, 1),
-            Statement::select("cdr.sms_cdr", "select record_type, count(*) from cdr.sms_cdr where start_time >= current_date group by record_type".into(), None, 2),
-        ] {
-            s.run(sink, self.estate.db, tt, &stmt);
+        for (i, (text, table)) in Sql(&world.profile.db.schema).dba_checks().into_iter().enumerate() {
+            s.run(sink, self.estate.db, tt, &Statement::select(table, text, None, 1 + i as u64 / 2));
             tt += self.dice.range(10, 120) * SECOND;
         }
         s.disconnect(sink, self.estate.db, tt);
@@ -609,7 +657,7 @@ impl<'w> Background<'w> {
             sink,
             t,
             (&world.hosts[jump].ip, port),
-            ("10.30.0.10", 5432),
+            (db_ip, 5432),
             "tcp",
             "postgresql",
             (tt - t) as f64 / 1e6,
@@ -620,7 +668,8 @@ impl<'w> Background<'w> {
 
     fn session(&mut self, user: &str, app: &str, host: &str, port: u16, t: i64) -> Session {
         self.db_pid = 7000 + (self.db_pid + 37 + self.dice.below(50) as u32) % 60_000;
-        Session::new(self.db_pid, user, "cdrdw", app, host, port, t)
+        let database = self.world.profile.db.database;
+        Session::new(self.db_pid, user, database, app, host, port, t, self.estate.log)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -676,7 +725,8 @@ impl<'w> Background<'w> {
         // Monitoring polls every server over the network.
         let t = self.at(t0, HOUR);
         let mon = world.account("svc_monitor");
-        let who = Who::user(&mon.name, &mon.sid, 0);
+        let who = Who::of(mon, 0);
+        let monitor_ip = self.monitor_ip.clone();
         let logon = m.logon(
             sink,
             &mut self.dice,
@@ -684,15 +734,12 @@ impl<'w> Background<'w> {
             &who,
             3,
             false,
-            (MONITOR_IP, "MON01"),
+            (&monitor_ip, "MON01"),
             false,
         );
         m.logoff(sink, t + 4 * SECOND, &who, logon, 3);
-        let dc_ip = if h.is_multiple_of(2) {
-            "10.10.0.10"
-        } else {
-            "10.10.0.11"
-        };
+        let dcs = world.hosts_with(Role::DomainController);
+        let dc_ip = world.hosts[dcs[h % dcs.len()]].ip.as_str();
         let lsass = m.running(
             &mut self.dice,
             "C:\\Windows\\System32\\lsass.exe",
@@ -719,7 +766,7 @@ impl<'w> Background<'w> {
         ) {
             let app = m.running(
                 &mut self.dice,
-                "C:\\Program Files\\NWM\\app\\appsvc.exe",
+                &format!("C:\\Program Files\\{}\\app\\appsvc.exe", world.org().short),
                 "appsvc.exe",
                 Who::system(),
             );
@@ -731,7 +778,7 @@ impl<'w> Background<'w> {
                 "tcp",
                 true,
                 (&host.ip, port),
-                ("10.30.0.10", 5432),
+                (db_ip(world), 5432),
             );
         }
         if host.role == Role::DomainController {
@@ -750,67 +797,71 @@ impl<'w> Background<'w> {
 
     fn web_traffic(&mut self, sink: &mut Sink, t0: i64, lh: u32) {
         let world = self.world;
-        let web01 = world.host("WEB01");
-        let Some(stream) = self.estate.web[web01] else {
-            return;
-        };
+        for h in world.web_servers() {
+            if self.estate.web[h].is_some() {
+                self.site_traffic(sink, t0, lh, h);
+            }
+        }
+    }
+
+    /// A day's hour of the public site on web server `h`: customers, and Internet scanners.
+    fn site_traffic(&mut self, sink: &mut Sink, t0: i64, lh: u32, h: usize) {
+        let world = self.world;
+        let host = &world.hosts[h];
+        let ext = if host.role == Role::WebIis { "aspx" } else { "jsp" };
+        let base = if host.role == Role::WebIis { "/selfcare" } else { "/portal" };
         let n = self.dice.poisson(40.0 * self.scale * diurnal(lh));
-        const PAGES: [(&str, &str, u64); 9] = [
-            ("GET", "/", 18_000),
-            ("GET", "/css/site.css", 9_500),
-            ("GET", "/js/app.js", 61_000),
-            ("GET", "/images/logo.png", 7_200),
-            ("GET", "/selfcare/login.aspx", 12_000),
-            ("POST", "/selfcare/login.aspx", 3_100),
-            ("GET", "/selfcare/balance.aspx", 8_800),
-            ("GET", "/selfcare/usage.aspx", 15_500),
-            ("GET", "/selfcare/topup.aspx", 10_100),
+        let pages: [(&str, String, u64); 9] = [
+            ("GET", "/".into(), 18_000),
+            ("GET", "/css/site.css".into(), 9_500),
+            ("GET", "/js/app.js".into(), 61_000),
+            ("GET", "/images/logo.png".into(), 7_200),
+            ("GET", format!("{base}/login.{ext}"), 12_000),
+            ("POST", format!("{base}/login.{ext}"), 3_100),
+            ("GET", format!("{base}/balance.{ext}"), 8_800),
+            ("GET", format!("{base}/usage.{ext}"), 15_500),
+            ("GET", format!("{base}/topup.{ext}"), 10_100),
         ];
-        const AGENTS: [&str; 4] = [
+        let app_agent = format!("{}SelfCare/3.2 (Android 9)", world.org().short);
+        let agents: [&str; 4] = [
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/73.0.3683.86 Safari/537.36",
             "Mozilla/5.0 (iPhone; CPU iPhone OS 12_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.0 Mobile/15E148 Safari/604.1",
             "Mozilla/5.0 (Linux; Android 9; SM-G960F) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/72.0.3626.121 Mobile Safari/537.36",
-            "NWMSelfCare/3.2 (Android 9)",
+            &app_agent,
         ];
+        let referer = format!("https://selfcare.{}/", world.org().dns);
+        let front = world.profile.balancer.unwrap_or(&host.ip).to_string();
         for _ in 0..n {
             let t = self.at(t0, HOUR);
-            let (method, stem, size) = *self.dice.pick(&PAGES);
+            let (method, stem, size) = self.dice.pick(&pages).clone();
             let client = format!(
                 "198.18.{}.{}",
                 self.dice.below(256),
                 1 + self.dice.below(254)
             );
-            let agent = *self.dice.pick(&AGENTS);
+            let agent = *self.dice.pick(&agents);
             let status = if self.dice.chance(0.02) { 304 } else { 200 };
-            let line = web::line(
-                t,
-                "10.20.0.10",
-                &Request {
-                    method,
-                    stem,
-                    query: "",
-                    port: 443,
-                    user: "",
-                    client: &client,
-                    agent,
-                    referer: if stem == "/" {
-                        ""
-                    } else {
-                        "https://selfcare.nwm.example/"
-                    },
-                    status,
-                    sc_bytes: size + self.dice.below(500),
-                    cs_bytes: 400 + self.dice.below(900),
-                    time_taken_ms: 15 + self.dice.below(300),
-                },
-            );
-            sink.text(stream, t, line);
+            let req = Request {
+                method,
+                stem: &stem,
+                query: "",
+                port: 443,
+                user: "",
+                client: &client,
+                agent,
+                referer: if stem == "/" { "" } else { &referer },
+                status,
+                sc_bytes: size + self.dice.below(500),
+                cs_bytes: 400 + self.dice.below(900),
+                time_taken_ms: 15 + self.dice.below(300),
+            };
+            web::log(sink, world, &self.estate.web, self.offset_min, h, t, &req);
             let port = self.dice.range(30_000, 65_000) as u16;
             self.flow(
                 sink,
                 t,
                 (&client, port),
-                ("10.20.0.10", 443),
+                (&front, 443),
                 "tcp",
                 "ssl",
                 0.4,
@@ -834,44 +885,63 @@ impl<'w> Background<'w> {
                 self.dice.below(256),
                 1 + self.dice.below(254)
             );
-            let line = web::line(
-                t,
-                "10.20.0.10",
-                &Request {
-                    method: "GET",
-                    stem,
-                    query: "",
-                    port: 443,
-                    user: "",
-                    client: &client,
-                    agent: "Mozilla/5.0 zgrab/0.x",
-                    referer: "",
-                    status: 404,
-                    sc_bytes: 1_245,
-                    cs_bytes: 180,
-                    time_taken_ms: 3,
-                },
-            );
-            sink.text(stream, t, line);
+            let req = Request {
+                method: "GET",
+                stem,
+                query: "",
+                port: 443,
+                user: "",
+                client: &client,
+                agent: "Mozilla/5.0 zgrab/0.x",
+                referer: "",
+                status: 404,
+                sc_bytes: 1_245,
+                cs_bytes: 180,
+                time_taken_ms: 3,
+            };
+            web::log(sink, world, &self.estate.web, self.offset_min, h, t, &req);
         }
     }
 
     fn db_traffic(&mut self, sink: &mut Sink, t0: i64, lh: u32, wd: u32, business: bool) {
         let world = self.world;
         let db = self.estate.db;
-        // Mediation loads every hour from both mediation servers.
-        for (i, med) in ["10.30.0.20", "10.30.0.21"].into_iter().enumerate() {
+        let schema = world.profile.db.schema;
+        let sql = Sql(&schema);
+        let db_ip = db_ip(world).to_string();
+        // The server's own processes write too: a checkpoint every hour.
+        self.estate.log.background(sink, db, t0 + 2 * MINUTE, 61, "checkpoint starting: time");
+        self.estate.log.background(
+            sink,
+            db,
+            t0 + 2 * MINUTE + 40 * SECOND,
+            61,
+            &format!(
+                "checkpoint complete: wrote {} buffers ({:.1}%); 0 WAL file(s) added, 0 removed, 1 recycled; write={:.3} s, sync=0.004 s, total={:.3} s",
+                200 + self.dice.below(3000),
+                self.dice.unit() * 5.0,
+                30.0 + self.dice.unit() * 9.0,
+                40.0 + self.dice.unit() * 9.0
+            ),
+        );
+        // Mediation loads every hour from each mediation server, into the hour's partitions.
+        let meds: Vec<String> = world
+            .hosts_with(Role::Mediation)
+            .into_iter()
+            .map(|i| world.hosts[i].ip.clone())
+            .collect();
+        for (i, med) in meds.iter().enumerate() {
             let t = t0 + (5 + 30 * i as i64) * MINUTE + self.dice.range(0, MINUTE);
             let port = self.dice.range(49_152, 65_000) as u16;
             let mut s = self.session("mediation_loader", "mediation-loader", med, port, t);
             s.connect(sink, db);
             let mut tt = t + SECOND;
-            for table in ["cdr.voice_cdr", "cdr.sms_cdr", "cdr.data_cdr"] {
+            for table in schema.tables() {
                 s.run(sink, db, tt, &Statement {
                     class: "WRITE",
                     command: "COPY",
                     object: None,
-                    text: format!("COPY {table} (record_id, record_type, served_imsi, served_msisdn, served_imei, calling_number, called_number, start_time, answer_time, end_time, duration_s, mcc, mnc, lac_tac, cell_id, radio, recording_entity, cause_for_term, partial_seq, data_volume_ul, data_volume_dl, apn) FROM STDIN WITH (FORMAT csv, HEADER true)"),
+                    text: sql.load(&schema.partition(table, t)),
                     params: None,
                     rows: 0,
                 });
@@ -882,7 +952,7 @@ impl<'w> Background<'w> {
                 sink,
                 t,
                 (med, port),
-                ("10.30.0.10", 5432),
+                (&db_ip, 5432),
                 "tcp",
                 "postgresql",
                 (tt - t) as f64 / 1e6,
@@ -891,8 +961,13 @@ impl<'w> Background<'w> {
             );
         }
         // Customer care: one pooled connection per care server for the working day.
+        let care: Vec<String> = world
+            .hosts_with(Role::CareApp)
+            .into_iter()
+            .map(|i| world.hosts[i].ip.clone())
+            .collect();
         if business {
-            for (i, ip) in ["10.30.0.40", "10.30.0.41"].into_iter().enumerate() {
+            for (i, ip) in care.iter().enumerate() {
                 if self.pool_sessions[i].is_none() {
                     let port = self.dice.range(49_152, 65_000) as u16;
                     let start = t0 + self.dice.range(0, 5 * MINUTE);
@@ -901,21 +976,25 @@ impl<'w> Background<'w> {
                     self.pool_sessions[i] = Some(s);
                 }
                 let agents = world.accounts_of(AccountKind::CareAgent).len() as f64;
-                let lookups = self.dice.poisson(agents * 1.5 / 2.0);
+                let lookups = self.dice.poisson(agents * 1.5 / care.len() as f64);
                 for _ in 0..lookups {
                     let t = self.at(t0 + 5 * MINUTE, 55 * MINUTE);
                     let sub = self.dice.pick(&world.subscribers);
+                    // Who calls first: the caller's line, then their records.
+                    if let Some((text, table)) = sql.care_subscriber() {
+                        if self.dice.chance(0.5) {
+                            let stmt = Statement::select(table, text, Some(vec![sub.msisdn.clone()]), 1);
+                            if let Some(s) = self.pool_sessions[i].as_mut() {
+                                s.run(sink, db, t - 2 * SECOND, &stmt);
+                            }
+                        }
+                    }
                     let days = *self.dice.pick(&[7, 30, 30, 31, 60, 90]);
                     let end = t - t.rem_euclid(DAY);
-                    let table = *self.dice.pick(&[
-                        "cdr.voice_cdr",
-                        "cdr.voice_cdr",
-                        "cdr.sms_cdr",
-                        "cdr.data_cdr",
-                    ]);
+                    let table = *self.dice.pick(&[schema.voice, schema.voice, schema.sms, schema.data]);
                     let stmt = Statement::select(
                         table,
-                        format!("SELECT start_time, record_type, calling_number, called_number, duration_s FROM {table} WHERE served_msisdn = $1 AND start_time >= $2::timestamptz AND start_time < $3::timestamptz ORDER BY start_time"),
+                        sql.care_lookup(table),
                         Some(vec![sub.msisdn.clone(), clock::pg_timestamptz(end - days * DAY), clock::pg_timestamptz(end + DAY)]),
                         5 + self.dice.below(150),
                     );
@@ -934,12 +1013,13 @@ impl<'w> Background<'w> {
         // The nightly bill run.
         if lh == 3 {
             let t = t0 + 10 * MINUTE;
-            let mut s = self.session("billing_batch", "bill-run", "10.30.0.30", 50_211, t);
+            let billing = world.hosts[world.one(Role::Billing)].ip.clone();
+            let mut s = self.session("billing_batch", "bill-run", &billing, 50_211, t);
             s.connect(sink, db);
             let day = t - t.rem_euclid(DAY);
             s.run(sink, db, t + 2 * SECOND, &Statement::select(
-                "cdr.voice_cdr",
-                "SELECT served_msisdn, record_type, count(*), sum(duration_s) FROM cdr.voice_cdr WHERE start_time >= $1::timestamptz AND start_time < $2::timestamptz GROUP BY served_msisdn, record_type".into(),
+                schema.voice,
+                sql.bill_run(),
                 Some(vec![clock::pg_timestamptz(day - DAY), clock::pg_timestamptz(day)]),
                 world.subscribers.len() as u64 * 2,
             ));
@@ -948,11 +1028,12 @@ impl<'w> Background<'w> {
         // BI refreshes cell-load dashboards each weekday morning.
         if wd < 5 && lh == 10 {
             let t = t0 + self.dice.range(0, 10 * MINUTE);
-            let mut s = self.session("bi_reader", "Metabase", "10.30.0.60", 51_002, t);
+            let bi = world.hosts[world.one(Role::Analytics)].ip.clone();
+            let mut s = self.session("bi_reader", "Metabase", &bi, 51_002, t);
             s.connect(sink, db);
             s.run(sink, db, t + SECOND, &Statement::select(
-                "cdr.data_cdr",
-                "SELECT date_trunc('day', start_time) AS day, lac_tac, cell_id, count(*) FROM cdr.data_cdr WHERE start_time >= $1::timestamptz GROUP BY 1, 2, 3".into(),
+                schema.data,
+                sql.bi_refresh(),
                 Some(vec![clock::pg_timestamptz(t - t.rem_euclid(DAY) - 7 * DAY)]),
                 world.cells.len() as u64 * 7,
             ));
@@ -960,6 +1041,7 @@ impl<'w> Background<'w> {
         }
         // Lawful disclosure: a registered request for one subscriber over many months.
         if business && self.dice.chance(0.03) {
+            sink.set_twin(Some("lawful-disclosure"));
             let t = self.at(t0, HOUR);
             let sub = self.dice.pick(&world.subscribers).msisdn.clone();
             let months = self.dice.range(3, 13);
@@ -971,17 +1053,23 @@ impl<'w> Background<'w> {
                 100 + self.disclosures.len()
             );
             let port = 52_000 + self.dice.below(999) as u16;
-            let mut s = self.session("rds_handover", "RDHandover", "10.30.0.50", port, t);
+            let rds = world.hosts[world.one(Role::LawfulDisclosure)].ip.clone();
+            let mut s = self.session("rds_handover", "RDHandover", &rds, port, t);
             s.connect(sink, db);
-            for (k, table) in ["cdr.voice_cdr", "cdr.sms_cdr"].into_iter().enumerate() {
+            let mut tables = vec![schema.voice];
+            if schema.sms != schema.voice {
+                tables.push(schema.sms);
+            }
+            for (k, table) in tables.into_iter().enumerate() {
                 s.run(sink, db, t + (2 + k as i64) * SECOND, &Statement::select(
                     table,
-                    format!("SELECT start_time, end_time, record_type, calling_number, called_number, served_imei, lac_tac, cell_id FROM {table} WHERE served_msisdn = $1 AND start_time >= $2::timestamptz AND start_time < $3::timestamptz /* case {case_id} */"),
+                    sql.disclosure(table, &case_id),
                     Some(vec![sub.clone(), clock::pg_timestamptz(from), clock::pg_timestamptz(to)]),
                     20 + self.dice.below(400),
                 ));
             }
             s.disconnect(sink, db, t + 10 * SECOND);
+            sink.set_twin(None);
             let officer = world.accounts_of(AccountKind::DisclosureOfficer)[0]
                 .name
                 .clone();
@@ -1000,10 +1088,10 @@ impl<'w> Background<'w> {
     /// while a new administrator (the benign twin of the intruder's own domain admins).
     fn iam_provisioning(&mut self, sink: &mut Sink, t0: i64) {
         let world = self.world;
-        let dc = world.host("DC01");
+        let dc = world.one(Role::DomainController);
         let m = self.estate.machine(world, dc);
         let iam = world.account("svc_iam");
-        let who = Who::user(&iam.name, &iam.sid, 0x4c11f2);
+        let who = Who::of(iam, 0x4c11f2);
         let t = self.at(t0, HOUR);
         let n = self.dice.below(9000) + 1000;
         let admin = self.dice.chance(0.08);
@@ -1012,7 +1100,7 @@ impl<'w> Background<'w> {
         } else {
             format!("agent{n}")
         };
-        let sid = format!("{}-{}", crate::world::DOMAIN_SID, 5000 + n);
+        let sid = format!("{}-{}", world.org().sid, 5000 + n);
         m.account_created(sink, t, &who, &name, &sid);
         let group = if admin {
             "Domain Admins"
@@ -1024,12 +1112,15 @@ impl<'w> Background<'w> {
 
     fn nightly_backup(&mut self, sink: &mut Sink, t0: i64) {
         let world = self.world;
-        let bkp = world.host("BKP01");
+        let bkp = world.one(Role::Backup);
         let m = self.estate.machine(world, bkp);
         let host = &world.hosts[bkp];
         let acct = world.account("svc_backup");
         let t = t0 + 5 * MINUTE + self.dice.range(0, MINUTE);
-        let who = Who::user(&acct.name, &acct.sid, 0x77a1c);
+        let who = Who::of(acct, 0x77a1c);
+        let schema = world.profile.db.schema;
+        let sql = Sql(&schema);
+        let (db_ip, database) = (db_ip(world).to_string(), world.profile.db.database);
         let sched = m.running(
             &mut self.dice,
             "C:\\Windows\\System32\\svchost.exe",
@@ -1046,16 +1137,22 @@ impl<'w> Background<'w> {
             who,
         );
         let date = clock::date(t).replace('-', "");
-        m.spawn(sink, &mut self.dice, t + 2 * SECOND, &job, exe("C:\\Program Files\\PostgreSQL\\15\\bin\\pg_dump.exe", "pg_dump.exe"), format!("\"C:\\Program Files\\PostgreSQL\\15\\bin\\pg_dump.exe\" -h 10.30.0.10 -U backup -d cdrdw -t cdr.voice_cdr -t cdr.sms_cdr -F c -f D:\\Backup\\cdrdw_{date}.dump"));
+        let dumped: Vec<&str> = [schema.voice, schema.sms]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tables: String = dumped.iter().map(|t| format!(" -t {t}")).collect();
+        m.spawn(sink, &mut self.dice, t + 2 * SECOND, &job, exe("C:\\Program Files\\PostgreSQL\\15\\bin\\pg_dump.exe", "pg_dump.exe"), format!("\"C:\\Program Files\\PostgreSQL\\15\\bin\\pg_dump.exe\" -h {db_ip} -U backup -d {database}{tables} -F c -f D:\\Backup\\{database}_{date}.dump"));
         let port = self.dice.range(49_152, 65_000) as u16;
         let mut s = self.session("backup", "pg_dump", &host.ip, port, t + 3 * SECOND);
         s.connect(sink, self.estate.db);
-        for (k, table) in ["cdr.voice_cdr", "cdr.sms_cdr"].into_iter().enumerate() {
+        for (k, table) in dumped.iter().enumerate() {
             s.run(sink, self.estate.db, t + (5 + k as i64 * 90) * SECOND, &Statement {
                 class: "READ",
                 command: "COPY",
                 object: None,
-                text: format!("COPY {table} (record_id, record_type, served_imsi, served_msisdn, served_imei, calling_number, called_number, start_time, answer_time, end_time, duration_s, mcc, mnc, lac_tac, cell_id, radio, recording_entity, cause_for_term, partial_seq, data_volume_ul, data_volume_dl, apn) TO stdout;"),
+                text: sql.dump(table),
                 params: None,
                 rows: 0,
             });
@@ -1065,62 +1162,83 @@ impl<'w> Background<'w> {
             sink,
             t + 3 * SECOND,
             (&host.ip, port),
-            ("10.30.0.10", 5432),
+            (&db_ip, 5432),
             "tcp",
             "postgresql",
             237.0,
             3_000,
             180_000_000,
         );
-        m.spawn(sink, &mut self.dice, t + 5 * MINUTE, &job, exe("C:\\Program Files\\WinRAR\\Rar.exe", "Rar.exe"), format!("\"C:\\Program Files\\WinRAR\\Rar.exe\" a -m5 -hpBkp!2019vault -r D:\\Backup\\fs01_{date}.rar \\\\FS01\\share\\"));
+        let fs = &world.hosts[world.one(Role::FileServer)].name;
+        m.spawn(sink, &mut self.dice, t + 5 * MINUTE, &job, exe("C:\\Program Files\\WinRAR\\Rar.exe", "Rar.exe"), format!("\"C:\\Program Files\\WinRAR\\Rar.exe\" a -m5 -hpBkp!2019vault -v2g -r D:\\Backup\\files_{date}.rar \\\\{fs}\\share\\"));
     }
 
-    /// The weekly change window: a JBoss redeploy and an ASP.NET recompile.
+    /// The weekly change window: each web server's application is redeployed.
     fn deployments(&mut self, sink: &mut Sink, t0: i64) {
         let world = self.world;
-        let web02 = self.estate.machine(world, world.host("WEB02"));
-        let t = self.at(t0, 20 * MINUTE);
-        let java = self.java.clone();
-        let cmd = web02.spawn(sink, &mut self.dice, t, &java, exe("C:\\Windows\\System32\\cmd.exe", "Cmd.Exe"), "cmd.exe /c C:\\wildfly\\bin\\jboss-cli.bat --connect --command=\"deploy --force C:\\deploy\\partner-api.war\"".into());
-        web02.spawn(
-            sink,
-            &mut self.dice,
-            t + SECOND,
-            &cmd,
-            exe("C:\\Windows\\System32\\conhost.exe", "CONHOST.EXE"),
-            "\\??\\C:\\Windows\\system32\\conhost.exe 0xffffffff -ForceV1".into(),
-        );
-        web02.file(
-            sink,
-            t + 3 * SECOND,
-            &java,
-            "C:\\wildfly\\standalone\\deployments\\partner-api.war.deployed",
-        );
-        let web01 = self.estate.machine(world, world.host("WEB01"));
-        let t = self.at(t0 + 30 * MINUTE, 20 * MINUTE);
-        let w3wp = self.w3wp.clone();
-        let csc = format!("\"C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\csc.exe\" /noconfig /fullpaths @\"C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Temporary ASP.NET Files\\root\\a3b4c5d6\\{}\\{}.cmdline\"", self.dice.hex(8), self.dice.hex(8));
-        let c = web01.spawn(
-            sink,
-            &mut self.dice,
-            t,
-            &w3wp,
-            exe(
-                "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\csc.exe",
-                "csc.exe",
-            ),
-            csc,
-        );
-        web01.spawn(sink, &mut self.dice, t + 500_000, &c, exe("C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\cvtres.exe", "CVTRES.EXE"), "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\cvtres.exe /NOLOGO /READONLY /MACHINE:IX86".into());
+        for h in world.web_servers() {
+            let m = self.estate.machine(world, h);
+            let Some(server) = self.web_procs[h].clone() else { continue };
+            let t = self.at(t0, 20 * MINUTE);
+            match world.hosts[h].role {
+                Role::WebJboss => {
+                    let cmd = m.spawn(sink, &mut self.dice, t, &server, exe("C:\\Windows\\System32\\cmd.exe", "Cmd.Exe"), "cmd.exe /c C:\\wildfly\\bin\\jboss-cli.bat --connect --command=\"deploy --force C:\\deploy\\partner-api.war\"".into());
+                    m.spawn(
+                        sink,
+                        &mut self.dice,
+                        t + SECOND,
+                        &cmd,
+                        exe("C:\\Windows\\System32\\conhost.exe", "CONHOST.EXE"),
+                        "\\??\\C:\\Windows\\system32\\conhost.exe 0xffffffff -ForceV1".into(),
+                    );
+                    m.file(
+                        sink,
+                        t + 3 * SECOND,
+                        &server,
+                        "C:\\wildfly\\standalone\\deployments\\partner-api.war.deployed",
+                    );
+                }
+                Role::WebTomcat => {
+                    // The new release is copied in by the deploy account, then Tomcat unpacks it.
+                    let deployer = world.account("svc_care");
+                    let who = Who::of(deployer, 0x5d1e2);
+                    let robo = m.running(&mut self.dice, "C:\\Windows\\System32\\cmd.exe", "cmd.exe /c C:\\deploy\\release.cmd", who);
+                    m.spawn(sink, &mut self.dice, t, &robo, exe("C:\\Windows\\System32\\Robocopy.exe", "robocopy.exe"), "robocopy C:\\deploy\\portal C:\\Tomcat9\\webapps /E /PURGE portal.war".into());
+                    m.file(sink, t + 2 * SECOND, &robo, "C:\\Tomcat9\\webapps\\portal.war");
+                    for page in ["login.jsp", "balance.jsp", "usage.jsp", "topup.jsp"] {
+                        m.file(sink, t + 9 * SECOND, &server, &format!("C:\\Tomcat9\\webapps\\portal\\{page}"));
+                    }
+                }
+                _ => {
+                    // Web Deploy writes the new pages; ASP.NET compiles them on first use.
+                    let deployer = world.account("svc_care");
+                    let who = Who::of(deployer, 0x5d1e2);
+                    let ms = m.running(&mut self.dice, "C:\\Program Files\\IIS\\Microsoft Web Deploy V3\\msdeploy.exe", "msdeploy.exe -verb:sync -source:package=C:\\deploy\\selfcare.zip -dest:auto", who);
+                    for page in ["login.aspx", "balance.aspx", "usage.aspx", "topup.aspx"] {
+                        m.file(sink, t, &ms, &format!("C:\\inetpub\\wwwroot\\selfcare\\{page}"));
+                    }
+                    let t = t + 30 * MINUTE + self.dice.range(0, 20 * MINUTE);
+                    let csc = format!("\"C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\csc.exe\" /noconfig /fullpaths @\"C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Temporary ASP.NET Files\\root\\a3b4c5d6\\{}\\{}.cmdline\"", self.dice.hex(8), self.dice.hex(8));
+                    let c = m.spawn(
+                        sink,
+                        &mut self.dice,
+                        t,
+                        &server,
+                        exe(
+                            "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\csc.exe",
+                            "csc.exe",
+                        ),
+                        csc,
+                    );
+                    m.spawn(sink, &mut self.dice, t + 500_000, &c, exe("C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\cvtres.exe", "CVTRES.EXE"), "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\cvtres.exe /NOLOGO /READONLY /MACHINE:IX86".into());
+                }
+            }
+        }
     }
 
-    /// The web server's worker process (the campaign's parent on WEB01).
-    pub fn w3wp(&self) -> &Proc {
-        &self.w3wp
-    }
-
-    pub fn java(&self) -> &Proc {
-        &self.java
+    /// The worker process of web server `h` (the campaign's parent there).
+    pub fn web_proc(&self, h: usize) -> &Proc {
+        self.web_procs[h].as_ref().expect("a web server has a worker process")
     }
 
     pub fn services(&self, host: usize) -> &Proc {

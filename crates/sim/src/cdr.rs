@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::clock::{self, HOUR, SECOND};
-use crate::db::table_of;
 use crate::dice::Dice;
 use crate::ids::{MCC, MNC};
+use crate::profile::{CdrSchema, ExtractLayout, TimeStyle};
 use crate::sink::{Sink, StreamId};
 use crate::world::World;
 
@@ -24,6 +24,15 @@ pub fn diurnal(local_hour: u32) -> f64 {
     DIURNAL[local_hour as usize % 24] / (DIURNAL.iter().sum::<f64>() / 24.0)
 }
 
+/// Which of a row's numbers a query compares with its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOn {
+    /// The subscriber the record belongs to.
+    Served,
+    /// The calling or the called number.
+    Parties,
+}
+
 /// A query of the campaign that read CDRs: which subscribers, which tables, from when, and
 /// when it ran (rows after that did not exist yet).
 #[derive(Debug, Clone)]
@@ -33,6 +42,7 @@ pub struct TheftQuery {
     pub tables: Vec<&'static str>,
     pub from: i64,
     pub executed: i64,
+    pub match_on: MatchOn,
 }
 
 /// What one query exposed of one subscriber.
@@ -48,6 +58,9 @@ pub struct CdrGen {
     dice: Dice,
     record_id: u64,
     offset_min: i32,
+    schema: CdrSchema,
+    /// The extract's streams: one, or one per table (in [`CdrSchema::tables`] order).
+    streams: Vec<StreamId>,
     queries: Vec<TheftQuery>,
     /// Per query, per MSISDN.
     pub exposed: Vec<BTreeMap<String, Exposed>>,
@@ -59,7 +72,14 @@ pub struct CdrGen {
 }
 
 impl CdrGen {
-    pub fn new(seed: u64, offset_min: i32, rate: f64, queries: Vec<TheftQuery>) -> CdrGen {
+    pub fn new(
+        seed: u64,
+        offset_min: i32,
+        rate: f64,
+        queries: Vec<TheftQuery>,
+        schema: CdrSchema,
+        streams: Vec<StreamId>,
+    ) -> CdrGen {
         let targets = queries
             .iter()
             .flat_map(|q| q.msisdns.iter().cloned())
@@ -68,6 +88,8 @@ impl CdrGen {
             dice: Dice::new(seed, "cdr"),
             record_id: 0,
             offset_min,
+            schema,
+            streams,
             exposed: vec![BTreeMap::new(); queries.len()],
             by_wave: BTreeMap::new(),
             total: BTreeMap::new(),
@@ -87,19 +109,19 @@ impl CdrGen {
     }
 
     /// The CDRs of one hour starting at `t0`.
-    pub fn hour(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64) {
+    pub fn hour(&mut self, world: &World, sink: &mut Sink, t0: i64) {
         let local_hour = clock::parts(t0 + i64::from(self.offset_min) * clock::MINUTE).h;
         let w = diurnal(local_hour) / 24.0 * self.rate;
         for caller in 0..world.subscribers.len() {
             let sub = &world.subscribers[caller];
             for _ in 0..self.dice.poisson(sub.calls_per_day * w) {
-                self.voice(world, sink, stream, t0, caller);
+                self.voice(world, sink, t0, caller);
             }
             for _ in 0..self.dice.poisson(1.5 * w) {
-                self.sms(world, sink, stream, t0, caller);
+                self.sms(world, sink, t0, caller);
             }
             for _ in 0..self.dice.poisson(2.5 * w) {
-                self.data(world, sink, stream, t0, caller);
+                self.data(world, sink, t0, caller);
             }
         }
     }
@@ -123,19 +145,19 @@ impl CdrGen {
         }
     }
 
-    fn voice(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, caller: usize) {
+    fn voice(&mut self, world: &World, sink: &mut Sink, t0: i64, caller: usize) {
         let start = t0 + self.dice.range(0, HOUR);
         let duration = 5 + (self.dice.unit().powi(3) * 900.0) as i64;
         let records = ("moCallRecord", "mtCallRecord");
         self.two_party(
-            world, sink, stream, caller, start, duration, records, SECOND,
+            world, sink, caller, start, duration, records, SECOND,
         );
     }
 
-    fn sms(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, caller: usize) {
+    fn sms(&mut self, world: &World, sink: &mut Sink, t0: i64, caller: usize) {
         let start = t0 + self.dice.range(0, HOUR);
         let records = ("moSMSRecord", "mtSMSRecord");
-        self.two_party(world, sink, stream, caller, start, 0, records, 3 * SECOND);
+        self.two_party(world, sink, caller, start, 0, records, 3 * SECOND);
     }
 
     /// A call or SMS: the originating record of the caller and, when the other party is one
@@ -145,7 +167,6 @@ impl CdrGen {
         &mut self,
         world: &World,
         sink: &mut Sink,
-        stream: StreamId,
         caller: usize,
         start: i64,
         duration: i64,
@@ -158,7 +179,6 @@ impl CdrGen {
         self.row(
             world,
             sink,
-            stream,
             mo,
             caller,
             &me,
@@ -174,8 +194,7 @@ impl CdrGen {
             self.row(
                 world,
                 sink,
-                stream,
-                mt,
+                    mt,
                 c,
                 &me,
                 &other,
@@ -187,7 +206,7 @@ impl CdrGen {
         }
     }
 
-    fn data(&mut self, world: &World, sink: &mut Sink, stream: StreamId, t0: i64, sub: usize) {
+    fn data(&mut self, world: &World, sink: &mut Sink, t0: i64, sub: usize) {
         let start = t0 + self.dice.range(0, HOUR);
         let duration = 30 + self.dice.below(3000) as i64;
         let cell = self.serving_cell(world, sub);
@@ -197,7 +216,6 @@ impl CdrGen {
         self.row(
             world,
             sink,
-            stream,
             "pGWRecord",
             sub,
             &me,
@@ -214,7 +232,6 @@ impl CdrGen {
         &mut self,
         world: &World,
         sink: &mut Sink,
-        stream: StreamId,
         record_type: &'static str,
         served: usize,
         calling: &str,
@@ -229,19 +246,25 @@ impl CdrGen {
         let c = &world.cells[cell];
         let end = start + duration_s * SECOND;
         let is_data = record_type == "pGWRecord";
+        let table = self.schema.table_of(record_type);
+        let time = |t: i64| match self.schema.times {
+            TimeStyle::LocalOffset => clock::local_iso(t, self.offset_min),
+            TimeStyle::UtcNaive => clock::naive_utc(t),
+        };
         let mut line = String::with_capacity(256);
         let _ = write!(
             line,
-            "{},{record_type},{},{},{},{},{},{},{},{},{duration_s},{MCC},{MNC},{},{},{},{},{},0,{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{duration_s},{MCC},{MNC},{},{},{},{},{},0,{},{},{}",
             self.record_id,
+            self.schema.record_type(record_type),
             sub.imsi,
             sub.msisdn,
             sub.imei,
             if is_data { "" } else { calling },
             called,
-            clock::local_iso(start, self.offset_min),
-            if is_data || record_type.contains("SMS") { String::new() } else { clock::local_iso(start + 4 * SECOND, self.offset_min) },
-            clock::local_iso(end, self.offset_min),
+            time(start),
+            if is_data || record_type.contains("SMS") { String::new() } else { time(start + 4 * SECOND) },
+            time(end),
             c.area,
             c.cell,
             c.radio,
@@ -249,36 +272,50 @@ impl CdrGen {
             if is_data { "normalRelease" } else { "normalCallClearing" },
             ul,
             dl,
-            if is_data { "internet.nwm.example" } else { "" },
+            if is_data { "internet.operator.example" } else { "" },
         );
-        sink.text(stream, start, line);
-        if self.targets.contains(&sub.msisdn) {
-            let table = table_of(record_type);
+        let out = match self.schema.extract {
+            ExtractLayout::Daily => self.streams[0],
+            ExtractLayout::PerTable => {
+                let i = self.schema.tables().iter().position(|t| *t == table).unwrap_or(0);
+                self.streams[i]
+            }
+        };
+        sink.text(out, start, line);
+        // Which targets this row names, in the places each query compares.
+        let served_msisdn = sub.msisdn.clone();
+        let names = |m: &str, on: MatchOn| match on {
+            MatchOn::Served => served_msisdn == m,
+            MatchOn::Parties => (!is_data && calling == m) || called == m,
+        };
+        let candidates: Vec<String> = [served_msisdn.as_str(), calling, called]
+            .into_iter()
+            .filter(|m| !m.is_empty() && self.targets.contains(*m))
+            .map(String::from)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for m in candidates {
             let mut waves = BTreeSet::new();
             for (q, query) in self.queries.iter().enumerate() {
                 if start >= query.from
                     && start < query.executed
                     && query.tables.contains(&table)
-                    && query.msisdns.contains(&sub.msisdn)
+                    && query.msisdns.contains(&m)
+                    && names(&m, query.match_on)
                 {
-                    self.exposed[q]
-                        .entry(sub.msisdn.clone())
-                        .or_default()
-                        .add(start, cell);
+                    self.exposed[q].entry(m.clone()).or_default().add(start, cell);
                     waves.insert(query.wave);
                 }
             }
             for w in &waves {
                 self.by_wave
-                    .entry((*w, sub.msisdn.clone()))
+                    .entry((*w, m.clone()))
                     .or_default()
                     .add(start, cell);
             }
             if !waves.is_empty() {
-                self.total
-                    .entry(sub.msisdn.clone())
-                    .or_default()
-                    .add(start, cell);
+                self.total.entry(m.clone()).or_default().add(start, cell);
             }
         }
     }

@@ -94,6 +94,28 @@ pub fn pg(t: i64) -> String {
     format!("{} UTC", sysmon(t))
 }
 
+/// PostgreSQL `%m` with `log_timezone` at a fixed offset: `2019-03-04 11:15:02.123 +03`
+/// (`%t` without the milliseconds).
+pub fn pg_at(t: i64, offset_minutes: i32, millis: bool) -> String {
+    let l = sysmon(t + i64::from(offset_minutes) * MINUTE);
+    let l = if millis { l } else { l[..19].to_string() };
+    if offset_minutes == 0 {
+        return format!("{l} UTC");
+    }
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let off = offset_minutes.unsigned_abs();
+    if off % 60 == 0 {
+        format!("{l} {sign}{:02}", off / 60)
+    } else {
+        format!("{l} {sign}{:02}:{:02}", off / 60, off % 60)
+    }
+}
+
+/// `2019-03-04 08:15:02` (UTC, no offset).
+pub fn naive_utc(t: i64) -> String {
+    sysmon(t)[..19].to_string()
+}
+
 /// `2019-03-04 08:15:02+00` (PostgreSQL's text output of a `timestamptz` in UTC).
 pub fn pg_timestamptz(t: i64) -> String {
     let p = parts(t);

@@ -1,12 +1,57 @@
-//! PostgreSQL server logs as PostgreSQL writes them to stderr with pgaudit loaded:
-//! `log_line_prefix = '%m [%p] user=%u,db=%d,app=%a,client=%h '`, `log_timezone = 'UTC'`,
-//! `log_connections` and `log_disconnections` on, and pgaudit with `log_relation`,
-//! `log_parameter` and `log_rows`. Continuation lines of multi-line messages start with a tab.
-//! The real server's shape is checked against ours by a test that replays simulated traffic
-//! into PostgreSQL with pgaudit (`tests/real_postgres.rs`).
+//! PostgreSQL server logs as PostgreSQL writes them to stderr with pgaudit loaded, in the
+//! profile's `log_line_prefix` and `log_timezone`, with `log_connections` and
+//! `log_disconnections` on, pgaudit with `log_relation`, `log_parameter` and `log_rows`, and
+//! the background processes' own lines (checkpoints). Continuation lines of multi-line
+//! messages start with a tab. The real server's shape is checked against ours by a test that
+//! replays simulated traffic into PostgreSQL with pgaudit (`tests/real_postgres.rs`).
 
 use crate::clock;
+use crate::profile::{DbProfile, PrefixStyle};
 use crate::sink::{Sink, StreamId};
+
+/// How the server writes its lines.
+#[derive(Debug, Clone, Copy)]
+pub struct LogStyle {
+    pub prefix: PrefixStyle,
+    /// `log_timezone`'s offset in minutes (0: UTC).
+    pub offset_min: i32,
+}
+
+impl LogStyle {
+    pub fn of(db: &DbProfile, utc_offset_min: i32) -> LogStyle {
+        LogStyle {
+            prefix: db.prefix,
+            offset_min: if db.local_log_time { utc_offset_min } else { 0 },
+        }
+    }
+
+    /// The prefix of a line of a backend (`who` = (user, db, app, host, port)) or of a
+    /// background process (`None`).
+    fn prefix(&self, t: i64, pid: u32, who: Option<(&str, &str, &str, &str, u16)>) -> String {
+        let m = clock::pg_at(t, self.offset_min, true);
+        match (self.prefix, who) {
+            (PrefixStyle::Towerwatch, Some((u, d, a, h, _))) => {
+                format!("{m} [{pid}] user={u},db={d},app={a},client={h} ")
+            }
+            (PrefixStyle::Towerwatch, None) => format!("{m} [{pid}] user=,db=,app=,client= "),
+            (PrefixStyle::Debian, Some((u, d, ..))) => format!("{m} [{pid}] {u}@{d} "),
+            (PrefixStyle::Debian, None) => format!("{m} [{pid}] "),
+            (PrefixStyle::Rds, Some((u, d, _, h, port))) => format!(
+                "{}:{h}({port}):{u}@{d}:[{pid}]:",
+                clock::pg_at(t, self.offset_min, false)
+            ),
+            (PrefixStyle::Rds, None) => {
+                format!("{}::@:[{pid}]:", clock::pg_at(t, self.offset_min, false))
+            }
+        }
+    }
+
+    /// A background process's line (checkpointer, autovacuum).
+    pub fn background(&self, sink: &mut Sink, stream: StreamId, t: i64, pid: u32, message: &str) {
+        let prefix = self.prefix(t, pid, None);
+        sink.text(stream, t, format!("{prefix}LOG:  {message}"));
+    }
+}
 
 /// The settings a real server needs to write logs of this shape.
 pub const SERVER_SETTINGS: &str = "shared_preload_libraries = 'pgaudit'
@@ -32,15 +77,6 @@ CREATE INDEX ON cdr.voice_cdr (served_msisdn, start_time);
 CREATE INDEX ON cdr.sms_cdr (served_msisdn, start_time);
 ";
 
-/// The table of a CDR record type.
-pub fn table_of(record_type: &str) -> &'static str {
-    match record_type {
-        "moCallRecord" | "mtCallRecord" => "cdr.voice_cdr",
-        "moSMSRecord" | "mtSMSRecord" => "cdr.sms_cdr",
-        _ => "cdr.data_cdr",
-    }
-}
-
 /// pgaudit's CSV quoting: quoted (and `"` doubled) only when the value holds `,` `"` CR or LF.
 pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -58,7 +94,7 @@ pub struct Statement {
     /// `SELECT`, `INSERT`, `COPY`, …
     pub command: &'static str,
     /// The relation pgaudit names (`log_relation`), if any.
-    pub object: Option<&'static str>,
+    pub object: Option<String>,
     pub text: String,
     /// Bind parameters (extended protocol), or `None` for a simple query.
     pub params: Option<Vec<String>>,
@@ -67,7 +103,7 @@ pub struct Statement {
 
 impl Statement {
     pub fn select(
-        object: &'static str,
+        object: &str,
         text: String,
         params: Option<Vec<String>>,
         rows: u64,
@@ -75,7 +111,7 @@ impl Statement {
         Statement {
             class: "READ",
             command: "SELECT",
-            object: Some(object),
+            object: Some(object.to_string()),
             text,
             params,
             rows,
@@ -101,6 +137,7 @@ pub struct Session {
     pub port: u16,
     pub start: i64,
     statement_id: u32,
+    style: LogStyle,
 }
 
 impl Session {
@@ -112,6 +149,7 @@ impl Session {
         host: &str,
         port: u16,
         start: i64,
+        style: LogStyle,
     ) -> Self {
         Session {
             pid,
@@ -122,16 +160,13 @@ impl Session {
             port,
             start,
             statement_id: 0,
+            style,
         }
     }
 
     fn prefix(&self, t: i64, user: &str, db: &str, app: &str) -> String {
-        format!(
-            "{} [{}] user={user},db={db},app={app},client={} ",
-            clock::pg(t),
-            self.pid,
-            self.host
-        )
+        self.style
+            .prefix(t, self.pid, Some((user, db, app, &self.host, self.port)))
     }
 
     fn log(&self, sink: &mut Sink, stream: StreamId, t: i64, prefix: String, message: &str) {
@@ -170,8 +205,8 @@ impl Session {
         };
         let text = csv_field(&s.text);
         let prefix = self.prefix(t, &self.user, &self.db, &self.app);
-        let (object_type, object) = match s.object {
-            Some(o) => ("TABLE", o),
+        let (object_type, object) = match &s.object {
+            Some(o) => ("TABLE", o.as_str()),
             None => ("", ""),
         };
         if s.is_copy_query_out() {

@@ -13,11 +13,11 @@ pub struct Flow<'a> {
     pub resp_bytes: u64,
 }
 
+/// Zeek's `local_orig`/`local_resp`: the estate's private ranges.
 fn local(ip: &str) -> &'static str {
-    if ip.starts_with("10.") {
-        "T"
-    } else {
-        "F"
+    match ip.parse::<std::net::Ipv4Addr>() {
+        Ok(a) if a.is_private() => "T",
+        _ => "F",
     }
 }
 

@@ -39,6 +39,8 @@ mod dice;
 pub mod eval;
 mod flows;
 pub mod ids;
+pub mod profile;
+mod queries;
 mod sink;
 mod web;
 mod windows;
@@ -52,7 +54,8 @@ use std::path::Path;
 use serde_json::json;
 
 pub use campaign::STAGES;
-pub use sink::{FileStats, CDR_COLUMNS};
+pub use profile::{Profile, PROFILES};
+pub use sink::FileStats;
 
 use background::Background;
 use campaign::Campaign;
@@ -65,6 +68,9 @@ use world::{Role, World};
 /// What to simulate.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Config {
+    /// The operator: names, schema, telemetry, web stack, habits (see [`profile`]).
+    #[serde(serialize_with = "profile_name")]
+    pub profile: &'static Profile,
     pub seed: u64,
     /// Size of the operator and its traffic: workstations, subscribers and request rates grow
     /// linearly with it (1.0: 20 care desks, 500 subscribers).
@@ -84,9 +90,14 @@ pub struct Config {
     pub utc_offset_min: i32,
 }
 
+fn profile_name<S: serde::Serializer>(p: &&'static Profile, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name)
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
+            profile: &PROFILES[0],
             seed: 7,
             scale: 1.0,
             days: 28,
@@ -122,14 +133,16 @@ impl Config {
     }
 }
 
-/// The streams each host's records go to.
+/// The streams each host's records go to, and how the estate writes them.
 pub struct Estate {
     pub win: Vec<StreamId>,
+    /// Access logs of the web servers that keep them (IIS, Tomcat).
     pub web: Vec<Option<StreamId>>,
     pub db: StreamId,
-    pub cdr: StreamId,
+    pub cdr: Vec<StreamId>,
     pub flows: StreamId,
     pub utc_offset_min: i32,
+    pub log: db::LogStyle,
 }
 
 impl Estate {
@@ -179,34 +192,74 @@ pub fn simulate(cfg: &Config, out: &Path) -> io::Result<Summary> {
             )
         })
         .collect();
+    let profile = cfg.profile;
     let web = world
         .hosts
         .iter()
         .map(|h| {
-            (h.role == Role::WebIis).then(|| {
-                let name = h.name.clone();
-                sink.stream(
-                    Kind::Web,
+            let name = h.name.clone();
+            match h.role {
+                Role::WebIis => {
+                    let s = sink.stream(
+                        Kind::Web,
+                        Layout::Daily(Box::new(move |d| {
+                            format!("evidence/iis/{name}/u_ex{}.log", d[2..].replace('-', ""))
+                        })),
+                        &h.fqdn,
+                    );
+                    if profile.balancer.is_some() {
+                        let (d, t) = clock::w3c(cfg.start);
+                        sink.set_header(s, format!(
+                            "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: {d} {t}\n#Fields: {} X-Forwarded-For",
+                            web::W3C_FIELDS
+                        ));
+                    }
+                    Some(s)
+                }
+                Role::WebTomcat => Some(sink.stream(
+                    Kind::Access,
                     Layout::Daily(Box::new(move |d| {
-                        format!("evidence/iis/{name}/u_ex{}.log", d[2..].replace('-', ""))
+                        format!("evidence/web/{name}/localhost_access_log.{d}.txt")
                     })),
                     &h.fqdn,
-                )
-            })
+                )),
+                _ => None,
+            }
         })
         .collect();
+    let db_host = world.hosts[world.one(Role::CdrDatabase)].name.clone();
+    let db_path = profile.db.log_path.replace("{host}", &db_host);
     let db = sink.stream(
         Kind::Db,
-        Layout::Daily(Box::new(|d| {
-            format!("evidence/postgresql/CDRDB01/postgresql-{d}.log")
-        })),
-        "CDRDB01",
+        Layout::Daily(Box::new(move |d| db_path.replace("{date}", d))),
+        &db_host,
     );
-    let cdr_stream = sink.stream(
-        Kind::Cdr,
-        Layout::Daily(Box::new(|d| format!("cdr/cdr_{}.csv", d.replace('-', "")))),
-        "",
-    );
+    let schema = profile.db.schema;
+    let cdr_streams: Vec<StreamId> = match schema.extract {
+        profile::ExtractLayout::Daily => {
+            let s = sink.stream(
+                Kind::Cdr,
+                Layout::Daily(Box::new(|d| format!("cdr/cdr_{}.csv", d.replace('-', "")))),
+                "",
+            );
+            vec![s]
+        }
+        profile::ExtractLayout::PerTable => schema
+            .tables()
+            .into_iter()
+            .map(|t| {
+                let short = t.rsplit('.').next().unwrap_or(t).to_string();
+                sink.stream(
+                    Kind::Cdr,
+                    Layout::Daily(Box::new(move |d| format!("cdr/{short}_{}.csv", d.replace('-', "")))),
+                    "",
+                )
+            })
+            .collect(),
+    };
+    for &s in &cdr_streams {
+        sink.set_header(s, schema.header());
+    }
     let flows = sink.stream(
         Kind::Flows,
         Layout::Daily(Box::new(|d| format!("evidence/flows/conn.{d}.log"))),
@@ -216,18 +269,26 @@ pub fn simulate(cfg: &Config, out: &Path) -> io::Result<Summary> {
         win,
         web,
         db,
-        cdr: cdr_stream,
+        cdr: cdr_streams.clone(),
         flows,
         utc_offset_min: cfg.utc_offset_min,
+        log: db::LogStyle::of(&profile.db, cfg.utc_offset_min),
     };
 
     let mut bg = Background::new(&world, &estate, cfg.seed, cfg.scale, cfg.utc_offset_min);
     let mut campaign = Campaign::plan(cfg, &world, &estate, &bg, &mut sink);
-    let mut cdr = CdrGen::new(cfg.seed, cfg.utc_offset_min, 1.0, campaign.queries.clone());
+    let mut cdr = CdrGen::new(
+        cfg.seed,
+        cfg.utc_offset_min,
+        1.0,
+        campaign.queries.clone(),
+        schema,
+        cdr_streams,
+    );
     let end = cfg.start + i64::from(cfg.days) * DAY;
     let mut t = cfg.start - i64::from(cfg.history_days) * DAY;
     while t < end {
-        cdr.hour(&world, &mut sink, estate.cdr, t);
+        cdr.hour(&world, &mut sink, t);
         if t >= cfg.start {
             bg.hour(&mut sink, t);
         }
@@ -290,6 +351,7 @@ fn write_truth(
         .collect();
     let doc = json!({
         "config": cfg,
+        "profile": {"name": cfg.profile.name, "about": cfg.profile.about},
         "stages": stages,
         "targets": campaign.targets,
         "waves": campaign.waves,

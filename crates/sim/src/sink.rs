@@ -21,6 +21,8 @@ pub enum Kind {
     Windows,
     /// IIS W3C extended logs.
     Web,
+    /// NCSA access logs (Tomcat, Apache, nginx).
+    Access,
     /// PostgreSQL stderr logs with pgaudit lines.
     Db,
     /// Mediated CDRs (CSV).
@@ -55,6 +57,7 @@ struct Pending {
     seq: u64,
     body: Body,
     label: Option<Label>,
+    twin: Option<&'static str>,
 }
 
 /// Where a stream's records go: one file, or one file per UTC day named by a function of
@@ -77,6 +80,8 @@ struct Stream {
     kind: Kind,
     layout: Layout,
     computer: String,
+    /// Written at the top of each file instead of the kind's header.
+    header: Option<String>,
     pending: Vec<Pending>,
     open: Option<Open>,
     record_id: u64,
@@ -97,7 +102,9 @@ pub struct Sink {
     streams: Vec<Stream>,
     seq: u64,
     label: Option<Label>,
+    twin: Option<&'static str>,
     labels: BufWriter<File>,
+    twins: BufWriter<File>,
     files: BTreeMap<String, FileStats>,
     buf: String,
     /// Bytes of the current stream's batch not yet appended to its file.
@@ -110,12 +117,15 @@ impl Sink {
     pub fn create(root: &Path) -> io::Result<Sink> {
         fs::create_dir_all(root.join("truth"))?;
         let labels = BufWriter::new(File::create(root.join("truth/labels.jsonl"))?);
+        let twins = BufWriter::new(File::create(root.join("truth/benign_twins.jsonl"))?);
         Ok(Sink {
             root: root.to_path_buf(),
             streams: Vec::new(),
             seq: 0,
             label: None,
+            twin: None,
             labels,
+            twins,
             files: BTreeMap::new(),
             buf: String::with_capacity(4096),
             batch: Vec::with_capacity(1 << 20),
@@ -133,6 +143,7 @@ impl Sink {
             kind,
             layout,
             computer: computer.to_string(),
+            header: None,
             pending: Vec::new(),
             open: None,
             record_id: 0,
@@ -140,9 +151,20 @@ impl Sink {
         self.streams.len() - 1
     }
 
+    /// Writes `header` at the top of each of the stream's files.
+    pub fn set_header(&mut self, stream: StreamId, header: String) {
+        self.streams[stream].header = Some(header);
+    }
+
     /// Labels every record pushed from now on (the campaign), or none (`None`: background).
     pub fn set_label(&mut self, label: Option<Label>) {
         self.label = label;
+    }
+
+    /// Marks every record pushed from now on as a benign twin of the campaign's moves of this
+    /// category (`truth/benign_twins.jsonl`), or none.
+    pub fn set_twin(&mut self, category: Option<&'static str>) {
+        self.twin = category;
     }
 
     pub fn push(&mut self, stream: StreamId, time: i64, body: Body) {
@@ -152,6 +174,7 @@ impl Sink {
             seq: self.seq,
             body,
             label: self.label.clone(),
+            twin: self.twin,
         });
     }
 
@@ -172,6 +195,7 @@ impl Sink {
             self.append(s)?;
             self.streams[s].pending = keep;
         }
+        self.twins.flush()?;
         self.labels.flush()
     }
 
@@ -194,7 +218,10 @@ impl Sink {
                 fs::create_dir_all(dir)?;
             }
             File::create(&path)?;
-            let header = header(self.streams[s].kind, p.time);
+            let header = match &self.streams[s].header {
+                Some(h) => format!("{h}\n"),
+                None => header(self.streams[s].kind, p.time),
+            };
             self.batch.extend_from_slice(header.as_bytes());
             let kind = format!("{:?}", self.streams[s].kind).to_lowercase();
             self.files.entry(rel.clone()).or_default().kind = kind;
@@ -231,12 +258,22 @@ impl Sink {
             .written
             .entry(match stream.kind {
                 Kind::Windows => "windows",
-                Kind::Web => "web",
+                Kind::Web | Kind::Access => "web",
                 Kind::Db => "db",
                 Kind::Cdr => "cdr",
                 Kind::Flows => "flows",
             })
             .or_default() += 1;
+        if let Some(category) = p.twin {
+            let entry = serde_json::json!({
+                "file": open.rel,
+                "line": first_line,
+                "record_id": is_win.then_some(record_id),
+                "category": category,
+            });
+            serde_json::to_writer(&mut self.twins, &entry)?;
+            self.twins.write_all(b"\n")?;
+        }
         if let Some(label) = p.label {
             stats.malicious += 1;
             let entry = serde_json::json!({
@@ -309,8 +346,6 @@ impl Sink {
 /// The W3C fields IIS writes with `sc-bytes`, `cs-bytes` and the proxy header enabled.
 pub const W3C_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status sc-bytes cs-bytes time-taken";
 
-/// The mediated CDR columns (`../shared/docs/cdr.md` §1.9).
-pub const CDR_COLUMNS: &str = "record_id,record_type,served_imsi,served_msisdn,served_imei,calling_number,called_number,start_time,answer_time,end_time,duration_s,mcc,mnc,lac_tac,cell_id,radio,recording_entity,cause_for_term,partial_seq,data_volume_ul,data_volume_dl,apn";
 
 fn zeek_stamp(t: i64) -> String {
     let p = clock::parts(t);
@@ -328,13 +363,13 @@ fn header(kind: Kind, first: i64) -> String {
                 "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: {d} {t}\n#Fields: {W3C_FIELDS}\n"
             )
         }
-        Kind::Cdr => format!("{CDR_COLUMNS}\n"),
+        Kind::Cdr => String::new(),
         Kind::Flows => format!(
             "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t{}\n\
              #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n\
              #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n",
             zeek_stamp(first)
         ),
-        Kind::Windows | Kind::Db => String::new(),
+        Kind::Windows | Kind::Db | Kind::Access => String::new(),
     }
 }

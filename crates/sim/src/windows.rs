@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::clock;
 use crate::dice::Dice;
 use crate::sink::{Body, Sink, StreamId};
-use crate::world::{Host, DOMAIN};
+use crate::world::{Account, Host};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -188,12 +188,28 @@ impl Who {
         }
     }
 
-    pub fn user(name: &str, sid: &str, logon_id: u64) -> Who {
+    /// A domain user.
+    pub fn user(domain: &str, name: &str, sid: &str, logon_id: u64) -> Who {
         Who {
-            domain: DOMAIN.into(),
+            domain: domain.into(),
             name: name.into(),
             sid: sid.into(),
             logon_id,
+        }
+    }
+
+    /// An account of the estate in a logon session.
+    pub fn of(a: &Account, logon_id: u64) -> Who {
+        Who::user(a.domain, &a.name, &a.sid, logon_id)
+    }
+
+    /// `NT AUTHORITY\LOCAL SERVICE` (services such as Tomcat's run as it).
+    pub fn local_service() -> Who {
+        Who {
+            domain: "NT AUTHORITY".into(),
+            name: "LOCAL SERVICE".into(),
+            sid: "S-1-5-19".into(),
+            logon_id: 0x3e5,
         }
     }
 
@@ -357,7 +373,7 @@ impl Machine<'_> {
             (
                 "S-1-5-18".into(),
                 format!("{}$", self.host.name),
-                DOMAIN.into(),
+                self.host.org.netbios.into(),
                 "0x3e7".into(),
             )
         } else {
@@ -867,7 +883,7 @@ impl Machine<'_> {
             4720,
             vec![
                 ("TargetUserName", name.into()),
-                ("TargetDomainName", DOMAIN.into()),
+                ("TargetDomainName", self.host.org.netbios.into()),
                 ("TargetSid", sid.into()),
                 ("SubjectUserSid", ssid),
                 ("SubjectUserName", uname),
@@ -876,7 +892,7 @@ impl Machine<'_> {
                 ("PrivilegeList", "-".into()),
                 ("SamAccountName", name.into()),
                 ("DisplayName", "%%1793".into()),
-                ("UserPrincipalName", format!("{name}@nwm.example")),
+                ("UserPrincipalName", format!("{name}@{}", self.host.org.dns)),
                 (
                     "UserAccountControl",
                     "\r\n\t\t%%2080\r\n\t\t%%2082\r\n\t\t%%2084".into(),
@@ -905,15 +921,24 @@ impl Machine<'_> {
             vec![
                 (
                     "MemberName",
-                    format!("CN={member},CN=Users,DC=nwm,DC=example"),
+                    format!(
+                        "CN={member},CN=Users,{}",
+                        self.host
+                            .org
+                            .dns
+                            .split('.')
+                            .map(|p| format!("DC={p}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
                 ),
                 ("MemberSid", member_sid.into()),
                 ("TargetUserName", group.into()),
                 (
                     "TargetDomainName",
-                    if global { DOMAIN } else { "Builtin" }.into(),
+                    if global { self.host.org.netbios } else { "Builtin" }.into(),
                 ),
-                ("TargetSid", format!("{}-512", crate::world::DOMAIN_SID)),
+                ("TargetSid", format!("{}-512", self.host.org.sid)),
                 ("SubjectUserSid", ssid),
                 ("SubjectUserName", uname),
                 ("SubjectDomainName", domain),
@@ -931,10 +956,10 @@ impl Machine<'_> {
             4768,
             vec![
                 ("TargetUserName", who.name.clone()),
-                ("TargetDomainName", "NWM.EXAMPLE".into()),
+                ("TargetDomainName", self.host.org.dns.to_ascii_uppercase()),
                 ("TargetSid", who.sid.clone()),
                 ("ServiceName", "krbtgt".into()),
-                ("ServiceSid", format!("{}-502", crate::world::DOMAIN_SID)),
+                ("ServiceSid", format!("{}-502", self.host.org.sid)),
                 ("TicketOptions", "0x40810010".into()),
                 ("Status", "0x0".into()),
                 ("TicketEncryptionType", "0x12".into()),
@@ -952,10 +977,13 @@ impl Machine<'_> {
             t,
             4769,
             vec![
-                ("TargetUserName", format!("{}@NWM.EXAMPLE", who.name)),
-                ("TargetDomainName", "NWM.EXAMPLE".into()),
+                (
+                    "TargetUserName",
+                    format!("{}@{}", who.name, self.host.org.dns.to_ascii_uppercase()),
+                ),
+                ("TargetDomainName", self.host.org.dns.to_ascii_uppercase()),
                 ("ServiceName", service.into()),
-                ("ServiceSid", format!("{}-1601", crate::world::DOMAIN_SID)),
+                ("ServiceSid", format!("{}-1601", self.host.org.sid)),
                 ("TicketOptions", "0x40810000".into()),
                 ("TicketEncryptionType", "0x12".into()),
                 ("IpAddress", format!("::ffff:{ip}")),

@@ -2,13 +2,8 @@
 
 use crate::dice::Dice;
 use crate::ids;
+use crate::profile::{Org, Profile};
 use crate::Config;
-
-/// The Windows domain of the simulated operator.
-pub const DOMAIN: &str = "NWM";
-pub const DNS_SUFFIX: &str = "nwm.example";
-/// The domain SID prefix accounts' SIDs are made of.
-pub const DOMAIN_SID: &str = "S-1-5-21-3623811015-3361044348-30300820";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -17,6 +12,8 @@ pub enum Role {
     WebIis,
     /// Internet-facing JBoss/WildFly (the partner API).
     WebJboss,
+    /// Internet-facing Apache Tomcat on Windows (`tomcat9.exe`), with NCSA access logs.
+    WebTomcat,
     /// The PostgreSQL CDR warehouse.
     CdrDatabase,
     Mediation,
@@ -37,7 +34,7 @@ impl Role {
     pub fn name(self) -> &'static str {
         match self {
             Role::DomainController => "domain_controller",
-            Role::WebIis | Role::WebJboss => "web_server",
+            Role::WebIis | Role::WebJboss | Role::WebTomcat => "web_server",
             Role::CdrDatabase => "cdr_database",
             Role::Mediation => "mediation",
             Role::Billing => "billing",
@@ -55,6 +52,10 @@ impl Role {
     pub fn is_server(self) -> bool {
         !matches!(self, Role::AdminWorkstation | Role::CareWorkstation)
     }
+
+    pub fn is_web(self) -> bool {
+        matches!(self, Role::WebIis | Role::WebJboss | Role::WebTomcat)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -63,8 +64,9 @@ pub struct Host {
     pub fqdn: String,
     pub ip: String,
     pub role: Role,
-    /// Sysmon runs on servers and admin workstations; care workstations only audit 4688.
+    /// Whether Sysmon runs here (every host audits 4688 with command lines).
     pub sysmon: bool,
+    pub org: &'static Org,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,8 @@ pub enum AccountKind {
 
 #[derive(Debug, Clone)]
 pub struct Account {
+    /// The NetBIOS domain.
+    pub domain: &'static str,
     pub name: String,
     pub sid: String,
     pub kind: AccountKind,
@@ -110,6 +114,7 @@ pub struct Cell {
 }
 
 pub struct World {
+    pub profile: &'static Profile,
     pub hosts: Vec<Host>,
     pub accounts: Vec<Account>,
     pub subscribers: Vec<Subscriber>,
@@ -118,46 +123,31 @@ pub struct World {
 
 impl World {
     pub fn build(cfg: &Config) -> World {
+        let profile = cfg.profile;
+        let org = &profile.org;
         let mut dice = Dice::new(cfg.seed, "world");
         let mut hosts = Vec::new();
         let mut add = |name: &str, ip: &str, role: Role| {
             hosts.push(Host {
                 name: name.to_string(),
-                fqdn: format!("{name}.{DNS_SUFFIX}"),
+                fqdn: format!("{name}.{}", org.dns),
                 ip: ip.to_string(),
                 role,
-                sysmon: role != Role::CareWorkstation,
+                sysmon: (profile.sysmon)(role),
+                org,
             })
         };
-        add("DC01", "10.10.0.10", Role::DomainController);
-        add("DC02", "10.10.0.11", Role::DomainController);
-        add("WEB01", "10.20.0.10", Role::WebIis);
-        add("WEB02", "10.20.0.11", Role::WebJboss);
-        add("CDRDB01", "10.30.0.10", Role::CdrDatabase);
-        add("MED01", "10.30.0.20", Role::Mediation);
-        add("MED02", "10.30.0.21", Role::Mediation);
-        add("BILL01", "10.30.0.30", Role::Billing);
-        add("CARE01", "10.30.0.40", Role::CareApp);
-        add("CARE02", "10.30.0.41", Role::CareApp);
-        add("RDS01", "10.30.0.50", Role::LawfulDisclosure);
-        add("BI01", "10.30.0.60", Role::Analytics);
-        add("JUMP01", "10.40.0.10", Role::JumpHost);
-        add("FS01", "10.40.0.20", Role::FileServer);
-        add("BKP01", "10.40.0.30", Role::Backup);
+        for (name, ip, role) in profile.servers {
+            add(name, ip, *role);
+        }
         for i in 1..=3 {
-            add(
-                &format!("ADM-WS{i:02}"),
-                &format!("10.50.0.{}", 10 + i),
-                Role::AdminWorkstation,
-            );
+            let (name, ip) = (profile.workstation)(Role::AdminWorkstation, i);
+            add(&name, &ip, Role::AdminWorkstation);
         }
         let care_desks = ((20.0 * cfg.scale).round() as usize).max(4);
         for i in 1..=care_desks {
-            add(
-                &format!("CC-WS{i:03}"),
-                &format!("10.60.{}.{}", i / 200, 10 + i % 200),
-                Role::CareWorkstation,
-            );
+            let (name, ip) = (profile.workstation)(Role::CareWorkstation, i);
+            add(&name, &ip, Role::CareWorkstation);
         }
 
         let mut accounts = Vec::new();
@@ -165,8 +155,9 @@ impl World {
         let mut person = |name: String, kind: AccountKind, desk: Option<usize>| {
             rid += 1;
             accounts.push(Account {
+                domain: org.netbios,
                 name,
-                sid: format!("{DOMAIN_SID}-{rid}"),
+                sid: format!("{}-{rid}", org.sid),
                 kind,
                 desk,
             })
@@ -288,6 +279,7 @@ impl World {
                 .collect();
         }
         World {
+            profile,
             hosts,
             accounts,
             subscribers,
@@ -295,11 +287,23 @@ impl World {
         }
     }
 
-    pub fn host(&self, name: &str) -> usize {
+    /// The first host of a role (every profile has one of each server role).
+    pub fn one(&self, role: Role) -> usize {
         self.hosts
             .iter()
-            .position(|h| h.name == name)
-            .unwrap_or_else(|| panic!("no host {name}"))
+            .position(|h| h.role == role)
+            .unwrap_or_else(|| panic!("no host with role {role:?}"))
+    }
+
+    /// The Internet-facing web servers.
+    pub fn web_servers(&self) -> Vec<usize> {
+        (0..self.hosts.len())
+            .filter(|&i| self.hosts[i].role.is_web())
+            .collect()
+    }
+
+    pub fn org(&self) -> &'static Org {
+        &self.profile.org
     }
 
     pub fn hosts_with(&self, role: Role) -> Vec<usize> {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{labels, run, small, tree};
-use towerwatch_sim::{CDR_COLUMNS, STAGES};
+use towerwatch_sim::{STAGES, PROFILES};
 
 #[test]
 fn every_wave_plays_every_stage_in_the_evidence() {
@@ -106,7 +106,7 @@ fn labels_point_at_records_of_the_right_shape() {
                 "{name}"
             );
         } else if name.starts_with("cdr/cdr_") {
-            assert_eq!(*ls[0], CDR_COLUMNS);
+            assert_eq!(*ls[0], PROFILES[0].db.schema.header());
             assert!(ls.iter().all(|l| l.split(',').count() == 22), "{name}");
         } else if name.starts_with("evidence/windows/") {
             assert!(

@@ -167,6 +167,12 @@ pub struct SimOptions {
     /// uses a temporary directory without it.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// The operator: nwm (IIS + JBoss, one table per record family), kestrel (Tomcat + IIS,
+    /// monthly partitions with A/B numbers, a CRM table, Debian's log_line_prefix, no Sysmon
+    /// on DCs) or andes (load balancer, one daily-partitioned usage table with 32.298 column
+    /// names, joins through a subscriber table, Amazon RDS's prefix).
+    #[arg(long, value_name = "NAME", default_value = "nwm", value_parser = ["nwm", "kestrel", "andes"])]
+    pub profile: String,
     /// Same seed, same bytes.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -191,9 +197,10 @@ pub struct SimOptions {
     /// Days of CDR history in the warehouse before --start.
     #[arg(long, default_value_t = 30)]
     pub history_days: u32,
-    /// The operator's offset from UTC in minutes (business hours follow it).
-    #[arg(long, default_value_t = 480, allow_negative_numbers = true)]
-    pub utc_offset_minutes: i32,
+    /// The operator's offset from UTC in minutes (business hours follow it); the profile's
+    /// own when not given (nwm +480, kestrel +180, andes -300).
+    #[arg(long, allow_negative_numbers = true)]
+    pub utc_offset_minutes: Option<i32>,
 }
 
 #[derive(Args, Clone)]

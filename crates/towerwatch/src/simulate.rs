@@ -17,7 +17,15 @@ impl SimOptions {
     pub fn config(&self) -> Result<Config> {
         let start = clock::parse_date(&self.start)
             .with_context(|| format!("--start {}: expected YYYY-MM-DD", self.start))?;
+        let profile = towerwatch_sim::Profile::named(&self.profile).with_context(|| {
+            format!(
+                "--profile {}: none such (profiles: {})",
+                self.profile,
+                towerwatch_sim::PROFILES.map(|p| p.name).join(", ")
+            )
+        })?;
         Ok(Config {
+            profile,
             seed: self.seed,
             scale: self.scale,
             days: self.days,
@@ -26,7 +34,7 @@ impl SimOptions {
             stealth: self.stealth,
             start,
             history_days: self.history_days,
-            utc_offset_min: self.utc_offset_minutes,
+            utc_offset_min: self.utc_offset_minutes.unwrap_or(profile.utc_offset_min),
         })
     }
 }

@@ -15,6 +15,7 @@ fn ev(t: &str, user: &str, app: &str, client: &str, stmt_id: u64, sql: &str, par
         server: "db".into(),
         source: "pg.log".into(),
         line: stmt_id,
+        zone_offset_min: 0,
         audit: Audit {
             statement_id: stmt_id,
             substatement_id: 1,
@@ -145,6 +146,9 @@ fn bounds_and_interactive_clients() {
     assert_eq!(parse_bound("2019-02-02 00:00:00+00").unwrap().to_string(), "2019-02-02T00:00:00Z");
     assert_eq!(parse_bound("2017-03-06").unwrap().to_string(), "2017-03-06T00:00:00Z");
     assert!(parse_bound("447700900123").is_none());
+    assert_eq!(parse_bound_in("2023-01-01", -300).unwrap().to_string(), "2023-01-01T05:00:00Z");
+    assert_eq!(parse_bound_in("2023-01-01 10:00:00+02", -300).unwrap().to_string(), "2023-01-01T08:00:00Z");
+    assert_eq!(parse_bound_in("2024-10-28 23:59:59", 180).unwrap().to_string(), "2024-10-28T20:59:59Z");
     assert!(interactive("psql") && interactive("C:\\tools\\psql.exe") && interactive("Microsoft SQL Server Management Studio - Query"));
     assert!(!interactive("PostgreSQL JDBC Driver") && !interactive("care-portal"));
 }
