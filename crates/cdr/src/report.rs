@@ -33,6 +33,15 @@ pub fn write_detections(
     server: Option<&str>,
 ) -> std::io::Result<()> {
     for f in findings {
+        serde_json::to_writer(&mut *out, &detection(f, p, server))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// A finding as a detection of the JSONL contract, identifiers pseudonymised.
+pub fn detection(f: &Finding, p: &Pseudonymizer, server: Option<&str>) -> serde_json::Value {
+    {
         let e = &f.event;
         let read = f.read.as_ref();
         let ids: Vec<String> = read.map_or(Vec::new(), |r| {
@@ -64,10 +73,8 @@ pub fn write_detections(
                 "reasons": f.reasons,
             },
         });
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")?;
+        line
     }
-    Ok(())
 }
 
 /// The exposure CSV: one row per subscriber and tier.

@@ -32,6 +32,11 @@ const REMOTE_HOSTS: usize = 5;
 const ACCOUNT_GAP: i64 = 5 * DAY;
 /// The two ends of one connection (a flow and the host's record of it).
 const CONNECTION_GAP: i64 = 10 * 60 * SECOND;
+/// A client's address and port: the database's record of a session and the client's own
+/// record of connecting (ephemeral ports come back, so only this close).
+const ENDPOINT_GAP: i64 = 2 * 60 * SECOND;
+/// A client's address alone: its connection to a database port and the session it opened.
+const DB_CLIENT_GAP: i64 = 30 * SECOND;
 /// Children of one web server this close belong to one operator: a server that serves pages
 /// rarely starts processes, and a web shell's operator comes back to it within days.
 const WEB_BURST_GAP: i64 = 3 * DAY;
@@ -144,7 +149,13 @@ fn host_map(nodes: &[Node], assets: &[(String, String)]) -> HashMap<Box<str>, Bo
 fn scoped(k: &Key) -> bool {
     !matches!(
         k,
-        Key::Remote(_) | Key::Account(_) | Key::AccountCreated(_) | Key::Connection(_)
+        Key::Remote(_)
+            | Key::Account(_)
+            | Key::AccountCreated(_)
+            | Key::Connection(_)
+            | Key::Endpoint(_)
+            | Key::DbClient(_)
+            | Key::DbSession(_)
     )
 }
 
@@ -180,6 +191,9 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
                 Key::Account(a) | Key::AccountCreated(a) if created.contains(&**a) => {
                     (5, crate::links::digest(&[a]))
                 }
+                Key::Endpoint(e) => (6, *e),
+                Key::DbSession(d) => (7, *d),
+                Key::DbClient(c) => (8, *c),
                 _ => continue,
             };
             groups.entry((scope, kind, value)).or_default().push(i);
@@ -225,6 +239,16 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
                 }
             }
             4 => chain(nodes, &members, CONNECTION_GAP, uf),
+            6 => chain(nodes, &members, ENDPOINT_GAP, uf),
+            7 => {
+                // A session open for more than a week is a pool's, not one person's.
+                let span = nodes[*members.last().unwrap_or(&0)].time
+                    - nodes[*members.first().unwrap_or(&0)].time;
+                if span <= SESSION_SPAN {
+                    union_all(&members, uf);
+                }
+            }
+            8 => chain(nodes, &members, DB_CLIENT_GAP, uf),
             _ => chain(nodes, &members, ACCOUNT_GAP, uf),
         }
     }

@@ -35,6 +35,24 @@ pub enum Key {
     Remote(Box<str>),
     /// One TCP/UDP connection: (source ip, source port, destination ip, destination port).
     Connection(u64),
+    /// A client's end of a connection: (source ip, source port). A database log knows the
+    /// client's address and port but not its own address.
+    Endpoint(u64),
+    /// A database session (server, session id): every record of one backend's session.
+    DbSession(u64),
+    /// A database client's address when the log does not give the port: its session's start
+    /// and the client's outbound connection to a database port within a minute.
+    DbClient(u64),
+}
+
+/// Ports databases listen on (PostgreSQL, Oracle, SQL Server, MySQL, Db2, Teradata, Hive).
+pub fn is_db_port(p: &str) -> bool {
+    matches!(p, "5432" | "1521" | "1433" | "3306" | "50000" | "1025" | "10000")
+}
+
+/// Channels of database logs.
+pub fn is_db_channel(c: &str) -> bool {
+    matches!(c, "postgresql" | "oracle-unified-audit" | "mssql-audit")
 }
 
 /// A stable 64-bit digest of key text (the same in every run and on every worker).
@@ -493,6 +511,10 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
                         f("DestinationPort"),
                     ])));
                 }
+                if initiated && is_db_port(f("DestinationPort")) {
+                    keys.push(Key::Endpoint(digest(&[src, f("SourcePort")])));
+                    keys.push(Key::DbClient(digest(&[src])));
+                }
                 if initiated {
                     if let Some(ip) = ip_of(src).filter(|ip| is_private(ip)) {
                         host_ip = Some(ip.into());
@@ -710,6 +732,9 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
             dst,
             f("id.resp_p"),
         ])));
+        if is_db_port(f("id.resp_p")) {
+            keys.push(Key::Endpoint(digest(&[src, f("id.orig_p")])));
+        }
         host = hosts.get(src);
         if is_private(src) && is_private(dst) && path == "conn" {
             movement = Some(Movement::Flow {
@@ -718,6 +743,48 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
             });
         }
         say!("{path} {src} → {dst}:{} {}", f("id.resp_p"), f("service"));
+    } else if is_db_channel(channel) {
+        // One backend's session holds all its records; its client's address (and port, when
+        // the log has it) ties it to the process that connected.
+        let server = e
+            .computer
+            .as_deref()
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                std::path::Path::new(&*e.origin.source)
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            });
+        let sid = f("session_id");
+        if !sid.is_empty() {
+            keys.push(Key::DbSession(digest(&[&server, sid])));
+        }
+        let client = f("remote_host");
+        let message = f("message");
+        if let Some(ip) = ip_of(client) {
+            let port = f("remote_port");
+            if !port.is_empty() {
+                keys.push(Key::Endpoint(digest(&[ip, port])));
+            } else if message.starts_with("connection ") || sid.is_empty() {
+                keys.push(Key::DbClient(digest(&[ip])));
+            }
+            remote(&mut keys, ip);
+        }
+        let statement = f("statement");
+        if !statement.is_empty() {
+            let text: String = statement.chars().take(140).collect();
+            say!(
+                "{}@{} from {client} ({}): {}",
+                f("user_name"),
+                f("database_name"),
+                f("application_name"),
+                text.replace(['\r', '\n', '\t'], " ")
+            );
+        } else {
+            let text: String = message.chars().take(120).collect();
+            say!("{}: {text}", f("user_name"));
+        }
     } else if channel.contains("PowerShell") {
         // The script's host process, by the pid the event was logged from.
         if let Some(p) = pid(f("Execution_ProcessID")) {

@@ -83,8 +83,16 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
     timeline(&mut s, a);
     let _ = write!(s, "<h2>ATT&amp;CK matrix</h2>");
     matrix(&mut s, a);
+    if let Some(x) = &meta.exposure {
+        let _ = write!(s, "<h2 id=\"exposure\">Exposure</h2><p>Identifiers are {}. {} subscribers' call and location histories were read in stolen queries, {} were looked up by hand, {} counterparties were revealed by their records; {} bulk reads.</p>", esc(&x.identifiers), x.total.named(), x.total.subscribers.len() - x.total.named(), x.total.counterparties, x.total.bulk_reads);
+        exposure_table(&mut s, &x.total);
+    }
     for (k, op) in a.operations.iter().enumerate() {
         operation(&mut s, op, k);
+        if let Some(x) = meta.exposure.as_ref().and_then(|x| x.by_operation.get(&op.id)) {
+            let _ = write!(s, "<h4>Exposure of {}</h4>", esc(&op.id));
+            exposure_table(&mut s, x);
+        }
     }
     if !a.leads.is_empty() {
         let _ = write!(s, "<h2>Leads below the reporting score</h2><table><tr><th>score</th><th>start</th><th>hosts</th><th>rules</th></tr>");
@@ -499,4 +507,22 @@ fn process_trees(s: &mut String, procs: &[Process]) {
         walk(s, procs, &children, r, 0);
     }
     s.push_str("</ul>");
+}
+
+fn exposure_table(s: &mut String, x: &crate::ExposureView) {
+    let _ = write!(s, "<table class=\"exposure\"><tr><th>subscriber</th><th>how</th><th>records</th><th>cells</th><th>records from</th><th>to</th></tr>");
+    for r in &x.subscribers {
+        let _ = write!(
+            s,
+            "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.subscriber),
+            if r.reached_by.is_empty() { String::new() } else { format!(" <span class=\"muted\">(also {})</span>", esc(&r.reached_by.join(", "))) },
+            r.tier.replace('_', " "),
+            r.records.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            r.cells,
+            esc(r.from.as_deref().unwrap_or("")),
+            esc(r.to.as_deref().unwrap_or(""))
+        );
+    }
+    s.push_str("</table>");
 }

@@ -14,7 +14,7 @@
 //! let text = towerwatch_report::terminal(&analysis, 0, 0.0);
 //! assert!(text.starts_with("Operations: none"));
 //! let dir = tempfile::tempdir().unwrap();
-//! let meta = towerwatch_report::Meta { title: "test".into(), events: 0, detections: 0, inputs: 0 };
+//! let meta = towerwatch_report::Meta { title: "test".into(), ..Default::default() };
 //! towerwatch_report::write_all(dir.path(), &analysis, &meta).unwrap();
 //! assert!(dir.path().join("report.html").exists());
 //! ```
@@ -38,12 +38,56 @@ pub enum ReportError {
 }
 
 /// What the run was, for the report's header.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Meta {
     pub title: String,
     pub events: u64,
     pub detections: u64,
     pub inputs: usize,
+    /// Whose call and location histories were read, when the evidence held the CDR store's
+    /// audit trail.
+    pub exposure: Option<ReportExposure>,
+}
+
+/// One subscriber's exposure, pseudonymised.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExposedRow {
+    pub subscriber: String,
+    /// `named`, `looked_up`.
+    pub tier: &'static str,
+    pub records: Option<u64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cells: usize,
+    /// Other identifiers (IMSI, IMEI pseudonyms) the subscriber was named by.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reached_by: Vec<String>,
+}
+
+/// An exposure: named and looked-up subscribers, how many counterparties the records
+/// revealed, bulk reads.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExposureView {
+    pub subscribers: Vec<ExposedRow>,
+    pub counterparties: usize,
+    pub bulk_reads: usize,
+    pub records_scanned: u64,
+}
+
+impl ExposureView {
+    pub fn named(&self) -> usize {
+        self.subscribers.iter().filter(|r| r.tier == "named").count()
+    }
+}
+
+/// The exposure in all, per operation (by id) and per wave.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReportExposure {
+    /// How identifiers are shown (pseudonymised with which key).
+    pub identifiers: String,
+    pub total: ExposureView,
+    pub by_operation: std::collections::BTreeMap<String, ExposureView>,
+    pub by_wave: std::collections::BTreeMap<usize, ExposureView>,
 }
 
 /// `wave 2`, or `no wave` for a lesser operation outside every wave.
@@ -73,6 +117,16 @@ fn duration(start: &str, end: &str) -> String {
 
 /// The terminal summary: operations first, then waves and the suspected actor.
 pub fn terminal(a: &Analysis, context_dropped: u64, seconds: f64) -> String {
+    terminal_with(a, None, context_dropped, seconds)
+}
+
+/// As [`terminal`], with what each operation exposed.
+pub fn terminal_with(
+    a: &Analysis,
+    exposure: Option<&ReportExposure>,
+    context_dropped: u64,
+    seconds: f64,
+) -> String {
     let mut s = String::new();
     if a.operations.is_empty() {
         let _ = writeln!(
@@ -148,6 +202,15 @@ pub fn terminal(a: &Analysis, context_dropped: u64, seconds: f64) -> String {
                 op.remote_addresses.join(", ")
             );
         }
+        if let Some(x) = exposure.and_then(|x| x.by_operation.get(&op.id)) {
+            let _ = writeln!(
+                s,
+                "      exposure: {} subscribers' call and location histories read ({} records), {} counterparties revealed",
+                x.named(),
+                x.subscribers.iter().filter_map(|r| r.records).sum::<u64>(),
+                x.counterparties
+            );
+        }
         if let Some(c) = op.actor.first() {
             let _ = writeln!(
                 s,
@@ -158,6 +221,18 @@ pub fn terminal(a: &Analysis, context_dropped: u64, seconds: f64) -> String {
                 c.overlap.len()
             );
         }
+    }
+    if let Some(x) = exposure {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "  exposure in all ({}): {} subscribers named in stolen queries, {} looked up by hand, {} counterparties revealed, {} bulk reads",
+            x.identifiers,
+            x.total.named(),
+            x.total.subscribers.len() - x.total.named(),
+            x.total.counterparties,
+            x.total.bulk_reads
+        );
     }
     if !a.operations.is_empty() {
         let _ = writeln!(s);
@@ -318,6 +393,13 @@ pub fn write_all(dir: &Path, a: &Analysis, meta: &Meta) -> Result<(), ReportErro
         "stix.json",
         &serde_json::to_vec_pretty(&stix_bundle(a)).expect("a bundle serialises"),
     )?;
+    if let Some(x) = &meta.exposure {
+        write(
+            dir,
+            "exposure.json",
+            &serde_json::to_vec_pretty(x).expect("an exposure serialises"),
+        )?;
+    }
     write(dir, "report.html", html(a, meta).as_bytes())?;
     Ok(())
 }

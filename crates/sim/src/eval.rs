@@ -32,11 +32,21 @@ struct LabelRecord {
     line: u64,
     wave: u8,
     stage: u8,
+    #[serde(default)]
+    time: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct TwinRecord {
+    file: String,
+    line: u64,
+    category: String,
 }
 
 /// A simulation's ground truth, as read back from `truth/`.
 pub struct Truth {
     labels: Vec<LabelRecord>,
+    twins: Vec<TwinRecord>,
     files: BTreeMap<String, FileStats>,
 }
 
@@ -52,12 +62,26 @@ impl Truth {
                     .map_err(|e| EvalError::Format(format!("{name}:{}", i + 1), e.to_string()))?,
             );
         }
+        let path = sim_dir.join("truth/benign_twins.jsonl");
+        let mut twins = Vec::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let name = path.display().to_string();
+            for (i, line) in text.lines().enumerate() {
+                twins.push(serde_json::from_str(line).map_err(|e| {
+                    EvalError::Format(format!("{name}:{}", i + 1), e.to_string())
+                })?);
+            }
+        }
         let path = sim_dir.join("truth/files.json");
         let name = path.display().to_string();
         let text = std::fs::read(&path).map_err(|e| EvalError::Io(name.clone(), e))?;
         let files =
             serde_json::from_slice(&text).map_err(|e| EvalError::Format(name, e.to_string()))?;
-        Ok(Truth { labels, files })
+        Ok(Truth {
+            labels,
+            twins,
+            files,
+        })
     }
 }
 
@@ -108,6 +132,8 @@ pub struct Report {
     pub detections_elsewhere: u64,
     /// Rules by the benign events they flagged, most first (top 10).
     pub noisiest_rules: Vec<(String, u64)>,
+    /// Benign twins of the campaign's moves, by category: (records, flagged).
+    pub twins: BTreeMap<String, (u64, u64)>,
 }
 
 impl Report {
@@ -128,6 +154,15 @@ impl Report {
 
     pub fn false_alarms_per_million(&self) -> f64 {
         ratio(self.benign_flagged, self.benign_events) * 1e6
+    }
+
+    /// Categories of benign twins with at least one record flagged.
+    pub fn twins_alerting(&self) -> Vec<&str> {
+        self.twins
+            .iter()
+            .filter(|(_, (_, f))| *f > 0)
+            .map(|(c, _)| c.as_str())
+            .collect()
     }
 
     /// The report as a terminal table.
@@ -478,6 +513,17 @@ pub fn evaluate(
     let mut noisiest: Vec<(String, u64)> = noisy.into_iter().collect();
     noisiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     noisiest.truncate(10);
+    let mut twins: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for t in &truth.twins {
+        if !is_read(&t.file) {
+            continue;
+        }
+        let e = twins.entry(t.category.clone()).or_default();
+        e.0 += 1;
+        if flagged.contains_key(&(t.file.as_str(), t.line)) {
+            e.1 += 1;
+        }
+    }
     Ok(Report {
         min_level: LEVELS[min].to_string(),
         stages: stage_rows,
@@ -492,6 +538,7 @@ pub fn evaluate(
         detections: detections_total,
         detections_elsewhere: elsewhere,
         noisiest_rules: noisiest,
+        twins,
     })
 }
 
@@ -507,6 +554,14 @@ pub struct WaveStory {
     pub best_share: f64,
     /// The share the best two hold together.
     pub best_two_share: f64,
+    /// The best operation's root cause, and whether it is a labelled step of the wave's entry
+    /// (stage 1: the web shell written or run).
+    pub root_cause: String,
+    pub root_is_entry: bool,
+    /// Minutes between the best operation's start and the wave's first labelled event.
+    pub start_minutes: Option<i64>,
+    /// The share of the best operation's events that are not the campaign's.
+    pub benign_share: f64,
 }
 
 /// Operations (`operations.json` of `hunt --report`) against the truth.
@@ -525,18 +580,27 @@ impl StoryReport {
     }
 
     pub fn table(&self) -> String {
-        let mut s = String::from("wave  labelled  operations  best       holds  best two\n");
+        let mut s = String::from(
+            "wave  labelled  operations  best       holds  best two  benign  start    root cause is the entry\n",
+        );
         for w in &self.waves {
             let _ = writeln!(
                 s,
-                "{:<5} {:>8}  {:>10}  {:<9} {:>5.1}%  {:>7.1}%",
+                "{:<5} {:>8}  {:>10}  {:<9} {:>5.1}%  {:>7.1}%  {:>5.1}%  {:>+5}m  {}",
                 w.wave,
                 w.events,
                 w.operations,
                 w.best.as_deref().unwrap_or("-"),
                 100.0 * w.best_share,
-                100.0 * w.best_two_share
+                100.0 * w.best_two_share,
+                100.0 * w.benign_share,
+                w.start_minutes.unwrap_or(0),
+                if w.root_is_entry { "yes" } else { "NO" }
             );
+        }
+        for w in &self.waves {
+            let what: String = w.root_cause.chars().take(120).collect();
+            let _ = writeln!(s, "  wave {} root cause: {what}", w.wave);
         }
         let _ = writeln!(
             s,
@@ -581,26 +645,65 @@ pub fn evaluate_operations(
         .as_array()
         .ok_or_else(|| EvalError::Format(name.clone(), "no \"operations\" list".into()))?;
     let mut resolver = Resolver::new(&truth.files);
+    let label_of: HashMap<(&str, u64), &LabelRecord> = truth
+        .labels
+        .iter()
+        .map(|l| ((l.file.as_str(), l.line), l))
+        .collect();
     // (wave → op → labelled events held)
     let mut held: BTreeMap<u8, BTreeMap<String, u64>> = BTreeMap::new();
     let mut false_operations = 0;
+    // Per operation: (events, benign events, root cause's label, start).
+    let mut about: HashMap<String, (u64, u64, Option<(u8, u8)>, String, String)> = HashMap::new();
     for op in ops {
         let id = op["id"].as_str().unwrap_or("?").to_string();
         let mut any = false;
+        let (mut total, mut benign) = (0u64, 0u64);
         for e in op["events"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            total += 1;
             let Some(file) = e["source"].as_str().and_then(|s| resolver.resolve(s)) else {
+                benign += 1;
                 continue;
             };
             let Some(line) = e["line"].as_u64().or_else(|| e["record_id"].as_u64()) else {
+                benign += 1;
                 continue;
             };
             if let Some(&w) = wave_of.get(&(file, line)) {
                 any = true;
                 *held.entry(w).or_default().entry(id.clone()).or_default() += 1;
+            } else {
+                benign += 1;
             }
         }
         if !any {
             false_operations += 1;
+        }
+        let rc = &op["root_cause"];
+        let root_label = rc["event"]["source"]
+            .as_str()
+            .and_then(|s| resolver.resolve(s))
+            .and_then(|f| {
+                let pos = rc["event"]["line"].as_u64().or_else(|| rc["event"]["record_id"].as_u64())?;
+                label_of.get(&(f, pos)).map(|l| (l.wave, l.stage))
+            });
+        let what = format!(
+            "{} on {}: {}",
+            rc["kind"].as_str().unwrap_or(""),
+            rc["host"].as_str().unwrap_or(""),
+            rc["what"].as_str().unwrap_or("")
+        );
+        about.insert(
+            id,
+            (total, benign, root_label, what, op["start"].as_str().unwrap_or("").to_string()),
+        );
+    }
+    // Each wave's first labelled event.
+    let mut first_of: BTreeMap<u8, &str> = BTreeMap::new();
+    for l in &truth.labels {
+        let e = first_of.entry(l.wave).or_insert(l.time.as_str());
+        if !l.time.is_empty() && l.time.as_str() < *e {
+            *e = l.time.as_str();
         }
     }
     let waves = per_wave
@@ -612,13 +715,24 @@ pub fn evaluate_operations(
                 .unwrap_or_default();
             counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             let top = |k: usize| counts.iter().take(k).map(|(_, c)| **c).sum::<u64>();
+            let best = counts.first().map(|(id, _)| (*id).clone());
+            let info = best.as_ref().and_then(|b| about.get(b));
+            let minutes = info.and_then(|(_, _, _, _, start)| {
+                let a = start.parse::<jiff::Timestamp>().ok()?;
+                let b = first_of.get(&wave)?.parse::<jiff::Timestamp>().ok()?;
+                Some((a.as_second() - b.as_second()) / 60)
+            });
             WaveStory {
                 wave,
                 events,
                 operations: counts.len(),
-                best: counts.first().map(|(id, _)| (*id).clone()),
+                best,
                 best_share: ratio(top(1), events),
                 best_two_share: ratio(top(2), events),
+                root_cause: info.map(|i| i.3.clone()).unwrap_or_default(),
+                root_is_entry: info.is_some_and(|i| i.2 == Some((wave, 1))),
+                start_minutes: minutes,
+                benign_share: info.map_or(0.0, |i| ratio(i.1, i.0)),
             }
         })
         .collect();

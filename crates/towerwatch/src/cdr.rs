@@ -22,6 +22,11 @@ pub const KEY_ENV: &str = "TOWERWATCH_PSEUDONYM_KEY";
 /// The key and whether to reveal: `--reveal-key FILE`, else `--key-file FILE`, else the
 /// environment, else a random key for this run (pseudonyms then link only within it).
 fn pseudonymizer(args: &CdrArgs) -> Result<(Pseudonymizer, &'static str)> {
+    key(args.context.key_file.as_deref(), args.reveal_key.as_deref())
+}
+
+/// The pseudonymiser of `--key-file` (or `--reveal-key`, or the environment, or a random key).
+pub fn key(key_file: Option<&Path>, reveal_key: Option<&Path>) -> Result<(Pseudonymizer, &'static str)> {
     let read_key = |p: &Path| -> Result<Vec<u8>> {
         let k = std::fs::read(p).with_context(|| format!("cannot read key {}", p.display()))?;
         let k: Vec<u8> = k.trim_ascii().to_vec();
@@ -32,13 +37,13 @@ fn pseudonymizer(args: &CdrArgs) -> Result<(Pseudonymizer, &'static str)> {
         );
         Ok(k)
     };
-    if let Some(p) = &args.reveal_key {
+    if let Some(p) = reveal_key {
         return Ok((
             Pseudonymizer::new(&read_key(p)?, true),
             "revealed (--reveal-key)",
         ));
     }
-    if let Some(p) = &args.key_file {
+    if let Some(p) = key_file {
         return Ok((
             Pseudonymizer::new(&read_key(p)?, false),
             "pseudonymised with --key-file",
@@ -61,6 +66,18 @@ fn pseudonymizer(args: &CdrArgs) -> Result<(Pseudonymizer, &'static str)> {
     ))
 }
 
+/// The analytics' settings for a hunt: the register, the inventory, the defaults otherwise.
+pub fn hunt_settings(context: &crate::CdrContextArgs, assets: Option<&Path>) -> Result<Settings> {
+    let mut s = Settings::default();
+    if let Some(p) = &context.register {
+        s.register = run::read_register(p).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(p) = assets {
+        s.assets = run::read_assets(p).map_err(anyhow::Error::msg)?;
+    }
+    Ok(s)
+}
+
 /// The settings the arguments describe.
 pub fn settings(args: &CdrArgs) -> Result<Settings> {
     let mut s = Settings {
@@ -69,7 +86,7 @@ pub fn settings(args: &CdrArgs) -> Result<Settings> {
         long_range_days: args.long_range_days,
         ..Default::default()
     };
-    if let Some(p) = &args.register {
+    if let Some(p) = &args.context.register {
         s.register = run::read_register(p).map_err(anyhow::Error::msg)?;
     }
     if let Some(p) = &args.assets {
@@ -127,30 +144,49 @@ fn parse_offset(z: &str) -> Option<jiff::tz::Offset> {
     jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()
 }
 
+/// The CDR context loaded: schema override, extract files and their headers, time zone.
+pub struct CdrContext {
+    pub given: Option<SchemaFile>,
+    pub cdr_files: Vec<PathBuf>,
+    pub extract: ExtractOptions,
+    headers: Vec<(String, Vec<String>)>,
+    numbers: Vec<String>,
+}
+
+impl CdrContext {
+    pub fn load(args: &crate::CdrContextArgs) -> Result<CdrContext> {
+        let cdr_files = args.cdr.as_deref().map(exposure::csv_files).unwrap_or_default();
+        if let Some(p) = &args.cdr {
+            anyhow::ensure!(!cdr_files.is_empty(), "--cdr {}: no CSV files", p.display());
+        }
+        let (headers, numbers) = exposure::extract_headers(&cdr_files);
+        Ok(CdrContext {
+            given: schema_file(args.schema.as_deref())?,
+            extract: extract_options(args.cdr_timezone.as_deref())?,
+            cdr_files,
+            headers,
+            numbers,
+        })
+    }
+
+    pub fn schema_inputs(&self) -> run::SchemaInputs<'_> {
+        run::SchemaInputs {
+            given: self.given.as_ref(),
+            headers: self.headers.clone(),
+            numbers: self.numbers.clone(),
+        }
+    }
+}
+
 /// Runs the analytics and computes the exposure (raw identifiers, in memory).
 pub fn analyse(args: &CdrArgs) -> Result<(run::Run, Exposure, f64)> {
     let clock = Instant::now();
     let options = read_options(args.log_line_prefix.as_deref())?;
-    let given = schema_file(args.schema.as_deref())?;
-    let cdr_files = args
-        .cdr
-        .as_deref()
-        .map(exposure::csv_files)
-        .unwrap_or_default();
-    anyhow::ensure!(
-        args.cdr.is_none() || !cdr_files.is_empty(),
-        "--cdr {}: no CSV files",
-        args.cdr.as_ref().unwrap().display()
-    );
-    let extract = extract_options(args.cdr_timezone.as_deref())?;
-    let (headers, numbers) = exposure::extract_headers(&cdr_files);
-    let inputs = run::SchemaInputs {
-        given: given.as_ref(),
-        headers,
-        numbers,
-    };
+    let context = CdrContext::load(&args.context)?;
+    let inputs = context.schema_inputs();
+    let (cdr_files, extract) = (&context.cdr_files, &context.extract);
     let result = run::run(&args.logs, &options, settings(args)?, &inputs).map_err(anyhow::Error::msg)?;
-    let x = exposure::compute(&result.findings, result.analytics.schema(), &cdr_files, &extract);
+    let x = exposure::compute(&result.findings, result.analytics.schema(), cdr_files, extract);
     Ok((result, x, clock.elapsed().as_secs_f64()))
 }
 

@@ -131,6 +131,11 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         coverage: false,
         report: Some(dir.join("report")),
         assets: Some(dir.join("context/assets.csv")),
+        context: crate::CdrContextArgs {
+            cdr: Some(dir.join("cdr")),
+            register: Some(dir.join("context/rd_requests.csv")),
+            ..Default::default()
+        },
         layout: Default::default(),
         run: RunArgs {
             strict: false,
@@ -155,18 +160,18 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         detections.display()
     );
     let cdr_args = CdrArgs {
-        logs: vec![dir.join("evidence/postgresql")],
-        cdr: Some(dir.join("cdr")),
+        logs: vec![dir.join("evidence")],
+        context: crate::CdrContextArgs {
+            cdr: Some(dir.join("cdr")),
+            register: Some(dir.join("context/rd_requests.csv")),
+            ..Default::default()
+        },
         cells: Some(dir.join("cdr/cell_sites.csv")),
-        register: Some(dir.join("context/rd_requests.csv")),
         assets: Some(dir.join("context/assets.csv")),
         log_line_prefix: None,
-        cdr_timezone: None,
-        schema: None,
         training_days: 7,
         max_ids: 50,
         long_range_days: 92,
-        key_file: None,
         reveal_key: None,
         out: Some(dir.join("cdr-out")),
         strict: false,
@@ -192,7 +197,9 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     );
     print!("{}", exposure_check(&dir, &x)?);
     println!();
-    let both = [detections.clone(), cdr_detections];
+    // The hunt analysed the audit trail too: its detections are all that is scored.
+    let _ = cdr_detections;
+    let both = [detections.clone()];
     let report = score(&dir, &both, &args.min_level)?;
     print!("{}", report.table());
     write_json(&report, &dir.join("eval.json"))?;
@@ -201,6 +208,8 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         .map(|l| score(&dir, &both, l))
         .collect::<Result<Vec<_>>>()?;
     print!("\n{}", eval::level_lines(&by_level));
+    let medium = &by_level[2];
+    print!("\nBenign twins of the campaign's moves (records flagged at medium and above)\n\n{}", twin_table(medium));
     let truth = Truth::load(&dir)?;
     let stories = eval::evaluate_operations(&dir, &truth, &dir.join("report/operations.json"))?;
     print!(
@@ -215,6 +224,23 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn twin_table(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for (category, (records, flagged)) in &r.twins {
+        let _ = writeln!(s, "  {category:<20} {flagged:>5} of {records:>6} records flagged");
+    }
+    let alerting = r.twins_alerting();
+    let _ = writeln!(
+        s,
+        "{} of {} categories alerting{}",
+        alerting.len(),
+        r.twins.len(),
+        if alerting.is_empty() { String::new() } else { format!(": {}", alerting.join(", ")) }
+    );
+    s
 }
 
 /// The demo's pseudonymisation key: random, for this run only.

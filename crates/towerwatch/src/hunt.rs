@@ -14,6 +14,7 @@ use towerwatch_sigma::{Rule, RuleError};
 use towerwatch_sources::discover;
 
 use crate::correlations::{Correlations, Pending};
+use crate::dbstage;
 use crate::held::{Held, HELD_IN_MEMORY};
 use crate::output::{self, Detection, DetectionWriter, Summary};
 use crate::pipeline;
@@ -25,6 +26,7 @@ const EVTX_PARSER: &str = "evtx 0.15";
 
 struct Local {
     scratch: Scratch,
+    db: dbstage::Collected,
     join: WebShellJoin,
     correlator: Correlator,
     detections: Held,
@@ -80,6 +82,28 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         selected.correlation_silent,
     );
     let engine = Engine::new(selected.rules);
+    let assets = match &args.assets {
+        Some(p) => towerwatch_cdr::run::read_asset_rows(p)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|a| towerwatch_correlate::Asset {
+                host: a.host,
+                ip: a.ip,
+                role: a.role,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    // A database log names no host; the inventory's one CDR database is its host.
+    let db_hosts: Vec<&str> = assets
+        .iter()
+        .filter(|a: &&towerwatch_correlate::Asset| a.role == "cdr_database")
+        .map(|a| a.host.as_str())
+        .collect();
+    let db_host: Option<Box<str>> = (db_hosts.len() == 1).then(|| db_hosts[0].into());
+    let cdr_context = crate::cdr::CdrContext::load(&args.context)?;
+    let db_settings = crate::cdr::hunt_settings(&args.context, args.assets.as_deref())?;
+    let (pseudonyms, identifiers) = crate::cdr::key(args.context.key_file.as_deref(), None)?;
     let (inputs, problems) = discover(&args.paths);
     if inputs.is_empty() && !problems.is_empty() {
         anyhow::bail!("{}", problems[0]);
@@ -110,6 +134,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut join = WebShellJoin::default();
     let mut correlator = Correlator::default();
     let mut correlation_hits: Vec<Pending> = Vec::new();
+    let mut db = dbstage::Collected::default();
     let mut untimed = 0u64;
     let opts = pipeline::Options {
         threads: args.run.threads,
@@ -128,6 +153,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         &opts,
         |_| Local {
             scratch: engine.scratch(),
+            db: dbstage::Collected::default(),
             join: WebShellJoin::default(),
             correlator: Correlator::default(),
             detections: Held::new(HELD_IN_MEMORY),
@@ -135,7 +161,13 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             untimed: 0,
             coverage: args.coverage.then(Seen::default),
         },
-        |local, event| {
+        |local, mut event| {
+            if towerwatch_cdr::record::is_database(&event) {
+                if event.computer.is_none() {
+                    event.computer = db_host.clone();
+                }
+                local.db.observe(&event);
+            }
             if let Some(c) = &mut local.coverage {
                 c.observe(&event);
             }
@@ -174,6 +206,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                 seen.merge(c);
             }
             correlation_hits.extend(done.local.correlation_hits);
+            db.merge(done.local.db);
             untimed += done.local.untimed;
             join.merge(done.local.join);
             correlator.merge(done.local.correlator);
@@ -210,20 +243,15 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     }
     summary.correlation_untimed = untimed;
     summary.correlation_dropped = correlation_dropped;
+    // The CDR store's audit trail, analysed in time order now that all of it is read.
+    let db_result = dbstage::analyse(db, db_settings, &cdr_context);
+    for f in &db_result.findings {
+        let d = dbstage::detection(f, &pseudonyms)?;
+        summary.add_correlated(&d);
+        writer.write(&d)?;
+    }
     writer.finish()?;
     let correlation_clock = Instant::now();
-    let assets = match &args.assets {
-        Some(p) => towerwatch_cdr::run::read_asset_rows(p)
-            .map_err(anyhow::Error::msg)?
-            .into_iter()
-            .map(|a| towerwatch_correlate::Asset {
-                host: a.host,
-                ip: a.ip,
-                role: a.role,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
     let mut catalog = rule_catalog(engine.rules());
     let join_rule = catalog.len() as u32;
     catalog.push(RuleInfo {
@@ -234,11 +262,20 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     });
     let first_correlation = catalog.len() as u32;
     catalog.extend(correlations.catalog());
+    let first_db_rule = catalog.len() as u32;
+    catalog.extend(dbstage::catalog());
     let mut extra = Vec::new();
     for f in &fired {
         for p in &f.places {
             extra.push((p.clone(), first_correlation + f.correlation as u32));
         }
+    }
+    for f in &db_result.findings {
+        let k = towerwatch_cdr::analytics::Rule::ALL
+            .iter()
+            .position(|r| *r == f.rule)
+            .expect("every rule is listed") as u32;
+        extra.push((dbstage::place(f), first_db_rule + k));
     }
     let mut joined = Vec::new();
     for f in &findings {
@@ -255,12 +292,33 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         &towerwatch_correlate::Options::default(),
     );
     let correlation_s = correlation_clock.elapsed().as_secs_f64();
+    let exposure = match (&db_result.analytics, db_result.findings.is_empty()) {
+        (Some(an), false) => {
+            let x = dbstage::exposures(&db_result.findings, &analysis, an.schema(), &cdr_context);
+            Some(towerwatch_report::ReportExposure {
+                identifiers: identifiers.to_string(),
+                total: dbstage::view(&x.total, &pseudonyms),
+                by_operation: x
+                    .by_operation
+                    .iter()
+                    .map(|(k, v)| (k.clone(), dbstage::view(v, &pseudonyms)))
+                    .collect(),
+                by_wave: x
+                    .by_wave
+                    .iter()
+                    .map(|(k, v)| (*k, dbstage::view(v, &pseudonyms)))
+                    .collect(),
+            })
+        }
+        _ => None,
+    };
     if let Some(dir) = &args.report {
         let meta = towerwatch_report::Meta {
             title: format!("towerwatch hunt of {}", describe_paths(&args.paths)),
             events: summary.events(),
             detections: summary.detections,
             inputs: summary.inputs.len(),
+            exposure: exposure.clone(),
         };
         towerwatch_report::write_all(dir, &analysis, &meta)?;
     }
@@ -310,11 +368,27 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         );
         // The header, then the operations, then the rule hits behind them.
         let mut text = format!("{header}\n\n");
-        text.push_str(&towerwatch_report::terminal(
+        text.push_str(&towerwatch_report::terminal_with(
             &analysis,
+            exposure.as_ref(),
             context_dropped,
             correlation_s,
         ));
+        if db_result.statements > 0 {
+            if let Some(an) = &db_result.analytics {
+                text.push_str(&format!(
+                    "Database audit: {} statements analysed ({} unparsable){}; schema used:\n{}\n",
+                    an.statements,
+                    an.unanalysed_count,
+                    if db_result.dropped > 0 {
+                        format!(", {} not held (capacity)", db_result.dropped)
+                    } else {
+                        String::new()
+                    },
+                    an.schema().describe().trim_end()
+                ));
+            }
+        }
         text.push_str(&output::render(&summary, engine.rules(), ""));
         if args.coverage {
             text.push_str(&coverage(engine.rules(), &seen, &refused));

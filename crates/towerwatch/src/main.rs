@@ -3,6 +3,7 @@
 
 mod cdr;
 mod correlations;
+mod dbstage;
 mod dump;
 mod evaluate;
 mod held;
@@ -65,25 +66,11 @@ pub struct CdrArgs {
     /// as CSV; plain, gzip or zstd.
     #[arg(required = true, value_name = "LOG")]
     pub logs: Vec<PathBuf>,
-    /// CDR extract (CSV files of the warehouse's tables with a header, whatever its column
-    /// names; or a directory of them; also .csv.gz/.csv.zst): the stolen queries are re-run
-    /// over it to tell what they returned.
-    #[arg(long, value_name = "PATH")]
-    pub cdr: Option<PathBuf>,
-    /// The time zone of extract times written without an offset (IANA name such as
-    /// Europe/Istanbul, or +03:00); UTC when not given.
-    #[arg(long, value_name = "ZONE")]
-    pub cdr_timezone: Option<String>,
-    /// The warehouse's CDR and subscriber tables and columns (YAML), when what towerwatch
-    /// learns from the logs and the extract should be overridden; see the README.
-    #[arg(long, value_name = "FILE")]
-    pub schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub context: CdrContextArgs,
     /// Cell-site table (OpenCelliD CSV) for the map of the leaked location trail.
     #[arg(long, value_name = "FILE")]
     pub cells: Option<PathBuf>,
-    /// Register of authorised requests (CSV case_id,identifiers,from,to,approved_by,account).
-    #[arg(long, value_name = "FILE")]
-    pub register: Option<PathBuf>,
     /// Asset inventory (CSV host,ip,role).
     #[arg(long, value_name = "FILE")]
     pub assets: Option<PathBuf>,
@@ -101,10 +88,6 @@ pub struct CdrArgs {
     /// A lookup over more days than this (or unbounded) is long-range.
     #[arg(long, value_name = "DAYS", default_value_t = 92)]
     pub long_range_days: i64,
-    /// Pseudonymisation key (at least 16 bytes); else TOWERWATCH_PSEUDONYM_KEY, else a random
-    /// key for this run.
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
     /// Show real identifiers instead of pseudonyms (the key file proves the right to).
     #[arg(long, value_name = "FILE")]
     pub reveal_key: Option<PathBuf>,
@@ -117,6 +100,32 @@ pub struct CdrArgs {
     /// No summary.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// What the CDR analytics need besides the audit logs.
+#[derive(Args, Clone, Default)]
+pub struct CdrContextArgs {
+    /// CDR extract (CSV files of the warehouse's tables with a header, whatever its column
+    /// names; or a directory of them; also .csv.gz/.csv.zst): the stolen queries are re-run
+    /// over it to tell what they returned.
+    #[arg(long, value_name = "PATH")]
+    pub cdr: Option<PathBuf>,
+    /// The time zone of extract times written without an offset (IANA name such as
+    /// Europe/Istanbul, or +03:00); UTC when not given.
+    #[arg(long, value_name = "ZONE")]
+    pub cdr_timezone: Option<String>,
+    /// The warehouse's CDR and subscriber tables and columns (YAML), when what towerwatch
+    /// learns from the logs and the extract should be overridden; see the README.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Register of authorised requests (CSV case_id,identifiers,from,to,approved_by,account):
+    /// lookups it covers are not alarms.
+    #[arg(long, value_name = "FILE")]
+    pub register: Option<PathBuf>,
+    /// Pseudonymisation key (at least 16 bytes); else TOWERWATCH_PSEUDONYM_KEY, else a random
+    /// key for this run.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -260,6 +269,10 @@ pub struct HuntArgs {
     /// operation's severity.
     #[arg(long, value_name = "FILE")]
     pub assets: Option<PathBuf>,
+    /// Database audit logs among the evidence are analysed for CDR theft; these tell what
+    /// the thefts returned (the exposure, per operation in the report).
+    #[command(flatten)]
+    pub context: CdrContextArgs,
     #[command(flatten)]
     pub layout: LayoutArgs,
     #[command(flatten)]

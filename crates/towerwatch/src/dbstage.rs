@@ -1,0 +1,196 @@
+//! The hunt's database stage: the audited statements among the evidence are collected while
+//! inputs are read (any order, any worker), then analysed in time order by
+//! `towerwatch-cdr` once reading ends; its findings become detections, join the operations
+//! through their database sessions, and tell the exposure of each operation and wave.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Result;
+use towerwatch_cdr::analytics::{Finding, Rule, Settings};
+use towerwatch_cdr::exposure::{self, Exposure, Tier};
+use towerwatch_cdr::pseudo::Pseudonymizer;
+use towerwatch_cdr::record::DbEvent;
+use towerwatch_correlate::{Analysis, Place, RuleInfo};
+use towerwatch_event::Event;
+
+use crate::cdr::CdrContext;
+use crate::output::Detection;
+
+/// Audited statements held for the analysis (one statement text each; beyond this they are
+/// dropped and counted).
+pub const HELD: usize = 5_000_000;
+
+/// One worker's share.
+#[derive(Default)]
+pub struct Collected {
+    pub events: Vec<DbEvent>,
+    pub dropped: u64,
+}
+
+impl Collected {
+    pub fn observe(&mut self, e: &Event) {
+        if let Some(d) = DbEvent::from_event(e) {
+            if self.events.len() < HELD {
+                self.events.push(d);
+            } else {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: Collected) {
+        let room = HELD.saturating_sub(self.events.len());
+        self.dropped += other.dropped + other.events.len().saturating_sub(room) as u64;
+        self.events.extend(other.events.into_iter().take(room));
+    }
+}
+
+/// The rules' catalog entries, in [`Rule::ALL`] order.
+pub fn catalog() -> Vec<RuleInfo> {
+    Rule::ALL
+        .iter()
+        .map(|r| RuleInfo {
+            id: r.id().into(),
+            title: r.title().into(),
+            level: level(r.level()),
+            tags: r.tags().iter().map(|t| t.to_string()).collect(),
+        })
+        .collect()
+}
+
+fn level(name: &str) -> u8 {
+    match name {
+        "critical" => 4,
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
+}
+
+/// The analysis of the collected statements.
+pub struct DbResult {
+    pub findings: Vec<Finding>,
+    pub analytics: Option<towerwatch_cdr::analytics::Analytics>,
+    pub statements: usize,
+    pub dropped: u64,
+}
+
+pub fn analyse(collected: Collected, settings: Settings, context: &CdrContext) -> DbResult {
+    let statements = collected.events.len();
+    if statements == 0 {
+        return DbResult {
+            findings: Vec::new(),
+            analytics: None,
+            statements,
+            dropped: collected.dropped,
+        };
+    }
+    let (findings, analytics) =
+        towerwatch_cdr::run::analyse(collected.events, settings, &context.schema_inputs());
+    DbResult {
+        findings,
+        analytics: Some(analytics),
+        statements,
+        dropped: collected.dropped,
+    }
+}
+
+/// A finding as a detection (identifiers pseudonymised).
+pub fn detection(f: &Finding, p: &Pseudonymizer) -> Result<Detection> {
+    Ok(serde_json::from_value(towerwatch_cdr::report::detection(
+        f,
+        p,
+        Some(&f.event.server),
+    ))?)
+}
+
+/// Where a finding's record is.
+pub fn place(f: &Finding) -> Place {
+    Place {
+        source: f.event.source.to_string(),
+        record_id: None,
+        line: Some(f.event.line),
+    }
+}
+
+/// The exposure, in all and per operation and wave: one pass over the extract.
+pub struct Exposures {
+    pub total: Exposure,
+    pub by_operation: BTreeMap<String, Exposure>,
+    pub by_wave: BTreeMap<usize, Exposure>,
+}
+
+pub fn exposures(
+    findings: &[Finding],
+    analysis: &Analysis,
+    schema: &towerwatch_cdr::schema::Schema,
+    context: &CdrContext,
+) -> Exposures {
+    // Which operation holds each finding's record.
+    let mut op_of: HashMap<(&str, u64), usize> = HashMap::new();
+    for (k, op) in analysis.operations.iter().enumerate() {
+        for e in &op.events {
+            if let Some(l) = e.line {
+                op_of.insert((e.source.as_str(), l), k);
+            }
+        }
+    }
+    let ops = analysis.operations.len();
+    let waves = analysis.waves.len();
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); 1 + ops + waves];
+    for (i, f) in findings.iter().enumerate() {
+        groups[0].push(i);
+        if let Some(&k) = op_of.get(&(&*f.event.source, f.event.line)) {
+            groups[1 + k].push(i);
+            if let Some(w) = analysis.operations[k].wave {
+                groups[1 + ops + w - 1].push(i);
+            }
+        }
+    }
+    let mut out = exposure::compute_grouped(findings, &groups, schema, &context.cdr_files, &context.extract);
+    let by_wave: BTreeMap<usize, Exposure> = out
+        .drain(1 + ops..)
+        .enumerate()
+        .map(|(w, x)| (w + 1, x))
+        .collect();
+    let by_operation: BTreeMap<String, Exposure> = out
+        .drain(1..)
+        .zip(&analysis.operations)
+        .filter(|(x, _)| !x.subscribers.is_empty() || !x.bulk.is_empty())
+        .map(|(x, op)| (op.id.clone(), x))
+        .collect();
+    Exposures {
+        total: out.pop().expect("the total"),
+        by_operation,
+        by_wave,
+    }
+}
+
+/// An exposure as the report shows it: pseudonymised rows.
+pub fn view(x: &Exposure, p: &Pseudonymizer) -> towerwatch_report::ExposureView {
+    let rows = x
+        .subscribers
+        .iter()
+        .filter(|((t, _), _)| *t != Tier::Counterparty)
+        .map(|((tier, id), e)| towerwatch_report::ExposedRow {
+            subscriber: p.id(e.kind.unwrap_or(towerwatch_cdr::sql::IdKind::Msisdn), id),
+            tier: tier.name(),
+            records: e.records,
+            from: e.from.map(|t| t.to_string()),
+            to: e.to.map(|t| t.to_string()),
+            cells: e.cells.len(),
+            reached_by: e
+                .reached_by
+                .iter()
+                .map(|(k, v)| p.id(*k, v))
+                .collect(),
+        })
+        .collect();
+    towerwatch_report::ExposureView {
+        subscribers: rows,
+        counterparties: x.count(Tier::Counterparty),
+        bulk_reads: x.bulk.len(),
+        records_scanned: x.cdr_rows,
+    }
+}
