@@ -254,7 +254,10 @@ pub fn parse_cdr_time(s: &str, tz: Option<&jiff::tz::TimeZone>) -> Option<Timest
     let dt: jiff::civil::DateTime = s.replace(' ', "T").parse().ok()?;
     match tz {
         Some(z) => dt.to_zoned(z.clone()).ok().map(|z| z.timestamp()),
-        None => dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp()),
+        None => dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp()),
     }
 }
 
@@ -272,9 +275,15 @@ struct Columns {
 
 impl Columns {
     fn new(header: &csv::StringRecord, schema: &Schema) -> Result<Columns, String> {
-        let names: Vec<String> = header.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
-        let by_name: HashMap<String, usize> =
-            names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        let by_name: HashMap<String, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
         // The schema's own column names come first: they are the table's.
         let learned_time: BTreeSet<&str> = schema
             .cdr_tables()
@@ -284,13 +293,15 @@ impl Columns {
         let (mut time, mut rank) = (None, 0u8);
         let (mut record_id, mut record_type, mut area, mut cell) = (None, None, None, None);
         for (i, n) in names.iter().enumerate() {
-            let learned_id = schema
-                .cdr_tables()
-                .find_map(|t| t.id_kind(n));
+            let learned_id = schema.cdr_tables().find_map(|t| t.id_kind(n));
             match (learned_id, column_role(n)) {
                 (Some(k), _) | (None, Some(Role::Id(k))) => ids.push((i, k, n.clone())),
                 (None, Some(Role::Time(r))) => {
-                    let r = if learned_time.contains(n.as_str()) { 9 } else { r };
+                    let r = if learned_time.contains(n.as_str()) {
+                        9
+                    } else {
+                        r
+                    };
                     if time.is_none() || r > rank {
                         time = Some(i);
                         rank = r;
@@ -343,7 +354,11 @@ fn tables_of_file(path: &Path, schema: &Schema, cols: &Columns) -> (Vec<String>,
     if let Some((_, t)) = best {
         return (vec![t], "file name");
     }
-    for t in schema.tables.iter().filter(|t| t.kind == TableKind::Subscriber) {
+    for t in schema
+        .tables
+        .iter()
+        .filter(|t| t.kind == TableKind::Subscriber)
+    {
         let short = t.name.rsplit('.').next().unwrap_or(&t.name);
         if name.contains(short) {
             return (Vec::new(), "a subscriber table");
@@ -356,7 +371,10 @@ fn tables_of_file(path: &Path, schema: &Schema, cols: &Columns) -> (Vec<String>,
     if all.len() == 1 {
         return (all, "the only CDR table");
     }
-    (all, "every CDR table (no table name or record type to tell them apart)")
+    (
+        all,
+        "every CDR table (no table name or record type to tell them apart)",
+    )
 }
 
 /// Computes the exposure of the targeted lookups, subscriber lookups and bulk exports among
@@ -408,7 +426,10 @@ pub fn compute_grouped(
         };
         for &g in &member[i] {
             for id in &r.ids {
-                let e = out[g].subscribers.entry((tier, id.value.clone())).or_default();
+                let e = out[g]
+                    .subscribers
+                    .entry((tier, id.value.clone()))
+                    .or_default();
                 e.kind = Some(id.kind);
                 e.read_at(f);
                 if cdr_files.is_empty() && tier == Tier::Named {
@@ -463,8 +484,10 @@ pub fn compute_grouped(
     let mut rejected_count = 0u64;
     let mut skipped = Vec::new();
     let mut files_read = Vec::new();
-    let families: HashMap<&str, Option<crate::schema::Family>> =
-        schema.cdr_tables().map(|t| (t.name.as_str(), t.family())).collect();
+    let families: HashMap<&str, Option<crate::schema::Family>> = schema
+        .cdr_tables()
+        .map(|t| (t.name.as_str(), t.family()))
+        .collect();
     for file in cdr_files {
         let name = file.display().to_string();
         let mut builder = csv::ReaderBuilder::new();
@@ -474,7 +497,11 @@ pub fn compute_grouped(
             rejected.push(format!("{name}: cannot open"));
             continue;
         };
-        let cols = match rdr.headers().map_err(|e| e.to_string()).and_then(|h| Columns::new(h, schema)) {
+        let cols = match rdr
+            .headers()
+            .map_err(|e| e.to_string())
+            .and_then(|h| Columns::new(h, schema))
+        {
             Ok(c) => c,
             Err(why) => {
                 skipped.push(format!("{name}: not a CDR extract ({why})"));
@@ -483,8 +510,11 @@ pub fn compute_grouped(
         };
         let (file_tables, matched_by) = tables_of_file(file, schema, &cols);
         let by_record_type = matched_by == "record type";
-        let id_cols: Vec<(usize, IdKind, &str)> =
-            cols.ids.iter().map(|(i, k, n)| (*i, *k, n.as_str())).collect();
+        let id_cols: Vec<(usize, IdKind, &str)> = cols
+            .ids
+            .iter()
+            .map(|(i, k, n)| (*i, *k, n.as_str()))
+            .collect();
         // The column naming the record's own subscriber, where the extract says which.
         let served_col = id_cols
             .iter()
@@ -496,32 +526,43 @@ pub fn compute_grouped(
                     )
             })
             .map(|(i, _, _)| *i);
-        let learn_owner = |record: &csv::StringRecord, owner: &mut HashMap<(IdKind, String), String>| {
-            let Some(m) = served_col.and_then(|i| record.get(i)).filter(|m| !m.is_empty()) else {
-                return;
-            };
-            for (i, k, _) in &id_cols {
-                if *k == IdKind::Msisdn {
-                    continue;
-                }
-                if let Some(v) = record.get(*i) {
-                    let v = numbering.normalise(*k, v);
-                    if wanted_other.contains(&(*k, v.as_str())) {
-                        owner.entry((*k, v)).or_insert_with(|| numbering.normalise(IdKind::Msisdn, m));
+        let learn_owner =
+            |record: &csv::StringRecord, owner: &mut HashMap<(IdKind, String), String>| {
+                let Some(m) = served_col
+                    .and_then(|i| record.get(i))
+                    .filter(|m| !m.is_empty())
+                else {
+                    return;
+                };
+                for (i, k, _) in &id_cols {
+                    if *k == IdKind::Msisdn {
+                        continue;
+                    }
+                    if let Some(v) = record.get(*i) {
+                        let v = numbering.normalise(*k, v);
+                        if wanted_other.contains(&(*k, v.as_str())) {
+                            owner
+                                .entry((*k, v))
+                                .or_insert_with(|| numbering.normalise(IdKind::Msisdn, m));
+                        }
                     }
                 }
-            }
-        };
+            };
         if file_tables.is_empty() {
             // A subscriber table's rows: who owns which SIM and device.
             let mut record = csv::StringRecord::new();
             while let Ok(true) = rdr.read_record(&mut record) {
                 learn_owner(&record, &mut owner);
             }
-            skipped.push(format!("{name}: a subscriber table (used to tie IMSIs and IMEIs to numbers)"));
+            skipped.push(format!(
+                "{name}: a subscriber table (used to tie IMSIs and IMEIs to numbers)"
+            ));
             continue;
         }
-        let served = id_cols.iter().find(|(_, k, _)| *k == IdKind::Msisdn).map(|(i, _, _)| *i);
+        let served = id_cols
+            .iter()
+            .find(|(_, k, _)| *k == IdKind::Msisdn)
+            .map(|(i, _, _)| *i);
         let mut file_rows = 0u64;
         let mut record = csv::StringRecord::new();
         let mut row_tables: Vec<&str> = Vec::new();
@@ -548,7 +589,10 @@ pub fn compute_grouped(
                     return None;
                 }
                 // Most values are already in the normal form: no allocation for them.
-                if raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0') && kind != IdKind::Imei {
+                if raw.bytes().all(|b| b.is_ascii_digit())
+                    && !raw.starts_with('0')
+                    && kind != IdKind::Imei
+                {
                     return wanted.contains(raw).then(|| raw.to_string());
                 }
                 let n = numbering.normalise(kind, raw);
@@ -562,22 +606,33 @@ pub fn compute_grouped(
             if !named_here && bulk.is_empty() {
                 continue;
             }
-            let Some(start) = record.get(cols.time).and_then(|s| parse_cdr_time(s, opts.timezone.as_ref())) else {
+            let Some(start) = record
+                .get(cols.time)
+                .and_then(|s| parse_cdr_time(s, opts.timezone.as_ref()))
+            else {
                 rejected_count += 1;
                 if rejected.len() < 100 {
-                    rejected.push(format!("{name}:{line}: no valid time in {}", record.get(cols.time).unwrap_or("")));
+                    rejected.push(format!(
+                        "{name}:{line}: no valid time in {}",
+                        record.get(cols.time).unwrap_or("")
+                    ));
                 }
                 continue;
             };
             row_tables.clear();
             if by_record_type {
-                let fam = cols.record_type.and_then(|i| record.get(i)).and_then(family_of);
-                row_tables.extend(
-                    file_tables
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|t| fam.is_none() || families.get(t).copied().flatten().is_none_or(|f| Some(f) == fam)),
-                );
+                let fam = cols
+                    .record_type
+                    .and_then(|i| record.get(i))
+                    .and_then(family_of);
+                row_tables.extend(file_tables.iter().map(String::as_str).filter(|t| {
+                    fam.is_none()
+                        || families
+                            .get(t)
+                            .copied()
+                            .flatten()
+                            .is_none_or(|f| Some(f) == fam)
+                }));
             } else {
                 row_tables.extend(file_tables.iter().map(String::as_str));
             }
@@ -618,9 +673,17 @@ pub fn compute_grouped(
                         // The column the query compared, when the extract has it; else any
                         // column of the same kind (a join through the subscriber table).
                         let found = match cols.by_name.get(&id.column) {
-                            Some(&i) => record.get(i).and_then(|v| value_matches(v, id.kind)).as_deref() == Some(id.value.as_str()),
+                            Some(&i) => {
+                                record
+                                    .get(i)
+                                    .and_then(|v| value_matches(v, id.kind))
+                                    .as_deref()
+                                    == Some(id.value.as_str())
+                            }
                             None => id_cols.iter().any(|(i, k, _)| {
-                                *k == id.kind && record.get(*i).and_then(|v| value_matches(v, *k)).as_deref() == Some(id.value.as_str())
+                                *k == id.kind
+                                    && record.get(*i).and_then(|v| value_matches(v, *k)).as_deref()
+                                        == Some(id.value.as_str())
                             }),
                         };
                         if found && !hit.iter().any(|h| h.value == id.value) {
@@ -643,12 +706,17 @@ pub fn compute_grouped(
                             if *k != IdKind::Msisdn {
                                 continue;
                             }
-                            let Some(raw) = record.get(*i).filter(|v| !v.is_empty()) else { continue };
+                            let Some(raw) = record.get(*i).filter(|v| !v.is_empty()) else {
+                                continue;
+                            };
                             let other = numbering.normalise(IdKind::Msisdn, raw);
                             if other.is_empty() || r.ids.iter().any(|id| id.value == other) {
                                 continue;
                             }
-                            let c = x.subscribers.entry((Tier::Counterparty, other)).or_default();
+                            let c = x
+                                .subscribers
+                                .entry((Tier::Counterparty, other))
+                                .or_default();
                             c.kind = Some(IdKind::Msisdn);
                             if c.record(&record_key, start, None) {
                                 c.read_at(f);
@@ -684,12 +752,16 @@ pub fn compute_grouped(
         let others: Vec<(Tier, String)> = x
             .subscribers
             .iter()
-            .filter(|((t, _), e)| *t != Tier::Counterparty && e.kind.is_some_and(|k| k != IdKind::Msisdn))
+            .filter(|((t, _), e)| {
+                *t != Tier::Counterparty && e.kind.is_some_and(|k| k != IdKind::Msisdn)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for (tier, id) in others {
             let kind = x.subscribers[&(tier, id.clone())].kind.expect("filtered");
-            let Some(m) = owner.get(&(kind, id.clone())) else { continue };
+            let Some(m) = owner.get(&(kind, id.clone())) else {
+                continue;
+            };
             let mut e = x.subscribers.remove(&(tier, id.clone())).expect("listed");
             e.reached_by.insert((kind, id));
             let into = x.subscribers.entry((tier, m.clone())).or_default();
@@ -776,13 +848,7 @@ pub fn read_cells(path: &Path) -> Result<CellTable, String> {
                     (rec[radio].to_string(), x, y),
                 );
             }
-            _ => {
-                return Err(format!(
-                    "{}:{}: lon and lat must be numbers",
-                    t.name,
-                    i + 2
-                ))
-            }
+            _ => return Err(format!("{}:{}: lon and lat must be numbers", t.name, i + 2)),
         }
     }
     Ok(out)
@@ -794,14 +860,33 @@ mod tests {
 
     #[test]
     fn times_in_every_form() {
-        let at = |s: &str, tz: Option<&jiff::tz::TimeZone>| parse_cdr_time(s, tz).map(|t| t.to_string());
-        assert_eq!(at("2019-03-06T02:55:00+08:00", None).as_deref(), Some("2019-03-05T18:55:00Z"));
-        assert_eq!(at("2019-03-06 02:55:00+08", None).as_deref(), Some("2019-03-05T18:55:00Z"));
-        assert_eq!(at("2019-03-06 02:55:00", None).as_deref(), Some("2019-03-06T02:55:00Z"));
+        let at =
+            |s: &str, tz: Option<&jiff::tz::TimeZone>| parse_cdr_time(s, tz).map(|t| t.to_string());
+        assert_eq!(
+            at("2019-03-06T02:55:00+08:00", None).as_deref(),
+            Some("2019-03-05T18:55:00Z")
+        );
+        assert_eq!(
+            at("2019-03-06 02:55:00+08", None).as_deref(),
+            Some("2019-03-05T18:55:00Z")
+        );
+        assert_eq!(
+            at("2019-03-06 02:55:00", None).as_deref(),
+            Some("2019-03-06T02:55:00Z")
+        );
         let z = jiff::tz::TimeZone::get("Europe/Istanbul").unwrap();
-        assert_eq!(at("2019-03-06 02:55:00", Some(&z)).as_deref(), Some("2019-03-05T23:55:00Z"));
-        assert_eq!(at("1551840900", None).as_deref(), Some("2019-03-06T02:55:00Z"));
-        assert_eq!(at("1551840900000", None).as_deref(), Some("2019-03-06T02:55:00Z"));
+        assert_eq!(
+            at("2019-03-06 02:55:00", Some(&z)).as_deref(),
+            Some("2019-03-05T23:55:00Z")
+        );
+        assert_eq!(
+            at("1551840900", None).as_deref(),
+            Some("2019-03-06T02:55:00Z")
+        );
+        assert_eq!(
+            at("1551840900000", None).as_deref(),
+            Some("2019-03-06T02:55:00Z")
+        );
         assert_eq!(at("soon", None), None);
     }
 }

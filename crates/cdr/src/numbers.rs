@@ -58,7 +58,11 @@ pub fn shape(raw: &str) -> Option<IdKind> {
     let international = raw.trim().starts_with('+');
     let national_digits = d.strip_prefix("00").filter(|_| d.len() != 15).unwrap_or(&d);
     match d.len() {
-        15 if !international => Some(if luhn_ok(&d) { IdKind::Imei } else { IdKind::Imsi }),
+        15 if !international => Some(if luhn_ok(&d) {
+            IdKind::Imei
+        } else {
+            IdKind::Imsi
+        }),
         16 if !international => Some(IdKind::Imei),
         8..=15 if !is_date(national_digits) => Some(IdKind::Msisdn),
         _ => None,
@@ -113,8 +117,8 @@ const KEEP: usize = 200_000;
 impl CountryCodeVotes {
     pub fn add(&mut self, raw: &str) {
         let Some(d) = digits(raw) else { return };
-        if d.starts_with("00") {
-            self.add_international(&d[2..]);
+        if let Some(i) = d.strip_prefix("00") {
+            self.add_international(i);
         } else if let Some(n) = d.strip_prefix('0') {
             if (7..=12).contains(&n.len()) && self.national.len() < KEEP {
                 self.national.insert(n.to_string());
@@ -178,7 +182,13 @@ mod tests {
     #[test]
     fn national_and_international_forms_are_one_subscriber() {
         let mut v = CountryCodeVotes::default();
-        for n in ["447700900123", "447700900124", "+447700900555", "07700900123", "07700900124"] {
+        for n in [
+            "447700900123",
+            "447700900124",
+            "+447700900555",
+            "07700900123",
+            "07700900124",
+        ] {
             v.add(n);
         }
         let (cc, votes) = v.decide().unwrap();
@@ -187,10 +197,18 @@ mod tests {
             country_code: Some(cc),
             how: String::new(),
         };
-        for form in ["07700900123", "+447700900123", "00447700900123", "447700900123"] {
+        for form in [
+            "07700900123",
+            "+447700900123",
+            "00447700900123",
+            "447700900123",
+        ] {
             assert_eq!(n.normalise(IdKind::Msisdn, form), "447700900123");
         }
-        assert_eq!(n.normalise(IdKind::Imei, "490154203237518"), "49015420323751");
+        assert_eq!(
+            n.normalise(IdKind::Imei, "490154203237518"),
+            "49015420323751"
+        );
         assert!(CountryCodeVotes::default().decide().is_none());
     }
 }

@@ -46,7 +46,11 @@ pub struct SchemaInputs<'a> {
 
 /// Learns the schema from the statements of `events` (in any order) and runs the detectors
 /// over them in time order.
-pub fn analyse(mut events: Vec<DbEvent>, settings: Settings, inputs: &SchemaInputs<'_>) -> (Vec<Finding>, Analytics) {
+pub fn analyse(
+    mut events: Vec<DbEvent>,
+    settings: Settings,
+    inputs: &SchemaInputs<'_>,
+) -> (Vec<Finding>, Analytics) {
     // Stable: records of one time keep their file order.
     events.sort_by_key(|e| e.time);
     let mut reader = Reader::default();
@@ -74,7 +78,12 @@ pub fn analyse(mut events: Vec<DbEvent>, settings: Settings, inputs: &SchemaInpu
 }
 
 /// Reads every log under `paths` and analyses them.
-pub fn run(paths: &[PathBuf], options: &ReadOptions, settings: Settings, inputs: &SchemaInputs<'_>) -> Result<Run, String> {
+pub fn run(
+    paths: &[PathBuf],
+    options: &ReadOptions,
+    settings: Settings,
+    inputs: &SchemaInputs<'_>,
+) -> Result<Run, String> {
     let (files, problems) = towerwatch_sources::discover(paths);
     if files.is_empty() {
         return Err(match problems.first() {

@@ -80,12 +80,19 @@ pub fn column_role(name: &str) -> Option<Role> {
     let joined: String = w.concat();
     let has = |x: &str| w.iter().any(|t| t == x);
     // Counts, hashes, prefixes and flags of identifiers are not identifiers.
-    let derived = ["count", "cnt", "total", "hash", "hashed", "type", "flag", "len", "prefix",
-        "country", "mcc", "mnc", "tac", "range", "pattern", "masked", "num", "nb"]
+    let derived = [
+        "count", "cnt", "total", "hash", "hashed", "type", "flag", "len", "prefix", "country",
+        "mcc", "mnc", "tac", "range", "pattern", "masked", "num", "nb",
+    ]
+    .iter()
+    .any(|x| w.last().is_some_and(|l| l == x))
+        && !matches!(
+            joined.as_str(),
+            "anum" | "bnum" | "callingnum" | "callednum"
+        );
+    let names_id = ["msisdn", "imsi", "imei"]
         .iter()
-        .any(|x| w.last().is_some_and(|l| l == x))
-        && !matches!(joined.as_str(), "anum" | "bnum" | "callingnum" | "callednum");
-    let names_id = ["msisdn", "imsi", "imei"].iter().any(|k| joined.contains(k));
+        .any(|k| joined.contains(k));
     if derived && names_id {
         return None;
     }
@@ -101,11 +108,37 @@ pub fn column_role(name: &str) -> Option<Role> {
         }
     }
     const MSISDN_NAMES: [&str; 32] = [
-        "anumber", "bnumber", "cnumber", "anum", "bnum", "aparty", "bparty", "partya", "partyb",
-        "caller", "callee", "callerid", "calleeid", "callernumber", "calleenumber", "calling",
-        "called", "callingnumber", "callednumber", "callingparty", "calledparty",
-        "callingpartynumber", "calledpartynumber", "callingnum", "callednum", "cli",
-        "recipientid", "senderid", "othernumber", "otherparty", "dialednumber",
+        "anumber",
+        "bnumber",
+        "cnumber",
+        "anum",
+        "bnum",
+        "aparty",
+        "bparty",
+        "partya",
+        "partyb",
+        "caller",
+        "callee",
+        "callerid",
+        "calleeid",
+        "callernumber",
+        "calleenumber",
+        "calling",
+        "called",
+        "callingnumber",
+        "callednumber",
+        "callingparty",
+        "calledparty",
+        "callingpartynumber",
+        "calledpartynumber",
+        "callingnum",
+        "callednum",
+        "cli",
+        "recipientid",
+        "senderid",
+        "othernumber",
+        "otherparty",
+        "dialednumber",
         "connectednumber",
     ];
     if MSISDN_NAMES.contains(&joined.as_str())
@@ -113,24 +146,47 @@ pub fn column_role(name: &str) -> Option<Role> {
             && w.iter().any(|t| {
                 matches!(
                     t.as_str(),
-                    "calling" | "called" | "caller" | "callee" | "served" | "subscriber"
-                        | "phone" | "mobile" | "translated" | "connected" | "redirecting"
-                        | "dialed" | "dialled" | "other" | "originating" | "terminating"
-                        | "sender" | "recipient" | "directory"
+                    "calling"
+                        | "called"
+                        | "caller"
+                        | "callee"
+                        | "served"
+                        | "subscriber"
+                        | "phone"
+                        | "mobile"
+                        | "translated"
+                        | "connected"
+                        | "redirecting"
+                        | "dialed"
+                        | "dialled"
+                        | "other"
+                        | "originating"
+                        | "terminating"
+                        | "sender"
+                        | "recipient"
+                        | "directory"
                 )
             }))
     {
         return Some(Role::Id(IdKind::Msisdn));
     }
-    if matches!(joined.as_str(), "duration" | "durations" | "callduration" | "durationsec")
-        || (has("duration") && !has("type"))
+    if matches!(
+        joined.as_str(),
+        "duration" | "durations" | "callduration" | "durationsec"
+    ) || (has("duration") && !has("type"))
     {
         return Some(Role::Duration);
     }
     if matches!(
         joined.as_str(),
-        "recordtype" | "rectype" | "calltype" | "cdrtype" | "eventtype" | "usagetype"
-            | "servicetype" | "recordkind"
+        "recordtype"
+            | "rectype"
+            | "calltype"
+            | "cdrtype"
+            | "eventtype"
+            | "usagetype"
+            | "servicetype"
+            | "recordkind"
     ) {
         return Some(Role::RecordType);
     }
@@ -138,22 +194,45 @@ pub fn column_role(name: &str) -> Option<Role> {
     // and is no identity).
     if matches!(
         joined.as_str(),
-        "recordid" | "cdrid" | "id" | "eventid" | "eventuid" | "uid" | "callid" | "uuid"
-            | "cdruuid" | "usageid" | "recid" | "rowid" | "xdrid"
+        "recordid"
+            | "cdrid"
+            | "id"
+            | "eventid"
+            | "eventuid"
+            | "uid"
+            | "callid"
+            | "uuid"
+            | "cdruuid"
+            | "usageid"
+            | "recid"
+            | "rowid"
+            | "xdrid"
     ) {
         return Some(Role::RecordId);
     }
     const LOCATION: [&str; 21] = [
         "cell", "cellid", "ci", "eci", "ecgi", "cgi", "ncgi", "nci", "lac", "tac", "lactac",
-        "location", "loc", "site", "siteid", "antenna", "bts", "sector", "uli", "enodeb",
-        "gnodeb",
+        "location", "loc", "site", "siteid", "antenna", "bts", "sector", "uli", "enodeb", "gnodeb",
     ];
     if LOCATION.contains(&joined.as_str())
         || w.iter().any(|t| {
             matches!(
                 t.as_str(),
-                "cell" | "lac" | "tac" | "ecgi" | "cgi" | "ncgi" | "antenna" | "bts" | "site"
-                    | "location" | "uli" | "sector" | "enb" | "gnb" | "geohash"
+                "cell"
+                    | "lac"
+                    | "tac"
+                    | "ecgi"
+                    | "cgi"
+                    | "ncgi"
+                    | "antenna"
+                    | "bts"
+                    | "site"
+                    | "location"
+                    | "uli"
+                    | "sector"
+                    | "enb"
+                    | "gnb"
+                    | "geohash"
             )
         })
         || joined.contains("locationarea")
@@ -174,8 +253,19 @@ pub fn column_role(name: &str) -> Option<Role> {
         let ending = w.iter().any(|t| {
             matches!(
                 t.as_str(),
-                "end" | "release" | "closure" | "stop" | "created" | "updated" | "modified"
-                    | "load" | "loaded" | "insert" | "inserted" | "activation" | "expiry"
+                "end"
+                    | "release"
+                    | "closure"
+                    | "stop"
+                    | "created"
+                    | "updated"
+                    | "modified"
+                    | "load"
+                    | "loaded"
+                    | "insert"
+                    | "inserted"
+                    | "activation"
+                    | "expiry"
             )
         }) || joined.contains("release")
             || joined.contains("closure");
@@ -286,7 +376,8 @@ impl Table {
     }
 
     pub fn is_time(&self, column: &str) -> bool {
-        self.time.as_ref().is_some_and(|(c, _)| c == column) || self.times.iter().any(|c| c == column)
+        self.time.as_ref().is_some_and(|(c, _)| c == column)
+            || self.times.iter().any(|c| c == column)
     }
 
     /// Family of records by the table's name: voice, sms or data (for matching extract rows).
@@ -316,9 +407,11 @@ pub fn family_of(name: &str) -> Option<Family> {
         || l.contains("msc")
     {
         Some(Family::Voice)
-    } else if ["data", "gprs", "pgw", "sgw", "pdp", "session", "ipdr", "ps_", "xdr", "internet"]
-        .iter()
-        .any(|k| l.contains(k))
+    } else if [
+        "data", "gprs", "pgw", "sgw", "pdp", "session", "ipdr", "ps_", "xdr", "internet",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
     {
         Some(Family::Data)
     } else {
@@ -418,10 +511,22 @@ impl Schema {
                     s,
                     " (also {}{})",
                     shown.join(", "),
-                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 );
             }
-            let _ = write!(s, ": {}", if ids.is_empty() { "no identifier column".into() } else { ids.join("; ") });
+            let _ = write!(
+                s,
+                ": {}",
+                if ids.is_empty() {
+                    "no identifier column".into()
+                } else {
+                    ids.join("; ")
+                }
+            );
             if let Some((c, how)) = &t.time {
                 let _ = write!(s, "; time {c} ({})", how.say());
             }
@@ -443,10 +548,18 @@ impl Schema {
         }
         match &self.numbering.country_code {
             Some(cc) => {
-                let _ = writeln!(s, "  national numbers: country code {cc} ({})", self.numbering.how);
+                let _ = writeln!(
+                    s,
+                    "  national numbers: country code {cc} ({})",
+                    self.numbering.how
+                );
             }
             None => {
-                let _ = writeln!(s, "  national numbers: no country code ({})", self.numbering.how);
+                let _ = writeln!(
+                    s,
+                    "  national numbers: no country code ({})",
+                    self.numbering.how
+                );
             }
         }
         s
@@ -599,7 +712,11 @@ impl Discovery {
                 seen.lookups_over_time += 1;
             }
         }
-        for c in f.projected.iter().chain(f.joins.iter().flat_map(|(a, b)| [a, b])) {
+        for c in f
+            .projected
+            .iter()
+            .chain(f.joins.iter().flat_map(|(a, b)| [a, b]))
+        {
             if let Some(r) = &c.relation {
                 self.relations
                     .entry(parent_key(r))
@@ -617,7 +734,11 @@ impl Discovery {
     }
 
     /// Decides the schema. `headers` are the CDR extract's files and column names.
-    pub fn finish(mut self, headers: &[(String, Vec<String>)], given: Option<&SchemaFile>) -> Schema {
+    pub fn finish(
+        mut self,
+        headers: &[(String, Vec<String>)],
+        given: Option<&SchemaFile>,
+    ) -> Schema {
         // Explicit children (PARTITION OF, INHERITS) join their parent.
         let children: Vec<(String, String)> = self.children.drain().collect();
         for (child, parent) in children {
@@ -664,7 +785,11 @@ impl Discovery {
                     Some(Role::Id(k)) => ids.push(((*c).clone(), k, How::Name)),
                     Some(Role::Time(rank)) => {
                         times.push((*c).clone());
-                        let rank = if used_time.as_ref().is_some_and(|(_, u)| u == *c) { 9 } else { rank };
+                        let rank = if used_time.as_ref().is_some_and(|(_, u)| u == *c) {
+                            9
+                        } else {
+                            rank
+                        };
                         if time.as_ref().is_none_or(|(_, _, r)| rank > *r) {
                             time = Some(((*c).clone(), How::Name, rank));
                         }
@@ -698,14 +823,30 @@ impl Discovery {
             let msisdn_columns = ids.iter().filter(|(_, k, _)| *k == IdKind::Msisdn).count();
             let kinds: BTreeSet<IdKind> = ids.iter().map(|(_, k, _)| *k).collect();
             let base = key.rsplit('.').next().unwrap_or(key);
-            let cdr_name = ["cdr", "call", "voice", "sms", "usage", "xdr", "ipdr", "record",
-                "traffic", "gprs", "mms", "event", "session", "msc", "pgw"]
-                .iter()
-                .any(|k| base.contains(k));
-            let subscriber_name = ["subscr", "customer", "cust", "crm", "sim", "contract",
-                "account", "party", "person", "directory", "mnp", "owner", "msisdn", "line"]
-                .iter()
-                .any(|k| base.contains(k));
+            let cdr_name = [
+                "cdr", "call", "voice", "sms", "usage", "xdr", "ipdr", "record", "traffic", "gprs",
+                "mms", "event", "session", "msc", "pgw",
+            ]
+            .iter()
+            .any(|k| base.contains(k));
+            let subscriber_name = [
+                "subscr",
+                "customer",
+                "cust",
+                "crm",
+                "sim",
+                "contract",
+                "account",
+                "party",
+                "person",
+                "directory",
+                "mnp",
+                "owner",
+                "msisdn",
+                "line",
+            ]
+            .iter()
+            .any(|k| base.contains(k));
             let mut evidence = Vec::new();
             let mut cdr_score = 0;
             if !location.is_empty() {
@@ -734,7 +875,11 @@ impl Discovery {
             }
             if seen.loads > 0 {
                 cdr_score += 1;
-                evidence.push(format!("loaded {} time{}", seen.loads, if seen.loads == 1 { "" } else { "s" }));
+                evidence.push(format!(
+                    "loaded {} time{}",
+                    seen.loads,
+                    if seen.loads == 1 { "" } else { "s" }
+                ));
             }
             let mut sub_score = 0;
             if subscriber_name {
@@ -758,20 +903,38 @@ impl Discovery {
                 || strong_name;
             let kind = if cdr_score >= 2 && cdr_score > sub_score && structural {
                 TableKind::Cdr
-            } else if sub_score >= 2 || seen.columns.values().any(|c| c.shaped.iter().sum::<u64>() > 0) {
-                evidence = vec![if subscriber_name { "its name".into() } else { "identifier columns, no record time".into() }];
+            } else if sub_score >= 2
+                || seen
+                    .columns
+                    .values()
+                    .any(|c| c.shaped.iter().sum::<u64>() > 0)
+            {
+                evidence = vec![if subscriber_name {
+                    "its name".into()
+                } else {
+                    "identifier columns, no record time".into()
+                }];
                 TableKind::Subscriber
             } else {
                 continue;
             };
-            let mut seen_as: Vec<String> = seen.names.iter().filter(|n| *n != key).cloned().collect();
+            let mut seen_as: Vec<String> =
+                seen.names.iter().filter(|n| *n != key).cloned().collect();
             seen_as.sort();
             schema.tables.push(Table {
                 name: key.clone(),
                 kind,
                 ids,
-                time: if kind == TableKind::Cdr { time.map(|(c, h, _)| (c, h)) } else { None },
-                times: if kind == TableKind::Cdr { times } else { Vec::new() },
+                time: if kind == TableKind::Cdr {
+                    time.map(|(c, h, _)| (c, h))
+                } else {
+                    None
+                },
+                times: if kind == TableKind::Cdr {
+                    times
+                } else {
+                    Vec::new()
+                },
                 location,
                 seen_as,
                 evidence,
@@ -826,7 +989,12 @@ impl Discovery {
                         time: None,
                         times: Vec::new(),
                         location: Vec::new(),
-                        seen_as: self.relations[key].names.iter().filter(|n| *n != key).cloned().collect(),
+                        seen_as: self.relations[key]
+                            .names
+                            .iter()
+                            .filter(|n| *n != key)
+                            .cloned()
+                            .collect(),
                         evidence: Vec::new(),
                     });
                     schema.tables.len() - 1
@@ -838,12 +1006,19 @@ impl Discovery {
                 .file_name()
                 .map(|f| f.to_string_lossy().to_string())
                 .unwrap_or_default();
-            if !t.evidence.iter().any(|e| e.starts_with("columns of the CDR extract")) {
-                t.evidence.push(format!("columns of the CDR extract ({stem})"));
+            if !t
+                .evidence
+                .iter()
+                .any(|e| e.starts_with("columns of the CDR extract"))
+            {
+                t.evidence
+                    .push(format!("columns of the CDR extract ({stem})"));
             }
             for (n, r) in &roles {
                 match r {
-                    Some(Role::Id(k)) if t.id_kind(n).is_none() => t.ids.push((n.clone(), *k, How::Extract)),
+                    Some(Role::Id(k)) if t.id_kind(n).is_none() => {
+                        t.ids.push((n.clone(), *k, How::Extract))
+                    }
                     Some(Role::Time(_)) => {
                         if !t.times.contains(n) {
                             t.times.push(n.clone());
@@ -860,7 +1035,9 @@ impl Discovery {
         if let Some(g) = given {
             apply_given(&mut schema, g);
         }
-        schema.tables.sort_by(|a, b| (a.kind as u8, &a.name).cmp(&(b.kind as u8, &b.name)));
+        schema
+            .tables
+            .sort_by(|a, b| (a.kind as u8, &a.name).cmp(&(b.kind as u8, &b.name)));
         // Identifier-shaped literals on relations that are neither.
         for (key, seen) in &self.relations {
             if schema.tables.iter().any(|t| &t.name == key) {
@@ -890,7 +1067,10 @@ impl Discovery {
             None => match self.votes.decide() {
                 Some((cc, n)) => Numbering {
                     country_code: Some(cc),
-                    how: format!("{n} national number{} also seen in international form", if n == 1 { "" } else { "s" }),
+                    how: format!(
+                        "{n} national number{} also seen in international form",
+                        if n == 1 { "" } else { "s" }
+                    ),
                 },
                 None => Numbering {
                     country_code: None,
@@ -904,14 +1084,16 @@ impl Discovery {
 }
 
 fn apply_given(schema: &mut Schema, g: &SchemaFile) {
-    let tables = g
-        .cdr_tables
-        .iter()
-        .map(|t| (t, TableKind::Cdr))
-        .chain(g.subscriber_tables.iter().map(|t| (t, TableKind::Subscriber)));
+    let tables = g.cdr_tables.iter().map(|t| (t, TableKind::Cdr)).chain(
+        g.subscriber_tables
+            .iter()
+            .map(|t| (t, TableKind::Subscriber)),
+    );
     for (t, kind) in tables {
         let name = t.name.to_ascii_lowercase();
-        schema.tables.retain(|x| x.name != name && parent_key(&x.name) != name);
+        schema
+            .tables
+            .retain(|x| x.name != name && parent_key(&x.name) != name);
         let mut ids = Vec::new();
         for (k, cols) in &t.identifiers {
             let kind = match k.as_str() {
@@ -927,7 +1109,10 @@ fn apply_given(schema: &mut Schema, g: &SchemaFile) {
             name,
             kind,
             ids,
-            time: t.time.as_ref().map(|c| (c.to_ascii_lowercase(), How::Given)),
+            time: t
+                .time
+                .as_ref()
+                .map(|c| (c.to_ascii_lowercase(), How::Given)),
             times: t.time.iter().map(|c| c.to_ascii_lowercase()).collect(),
             location: t.location.iter().map(|c| c.to_ascii_lowercase()).collect(),
             seen_as: Vec::new(),
@@ -983,7 +1168,13 @@ mod tests {
         ] {
             assert_eq!(column_role(name), Some(role), "{name}");
         }
-        for name in ["msisdn_count", "imei_tac", "contact_name", "customer_segment", "status"] {
+        for name in [
+            "msisdn_count",
+            "imei_tac",
+            "contact_name",
+            "customer_segment",
+            "status",
+        ] {
             assert_eq!(column_role(name), None, "{name}");
         }
     }
@@ -994,7 +1185,10 @@ mod tests {
             ("dwh.call_events_2024_05", "dwh.call_events"),
             ("voice_y2024m05", "voice"),
             ("cdr_20240514", "cdr"),
-            ("dbo.dmp_repository_importedcdrs_2017", "dbo.dmp_repository_importedcdrs"),
+            (
+                "dbo.dmp_repository_importedcdrs_2017",
+                "dbo.dmp_repository_importedcdrs",
+            ),
             ("usage_p202405", "usage"),
         ] {
             assert_eq!(partition_parent(p).as_deref(), Some(parent), "{p}");
@@ -1021,7 +1215,9 @@ mod tests {
             "SELECT * FROM dwh.call_events WHERE a_number IN ('07700900123') OR b_number IN ('07700900123')",
             "SELECT * FROM dwh.call_events WHERE a_number IN ('447700900124') AND call_start_ts >= '2022-05-01'",
         ]);
-        let calls = s.table("dwh.call_events_2024_05").expect("the partition resolves");
+        let calls = s
+            .table("dwh.call_events_2024_05")
+            .expect("the partition resolves");
         assert_eq!(calls.name, "dwh.call_events");
         assert_eq!(calls.kind, TableKind::Cdr);
         assert_eq!(calls.id_kind("a_number"), Some(IdKind::Msisdn));
@@ -1031,7 +1227,13 @@ mod tests {
         let subs = s.table("crm.subscriber").unwrap();
         assert_eq!(subs.kind, TableKind::Subscriber);
         assert_eq!(s.numbering.country_code.as_deref(), Some("44"));
-        assert!(s.describe().contains("CDR table dwh.call_events (also dwh.call_events_2024_04, dwh.call_events_2024_05)"), "{}", s.describe());
+        assert!(
+            s.describe().contains(
+                "CDR table dwh.call_events (also dwh.call_events_2024_04, dwh.call_events_2024_05)"
+            ),
+            "{}",
+            s.describe()
+        );
     }
 
     #[test]
@@ -1057,15 +1259,33 @@ mod tests {
         let t = s.table("x.calls_2024_01").unwrap();
         assert_eq!(t.ids[0].2, How::Given);
         assert_eq!(s.numbering.country_code.as_deref(), Some("44"));
-        assert!(SchemaFile::parse("cdr_tables:\n  - name: a\n    identifiers: {phone: [x]}\n").is_err());
+        assert!(
+            SchemaFile::parse("cdr_tables:\n  - name: a\n    identifiers: {phone: [x]}\n").is_err()
+        );
         assert!(SchemaFile::parse("tables: []\n").is_err());
     }
 
     #[test]
     fn the_extract_header_names_the_table_it_holds() {
         let mut d = Discovery::default();
-        d.observe(&facts("COPY ops.usage_y2024m05 (rec, msisdn_a, msisdn_b, t0, cell) FROM STDIN").unwrap());
-        let s = d.finish(&[("cdr/usage.csv".into(), vec!["rec".into(), "msisdn_a".into(), "msisdn_b".into(), "t0".into(), "cell".into(), "start_time".into()])], None);
+        d.observe(
+            &facts("COPY ops.usage_y2024m05 (rec, msisdn_a, msisdn_b, t0, cell) FROM STDIN")
+                .unwrap(),
+        );
+        let s = d.finish(
+            &[(
+                "cdr/usage.csv".into(),
+                vec![
+                    "rec".into(),
+                    "msisdn_a".into(),
+                    "msisdn_b".into(),
+                    "t0".into(),
+                    "cell".into(),
+                    "start_time".into(),
+                ],
+            )],
+            None,
+        );
         let t = s.table("ops.usage_y2024m06").unwrap();
         assert_eq!(t.kind, TableKind::Cdr);
         assert_eq!(t.time, Some(("start_time".into(), How::Extract)));

@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use sqlparser::ast::{
-    BinaryOperator, CopySource, Expr, InTarget, ObjectName, Query, SelectItem, SetExpr,
-    Statement, TableFactor, TableObject, Value, Visit, Visitor,
+    BinaryOperator, CopySource, Expr, InTarget, ObjectName, Query, SelectItem, SetExpr, Statement,
+    TableFactor, TableObject, Value, Visit, Visitor,
 };
 use sqlparser::dialect::{GenericDialect, MsSqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
@@ -138,19 +138,12 @@ pub fn relation_name(name: &ObjectName) -> String {
 }
 
 /// Reads statements, caching facts by text.
+#[derive(Default)]
 pub struct Reader {
     cache: HashMap<Box<str>, Result<Arc<Facts>, Unparsable>>,
 }
 
 const CACHE_LIMIT: usize = 20_000;
-
-impl Default for Reader {
-    fn default() -> Self {
-        Reader {
-            cache: HashMap::new(),
-        }
-    }
-}
 
 impl Reader {
     pub fn facts(&mut self, sql: &str) -> Result<Arc<Facts>, Unparsable> {
@@ -249,7 +242,10 @@ pub fn facts(sql: &str) -> Result<Facts, Unparsable> {
                         } else {
                             f.load = Some((
                                 n,
-                                columns.iter().map(|c| c.value.to_ascii_lowercase()).collect(),
+                                columns
+                                    .iter()
+                                    .map(|c| c.value.to_ascii_lowercase())
+                                    .collect(),
                             ));
                         }
                     }
@@ -312,7 +308,8 @@ fn projection(q: &Query, resolve: &dyn Fn(&[String]) -> Option<Column>, f: &mut 
                 }
                 if let Expr::Function(func) = e {
                     let name = func.name.to_string().to_ascii_lowercase();
-                    f.aggregates |= matches!(name.as_str(), "count" | "sum" | "avg" | "min" | "max");
+                    f.aggregates |=
+                        matches!(name.as_str(), "count" | "sum" | "avg" | "min" | "max");
                 }
             }
         }
@@ -386,7 +383,11 @@ fn predicate(
             ..
         } => {
             if let Some(c) = col(expr) {
-                push(c, Compare::Equals, list.iter().filter_map(operand).collect());
+                push(
+                    c,
+                    Compare::Equals,
+                    list.iter().filter_map(operand).collect(),
+                );
             }
         }
         Expr::BinaryOp { left, op, right } => {
@@ -430,7 +431,11 @@ fn predicate(
             high,
         } => {
             if let Some(c) = col(expr) {
-                push(c.clone(), Compare::Lower, operand(low).into_iter().collect());
+                push(
+                    c.clone(),
+                    Compare::Lower,
+                    operand(low).into_iter().collect(),
+                );
                 push(c, Compare::Upper, operand(high).into_iter().collect());
             }
         }
@@ -506,6 +511,32 @@ pub fn fingerprint(sql: &str) -> String {
     out
 }
 
+/// The fingerprint with date-like digit runs inside names masked too, so that a nightly job
+/// over the day's partition (`usage_event20190311`, `calls_2019_03`) keeps one shape.
+pub fn shape(sql: &str) -> String {
+    let fp = fingerprint(sql);
+    let mut out = String::with_capacity(fp.len());
+    let mut digits = String::new();
+    let flush = |out: &mut String, digits: &mut String| {
+        if digits.len() >= 2 && out.ends_with(|p: char| p.is_ascii_alphanumeric() || p == '_') {
+            out.push('#');
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in fp.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut out, &mut digits);
+            out.push(c);
+        }
+    }
+    flush(&mut out, &mut digits);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,7 +557,9 @@ mod tests {
         assert_eq!(p.compare, Compare::Equals);
         assert_eq!(p.operands.len(), 2);
         assert_eq!(f.predicates[1].compare, Compare::Lower);
-        assert!(f.projected.contains(&col(Some("dwh.call_events_2024_05"), "cell_id")));
+        assert!(f
+            .projected
+            .contains(&col(Some("dwh.call_events_2024_05"), "cell_id")));
         assert!(!f.wildcard && !f.export);
     }
 
@@ -536,12 +569,24 @@ mod tests {
         assert_eq!(f.predicates[0].operands, [Operand::Param(1)]);
         assert_eq!(f.predicates[1].compare, Compare::Lower);
         assert_eq!(
-            f.predicates[2..].iter().map(|p| p.compare).collect::<Vec<_>>(),
+            f.predicates[2..]
+                .iter()
+                .map(|p| p.compare)
+                .collect::<Vec<_>>(),
             [Compare::Lower, Compare::Upper]
         );
         let j = facts("select e.* from dwh.call_events e join crm.subscriber s on s.imsi = e.imsi where s.msisdn = '447700900123'").unwrap();
-        assert_eq!(j.joins, [(col(Some("crm.subscriber"), "imsi"), col(Some("dwh.call_events"), "imsi"))]);
-        assert_eq!(j.predicates[0].column, col(Some("crm.subscriber"), "msisdn"));
+        assert_eq!(
+            j.joins,
+            [(
+                col(Some("crm.subscriber"), "imsi"),
+                col(Some("dwh.call_events"), "imsi")
+            )]
+        );
+        assert_eq!(
+            j.predicates[0].column,
+            col(Some("crm.subscriber"), "msisdn")
+        );
         assert!(j.wildcard);
         // Unqualified columns of a join are not attributed.
         let u = facts("select * from a join b on a.x = b.x where msisdn = '1'").unwrap();
@@ -554,13 +599,28 @@ mod tests {
         assert!(c.export && c.wildcard);
         let d = facts("COPY cdr.voice_cdr (record_id, apn) TO stdout;").unwrap();
         assert!(d.export && d.predicates.is_empty() && !d.wildcard);
-        let l = facts("COPY dwh.call_events (a_number, b_number, call_start_ts) FROM STDIN WITH (FORMAT csv)").unwrap();
-        assert_eq!(l.load, Some(("dwh.call_events".into(), vec!["a_number".into(), "b_number".into(), "call_start_ts".into()])));
+        let l = facts(
+            "COPY dwh.call_events (a_number, b_number, call_start_ts) FROM STDIN WITH (FORMAT csv)",
+        )
+        .unwrap();
+        assert_eq!(
+            l.load,
+            Some((
+                "dwh.call_events".into(),
+                vec!["a_number".into(), "b_number".into(), "call_start_ts".into()]
+            ))
+        );
         assert!(!l.export);
-        let i = facts("INSERT INTO \"CallsData14\" (\"ServedMSISDN\", \"StartTime\") VALUES ('1', '2')").unwrap();
+        let i = facts(
+            "INSERT INTO \"CallsData14\" (\"ServedMSISDN\", \"StartTime\") VALUES ('1', '2')",
+        )
+        .unwrap();
         assert_eq!(i.load.unwrap().1, ["servedmsisdn", "starttime"]);
         let p = facts("CREATE TABLE dwh.call_events_2024_05 PARTITION OF dwh.call_events FOR VALUES FROM ('2024-05-01') TO ('2024-06-01')").unwrap();
-        assert_eq!(p.child_of, Some(("dwh.call_events_2024_05".into(), "dwh.call_events".into())));
+        assert_eq!(
+            p.child_of,
+            Some(("dwh.call_events_2024_05".into(), "dwh.call_events".into()))
+        );
         let e = facts("SELECT served_msisdn, count(*) FROM cdr.voice_cdr WHERE start_time >= $1::timestamptz GROUP BY served_msisdn").unwrap();
         assert!(e.aggregates);
         assert!(changes_auditing("ALTER SYSTEM SET pgaudit.log = 'none'"));
@@ -573,8 +633,16 @@ mod tests {
         assert_eq!(t.predicates[0].operands, [Operand::Param(1)]);
         let any = facts("select * from t where msisdn = ANY(ARRAY['1','2'])").unwrap();
         assert_eq!(any.predicates[0].operands.len(), 2);
-        let lit = facts("select * from t where a_number = ANY ('{593962889373,593961095845}'::text[])").unwrap();
-        assert_eq!(lit.predicates[0].operands, [Operand::Literal("593962889373".into()), Operand::Literal("593961095845".into())]);
+        let lit =
+            facts("select * from t where a_number = ANY ('{593962889373,593961095845}'::text[])")
+                .unwrap();
+        assert_eq!(
+            lit.predicates[0].operands,
+            [
+                Operand::Literal("593962889373".into()),
+                Operand::Literal("593961095845".into())
+            ]
+        );
     }
 
     #[test]
@@ -586,6 +654,14 @@ mod tests {
         assert_eq!(
             fingerprint("select * from voice_cdr_2019"),
             "select * from voice_cdr_2019"
+        );
+        assert_eq!(
+            shape("COPY ops.usage_event20190311 (a) TO '/x/e_2019_03_11.csv'"),
+            shape("copy ops.usage_event20190312 (a) to '/x/e_2019_03_12.csv'")
+        );
+        assert_ne!(
+            shape("select * from calls_a"),
+            shape("select * from calls_b")
         );
     }
 }

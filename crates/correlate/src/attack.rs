@@ -53,7 +53,15 @@ pub struct Candidate {
     pub overlap: Vec<String>,
     /// Techniques ATT&CK records for the group.
     pub group_techniques: usize,
+    /// How much the overlap means: `low` (a few techniques many groups share), `medium`,
+    /// `high` (many techniques, a close match).
+    pub confidence: &'static str,
 }
+
+/// Techniques a suggestion needs before it is made at all: a handful of shared techniques
+/// (discovery commands, a web shell) fit dozens of groups and mean nothing.
+pub const MIN_OVERLAP: usize = 6;
+const MIN_SCORE: f64 = 0.2;
 
 impl Attack {
     /// The embedded data set.
@@ -130,13 +138,22 @@ impl Attack {
                     return None;
                 }
                 let dot: f64 = shared.iter().map(|t| w(t).powi(2)).sum();
+                let score = dot / (obs_norm * norm(s));
+                if shared.len() < MIN_OVERLAP || score < MIN_SCORE {
+                    return None;
+                }
                 Some(Candidate {
                     group: g.name.clone(),
                     id: g.id.clone(),
                     aliases: g.aliases.clone(),
-                    score: dot / (obs_norm * norm(s)),
+                    score,
                     overlap: shared.iter().map(|t| t.to_string()).collect(),
                     group_techniques: g.techniques.len(),
+                    confidence: match (shared.len(), score) {
+                        (n, s) if n >= 20 && s >= 0.4 => "high",
+                        (n, s) if n >= 10 && s >= 0.3 => "medium",
+                        _ => "low",
+                    },
                 })
             })
             .collect();

@@ -24,6 +24,9 @@ const SESSION_SPAN: i64 = 7 * DAY;
 const FILE_SESSIONS: usize = 3;
 /// Events naming the same own file link when this close.
 const FILE_GAP: i64 = 2 * DAY;
+/// A file on more hosts than this is the estate's (an admin tool, a deployed service), not
+/// one actor's.
+const FILE_HOSTS: usize = 3;
 /// Same outside address.
 const REMOTE_GAP: i64 = 4 * DAY;
 /// An outside address more of our hosts than this talk to is a service, not a C2.
@@ -177,6 +180,18 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
             })
         })
         .collect();
+    // Files by the hosts that have them.
+    let mut file_hosts: FxHashMap<u64, FxHashSet<&str>> = FxHashMap::default();
+    for n in nodes {
+        for k in &n.keys {
+            if let Key::File(f) = k {
+                let hosts = file_hosts.entry(*f).or_default();
+                if hosts.len() <= FILE_HOSTS {
+                    hosts.insert(&n.host);
+                }
+            }
+        }
+    }
     // (scope, kind, value) → member nodes in time order (nodes are sorted by time).
     let mut groups: FxHashMap<(&str, u8, u64), Vec<usize>> = FxHashMap::default();
     for (i, n) in nodes.iter().enumerate() {
@@ -221,7 +236,8 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
                         _ => None,
                     })
                     .collect();
-                if sessions.len() <= FILE_SESSIONS {
+                let spread = file_hosts.get(&value).map_or(0, |h| h.len());
+                if sessions.len() <= FILE_SESSIONS && spread <= FILE_HOSTS {
                     chain(nodes, &members, FILE_GAP, uf);
                 }
             }
@@ -395,6 +411,10 @@ fn link_movement(
         near.sort_by_key(|&i| (nodes[i].time - t).abs());
         for &d in near.iter().take(MOVE_PARTNERS) {
             uf.union(a, d);
+            // A bare connection is no arrival: a scan touches hosts it never enters.
+            if is_flow(a) {
+                continue;
+            }
             let src = match from {
                 Some(f) => names[f as usize].clone(),
                 None => nodes[d].host.clone(),

@@ -42,6 +42,7 @@ pub mod attack;
 pub mod graph;
 pub mod links;
 pub mod operations;
+pub mod routine;
 mod webshell;
 
 use std::collections::HashMap;
@@ -127,6 +128,20 @@ impl Correlator {
         assets: &[Asset],
         opts: &Options,
     ) -> Analysis {
+        self.finish_with(extra, joined, rules, assets, opts, None)
+    }
+
+    /// As [`finish`](Self::finish), with the estate's routine: routine detections seed and
+    /// score nothing unless their story stands without them (see [`routine`]).
+    pub fn finish_with(
+        self,
+        extra: &[(Place, u32)],
+        joined: &[(Place, Place)],
+        rules: &[RuleInfo],
+        assets: &[Asset],
+        opts: &Options,
+        routine: Option<&routine::Routine>,
+    ) -> Analysis {
         let nodes = self.nodes;
         // Workers are merged in input order and each input's events come in file order, so a
         // stable sort by time alone gives the same order on every run.
@@ -186,7 +201,7 @@ impl Correlator {
             .map(|a| (a.ip.clone(), a.host.clone()))
             .collect();
         let mut graph = graph::build(nodes, &asset_ips, &pairs);
-        let analysis = operations::analyse(&mut graph, rules, assets, opts);
+        let analysis = operations::analyse(&mut graph, rules, assets, opts, routine);
         // Freeing every event's small allocations takes tens of milliseconds on a large
         // hunt; nothing waits for it.
         std::thread::spawn(move || drop(graph));

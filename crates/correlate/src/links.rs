@@ -47,7 +47,10 @@ pub enum Key {
 
 /// Ports databases listen on (PostgreSQL, Oracle, SQL Server, MySQL, Db2, Teradata, Hive).
 pub fn is_db_port(p: &str) -> bool {
-    matches!(p, "5432" | "1521" | "1433" | "3306" | "50000" | "1025" | "10000")
+    matches!(
+        p,
+        "5432" | "1521" | "1433" | "3306" | "50000" | "1025" | "10000"
+    )
 }
 
 /// Channels of database logs.
@@ -111,6 +114,9 @@ pub struct Node {
     pub web_child: bool,
     /// A short description of the event for timelines.
     pub what: Box<str>,
+    /// Who did it ([`crate::routine::actor_of`]): on its host, and on any host; for events
+    /// with detections.
+    pub actor: (u64, u64),
 }
 
 impl Node {
@@ -735,7 +741,13 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
         if is_db_port(f("id.resp_p")) {
             keys.push(Key::Endpoint(digest(&[src, f("id.orig_p")])));
         }
-        host = hosts.get(src);
+        // A flow belongs to our end of it: the client's, or the server's when the client is
+        // outside.
+        host = hosts.get(if is_private(src) || !is_private(dst) {
+            src
+        } else {
+            dst
+        });
         if is_private(src) && is_private(dst) && path == "conn" {
             movement = Some(Movement::Flow {
                 from: src.into(),
@@ -798,6 +810,14 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
     if keys.is_empty() && hits.is_empty() && movement.is_none() {
         return None;
     }
+    // Every detection says what happened, whatever the log.
+    if keep_text && what.is_empty() && process.is_none() {
+        what = match (e.event_id, e.provider.as_deref()) {
+            (Some(id), Some(p)) => format!("{p} event {id} on {channel}"),
+            (Some(id), None) => format!("event {id} on {channel}"),
+            (None, _) => format!("{channel} record"),
+        };
+    }
     keys.sort();
     keys.dedup();
     Some(Node {
@@ -812,6 +832,12 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
         process,
         web_child,
         what: what.into(),
+        actor: if hits.is_empty() {
+            (0, 0)
+        } else {
+            let a = crate::routine::actor_of(e);
+            (a.digest, a.estate)
+        },
     })
 }
 

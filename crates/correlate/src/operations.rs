@@ -219,6 +219,9 @@ pub struct Stats {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
+    /// Routine detections given back because their operation stands without them.
+    #[serde(skip)]
+    pub restored: Vec<(EventRef, u32)>,
     pub attack_version: String,
     pub operations: Vec<Operation>,
     pub waves: Vec<Wave>,
@@ -244,6 +247,10 @@ const LEADS_KEPT: usize = 50;
 const WAVE_SCORE: u32 = 90;
 
 pub const LEVEL_NAMES: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+/// How long before its entry a story's events still belong to it (the exploit attempts
+/// before the shell ran).
+const CONTEXT_BEFORE: i64 = 3_600_000_000;
 
 /// What a tactic says of intent: administrators run commands, look around and log on to other
 /// hosts every day; they do not dump credentials, beacon out, stage archives or exfiltrate.
@@ -304,8 +311,27 @@ pub fn analyse(
     rules: &[RuleInfo],
     assets: &[Asset],
     opts: &Options,
+    routine: Option<&crate::routine::Routine>,
 ) -> Analysis {
     let attack = Attack::get();
+    // The estate's routine seeds and scores nothing: set aside, given back to stories that
+    // stand without it.
+    let mut demoted: HashMap<usize, Vec<u32>> = HashMap::new();
+    if let Some(r) = routine {
+        for (i, node) in graph.nodes.iter_mut().enumerate() {
+            if node.hits.is_empty() {
+                continue;
+            }
+            let (keep, set_aside): (Vec<u32>, Vec<u32>) = node.hits.iter().partition(|&&h| {
+                r.verdict_of(h, node.actor.0, node.actor.1, node.time)
+                    .is_none()
+            });
+            if !set_aside.is_empty() {
+                node.hits = keep;
+                demoted.insert(i, set_aside);
+            }
+        }
+    }
     let roles: HashMap<String, &str> = assets
         .iter()
         .map(|a| {
@@ -318,7 +344,8 @@ pub fn analyse(
     let n = graph.nodes.len();
     let roots: Vec<usize> = (0..n).map(|i| graph.components.root(i)).collect();
     let stories = roots.iter().enumerate().filter(|(i, r)| *i == **r).count();
-    // Only stories with a seeding detection are looked at further.
+    // Only stories with a seeding detection are looked at further (routine ones kept aside
+    // count for the story they belong to, once it stands).
     let seeds: std::collections::BTreeSet<usize> = (0..n)
         .filter(|&i| {
             graph.nodes[i].hits.iter().any(|&h| {
@@ -337,11 +364,14 @@ pub fn analyse(
     }
     // Tactics and techniques of the rules that matched anything (most never do).
     let mut used = vec![false; rules.len()];
-    for n in &graph.nodes {
-        for &h in &n.hits {
-            if let Some(u) = used.get_mut(h as usize) {
-                *u = true;
-            }
+    for &h in graph
+        .nodes
+        .iter()
+        .flat_map(|n| n.hits.iter())
+        .chain(demoted.values().flatten())
+    {
+        if let Some(u) = used.get_mut(h as usize) {
+            *u = true;
         }
     }
     let rule_attack: Vec<(Vec<String>, Vec<String>)> = rules
@@ -365,7 +395,6 @@ pub fn analyse(
         let r = graph.components.root(s.arrival);
         steps_by_root.entry(r).or_default().push(k);
     }
-    let nodes = &graph.nodes;
     let mut ops = Vec::new();
     let mut lead_roots: Vec<(u32, usize)> = Vec::new();
     let mut reported: Vec<usize> = Vec::new();
@@ -374,7 +403,12 @@ pub fn analyse(
         use rayon::prelude::*;
         let list: Vec<(&usize, &Vec<usize>)> = members.iter().collect();
         list.par_iter()
-            .map(|(root, l)| (**root, quick_score(nodes, l, rules, &rule_attack, &roles)))
+            .map(|(root, l)| {
+                (
+                    **root,
+                    quick_score(&graph.nodes, l, rules, &rule_attack, &roles),
+                )
+            })
             .collect()
     };
     for (root, score) in scored {
@@ -388,13 +422,24 @@ pub fn analyse(
         }
         reported.push(*root);
     }
+    // Routine detections of the reported stories count with them again (they are part of an
+    // intrusion that stands without them), though never as its entry.
+    let mut restored: Vec<(EventRef, u32)> = Vec::new();
+    if !demoted.is_empty() {
+        let reported_set: std::collections::HashSet<usize> = reported.iter().copied().collect();
+        demoted.retain(|i, _| reported_set.contains(&roots[*i]));
+        for (&i, hits) in &demoted {
+            graph.nodes[i].hits.extend(hits.iter().copied());
+        }
+    }
+    let nodes = &graph.nodes;
     {
         use rayon::prelude::*;
         let steps_of = |r: &usize| steps_by_root.get(r).map(Vec::as_slice).unwrap_or(&[]);
-        let built: Vec<Operation> = reported
+        let built: Vec<(Operation, Vec<usize>)> = reported
             .par_iter()
             .map(|r| {
-                let mut op = operation(
+                let (mut op, kept) = operation(
                     nodes,
                     &members[r],
                     steps_of(r),
@@ -404,12 +449,20 @@ pub fn analyse(
                     &roles,
                     opts,
                     true,
+                    &demoted,
                 );
                 op.actor = attack.attribute(&op.techniques.iter().cloned().collect(), 3);
-                op
+                (op, kept)
             })
             .collect();
-        ops.extend(built);
+        for (op, kept) in built {
+            for i in kept {
+                for &h in demoted.get(&i).into_iter().flatten() {
+                    restored.push((EventRef::of(&nodes[i]), h));
+                }
+            }
+            ops.push(op);
+        }
     }
     ops.sort_by_key(|o| (o.start_us, o.end_us));
     for (k, op) in ops.iter_mut().enumerate() {
@@ -473,7 +526,7 @@ pub fn analyse(
         .iter()
         .take(LEADS_KEPT)
         .map(|&(score, root)| {
-            let op = operation(
+            let (op, _) = operation(
                 nodes,
                 &members[&root],
                 &[],
@@ -483,6 +536,7 @@ pub fn analyse(
                 &roles,
                 opts,
                 false,
+                &HashMap::new(),
             );
             Lead {
                 score,
@@ -493,6 +547,7 @@ pub fn analyse(
         })
         .collect();
     Analysis {
+        restored,
         attack_version: attack.attack_version.clone(),
         actor: attack.attribute(&all, 5),
         operations: ops,
@@ -588,10 +643,38 @@ fn operation(
     roles: &HashMap<String, &str>,
     opts: &Options,
     full: bool,
-) -> Operation {
+    routine: &HashMap<usize, Vec<u32>>,
+) -> (Operation, Vec<usize>) {
     let attack = Attack::get();
     let mut list: Vec<usize> = list.to_vec();
     list.sort_by_key(|&i| nodes[i].time);
+    // The entry: the first web-server child with a detection, else the first detection at
+    // medium or above, else the first detection at all.
+    let level_of = |i: usize| {
+        let set_aside = routine.get(&i);
+        nodes[i]
+            .hits
+            .iter()
+            .filter(|h| set_aside.is_none_or(|r| !r.contains(h)))
+            .filter_map(|&h| rules.get(h as usize).map(|r| r.level))
+            .max()
+    };
+    let seeding = |i: usize| level_of(i).is_some_and(|l| l >= opts.seed_level);
+    let root_i = list
+        .iter()
+        .copied()
+        .find(|&i| nodes[i].web_child && seeding(i))
+        .or_else(|| {
+            list.iter()
+                .copied()
+                .find(|&i| level_of(i).is_some_and(|l| l >= 2))
+        })
+        .or_else(|| list.iter().copied().find(|&i| level_of(i).is_some()))
+        .unwrap_or(list[0]);
+    // What linked in before the entry is context (an administrator's session, a deployment),
+    // not the story's start.
+    let from = nodes[root_i].time - CONTEXT_BEFORE;
+    list.retain(|&i| nodes[i].time >= from);
     let (start_us, end_us) = (
         nodes[list[0]].time,
         nodes[*list.last().unwrap_or(&list[0])].time,
@@ -603,11 +686,13 @@ fn operation(
     let mut techniques = BTreeSet::new();
     let mut remote = BTreeSet::new();
     let mut accounts = BTreeSet::new();
-    let mut processes = Vec::new();
+    let mut processes: Vec<Process> = Vec::new();
     let mut timeline = Vec::new();
     let mut detections = 0;
     let mut max_level = 0u8;
-    let mut root: Option<usize> = None;
+    // One process seen by Sysmon and by 4688 is one row: (host, image, command line, second).
+    let mut seen_process: HashMap<(&str, String, &str, i64), usize> = HashMap::new();
+    let mut timeline_index: HashMap<(&str, String, i64), usize> = HashMap::new();
     for &i in &list {
         let nd = &nodes[i];
         let h = hosts.entry(nd.host.to_string()).or_insert((nd.time, 0, 0));
@@ -622,9 +707,6 @@ fn operation(
                 }
                 _ => {}
             }
-        }
-        if nd.web_child && root.is_none() {
-            root = Some(i);
         }
         let mut entry_tactics = BTreeSet::new();
         for &r in &nd.hits {
@@ -656,8 +738,16 @@ fn operation(
         if !full {
             continue;
         }
-        if let Some(p) = &nd.process {
-            processes.push(Process {
+        let process_key = nd.process.as_ref().map(|p| {
+            (
+                &*nd.host,
+                p.image().to_ascii_lowercase(),
+                p.command_line(),
+                nd.time / 1_000_000,
+            )
+        });
+        if let (Some(p), Some(key)) = (&nd.process, process_key) {
+            let row = Process {
                 host: nd.host.to_string(),
                 time: iso(nd.time),
                 id: p.id().to_string(),
@@ -667,7 +757,21 @@ fn operation(
                 command_line: p.command_line().to_string(),
                 user: p.user().to_string(),
                 flagged,
-            });
+            };
+            match seen_process.get(&key) {
+                // Sysmon's record (process GUIDs) wins over 4688's (pids) for the tree.
+                Some(&k) => {
+                    let flagged = processes[k].flagged || row.flagged;
+                    if row.id.starts_with('{') && !processes[k].id.starts_with('{') {
+                        processes[k] = row;
+                    }
+                    processes[k].flagged = flagged;
+                }
+                None => {
+                    seen_process.insert(key, processes.len());
+                    processes.push(row);
+                }
+            }
         }
         if flagged || nd.process.is_some() || nd.movement.is_some() {
             let level = nd
@@ -676,6 +780,27 @@ fn operation(
                 .map(|&r| rules[r as usize].level)
                 .max()
                 .unwrap_or(0);
+            // The second record of one process creation adds its rules to the first's entry.
+            let entry_key = (&*nd.host, nd.describe(), nd.time / 1_000_000);
+            if let Some(&k) = timeline_index.get(&entry_key) {
+                let e: &mut Entry = &mut timeline[k];
+                for &r in &nd.hits {
+                    let title = &rules[r as usize].title;
+                    if !e.rules.contains(title) {
+                        e.rules.push(title.clone());
+                    }
+                }
+                if LEVEL_NAMES.iter().position(|l| *l == e.level).unwrap_or(0) < level as usize {
+                    e.level = LEVEL_NAMES[level as usize];
+                }
+                for t in entry_tactics {
+                    if !e.tactics.contains(&t) {
+                        e.tactics.push(t);
+                    }
+                }
+                continue;
+            }
+            timeline_index.insert(entry_key, timeline.len());
             timeline.push(Entry {
                 time: iso(nd.time),
                 host: nd.host.to_string(),
@@ -691,16 +816,10 @@ fn operation(
             });
         }
     }
-    // Root cause: the first web-server child, else the first detection.
-    let (kind, root_i) = match root {
-        Some(i) => ("web shell", i),
-        None => (
-            "first detection",
-            *list
-                .iter()
-                .find(|&&i| !nodes[i].hits.is_empty())
-                .unwrap_or(&list[0]),
-        ),
+    let kind = if nodes[root_i].web_child {
+        "web shell"
+    } else {
+        "first detection"
     };
     let rn = &nodes[root_i];
     let root_cause = RootCause {
@@ -714,6 +833,9 @@ fn operation(
     let mut edges: BTreeMap<(&str, &str), (i64, usize, BTreeSet<&'static str>)> = BTreeMap::new();
     for &k in step_ids {
         let s = &steps[k];
+        if s.time < from {
+            continue;
+        }
         let e = edges
             .entry((&s.from, &s.to))
             .or_insert((s.time, 0, BTreeSet::new()));
@@ -815,7 +937,7 @@ fn operation(
         keep.truncate(opts.timeline_cap);
         timeline = keep;
     }
-    Operation {
+    let op = Operation {
         id: String::new(),
         wave: None,
         score,
@@ -842,5 +964,6 @@ fn operation(
         },
         start_us,
         end_us,
-    }
+    };
+    (op, list)
 }

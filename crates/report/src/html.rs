@@ -89,7 +89,11 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
     }
     for (k, op) in a.operations.iter().enumerate() {
         operation(&mut s, op, k);
-        if let Some(x) = meta.exposure.as_ref().and_then(|x| x.by_operation.get(&op.id)) {
+        if let Some(x) = meta
+            .exposure
+            .as_ref()
+            .and_then(|x| x.by_operation.get(&op.id))
+        {
             let _ = write!(s, "<h4>Exposure of {}</h4>", esc(&op.id));
             exposure_table(&mut s, x);
         }

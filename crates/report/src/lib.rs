@@ -76,7 +76,10 @@ pub struct ExposureView {
 
 impl ExposureView {
     pub fn named(&self) -> usize {
-        self.subscribers.iter().filter(|r| r.tier == "named").count()
+        self.subscribers
+            .iter()
+            .filter(|r| r.tier == "named")
+            .count()
     }
 }
 

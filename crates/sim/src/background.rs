@@ -8,7 +8,7 @@
 
 use crate::cdr::diurnal;
 use crate::clock::{self, DAY, HOUR, MINUTE, SECOND};
-use crate::db::{Session, Statement};
+use crate::db::{Peer, Session, Statement};
 use crate::dice::Dice;
 use crate::flows::{self, Flow};
 use crate::queries::Sql;
@@ -262,11 +262,7 @@ impl<'w> Background<'w> {
             );
             let care_cmd = format!("\"{care_path}\" /env=prod");
             for (i, (path, pe, cmd)) in [
-                (
-                    care_path.as_str(),
-                    "CareDesk.exe",
-                    care_cmd.as_str(),
-                ),
+                (care_path.as_str(), "CareDesk.exe", care_cmd.as_str()),
                 (
                     "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
                     "chrome.exe",
@@ -648,8 +644,17 @@ impl<'w> Background<'w> {
         let mut s = self.session(&db_user, "psql", &world.hosts[jump].ip, port, t + 300_000);
         s.connect(sink, self.estate.db);
         let mut tt = t + 20 * SECOND;
-        for (i, (text, table)) in Sql(&world.profile.db.schema).dba_checks().into_iter().enumerate() {
-            s.run(sink, self.estate.db, tt, &Statement::select(table, text, None, 1 + i as u64 / 2));
+        for (i, (text, table)) in Sql(&world.profile.db.schema)
+            .dba_checks()
+            .into_iter()
+            .enumerate()
+        {
+            s.run(
+                sink,
+                self.estate.db,
+                tt,
+                &Statement::select(table, text, None, 1 + i as u64 / 2),
+            );
             tt += self.dice.range(10, 120) * SECOND;
         }
         s.disconnect(sink, self.estate.db, tt);
@@ -669,7 +674,18 @@ impl<'w> Background<'w> {
     fn session(&mut self, user: &str, app: &str, host: &str, port: u16, t: i64) -> Session {
         self.db_pid = 7000 + (self.db_pid + 37 + self.dice.below(50) as u32) % 60_000;
         let database = self.world.profile.db.database;
-        Session::new(self.db_pid, user, database, app, host, port, t, self.estate.log)
+        Session::new(
+            self.db_pid,
+            Peer {
+                user,
+                db: database,
+                app,
+                host,
+                port,
+            },
+            t,
+            self.estate.log,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -808,8 +824,16 @@ impl<'w> Background<'w> {
     fn site_traffic(&mut self, sink: &mut Sink, t0: i64, lh: u32, h: usize) {
         let world = self.world;
         let host = &world.hosts[h];
-        let ext = if host.role == Role::WebIis { "aspx" } else { "jsp" };
-        let base = if host.role == Role::WebIis { "/selfcare" } else { "/portal" };
+        let ext = if host.role == Role::WebIis {
+            "aspx"
+        } else {
+            "jsp"
+        };
+        let base = if host.role == Role::WebIis {
+            "/selfcare"
+        } else {
+            "/portal"
+        };
         let n = self.dice.poisson(40.0 * self.scale * diurnal(lh));
         let pages: [(&str, String, u64); 9] = [
             ("GET", "/".into(), 18_000),
@@ -910,7 +934,9 @@ impl<'w> Background<'w> {
         let sql = Sql(&schema);
         let db_ip = db_ip(world).to_string();
         // The server's own processes write too: a checkpoint every hour.
-        self.estate.log.background(sink, db, t0 + 2 * MINUTE, 61, "checkpoint starting: time");
+        self.estate
+            .log
+            .background(sink, db, t0 + 2 * MINUTE, 61, "checkpoint starting: time");
         self.estate.log.background(
             sink,
             db,
@@ -937,14 +963,19 @@ impl<'w> Background<'w> {
             s.connect(sink, db);
             let mut tt = t + SECOND;
             for table in schema.tables() {
-                s.run(sink, db, tt, &Statement {
-                    class: "WRITE",
-                    command: "COPY",
-                    object: None,
-                    text: sql.load(&schema.partition(table, t)),
-                    params: None,
-                    rows: 0,
-                });
+                s.run(
+                    sink,
+                    db,
+                    tt,
+                    &Statement {
+                        class: "WRITE",
+                        command: "COPY",
+                        object: None,
+                        text: sql.load(&schema.partition(table, t)),
+                        params: None,
+                        rows: 0,
+                    },
+                );
                 tt += self.dice.range(2, 20) * SECOND;
             }
             s.disconnect(sink, db, tt);
@@ -983,7 +1014,8 @@ impl<'w> Background<'w> {
                     // Who calls first: the caller's line, then their records.
                     if let Some((text, table)) = sql.care_subscriber() {
                         if self.dice.chance(0.5) {
-                            let stmt = Statement::select(table, text, Some(vec![sub.msisdn.clone()]), 1);
+                            let stmt =
+                                Statement::select(table, text, Some(vec![sub.msisdn.clone()]), 1);
                             if let Some(s) = self.pool_sessions[i].as_mut() {
                                 s.run(sink, db, t - 2 * SECOND, &stmt);
                             }
@@ -991,11 +1023,18 @@ impl<'w> Background<'w> {
                     }
                     let days = *self.dice.pick(&[7, 30, 30, 31, 60, 90]);
                     let end = t - t.rem_euclid(DAY);
-                    let table = *self.dice.pick(&[schema.voice, schema.voice, schema.sms, schema.data]);
+                    let table =
+                        *self
+                            .dice
+                            .pick(&[schema.voice, schema.voice, schema.sms, schema.data]);
                     let stmt = Statement::select(
                         table,
                         sql.care_lookup(table),
-                        Some(vec![sub.msisdn.clone(), clock::pg_timestamptz(end - days * DAY), clock::pg_timestamptz(end + DAY)]),
+                        Some(vec![
+                            sub.msisdn.clone(),
+                            clock::pg_timestamptz(end - days * DAY),
+                            clock::pg_timestamptz(end + DAY),
+                        ]),
                         5 + self.dice.below(150),
                     );
                     if let Some(s) = self.pool_sessions[i].as_mut() {
@@ -1017,12 +1056,20 @@ impl<'w> Background<'w> {
             let mut s = self.session("billing_batch", "bill-run", &billing, 50_211, t);
             s.connect(sink, db);
             let day = t - t.rem_euclid(DAY);
-            s.run(sink, db, t + 2 * SECOND, &Statement::select(
-                schema.voice,
-                sql.bill_run(),
-                Some(vec![clock::pg_timestamptz(day - DAY), clock::pg_timestamptz(day)]),
-                world.subscribers.len() as u64 * 2,
-            ));
+            s.run(
+                sink,
+                db,
+                t + 2 * SECOND,
+                &Statement::select(
+                    schema.voice,
+                    sql.bill_run(),
+                    Some(vec![
+                        clock::pg_timestamptz(day - DAY),
+                        clock::pg_timestamptz(day),
+                    ]),
+                    world.subscribers.len() as u64 * 2,
+                ),
+            );
             s.disconnect(sink, db, t + 9 * MINUTE);
         }
         // BI refreshes cell-load dashboards each weekday morning.
@@ -1031,12 +1078,17 @@ impl<'w> Background<'w> {
             let bi = world.hosts[world.one(Role::Analytics)].ip.clone();
             let mut s = self.session("bi_reader", "Metabase", &bi, 51_002, t);
             s.connect(sink, db);
-            s.run(sink, db, t + SECOND, &Statement::select(
-                schema.data,
-                sql.bi_refresh(),
-                Some(vec![clock::pg_timestamptz(t - t.rem_euclid(DAY) - 7 * DAY)]),
-                world.cells.len() as u64 * 7,
-            ));
+            s.run(
+                sink,
+                db,
+                t + SECOND,
+                &Statement::select(
+                    schema.data,
+                    sql.bi_refresh(),
+                    Some(vec![clock::pg_timestamptz(t - t.rem_euclid(DAY) - 7 * DAY)]),
+                    world.cells.len() as u64 * 7,
+                ),
+            );
             s.disconnect(sink, db, t + 40 * SECOND);
         }
         // Lawful disclosure: a registered request for one subscriber over many months.
@@ -1061,12 +1113,21 @@ impl<'w> Background<'w> {
                 tables.push(schema.sms);
             }
             for (k, table) in tables.into_iter().enumerate() {
-                s.run(sink, db, t + (2 + k as i64) * SECOND, &Statement::select(
-                    table,
-                    sql.disclosure(table, &case_id),
-                    Some(vec![sub.clone(), clock::pg_timestamptz(from), clock::pg_timestamptz(to)]),
-                    20 + self.dice.below(400),
-                ));
+                s.run(
+                    sink,
+                    db,
+                    t + (2 + k as i64) * SECOND,
+                    &Statement::select(
+                        table,
+                        sql.disclosure(table, &case_id),
+                        Some(vec![
+                            sub.clone(),
+                            clock::pg_timestamptz(from),
+                            clock::pg_timestamptz(to),
+                        ]),
+                        20 + self.dice.below(400),
+                    ),
+                );
             }
             s.disconnect(sink, db, t + 10 * SECOND);
             sink.set_twin(None);
@@ -1148,14 +1209,19 @@ impl<'w> Background<'w> {
         let mut s = self.session("backup", "pg_dump", &host.ip, port, t + 3 * SECOND);
         s.connect(sink, self.estate.db);
         for (k, table) in dumped.iter().enumerate() {
-            s.run(sink, self.estate.db, t + (5 + k as i64 * 90) * SECOND, &Statement {
-                class: "READ",
-                command: "COPY",
-                object: None,
-                text: sql.dump(table),
-                params: None,
-                rows: 0,
-            });
+            s.run(
+                sink,
+                self.estate.db,
+                t + (5 + k as i64 * 90) * SECOND,
+                &Statement {
+                    class: "READ",
+                    command: "COPY",
+                    object: None,
+                    text: sql.dump(table),
+                    params: None,
+                    rows: 0,
+                },
+            );
         }
         s.disconnect(sink, self.estate.db, t + 4 * MINUTE);
         self.flow(
@@ -1178,7 +1244,9 @@ impl<'w> Background<'w> {
         let world = self.world;
         for h in world.web_servers() {
             let m = self.estate.machine(world, h);
-            let Some(server) = self.web_procs[h].clone() else { continue };
+            let Some(server) = self.web_procs[h].clone() else {
+                continue;
+            };
             let t = self.at(t0, 20 * MINUTE);
             match world.hosts[h].role {
                 Role::WebJboss => {
@@ -1202,11 +1270,34 @@ impl<'w> Background<'w> {
                     // The new release is copied in by the deploy account, then Tomcat unpacks it.
                     let deployer = world.account("svc_care");
                     let who = Who::of(deployer, 0x5d1e2);
-                    let robo = m.running(&mut self.dice, "C:\\Windows\\System32\\cmd.exe", "cmd.exe /c C:\\deploy\\release.cmd", who);
-                    m.spawn(sink, &mut self.dice, t, &robo, exe("C:\\Windows\\System32\\Robocopy.exe", "robocopy.exe"), "robocopy C:\\deploy\\portal C:\\Tomcat9\\webapps /E /PURGE portal.war".into());
-                    m.file(sink, t + 2 * SECOND, &robo, "C:\\Tomcat9\\webapps\\portal.war");
+                    let robo = m.running(
+                        &mut self.dice,
+                        "C:\\Windows\\System32\\cmd.exe",
+                        "cmd.exe /c C:\\deploy\\release.cmd",
+                        who,
+                    );
+                    m.spawn(
+                        sink,
+                        &mut self.dice,
+                        t,
+                        &robo,
+                        exe("C:\\Windows\\System32\\Robocopy.exe", "robocopy.exe"),
+                        "robocopy C:\\deploy\\portal C:\\Tomcat9\\webapps /E /PURGE portal.war"
+                            .into(),
+                    );
+                    m.file(
+                        sink,
+                        t + 2 * SECOND,
+                        &robo,
+                        "C:\\Tomcat9\\webapps\\portal.war",
+                    );
                     for page in ["login.jsp", "balance.jsp", "usage.jsp", "topup.jsp"] {
-                        m.file(sink, t + 9 * SECOND, &server, &format!("C:\\Tomcat9\\webapps\\portal\\{page}"));
+                        m.file(
+                            sink,
+                            t + 9 * SECOND,
+                            &server,
+                            &format!("C:\\Tomcat9\\webapps\\portal\\{page}"),
+                        );
                     }
                 }
                 _ => {
@@ -1215,7 +1306,12 @@ impl<'w> Background<'w> {
                     let who = Who::of(deployer, 0x5d1e2);
                     let ms = m.running(&mut self.dice, "C:\\Program Files\\IIS\\Microsoft Web Deploy V3\\msdeploy.exe", "msdeploy.exe -verb:sync -source:package=C:\\deploy\\selfcare.zip -dest:auto", who);
                     for page in ["login.aspx", "balance.aspx", "usage.aspx", "topup.aspx"] {
-                        m.file(sink, t, &ms, &format!("C:\\inetpub\\wwwroot\\selfcare\\{page}"));
+                        m.file(
+                            sink,
+                            t,
+                            &ms,
+                            &format!("C:\\inetpub\\wwwroot\\selfcare\\{page}"),
+                        );
                     }
                     let t = t + 30 * MINUTE + self.dice.range(0, 20 * MINUTE);
                     let csc = format!("\"C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\csc.exe\" /noconfig /fullpaths @\"C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Temporary ASP.NET Files\\root\\a3b4c5d6\\{}\\{}.cmdline\"", self.dice.hex(8), self.dice.hex(8));
@@ -1238,7 +1334,9 @@ impl<'w> Background<'w> {
 
     /// The worker process of web server `h` (the campaign's parent there).
     pub fn web_proc(&self, h: usize) -> &Proc {
-        self.web_procs[h].as_ref().expect("a web server has a worker process")
+        self.web_procs[h]
+            .as_ref()
+            .expect("a web server has a worker process")
     }
 
     pub fn services(&self, host: usize) -> &Proc {

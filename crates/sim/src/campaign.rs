@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::background::Background;
 use crate::cdr::{MatchOn, TheftQuery};
 use crate::clock::{self, DAY, HOUR, MINUTE, SECOND};
-use crate::db::{Session, Statement};
+use crate::db::{Peer, Session, Statement};
 use crate::dice::Dice;
 use crate::flows::{self, Flow};
 use crate::profile::TheftStyle;
@@ -238,9 +238,8 @@ impl Campaign {
                 renamed,
                 build: habits.build_base + u32::from(w),
                 da_account: habits.accounts[cycle].into(),
-                collect_host: world.one(
-                    [Role::FileServer, Role::JumpHost, Role::Backup][(w as usize - 1) % 3],
-                ),
+                collect_host: world
+                    .one([Role::FileServer, Role::JumpHost, Role::Backup][(w as usize - 1) % 3]),
                 db_user: match (w as usize - 1) % 3 {
                     0 => "care_app".into(),
                     1 => dba_db_user,
@@ -310,7 +309,13 @@ impl Campaign {
 
         // Where the shell lives and how it is reached, by web stack.
         let shell = c.kit.shell.clone();
-        let (shell_path, shell_uri, webroot, dest, exploit_pages): (String, String, &str, &str, [&str; 5]) = match role {
+        let (shell_path, shell_uri, webroot, dest, exploit_pages): (
+            String,
+            String,
+            &str,
+            &str,
+            [&str; 5],
+        ) = match role {
             Role::WebIis => (
                 format!("C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\{shell}.aspx"),
                 format!("/aspnet_client/system_web/{shell}.aspx"),
@@ -374,7 +379,11 @@ impl Campaign {
             let req = Request {
                 method: if i % 3 == 0 { "GET" } else { "POST" },
                 stem,
-                query: if stem.ends_with(".axd") { "type=rau" } else { "" },
+                query: if stem.ends_with(".axd") {
+                    "type=rau"
+                } else {
+                    ""
+                },
                 port: 443,
                 user: "",
                 client: &attacker,
@@ -517,7 +526,9 @@ impl Campaign {
         web.file(sink, t, &parent, &nbt_path);
         web.file(sink, t + SECOND, &parent, &qry_path);
         t += 30 * SECOND;
-        let subnet = db_ip.rsplit_once('.').map_or(db_ip.clone(), |(n, _)| n.to_string());
+        let subnet = db_ip
+            .rsplit_once('.')
+            .map_or(db_ip.clone(), |(n, _)| n.to_string());
         let nbt = shell_cmd(
             c,
             sink,
@@ -1189,11 +1200,7 @@ impl Campaign {
             "T1560.001",
             "password-protected split RAR of the query results",
         );
-        let bin = format!(
-            "C:\\$Recycle.Bin\\{}-{}",
-            org.sid,
-            1100 + c.kit.wave as u32
-        );
+        let bin = format!("C:\\$Recycle.Bin\\{}-{}", org.sid, 1100 + c.kit.wave as u32);
         let rar = cm.spawn(
             sink,
             &mut c.dice,
@@ -1312,7 +1319,10 @@ impl Campaign {
                     (&attacker, 50_000 + p as u16),
                 );
             }
-            let front = world.profile.balancer.map_or(entry_ip.clone(), String::from);
+            let front = world
+                .profile
+                .balancer
+                .map_or(entry_ip.clone(), String::from);
             c.flow(
                 sink,
                 tt,
@@ -1451,11 +1461,13 @@ impl Campaign {
         let session = self.sessions.len();
         self.sessions.push(Session::new(
             20_000 + c.dice.below(30_000) as u32,
-            user,
-            world.profile.db.database,
-            "psql",
-            host,
-            port,
+            Peer {
+                user,
+                db: world.profile.db.database,
+                app: "psql",
+                host,
+                port,
+            },
             t,
             c.estate.log,
         ));
@@ -1491,7 +1503,12 @@ impl Campaign {
                 self.db_steps.push(DbStep {
                     time: tt,
                     session,
-                    action: DbAction::Plain(Statement::select(table, text, None, msisdns.len() as u64)),
+                    action: DbAction::Plain(Statement::select(
+                        table,
+                        text,
+                        None,
+                        msisdns.len() as u64,
+                    )),
                     label: Label {
                         technique: "T1213",
                         what: "targets looked up in the subscriber table",
@@ -1525,7 +1542,14 @@ impl Campaign {
             tt += c.dice.range(20, 200) * SECOND;
         }
         if copy {
-            let text = sql.theft(habits.theft, schema.voice, &written, &from_s, &until_s, true);
+            let text = sql.theft(
+                habits.theft,
+                schema.voice,
+                &written,
+                &from_s,
+                &until_s,
+                true,
+            );
             self.push_query(
                 c.kit.wave,
                 tt,

@@ -149,9 +149,7 @@ impl CdrGen {
         let start = t0 + self.dice.range(0, HOUR);
         let duration = 5 + (self.dice.unit().powi(3) * 900.0) as i64;
         let records = ("moCallRecord", "mtCallRecord");
-        self.two_party(
-            world, sink, caller, start, duration, records, SECOND,
-        );
+        self.two_party(world, sink, caller, start, duration, records, SECOND);
     }
 
     fn sms(&mut self, world: &World, sink: &mut Sink, t0: i64, caller: usize) {
@@ -191,18 +189,7 @@ impl CdrGen {
         if let Some(c) = callee {
             let cell = self.serving_cell(world, c);
             let t = start + mt_delay;
-            self.row(
-                world,
-                sink,
-                    mt,
-                c,
-                &me,
-                &other,
-                t,
-                duration,
-                cell,
-                (0, 0),
-            );
+            self.row(world, sink, mt, c, &me, &other, t, duration, cell, (0, 0));
         }
     }
 
@@ -263,21 +250,38 @@ impl CdrGen {
             if is_data { "" } else { calling },
             called,
             time(start),
-            if is_data || record_type.contains("SMS") { String::new() } else { time(start + 4 * SECOND) },
+            if is_data || record_type.contains("SMS") {
+                String::new()
+            } else {
+                time(start + 4 * SECOND)
+            },
             time(end),
             c.area,
             c.cell,
             c.radio,
             if is_data { "PGW01" } else { "MSC01" },
-            if is_data { "normalRelease" } else { "normalCallClearing" },
+            if is_data {
+                "normalRelease"
+            } else {
+                "normalCallClearing"
+            },
             ul,
             dl,
-            if is_data { "internet.operator.example" } else { "" },
+            if is_data {
+                "internet.operator.example"
+            } else {
+                ""
+            },
         );
         let out = match self.schema.extract {
             ExtractLayout::Daily => self.streams[0],
             ExtractLayout::PerTable => {
-                let i = self.schema.tables().iter().position(|t| *t == table).unwrap_or(0);
+                let i = self
+                    .schema
+                    .tables()
+                    .iter()
+                    .position(|t| *t == table)
+                    .unwrap_or(0);
                 self.streams[i]
             }
         };
@@ -304,7 +308,10 @@ impl CdrGen {
                     && query.msisdns.contains(&m)
                     && names(&m, query.match_on)
                 {
-                    self.exposed[q].entry(m.clone()).or_default().add(start, cell);
+                    self.exposed[q]
+                        .entry(m.clone())
+                        .or_default()
+                        .add(start, cell);
                     waves.insert(query.wave);
                 }
             }

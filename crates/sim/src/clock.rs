@@ -104,7 +104,7 @@ pub fn pg_at(t: i64, offset_minutes: i32, millis: bool) -> String {
     }
     let sign = if offset_minutes < 0 { '-' } else { '+' };
     let off = offset_minutes.unsigned_abs();
-    if off % 60 == 0 {
+    if off.is_multiple_of(60) {
         format!("{l} {sign}{:02}", off / 60)
     } else {
         format!("{l} {sign}{:02}:{:02}", off / 60, off % 60)

@@ -102,12 +102,7 @@ pub struct Statement {
 }
 
 impl Statement {
-    pub fn select(
-        object: &str,
-        text: String,
-        params: Option<Vec<String>>,
-        rows: u64,
-    ) -> Self {
+    pub fn select(object: &str, text: String, params: Option<Vec<String>>, rows: u64) -> Self {
         Statement {
             class: "READ",
             command: "SELECT",
@@ -140,24 +135,25 @@ pub struct Session {
     style: LogStyle,
 }
 
+/// Who connects: the login, database and application, from which address and port.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    pub user: &'a str,
+    pub db: &'a str,
+    pub app: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+}
+
 impl Session {
-    pub fn new(
-        pid: u32,
-        user: &str,
-        db: &str,
-        app: &str,
-        host: &str,
-        port: u16,
-        start: i64,
-        style: LogStyle,
-    ) -> Self {
+    pub fn new(pid: u32, peer: Peer<'_>, start: i64, style: LogStyle) -> Self {
         Session {
             pid,
-            user: user.into(),
-            db: db.into(),
-            app: app.into(),
-            host: host.into(),
-            port,
+            user: peer.user.into(),
+            db: peer.db.into(),
+            app: peer.app.into(),
+            host: peer.host.into(),
+            port: peer.port,
             start,
             statement_id: 0,
             style,

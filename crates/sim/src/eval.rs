@@ -67,9 +67,11 @@ impl Truth {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let name = path.display().to_string();
             for (i, line) in text.lines().enumerate() {
-                twins.push(serde_json::from_str(line).map_err(|e| {
-                    EvalError::Format(format!("{name}:{}", i + 1), e.to_string())
-                })?);
+                twins.push(
+                    serde_json::from_str(line).map_err(|e| {
+                        EvalError::Format(format!("{name}:{}", i + 1), e.to_string())
+                    })?,
+                );
             }
         }
         let path = sim_dir.join("truth/files.json");
@@ -653,8 +655,15 @@ pub fn evaluate_operations(
     // (wave → op → labelled events held)
     let mut held: BTreeMap<u8, BTreeMap<String, u64>> = BTreeMap::new();
     let mut false_operations = 0;
-    // Per operation: (events, benign events, root cause's label, start).
-    let mut about: HashMap<String, (u64, u64, Option<(u8, u8)>, String, String)> = HashMap::new();
+    // Per operation: what the wave table needs of it.
+    struct About {
+        events: u64,
+        benign: u64,
+        root_label: Option<(u8, u8)>,
+        root_what: String,
+        start: String,
+    }
+    let mut about: HashMap<String, About> = HashMap::new();
     for op in ops {
         let id = op["id"].as_str().unwrap_or("?").to_string();
         let mut any = false;
@@ -684,7 +693,9 @@ pub fn evaluate_operations(
             .as_str()
             .and_then(|s| resolver.resolve(s))
             .and_then(|f| {
-                let pos = rc["event"]["line"].as_u64().or_else(|| rc["event"]["record_id"].as_u64())?;
+                let pos = rc["event"]["line"]
+                    .as_u64()
+                    .or_else(|| rc["event"]["record_id"].as_u64())?;
                 label_of.get(&(f, pos)).map(|l| (l.wave, l.stage))
             });
         let what = format!(
@@ -695,7 +706,13 @@ pub fn evaluate_operations(
         );
         about.insert(
             id,
-            (total, benign, root_label, what, op["start"].as_str().unwrap_or("").to_string()),
+            About {
+                events: total,
+                benign,
+                root_label,
+                root_what: what,
+                start: op["start"].as_str().unwrap_or("").to_string(),
+            },
         );
     }
     // Each wave's first labelled event.
@@ -717,8 +734,8 @@ pub fn evaluate_operations(
             let top = |k: usize| counts.iter().take(k).map(|(_, c)| **c).sum::<u64>();
             let best = counts.first().map(|(id, _)| (*id).clone());
             let info = best.as_ref().and_then(|b| about.get(b));
-            let minutes = info.and_then(|(_, _, _, _, start)| {
-                let a = start.parse::<jiff::Timestamp>().ok()?;
+            let minutes = info.and_then(|i| {
+                let a = i.start.parse::<jiff::Timestamp>().ok()?;
                 let b = first_of.get(&wave)?.parse::<jiff::Timestamp>().ok()?;
                 Some((a.as_second() - b.as_second()) / 60)
             });
@@ -729,10 +746,10 @@ pub fn evaluate_operations(
                 best,
                 best_share: ratio(top(1), events),
                 best_two_share: ratio(top(2), events),
-                root_cause: info.map(|i| i.3.clone()).unwrap_or_default(),
-                root_is_entry: info.is_some_and(|i| i.2 == Some((wave, 1))),
+                root_cause: info.map(|i| i.root_what.clone()).unwrap_or_default(),
+                root_is_entry: info.is_some_and(|i| i.root_label == Some((wave, 1))),
                 start_minutes: minutes,
-                benign_share: info.map_or(0.0, |i| ratio(i.1, i.0)),
+                benign_share: info.map_or(0.0, |i| ratio(i.benign, i.events)),
             }
         })
         .collect();

@@ -251,7 +251,9 @@ pub fn simulate(cfg: &Config, out: &Path) -> io::Result<Summary> {
                 let short = t.rsplit('.').next().unwrap_or(t).to_string();
                 sink.stream(
                     Kind::Cdr,
-                    Layout::Daily(Box::new(move |d| format!("cdr/{short}_{}.csv", d.replace('-', "")))),
+                    Layout::Daily(Box::new(move |d| {
+                        format!("cdr/{short}_{}.csv", d.replace('-', ""))
+                    })),
                     "",
                 )
             })

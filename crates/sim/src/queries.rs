@@ -53,7 +53,9 @@ impl Sql<'_> {
     pub fn care_subscriber(&self) -> Option<(String, &'static str)> {
         let [table, msisdn, imsi, imei, customer, segment] = self.0.subscriber?;
         Some((
-            format!("SELECT {customer}, {segment}, {imsi}, {imei} FROM {table} WHERE {msisdn} = $1"),
+            format!(
+                "SELECT {customer}, {segment}, {imsi}, {imei} FROM {table} WHERE {msisdn} = $1"
+            ),
             table,
         ))
     }
@@ -107,7 +109,10 @@ impl Sql<'_> {
         let s = self.c(START);
         [
             (
-                format!("select count(*) from {} where {s} >= now() - interval '1 day'", self.0.voice),
+                format!(
+                    "select count(*) from {} where {s} >= now() - interval '1 day'",
+                    self.0.voice
+                ),
                 self.0.voice,
             ),
             (format!("select max({s}) from {}", self.0.data), self.0.data),
@@ -182,7 +187,10 @@ impl Sql<'_> {
             }
         };
         if copy {
-            format!("COPY ({}) TO STDOUT WITH CSV HEADER", body.replace('\n', " "))
+            format!(
+                "COPY ({}) TO STDOUT WITH CSV HEADER",
+                body.replace('\n', " ")
+            )
         } else {
             format!("{body};")
         }

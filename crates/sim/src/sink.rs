@@ -346,7 +346,6 @@ impl Sink {
 /// The W3C fields IIS writes with `sc-bytes`, `cs-bytes` and the proxy header enabled.
 pub const W3C_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status sc-bytes cs-bytes time-taken";
 
-
 fn zeek_stamp(t: i64) -> String {
     let p = clock::parts(t);
     format!(

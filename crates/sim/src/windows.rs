@@ -936,7 +936,12 @@ impl Machine<'_> {
                 ("TargetUserName", group.into()),
                 (
                     "TargetDomainName",
-                    if global { self.host.org.netbios } else { "Builtin" }.into(),
+                    if global {
+                        self.host.org.netbios
+                    } else {
+                        "Builtin"
+                    }
+                    .into(),
                 ),
                 ("TargetSid", format!("{}-512", self.host.org.sid)),
                 ("SubjectUserSid", ssid),

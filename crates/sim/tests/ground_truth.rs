@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{labels, run, small, tree};
-use towerwatch_sim::{STAGES, PROFILES};
+use towerwatch_sim::{PROFILES, STAGES};
 
 #[test]
 fn every_wave_plays_every_stage_in_the_evidence() {

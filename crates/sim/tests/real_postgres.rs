@@ -359,7 +359,13 @@ fn simulated_pgaudit_log_has_the_shape_a_real_server_writes() {
         let mine: Vec<&str> = rows
             .iter()
             .copied()
-            .filter(|r| towerwatch_sim::PROFILES[0].db.schema.table_of(r.split(',').nth(1).unwrap()) == table)
+            .filter(|r| {
+                towerwatch_sim::PROFILES[0]
+                    .db
+                    .schema
+                    .table_of(r.split(',').nth(1).unwrap())
+                    == table
+            })
             .collect();
         let per = mine.len().div_ceil(loads(table).max(1)).max(1);
         batches.insert(

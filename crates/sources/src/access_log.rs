@@ -52,7 +52,10 @@ impl AccessFormat {
                 let (name, used) = if let Some(inner) = body.strip_prefix('{') {
                     let close = inner.find('}').ok_or("unclosed %{ in the log format")?;
                     let header = &inner[..close];
-                    let kind = inner[close + 1..].chars().next().ok_or("%{…} without a letter")?;
+                    let kind = inner[close + 1..]
+                        .chars()
+                        .next()
+                        .ok_or("%{…} without a letter")?;
                     let field = match (header.to_ascii_lowercase().as_str(), kind) {
                         ("x-forwarded-for", 'i') => "xff",
                         ("referer", 'i') => "cs-referer",
@@ -181,7 +184,11 @@ impl AccessFormat {
 /// `host ident user [dd/Mon/yyyy:hh:mm:ss zone] "…" status bytes`.
 pub(crate) fn looks_like(head: &[u8]) -> bool {
     let text = String::from_utf8_lossy(head);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(20)
+        .collect();
     let lines = if lines.len() > 1 && !text.ends_with('\n') {
         &lines[..lines.len() - 1]
     } else {
@@ -312,7 +319,10 @@ fn event_of(
                     v.parse::<f64>().ok().map(|s| s * 1000.0)
                 };
                 if let Some(ms) = ms {
-                    e.push("time-taken", Value::Number(format!("{}", ms.round() as u64).into()));
+                    e.push(
+                        "time-taken",
+                        Value::Number(format!("{}", ms.round() as u64).into()),
+                    );
                 }
             }
             field => {
@@ -457,13 +467,19 @@ not a line\n";
         let shell = &ok[0];
         assert_eq!(shell.channel.as_deref(), Some("webserver"));
         assert_eq!(shell.first_str("cs-method"), Some("POST"));
-        assert_eq!(shell.first_str("cs-uri-stem"), Some("/portal/upload/shell.jsp"));
+        assert_eq!(
+            shell.first_str("cs-uri-stem"),
+            Some("/portal/upload/shell.jsp")
+        );
         assert_eq!(shell.first_str("cs-uri-query"), Some("x=1"));
         assert_eq!(shell.first_str("c-ip"), Some("203.0.113.5"));
         assert_eq!(shell.timestamp.unwrap().to_string(), "2024-05-01T19:10:01Z");
         assert_eq!(shell.computer.as_deref(), Some("KUL-WEB-03"));
         assert_eq!(ok[1].first_str("cs-username"), Some("bob"));
-        assert_eq!(ok[1].first_str("cs-user-agent"), Some("Mozilla/5.0 (Windows NT 10.0) \"q\""));
+        assert_eq!(
+            ok[1].first_str("cs-user-agent"),
+            Some("Mozilla/5.0 (Windows NT 10.0) \"q\"")
+        );
         assert_eq!(ok[1].first_str("sc-bytes"), None);
         assert_eq!(ok[2].first_str("c-ip"), Some("198.51.100.7"));
         assert_eq!(ok[2].first_str("s-proxy"), Some("10.0.0.9"));

@@ -23,7 +23,10 @@ pub(crate) enum Export {
 /// Recognises an export by its header line.
 pub(crate) fn sniff(head: &[u8]) -> Option<Export> {
     let text = String::from_utf8_lossy(head);
-    let first = text.lines().find(|l| !l.trim().is_empty())?.to_ascii_uppercase();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())?
+        .to_ascii_uppercase();
     if first.contains("DBUSERNAME") && first.contains("SQL_TEXT") {
         Some(Export::Oracle)
     } else if first.contains("SERVER_PRINCIPAL_NAME")
@@ -76,7 +79,12 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), kind: Export, tally: &mut 
     let col = |n: &str| headers.iter().position(|h| h == n);
     let need: &[&str] = match kind {
         Export::Oracle => &["EVENT_TIMESTAMP", "DBUSERNAME", "ACTION_NAME", "SQL_TEXT"],
-        Export::Mssql => &["EVENT_TIME", "ACTION_ID", "SERVER_PRINCIPAL_NAME", "STATEMENT"],
+        Export::Mssql => &[
+            "EVENT_TIME",
+            "ACTION_ID",
+            "SERVER_PRINCIPAL_NAME",
+            "STATEMENT",
+        ],
     };
     if let Some(missing) = need.iter().find(|n| col(n).is_none()) {
         return tally.fail(format!("the header has no {missing} column"));
@@ -135,12 +143,18 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), kind: Export, tally: &mut 
                         ("class", class_of(&action).to_string()),
                         ("object_name", {
                             let (s, o) = (get("OBJECT_SCHEMA"), get("OBJECT_NAME"));
-                            if s.is_empty() { o.to_string() } else { format!("{s}.{o}") }
+                            if s.is_empty() {
+                                o.to_string()
+                            } else {
+                                format!("{s}.{o}")
+                            }
                         }),
                         ("statement", get("SQL_TEXT").to_string()),
                         (
                             "parameter",
-                            oracle_binds(get("SQL_BINDS")).map(|b| csv_join(&b)).unwrap_or_default(),
+                            oracle_binds(get("SQL_BINDS"))
+                                .map(|b| csv_join(&b))
+                                .unwrap_or_default(),
                         ),
                         ("succeeded", if ok { "true" } else { "false" }.to_string()),
                         ("return_code", get("RETURN_CODE").to_string()),
@@ -161,7 +175,10 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), kind: Export, tally: &mut 
                     other => other,
                 }
                 .to_string();
-                let ok = matches!(get("SUCCEEDED").to_ascii_lowercase().as_str(), "" | "1" | "true");
+                let ok = matches!(
+                    get("SUCCEEDED").to_ascii_lowercase().as_str(),
+                    "" | "1" | "true"
+                );
                 (
                     get("EVENT_TIME"),
                     vec![
@@ -170,15 +187,23 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), kind: Export, tally: &mut 
                         ("application_name", get("APPLICATION_NAME").to_string()),
                         (
                             "remote_host",
-                            if get("CLIENT_IP").is_empty() { get("HOST_NAME") } else { get("CLIENT_IP") }
-                                .to_string(),
+                            if get("CLIENT_IP").is_empty() {
+                                get("HOST_NAME")
+                            } else {
+                                get("CLIENT_IP")
+                            }
+                            .to_string(),
                         ),
                         ("session_id", get("SESSION_ID").to_string()),
                         ("command", action.clone()),
                         ("class", class_of(&action).to_string()),
                         ("object_name", {
                             let (s, o) = (get("SCHEMA_NAME"), get("OBJECT_NAME"));
-                            if s.is_empty() { o.to_string() } else { format!("{s}.{o}") }
+                            if s.is_empty() {
+                                o.to_string()
+                            } else {
+                                format!("{s}.{o}")
+                            }
                         }),
                         ("statement", get("STATEMENT").to_string()),
                         ("succeeded", if ok { "true" } else { "false" }.to_string()),
@@ -221,12 +246,15 @@ mod tests {
 
     fn read(text: &str) -> (Vec<Event>, Vec<String>, crate::InputReport) {
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
-        let report = read_bytes("audit.csv", text.as_bytes(), &ReadOptions::default(), &mut |r| {
-            match r {
+        let report = read_bytes(
+            "audit.csv",
+            text.as_bytes(),
+            &ReadOptions::default(),
+            &mut |r| match r {
                 Ok(e) => ok.push(e),
                 Err(e) => bad.push(e.to_string()),
-            }
-        });
+            },
+        );
         (ok, bad, report)
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use towerwatch_cdr::analytics::Settings;
-use towerwatch_cdr::exposure::{self, ExtractOptions, Exposure, Tier};
+use towerwatch_cdr::exposure::{self, Exposure, ExtractOptions, Tier};
 use towerwatch_cdr::pseudo::Pseudonymizer;
 use towerwatch_cdr::schema::SchemaFile;
 use towerwatch_cdr::{report, run};
@@ -26,7 +26,10 @@ fn pseudonymizer(args: &CdrArgs) -> Result<(Pseudonymizer, &'static str)> {
 }
 
 /// The pseudonymiser of `--key-file` (or `--reveal-key`, or the environment, or a random key).
-pub fn key(key_file: Option<&Path>, reveal_key: Option<&Path>) -> Result<(Pseudonymizer, &'static str)> {
+pub fn key(
+    key_file: Option<&Path>,
+    reveal_key: Option<&Path>,
+) -> Result<(Pseudonymizer, &'static str)> {
     let read_key = |p: &Path| -> Result<Vec<u8>> {
         let k = std::fs::read(p).with_context(|| format!("cannot read key {}", p.display()))?;
         let k: Vec<u8> = k.trim_ascii().to_vec();
@@ -109,7 +112,8 @@ pub fn read_options(prefix: Option<&str>) -> Result<ReadOptions> {
 /// `--schema`.
 pub fn schema_file(path: Option<&Path>) -> Result<Option<SchemaFile>> {
     path.map(|p| {
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
         SchemaFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
     })
     .transpose()
@@ -155,7 +159,11 @@ pub struct CdrContext {
 
 impl CdrContext {
     pub fn load(args: &crate::CdrContextArgs) -> Result<CdrContext> {
-        let cdr_files = args.cdr.as_deref().map(exposure::csv_files).unwrap_or_default();
+        let cdr_files = args
+            .cdr
+            .as_deref()
+            .map(exposure::csv_files)
+            .unwrap_or_default();
         if let Some(p) = &args.cdr {
             anyhow::ensure!(!cdr_files.is_empty(), "--cdr {}: no CSV files", p.display());
         }
@@ -185,8 +193,14 @@ pub fn analyse(args: &CdrArgs) -> Result<(run::Run, Exposure, f64)> {
     let context = CdrContext::load(&args.context)?;
     let inputs = context.schema_inputs();
     let (cdr_files, extract) = (&context.cdr_files, &context.extract);
-    let result = run::run(&args.logs, &options, settings(args)?, &inputs).map_err(anyhow::Error::msg)?;
-    let x = exposure::compute(&result.findings, result.analytics.schema(), cdr_files, extract);
+    let result =
+        run::run(&args.logs, &options, settings(args)?, &inputs).map_err(anyhow::Error::msg)?;
+    let x = exposure::compute(
+        &result.findings,
+        result.analytics.schema(),
+        cdr_files,
+        extract,
+    );
     Ok((result, x, clock.elapsed().as_secs_f64()))
 }
 
@@ -212,8 +226,11 @@ pub fn summary(
         seconds,
         lines as f64 / seconds.max(1e-9)
     );
-    let prefixes: std::collections::BTreeMap<&str, usize> =
-        r.inputs.iter().filter_map(|i| i.detail.as_deref()).fold(Default::default(), |mut m, d| {
+    let prefixes: std::collections::BTreeMap<&str, usize> = r
+        .inputs
+        .iter()
+        .filter_map(|i| i.detail.as_deref())
+        .fold(Default::default(), |mut m, d| {
             *m.entry(d).or_default() += 1;
             m
         });
@@ -223,23 +240,42 @@ pub fn summary(
     for n in &r.not_database {
         let _ = writeln!(s, "  skipped {n}");
     }
-    let _ = writeln!(s, "\nschema used:\n{}", r.analytics.schema().describe().trim_end());
-    // Extract files read alike are one line.
-    let mut alike: std::collections::BTreeMap<(String, &str, &str, String), (usize, u64, &str)> =
-        Default::default();
-    for f in &x.files {
-        let e = alike
-            .entry((f.tables.join(", "), f.matched_by, f.time_column.as_str(), f.id_columns.join(", ")))
-            .or_insert((0, 0, f.path.as_str()));
-        e.0 += 1;
-        e.1 += f.rows;
+    let _ = writeln!(
+        s,
+        "\nschema used:\n{}",
+        r.analytics.schema().describe().trim_end()
+    );
+    // Extract files read alike (same tables, match, time and identifier columns) are one line.
+    struct Alike<'a> {
+        files: usize,
+        rows: u64,
+        first: &'a str,
     }
-    for ((tables, by, time, ids), (files, rows, first)) in &alike {
+    let mut alike: std::collections::BTreeMap<_, Alike> = Default::default();
+    for f in &x.files {
+        let key = (
+            f.tables.join(", "),
+            f.matched_by,
+            f.time_column.as_str(),
+            f.id_columns.join(", "),
+        );
+        let e = alike.entry(key).or_insert(Alike {
+            files: 0,
+            rows: 0,
+            first: f.path.as_str(),
+        });
+        e.files += 1;
+        e.rows += f.rows;
+    }
+    for ((tables, by, time, ids), a) in &alike {
         let _ = writeln!(
             s,
-            "  CDR extract: {files} file{} ({first}{}), {rows} rows of {tables} (matched by {by}); time {time}; identifiers {ids}",
-            if *files == 1 { "" } else { "s" },
-            if *files > 1 { " …" } else { "" },
+            "  CDR extract: {} file{} ({}{}), {} rows of {tables} (matched by {by}); time {time}; identifiers {ids}",
+            a.files,
+            if a.files == 1 { "" } else { "s" },
+            a.first,
+            if a.files > 1 { " …" } else { "" },
+            a.rows,
         );
     }
     let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();

@@ -148,7 +148,13 @@ pub fn exposures(
             }
         }
     }
-    let mut out = exposure::compute_grouped(findings, &groups, schema, &context.cdr_files, &context.extract);
+    let mut out = exposure::compute_grouped(
+        findings,
+        &groups,
+        schema,
+        &context.cdr_files,
+        &context.extract,
+    );
     let by_wave: BTreeMap<usize, Exposure> = out
         .drain(1 + ops..)
         .enumerate()
@@ -180,11 +186,7 @@ pub fn view(x: &Exposure, p: &Pseudonymizer) -> towerwatch_report::ExposureView 
             from: e.from.map(|t| t.to_string()),
             to: e.to.map(|t| t.to_string()),
             cells: e.cells.len(),
-            reached_by: e
-                .reached_by
-                .iter()
-                .map(|(k, v)| p.id(*k, v))
-                .collect(),
+            reached_by: e.reached_by.iter().map(|(k, v)| p.id(*k, v)).collect(),
         })
         .collect();
     towerwatch_report::ExposureView {

@@ -209,7 +209,10 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     print!("\n{}", eval::level_lines(&by_level));
     let medium = &by_level[2];
-    print!("\nBenign twins of the campaign's moves (records flagged at medium and above)\n\n{}", twin_table(medium));
+    print!(
+        "\nBenign twins of the campaign's moves (records flagged at medium and above)\n\n{}",
+        twin_table(medium)
+    );
     let truth = Truth::load(&dir)?;
     let stories = eval::evaluate_operations(&dir, &truth, &dir.join("report/operations.json"))?;
     print!(
@@ -230,7 +233,10 @@ fn twin_table(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     for (category, (records, flagged)) in &r.twins {
-        let _ = writeln!(s, "  {category:<20} {flagged:>5} of {records:>6} records flagged");
+        let _ = writeln!(
+            s,
+            "  {category:<20} {flagged:>5} of {records:>6} records flagged"
+        );
     }
     let alerting = r.twins_alerting();
     let _ = writeln!(
@@ -238,7 +244,11 @@ fn twin_table(r: &Report) -> String {
         "{} of {} categories alerting{}",
         alerting.len(),
         r.twins.len(),
-        if alerting.is_empty() { String::new() } else { format!(": {}", alerting.join(", ")) }
+        if alerting.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", alerting.join(", "))
+        }
     );
     s
 }

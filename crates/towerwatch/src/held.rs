@@ -15,10 +15,19 @@ use crate::output::Detection;
 /// Detections an input keeps in memory before the rest go to a temporary file.
 pub const HELD_IN_MEMORY: usize = 4096;
 
-/// One input's detections (with their rule indices), in the order they were found.
+/// What a held detection carries besides itself: its rule's index and the digest of who did
+/// it (for the routine's verdict, given once all evidence is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tag {
+    pub rule: usize,
+    /// Who did it, on its host and on any host.
+    pub actor: (u64, u64),
+}
+
+/// Detections (with their tags), in the order they were found.
 pub struct Held {
     limit: usize,
-    kept: Vec<(usize, Detection)>,
+    kept: Vec<(Tag, Detection)>,
     /// Older detections, one JSON line each, when there were more than `limit`.
     spilled: Option<BufWriter<File>>,
     /// Why spilling failed, if it did (the detections then stay in memory).
@@ -35,8 +44,8 @@ impl Held {
         }
     }
 
-    pub fn push(&mut self, rule: usize, d: Detection) {
-        self.kept.push((rule, d));
+    pub fn push(&mut self, tag: Tag, d: Detection) {
+        self.kept.push((tag, d));
         if self.kept.len() >= self.limit && self.spill_error.is_none() {
             if let Err(e) = self.spill() {
                 self.spill_error = Some(format!("{e:#}"));
@@ -64,7 +73,7 @@ impl Held {
     /// be spilled (and so were held in memory).
     pub fn drain(
         self,
-        mut each: impl FnMut(usize, Detection) -> Result<()>,
+        mut each: impl FnMut(Tag, Detection) -> Result<()>,
     ) -> Result<Option<String>> {
         if let Some(out) = self.spilled {
             let mut file = out
@@ -74,7 +83,7 @@ impl Held {
             file.rewind()?;
             for (n, line) in BufReader::new(file).lines().enumerate() {
                 let line = line.context("cannot read back held detections")?;
-                let (rule, d): (usize, Detection) = serde_json::from_str(&line)
+                let (rule, d): (Tag, Detection) = serde_json::from_str(&line)
                     .with_context(|| format!("held detection {n} does not read back"))?;
                 each(rule, d)?;
             }
@@ -114,7 +123,13 @@ mod tests {
         for (limit, n) in [(3, 10u64), (4096, 10), (1, 1), (5, 0)] {
             let mut held = Held::new(limit);
             for i in 0..n {
-                held.push(i as usize % 7, detection(i));
+                held.push(
+                    Tag {
+                        rule: i as usize % 7,
+                        actor: (i * 3, i),
+                    },
+                    detection(i),
+                );
             }
             assert!(held.kept.len() < limit.max(1) || n == 0);
             assert_eq!(held.spilled.is_some(), n as usize >= limit);
@@ -128,7 +143,8 @@ mod tests {
             assert_eq!(warning, None);
             assert_eq!(back.len() as u64, n);
             for (i, (rule, d)) in back.iter().enumerate() {
-                assert_eq!(*rule, i % 7);
+                assert_eq!(rule.rule, i % 7);
+                assert_eq!(rule.actor, (i as u64 * 3, i as u64));
                 assert_eq!(d.record_id, Some(i as u64));
                 assert_eq!(d.event["TargetUserName"], "ü\"x");
             }

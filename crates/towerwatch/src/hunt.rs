@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use towerwatch_correlate::routine::{actor_of, Routine};
 use towerwatch_correlate::{Correlator, RuleInfo, WebShellJoin};
 use towerwatch_detect::{Engine, Scratch};
 use towerwatch_event::Event;
@@ -15,7 +16,7 @@ use towerwatch_sources::discover;
 
 use crate::correlations::{Correlations, Pending};
 use crate::dbstage;
-use crate::held::{Held, HELD_IN_MEMORY};
+use crate::held::{Held, Tag, HELD_IN_MEMORY};
 use crate::output::{self, Detection, DetectionWriter, Summary};
 use crate::pipeline;
 use crate::ruleset;
@@ -33,6 +34,7 @@ struct Local {
     correlation_hits: Vec<Pending>,
     untimed: u64,
     coverage: Option<Seen>,
+    routine: Routine,
 }
 
 /// What the evidence holds, for `--coverage`: per (folded channel, event id), field names.
@@ -135,6 +137,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut correlator = Correlator::default();
     let mut correlation_hits: Vec<Pending> = Vec::new();
     let mut db = dbstage::Collected::default();
+    let mut routine = Routine::default();
+    let mut all_detections = Held::new(HELD_IN_MEMORY);
     let mut untimed = 0u64;
     let opts = pipeline::Options {
         threads: args.run.threads,
@@ -160,6 +164,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             correlation_hits: Vec::new(),
             untimed: 0,
             coverage: args.coverage.then(Seen::default),
+            routine: Routine::default(),
         },
         |local, mut event| {
             if towerwatch_cdr::record::is_database(&event) {
@@ -186,19 +191,37 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             if correlate {
                 local.correlator.observe(&event, &hits);
             }
+            let actor = (!hits.is_empty()).then(|| actor_of(&event));
             for idx in matched {
                 correlations.observe(idx, &event, &mut local.correlation_hits, &mut local.untimed);
                 if !silent[idx] {
+                    let actor = actor.clone().expect("a detection has an actor");
+                    if let Some(t) = event.timestamp {
+                        local.routine.observe(
+                            idx as u32,
+                            actor.clone(),
+                            t.as_microsecond(),
+                            &event,
+                        );
+                    }
                     let d = Detection::new(&engine.rules()[idx], &event, with_event);
-                    local.detections.push(idx, d);
+                    local.detections.push(
+                        Tag {
+                            rule: idx,
+                            actor: (actor.digest, actor.estate),
+                        },
+                        d,
+                    );
                 }
             }
         },
         |done| {
-            let warning = done.local.detections.drain(|idx, d| {
-                summary.add(idx, &d);
-                writer.write(&d)
+            // Every detection waits for the routine's verdict, given once all is read.
+            let warning = done.local.detections.drain(|tag, d| {
+                all_detections.push(tag, d);
+                Ok(())
             })?;
+            routine.merge(done.local.routine);
             if let Some(w) = warning {
                 eprintln!("towerwatch: {}: {w}", done.report.source);
             }
@@ -231,26 +254,11 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         },
     )?;
     let findings = join.finish();
-    for d in webshell_detections(&findings) {
-        summary.add_correlated(&d);
-        writer.write(&d)?;
-    }
     let (fired, correlation_dropped) = correlations.finish(correlation_hits);
-    for f in &fired {
-        let d = correlations.detection(f);
-        summary.add_firing(&d);
-        writer.write(&d)?;
-    }
     summary.correlation_untimed = untimed;
     summary.correlation_dropped = correlation_dropped;
     // The CDR store's audit trail, analysed in time order now that all of it is read.
     let db_result = dbstage::analyse(db, db_settings, &cdr_context);
-    for f in &db_result.findings {
-        let d = dbstage::detection(f, &pseudonyms)?;
-        summary.add_correlated(&d);
-        writer.write(&d)?;
-    }
-    writer.finish()?;
     let correlation_clock = Instant::now();
     let mut catalog = rule_catalog(engine.rules());
     let join_rule = catalog.len() as u32;
@@ -284,13 +292,71 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         joined.push((f.request.place.clone(), f.child.place.clone()));
     }
     let context_dropped = correlator.dropped;
-    let analysis = correlator.finish(
+    let analysis = correlator.finish_with(
         &extra,
         &joined,
         &catalog,
         &assets,
         &towerwatch_correlate::Options::default(),
+        Some(&routine),
     );
+    // Detections, in input order: routine ones below medium with the reason, unless their
+    // operation stands without them; then the joins, correlations and database findings.
+    let restored: HashSet<(String, Option<u64>, Option<u64>, u32)> = analysis
+        .restored
+        .iter()
+        .map(|(e, r)| (e.source.clone(), e.record_id, e.line, *r))
+        .collect();
+    let mut routine_demoted = 0u64;
+    let drain_warning = all_detections.drain(|tag, mut d| {
+        let time = d
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if let Some(t) = time {
+            let place = match (d.record_id, d.line) {
+                (_, Some(l)) => (d.source.clone(), None, Some(l)),
+                (r, None) => (d.source.clone(), r, None),
+            };
+            let kept = restored.contains(&(place.0, place.1, place.2, tag.rule as u32));
+            if !kept {
+                if let Some(why) = routine.verdict_of(
+                    tag.rule as u32,
+                    tag.actor.0,
+                    tag.actor.1,
+                    t.as_microsecond(),
+                ) {
+                    if d.level > towerwatch_sigma::Level::Low {
+                        d.level = towerwatch_sigma::Level::Low;
+                        routine_demoted += 1;
+                    }
+                    d.event
+                        .insert("routine".into(), serde_json::Value::String(why));
+                }
+            }
+        }
+        summary.add(tag.rule, &d);
+        writer.write(&d)
+    })?;
+    if let Some(w) = drain_warning {
+        eprintln!("towerwatch: {w}");
+    }
+    for d in webshell_detections(&findings) {
+        summary.add_correlated(&d);
+        writer.write(&d)?;
+    }
+    for f in &fired {
+        let d = correlations.detection(f);
+        summary.add_firing(&d);
+        writer.write(&d)?;
+    }
+    for f in &db_result.findings {
+        let d = dbstage::detection(f, &pseudonyms)?;
+        summary.add_correlated(&d);
+        writer.write(&d)?;
+    }
+    writer.finish()?;
+    summary.routine_demoted = routine_demoted;
     let correlation_s = correlation_clock.elapsed().as_secs_f64();
     let exposure = match (&db_result.analytics, db_result.findings.is_empty()) {
         (Some(an), false) => {

@@ -150,6 +150,8 @@ pub struct Summary {
     pub correlation_untimed: u64,
     /// Matches dropped because a correlation had too many groups open.
     pub correlation_dropped: u64,
+    /// Detections set below medium as the estate's routine.
+    pub routine_demoted: u64,
 }
 
 /// Hosts remembered per rule in the summary (the count is exact, the list is capped).
@@ -339,6 +341,13 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
         summary.detections,
         levels.join(", ")
     );
+    if summary.routine_demoted > 0 {
+        let _ = writeln!(
+            s,
+            "Routine: {} detections set to low as the estate's routine (same host, account and program on many days at that hour; the reason is in each)",
+            summary.routine_demoted
+        );
+    }
     if summary.correlated > 0 {
         let _ = writeln!(
             s,

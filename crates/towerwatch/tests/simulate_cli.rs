@@ -133,10 +133,11 @@ fn hunt_then_eval_scores_the_simulation() {
         "-o",
         &det,
     ]);
-    // The hunt says where pgaudit logs are read instead of calling them unknown.
+    // The hunt reads the CDR store's audit log as it reads the rest, and says which schema it
+    // found there.
     let pg = text(&towerwatch(&["hunt", &format!("{d}/evidence/postgresql")]).stdout);
     assert!(
-        pg.contains("a PostgreSQL log with pgaudit lines: `towerwatch cdr` reads it"),
+        pg.contains("Database audit:") && pg.contains("CDR table cdr.voice_cdr"),
         "{pg}"
     );
     let json = format!("{d}/eval.json");
@@ -153,14 +154,16 @@ fn hunt_then_eval_scores_the_simulation() {
     let s1 = &report["stages"][0];
     assert_eq!(s1["stage"], 1);
     assert_eq!(s1["detected"], 2, "{s1}");
-    // The hunt does not read pgaudit logs yet: the CDR queries are reported as unread.
+    // The CDR queries of both waves are found in the database audit log.
     let s7 = report["stages"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["stage"] == 7)
         .unwrap();
-    assert!(s7["unread"]["db"].as_u64().unwrap() > 0, "{s7}");
+    assert_eq!(s7["detected"], 2, "{s7}");
+    assert!(s7["events_flagged"].as_u64().unwrap() > 0, "{s7}");
+    assert!(s7["unread"].as_object().unwrap().is_empty(), "{s7}");
     assert!(report["benign_events"].as_u64().unwrap() > 10_000);
     // A stricter level never raises recall.
     let high = format!("{d}/eval-high.json");
@@ -204,8 +207,9 @@ fn demo_prints_recall_and_precision_per_stage() {
     assert!(Path::new(&format!("{d}/detections.jsonl.manifest.json")).exists());
 }
 
-/// The Soft Cell pack on a simulated operator: every detection is on a labelled malicious
-/// record, the behaviour rules fire, and the compiled engine finds exactly what the reference
+/// The Soft Cell pack on a simulated operator: every detection at medium or above is on a
+/// labelled malicious record (the nightly backup's password-protected RAR is the estate's
+/// routine, reported below medium with its reason), the behaviour rules fire, and the compiled engine finds exactly what the reference
 /// evaluator finds.
 #[test]
 fn soft_cell_pack_fires_on_the_campaign_only() {
@@ -219,11 +223,16 @@ fn soft_cell_pack_fires_on_the_campaign_only() {
         .display()
         .to_string();
     let evidence = format!("{d}/evidence");
+    // The register of lawful requests, as an operator gives it: the disclosure desk's reads
+    // are authorised, not alarms.
+    let register = format!("{d}/context/rd_requests.csv");
     let run = |extra: &[&str]| -> Vec<serde_json::Value> {
         let mut args = vec![
             "hunt",
             "-q",
             evidence.as_str(),
+            "--register",
+            register.as_str(),
             "--rules",
             pack.as_str(),
             "--status",
@@ -251,6 +260,7 @@ fn soft_cell_pack_fires_on_the_campaign_only() {
             })
             .collect();
     let mut fired = std::collections::BTreeSet::new();
+    let mut routine = 0;
     for det in &compiled {
         let file = det["source"]
             .as_str()
@@ -258,14 +268,24 @@ fn soft_cell_pack_fires_on_the_campaign_only() {
             .strip_prefix(&format!("{d}/"))
             .unwrap()
             .to_string();
+        fired.insert(det["rule_title"].as_str().unwrap().to_string());
+        if labels.contains(&(file, det["line"].as_u64().unwrap())) {
+            continue;
+        }
+        // Off the campaign: only the estate's routine, demoted below medium with its reason.
         assert!(
-            labels.contains(&(file, det["line"].as_u64().unwrap())),
-            "false alarm: {} on {}",
+            det["level"] == "low" && det["event"]["routine"].is_string(),
+            "false alarm: {} at {} on {}",
             det["rule_title"],
+            det["level"],
             det["source"]
         );
-        fired.insert(det["rule_title"].as_str().unwrap().to_string());
+        routine += 1;
     }
+    assert!(
+        routine > 0,
+        "the nightly backup's archives were expected as routine"
+    );
     for title in [
         "NBTscan Or PortQry Execution",
         "Archive Volumes Created In The Recycle Bin",

@@ -72,9 +72,17 @@ fn is_csvlog_line(l: &str) -> bool {
         && b[4] == b'-'
         && b[10] == b' '
         && l.split(',').nth(1).is_some()
-        && [",LOG,", ",ERROR,", ",FATAL,", ",WARNING,", ",PANIC,", ",NOTICE,", ",INFO,"]
-            .iter()
-            .any(|s| l.contains(s))
+        && [
+            ",LOG,",
+            ",ERROR,",
+            ",FATAL,",
+            ",WARNING,",
+            ",PANIC,",
+            ",NOTICE,",
+            ",INFO,",
+        ]
+        .iter()
+        .any(|s| l.contains(s))
 }
 
 fn has_severity(l: &str) -> bool {
@@ -226,11 +234,50 @@ impl Reader<'_> {
 /// a directory near the file is named like a host rather than like a folder of logs.
 pub fn host_from_path(source: &str) -> Option<Box<str>> {
     const GENERIC: [&str; 44] = [
-        "evidence", "logs", "log", "pg_log", "pglog", "postgresql", "postgres", "pgsql", "pg",
-        "db", "database", "databases", "data", "audit", "web", "www", "iis", "logfiles",
-        "tomcat", "apache", "apache2", "httpd", "nginx", "access", "jboss", "wildfly",
-        "standalone", "server", "servers", "windows", "winlogs", "evtx", "sysmon", "flows",
-        "zeek", "net", "network", "tmp", "var", "main", "archive", "collected", "triage", "cdr",
+        "evidence",
+        "logs",
+        "log",
+        "pg_log",
+        "pglog",
+        "postgresql",
+        "postgres",
+        "pgsql",
+        "pg",
+        "db",
+        "database",
+        "databases",
+        "data",
+        "audit",
+        "web",
+        "www",
+        "iis",
+        "logfiles",
+        "tomcat",
+        "apache",
+        "apache2",
+        "httpd",
+        "nginx",
+        "access",
+        "jboss",
+        "wildfly",
+        "standalone",
+        "server",
+        "servers",
+        "windows",
+        "winlogs",
+        "evtx",
+        "sysmon",
+        "flows",
+        "zeek",
+        "net",
+        "network",
+        "tmp",
+        "var",
+        "main",
+        "archive",
+        "collected",
+        "triage",
+        "cdr",
     ];
     let path = std::path::Path::new(source);
     let dir = path.parent()?.file_name()?.to_str()?;
@@ -239,7 +286,9 @@ pub fn host_from_path(source: &str) -> Option<Box<str>> {
         || lower.starts_with("w3svc")
         || lower.starts_with("tomcat")
         || lower.contains("log")
-        || lower.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+        || lower
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
     let hostlike = dir.len() <= 63
         && dir.bytes().any(|b| b.is_ascii_alphabetic())
         && dir
@@ -356,10 +405,17 @@ fn read_stderr(
             return true;
         }
         // A line the prefix does not read is rejected at once (its continuations with it).
-        if r.prefix.expect("stderr logs have a prefix").parse(text).is_none() {
+        if r.prefix
+            .expect("stderr logs have a prefix")
+            .parse(text)
+            .is_none()
+        {
             return tally.reject(
                 Position::Line(no),
-                format!("line does not match the log_line_prefix {}", r.prefix.expect("set")),
+                format!(
+                    "line does not match the log_line_prefix {}",
+                    r.prefix.expect("set")
+                ),
             );
         }
         pending = Some((no, text.to_string()));
@@ -400,7 +456,10 @@ fn flush_stderr(
     };
     let prefix = r.prefix.expect("stderr logs have a prefix");
     let Some(f) = prefix.parse(&text) else {
-        return tally.reject(Position::Line(line), "record does not match the log_line_prefix".into());
+        return tally.reject(
+            Position::Line(line),
+            "record does not match the log_line_prefix".into(),
+        );
     };
     let rest = &text[f.severity_at..];
     let sev_len = prefix::severity_len(rest).expect("parse ends at a severity");
@@ -466,7 +525,10 @@ fn read_csvlog(reader: &mut (dyn BufRead + Send), r: &mut Reader<'_>, tally: &mu
             Ok(false) => break,
             Ok(true) => {
                 if !(23..=26).contains(&rec.len()) {
-                    let m = format!("csvlog record with {} columns (23 to 26 expected)", rec.len());
+                    let m = format!(
+                        "csvlog record with {} columns (23 to 26 expected)",
+                        rec.len()
+                    );
                     if !tally.reject(Position::Line(line), m) {
                         return;
                     }
@@ -505,8 +567,7 @@ fn read_csvlog(reader: &mut (dyn BufRead + Send), r: &mut Reader<'_>, tally: &mu
             }
             Err(e) => {
                 let io = matches!(e.kind(), csv::ErrorKind::Io(_));
-                if !tally.reject(Position::Line(line), format!("not a csvlog record: {e}")) || io
-                {
+                if !tally.reject(Position::Line(line), format!("not a csvlog record: {e}")) || io {
                     return;
                 }
             }

@@ -49,8 +49,23 @@ impl fmt::Display for LinePrefix {
 /// Severity words a PostgreSQL log line carries after its prefix (message kinds and the
 /// secondary lines of a report).
 const SEVERITIES: [&str; 17] = [
-    "LOG", "ERROR", "FATAL", "PANIC", "WARNING", "NOTICE", "INFO", "DEBUG", "DEBUG1", "DEBUG2",
-    "DEBUG3", "DEBUG4", "DEBUG5", "DETAIL", "HINT", "STATEMENT", "CONTEXT",
+    "LOG",
+    "ERROR",
+    "FATAL",
+    "PANIC",
+    "WARNING",
+    "NOTICE",
+    "INFO",
+    "DEBUG",
+    "DEBUG1",
+    "DEBUG2",
+    "DEBUG3",
+    "DEBUG4",
+    "DEBUG5",
+    "DETAIL",
+    "HINT",
+    "STATEMENT",
+    "CONTEXT",
 ];
 const MORE_SEVERITIES: [&str; 2] = ["QUERY", "LOCATION"];
 
@@ -79,7 +94,10 @@ pub const PRESETS: [(&str, &str); 11] = [
     ("amazon rds", "%t:%r:%u@%d:[%p]:"),
     ("azure", "%t-%c-"),
     ("pgbadger", "%t [%p]: user=%u,db=%d,app=%a,client=%h "),
-    ("pgbadger (line numbers)", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h "),
+    (
+        "pgbadger (line numbers)",
+        "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    ),
     ("pgaudit readme", "%m %u %d [%p]: "),
     ("towerwatch", "%m [%p] user=%u,db=%d,app=%a,client=%h "),
     ("none (before 10)", ""),
@@ -111,9 +129,7 @@ impl LinePrefix {
                 Some('%') => literal(&mut tokens, '%'),
                 Some('q') => tokens.push(Token::Stop),
                 Some(e) if ESCAPES.contains(e) => tokens.push(Token::Escape(e)),
-                Some(other) => {
-                    return Err(format!("log_line_prefix escape %{other} is not known"))
-                }
+                Some(other) => return Err(format!("log_line_prefix escape %{other} is not known")),
             }
         }
         Ok(LinePrefix {
@@ -242,9 +258,7 @@ fn typed_len(c: char, s: &str) -> Option<usize> {
             if n == 0 {
                 return None;
             }
-            let frac = s[n..]
-                .strip_prefix('.')
-                .map_or(0, |r| 1 + digits(r));
+            let frac = s[n..].strip_prefix('.').map_or(0, |r| 1 + digits(r));
             Some(n + frac)
         }
         _ => None,
@@ -259,7 +273,11 @@ fn timestamp_len(s: &str, millis: bool) -> Option<usize> {
         return None;
     }
     for (x, y) in b.iter().zip(shape) {
-        let ok = if *y == b'd' { x.is_ascii_digit() } else { x == y };
+        let ok = if *y == b'd' {
+            x.is_ascii_digit()
+        } else {
+            x == y
+        };
         if !ok {
             return None;
         }
@@ -277,11 +295,18 @@ fn timestamp_len(s: &str, millis: bool) -> Option<usize> {
         let k = if matches!(zone.first(), Some(b'+' | b'-')) {
             let d = zone[1..].iter().take_while(|x| x.is_ascii_digit()).count();
             let more = if zone.get(1 + d) == Some(&b':') {
-                1 + zone[2 + d..].iter().take_while(|x| x.is_ascii_digit()).count()
+                1 + zone[2 + d..]
+                    .iter()
+                    .take_while(|x| x.is_ascii_digit())
+                    .count()
             } else {
                 0
             };
-            if d > 0 { 1 + d + more } else { 0 }
+            if d > 0 {
+                1 + d + more
+            } else {
+                0
+            }
         } else {
             zone.iter().take_while(|x| x.is_ascii_alphabetic()).count()
         };
@@ -387,8 +412,14 @@ pub fn infer<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<(LinePrefix
         .filter_map(|l| severity_start(l).map(|s| &l[..s]))
         .max_by_key(|h| h.len())?;
     let rules: [(&str, &str); 9] = [
-        (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?: [A-Za-z0-9+:-]+)?", "%m"),
-        (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?", "%t"),
+        (
+            r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?: [A-Za-z0-9+:-]+)?",
+            "%m",
+        ),
+        (
+            r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?",
+            "%t",
+        ),
         (r"^\d{9,10}\.\d+", "%n"),
         (r"^\[\d+-\d+\]", "[%p-%l]"),
         (r"^\[\d+\]", "[%p]"),
@@ -416,19 +447,25 @@ pub fn infer<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<(LinePrefix
                 let consumed = if template.ends_with("%a") {
                     let after = &rest[whole.len()..];
                     let mut end = after.find([',', ']']).unwrap_or(after.len());
-                    if let Some(k) = after[..end].match_indices(' ').map(|(sp, _)| sp).find(|&sp| {
-                        after[sp + 1..end]
-                            .split(' ')
-                            .next()
-                            .is_some_and(|w| w.contains('='))
-                    }) {
+                    if let Some(k) = after[..end]
+                        .match_indices(' ')
+                        .map(|(sp, _)| sp)
+                        .find(|&sp| {
+                            after[sp + 1..end]
+                                .split(' ')
+                                .next()
+                                .is_some_and(|w| w.contains('='))
+                        })
+                    {
                         end = k;
                     }
                     whole.len() + after[..end].trim_end().len()
                 } else {
                     whole.len()
                 };
-                if ["%u", "%d", "%a", "%h"].iter().any(|e| text.contains(e)) && session_part.is_none() {
+                if ["%u", "%d", "%a", "%h"].iter().any(|e| text.contains(e))
+                    && session_part.is_none()
+                {
                     session_part = Some(out.len());
                 }
                 out.push_str(&text);
@@ -514,12 +551,19 @@ mod tests {
     #[test]
     fn q_makes_the_rest_optional() {
         let p = "%m [%p] %q%u@%d ";
-        let session = get(p, "2024-05-01 22:10:01.123 +03 [4242] cdr_ro@cdrdw LOG:  AUDIT: x").unwrap();
+        let session = get(
+            p,
+            "2024-05-01 22:10:01.123 +03 [4242] cdr_ro@cdrdw LOG:  AUDIT: x",
+        )
+        .unwrap();
         assert_eq!(session.get('u'), Some("cdr_ro"));
         assert_eq!(session.get('d'), Some("cdrdw"));
         assert_eq!(session.get('m'), Some("2024-05-01 22:10:01.123 +03"));
-        let background =
-            get(p, "2024-05-01 22:10:01.123 +03 [17] LOG:  checkpoint starting: time").unwrap();
+        let background = get(
+            p,
+            "2024-05-01 22:10:01.123 +03 [17] LOG:  checkpoint starting: time",
+        )
+        .unwrap();
         assert_eq!(background.get('u'), None);
         assert_eq!(background.get('p'), Some("17"));
         assert!(get(p, "garbage line").is_none());
@@ -529,12 +573,19 @@ mod tests {
     fn padding_touching_escapes_and_names_with_separators() {
         let f = get("%-5p%m ", "42   2019-03-06 18:55:00.300 UTC LOG:  x").unwrap();
         assert_eq!(f.get('p'), Some("42"));
-        let f = get("%t:%r:%u@%d:[%p]:", "2019-03-06 18:55:00 UTC:10.1.1.1(5432):a@b:[9]:LOG:  x")
-            .unwrap();
+        let f = get(
+            "%t:%r:%u@%d:[%p]:",
+            "2019-03-06 18:55:00 UTC:10.1.1.1(5432):a@b:[9]:LOG:  x",
+        )
+        .unwrap();
         assert_eq!(f.get('r'), Some("10.1.1.1(5432)"));
         assert_eq!(f.get('u'), Some("a"));
         // A user name with '@' still splits at the '@' that lets the rest match.
-        let f = get("%m [%p] %u@%d ", "2019-03-06 18:55:00.300 UTC [1] a@corp@db LOG:  x").unwrap();
+        let f = get(
+            "%m [%p] %u@%d ",
+            "2019-03-06 18:55:00.300 UTC [1] a@corp@db LOG:  x",
+        )
+        .unwrap();
         assert_eq!((f.get('u'), f.get('d')), (Some("a"), Some("corp@db")));
     }
 
@@ -565,7 +616,10 @@ mod tests {
         assert_eq!(how, PrefixChoice::Inferred);
         assert_eq!(p.text(), "<%m> pid=[%p] %quser=%u db=%d app=%a ");
         let f = p.parse(lines[1]).unwrap();
-        assert_eq!((f.get('u'), f.get('d'), f.get('a')), (Some("cdr_ro"), Some("cdrdw"), Some("psql")));
+        assert_eq!(
+            (f.get('u'), f.get('d'), f.get('a')),
+            (Some("cdr_ro"), Some("cdrdw"), Some("psql"))
+        );
         assert!(p.parse(lines[0]).is_some());
     }
 }

@@ -1,7 +1,11 @@
 use super::*;
 use crate::{read_bytes, Format, ReadOptions};
 
-fn read(text: &str, source: &str, prefix: Option<&str>) -> (Vec<Event>, Vec<String>, crate::InputReport) {
+fn read(
+    text: &str,
+    source: &str,
+    prefix: Option<&str>,
+) -> (Vec<Event>, Vec<String>, crate::InputReport) {
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
     let opts = ReadOptions {
         log_line_prefix: prefix.map(|p| LinePrefix::new(p).unwrap()),
@@ -30,7 +34,10 @@ fn debian_prefix_sessions_fill_client_and_application() {
     let (ok, bad, report) = read(log, "evidence/db/postgresql-2024-05-01.log", None);
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(report.format, Format::PostgresStderr);
-    assert_eq!(report.detail.as_deref(), Some("log_line_prefix '%m [%p] %q%u@%d ' (detected: debian/ubuntu)"));
+    assert_eq!(
+        report.detail.as_deref(),
+        Some("log_line_prefix '%m [%p] %q%u@%d ' (detected: debian/ubuntu)")
+    );
     assert_eq!(ok.len(), 6);
     assert_eq!(field(&ok[0], "process_id"), Some("17"));
     assert_eq!(field(&ok[0], "user_name"), None);
@@ -39,7 +46,10 @@ fn debian_prefix_sessions_fill_client_and_application() {
     assert_eq!(field(audit, "remote_host"), Some("10.9.8.7"));
     assert_eq!(field(audit, "remote_port"), Some("51234"));
     assert_eq!(field(audit, "application_name"), Some("psql"));
-    assert_eq!(field(audit, "statement"), Some("select *\nfrom dwh.call_events where a_number in ('0712345678')"));
+    assert_eq!(
+        field(audit, "statement"),
+        Some("select *\nfrom dwh.call_events where a_number in ('0712345678')")
+    );
     assert_eq!(field(audit, "class"), Some("READ"));
     assert_eq!(audit.timestamp.unwrap().to_string(), "2024-05-01T19:10:03Z");
     let sid = field(audit, "session_id").unwrap().to_string();
@@ -60,12 +70,24 @@ garbage line\n\
         Some("%m [%p] user=%u,db=%d,app=%a,client=%h "),
     );
     assert_eq!(ok.len(), 2);
-    assert_eq!(field(&ok[1], "application_name"), Some("PostgreSQL JDBC Driver"));
-    assert_eq!(field(&ok[1], "parameter"), Some("999700000002,2019-01-01 00:00:00+00"));
+    assert_eq!(
+        field(&ok[1], "application_name"),
+        Some("PostgreSQL JDBC Driver")
+    );
+    assert_eq!(
+        field(&ok[1], "parameter"),
+        Some("999700000002,2019-01-01 00:00:00+00")
+    );
     assert_eq!(field(&ok[1], "rows"), Some("1"));
     assert_eq!(ok[1].computer.as_deref(), Some("CDRDB01"));
     assert_eq!(bad.len(), 2, "{bad:?}");
-    assert!(bad[0].ends_with(":3: line does not match the log_line_prefix '%m [%p] user=%u,db=%d,app=%a,client=%h '"), "{}", bad[0]);
+    assert!(
+        bad[0].ends_with(
+            ":3: line does not match the log_line_prefix '%m [%p] user=%u,db=%d,app=%a,client=%h '"
+        ),
+        "{}",
+        bad[0]
+    );
     assert!(bad[1].contains(":4: continuation line without a record"));
     assert_eq!(report.rejected, 2);
 }
@@ -81,7 +103,10 @@ fn csvlog_and_jsonlog() {
     assert_eq!(field(&ok[0], "remote_host"), Some("10.0.0.5"));
     assert_eq!(field(&ok[0], "remote_port"), Some("5566"));
     assert_eq!(field(&ok[0], "session_id"), Some("55cb70b8.5856"));
-    assert!(bad[0].contains(":3: csvlog record with 7 columns"), "{bad:?}");
+    assert!(
+        bad[0].contains(":3: csvlog record with 7 columns"),
+        "{bad:?}"
+    );
     let json = "{\"timestamp\":\"2022-07-26 10:45:16.563 UTC\",\"user\":\"cdr_ro\",\"dbname\":\"cdrdw\",\"pid\":3361,\"remote_host\":\"10.20.4.17\",\"remote_port\":51514,\"error_severity\":\"LOG\",\"message\":\"AUDIT: SESSION,3,1,READ,SELECT,TABLE,cdr.voice_cdr,select 1,<none>,1843\",\"application_name\":\"psql\"}\n{broken\n";
     let (ok, bad, report) = read(json, "pg.json", None);
     assert_eq!(report.format, Format::PostgresJson);
@@ -93,17 +118,33 @@ fn csvlog_and_jsonlog() {
 
 #[test]
 fn an_unreadable_prefix_fails_the_input_with_advice() {
-    let (ok, bad, report) = read("xx LOG:  one\nyy LOG:  two\nzz LOG:  three\n", "pg.log", None);
+    let (ok, bad, report) = read(
+        "xx LOG:  one\nyy LOG:  two\nzz LOG:  three\n",
+        "pg.log",
+        None,
+    );
     assert!(ok.is_empty());
     assert_eq!(report.format, Format::PostgresStderr);
-    assert!(report.failure.unwrap().contains("--log-line-prefix"), "{bad:?}");
+    assert!(
+        report.failure.unwrap().contains("--log-line-prefix"),
+        "{bad:?}"
+    );
 }
 
 #[test]
 fn paths_name_hosts_only_when_they_look_like_one() {
-    assert_eq!(host_from_path("evidence/postgresql/CDRDB01/x.log").as_deref(), Some("CDRDB01"));
-    assert_eq!(host_from_path("evidence/web/KUL-WEB-03/localhost_access_log.txt").as_deref(), Some("KUL-WEB-03"));
+    assert_eq!(
+        host_from_path("evidence/postgresql/CDRDB01/x.log").as_deref(),
+        Some("CDRDB01")
+    );
+    assert_eq!(
+        host_from_path("evidence/web/KUL-WEB-03/localhost_access_log.txt").as_deref(),
+        Some("KUL-WEB-03")
+    );
     assert_eq!(host_from_path("evidence/db/postgresql.log"), None);
-    assert_eq!(host_from_path("/var/log/postgresql/postgresql-15-main.log"), None);
+    assert_eq!(
+        host_from_path("/var/log/postgresql/postgresql-15-main.log"),
+        None
+    );
     assert_eq!(host_from_path("x.log"), None);
 }

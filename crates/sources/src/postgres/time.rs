@@ -62,7 +62,11 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
         return Timestamp::from_microsecond((secs * 1e6).round() as i64).ok();
     }
     let (civil, zone) = match s.rfind(' ') {
-        Some(i) if s[i + 1..].chars().any(|c| c.is_ascii_alphabetic() || c == '+' || c == '-') => {
+        Some(i)
+            if s[i + 1..]
+                .chars()
+                .any(|c| c.is_ascii_alphabetic() || c == '+' || c == '-') =>
+        {
             (&s[..i], &s[i + 1..])
         }
         _ => {
@@ -100,14 +104,38 @@ mod tests {
     #[test]
     fn zones_offsets_abbreviations_and_epochs() {
         let at = |s: &str| parse_time(s).map(|t| t.to_string());
-        assert_eq!(at("2019-03-06 18:55:00.300 UTC").as_deref(), Some("2019-03-06T18:55:00.3Z"));
-        assert_eq!(at("2019-03-06 02:55:00 +08").as_deref(), Some("2019-03-05T18:55:00Z"));
-        assert_eq!(at("2019-03-06 02:55:00 +05:30").as_deref(), Some("2019-03-05T21:25:00Z"));
-        assert_eq!(at("2019-03-06 02:55:00 -0500").as_deref(), Some("2019-03-06T07:55:00Z"));
-        assert_eq!(at("2019-07-06 12:00:00 CEST").as_deref(), Some("2019-07-06T10:00:00Z"));
-        assert_eq!(at("2019-02-02 00:00:00+00").as_deref(), Some("2019-02-02T00:00:00Z"));
-        assert_eq!(at("1551898500.5").as_deref(), Some("2019-03-06T18:55:00.5Z"));
-        assert_eq!(at("2019-03-06 18:55:00").as_deref(), Some("2019-03-06T18:55:00Z"));
+        assert_eq!(
+            at("2019-03-06 18:55:00.300 UTC").as_deref(),
+            Some("2019-03-06T18:55:00.3Z")
+        );
+        assert_eq!(
+            at("2019-03-06 02:55:00 +08").as_deref(),
+            Some("2019-03-05T18:55:00Z")
+        );
+        assert_eq!(
+            at("2019-03-06 02:55:00 +05:30").as_deref(),
+            Some("2019-03-05T21:25:00Z")
+        );
+        assert_eq!(
+            at("2019-03-06 02:55:00 -0500").as_deref(),
+            Some("2019-03-06T07:55:00Z")
+        );
+        assert_eq!(
+            at("2019-07-06 12:00:00 CEST").as_deref(),
+            Some("2019-07-06T10:00:00Z")
+        );
+        assert_eq!(
+            at("2019-02-02 00:00:00+00").as_deref(),
+            Some("2019-02-02T00:00:00Z")
+        );
+        assert_eq!(
+            at("1551898500.5").as_deref(),
+            Some("2019-03-06T18:55:00.5Z")
+        );
+        assert_eq!(
+            at("2019-03-06 18:55:00").as_deref(),
+            Some("2019-03-06T18:55:00Z")
+        );
         assert_eq!(at("2019-03-06 18:55:00 XYZT"), None);
         assert_eq!(at("yesterday"), None);
     }
