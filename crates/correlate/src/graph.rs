@@ -17,6 +17,7 @@ use crate::links::{is_private, Key, Movement, Node};
 const SECOND: i64 = 1_000_000;
 const HOUR: i64 = 3_600 * SECOND;
 const DAY: i64 = 24 * HOUR;
+const MINUTE: i64 = 60 * SECOND;
 
 /// A session longer than this is a service's or a server's, not one person's.
 const SESSION_SPAN: i64 = 7 * DAY;
@@ -43,6 +44,8 @@ const DB_CLIENT_GAP: i64 = 30 * SECOND;
 /// Children of one web server this close belong to one operator: a server that serves pages
 /// rarely starts processes, and a web shell's operator comes back to it within days.
 const WEB_BURST_GAP: i64 = 3 * DAY;
+/// An unflagged web-server child and the flagged command it sits beside.
+const WEB_QUIET_GAP: i64 = 15 * MINUTE;
 /// A departure and the arrival it caused.
 const MOVE_WINDOW: i64 = 10 * SECOND;
 /// A file the kernel wrote for an SMB client, and the client's arrival or flow.
@@ -101,8 +104,14 @@ pub struct Graph {
 }
 
 /// Links the nodes, which must be in time order. `assets` gives known (address, host) pairs;
-/// `pairs` are nodes known to be one story already.
-pub fn build(mut nodes: Vec<Node>, assets: &[(String, String)], pairs: &[(usize, usize)]) -> Graph {
+/// `pairs` are nodes known to be one story already; `routine` tells the estate's routine
+/// detections, which do not make a web server's children one operator's session.
+pub fn build(
+    mut nodes: Vec<Node>,
+    assets: &[(String, String)],
+    pairs: &[(usize, usize)],
+    routine: Option<&crate::routine::Routine>,
+) -> Graph {
     let host_of_ip = host_map(&nodes, assets);
     let resolve = |x: &str| -> Box<str> { host_of_ip.get(x).cloned().unwrap_or_else(|| x.into()) };
     for n in &mut nodes {
@@ -116,7 +125,7 @@ pub fn build(mut nodes: Vec<Node>, assets: &[(String, String)], pairs: &[(usize,
     }
     link_keys(&nodes, &mut uf);
     link_pids(&nodes, &mut uf);
-    link_web_bursts(&nodes, &mut uf);
+    link_web_bursts(&nodes, routine, &mut uf);
     let steps = link_movement(&nodes, &resolve, &mut uf);
     Graph {
         nodes,
@@ -319,19 +328,43 @@ fn link_pids(nodes: &[Node], uf: &mut Components) {
 }
 
 /// A web shell's commands are children of a server process that also serves everyone else,
-/// so they do not link through it; commands close in time are one operator's session.
-fn link_web_bursts(nodes: &[Node], uf: &mut Components) {
-    let mut by_server: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+/// so they do not link through it. Its flagged commands are one operator's session across a
+/// wave's days; an unflagged child, or one the estate's routine explains (a nightly clean-up
+/// job), joins the flagged command nearest in time if close, and bridges nothing: chained,
+/// every day's job would join one wave to the next.
+fn link_web_bursts(nodes: &[Node], routine: Option<&crate::routine::Routine>, uf: &mut Components) {
+    let flagged = |n: &Node| {
+        n.hits.iter().any(|&h| {
+            routine.is_none_or(|r| r.verdict_of(h, n.actor.0, n.actor.1, n.time).is_none())
+        })
+    };
+    // Per (host, server image): the flagged children, and the unflagged ones.
+    type Server<'a> = (&'a str, &'a str);
+    let mut bursts: BTreeMap<Server, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
     for (i, n) in nodes.iter().enumerate() {
         if let (true, Some(p)) = (n.web_child, &n.process) {
-            by_server
-                .entry((&n.host, p.parent_image()))
-                .or_default()
-                .push(i);
+            let e = bursts.entry((&n.host, p.parent_image())).or_default();
+            if flagged(n) {
+                e.0.push(i);
+            } else {
+                e.1.push(i);
+            }
         }
     }
-    for members in by_server.values() {
-        chain(nodes, members, WEB_BURST_GAP, uf);
+    for (flagged, quiet) in bursts.values() {
+        chain(nodes, flagged, WEB_BURST_GAP, uf);
+        for &q in quiet {
+            let t = nodes[q].time;
+            let at = flagged.partition_point(|&i| nodes[i].time < t);
+            let nearest = [at.checked_sub(1), Some(at)]
+                .into_iter()
+                .flatten()
+                .filter_map(|k| flagged.get(k))
+                .min_by_key(|&&i| (nodes[i].time - t).abs());
+            if let Some(&f) = nearest.filter(|&&f| (nodes[f].time - t).abs() <= WEB_QUIET_GAP) {
+                uf.union(f, q);
+            }
+        }
     }
 }
 

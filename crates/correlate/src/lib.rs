@@ -200,7 +200,7 @@ impl Correlator {
             .iter()
             .map(|a| (a.ip.clone(), a.host.clone()))
             .collect();
-        let mut graph = graph::build(nodes, &asset_ips, &pairs);
+        let mut graph = graph::build(nodes, &asset_ips, &pairs, routine);
         let analysis = operations::analyse(&mut graph, rules, assets, opts, routine);
         // Freeing every event's small allocations takes tens of milliseconds on a large
         // hunt; nothing waits for it.

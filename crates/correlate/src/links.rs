@@ -112,6 +112,8 @@ pub struct Node {
     pub process: Option<Box<ProcessInfo>>,
     /// The process's parent is a web server (IIS, Tomcat, …): the root cause of a web shell.
     pub web_child: bool,
+    /// A request in a web server's access log.
+    pub web_request: bool,
     /// A short description of the event for timelines.
     pub what: Box<str>,
     /// Who did it ([`crate::routine::actor_of`]): on its host, and on any host; for events
@@ -431,12 +433,15 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
     let mut host_ip = None;
     let mut process = None;
     let mut web_child = false;
+    let mut web_request = false;
     let mut what = String::new();
     // Descriptions are for timelines: built only for events that can appear in one (those
-    // with detections, and those that may be a host-to-host step).
+    // with detections, those that may be a host-to-host step, and web requests).
     let may_move = match (channel, e.event_id) {
         (c, Some(3 | 11)) if c.eq_ignore_ascii_case(SYSMON) => true,
         ("Security", Some(4624 | 4625 | 4648 | 5140 | 5145)) => true,
+        // A request may turn out to be a web shell's entry, told in its story.
+        ("webserver", _) => true,
         (c, _) => c.starts_with("zeek/"),
     };
     let keep_text = !hits.is_empty() || may_move;
@@ -719,6 +724,7 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
         keys.push(Key::File(digest_folded(&service_binary(f("ImagePath")))));
         say!("service {} installed", f("ServiceName"));
     } else if channel == "webserver" {
+        web_request = true;
         let client = f("c-ip");
         remote(&mut keys, client);
         host = hosts.get(e.first_str("s-ip").or(e.computer.as_deref()).unwrap_or(""));
@@ -831,6 +837,7 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
         host_ip,
         process,
         web_child,
+        web_request,
         what: what.into(),
         actor: if hits.is_empty() {
             (0, 0)

@@ -251,6 +251,8 @@ pub const LEVEL_NAMES: [&str; 5] = ["informational", "low", "medium", "high", "c
 /// How long before its entry a story's events still belong to it (the exploit attempts
 /// before the shell ran).
 const CONTEXT_BEFORE: i64 = 3_600_000_000;
+/// A web-shell request and the command it ran (IIS logs a request when it completes).
+const JOIN_WINDOW: i64 = 60_000_000;
 
 /// What a tactic says of intent: administrators run commands, look around and log on to other
 /// hosts every day; they do not dump credentials, beacon out, stage archives or exfiltrate.
@@ -632,6 +634,34 @@ fn quick_score(
     )
 }
 
+/// The request a web shell's story starts with: the earliest request, on the host of the
+/// shell's first command and within the hour before it, from the client whose flagged
+/// request (the web-shell join's) came just before that command: the exploit or the upload,
+/// before any command ran.
+fn entry_request(nodes: &[Node], list: &[usize], command: usize) -> Option<usize> {
+    let c = &nodes[command];
+    let client = |n: &Node| {
+        n.keys.iter().find_map(|k| match k {
+            crate::links::Key::Remote(r) => Some(r.clone()),
+            _ => None,
+        })
+    };
+    let requests = || {
+        list.iter()
+            .copied()
+            .filter(|&i| nodes[i].web_request && nodes[i].host == c.host)
+    };
+    let joined = requests()
+        .filter(|&i| !nodes[i].hits.is_empty() && (nodes[i].time - c.time).abs() <= JOIN_WINDOW)
+        .min_by_key(|&i| (nodes[i].time - c.time).abs())?;
+    let who = client(&nodes[joined])?;
+    requests()
+        .filter(|&i| {
+            nodes[i].time >= c.time - CONTEXT_BEFORE && nodes[i].time <= nodes[joined].time
+        })
+        .find(|&i| client(&nodes[i]).as_ref() == Some(&who))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn operation(
     nodes: &[Node],
@@ -660,10 +690,13 @@ fn operation(
             .max()
     };
     let seeding = |i: usize| level_of(i).is_some_and(|l| l >= opts.seed_level);
-    let root_i = list
+    let first_command = list
         .iter()
         .copied()
-        .find(|&i| nodes[i].web_child && seeding(i))
+        .find(|&i| nodes[i].web_child && seeding(i));
+    let root_i = first_command
+        .and_then(|c| entry_request(nodes, &list, c))
+        .or(first_command)
         .or_else(|| {
             list.iter()
                 .copied()
@@ -816,7 +849,8 @@ fn operation(
             });
         }
     }
-    let kind = if nodes[root_i].web_child {
+    let kind = if first_command.is_some() && (nodes[root_i].web_child || nodes[root_i].web_request)
+    {
         "web shell"
     } else {
         "first detection"
@@ -826,7 +860,11 @@ fn operation(
         kind,
         host: rn.host.to_string(),
         time: iso(rn.time),
-        what: rn.describe(),
+        // The request, then the shell's first command: what came in and what it did.
+        what: match first_command.filter(|_| rn.web_request) {
+            Some(c) => format!("{}; then {}", rn.describe(), nodes[c].describe()),
+            None => rn.describe(),
+        },
         event: EventRef::of(rn),
     };
     // Movement edges.

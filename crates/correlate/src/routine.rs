@@ -51,10 +51,14 @@ const DAY: i64 = 24 * HOUR;
 pub const KEYS: usize = 200_000;
 /// Days remembered per key.
 const DAYS_KEPT: usize = 400;
+/// Hours of days remembered per key.
+const SLOTS_KEPT: usize = 4 * DAYS_KEPT;
 /// Distinct days a key needs to be routine, and the weeks they must span.
 const MIN_DAYS: usize = 4;
 const MIN_SPAN_DAYS: i64 = 6;
-/// The share of a key's sightings within two hours of a new one's time of day.
+/// The share of a key's days with a sighting within two hours of a new one's time of day
+/// (days, not sightings: an intruder's busy afternoon on a host with a nightly job is one
+/// afternoon, not a habit).
 const HOUR_SHARE: f64 = 0.25;
 /// The share of a host's active days on which it raised detections within an hour of a new
 /// one's time of day, for the host's working hours to vouch for a key seen at other hours
@@ -176,8 +180,8 @@ struct Seen {
     days: BTreeSet<i32>,
     /// Hosts (digests), for the estate-wide key; a few are enough.
     hosts: BTreeSet<u64>,
-    hours: [u32; 24],
-    weekdays: [u32; 7],
+    /// (day × 24 + hour) of each sighting, once per hour of a day.
+    slots: BTreeSet<i32>,
     count: u32,
     host: Box<str>,
     account: Box<str>,
@@ -252,8 +256,7 @@ impl Routine {
         let s = self.seen.entry(k).or_insert_with(|| Seen {
             days: BTreeSet::new(),
             hosts: BTreeSet::new(),
-            hours: [0; 24],
-            weekdays: [0; 7],
+            slots: BTreeSet::new(),
             count: 0,
             host: actor.host.clone(),
             account: actor.account.clone(),
@@ -267,9 +270,9 @@ impl Routine {
         if s.days.len() < DAYS_KEPT {
             s.days.insert(day as i32);
         }
-        s.hours[(time.rem_euclid(DAY) / HOUR) as usize] += 1;
-        // 1970-01-01 was a Thursday: day 0 is weekday 3 (Monday 0).
-        s.weekdays[((day + 3).rem_euclid(7)) as usize] += 1;
+        if s.slots.len() < SLOTS_KEPT {
+            s.slots.insert((time.div_euclid(HOUR)) as i32);
+        }
         s.count += 1;
     }
 
@@ -307,11 +310,10 @@ impl Routine {
                             s.hosts.insert(h);
                         }
                     }
-                    for h in 0..24 {
-                        s.hours[h] += o.hours[h];
-                    }
-                    for w in 0..7 {
-                        s.weekdays[w] += o.weekdays[w];
+                    for slot in o.slots {
+                        if s.slots.len() < SLOTS_KEPT {
+                            s.slots.insert(slot);
+                        }
                     }
                     s.count += o.count;
                 }
@@ -349,10 +351,18 @@ impl Routine {
             return None;
         }
         let hour = time.rem_euclid(DAY) / HOUR;
-        let near: u32 = (-2..=2)
-            .map(|d| s.hours[(hour + d).rem_euclid(24) as usize])
-            .sum();
-        let usual_hour = f64::from(near) >= HOUR_SHARE * f64::from(s.count);
+        // Days on which it was seen within two hours of this time of day.
+        let mut near_days = BTreeSet::new();
+        let mut days_by_hour = [0u32; 24];
+        for &slot in &s.slots {
+            let (day, h) = (slot.div_euclid(24), i64::from(slot.rem_euclid(24)));
+            days_by_hour[h as usize] += 1;
+            let apart = (h - hour).rem_euclid(24);
+            if apart.min(24 - apart) <= 2 {
+                near_days.insert(day);
+            }
+        }
+        let usual_hour = near_days.len() as f64 >= HOUR_SHARE * days as f64;
         // On its own host, a key seen at other hours is still routine within the hours the
         // host works every day.
         let host_works = !estate
@@ -365,9 +375,12 @@ impl Routine {
             return None;
         }
         let modal = (0..24)
-            .max_by_key(|&h| (s.hours[h], std::cmp::Reverse(h)))
+            .max_by_key(|&h| (days_by_hour[h], std::cmp::Reverse(h)))
             .unwrap_or(0);
-        let weekday = (0..7).find(|&w| s.weekdays[w] == s.count);
+        // 1970-01-01 was a Thursday: day 0 is weekday 3 (Monday 0).
+        let weekday_of = |d: i32| (d + 3).rem_euclid(7) as usize;
+        let weekday =
+            Some(weekday_of(first)).filter(|&w| s.days.iter().all(|&d| weekday_of(d) == w));
         let how = if days as i64 * 10 >= (span + 1) * 6 {
             format!("seen daily around {modal:02}:00")
         } else if let Some(w) = weekday {

@@ -134,6 +134,15 @@ fn is_dynamic(uri: &str) -> bool {
     .any(|x| u.ends_with(x))
 }
 
+/// A host name without its domain, lower case: `WEB01.corp.example` is `web01`; an address
+/// stays whole.
+fn short_name(host: &str) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host.to_string();
+    }
+    host.split('.').next().unwrap_or(host).to_ascii_lowercase()
+}
+
 impl WebShellJoin {
     pub fn observe(&mut self, e: &Event) {
         let channel = e.channel.as_deref().unwrap_or("");
@@ -171,11 +180,12 @@ impl WebShellJoin {
         {
             return;
         }
-        let server = e
-            .first_str("s-ip")
-            .or(e.computer.as_deref())
-            .unwrap_or("")
-            .to_string();
+        // The server by its address (W3C `s-ip`), else by the host the log belongs to (an
+        // access log behind a load balancer names no server address).
+        let server = match e.first_str("s-ip").filter(|s| !s.is_empty() && *s != "-") {
+            Some(ip) => ip.to_string(),
+            None => short_name(e.computer.as_deref().unwrap_or("")),
+        };
         let client = e.first_str("c-ip").unwrap_or("").to_string();
         let page = self
             .pages
@@ -247,7 +257,8 @@ impl WebShellJoin {
     }
 
     /// Every web-server child process paired with the nearest rare-page POST to one of its
-    /// host's addresses within the window, in time order.
+    /// host's addresses, or to its name where the log names no address, within the window,
+    /// in time order.
     pub fn finish(mut self) -> Vec<Finding> {
         let mut by_server: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
         for ((server, _), page) in &self.pages {
@@ -272,11 +283,13 @@ impl WebShellJoin {
                     .find(|(h, _)| h.split('.').next() == Some(short.as_str()))
                     .map(|(_, v)| v)
             });
-            let Some(ips) = ips else { continue };
             let t = child.time.as_second();
             let best = ips
-                .iter()
-                .filter_map(|ip| by_server.get(ip.as_str()))
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .chain([short.as_str()])
+                .filter_map(|server| by_server.get(server))
                 .flat_map(|list| {
                     let lo = list.partition_point(|r| r.time.as_second() < t - BEFORE_S);
                     list[lo..]

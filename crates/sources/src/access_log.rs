@@ -261,7 +261,7 @@ fn parse_time(s: &str) -> Option<Timestamp> {
         .ok()
 }
 
-fn looks_like_addresses(s: &str) -> bool {
+pub(crate) fn looks_like_addresses(s: &str) -> bool {
     !s.is_empty()
         && s.split(',')
             .all(|a| a.trim().parse::<std::net::IpAddr>().is_ok() || a.trim() == "unknown")

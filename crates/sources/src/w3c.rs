@@ -23,6 +23,16 @@ pub(crate) fn looks_like(head: &[u8]) -> bool {
         && text.windows(8).any(|w| w == b"#Fields:")
 }
 
+/// The field IIS names after a logged request header (`X-Forwarded-For`, or
+/// `cs(X-Forwarded-For)` in advanced logging).
+fn is_forwarded_for(name: &str) -> bool {
+    let n = name
+        .strip_prefix("cs(")
+        .and_then(|n| n.strip_suffix(')'))
+        .unwrap_or(name);
+    n.eq_ignore_ascii_case("X-Forwarded-For")
+}
+
 pub(crate) fn read(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>) {
     let mut fields: Option<Vec<String>> = None;
     crate::for_each_line(reader, tally, |tally, line_no, bytes| {
@@ -55,7 +65,17 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>)
         let mut event = Event::new(Origin::line(tally.report.source.clone(), line_no));
         event.set_channel(CHANNEL);
         event.provider = Some("W3C".into());
+        let (mut peer, mut forwarded) = (None, None);
         for (name, value) in names.iter().zip(values) {
+            if name == "c-ip" {
+                peer = Some(value);
+                continue;
+            }
+            if is_forwarded_for(name) && value != "-" {
+                // IIS writes a header's spaces as `+`.
+                forwarded = Some(value.replace('+', " "));
+                continue;
+            }
             event.push(
                 name.as_str(),
                 if value == "-" {
@@ -64,6 +84,30 @@ pub(crate) fn read(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_, '_>)
                     Value::text(value)
                 },
             );
+        }
+        // Behind a load balancer (an IIS custom field `X-Forwarded-For`) the client is the
+        // first forwarded address and the balancer is `s-proxy`.
+        match forwarded.filter(|x| crate::access_log::looks_like_addresses(x)) {
+            Some(x) => {
+                let first = x.split(',').next().unwrap_or("").trim().to_string();
+                if let Some(p) = peer.filter(|p| *p != "-") {
+                    event.push("s-proxy", Value::text(p));
+                }
+                event.push("x-forwarded-for", Value::text(x.as_str()));
+                event.push("c-ip", Value::text(first));
+            }
+            None => {
+                if let Some(p) = peer {
+                    event.push(
+                        "c-ip",
+                        if p == "-" {
+                            Value::Null
+                        } else {
+                            Value::text(p)
+                        },
+                    );
+                }
+            }
         }
         // W3C logs are written in UTC.
         if let (Some(date), Some(time)) = (event.first_str("date"), event.first_str("time")) {
@@ -133,5 +177,23 @@ mod tests {
             errors[0].ends_with(":3: 4 values for the 3 fields of the #Fields: directive"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn behind_a_load_balancer_the_client_is_the_forwarded_address() {
+        let log = "#Version: 1.0\n#Fields: date time s-ip cs-method cs-uri-stem c-ip sc-status X-Forwarded-For\n\
+2019-03-05 00:03:15 192.168.10.21 POST /x.aspx 192.168.10.5 200 198.18.67.228,+192.168.10.4\n\
+2019-03-05 00:03:16 192.168.10.21 GET /health 192.168.10.5 200 -\n";
+        let (events, errors, _) = read_text(log);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(events[0].first_str("c-ip"), Some("198.18.67.228"));
+        assert_eq!(events[0].first_str("s-proxy"), Some("192.168.10.5"));
+        assert_eq!(
+            events[0].first_str("x-forwarded-for"),
+            Some("198.18.67.228, 192.168.10.4")
+        );
+        // No forwarded header: the peer is the client.
+        assert_eq!(events[1].first_str("c-ip"), Some("192.168.10.5"));
+        assert!(!events[1].has("s-proxy"));
     }
 }
