@@ -20,7 +20,9 @@ use jiff::Timestamp;
 
 use crate::analytics::{Finding, Rule};
 use crate::numbers::Numbering;
-use crate::schema::{column_role, family_of, Role, Schema, TableKind};
+use crate::schema::{
+    column_role, family_of, roles_by_values, ExtractHeader, Role, Schema, TableKind,
+};
 use crate::sql::IdKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -200,31 +202,56 @@ pub fn csv_files(path: &Path) -> Vec<PathBuf> {
 
 /// The header of each file, and a sample of the numbers in its identifier columns (for the
 /// country code).
-pub fn extract_headers(files: &[PathBuf]) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+pub fn extract_headers(files: &[PathBuf]) -> (Vec<ExtractHeader>, Vec<String>) {
     let mut headers = Vec::new();
     let mut numbers = Vec::new();
+    // Value roles are read from the first file of each header.
+    let mut by_header: HashMap<Vec<String>, Vec<(String, Role)>> = HashMap::new();
     for f in files {
         let Ok(mut rdr) = crate::run::open_csv(f, csv::ReaderBuilder::new()) else {
             continue;
         };
         let Ok(h) = rdr.headers() else { continue };
         let h: Vec<String> = h.iter().map(|c| c.trim().to_string()).collect();
+        let sample = !by_header.contains_key(&h);
+        let rows: Vec<Vec<String>> = if sample || numbers.len() < 20_000 {
+            rdr.records()
+                .take(2_000)
+                .flatten()
+                .map(|r| r.iter().map(String::from).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if sample {
+            by_header.insert(h.clone(), roles_by_values(&h, &rows));
+        }
+        let by_values = by_header[&h].clone();
         let id_cols: Vec<usize> = h
             .iter()
             .enumerate()
-            .filter(|(_, c)| matches!(column_role(c), Some(Role::Id(IdKind::Msisdn))))
+            .filter(|(_, c)| {
+                matches!(column_role(c), Some(Role::Id(IdKind::Msisdn)))
+                    || by_values
+                        .iter()
+                        .any(|(n, r)| n == *c && *r == Role::Id(IdKind::Msisdn))
+            })
             .map(|(i, _)| i)
             .collect();
         if numbers.len() < 20_000 {
-            for rec in rdr.records().take(2_000).flatten() {
+            for rec in &rows {
                 for &i in &id_cols {
                     if let Some(v) = rec.get(i).filter(|v| !v.is_empty()) {
-                        numbers.push(v.to_string());
+                        numbers.push(v.clone());
                     }
                 }
             }
         }
-        headers.push((f.display().to_string(), h));
+        headers.push(ExtractHeader {
+            file: f.display().to_string(),
+            columns: h,
+            by_values,
+        });
     }
     (headers, numbers)
 }
@@ -294,7 +321,8 @@ impl Columns {
         let (mut record_id, mut record_type, mut area, mut cell) = (None, None, None, None);
         for (i, n) in names.iter().enumerate() {
             let learned_id = schema.cdr_tables().find_map(|t| t.id_kind(n));
-            match (learned_id, column_role(n)) {
+            let role = column_role(n).or_else(|| schema.value_roles.get(n).copied());
+            match (learned_id, role) {
                 (Some(k), _) | (None, Some(Role::Id(k))) => ids.push((i, k, n.clone())),
                 (None, Some(Role::Time(r))) => {
                     let r = if learned_time.contains(n.as_str()) {

@@ -16,8 +16,8 @@ use crate::sql::Reader;
 pub struct Run {
     pub findings: Vec<Finding>,
     pub inputs: Vec<InputReport>,
-    /// Inputs that are no database log (named, with what they are).
-    pub not_database: Vec<String>,
+    /// Inputs that are not database logs: (input, what it is).
+    pub not_database: Vec<(String, String)>,
     /// The first rejected records (all are counted in the reports).
     pub rejected: Vec<SourceError>,
     /// Database records read (audited statements and the rest).
@@ -39,7 +39,7 @@ pub struct SchemaInputs<'a> {
     /// `--schema`.
     pub given: Option<&'a SchemaFile>,
     /// The CDR extract's files and headers.
-    pub headers: Vec<(String, Vec<String>)>,
+    pub headers: Vec<crate::schema::ExtractHeader>,
     /// Numbers seen elsewhere (extract, register), for the country code.
     pub numbers: Vec<String>,
 }
@@ -114,13 +114,12 @@ pub fn run(
             }
         });
         if !report.format.is_database() {
-            not_database.push(format!(
-                "{}: {}",
-                report.source,
+            not_database.push((
+                report.source.to_string(),
                 match &report.failure {
                     Some(f) => f.clone(),
                     None => format!("a {} log, not a database's", report.format),
-                }
+                },
             ));
         }
         reports.push(report);

@@ -313,6 +313,90 @@ pub fn partition_parent(relation: &str) -> Option<String> {
     })
 }
 
+/// A CDR extract file's header, with the roles its columns' values show where their names
+/// do not ([`roles_by_values`]).
+#[derive(Debug, Clone, Default)]
+pub struct ExtractHeader {
+    pub file: String,
+    pub columns: Vec<String>,
+    pub by_values: Vec<(String, Role)>,
+}
+
+impl ExtractHeader {
+    /// A header whose columns are known by their names only.
+    pub fn named(file: impl Into<String>, columns: Vec<String>) -> Self {
+        ExtractHeader {
+            file: file.into(),
+            columns,
+            by_values: Vec::new(),
+        }
+    }
+}
+
+/// The leading digits that tell an operator's numbers apart (country code and range).
+fn number_stem(raw: &str) -> Option<String> {
+    let d = crate::numbers::digits(raw)?;
+    let d = d.strip_prefix("00").unwrap_or(&d);
+    let d = d.strip_prefix('0').unwrap_or(d);
+    (d.len() >= 8).then(|| d[..4].to_string())
+}
+
+/// Roles of columns whose names say nothing, from a sample of their rows: 3GPP TS 32.298
+/// record names (`moCallRecord`, `pGWRecord`) make a record-type column; numbers shaped like
+/// MSISDNs whose leading digits are those of the columns named as MSISDNs make another
+/// party's number. A column counting up row by row (a record id) is none of them.
+pub fn roles_by_values(columns: &[String], rows: &[Vec<String>]) -> Vec<(String, Role)> {
+    let named: Vec<usize> = (0..columns.len())
+        .filter(|&i| column_role(&columns[i]) == Some(Role::Id(IdKind::Msisdn)))
+        .collect();
+    let stems: BTreeSet<String> = rows
+        .iter()
+        .flat_map(|r| named.iter().filter_map(|&i| r.get(i)))
+        .filter_map(|v| number_stem(v))
+        .collect();
+    let mut out = Vec::new();
+    for (i, name) in columns.iter().enumerate() {
+        if column_role(name).is_some() {
+            continue;
+        }
+        let values: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.get(i).map(|v| v.trim()))
+            .filter(|v| !v.is_empty())
+            .collect();
+        if values.len() < 20 {
+            continue;
+        }
+        let share = |n: usize| n as f64 / values.len() as f64;
+        let record_names = values
+            .iter()
+            .filter(|v| v.to_ascii_lowercase().ends_with("record") && family_of(v).is_some())
+            .count();
+        if share(record_names) >= 0.9 {
+            out.push((name.clone(), Role::RecordType));
+            continue;
+        }
+        let counting_up = values
+            .windows(2)
+            .all(|w| matches!((w[0].parse::<u64>(), w[1].parse::<u64>()), (Ok(a), Ok(b)) if b > a));
+        if stems.is_empty() || counting_up {
+            continue;
+        }
+        let shaped = values
+            .iter()
+            .filter(|v| crate::numbers::shape(v) == Some(IdKind::Msisdn))
+            .count();
+        let ours = values
+            .iter()
+            .filter(|v| number_stem(v).is_some_and(|s| stems.contains(&s)))
+            .count();
+        if share(shaped) >= 0.9 && share(ours) >= 0.5 {
+            out.push((name.clone(), Role::Id(IdKind::Msisdn)));
+        }
+    }
+    out
+}
+
 /// How a part of the schema was learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -323,6 +407,8 @@ pub enum How {
     Values,
     /// The CDR extract's header.
     Extract,
+    /// The CDR extract's values (record names, numbers like the named MSISDN columns').
+    ExtractValues,
     /// Given in `--schema`.
     Given,
 }
@@ -333,6 +419,7 @@ impl How {
             How::Name => "name",
             How::Values => "values",
             How::Extract => "extract header",
+            How::ExtractValues => "extract values",
             How::Given => "--schema",
         }
     }
@@ -440,6 +527,9 @@ pub struct Schema {
     pub tables: Vec<Table>,
     pub candidates: Vec<Candidate>,
     pub numbering: Numbering,
+    /// Extract columns whose values, not names, tell their role (lower-case names).
+    #[serde(skip)]
+    pub value_roles: BTreeMap<String, Role>,
     #[serde(skip)]
     index: HashMap<String, usize>,
 }
@@ -734,11 +824,7 @@ impl Discovery {
     }
 
     /// Decides the schema. `headers` are the CDR extract's files and column names.
-    pub fn finish(
-        mut self,
-        headers: &[(String, Vec<String>)],
-        given: Option<&SchemaFile>,
-    ) -> Schema {
+    pub fn finish(mut self, headers: &[ExtractHeader], given: Option<&SchemaFile>) -> Schema {
         // Explicit children (PARTITION OF, INHERITS) join their parent.
         let children: Vec<(String, String)> = self.children.drain().collect();
         for (child, parent) in children {
@@ -942,25 +1028,44 @@ impl Discovery {
         }
         // The extract's header: a relation that loads most of its columns holds those rows;
         // its named columns fill in what the statements did not show.
-        for (file, header) in headers {
-            let roles: Vec<(String, Option<Role>)> = header
+        for ExtractHeader {
+            file,
+            columns,
+            by_values,
+        } in headers
+        {
+            let roles: Vec<(String, Option<Role>, How)> = columns
                 .iter()
-                .map(|h| (h.trim().to_ascii_lowercase(), column_role(h)))
+                .map(|h| {
+                    let n = h.trim().to_ascii_lowercase();
+                    match column_role(h) {
+                        Some(r) => (n, Some(r), How::Extract),
+                        None => {
+                            let v = by_values.iter().find(|(c, _)| c.eq_ignore_ascii_case(&n));
+                            (n, v.map(|(_, r)| *r), How::ExtractValues)
+                        }
+                    }
+                })
                 .collect();
-            let has_id = roles.iter().any(|(_, r)| matches!(r, Some(Role::Id(_))));
-            let has_time = roles.iter().any(|(_, r)| matches!(r, Some(Role::Time(_))));
+            for (n, r) in by_values {
+                schema.value_roles.insert(n.to_ascii_lowercase(), *r);
+            }
+            let has_id = roles.iter().any(|(_, r, _)| matches!(r, Some(Role::Id(_))));
+            let has_time = roles
+                .iter()
+                .any(|(_, r, _)| matches!(r, Some(Role::Time(_))));
             // Records, not a list of subscribers: where, how long, or both parties.
-            let record_like = roles.iter().any(|(_, r)| {
+            let record_like = roles.iter().any(|(_, r, _)| {
                 matches!(r, Some(Role::Location | Role::Duration | Role::RecordType))
             }) || roles
                 .iter()
-                .filter(|(_, r)| *r == Some(Role::Id(IdKind::Msisdn)))
+                .filter(|(_, r, _)| *r == Some(Role::Id(IdKind::Msisdn)))
                 .count()
                 >= 2;
             if !(has_id && has_time && record_like) {
                 continue;
             }
-            let names: BTreeSet<&str> = roles.iter().map(|(n, _)| n.as_str()).collect();
+            let names: BTreeSet<&str> = roles.iter().map(|(n, _, _)| n.as_str()).collect();
             let best = self
                 .relations
                 .iter()
@@ -1014,17 +1119,17 @@ impl Discovery {
                 t.evidence
                     .push(format!("columns of the CDR extract ({stem})"));
             }
-            for (n, r) in &roles {
+            for (n, r, how) in &roles {
                 match r {
                     Some(Role::Id(k)) if t.id_kind(n).is_none() => {
-                        t.ids.push((n.clone(), *k, How::Extract))
+                        t.ids.push((n.clone(), *k, *how))
                     }
                     Some(Role::Time(_)) => {
                         if !t.times.contains(n) {
                             t.times.push(n.clone());
                         }
                         if t.time.is_none() {
-                            t.time = Some((n.clone(), How::Extract));
+                            t.time = Some((n.clone(), *how));
                         }
                     }
                     Some(Role::Location) if !t.location.contains(n) => t.location.push(n.clone()),
@@ -1273,8 +1378,8 @@ mod tests {
                 .unwrap(),
         );
         let s = d.finish(
-            &[(
-                "cdr/usage.csv".into(),
+            &[ExtractHeader::named(
+                "cdr/usage.csv",
                 vec![
                     "rec".into(),
                     "msisdn_a".into(),
@@ -1289,5 +1394,46 @@ mod tests {
         let t = s.table("ops.usage_y2024m06").unwrap();
         assert_eq!(t.kind, TableKind::Cdr);
         assert_eq!(t.time, Some(("start_time".into(), How::Extract)));
+    }
+
+    #[test]
+    fn extract_values_tell_record_types_and_other_parties() {
+        let columns: Vec<String> = ["seq", "kind", "msisdn_a", "orig", "term", "dur"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let rows: Vec<Vec<String>> = (0..40u64)
+            .map(|i| {
+                vec![
+                    (100_000_000 + i).to_string(),
+                    ["moCallRecord", "mtSMSRecord", "pGWRecord"][i as usize % 3].to_string(),
+                    format!("99970{:07}", i % 7),
+                    format!("99970{:07}", 100 + i % 11),
+                    // A foreign number now and then: still a party's.
+                    if i % 5 == 0 {
+                        format!("4479{:08}", i)
+                    } else {
+                        format!("99971{:07}", i % 13)
+                    },
+                    (30 + i).to_string(),
+                ]
+            })
+            .collect();
+        let roles = roles_by_values(&columns, &rows);
+        assert_eq!(
+            roles,
+            [
+                ("kind".to_string(), Role::RecordType),
+                ("orig".to_string(), Role::Id(IdKind::Msisdn)),
+                ("term".to_string(), Role::Id(IdKind::Msisdn)),
+            ]
+        );
+        // Without a column named as an MSISDN, numbers are not vouched for.
+        let mut blind = columns.clone();
+        blind[2] = "x".into();
+        assert_eq!(
+            roles_by_values(&blind, &rows),
+            [("kind".to_string(), Role::RecordType)]
+        );
     }
 }

@@ -564,6 +564,10 @@ pub struct WaveStory {
     pub start_minutes: Option<i64>,
     /// The share of the best operation's events that are not the campaign's.
     pub benign_share: f64,
+    /// The wave's labelled records in database audit logs, and the share the best operation
+    /// holds (the CDR theft inside the story, not beside it).
+    pub db_events: u64,
+    pub db_share: f64,
 }
 
 /// Operations (`operations.json` of `hunt --report`) against the truth.
@@ -583,12 +587,12 @@ impl StoryReport {
 
     pub fn table(&self) -> String {
         let mut s = String::from(
-            "wave  labelled  operations  best       holds  best two  benign  start    root cause is the entry\n",
+            "wave  labelled  operations  best       holds  best two  benign  start   DB items held  root cause is the entry\n",
         );
         for w in &self.waves {
             let _ = writeln!(
                 s,
-                "{:<5} {:>8}  {:>10}  {:<9} {:>5.1}%  {:>7.1}%  {:>5.1}%  {:>+5}m  {}",
+                "{:<5} {:>8}  {:>10}  {:<9} {:>5.1}%  {:>7.1}%  {:>5.1}%  {:>+5}m  {:>4} {:>5.1}%  {}",
                 w.wave,
                 w.events,
                 w.operations,
@@ -597,6 +601,8 @@ impl StoryReport {
                 100.0 * w.best_two_share,
                 100.0 * w.benign_share,
                 w.start_minutes.unwrap_or(0),
+                w.db_events,
+                100.0 * w.db_share,
                 if w.root_is_entry { "yes" } else { "NO" }
             );
         }
@@ -640,9 +646,16 @@ pub fn evaluate_operations(
         .map(|l| ((l.file.as_str(), l.line), l.wave))
         .collect();
     let mut per_wave: BTreeMap<u8, u64> = BTreeMap::new();
+    let is_db = |file: &str| truth.files.get(file).is_some_and(|f| f.kind == "db");
+    let mut db_per_wave: BTreeMap<u8, u64> = BTreeMap::new();
     for l in &truth.labels {
         *per_wave.entry(l.wave).or_default() += 1;
+        if is_db(&l.file) {
+            *db_per_wave.entry(l.wave).or_default() += 1;
+        }
     }
+    // (wave, op) → database records held.
+    let mut db_held: HashMap<(u8, String), u64> = HashMap::new();
     let ops = doc["operations"]
         .as_array()
         .ok_or_else(|| EvalError::Format(name.clone(), "no \"operations\" list".into()))?;
@@ -681,6 +694,9 @@ pub fn evaluate_operations(
             if let Some(&w) = wave_of.get(&(file, line)) {
                 any = true;
                 *held.entry(w).or_default().entry(id.clone()).or_default() += 1;
+                if is_db(file) {
+                    *db_held.entry((w, id.clone())).or_default() += 1;
+                }
             } else {
                 benign += 1;
             }
@@ -734,6 +750,11 @@ pub fn evaluate_operations(
             let top = |k: usize| counts.iter().take(k).map(|(_, c)| **c).sum::<u64>();
             let best = counts.first().map(|(id, _)| (*id).clone());
             let info = best.as_ref().and_then(|b| about.get(b));
+            let db_held_best = best
+                .as_ref()
+                .and_then(|b| db_held.get(&(wave, b.clone())))
+                .copied()
+                .unwrap_or(0);
             let minutes = info.and_then(|i| {
                 let a = i.start.parse::<jiff::Timestamp>().ok()?;
                 let b = first_of.get(&wave)?.parse::<jiff::Timestamp>().ok()?;
@@ -750,6 +771,8 @@ pub fn evaluate_operations(
                 root_is_entry: info.is_some_and(|i| i.root_label == Some((wave, 1))),
                 start_minutes: minutes,
                 benign_share: info.map_or(0.0, |i| ratio(i.benign, i.events)),
+                db_events: db_per_wave.get(&wave).copied().unwrap_or(0),
+                db_share: ratio(db_held_best, db_per_wave.get(&wave).copied().unwrap_or(0)),
             }
         })
         .collect();

@@ -200,6 +200,9 @@ pub struct ReadOptions {
     pub log_line_prefix: Option<LinePrefix>,
     /// The layout of access logs; common/combined (with trailing extras) when not given.
     pub access_log_format: Option<AccessFormat>,
+    /// PostgreSQL sessions open across a log series' files, learnt once per directory and
+    /// shared by every reader of the run (clones share it).
+    pub pg_sessions: std::sync::Arc<postgres::SessionCarry>,
 }
 
 impl Default for ReadOptions {
@@ -209,6 +212,7 @@ impl Default for ReadOptions {
             evtx_threads: 1,
             log_line_prefix: None,
             access_log_format: None,
+            pg_sessions: Default::default(),
         }
     }
 }
@@ -491,10 +495,23 @@ fn read_plain(
             reader,
             postgres::PgFormat::Stderr,
             options.log_line_prefix.as_ref(),
+            &options.pg_sessions,
             tally,
         ),
-        Format::PostgresCsv => postgres::read(reader, postgres::PgFormat::Csv, None, tally),
-        Format::PostgresJson => postgres::read(reader, postgres::PgFormat::Json, None, tally),
+        Format::PostgresCsv => postgres::read(
+            reader,
+            postgres::PgFormat::Csv,
+            None,
+            &options.pg_sessions,
+            tally,
+        ),
+        Format::PostgresJson => postgres::read(
+            reader,
+            postgres::PgFormat::Json,
+            None,
+            &options.pg_sessions,
+            tally,
+        ),
         Format::OracleAudit => dbexport::read(reader, dbexport::Export::Oracle, tally),
         Format::MssqlAudit => dbexport::read(reader, dbexport::Export::Mssql, tally),
         Format::Unknown => {

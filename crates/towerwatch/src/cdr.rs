@@ -153,7 +153,7 @@ pub struct CdrContext {
     pub given: Option<SchemaFile>,
     pub cdr_files: Vec<PathBuf>,
     pub extract: ExtractOptions,
-    headers: Vec<(String, Vec<String>)>,
+    headers: Vec<towerwatch_cdr::schema::ExtractHeader>,
     numbers: Vec<String>,
 }
 
@@ -237,8 +237,21 @@ pub fn summary(
     for (d, n) in &prefixes {
         let _ = writeln!(s, "  {d}: {n} log{}", if *n == 1 { "" } else { "s" });
     }
-    for n in &r.not_database {
-        let _ = writeln!(s, "  skipped {n}");
+    // Inputs that are not database logs, by what they are (each one is in the manifest).
+    let mut skipped: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (input, why) in &r.not_database {
+        skipped.entry(why).or_default().push(input);
+    }
+    for (why, inputs) in &skipped {
+        let _ = match inputs.as_slice() {
+            [one] => writeln!(s, "  skipped {one}: {why}"),
+            [first, ..] => writeln!(
+                s,
+                "  skipped {} inputs ({first} …): {why}",
+                inputs.len()
+            ),
+            [] => Ok(()),
+        };
     }
     let _ = writeln!(
         s,

@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use towerwatch_cdr::exposure::{Exposure, Tier};
+use towerwatch_cdr::pseudo::Pseudonymizer;
+use towerwatch_cdr::sql::IdKind;
 use towerwatch_sim::eval::{self, Report, Truth};
 
 use crate::{cdr, simulate, CdrArgs, DemoArgs, EvalArgs, HuntArgs, HuntFormat, RuleArgs, RunArgs};
@@ -32,51 +34,145 @@ pub fn score(sim_dir: &Path, detections: &[PathBuf], min_level: &str) -> Result<
     Ok(eval::evaluate(&truth, sources, read.as_deref(), min_level)?)
 }
 
-/// The exposure found against the ground truth's: which named subscribers, and whether each
-/// one's records, first and last record times agree.
-pub fn exposure_check(sim_dir: &Path, x: &Exposure) -> Result<String> {
+/// A named subscriber as an output tells it: identifier (or pseudonym), records, first and
+/// last record time.
+struct NamedRow {
+    records: Option<u64>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The exposure found against the ground truth's.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExposureCheck {
+    /// Subscribers the campaign read by name.
+    pub targets: usize,
+    /// Of them, named in the output.
+    pub found: usize,
+    /// Subscribers the output names in all.
+    pub named: usize,
+    /// Targets whose records, first and last record times agree to the second.
+    pub exact: usize,
+}
+
+impl ExposureCheck {
+    fn of(want: &BTreeMap<String, &serde_json::Value>, named: &BTreeMap<String, NamedRow>) -> Self {
+        let second = |s: Option<&str>| s.map(|s| s.chars().take(19).collect::<String>());
+        let found = named.keys().filter(|id| want.contains_key(*id)).count();
+        let exact = want
+            .iter()
+            .filter(|(id, w)| {
+                named.get(*id).is_some_and(|e| {
+                    e.records == w["records"].as_u64()
+                        && second(e.from.as_deref()) == second(w["first"].as_str())
+                        && second(e.to.as_deref()) == second(w["last"].as_str())
+                })
+            })
+            .count();
+        ExposureCheck {
+            targets: want.len(),
+            found,
+            named: named.len(),
+            exact,
+        }
+    }
+
+    fn line(&self, what: &str) -> String {
+        format!(
+            "exposure ({what}) against the ground truth: {} of {} targeted subscribers found (recall {:.1}%), {} named in all (precision {:.1}%); records and time range exact for {} of {}\n",
+            self.found,
+            self.targets,
+            100.0 * self.found as f64 / (self.targets.max(1)) as f64,
+            self.named,
+            100.0 * self.found as f64 / (self.named.max(1)) as f64,
+            self.exact,
+            self.targets
+        )
+    }
+}
+
+/// The truth's named subscribers (by MSISDN, or by its pseudonym under `p`).
+fn truth_exposure(
+    sim_dir: &Path,
+    p: Option<&Pseudonymizer>,
+) -> Result<(serde_json::Value, Vec<String>)> {
     let path = sim_dir.join("truth/exposure.json");
     let truth: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
     )?;
-    let want: BTreeMap<String, &serde_json::Value> = truth["total"]
+    let ids = truth["total"]
         .as_array()
         .context("truth/exposure.json has no total")?
         .iter()
-        .filter_map(|e| Some((e["msisdn"].as_str()?.to_string(), e)))
+        .filter_map(|e| e["msisdn"].as_str())
+        .map(|m| match p {
+            Some(p) => p.id(IdKind::Msisdn, m),
+            None => m.to_string(),
+        })
         .collect();
-    let named: BTreeMap<&String, _> = x
+    Ok((truth, ids))
+}
+
+fn wanted<'a>(
+    truth: &'a serde_json::Value,
+    ids: &[String],
+) -> BTreeMap<String, &'a serde_json::Value> {
+    ids.iter()
+        .cloned()
+        .zip(truth["total"].as_array().into_iter().flatten())
+        .collect()
+}
+
+/// The exposure `towerwatch cdr` found, against the ground truth.
+pub fn exposure_check(sim_dir: &Path, x: &Exposure) -> Result<ExposureCheck> {
+    let (truth, ids) = truth_exposure(sim_dir, None)?;
+    let named = x
         .subscribers
         .iter()
         .filter(|((t, _), _)| *t == Tier::Named)
-        .map(|((_, id), e)| (id, e))
-        .collect();
-    let hits = named
-        .keys()
-        .filter(|id| want.contains_key(id.as_str()))
-        .count();
-    let exact = want
-        .iter()
-        .filter(|(id, w)| {
-            named.get(id).is_some_and(|e| {
-                e.records == w["records"].as_u64()
-                    && e.from.map(|t| t.to_string()).as_deref().map(|s| &s[..19])
-                        == w["first"].as_str().map(|s| &s[..19])
-                    && e.to.map(|t| t.to_string()).as_deref().map(|s| &s[..19])
-                        == w["last"].as_str().map(|s| &s[..19])
-            })
+        .map(|((_, id), e)| {
+            (
+                id.clone(),
+                NamedRow {
+                    records: e.records,
+                    from: e.from.map(|t| t.to_string()),
+                    to: e.to.map(|t| t.to_string()),
+                },
+            )
         })
-        .count();
-    Ok(format!(
-        "exposure against the ground truth: {} of {} targeted subscribers found (recall {:.1}%), {} named in all (precision {:.1}%); records and time range exact for {} of {}\n",
-        hits,
-        want.len(),
-        100.0 * hits as f64 / (want.len().max(1)) as f64,
-        named.len(),
-        100.0 * hits as f64 / (named.len().max(1)) as f64,
-        exact,
-        want.len()
-    ))
+        .collect();
+    Ok(ExposureCheck::of(&wanted(&truth, &ids), &named))
+}
+
+/// The exposure in a hunt's report (`exposure.json`, pseudonymised under `p`), against the
+/// ground truth.
+pub fn report_exposure_check(
+    sim_dir: &Path,
+    report: &Path,
+    p: &Pseudonymizer,
+) -> Result<ExposureCheck> {
+    let (truth, ids) = truth_exposure(sim_dir, Some(p))?;
+    let path = report.join("exposure.json");
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+    )?;
+    let named = doc["total"]["subscribers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["tier"] == "named")
+        .filter_map(|r| {
+            Some((
+                r["subscriber"].as_str()?.to_string(),
+                NamedRow {
+                    records: r["records"].as_u64(),
+                    from: r["from"].as_str().map(String::from),
+                    to: r["to"].as_str().map(String::from),
+                },
+            ))
+        })
+        .collect();
+    Ok(ExposureCheck::of(&wanted(&truth, &ids), &named))
 }
 
 fn write_json(report: &Report, path: &Path) -> Result<()> {
@@ -117,6 +213,11 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     print!("{}", simulate::describe(&summary, seconds, &dir));
 
     let detections = dir.join("detections.jsonl");
+    // The report's pseudonyms are checked against the truth's numbers under the same key,
+    // kept outside the output directory and gone with the run.
+    let key = demo_key();
+    let key_file = tempfile::NamedTempFile::new()?;
+    std::fs::write(key_file.path(), &key)?;
     let clock = Instant::now();
     crate::hunt::run(HuntArgs {
         paths: vec![dir.join("evidence")],
@@ -134,6 +235,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         context: crate::CdrContextArgs {
             cdr: Some(dir.join("cdr")),
             register: Some(dir.join("context/rd_requests.csv")),
+            key_file: Some(key_file.path().to_path_buf()),
             ..Default::default()
         },
         layout: Default::default(),
@@ -178,7 +280,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         quiet: true,
     };
     let (run, x, cdr_seconds) = cdr::analyse(&cdr_args)?;
-    let p = towerwatch_cdr::pseudo::Pseudonymizer::new(&demo_key(), false);
+    let p = Pseudonymizer::new(&key, false);
     let cdr_detections = cdr::write_outputs(
         &dir.join("cdr-out"),
         &run,
@@ -195,7 +297,10 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         cdr_seconds,
         dir.join("cdr-out").display()
     );
-    print!("{}", exposure_check(&dir, &x)?);
+    let exposure_cdr = exposure_check(&dir, &x)?;
+    let exposure_hunt = report_exposure_check(&dir, &dir.join("report"), &p)?;
+    print!("{}", exposure_hunt.line("hunt report"));
+    print!("{}", exposure_cdr.line("towerwatch cdr"));
     println!();
     // The hunt analysed the audit trail too: its detections are all that is scored.
     let _ = cdr_detections;
@@ -220,6 +325,19 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         dir.join("report/report.html").display(),
         stories.table()
     );
+    let summary = DemoSummary {
+        exposure_hunt,
+        exposure_cdr,
+        twins_alerting: medium
+            .twins_alerting()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        twins: medium.twins.clone(),
+        operations: stories,
+    };
+    std::fs::write(dir.join("demo.json"), serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("cannot write {}", dir.join("demo.json").display()))?;
     if args.sim.out_dir().is_some() {
         println!(
             "\nThe simulation, detections and eval.json are in {}",
@@ -227,6 +345,19 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `demo` measured, as `demo.json`: the exposure in the hunt's report and in
+/// `towerwatch cdr`, the benign-twin categories alerting at medium and above, and how each
+/// wave's events fall into operations.
+#[derive(serde::Serialize)]
+struct DemoSummary {
+    exposure_hunt: ExposureCheck,
+    exposure_cdr: ExposureCheck,
+    twins_alerting: Vec<String>,
+    /// Per category: (records, records flagged at medium and above).
+    twins: BTreeMap<String, (u64, u64)>,
+    operations: eval::StoryReport,
 }
 
 fn twin_table(r: &Report) -> String {
@@ -253,11 +384,14 @@ fn twin_table(r: &Report) -> String {
     s
 }
 
-/// The demo's pseudonymisation key: random, for this run only.
+/// The demo's pseudonymisation key: random, for this run only (hex, as a key file holds it).
 fn demo_key() -> Vec<u8> {
-    let mut key = vec![0u8; 32];
+    let mut key = [0u8; 32];
     if let Ok(mut f) = File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut key);
     }
-    key
+    key.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into_bytes()
 }

@@ -13,6 +13,7 @@
 //! backend's client, and every later record of that backend carries it, with a session id
 //! built as PostgreSQL's `%c` is (start time and pid in hex).
 
+mod carry;
 mod pgaudit;
 pub mod prefix;
 mod time;
@@ -22,6 +23,7 @@ use std::io::BufRead;
 
 use towerwatch_event::{Event, Origin, Value};
 
+pub use carry::SessionCarry;
 pub use pgaudit::{parse_audit, split_csv, Audit};
 pub use prefix::{LinePrefix, PrefixChoice, PRESETS};
 pub use time::parse_time;
@@ -96,7 +98,7 @@ fn has_severity(l: &str) -> bool {
 
 /// A backend's client, learnt from its connection lines.
 #[derive(Debug, Default, Clone)]
-struct Session {
+pub(crate) struct Session {
     id: String,
     host: String,
     port: String,
@@ -143,51 +145,58 @@ fn kv<'a>(message: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
+/// Tracks the backend sessions a record opens (`connection received`), names (`connection
+/// authorized`) or closes (`disconnection`), and fills the record's client, account,
+/// database, application and session id from its backend's session.
+fn track(sessions: &mut HashMap<u32, Session>, r: &mut Record) {
+    let pid = r.pid.unwrap_or(0);
+    let msg = r.message.as_str();
+    let mut closing = false;
+    if let Some(rest) = msg.strip_prefix("connection received: ") {
+        let id = if r.session_id.is_empty() {
+            let secs = time::parse_time(&r.time).map_or(0, |t| t.as_second());
+            format!("{secs:x}.{pid:x}")
+        } else {
+            r.session_id.clone()
+        };
+        sessions.insert(
+            pid,
+            Session {
+                id,
+                host: kv(rest, "host").unwrap_or("").to_string(),
+                port: kv(rest, "port").unwrap_or("").to_string(),
+                ..Session::default()
+            },
+        );
+    } else if let Some(rest) = msg.strip_prefix("connection authorized: ") {
+        let s = sessions.entry(pid).or_default();
+        s.user = kv(rest, "user").unwrap_or("").to_string();
+        s.db = kv(rest, "database").unwrap_or("").to_string();
+        s.app = kv(rest, "application_name").unwrap_or("").to_string();
+    } else if msg.starts_with("disconnection: ") {
+        closing = true;
+    }
+    if let Some(s) = sessions.get(&pid) {
+        let fill = |v: &mut String, from: &str| {
+            if (v.is_empty() || v == "[unknown]") && !from.is_empty() {
+                *v = from.to_string();
+            }
+        };
+        fill(&mut r.host, &s.host);
+        fill(&mut r.port, &s.port);
+        fill(&mut r.user, &s.user);
+        fill(&mut r.db, &s.db);
+        fill(&mut r.app, &s.app);
+        fill(&mut r.session_id, &s.id);
+    }
+    if closing {
+        sessions.remove(&pid);
+    }
+}
+
 impl Reader<'_> {
     fn emit(&mut self, mut r: Record, tally: &mut Tally<'_, '_>) -> bool {
-        let pid = r.pid.unwrap_or(0);
-        let msg = r.message.as_str();
-        let mut closing = false;
-        if let Some(rest) = msg.strip_prefix("connection received: ") {
-            let id = if r.session_id.is_empty() {
-                let secs = time::parse_time(&r.time).map_or(0, |t| t.as_second());
-                format!("{secs:x}.{pid:x}")
-            } else {
-                r.session_id.clone()
-            };
-            self.sessions.insert(
-                pid,
-                Session {
-                    id,
-                    host: kv(rest, "host").unwrap_or("").to_string(),
-                    port: kv(rest, "port").unwrap_or("").to_string(),
-                    ..Session::default()
-                },
-            );
-        } else if let Some(rest) = msg.strip_prefix("connection authorized: ") {
-            let s = self.sessions.entry(pid).or_default();
-            s.user = kv(rest, "user").unwrap_or("").to_string();
-            s.db = kv(rest, "database").unwrap_or("").to_string();
-            s.app = kv(rest, "application_name").unwrap_or("").to_string();
-        } else if msg.starts_with("disconnection: ") {
-            closing = true;
-        }
-        if let Some(s) = self.sessions.get(&pid) {
-            let fill = |v: &mut String, from: &str| {
-                if (v.is_empty() || v == "[unknown]") && !from.is_empty() {
-                    *v = from.to_string();
-                }
-            };
-            fill(&mut r.host, &s.host);
-            fill(&mut r.port, &s.port);
-            fill(&mut r.user, &s.user);
-            fill(&mut r.db, &s.db);
-            fill(&mut r.app, &s.app);
-            fill(&mut r.session_id, &s.id);
-        }
-        if closing {
-            self.sessions.remove(&pid);
-        }
+        track(&mut self.sessions, &mut r);
         let line = r.line;
         match self.event(r, tally) {
             Ok(e) => tally.event(e),
@@ -302,11 +311,21 @@ pub(crate) fn read(
     reader: &mut (dyn BufRead + Send),
     format: PgFormat,
     given: Option<&LinePrefix>,
+    carry: &SessionCarry,
     tally: &mut Tally<'_, '_>,
 ) {
     let computer = host_from_path(&tally.report.source);
     match format {
-        PgFormat::Stderr => read_stderr(reader, given, computer, tally),
+        PgFormat::Stderr => {
+            // Backends still open from the series' earlier files.
+            let path = std::path::Path::new(&*tally.report.source);
+            let open = if path.is_file() {
+                carry.at_start(path, given)
+            } else {
+                HashMap::new()
+            };
+            read_stderr(reader, given, computer, open, tally)
+        }
         PgFormat::Csv => {
             let mut r = Reader {
                 sessions: HashMap::new(),
@@ -326,10 +345,21 @@ pub(crate) fn read(
     }
 }
 
+/// The prefix of a log's first lines: a known default, else inferred.
+fn detect_prefix<'a>(
+    lines: impl Iterator<Item = &'a str> + Clone,
+) -> Option<(LinePrefix, prefix::PrefixChoice)> {
+    prefix::detect(lines.clone()).or_else(|| prefix::infer(lines))
+}
+
+/// The first lines of a stderr log that prefix detection looks at.
+const DETECT_RECORDS: usize = 400;
+
 fn read_stderr(
     reader: &mut (dyn BufRead + Send),
     given: Option<&LinePrefix>,
     computer: Option<Box<str>>,
+    open: HashMap<u32, Session>,
     tally: &mut Tally<'_, '_>,
 ) {
     // Without a prefix, the first lines decide it: buffer them.
@@ -344,7 +374,7 @@ fn read_stderr(
         }
         None => {
             let mut records = 0;
-            while records < 400 {
+            while records < DETECT_RECORDS {
                 buf.clear();
                 match reader.read_until(b'\n', &mut buf) {
                     Ok(0) => break,
@@ -363,9 +393,7 @@ fn read_stderr(
                 }
                 buffered.push((line_no, text));
             }
-            match prefix::detect(buffered.iter().map(|(_, l)| l.as_str()))
-                .or_else(|| prefix::infer(buffered.iter().map(|(_, l)| l.as_str())))
-            {
+            match detect_prefix(buffered.iter().map(|(_, l)| l.as_str())) {
                 Some((p, how)) => {
                     tally.report.detail = Some(format!("log_line_prefix {p} ({})", how));
                     detected = p;
@@ -379,7 +407,7 @@ fn read_stderr(
         }
     };
     let mut r = Reader {
-        sessions: HashMap::new(),
+        sessions: open,
         prefix: Some(prefix),
         computer,
     };
@@ -455,12 +483,18 @@ fn flush_stderr(
         return true;
     };
     let prefix = r.prefix.expect("stderr logs have a prefix");
-    let Some(f) = prefix.parse(&text) else {
-        return tally.reject(
+    match record_of(prefix, line, &text) {
+        Some(record) => r.emit(record, tally),
+        None => tally.reject(
             Position::Line(line),
             "record does not match the log_line_prefix".into(),
-        );
-    };
+        ),
+    }
+}
+
+/// One stderr record (its line and continuations) read with the prefix.
+fn record_of(prefix: &LinePrefix, line: u64, text: &str) -> Option<Record> {
+    let f = prefix.parse(text)?;
     let rest = &text[f.severity_at..];
     let sev_len = prefix::severity_len(rest).expect("parse ends at a severity");
     let (host, port) = match (f.get('h'), f.get('r')) {
@@ -481,7 +515,7 @@ fn flush_stderr(
     if let Some(e) = f.get('e') {
         extra.push(("sql_state_code", e.to_string()));
     }
-    let record = Record {
+    Some(Record {
         line,
         time: ['m', 't', 'n']
             .into_iter()
@@ -498,8 +532,7 @@ fn flush_stderr(
         severity: rest[..sev_len].to_string(),
         message: rest[sev_len + 3..].to_string(),
         extra,
-    };
-    r.emit(record, tally)
+    })
 }
 
 /// `10.1.2.3(5555)` → `10.1.2.3`; `[local]` stays.

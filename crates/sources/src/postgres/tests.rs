@@ -148,3 +148,32 @@ fn paths_name_hosts_only_when_they_look_like_one() {
     );
     assert_eq!(host_from_path("x.log"), None);
 }
+
+#[test]
+fn a_session_opened_in_yesterdays_file_names_its_client_today() {
+    let dir = tempfile::tempdir().unwrap();
+    let day1 = "2024-05-01 23:59:00.000 +03 [17] LOG:  checkpoint starting: time\n\
+2024-05-01 23:59:58.000 +03 [4242] [unknown]@[unknown] LOG:  connection received: host=10.9.8.7 port=51234\n\
+2024-05-01 23:59:58.010 +03 [4242] cdr_ro@cdrdw LOG:  connection authorized: user=cdr_ro database=cdrdw application_name=psql\n\
+2024-05-01 23:59:59.000 +03 [5151] [unknown]@[unknown] LOG:  connection received: host=10.9.8.8 port=40000\n\
+2024-05-01 23:59:59.500 +03 [5151] bi@cdrdw LOG:  disconnection: session time: 0:00:00.500 user=bi database=cdrdw host=10.9.8.8 port=40000\n";
+    let day2 = "2024-05-02 00:00:03.000 +03 [4242] cdr_ro@cdrdw LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,dwh.call_events,\"select * from dwh.call_events where a_number = '0712345678'\",<none>\n\
+2024-05-02 00:00:04.000 +03 [5151] bi@cdrdw LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,select 1,<none>\n";
+    // Another series in the same directory is not this one's history.
+    let other = "2024-05-01 23:59:58.000 +03 [4242] [unknown]@[unknown] LOG:  connection received: host=10.0.0.66 port=1\n";
+    std::fs::write(dir.path().join("postgresql-2024-05-01.log"), day1).unwrap();
+    std::fs::write(dir.path().join("postgresql-2024-05-02.log"), day2).unwrap();
+    std::fs::write(dir.path().join("replica-2024-05-01.log"), other).unwrap();
+    let opts = ReadOptions::default();
+    let mut events = Vec::new();
+    let path = dir.path().join("postgresql-2024-05-02.log");
+    let report = crate::read_input(&crate::Input::File(path), &opts, &mut |r| {
+        events.push(r.unwrap())
+    });
+    assert_eq!(report.rejected, 0);
+    assert_eq!(field(&events[0], "remote_host"), Some("10.9.8.7"));
+    assert_eq!(field(&events[0], "remote_port"), Some("51234"));
+    assert_eq!(field(&events[0], "application_name"), Some("psql"));
+    // A backend that disconnected before the file began carries nothing over.
+    assert_eq!(field(&events[1], "remote_host"), None);
+}
