@@ -245,11 +245,7 @@ pub fn summary(
     for (why, inputs) in &skipped {
         let _ = match inputs.as_slice() {
             [one] => writeln!(s, "  skipped {one}: {why}"),
-            [first, ..] => writeln!(
-                s,
-                "  skipped {} inputs ({first} …): {why}",
-                inputs.len()
-            ),
+            [first, ..] => writeln!(s, "  skipped {} inputs ({first} …): {why}", inputs.len()),
             [] => Ok(()),
         };
     }
