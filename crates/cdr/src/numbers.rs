@@ -20,6 +20,7 @@ pub fn digits(raw: &str) -> Option<String> {
     (!d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())).then_some(d)
 }
 
+/// Whether the last digit of `d` is its Luhn check digit (IMEIs carry one).
 pub fn luhn_ok(d: &str) -> bool {
     let sum: u32 = d
         .bytes()

@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use regex::Regex;
 use sha2::Sha256;
 
+use crate::numbers::luhn_ok;
 use crate::sql::IdKind;
 
 /// Digits only; MSISDNs lose an international `00`; IMEIs keep their 14-digit body (the check
@@ -81,28 +82,6 @@ impl Pseudonymizer {
         })
         .into_owned()
     }
-}
-
-fn luhn_ok(d: &str) -> bool {
-    let sum: u32 = d
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let v = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let x = v * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                v
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

@@ -2,28 +2,10 @@
 //! ground truth; and the HTML report of the real attack corpus opened in headless Chromium.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn towerwatch(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "towerwatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+mod common;
+use common::{json, text, towerwatch};
 
 #[test]
 fn each_simulated_wave_is_one_operation_attributed_to_gallium() {

@@ -5,23 +5,12 @@
 //! what the original does.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::{files_under, towerwatch};
 
 use towerwatch_sim::profile::PrefixStyle;
 use towerwatch_sim::{Config, Profile};
-
-fn towerwatch(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "towerwatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// `demo --profile NAME` (28 days, three waves), and what it measured (`demo.json`).
 fn demo(profile: &str) {
@@ -164,7 +153,7 @@ fn renamed_tables_and_columns_with_debians_prefix_expose_the_same() {
     // The renaming reached the evidence.
     let log = |d: &Path| {
         let mut all = String::new();
-        for f in walk(&d.join("evidence")) {
+        for f in files_under(&d.join("evidence")) {
             if f.extension().is_some_and(|e| e == "log") {
                 all.push_str(&std::fs::read_to_string(&f).unwrap_or_default());
             }
@@ -191,21 +180,4 @@ fn renamed_tables_and_columns_with_debians_prefix_expose_the_same() {
         xa.iter().take(14).cloned().collect::<Vec<_>>().join("\n"),
         xb.iter().take(14).cloned().collect::<Vec<_>>().join("\n")
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
