@@ -334,9 +334,9 @@ fn link_pids(nodes: &[Node], uf: &mut Components) {
 /// every day's job would join one wave to the next.
 fn link_web_bursts(nodes: &[Node], routine: Option<&crate::routine::Routine>, uf: &mut Components) {
     let flagged = |n: &Node| {
-        n.hits.iter().any(|&h| {
-            routine.is_none_or(|r| r.verdict_of(h, n.actor.0, n.actor.1, n.time).is_none())
-        })
+        n.hits
+            .iter()
+            .any(|&h| routine.is_none_or(|r| r.verdict_of(h, n.actor, n.time).is_none()))
     };
     // Per (host, server image): the flagged children, and the unflagged ones.
     type Server<'a> = (&'a str, &'a str);

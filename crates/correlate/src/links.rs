@@ -118,7 +118,7 @@ pub struct Node {
     pub what: Box<str>,
     /// Who did it ([`crate::routine::actor_of`]): on its host, and on any host; for events
     /// with detections.
-    pub actor: (u64, u64),
+    pub actor: crate::routine::ActorKey,
 }
 
 impl Node {
@@ -254,7 +254,7 @@ pub fn is_web_server(image: &str) -> bool {
 }
 
 /// What web servers start in their normal work (ASP.NET compiling a page), not a shell.
-fn is_framework_child(image: &str) -> bool {
+pub(crate) fn is_framework_child(image: &str) -> bool {
     matches!(
         file_name(image).to_ascii_lowercase().as_str(),
         "csc.exe"
@@ -840,10 +840,9 @@ pub fn node_of(e: &Event, hits: &[u32], hosts: &mut Hosts) -> Option<Node> {
         web_request,
         what: what.into(),
         actor: if hits.is_empty() {
-            (0, 0)
+            Default::default()
         } else {
-            let a = crate::routine::actor_of(e);
-            (a.digest, a.estate)
+            crate::routine::actor_of(e).key()
         },
     })
 }

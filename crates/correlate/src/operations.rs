@@ -222,6 +222,11 @@ pub struct Analysis {
     /// Routine detections given back because their operation stands without them.
     #[serde(skip)]
     pub restored: Vec<(EventRef, u32)>,
+    /// Detections in stories that are no operation and hold the estate's routine: the
+    /// routine's context (the PsExec service an administrator's routine PsExec installed),
+    /// with the routine's reason. (event, rule, reason)
+    #[serde(skip)]
+    pub context: Vec<(EventRef, u32, String)>,
     pub attack_version: String,
     pub operations: Vec<Operation>,
     pub waves: Vec<Wave>,
@@ -324,10 +329,10 @@ pub fn analyse(
             if node.hits.is_empty() {
                 continue;
             }
-            let (keep, set_aside): (Vec<u32>, Vec<u32>) = node.hits.iter().partition(|&&h| {
-                r.verdict_of(h, node.actor.0, node.actor.1, node.time)
-                    .is_none()
-            });
+            let (keep, set_aside): (Vec<u32>, Vec<u32>) = node
+                .hits
+                .iter()
+                .partition(|&&h| r.verdict_of(h, node.actor, node.time).is_none());
             if !set_aside.is_empty() {
                 node.hits = keep;
                 demoted.insert(i, set_aside);
@@ -427,8 +432,38 @@ pub fn analyse(
     // Routine detections of the reported stories count with them again (they are part of an
     // intrusion that stands without them), though never as its entry.
     let mut restored: Vec<(EventRef, u32)> = Vec::new();
+    let mut context: Vec<(EventRef, u32, String)> = Vec::new();
     if !demoted.is_empty() {
         let reported_set: std::collections::HashSet<usize> = reported.iter().copied().collect();
+        // A story that is no operation and holds the estate's routine is that routine's
+        // work: its other detections are context, with the routine's reason.
+        if let Some(r) = routine {
+            let mut why_by_root: BTreeMap<usize, String> = BTreeMap::new();
+            let mut routine_nodes: Vec<(&usize, &Vec<u32>)> = demoted.iter().collect();
+            routine_nodes.sort();
+            for (&i, hits) in routine_nodes {
+                if reported_set.contains(&roots[i]) || why_by_root.contains_key(&roots[i]) {
+                    continue;
+                }
+                let n = &graph.nodes[i];
+                if let Some(why) = hits.iter().find_map(|&h| r.verdict_of(h, n.actor, n.time)) {
+                    why_by_root.insert(roots[i], why);
+                }
+            }
+            if !why_by_root.is_empty() {
+                for (i, n) in graph.nodes.iter().enumerate() {
+                    if let Some(why) = why_by_root.get(&roots[i]) {
+                        for &h in &n.hits {
+                            context.push((
+                                EventRef::of(n),
+                                h,
+                                format!("in a story of the estate's routine: {why}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
         demoted.retain(|i, _| reported_set.contains(&roots[*i]));
         for (&i, hits) in &demoted {
             graph.nodes[i].hits.extend(hits.iter().copied());
@@ -550,6 +585,7 @@ pub fn analyse(
         .collect();
     Analysis {
         restored,
+        context,
         attack_version: attack.attack_version.clone(),
         actor: attack.attribute(&all, 5),
         operations: ops,

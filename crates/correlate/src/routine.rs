@@ -3,9 +3,15 @@
 //! is the estate's routine (the nightly backup archiving with a password, the administrators'
 //! PsExec and `whoami` on the jump host, the weekly deployment); so is one that fires for the
 //! same program and parent on many hosts on many days (the PsExec service administrators
-//! leave on the servers they reach). Such a detection drops below the alerting levels with
-//! the reason ("seen daily around 01:00 on BKP01 by svc_backup for 28 days") unless it
-//! belongs to an operation that stands without it.
+//! leave on the servers they reach); so is a program that is its own behaviour (PsExec, not
+//! `cmd.exe`) whatever rule flags it, and the work of a person's account on a host it works on
+//! daily (an administrator's `whoami` on the jump host, seen twice a month, is part of their
+//! day there). "The same time of day" is within two hours of where it is usually seen, within
+//! the stretch of the day its sightings fall in, or — on its own host — within the hours that
+//! host works. Such a detection drops below the alerting levels with the reason ("seen daily
+//! around 01:00 on BKP01 by svc_backup for 28 days") unless it belongs to an operation that
+//! stands without it; a detection in a story of the routine that is no operation is its
+//! context (see `operations`).
 //!
 //! The intruder's twin of a routine move differs in what the key holds (another host,
 //! program or parent) or in when it happens (another hour), and its waves come back on a few
@@ -67,12 +73,26 @@ const HOST_HOUR_SHARE: f64 = 0.3;
 /// Rule number of the key that holds a program's sightings whatever rule flagged them.
 const ANY_RULE: u32 = u32::MAX;
 
+/// Who did it, as the digests the routine keys on: host, program and parent; program and
+/// parent on any host; and the person (host and a person's account) — 0 when there is none.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct ActorKey {
+    pub digest: u64,
+    pub estate: u64,
+    pub person: u64,
+}
+
 /// Who did it: host, program and parent as one digest, program and parent (any host) as
-/// another, with the words kept for the reason.
+/// another, the person at work on the host as a third, with the words kept for the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub digest: u64,
     pub estate: u64,
+    /// Host and account, for a person's account (not SYSTEM, a service or a machine): an
+    /// administrator at work on the jump host. 0 otherwise.
+    pub person: u64,
     pub host: Box<str>,
     pub account: Box<str>,
     pub program: Box<str>,
@@ -80,6 +100,33 @@ pub struct Actor {
     /// host whose meaning is in its command line, nor a child of a web server: its
     /// sightings count whatever rule flagged them, and in its host's working hours.
     pub plain: bool,
+}
+
+impl Actor {
+    pub fn key(&self) -> ActorKey {
+        ActorKey {
+            digest: self.digest,
+            estate: self.estate,
+            person: if self.plain { self.person } else { 0 },
+        }
+    }
+}
+
+/// A person's account: not the machine's (`HOST$`), nor a built-in service identity.
+fn is_person(account: &str) -> bool {
+    !account.is_empty()
+        && !account.ends_with('$')
+        && !matches!(
+            account,
+            "system"
+                | "local service"
+                | "network service"
+                | "localsystem"
+                | "-"
+                | "anonymous logon"
+        )
+        && !account.starts_with("dwm-")
+        && !account.starts_with("umfd-")
 }
 
 /// Programs that run whatever their command line says: the program alone says nothing.
@@ -160,6 +207,11 @@ pub fn actor_of(e: &Event) -> Actor {
         "application_name",
     ]);
     let parent = f(&["ParentImage", "ParentProcessName"]);
+    let person = if is_person(&account) {
+        digest(&["person", &host, &account])
+    } else {
+        0
+    };
     let plain = !parent.is_empty()
         && !crate::links::is_web_server(parent)
         && !is_generic(&file_name(program).to_ascii_lowercase());
@@ -167,11 +219,23 @@ pub fn actor_of(e: &Event) -> Actor {
     Actor {
         digest: digest(&[&host, &program, &parent]),
         estate: digest(&["estate", &program, &parent]),
+        person,
         host,
         account: account.into(),
         program: file_name(&program).into(),
         plain,
     }
+}
+
+/// Whose habit a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// A program (and parent) on one host.
+    Host,
+    /// A person's account at work on one host, whatever the program.
+    Person,
+    /// A program (and parent) on any host.
+    Estate,
 }
 
 /// A rule's sightings for one actor.
@@ -187,6 +251,34 @@ struct Seen {
     account: Box<str>,
     program: Box<str>,
     plain: bool,
+}
+
+/// The share of a key's sightings its working window holds: the shortest stretch of the day
+/// (wrapping midnight) in which it was seen on most of its days and hours.
+const WINDOW_SHARE: f64 = 0.8;
+
+/// Whether `hour` falls in the key's working window, widened by an hour each side: an
+/// administrator's PsExec seen from 09:00 to 18:00 is routine at 08:30, not at 03:00.
+fn in_window(days_by_hour: &[u32; 24], hour: i64) -> bool {
+    let total: u32 = days_by_hour.iter().sum();
+    if total == 0 {
+        return false;
+    }
+    let need = (WINDOW_SHARE * f64::from(total)).ceil() as u32;
+    // The shortest window [start, start + len) holding `need`; the first such start.
+    for len in 1..=24i64 {
+        for start in 0..24i64 {
+            let held: u32 = (0..len)
+                .map(|k| days_by_hour[((start + k) % 24) as usize])
+                .sum();
+            if held >= need {
+                let from = start - 1;
+                let span = len + 2;
+                return (hour - from).rem_euclid(24) < span;
+            }
+        }
+    }
+    true
 }
 
 /// The days on which a host raised detections, by hour of the day.
@@ -240,6 +332,9 @@ impl Routine {
         self.sighting(key(rule, actor.estate), &actor, host, time);
         if actor.plain {
             self.sighting(key(ANY_RULE, actor.digest), &actor, host, time);
+            if actor.person != 0 {
+                self.sighting(key(ANY_RULE, actor.person), &actor, host, time);
+            }
         }
         if self.hosts.contains_key(&host) || self.hosts.len() < KEYS {
             let day = time.div_euclid(DAY) as i32;
@@ -329,17 +424,23 @@ impl Routine {
     /// this rule, or for the program whatever rule flagged it), or across the estate (the
     /// same program and parent on three hosts or more).
     pub fn verdict(&self, rule: u32, actor: &Actor, time: i64) -> Option<String> {
-        self.verdict_of(rule, actor.digest, actor.estate, time)
+        self.verdict_of(rule, actor.key(), time)
     }
 
     /// As [`verdict`](Self::verdict), by the digests alone.
-    pub fn verdict_of(&self, rule: u32, digest: u64, estate: u64, time: i64) -> Option<String> {
-        self.judge(key(rule, digest), time, false)
-            .or_else(|| self.judge(key(ANY_RULE, digest), time, false))
-            .or_else(|| self.judge(key(rule, estate), time, true))
+    pub fn verdict_of(&self, rule: u32, actor: ActorKey, time: i64) -> Option<String> {
+        self.judge(key(rule, actor.digest), time, Scope::Host)
+            .or_else(|| self.judge(key(ANY_RULE, actor.digest), time, Scope::Host))
+            .or_else(|| {
+                (actor.person != 0)
+                    .then(|| self.judge(key(ANY_RULE, actor.person), time, Scope::Person))
+                    .flatten()
+            })
+            .or_else(|| self.judge(key(rule, actor.estate), time, Scope::Estate))
     }
 
-    fn judge(&self, k: u64, time: i64, estate: bool) -> Option<String> {
+    fn judge(&self, k: u64, time: i64, scope: Scope) -> Option<String> {
+        let estate = scope == Scope::Estate;
         let s = self.seen.get(&k)?;
         if estate && s.hosts.len() < 3 {
             return None;
@@ -362,7 +463,8 @@ impl Routine {
                 near_days.insert(day);
             }
         }
-        let usual_hour = near_days.len() as f64 >= HOUR_SHARE * days as f64;
+        let usual_hour =
+            near_days.len() as f64 >= HOUR_SHARE * days as f64 || in_window(&days_by_hour, hour);
         // On its own host, a key seen at other hours is still routine within the hours the
         // host works every day.
         let host_works = !estate
@@ -414,10 +516,13 @@ impl Routine {
                 }
             )
         };
+        let what = match scope {
+            Scope::Person => "their work there".to_string(),
+            _ => s.program.to_string(),
+        };
         Some(format!(
-            "{how} {place} for {} days ({}): the estate's routine",
+            "{how} {place} for {} days ({what}): the estate's routine",
             span + 1,
-            s.program
         ))
     }
 
@@ -549,6 +654,85 @@ mod tests {
             2,
         );
         assert!(r.verdict(3, &actor_of(&e), t).is_none());
+    }
+
+    #[test]
+    fn a_persons_work_on_a_host_and_a_keys_working_window() {
+        const CMD: &str = "C:\\Windows\\System32\\cmd.exe";
+        let mut r = Routine::default();
+        // adm.x works on JUMP01 every afternoon with one tool or another; whoami only twice.
+        let tools = ["ipconfig.exe", "quser.exe", "netstat.exe", "nltest.exe"];
+        for day in 0..20 {
+            let image = format!("C:\\Windows\\System32\\{}", tools[day as usize % 4]);
+            let (mut e, t) = ev("JUMP01", "CORP\\adm.x", &image, day, 14 + day % 4);
+            e.push("ParentImage", Value::text(CMD));
+            r.observe(9, actor_of(&e), t, &e);
+        }
+        for day in [3, 11] {
+            let (mut e, t) = ev(
+                "JUMP01",
+                "CORP\\adm.x",
+                "C:\\Windows\\System32\\whoami.exe",
+                day,
+                15,
+            );
+            e.push("ParentImage", Value::text(CMD));
+            r.observe(2, actor_of(&e), t, &e);
+        }
+        let (mut e, t) = ev(
+            "JUMP01",
+            "CORP\\adm.x",
+            "C:\\Windows\\System32\\whoami.exe",
+            21,
+            16,
+        );
+        e.push("ParentImage", Value::text(CMD));
+        let why = r.verdict(2, &actor_of(&e), t).expect("the admin's work");
+        assert!(
+            why.contains("on JUMP01 by adm.x") && why.contains("their work there"),
+            "{why}"
+        );
+        // Another account, or SYSTEM, is not that person.
+        let (mut e, t) = ev(
+            "JUMP01",
+            "CORP\\adm.y",
+            "C:\\Windows\\System32\\whoami.exe",
+            21,
+            16,
+        );
+        e.push("ParentImage", Value::text(CMD));
+        assert!(r.verdict(2, &actor_of(&e), t).is_none());
+        assert_eq!(
+            actor_of(&ev("JUMP01", "NT AUTHORITY\\SYSTEM", "x.exe", 0, 0).0).person,
+            0
+        );
+
+        // The PsExec service across the estate, seen between 01:00 and 05:00 on twelve days.
+        let mut r = Routine::default();
+        for day in 0..12 {
+            let (mut e, t) = ev(
+                &format!("SRV{}", day % 5),
+                "SYSTEM",
+                "C:\\Windows\\PSEXESVC.exe",
+                day,
+                1 + day % 5,
+            );
+            e.push(
+                "ParentImage",
+                Value::text("C:\\Windows\\System32\\services.exe"),
+            );
+            r.observe(4, actor_of(&e), t, &e);
+        }
+        let at = |hour| {
+            let (mut e, t) = ev("SRV9", "SYSTEM", "C:\\Windows\\PSEXESVC.exe", 13, hour);
+            e.push(
+                "ParentImage",
+                Value::text("C:\\Windows\\System32\\services.exe"),
+            );
+            r.verdict(4, &actor_of(&e), t)
+        };
+        assert!(at(6).is_some(), "an hour past the window");
+        assert!(at(15).is_none(), "far outside it");
     }
 
     #[test]

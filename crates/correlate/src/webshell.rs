@@ -1,8 +1,10 @@
 //! The **web-shell join** — a POST to a page of a
 //! web server that only one or two clients ever use, followed within seconds by a child
 //! process of the web server (`w3wp.exe`, `java.exe`, …) on the host that serves that address.
-//! Neither half is an alert on its own (a rare page, a worker process starting `csc.exe`);
-//! together they are an operator typing into a web shell.
+//! Neither half is an alert on its own (a rare page; a worker process starting a shell);
+//! together they are an operator typing into a web shell. The framework's own children
+//! (`csc.exe` compiling a new page) are never a half: a deployment's first request makes
+//! them too.
 //!
 //! Hosts are tied to the addresses in web logs by the evidence itself: the source addresses of
 //! their own outbound connections (Sysmon 3).
@@ -45,7 +47,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use towerwatch_event::{Event, Locator, Timestamp};
 
-use crate::links::is_web_server;
+use crate::links::{is_framework_child, is_web_server};
 
 /// Pages with at most this many distinct clients are rare.
 const RARE_CLIENTS: usize = 2;
@@ -214,6 +216,11 @@ impl WebShellJoin {
         let Some(parent) = e.first_str(parent_field).filter(|p| is_web_server(p)) else {
             return;
         };
+        // The framework's own work (ASP.NET compiling a page with csc.exe) follows any new
+        // page's first request, a deployment's as well as a shell's: no operator typed it.
+        if is_framework_child(e.first_str(image_field).unwrap_or("")) {
+            return;
+        }
         let (Some(time), Some(computer)) = (e.timestamp, e.computer.as_deref()) else {
             return;
         };

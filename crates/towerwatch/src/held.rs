@@ -20,8 +20,8 @@ pub const HELD_IN_MEMORY: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
     pub rule: usize,
-    /// Who did it, on its host and on any host.
-    pub actor: (u64, u64),
+    /// Who did it (the routine's keys).
+    pub actor: towerwatch_correlate::routine::ActorKey,
 }
 
 /// Detections (with their tags), in the order they were found.
@@ -100,6 +100,7 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use towerwatch_correlate::routine::ActorKey;
 
     fn detection(i: u64) -> Detection {
         Detection {
@@ -126,7 +127,11 @@ mod tests {
                 held.push(
                     Tag {
                         rule: i as usize % 7,
-                        actor: (i * 3, i),
+                        actor: ActorKey {
+                            digest: i * 3,
+                            estate: i,
+                            person: i + 1,
+                        },
                     },
                     detection(i),
                 );
@@ -144,7 +149,14 @@ mod tests {
             assert_eq!(back.len() as u64, n);
             for (i, (rule, d)) in back.iter().enumerate() {
                 assert_eq!(rule.rule, i % 7);
-                assert_eq!(rule.actor, (i as u64 * 3, i as u64));
+                assert_eq!(
+                    rule.actor,
+                    ActorKey {
+                        digest: i as u64 * 3,
+                        estate: i as u64,
+                        person: i as u64 + 1
+                    }
+                );
                 assert_eq!(d.record_id, Some(i as u64));
                 assert_eq!(d.event["TargetUserName"], "ü\"x");
             }

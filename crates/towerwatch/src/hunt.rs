@@ -208,7 +208,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                     local.detections.push(
                         Tag {
                             rule: idx,
-                            actor: (actor.digest, actor.estate),
+                            actor: actor.key(),
                         },
                         d,
                     );
@@ -302,10 +302,17 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     );
     // Detections, in input order: routine ones below medium with the reason, unless their
     // operation stands without them; then the joins, correlations and database findings.
-    let restored: HashSet<(String, Option<u64>, Option<u64>, u32)> = analysis
+    // A detection by its place (source, record id, line) and rule.
+    type At = (String, Option<u64>, Option<u64>, u32);
+    let restored: HashSet<At> = analysis
         .restored
         .iter()
         .map(|(e, r)| (e.source.clone(), e.record_id, e.line, *r))
+        .collect();
+    let context: HashMap<At, &str> = analysis
+        .context
+        .iter()
+        .map(|(e, r, why)| ((e.source.clone(), e.record_id, e.line, *r), why.as_str()))
         .collect();
     let mut routine_demoted = 0u64;
     let drain_warning = all_detections.drain(|tag, mut d| {
@@ -318,14 +325,12 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                 (_, Some(l)) => (d.source.clone(), None, Some(l)),
                 (r, None) => (d.source.clone(), r, None),
             };
-            let kept = restored.contains(&(place.0, place.1, place.2, tag.rule as u32));
-            if !kept {
-                if let Some(why) = routine.verdict_of(
-                    tag.rule as u32,
-                    tag.actor.0,
-                    tag.actor.1,
-                    t.as_microsecond(),
-                ) {
+            let key = (place.0, place.1, place.2, tag.rule as u32);
+            if !restored.contains(&key) {
+                let why = routine
+                    .verdict_of(tag.rule as u32, tag.actor, t.as_microsecond())
+                    .or_else(|| context.get(&key).map(|w| w.to_string()));
+                if let Some(why) = why {
                     if d.level > towerwatch_sigma::Level::Low {
                         d.level = towerwatch_sigma::Level::Low;
                         routine_demoted += 1;
