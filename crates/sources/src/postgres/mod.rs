@@ -89,9 +89,7 @@ fn is_csvlog_line(l: &str) -> bool {
 
 fn has_severity(l: &str) -> bool {
     l.match_indices(":  ").any(|(k, _)| {
-        let start = l[..k]
-            .rfind(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
-            .map_or(0, |s| s + 1);
+        let start = prefix::word_before(l, k);
         prefix::severity_len(&l[start..]).is_some()
     })
 }

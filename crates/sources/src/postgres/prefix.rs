@@ -69,6 +69,16 @@ const SEVERITIES: [&str; 17] = [
 ];
 const MORE_SEVERITIES: [&str; 2] = ["QUERY", "LOCATION"];
 
+/// Where the upper-case word ending at byte `end` of `l` starts (a severity such as `LOG`):
+/// after the last character before `end` that cannot be in it, whatever its width.
+pub(crate) fn word_before(l: &str, end: usize) -> usize {
+    l[..end]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
+        .map_or(0, |(i, c)| i + c.len_utf8())
+}
+
 /// The severity word at the start of `s` followed by `:  `, and its length.
 pub fn severity_len(s: &str) -> Option<usize> {
     let word_len = s
@@ -221,9 +231,7 @@ fn candidate_ends(c: char, line: &str, pos: usize, next: Option<&Token>) -> Vec<
         None | Some(Token::Stop) => {
             // Runs up to a severity word (the value may be empty).
             for (k, _) in rest.match_indices(":  ") {
-                let word_start = rest[..k]
-                    .rfind(|ch: char| !(ch.is_ascii_uppercase() || ch.is_ascii_digit()))
-                    .map_or(0, |s| s + 1);
+                let word_start = word_before(rest, k);
                 if severity_len(&rest[word_start..]).is_some() {
                     out.push(pos + word_start);
                 }
@@ -400,9 +408,7 @@ pub fn infer<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<(LinePrefix
         .collect();
     let severity_start = |l: &str| -> Option<usize> {
         l.match_indices(":  ").find_map(|(k, _)| {
-            let s = l[..k]
-                .rfind(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
-                .map_or(0, |s| s + 1);
+            let s = word_before(l, k);
             severity_len(&l[s..]).map(|_| s)
         })
     };

@@ -177,3 +177,12 @@ fn a_session_opened_in_yesterdays_file_names_its_client_today() {
     // A backend that disconnected before the file began carries nothing over.
     assert_eq!(field(&events[1], "remote_host"), None);
 }
+
+#[test]
+fn a_non_ascii_character_before_a_colon_is_no_panic() {
+    // Found by fuzzing: the severity search stepped into the middle of `£`.
+    let text = "#Software\u{a3}:  Info\n2024-05-01 22:10:01.123 UTC [1] \u{e9}LOG:  x\n";
+    let (ok, bad, report) = read(text, "x.log", None);
+    assert_eq!(report.events, ok.len() as u64);
+    assert_eq!(report.rejected, bad.len() as u64);
+}
