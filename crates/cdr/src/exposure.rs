@@ -165,7 +165,37 @@ pub struct Exposure {
     pub files: Vec<ExtractFile>,
 }
 
+/// One subscriber of an exposure, as an output shows it.
+pub struct Row<'a> {
+    /// The identifier as the output writes it (a pseudonym unless revealed).
+    pub shown: String,
+    pub tier: Tier,
+    pub exposed: &'a Exposed,
+}
+
 impl Exposure {
+    /// The subscribers as outputs list them: by tier, then by how much was read, then by
+    /// pseudonym — never in the order of the real numbers, which would leak it.
+    pub fn rows(&self, p: &crate::pseudo::Pseudonymizer) -> Vec<Row<'_>> {
+        let mut rows: Vec<Row<'_>> = self
+            .subscribers
+            .iter()
+            .map(|((tier, id), e)| Row {
+                shown: p.id(e.kind.unwrap_or(IdKind::Msisdn), id),
+                tier: *tier,
+                exposed: e,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.tier, std::cmp::Reverse(a.exposed.records), &a.shown).cmp(&(
+                b.tier,
+                std::cmp::Reverse(b.exposed.records),
+                &b.shown,
+            ))
+        });
+        rows
+    }
+
     pub fn count(&self, tier: Tier) -> usize {
         self.subscribers.keys().filter(|(t, _)| *t == tier).count()
     }
@@ -856,7 +886,9 @@ fn bulk_entry(f: &Finding, subscribers: Option<u64>, records: Option<u64>) -> Bu
 pub type CellTable = HashMap<CellKey, (String, f64, f64)>;
 
 /// The cell table (OpenCelliD/MLS CSV: `radio,mcc,net,area,cell,…,lon,lat,…`).
-pub fn read_cells(path: &Path) -> Result<CellTable, String> {
+/// The cell table (`radio,…,area,cell,…,lon,lat`, OpenCelliD's columns), and its rows that
+/// could not be read (each named by file and line; they are skipped, the rest is read).
+pub fn read_cells(path: &Path) -> Result<(CellTable, Vec<String>), String> {
     let mut t = crate::run::Table::open(path)?;
     let (radio, area, cell, lon, lat) = (
         t.col("radio")?,
@@ -866,20 +898,31 @@ pub fn read_cells(path: &Path) -> Result<CellTable, String> {
         t.col("lat")?,
     );
     let mut out = HashMap::new();
+    let mut rejected = Vec::new();
     for (i, rec) in t.reader.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{}:{}: {e}", t.name, i + 2))?;
-        let num = |j: usize| rec.get(j).and_then(|v| v.parse::<f64>().ok());
-        match (num(lon), num(lat)) {
-            (Some(x), Some(y)) => {
-                out.insert(
-                    (canonical(&rec[area]), canonical(&rec[cell])),
-                    (rec[radio].to_string(), x, y),
-                );
+        let line = i + 2;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                rejected.push(format!("{}:{line}: {e}", t.name));
+                continue;
             }
-            _ => return Err(format!("{}:{}: lon and lat must be numbers", t.name, i + 2)),
+        };
+        let num = |j: usize| rec.get(j).and_then(|v| v.parse::<f64>().ok());
+        match (
+            num(lon),
+            num(lat),
+            rec.get(area),
+            rec.get(cell),
+            rec.get(radio),
+        ) {
+            (Some(x), Some(y), Some(a), Some(c), Some(r)) => {
+                out.insert((canonical(a), canonical(c)), (r.to_string(), x, y));
+            }
+            _ => rejected.push(format!("{}:{line}: lon and lat must be numbers", t.name)),
         }
     }
-    Ok(out)
+    Ok((out, rejected))
 }
 
 #[cfg(test)]

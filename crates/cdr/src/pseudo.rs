@@ -44,6 +44,16 @@ impl Pseudonymizer {
         self.reveal
     }
 
+    /// What outputs record of the key: a keyed hash of a fixed label (never the key), so a
+    /// key offered later to reveal them can be checked against the one that made them.
+    pub fn fingerprint(&self) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"towerwatch pseudonym key fingerprint v1");
+        let out = mac.finalize().into_bytes();
+        let hex: String = out[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("kf-{hex}")
+    }
+
     /// The output form of an identifier already normalised.
     pub fn id(&self, kind: IdKind, normalised: &str) -> String {
         if self.reveal {

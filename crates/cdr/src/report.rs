@@ -77,40 +77,60 @@ pub fn detection(f: &Finding, p: &Pseudonymizer, server: Option<&str>) -> serde_
     }
 }
 
-/// The exposure CSV: one row per subscriber and tier.
+/// The exposure CSV: one row per subscriber and tier, in [`Exposure::rows`] order; every cell
+/// through the `csv` crate and [`towerwatch_event::csv_cell`] (actors and evidence come from
+/// the attacker's client: an `application_name` may be a formula).
 pub fn exposure_csv(x: &Exposure, p: &Pseudonymizer) -> String {
-    let mut s = String::from("subscriber,identifier_type,tier,records,distinct_cells,exposed_from,exposed_to,first_read,last_read,actors,evidence\n");
-    for ((tier, id), e) in &x.subscribers {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "subscriber",
+        "identifier_type",
+        "tier",
+        "records",
+        "distinct_cells",
+        "exposed_from",
+        "exposed_to",
+        "first_read",
+        "last_read",
+        "actors",
+        "evidence",
+    ]);
+    for r in x.rows(p) {
+        let e = r.exposed;
         let t = |v: Option<jiff::Timestamp>| v.map(|t| t.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},\"{}\",\"{}\"",
-            p.id(e.kind.unwrap_or(IdKind::Msisdn), id),
-            kind_name(e.kind),
-            tier_name(*tier),
+        let record = [
+            r.shown.clone(),
+            kind_name(e.kind).to_string(),
+            tier_name(r.tier).to_string(),
             e.records.map(|r| r.to_string()).unwrap_or_default(),
-            e.cells.len(),
+            e.cells.len().to_string(),
             t(e.from),
             t(e.to),
             t(e.first_read),
             t(e.last_read),
-            e.actors.iter().cloned().collect::<Vec<_>>().join("; "),
-            e.evidence.iter().cloned().collect::<Vec<_>>().join("; ")
-        );
+            p.redact(&e.actors.iter().cloned().collect::<Vec<_>>().join("; ")),
+            e.evidence.iter().cloned().collect::<Vec<_>>().join("; "),
+        ];
+        let cells: Vec<_> = record
+            .iter()
+            .map(|c| towerwatch_event::csv_cell(c))
+            .collect();
+        let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
     }
-    s
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// The exposure as JSON, with the cells (and their coordinates, where the cell table has them).
 pub fn exposure_json(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> serde_json::Value {
     let subs: Vec<_> = x
-        .subscribers
-        .iter()
-        .map(|((tier, id), e)| {
+        .rows(p)
+        .into_iter()
+        .map(|r| {
+            let e = r.exposed;
             json!({
-                "subscriber": p.id(e.kind.unwrap_or(IdKind::Msisdn), id),
+                "subscriber": r.shown,
                 "identifier_type": kind_name(e.kind),
-                "tier": tier_name(*tier),
+                "tier": tier_name(r.tier),
                 "records": e.records,
                 "exposed_from": e.from.map(|t| t.to_string()),
                 "exposed_to": e.to.map(|t| t.to_string()),
@@ -120,7 +140,7 @@ pub fn exposure_json(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> serd
                     Some((radio, lon, lat)) => json!({"area": c.0, "cell": c.1, "radio": radio, "lon": lon, "lat": lat}),
                     None => json!({"area": c.0, "cell": c.1}),
                 }).collect::<Vec<_>>(),
-                "actors": e.actors,
+                "actors": e.actors.iter().map(|a| p.redact(a)).collect::<Vec<_>>(),
                 "evidence": e.evidence,
             })
         })
@@ -128,6 +148,7 @@ pub fn exposure_json(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> serd
     let bulk: Vec<_> = x.bulk.iter().map(|b| json!({"evidence": b.evidence, "actor": b.actor, "tables": b.tables, "subscribers": b.subscribers, "records": b.records})).collect();
     json!({
         "pseudonymised": !p.reveals(),
+        "key_fingerprint": p.fingerprint(),
         "named": x.subscribers.keys().filter(|(t, _)| *t == Tier::Named).count(),
         "counterparties": x.subscribers.keys().filter(|(t, _)| *t == Tier::Counterparty).count(),
         "subscribers": subs,
@@ -188,19 +209,20 @@ pub fn exposure_html(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> Stri
     }
     svg.push_str("</svg>");
     let mut rows = String::new();
-    for ((tier, id), e) in x.subscribers.iter().filter(|((t, _), _)| *t == Tier::Named) {
+    for r in x.rows(p).into_iter().filter(|r| r.tier == Tier::Named) {
+        let e = r.exposed;
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
-            esc(&p.id(e.kind.unwrap_or(IdKind::Msisdn), id)),
-            tier_name(*tier),
+            esc(&r.shown),
+            tier_name(r.tier),
             e.records
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "?".into()),
             e.cells.len(),
             e.from.map(|t| t.to_string()).unwrap_or_default(),
             e.to.map(|t| t.to_string()).unwrap_or_default(),
-            esc(&e.actors.iter().cloned().collect::<Vec<_>>().join("; "))
+            esc(&p.redact(&e.actors.iter().cloned().collect::<Vec<_>>().join("; ")))
         );
     }
     let counterparties = x

@@ -84,7 +84,7 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
     let _ = write!(s, "<h2>ATT&amp;CK matrix</h2>");
     matrix(&mut s, a);
     if let Some(x) = &meta.exposure {
-        let _ = write!(s, "<h2 id=\"exposure\">Exposure</h2><p>Identifiers are {}. {} subscribers' call and location histories were read in stolen queries, {} were looked up by hand, {} counterparties were revealed by their records; {} bulk reads.</p>", esc(&x.identifiers), x.total.named(), x.total.subscribers.len() - x.total.named(), x.total.counterparties, x.total.bulk_reads);
+        let _ = write!(s, "<h2 id=\"exposure\">Exposure</h2><p>Identifiers are {} (key fingerprint <code>{}</code>). {} subscribers' call and location histories were read in stolen queries, {} were looked up by hand, {} counterparties were revealed by their records; {} bulk reads.</p>", esc(&x.identifiers), esc(&x.key_fingerprint), x.total.named(), x.total.subscribers.len() - x.total.named(), x.total.counterparties, x.total.bulk_reads);
         exposure_table(&mut s, &x.total);
     }
     for (k, op) in a.operations.iter().enumerate() {

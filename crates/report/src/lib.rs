@@ -20,6 +20,7 @@
 //! ```
 
 mod html;
+mod safe;
 mod stix;
 
 use std::fmt::Write as _;
@@ -29,6 +30,7 @@ use towerwatch_correlate::operations::EventRef;
 use towerwatch_correlate::{Analysis, Attack};
 
 pub use html::html;
+pub use safe::{one_line, terminal_safe};
 pub use stix::stix_bundle;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,8 @@ impl ExposureView {
 pub struct ReportExposure {
     /// How identifiers are shown (pseudonymised with which key).
     pub identifiers: String,
+    /// The key's fingerprint (never the key): a reveal must bring the key that made it.
+    pub key_fingerprint: String,
     pub total: ExposureView,
     pub by_operation: std::collections::BTreeMap<String, ExposureView>,
     pub by_wave: std::collections::BTreeMap<usize, ExposureView>,
@@ -172,16 +176,18 @@ pub fn terminal_with(
         let what: String = op.root_cause.what.chars().take(110).collect();
         let _ = writeln!(
             s,
-            "      root cause: {} on {}: {what}",
-            op.root_cause.kind, op.root_cause.host
+            "      root cause: {} on {}: {}",
+            op.root_cause.kind,
+            one_line(&op.root_cause.host),
+            one_line(&what)
         );
         let hosts: Vec<String> = op
             .hosts
             .iter()
             .map(|h| match (&h.role, h.crown_jewel) {
-                (Some(r), true) => format!("{} ({r} ★)", h.host),
-                (Some(r), false) => format!("{} ({r})", h.host),
-                (None, _) => h.host.clone(),
+                (Some(r), true) => format!("{} ({r} ★)", one_line(&h.host)),
+                (Some(r), false) => format!("{} ({r})", one_line(&h.host)),
+                (None, _) => one_line(&h.host).into_owned(),
             })
             .collect();
         let _ = writeln!(s, "      hosts: {}", hosts.join(", "));
@@ -189,14 +195,15 @@ pub fn terminal_with(
             let m: Vec<String> = op
                 .movement
                 .iter()
-                .map(|e| format!("{}→{}", e.from, e.to))
+                .map(|e| format!("{}→{}", one_line(&e.from), one_line(&e.to)))
                 .collect();
             let _ = writeln!(s, "      movement: {}", m.join(", "));
         }
         let tactics: Vec<&str> = op.tactics.iter().map(|t| t.tactic.as_str()).collect();
         let _ = writeln!(s, "      tactics: {}", tactics.join(" → "));
         if !op.accounts.is_empty() {
-            let _ = writeln!(s, "      accounts: {}", op.accounts.join(", "));
+            let accounts: Vec<_> = op.accounts.iter().map(|a| one_line(a)).collect();
+            let _ = writeln!(s, "      accounts: {}", accounts.join(", "));
         }
         if !op.remote_addresses.is_empty() {
             let _ = writeln!(
@@ -252,7 +259,7 @@ pub fn terminal_with(
                 short_time(&w.start),
                 short_time(&w.end),
                 w.operations.join(", "),
-                w.hosts.join(", ")
+                one_line(&w.hosts.join(", "))
             );
         }
         if let Some(c) = a.actor.first() {
@@ -300,19 +307,22 @@ fn place(e: &EventRef) -> String {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Timesketch's CSV: `message,datetime,timestamp_desc` plus our own columns.
 pub fn timesketch_csv(a: &Analysis) -> String {
-    let mut s = String::from(
-        "message,datetime,timestamp,timestamp_desc,operation,wave,host,level,rules,tactics,source\n",
-    );
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "message",
+        "datetime",
+        "timestamp",
+        "timestamp_desc",
+        "operation",
+        "wave",
+        "host",
+        "level",
+        "rules",
+        "tactics",
+        "source",
+    ]);
     for op in &a.operations {
         for e in &op.timeline {
             let micros = e
@@ -320,22 +330,28 @@ pub fn timesketch_csv(a: &Analysis) -> String {
                 .parse::<jiff::Timestamp>()
                 .map(|t| t.as_microsecond())
                 .unwrap_or(0);
-            let _ = writeln!(
-                s,
-                "{},{},{micros},Event Recorded,{},{},{},{},{},{},{}",
-                csv_field(&e.what),
-                e.time,
-                op.id,
+            let record = [
+                e.what.clone(),
+                e.time.clone(),
+                micros.to_string(),
+                "Event Recorded".to_string(),
+                op.id.clone(),
                 op.wave.map(|w| w.to_string()).unwrap_or_default(),
-                csv_field(&e.host),
-                e.level,
-                csv_field(&e.rules.join("; ")),
-                csv_field(&e.tactics.join(" ")),
-                csv_field(&place(&e.event))
-            );
+                e.host.clone(),
+                e.level.to_string(),
+                e.rules.join("; "),
+                e.tactics.join(" "),
+                place(&e.event),
+            ];
+            // Quoted by the csv crate; no cell a spreadsheet would run (the evidence's words).
+            let cells: Vec<_> = record
+                .iter()
+                .map(|c| towerwatch_event::csv_cell(c))
+                .collect();
+            let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
         }
     }
-    s
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// An ATT&CK Navigator layer (format 4.5): each technique scored by the operations using it.

@@ -1,7 +1,8 @@
 //! `towerwatch cdr`: the CDR warehouse's audit trail → findings and the exposure report.
 
+use crate::term::{complainln, say};
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -60,9 +61,7 @@ pub fn key(
         ));
     }
     let mut key = [0u8; 32];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .context("cannot draw a random key")?;
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("cannot draw a random key: {e}"))?;
     Ok((
         Pseudonymizer::new(&key, false),
         "pseudonymised with a random key of this run only",
@@ -311,11 +310,12 @@ pub fn summary(
         x.cdr_rows,
         x.cdr_rejected_count
     );
-    for ((_, id), e) in &named {
+    for r in x.rows(p).into_iter().filter(|r| r.tier == Tier::Named) {
+        let e = r.exposed;
         let _ = writeln!(
             s,
             "  {}  {:>6} records  {:>3} cells  {} .. {}",
-            p.id(e.kind.unwrap_or(towerwatch_cdr::sql::IdKind::Msisdn), id),
+            r.shown,
             e.records
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "?".into()),
@@ -371,6 +371,7 @@ pub fn write_outputs(
     x: &Exposure,
     p: &Pseudonymizer,
     cells: Option<&Path>,
+    reveal: Option<&serde_json::Value>,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let det = out.join("cdr-detections.jsonl");
@@ -387,11 +388,20 @@ pub fn write_outputs(
     std::fs::write(
         format!("{}.manifest.json", det.display()),
         serde_json::to_vec_pretty(
-            &serde_json::json!({"tool": "towerwatch cdr", "version": env!("CARGO_PKG_VERSION"), "inputs": inputs, "detections": r.findings.len(), "schema": r.analytics.schema(), "extract": x.files}),
+            &serde_json::json!({"tool": "towerwatch cdr", "version": env!("CARGO_PKG_VERSION"), "inputs": inputs, "detections": r.findings.len(), "schema": r.analytics.schema(), "extract": x.files, "key_fingerprint": p.fingerprint(), "revealed": p.reveals(), "reveal": reveal}),
         )?,
     )?;
     let cells = match cells {
-        Some(c) => exposure::read_cells(c).map_err(anyhow::Error::msg)?,
+        Some(c) => {
+            let (table, rejected) = exposure::read_cells(c).map_err(anyhow::Error::msg)?;
+            if let Some(first) = rejected.first() {
+                complainln!(
+                    "towerwatch: {} rows of the cell table rejected (first: {first})",
+                    rejected.len()
+                );
+            }
+            table
+        }
         None => Default::default(),
     };
     std::fs::write(out.join("exposure.csv"), report::exposure_csv(x, p))?;
@@ -406,14 +416,118 @@ pub fn write_outputs(
     Ok(det)
 }
 
+/// The key fingerprint a pseudonymised output records: `key_fingerprint` at its top (an
+/// exposure.json, a manifest) or in its `identifiers` block.
+fn recorded_fingerprint(path: &Path) -> Result<String> {
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a towerwatch JSON output", path.display()))?;
+    doc["key_fingerprint"]
+        .as_str()
+        .map(String::from)
+        .with_context(|| format!("{} records no key fingerprint", path.display()))
+}
+
+/// Checks a reveal before any work: the key must be the one that made the pseudonyms of the
+/// output it is offered against. Returns that output.
+fn check_reveal(args: &CdrArgs, p: &Pseudonymizer) -> Result<Option<PathBuf>> {
+    if args.reveal_key.is_none() {
+        return Ok(None);
+    }
+    let against = match (&args.against, &args.out) {
+        (Some(a), _) => a.clone(),
+        (None, Some(out)) if out.join("exposure.json").is_file() => out.join("exposure.json"),
+        _ => anyhow::bail!(
+            "--reveal-key needs the pseudonymised output it reveals (--against FILE, or an --out directory holding one): the key is checked against it"
+        ),
+    };
+    let recorded = recorded_fingerprint(&against)?;
+    let offered = p.fingerprint();
+    anyhow::ensure!(
+        recorded == offered,
+        "--reveal-key refused: {} was pseudonymised with key {recorded}, the key given is {offered}",
+        against.display()
+    );
+    Ok(Some(against))
+}
+
+/// Who runs this, as the operating system says.
+fn os_user() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Appends the reveal to `reveals.jsonl` beside the outputs (or beside the output it was
+/// checked against) and returns the record.
+fn record_reveal(
+    args: &CdrArgs,
+    against: &Path,
+    p: &Pseudonymizer,
+    x: &Exposure,
+) -> Result<serde_json::Value> {
+    let dir = match &args.out {
+        Some(o) => o.clone(),
+        None => against
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let outputs: Vec<String> = match &args.out {
+        Some(o) => [
+            "cdr-detections.jsonl",
+            "exposure.csv",
+            "exposure.json",
+            "exposure.html",
+        ]
+        .iter()
+        .map(|f| o.join(f).display().to_string())
+        .collect(),
+        None => vec!["terminal".into()],
+    };
+    let record = serde_json::json!({
+        "time": jiff::Timestamp::now().to_string(),
+        "user": os_user(),
+        "reason": args.reason,
+        "key_fingerprint": p.fingerprint(),
+        "checked_against": against.display().to_string(),
+        "outputs": outputs,
+        "identifiers_revealed": x.subscribers.len(),
+        "command": std::env::args().collect::<Vec<_>>(),
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log = dir.join("reveals.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot record the reveal in {}", log.display()))?;
+    writeln!(f, "{record}")
+        .with_context(|| format!("cannot record the reveal in {}", log.display()))?;
+    f.sync_all()
+        .with_context(|| format!("cannot record the reveal in {}", log.display()))?;
+    Ok(record)
+}
+
 pub fn run(args: CdrArgs) -> Result<ExitCode> {
     let (p, identifiers) = pseudonymizer(&args)?;
-    let (r, x, seconds) = analyse(&args)?;
+    let against = check_reveal(&args, &p)?;
     if let Some(out) = &args.out {
-        write_outputs(out, &r, &x, &p, args.cells.as_deref())?;
+        check_writable(out)?;
+    }
+    let (r, x, seconds) = analyse(&args)?;
+    // A reveal is on the record before anything shows a real identifier.
+    let reveal = match &against {
+        Some(a) => Some(record_reveal(&args, a, &p, &x)?),
+        None => None,
+    };
+    if let Some(out) = &args.out {
+        write_outputs(out, &r, &x, &p, args.cells.as_deref(), reveal.as_ref())?;
     }
     if !args.quiet {
-        print!("{}", summary(&r, &x, seconds, identifiers, &p));
+        say!("{}", summary(&r, &x, seconds, identifiers, &p));
     }
     if args.strict && (r.rejected_count() > 0 || r.analytics.unanalysed_count > 0) {
         anyhow::bail!(
@@ -423,4 +537,14 @@ pub fn run(args: CdrArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fails before the work when `dir` cannot take the outputs (created if missing, probed with a
+/// file), so a long run does not end in "cannot write".
+pub fn check_writable(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let probe = dir.join(format!(".towerwatch-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("cannot write into {}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }

@@ -176,11 +176,12 @@ pub fn exposures(
 /// An exposure as the report shows it: pseudonymised rows.
 pub fn view(x: &Exposure, p: &Pseudonymizer) -> towerwatch_report::ExposureView {
     let rows = x
-        .subscribers
-        .iter()
-        .filter(|((t, _), _)| *t != Tier::Counterparty)
-        .map(|((tier, id), e)| towerwatch_report::ExposedRow {
-            subscriber: p.id(e.kind.unwrap_or(towerwatch_cdr::sql::IdKind::Msisdn), id),
+        .rows(p)
+        .into_iter()
+        .filter(|r| r.tier != Tier::Counterparty)
+        .map(|r| (r.shown, r.tier, r.exposed))
+        .map(|(subscriber, tier, e)| towerwatch_report::ExposedRow {
+            subscriber,
             tier: tier.name(),
             records: e.records,
             from: e.from.map(|t| t.to_string()),

@@ -1,5 +1,6 @@
 //! `towerwatch dump`: the normalized events as JSON Lines, or parse-and-count only.
 
+use crate::term::{complain, complainln};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
@@ -34,6 +35,12 @@ pub fn event_json(e: &Event) -> serde_json::Value {
 }
 
 pub fn run(args: DumpArgs) -> Result<ExitCode> {
+    // Inputs named on the command line (not found in a folder): for --strict.
+    let named = |r: &towerwatch_sources::InputReport| {
+        args.paths
+            .iter()
+            .any(|p| p.as_os_str() == std::ffi::OsStr::new(&*r.source))
+    };
     let clock = Instant::now();
     let (inputs, problems) = discover(&args.paths);
     if inputs.is_empty() && !problems.is_empty() {
@@ -59,7 +66,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 |done| {
                     summary.keep_errors(done.errors);
                     if failure.is_none() && args.run.strict {
-                        failure = strict_failure(&done.report);
+                        failure = strict_failure(&done.report, named(&done.report));
                     }
                     summary.inputs.push(done.report);
                     Ok(())
@@ -97,7 +104,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                     return Err(e.context("cannot write output"));
                 }
                 if failure.is_none() && args.run.strict {
-                    failure = strict_failure(&report);
+                    failure = strict_failure(&report, named(&report));
                 }
                 summary.inputs.push(report);
                 if failure.is_some() {
@@ -110,7 +117,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     if !args.run.quiet {
         let elapsed = clock.elapsed().as_secs_f64();
         let events = summary.events();
-        eprintln!(
+        complainln!(
             "towerwatch dump: {} inputs, {} events ({} rejected), {:.2} s, {:.0} events/s",
             summary.inputs.len(),
             events,
@@ -118,10 +125,10 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             elapsed,
             events as f64 / elapsed.max(1e-9)
         );
-        eprint!("{}", inputs_table(&summary.inputs));
-        eprint!("{}", crate::output::skipped_note(&summary.inputs));
+        complain!("{}", inputs_table(&summary.inputs));
+        complain!("{}", crate::output::skipped_note(&summary.inputs));
         for e in &summary.errors {
-            eprintln!("  {e}");
+            complainln!("  {e}");
         }
     }
     if let Some(f) = failure {

@@ -1,6 +1,7 @@
 //! `towerwatch eval` (detections against a simulation's ground truth) and `towerwatch demo`
 //! (simulate, hunt, evaluate).
 
+use crate::term::{say, sayln};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -182,14 +183,14 @@ fn write_json(report: &Report, path: &Path) -> Result<()> {
 
 pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
     let report = score(&args.truth, &args.detections, &args.min_level)?;
-    print!("{}", report.table());
+    say!("{}", report.table());
     if let Some(p) = &args.json {
         write_json(&report, p)?;
     }
     if let Some(ops) = &args.operations {
         let truth = Truth::load(&args.truth)?;
         let stories = eval::evaluate_operations(&args.truth, &truth, ops)?;
-        print!(
+        say!(
             "\nOperations against the ground truth\n\n{}",
             stories.table()
         );
@@ -198,24 +199,24 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
 }
 
 pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
-    let temp;
+    // Without --out, a new directory under the system's temporary one, kept: what the demo
+    // prints points into it.
     let dir = match args.sim.out_dir() {
         Some(d) => d.clone(),
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("towerwatch-demo-")
-                .tempdir()?;
-            temp.path().to_path_buf()
-        }
+        None => tempfile::Builder::new()
+            .prefix("towerwatch-demo-")
+            .tempdir()?
+            .keep(),
     };
+    crate::cdr::check_writable(&dir)?;
     let cfg = args.sim.config()?;
     let (summary, seconds) = simulate::generate(&cfg, &dir)?;
-    print!("{}", simulate::describe(&summary, seconds, &dir));
+    say!("{}", simulate::describe(&summary, seconds, &dir));
 
     let detections = dir.join("detections.jsonl");
     // The report's pseudonyms are checked against the truth's numbers under the same key,
     // kept outside the output directory and gone with the run.
-    let key = demo_key();
+    let key = demo_key()?;
     let key_file = tempfile::NamedTempFile::new()?;
     std::fs::write(key_file.path(), &key)?;
     let clock = Instant::now();
@@ -253,7 +254,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         detections.display()
     ))?)?;
     let events = manifest["events"].as_u64().unwrap_or(0);
-    println!(
+    sayln!(
         "towerwatch hunt: {} events, {} detections with the embedded rules in {:.2} s ({:.0} events/s); written to {}",
         events,
         manifest["detections"].as_u64().unwrap_or(0),
@@ -275,6 +276,8 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         max_ids: 50,
         long_range_days: 92,
         reveal_key: None,
+        reason: None,
+        against: None,
         out: Some(dir.join("cdr-out")),
         strict: false,
         quiet: true,
@@ -287,8 +290,9 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         &x,
         &p,
         cdr_args.cells.as_deref(),
+        None,
     )?;
-    println!(
+    sayln!(
         "towerwatch cdr: {} audit records, {} findings, {} lookups authorised by the register, {} subscribers exposed by name in {:.2} s; written to {}",
         run.audit,
         run.findings.len(),
@@ -299,28 +303,28 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     );
     let exposure_cdr = exposure_check(&dir, &x)?;
     let exposure_hunt = report_exposure_check(&dir, &dir.join("report"), &p)?;
-    print!("{}", exposure_hunt.line("hunt report"));
-    print!("{}", exposure_cdr.line("towerwatch cdr"));
-    println!();
+    say!("{}", exposure_hunt.line("hunt report"));
+    say!("{}", exposure_cdr.line("towerwatch cdr"));
+    sayln!();
     // The hunt analysed the audit trail too: its detections are all that is scored.
     let _ = cdr_detections;
     let both = [detections.clone()];
     let report = score(&dir, &both, &args.min_level)?;
-    print!("{}", report.table());
+    say!("{}", report.table());
     write_json(&report, &dir.join("eval.json"))?;
     let by_level = eval::LEVELS
         .iter()
         .map(|l| score(&dir, &both, l))
         .collect::<Result<Vec<_>>>()?;
-    print!("\n{}", eval::level_lines(&by_level));
+    say!("\n{}", eval::level_lines(&by_level));
     let medium = &by_level[2];
-    print!(
+    say!(
         "\nBenign twins of the campaign's moves (records flagged at medium and above)\n\n{}",
         twin_table(medium)
     );
     let truth = Truth::load(&dir)?;
     let stories = eval::evaluate_operations(&dir, &truth, &dir.join("report/operations.json"))?;
-    print!(
+    say!(
         "\nOperations against the ground truth (report in {})\n\n{}",
         dir.join("report/report.html").display(),
         stories.table()
@@ -338,12 +342,10 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     };
     std::fs::write(dir.join("demo.json"), serde_json::to_vec_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", dir.join("demo.json").display()))?;
-    if args.sim.out_dir().is_some() {
-        println!(
-            "\nThe simulation, detections and eval.json are in {}",
-            dir.display()
-        );
-    }
+    sayln!(
+        "\nThe simulation, detections, report, eval.json and demo.json are in {}",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -385,13 +387,12 @@ fn twin_table(r: &Report) -> String {
 }
 
 /// The demo's pseudonymisation key: random, for this run only (hex, as a key file holds it).
-fn demo_key() -> Vec<u8> {
+fn demo_key() -> Result<Vec<u8>> {
     let mut key = [0u8; 32];
-    if let Ok(mut f) = File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut key);
-    }
-    key.iter()
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("cannot draw a random key: {e}"))?;
+    Ok(key
+        .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>()
-        .into_bytes()
+        .into_bytes())
 }

@@ -1,5 +1,6 @@
 //! `towerwatch hunt`: sources → compiled engine → detections, summary, manifest.
 
+use crate::term::{complain, complainln};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -76,6 +77,20 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let total_loaded = loaded.report.rules.len() + loaded.report.correlations.len();
     let selected = ruleset::select(loaded.report.rules, loaded.report.correlations, &args.rules)?;
     refused.extend(selected.refused);
+    // Rules the user gave that cannot run are named, not just counted (the embedded set's few
+    // refusals are known: `towerwatch rules check` lists them).
+    if loaded.origin != "embedded" && !refused.is_empty() {
+        for e in &refused {
+            complainln!(
+                "towerwatch: rule refused: {}: {}",
+                e.path,
+                towerwatch_report::one_line(&e.reason)
+            );
+        }
+        if args.run.strict {
+            anyhow::bail!("--strict: {} rules refused", refused.len());
+        }
+    }
     let silent = selected.silent;
     let correlations = Correlations::new(
         &selected.rules,
@@ -106,9 +121,20 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let cdr_context = crate::cdr::CdrContext::load(&args.context)?;
     let db_settings = crate::cdr::hunt_settings(&args.context, args.assets.as_deref())?;
     let (pseudonyms, identifiers) = crate::cdr::key(args.context.key_file.as_deref(), None)?;
+    // Where the results go is checked before the work, not after it.
+    if let Some(dir) = &args.report {
+        crate::cdr::check_writable(dir)?;
+    }
     let (inputs, problems) = discover(&args.paths);
     if inputs.is_empty() && !problems.is_empty() {
         anyhow::bail!("{}", problems[0]);
+    }
+    if inputs.is_empty() {
+        let what = format!("no input files under {}", describe_paths(&args.paths));
+        if args.run.strict {
+            anyhow::bail!("--strict: {what}");
+        }
+        complainln!("towerwatch: {what}");
     }
 
     let mut writer = match (args.format, &args.output) {
@@ -223,7 +249,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             })?;
             routine.merge(done.local.routine);
             if let Some(w) = warning {
-                eprintln!("towerwatch: {}: {w}", done.report.source);
+                complainln!("towerwatch: {}: {w}", done.report.source);
             }
             if let Some(c) = done.local.coverage {
                 seen.merge(c);
@@ -235,7 +261,11 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             correlator.merge(done.local.correlator);
             summary.keep_errors(done.errors);
             if args.run.strict && strict_failure.is_none() {
-                strict_failure = output::strict_failure(&done.report);
+                let named = args
+                    .paths
+                    .iter()
+                    .any(|p| p.as_os_str() == std::ffi::OsStr::new(&*done.report.source));
+                strict_failure = output::strict_failure(&done.report, named);
             }
             manifest_inputs.push(serde_json::json!({
                 "path": &*done.report.source,
@@ -344,7 +374,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         writer.write(&d)
     })?;
     if let Some(w) = drain_warning {
-        eprintln!("towerwatch: {w}");
+        complainln!("towerwatch: {w}");
     }
     for d in webshell_detections(&findings) {
         summary.add_correlated(&d);
@@ -368,6 +398,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             let x = dbstage::exposures(&db_result.findings, &analysis, an.schema(), &cdr_context);
             Some(towerwatch_report::ReportExposure {
                 identifiers: identifiers.to_string(),
+                key_fingerprint: pseudonyms.fingerprint(),
                 total: dbstage::view(&x.total, &pseudonyms),
                 by_operation: x
                     .by_operation
@@ -466,16 +497,23 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         }
         if args.format == HuntFormat::Table {
             match &args.output {
-                Some(p) => std::fs::write(p, &text)
+                Some(p) => std::fs::write(p, towerwatch_report::terminal_safe(&text).as_bytes())
                     .with_context(|| format!("cannot write {}", p.display()))?,
-                None => std::io::stdout().lock().write_all(text.as_bytes())?,
+                None => crate::term::out(&text),
             }
         } else {
-            eprint!("{text}");
+            complain!("{text}");
         }
     }
     if let Some(f) = strict_failure {
         anyhow::bail!("--strict: {f}");
+    }
+    if events == 0 && !inputs.is_empty() {
+        let what = format!("no events were read from {}", describe_paths(&args.paths));
+        if args.run.strict {
+            anyhow::bail!("--strict: {what}");
+        }
+        complainln!("towerwatch: {what}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,13 +12,16 @@ mod output;
 mod pipeline;
 mod ruleset;
 mod simulate;
+mod term;
 
 // jemalloc, not glibc's allocator: parsing and linking make many small allocations on several
 // threads; measured with scripts/bench.sh, hunt x10 runs 9-14% faster at the same peak RSS
 // (mimalloc was slower here).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use crate::term::complainln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,9 +91,18 @@ pub struct CdrArgs {
     /// A lookup over more days than this (or unbounded) is long-range.
     #[arg(long, value_name = "DAYS", default_value_t = 92)]
     pub long_range_days: i64,
-    /// Show real identifiers instead of pseudonyms (the key file proves the right to).
-    #[arg(long, value_name = "FILE")]
+    /// Show real identifiers instead of pseudonyms. The key must be the one that made the
+    /// pseudonyms of `--against` (or of the exposure.json already in `--out`); every reveal is
+    /// recorded in reveals.jsonl beside the outputs, with `--reason`.
+    #[arg(long, value_name = "FILE", requires = "reason")]
     pub reveal_key: Option<PathBuf>,
+    /// Why identifiers are revealed (a case, a request): recorded with the reveal.
+    #[arg(long, value_name = "TEXT", requires = "reveal_key")]
+    pub reason: Option<String>,
+    /// A pseudonymised output (exposure.json, a manifest, the hunt report's exposure.json)
+    /// whose key `--reveal-key` must be.
+    #[arg(long, value_name = "FILE", requires = "reveal_key")]
+    pub against: Option<PathBuf>,
     /// Write cdr-detections.jsonl, exposure.csv, exposure.json and exposure.html here.
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -224,9 +236,10 @@ pub struct RuleArgs {
     #[arg(long, value_name = "LEVEL", default_value = "low",
           value_parser = ["informational", "low", "medium", "high", "critical"])]
     pub min_level: String,
-    /// Only rules with these statuses (repeatable or comma-separated).
+    /// Only rules with these statuses (repeatable or comma-separated; `all` for every one).
     #[arg(long, value_name = "STATUS", value_delimiter = ',',
-          default_values = ["stable", "test", "experimental"])]
+          default_values = ["stable", "test", "experimental"],
+          value_parser = ["stable", "test", "experimental", "deprecated", "unsupported", "all"])]
     pub status: Vec<String>,
     /// YAML map of placeholder names to values, for `--rules` rules using `|expand`
     /// (`admins: [alice, bob]`); rules whose placeholders have no values are refused.
@@ -388,7 +401,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("towerwatch: error: {e:#}");
+            complainln!("towerwatch: error: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -102,7 +102,7 @@ impl DetectionWriter {
             }
             DetectionWriter::Csv(w) => {
                 let opt = |v: Option<String>| v.unwrap_or_default();
-                w.write_record([
+                let record = [
                     opt(d.timestamp.clone()),
                     d.level.to_string(),
                     d.rule_title.clone(),
@@ -115,7 +115,13 @@ impl DetectionWriter {
                     opt(d.line.map(|v| v.to_string())),
                     d.tags.join(" "),
                     serde_json::to_string(&d.event)?,
-                ])?;
+                ];
+                // Quoted by the csv crate; no cell a spreadsheet would run.
+                let cells: Vec<_> = record
+                    .iter()
+                    .map(|c| towerwatch_event::csv_cell(c))
+                    .collect();
+                w.write_record(cells.iter().map(|c| c.as_bytes()))?;
             }
         }
         Ok(())
@@ -269,8 +275,11 @@ impl Summary {
 }
 
 /// Why `--strict` stops at this input, if it does: it failed, and it is a log.
-pub fn strict_failure(r: &InputReport) -> Option<String> {
-    if is_skipped(r) {
+/// Why `--strict` stops at this input, if it does: a failure; a file that is no log counts
+/// when it was named on the command line (a README found beside the evidence in a folder is
+/// listed, not a failure).
+pub fn strict_failure(r: &InputReport, named: bool) -> Option<String> {
+    if is_skipped(r) && !named {
         return None;
     }
     r.failure.as_ref().map(|f| format!("{}: {f}", r.source))

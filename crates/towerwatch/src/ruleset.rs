@@ -1,5 +1,6 @@
 //! Rule sets: the embedded default or files given with `--rules`; filters; `rules check`.
 
+use crate::term::sayln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -323,21 +324,21 @@ pub fn check(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<ExitCode>
     let engine = Engine::new(report.rules);
     engine.compile_all();
     let stats = engine.stats();
-    println!();
-    println!(
+    sayln!();
+    sayln!(
         "rule set:     {} (sha256 {})",
         loaded.origin,
         &loaded.digest[..16]
     );
-    println!("files:        {}", report.files);
-    println!(
+    sayln!("files:        {}", report.files);
+    sayln!(
         "rules:        {total} ({} loaded, {:.2}%; {} refused: {invalid} invalid, {} unsupported)",
         stats.rules,
         100.0 * stats.rules as f64 / total.max(1) as f64,
         refused.len(),
         refused.len() - invalid
     );
-    println!(
+    sayln!(
         "correlations: {} ({correlations} loaded, {} refused)",
         report.correlations.len(),
         unresolved.len()

@@ -1,5 +1,6 @@
 //! `towerwatch simulate`: a simulated operator with a Soft Cell campaign, into a directory.
 
+use crate::term::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -80,7 +81,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     let cfg = args.options.config()?;
     let (summary, seconds) = generate(&cfg, &out)?;
     if !args.quiet {
-        print!("{}", describe(&summary, seconds, &out));
+        say!("{}", describe(&summary, seconds, &out));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,6 +23,21 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The arguments of a reveal: a pseudonymised run with `key` into the same output first (what
+/// a reveal is checked against), then the reveal itself with a reason.
+fn revealing(mut args: Vec<String>, key: &Path) -> Vec<String> {
+    let mut first = args.clone();
+    first.extend(["--key-file".into(), key.display().to_string()]);
+    ok(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    args.extend([
+        "--reveal-key".into(),
+        key.display().to_string(),
+        "--reason".into(),
+        "test: compare with the ground truth".into(),
+    ]);
+    args
+}
+
 fn cdr_args<'a>(sim: &'a str, out: &'a str) -> Vec<String> {
     vec![
         "cdr".into(),
@@ -74,8 +89,7 @@ fn exposure_on_the_default_simulation_equals_the_ground_truth() {
     ok(&["simulate", "--seed", "7", "--out", &s]);
     let key = dir.path().join("key");
     std::fs::write(&key, "a key for revealing, 32 bytes ok").unwrap();
-    let mut args = cdr_args(&s, &out);
-    args.extend(["--reveal-key".into(), key.display().to_string()]);
+    let args = revealing(cdr_args(&s, &out), &key);
     let summary = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(summary.contains("0 rejected"), "{summary}");
     let truth = json(&sim.join("truth/exposure.json"));
@@ -166,7 +180,7 @@ fn exposure_on_the_default_simulation_equals_the_ground_truth() {
     let mut args = cdr_args(&s, &out2);
     let cells = args.iter().position(|a| a == "--cells").unwrap() + 1;
     args[cells].push_str(".zst");
-    args.extend(["--reveal-key".into(), key.display().to_string()]);
+    let args = revealing(args, &key);
     let summary2 = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(summary2.contains("0 rejected"), "{summary2}");
     let ours2 = json(&Path::new(&out2).join("exposure.json"));
@@ -268,8 +282,7 @@ fn no_output_holds_a_raw_identifier_without_the_reveal_key() {
     let key = dir.path().join("key");
     std::fs::write(&key, "0123456789abcdef0123").unwrap();
     let shown = dir.path().join("shown");
-    let mut args = cdr_args(&s, &shown.display().to_string());
-    args.extend(["--reveal-key".into(), key.display().to_string()]);
+    let args = revealing(cdr_args(&s, &shown.display().to_string()), &key);
     let stdout = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(scan(&shown, &stdout) >= 5);
     // A key that is too short is refused.
