@@ -141,6 +141,7 @@ pub fn exposure_json(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> serd
                     None => json!({"area": c.0, "cell": c.1}),
                 }).collect::<Vec<_>>(),
                 "actors": e.actors.iter().map(|a| p.redact(a)).collect::<Vec<_>>(),
+                "reached_by": e.reached_by.iter().map(|(k, v)| p.id(*k, v)).collect::<Vec<_>>(),
                 "evidence": e.evidence,
             })
         })

@@ -341,3 +341,67 @@ fn demo_keeps_what_it_points_to() {
     assert!(dir.join("demo.json").is_file());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn one_subscriber_read_by_imsi_and_by_imei_is_one_person() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (msisdn, imsi, imei) = ("999700000042", "001010000000042", "490154203237518");
+    let mut log = String::new();
+    log.push_str("2019-03-06 02:00:00.000 UTC [7] user=x,db=cdrdw,app=psql,client=10.9.9.9 LOG:  connection received: host=10.9.9.9 port=5\n");
+    for (i, (col, v)) in [("served_imsi", imsi), ("served_imei", imei)]
+        .iter()
+        .enumerate()
+    {
+        log.push_str(&format!(
+            "2019-03-06 02:00:0{}.000 UTC [7] user=x,db=cdrdw,app=psql,client=10.9.9.9 LOG:  AUDIT: SESSION,{},1,READ,SELECT,TABLE,cdr.voice_cdr,\"select cell_id, start_time from cdr.voice_cdr where {col} = '{v}' and start_time >= '2017-01-01'\",<none>\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    std::fs::write(t.join("postgresql-2019-03-06.log"), log).unwrap();
+    let cdr = t.join("cdr");
+    std::fs::create_dir(&cdr).unwrap();
+    let mut extract = String::from(
+        "record_id,record_type,served_imsi,served_msisdn,served_imei,calling_number,called_number,start_time,lac_tac,cell_id\n",
+    );
+    for d in 1..=5 {
+        extract.push_str(&format!(
+            "{d},moCallRecord,{imsi},{msisdn},{imei},{msisdn},99970000009{d},2019-02-0{d}T10:00:00Z,100,{d}\n"
+        ));
+    }
+    std::fs::write(cdr.join("voice_cdr.csv"), extract).unwrap();
+    let out = t.join("out");
+    towerwatch(&[
+        "cdr",
+        "-q",
+        t.join("postgresql-2019-03-06.log").to_str().unwrap(),
+        "--cdr",
+        cdr.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let x: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("exposure.json")).unwrap()).unwrap();
+    let named: Vec<&serde_json::Value> = x["subscribers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tier"] == "named")
+        .collect();
+    assert_eq!(named.len(), 1, "{x}");
+    assert_eq!(named[0]["identifier_type"], "msisdn");
+    assert_eq!(named[0]["records"], 5);
+    let by: Vec<&str> = named[0]["reached_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        by.len() == 2
+            && by.iter().any(|v| v.starts_with("I-"))
+            && by.iter().any(|v| v.starts_with("E-")),
+        "{by:?}"
+    );
+}
