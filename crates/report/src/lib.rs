@@ -296,7 +296,20 @@ pub fn terminal_with(
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ReportError> {
     let path = dir.join(name);
-    std::fs::write(&path, bytes).map_err(|e| ReportError::Io(path.display().to_string(), e))
+    write_whole(&path, bytes).map_err(|e| ReportError::Io(path.display().to_string(), e))
+}
+
+/// Writes a file whole or not at all: under a `.partial` name first, renamed when written
+/// (a run that dies, or a full disk, leaves no file that looks complete).
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let written = std::fs::write(&partial, bytes).and_then(|_| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
 }
 
 fn place(e: &EventRef) -> String {

@@ -203,6 +203,9 @@ pub struct ReadOptions {
     /// PostgreSQL sessions open across a log series' files, learnt once per directory and
     /// shared by every reader of the run (clones share it).
     pub pg_sessions: std::sync::Arc<postgres::SessionCarry>,
+    /// Set (by a signal handler) to stop reading: each input ends at its next record, its
+    /// report saying it was interrupted.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for ReadOptions {
@@ -213,6 +216,7 @@ impl Default for ReadOptions {
             log_line_prefix: None,
             access_log_format: None,
             pg_sessions: Default::default(),
+            cancel: None,
         }
     }
 }
@@ -262,7 +266,11 @@ pub(crate) struct Tally<'a, 'b> {
     pub report: InputReport,
     sink: &'a mut Sink<'b>,
     strict: bool,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// What an input's report says when reading stopped because the run was interrupted.
+pub const INTERRUPTED: &str = "interrupted before the end of the input";
 
 impl<'a, 'b> Tally<'a, 'b> {
     /// Forwards an event; returns false when reading should stop.
@@ -273,7 +281,14 @@ impl<'a, 'b> Tally<'a, 'b> {
             self.report.last = Some(self.report.last.map_or(ts, |l| l.max(ts)));
         }
         (self.sink)(Ok(event));
-        true
+        let cancelled = self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        if cancelled {
+            self.report.failure = Some(INTERRUPTED.into());
+        }
+        !cancelled
     }
 
     /// Counts and forwards a rejected record; returns false when reading should stop.
@@ -338,6 +353,7 @@ pub fn read_input(input: &Input, options: &ReadOptions, sink: &mut Sink<'_>) -> 
         report: InputReport::new(source),
         sink,
         strict: options.strict,
+        cancel: options.cancel.clone(),
     };
     match input {
         Input::Stdin => read_from(Box::new(io::stdin()), None, options, &mut tally),
@@ -364,6 +380,7 @@ pub fn read_bytes(
         report: InputReport::new(source.into()),
         sink,
         strict: options.strict,
+        cancel: options.cancel.clone(),
     };
     tally.report.bytes = bytes.len() as u64;
     read_from(Box::new(bytes), None, options, &mut tally);

@@ -404,14 +404,19 @@ pub fn write_outputs(
         }
         None => Default::default(),
     };
-    std::fs::write(out.join("exposure.csv"), report::exposure_csv(x, p))?;
-    std::fs::write(
-        out.join("exposure.json"),
-        serde_json::to_vec_pretty(&report::exposure_json(x, p, &cells))?,
+    let whole = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path = out.join(name);
+        towerwatch_report::write_whole(&path, bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    whole("exposure.csv", report::exposure_csv(x, p).as_bytes())?;
+    whole(
+        "exposure.json",
+        &serde_json::to_vec_pretty(&report::exposure_json(x, p, &cells))?,
     )?;
-    std::fs::write(
-        out.join("exposure.html"),
-        report::exposure_html(x, p, &cells),
+    whole(
+        "exposure.html",
+        report::exposure_html(x, p, &cells).as_bytes(),
     )?;
     Ok(det)
 }

@@ -140,9 +140,12 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut writer = match (args.format, &args.output) {
         (HuntFormat::Table, _) => DetectionWriter::None,
         (fmt, out) => {
+            // A file is written under a `.partial` name and renamed when whole: a run that
+            // dies leaves nothing that looks complete.
             let sink: Box<dyn Write> = match out {
                 Some(p) => Box::new(BufWriter::new(
-                    File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+                    File::create(partial(p))
+                        .with_context(|| format!("cannot write {}", p.display()))?,
                 )),
                 None => Box::new(BufWriter::new(std::io::stdout().lock())),
             };
@@ -171,7 +174,10 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         strict: args.run.strict,
         hash: args.output.is_some(),
         progress: !args.run.quiet,
-        read: args.layout.read_options()?,
+        read: towerwatch_sources::ReadOptions {
+            cancel: Some(crate::interrupt::flag()),
+            ..args.layout.read_options()?
+        },
     };
     let mut manifest_inputs = Vec::new();
     let mut strict_failure = None;
@@ -427,8 +433,15 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let elapsed = clock.elapsed().as_secs_f64();
     let events = summary.events();
 
+    let interrupted = crate::interrupt::interrupted();
+    if let (Some(out), false) = (&args.output, args.format == HuntFormat::Table) {
+        std::fs::rename(partial(out), out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
     if let Some(out) = &args.output {
         let manifest = serde_json::json!({
+            "complete": !interrupted,
+            "interrupted": interrupted.then_some("stopped by a signal: the inputs after the last one listed were not read, and the last may be partial"),
             "tool": "towerwatch",
             "version": env!("CARGO_PKG_VERSION"),
             "parser": EVTX_PARSER,
@@ -504,6 +517,10 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         } else {
             complain!("{text}");
         }
+    }
+    if interrupted {
+        complainln!("towerwatch: interrupted: the output holds what was read until then (its manifest says so)");
+        return Ok(ExitCode::from(crate::interrupt::EXIT_CODE));
     }
     if let Some(f) = strict_failure {
         anyhow::bail!("--strict: {f}");
@@ -676,4 +693,11 @@ fn coverage(rules: &[Rule], seen: &Seen, refused: &[RuleError]) -> String {
         let _ = writeln!(s, "    {}: {:?}: {}", e.path, e.kind, e.reason);
     }
     s
+}
+
+/// Where an output file is written until it is whole.
+fn partial(p: &std::path::Path) -> std::path::PathBuf {
+    let mut name = p.as_os_str().to_owned();
+    name.push(".partial");
+    name.into()
 }

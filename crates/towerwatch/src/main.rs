@@ -8,6 +8,7 @@ mod dump;
 mod evaluate;
 mod held;
 mod hunt;
+mod interrupt;
 mod output;
 mod pipeline;
 mod ruleset;

@@ -109,7 +109,10 @@ where
             let (start, on_event, read_opts) = (&start, &on_event, &read_opts);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= inputs.len() || stop.load(Ordering::SeqCst) {
+                if i >= inputs.len()
+                    || stop.load(Ordering::SeqCst)
+                    || crate::interrupt::interrupted()
+                {
                     return;
                 }
                 while i >= delivered.load(Ordering::SeqCst) + WINDOW && !stop.load(Ordering::SeqCst)

@@ -405,3 +405,68 @@ fn one_subscriber_read_by_imsi_and_by_imei_is_one_person() {
         "{by:?}"
     );
 }
+
+#[test]
+fn an_interrupted_hunt_leaves_whole_lines_and_says_it_is_incomplete() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("det.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+        .args([
+            "hunt",
+            "-",
+            "--format",
+            "jsonl",
+            "-q",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = |i: u32| {
+        format!(
+            "{{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Computer\":\"WEB01\",\"TimeCreated\":\"2019-03-05T14:{:02}:{:02}Z\",\"Image\":\"C:\\\\Windows\\\\System32\\\\whoami.exe\",\"CommandLine\":\"whoami /all\",\"ParentImage\":\"C:\\\\Windows\\\\System32\\\\inetsrv\\\\w3wp.exe\",\"User\":\"IIS APPPOOL\\\\portal\"}}\n",
+            i / 60 % 60,
+            i % 60
+        )
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..2000 {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    // Until the run is reading (its output exists under its partial name), then the signal.
+    let partial = tmp.path().join("det.jsonl.partial");
+    for _ in 0..200 {
+        if partial.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for i in 2000..2010 {
+        let _ = stdin.write_all(line(i).as_bytes());
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.ends_with('\n'));
+    let n = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a whole JSON line"))
+        .count();
+    assert!(n > 0);
+    assert!(!partial.exists());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("det.jsonl.manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["complete"], false);
+    assert!(manifest["interrupted"].is_string());
+}
