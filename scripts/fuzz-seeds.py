@@ -3,7 +3,7 @@
 
 read_evidence: small regression EVTX files and their JSON, as JSON Lines too, gzipped, and
 hand-written W3C and Zeek logs. rule_engine: each regression rule, a NUL, its JSON sample
-as one line.
+as one line. db_logs, text_logs, sql_analysis: the committed seeds in fuzz/seeds/.
 """
 import glob, gzip, json, os, re, sys
 
@@ -59,4 +59,10 @@ put("read_evidence", "zeek", b"#separator \\x09\n#set_separator\t,\n#path\tconn\
     b"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n"
     b"#types\ttime\tstring\taddr\tport\taddr\tport\tenum\n"
     b"1772445662.000000\tCx1\t10.0.0.5\t49152\t10.0.0.9\t445\ttcp\n")
-print(f"fuzz seeds: {n} regression cases -> {out}")
+# The committed seeds (fuzz/seeds/<target>/): lines of the simulated operators' database,
+# web and flow logs, statements and CDR extracts, each behind the byte that picks its format.
+seeds = os.path.join(root, "fuzz/seeds")
+for target in sorted(os.listdir(seeds)):
+    for name in sorted(os.listdir(os.path.join(seeds, target))):
+        put(target, name, open(os.path.join(seeds, target, name), "rb").read())
+print(f"fuzz seeds: {n} regression cases and the committed seeds -> {out}")

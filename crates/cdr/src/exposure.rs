@@ -304,7 +304,11 @@ pub fn parse_cdr_time(s: &str, tz: Option<&jiff::tz::TimeZone>) -> Option<Timest
     if let Ok(t) = s.parse::<Timestamp>() {
         return Some(t);
     }
-    let has_offset = s.len() > 19 && s[19..].contains(['+', '-', 'Z']) || s.ends_with(" UTC");
+    // (Byte 19 may fall inside a character of a hostile value: `get`, not a slice.)
+    let has_offset = s
+        .get(19..)
+        .is_some_and(|t| !t.is_empty() && t.contains(['+', '-', 'Z']))
+        || s.ends_with(" UTC");
     if has_offset {
         return towerwatch_sources::postgres::parse_time(&s.replace('T', " "));
     }
@@ -937,6 +941,8 @@ mod tests {
             at("2019-03-06T02:55:00+08:00", None).as_deref(),
             Some("2019-03-05T18:55:00Z")
         );
+        // Found by fuzzing: a wide character across byte 19 is no panic.
+        assert_eq!(at("2019-03-06 02:55:0\u{e9}+08", None), None);
         assert_eq!(
             at("2019-03-06 02:55:00+08", None).as_deref(),
             Some("2019-03-05T18:55:00Z")

@@ -251,7 +251,7 @@ fn parse_time(s: &str) -> Option<Timestamp> {
         _ => return None,
     };
     let digits = digits.replace(':', "");
-    if digits.len() != 4 {
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let minutes = digits[..2].parse::<i32>().ok()? * 60 + digits[2..].parse::<i32>().ok()?;

@@ -417,7 +417,7 @@ pub fn infer<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<(LinePrefix
         .iter()
         .filter_map(|l| severity_start(l).map(|s| &l[..s]))
         .max_by_key(|h| h.len())?;
-    let rules: [(&str, &str); 9] = [
+    const RULES: [(&str, &str); 9] = [
         (
             r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?: [A-Za-z0-9+:-]+)?",
             "%m",
@@ -434,16 +434,23 @@ pub fn infer<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<(LinePrefix
         (r"^(app|application|appname|application_name)=", "$1=%a"),
         (r"^(client|host|remote|rhost|ip)=[^, \]]*", "$1=%h"),
     ];
-    let rules: Vec<(Regex, &str)> = rules
-        .iter()
-        .map(|(r, t)| (Regex::new(r).expect("valid regex"), *t))
-        .collect();
-    let user_at_db = Regex::new(r"^[A-Za-z0-9_.\[\]-]+@[A-Za-z0-9_.\[\]-]+").expect("valid regex");
+    // Compiled once per process: inference runs once per log, but many logs make a run.
+    static COMPILED: std::sync::OnceLock<(Vec<(Regex, &'static str)>, Regex)> =
+        std::sync::OnceLock::new();
+    let (rules, user_at_db) = COMPILED.get_or_init(|| {
+        (
+            RULES
+                .iter()
+                .map(|(r, t)| (Regex::new(r).expect("valid regex"), *t))
+                .collect(),
+            Regex::new(r"^[A-Za-z0-9_.\[\]-]+@[A-Za-z0-9_.\[\]-]+").expect("valid regex"),
+        )
+    });
     let mut out = String::new();
     let mut rest = head;
     let mut session_part: Option<usize> = None;
     'scan: while !rest.is_empty() {
-        for (re, template) in &rules {
+        for (re, template) in rules {
             if let Some(c) = re.captures(rest) {
                 let whole = c.get(0).expect("match").as_str();
                 let mut text = String::new();
