@@ -3,7 +3,6 @@
 //! Every subscriber identifier goes through the [`Pseudonymizer`].
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write;
 
 use serde_json::json;
@@ -159,16 +158,11 @@ pub fn exposure_json(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> serd
     })
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// A self-contained page: the named subscribers' exposure and an SVG plot of every cell site
 /// their records placed them at (dot size: how many named subscribers were seen there).
+/// Written with `maud`, which escapes every value (actors come from the database client).
 pub fn exposure_html(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> String {
+    use maud::{html, PreEscaped, DOCTYPE};
     let mut at: BTreeMap<crate::exposure::CellKey, usize> = BTreeMap::new();
     for ((tier, _), e) in &x.subscribers {
         if *tier == Tier::Named {
@@ -186,57 +180,64 @@ pub fn exposure_html(x: &Exposure, p: &Pseudonymizer, cells: &CellTable) -> Stri
         });
     let sx = |lon: f64| m + (lon - bounds.0) / (bounds.1 - bounds.0).max(1e-9) * (w - 2.0 * m);
     let sy = |lat: f64| h - m - (lat - bounds.2) / (bounds.3 - bounds.2).max(1e-9) * (h - 2.0 * m);
-    let mut svg = format!("<svg id=\"cell-map\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><rect width=\"{w}\" height=\"{h}\" fill=\"#f4f6f8\"/>");
-    for (lon, lat) in &all {
-        let _ = write!(
-            svg,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"#b8c2cc\"/>",
-            sx(*lon),
-            sy(*lat)
-        );
-    }
-    for (c, n) in &at {
-        if let Some((radio, lon, lat)) = cells.get(c) {
-            let _ = write!(
-                svg,
-                "<circle class=\"exposed\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{:.1}\" fill=\"#c0392b\" fill-opacity=\"0.7\"><title>{radio} area {} cell {}: {n} named subscriber(s)</title></circle>",
-                sx(*lon),
-                sy(*lat),
-                3.0 + 2.0 * (*n as f64).sqrt(),
-                c.0,
-                c.1
-            );
+    let n = |v: f64| format!("{v:.1}");
+    let named: Vec<_> = x
+        .rows(p)
+        .into_iter()
+        .filter(|r| r.tier == Tier::Named)
+        .collect();
+    let counterparties = x.count(Tier::Counterparty);
+    let page = html! {
+        (DOCTYPE)
+        html {
+            head {
+                meta charset="utf-8";
+                title { "towerwatch: CDR exposure" }
+                style { (PreEscaped("body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}")) }
+            }
+            body {
+                h1 { "CDR exposure" }
+                p {
+                    (named.len()) " subscribers named in stolen queries, " (counterparties)
+                    " counterparties revealed by their records, " (x.bulk.len()) " bulk reads. Identifiers are "
+                    (if p.reveals() { "revealed (--reveal-key)" } else { "pseudonymised (keyed HMAC-SHA-256)" })
+                    ", key fingerprint " code { (p.fingerprint()) } "."
+                }
+                h2 { "Cell sites in the leaked location trail" }
+                svg id="cell-map" xmlns="http://www.w3.org/2000/svg" width=(w) height=(h)
+                    viewBox=(format!("0 0 {w} {h}")) {
+                    rect width=(w) height=(h) fill="#f4f6f8" {}
+                    @for (lon, lat) in &all {
+                        circle cx=(n(sx(*lon))) cy=(n(sy(*lat))) r="2" fill="#b8c2cc" {}
+                    }
+                    @for (c, count) in &at {
+                        @if let Some((radio, lon, lat)) = cells.get(c) {
+                            circle class="exposed" cx=(n(sx(*lon))) cy=(n(sy(*lat)))
+                                r=(n(3.0 + 2.0 * (*count as f64).sqrt())) fill="#c0392b" fill-opacity="0.7" {
+                                title { (radio) " area " (c.0) " cell " (c.1) ": " (count) " named subscriber(s)" }
+                            }
+                        }
+                    }
+                }
+                h2 { "Named subscribers" }
+                table {
+                    tr { th { "subscriber" } th { "tier" } th { "records" } th { "cells" } th { "records from – to" } th { "read by" } }
+                    @for r in &named {
+                        tr {
+                            td { (r.shown) }
+                            td { (tier_name(r.tier)) }
+                            td { (r.exposed.records.map(|v| v.to_string()).unwrap_or_else(|| "?".into())) }
+                            td { (r.exposed.cells.len()) }
+                            td {
+                                (r.exposed.from.map(|t| t.to_string()).unwrap_or_default()) " – "
+                                (r.exposed.to.map(|t| t.to_string()).unwrap_or_default())
+                            }
+                            td { (p.redact(&r.exposed.actors.iter().cloned().collect::<Vec<_>>().join("; "))) }
+                        }
+                    }
+                }
+            }
         }
-    }
-    svg.push_str("</svg>");
-    let mut rows = String::new();
-    for r in x.rows(p).into_iter().filter(|r| r.tier == Tier::Named) {
-        let e = r.exposed;
-        let _ = write!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
-            esc(&r.shown),
-            tier_name(r.tier),
-            e.records
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "?".into()),
-            e.cells.len(),
-            e.from.map(|t| t.to_string()).unwrap_or_default(),
-            e.to.map(|t| t.to_string()).unwrap_or_default(),
-            esc(&p.redact(&e.actors.iter().cloned().collect::<Vec<_>>().join("; ")))
-        );
-    }
-    let counterparties = x
-        .subscribers
-        .keys()
-        .filter(|(t, _)| *t == Tier::Counterparty)
-        .count();
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>towerwatch: CDR exposure</title><style>body{{font:14px sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head><body>\
-<h1>CDR exposure</h1><p>{} subscribers named in stolen queries, {counterparties} counterparties revealed by their records, {} bulk reads. Identifiers are {}.</p>\
-<h2>Cell sites in the leaked location trail</h2>{svg}<h2>Named subscribers</h2><table><tr><th>subscriber</th><th>tier</th><th>records</th><th>cells</th><th>records from – to</th><th>read by</th></tr>{rows}</table></body></html>",
-        x.subscribers.keys().filter(|(t, _)| *t == Tier::Named).count(),
-        x.bulk.len(),
-        if p.reveals() { "revealed (--reveal-key)" } else { "pseudonymised (keyed HMAC-SHA-256)" }
-    )
+    };
+    page.into_string()
 }

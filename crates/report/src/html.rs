@@ -1,27 +1,14 @@
 //! The self-contained HTML report: no script or style from elsewhere, graphs as inline SVG.
+//! Written with `maud`, which escapes every value it is given: host names, command lines and
+//! account names come from the evidence, which the attacker wrote.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
 
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use towerwatch_correlate::operations::Process;
 use towerwatch_correlate::{Analysis, Attack, Operation};
 
 use crate::Meta;
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 /// One colour per operation, cycling.
 fn colour(k: usize) -> &'static str {
@@ -38,108 +25,115 @@ th{background:#f4f4f4}.sev-critical{color:#b30000;font-weight:bold}.sev-high{col
 code{font-size:12px;word-break:break-all}.tree ul{margin:0;padding-left:18px}.flag{color:#b30000;font-weight:bold}\
 svg text{font:11px system-ui,sans-serif}.muted{color:#777}details{margin:6px 0}";
 
+/// A number for an SVG attribute.
+fn n(x: f64) -> String {
+    format!("{x:.1}")
+}
+
 pub fn html(a: &Analysis, meta: &Meta) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
-        esc(&meta.title)
-    );
-    let _ = write!(
-        s,
-        "<h1>{}</h1><p>{} operations in {} waves from {} events ({} detections, {} inputs); {} leads below the reporting score. ATT&amp;CK {}.</p>",
-        esc(&meta.title),
-        a.operations.len(),
-        a.waves.len(),
-        meta.events,
-        meta.detections,
-        meta.inputs,
-        a.stats.leads,
-        esc(&a.attack_version)
-    );
-    if let Some(c) = a.actor.first() {
-        let _ = write!(
-            s,
-            "<p id=\"actor\"><b>Suspected actor:</b> {} ({}{}) — score {:.2}, {} shared techniques: <code>{}</code></p>",
-            esc(&c.group),
-            esc(&c.id),
-            if c.aliases.is_empty() { String::new() } else { format!(", also {}", esc(&c.aliases.join(", "))) },
-            c.score,
-            c.overlap.len(),
-            esc(&c.overlap.join(" "))
-        );
-        if a.actor.len() > 1 {
-            let rest: Vec<String> = a.actor[1..]
-                .iter()
-                .map(|c| format!("{} ({}) {:.2}", esc(&c.group), esc(&c.id), c.score))
-                .collect();
-            let _ = write!(s, "<p class=\"muted\">Next: {}</p>", rest.join("; "));
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (meta.title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (meta.title) }
+                p {
+                    (a.operations.len()) " operations in " (a.waves.len()) " waves from "
+                    (meta.events) " events (" (meta.detections) " detections, " (meta.inputs)
+                    " inputs); " (a.stats.leads) " leads below the reporting score. ATT&CK "
+                    (a.attack_version) "."
+                }
+                @if let Some(c) = a.actor.first() {
+                    p id="actor" {
+                        b { "Suspected actor:" } " " (c.group) " (" (c.id)
+                        @if !c.aliases.is_empty() { ", also " (c.aliases.join(", ")) }
+                        ") — score " (format!("{:.2}", c.score)) ", " (c.overlap.len())
+                        " shared techniques: " code { (c.overlap.join(" ")) }
+                    }
+                    @if a.actor.len() > 1 {
+                        p class="muted" {
+                            "Next: "
+                            (a.actor[1..].iter().map(|c| format!("{} ({}) {:.2}", c.group, c.id, c.score)).collect::<Vec<_>>().join("; "))
+                        }
+                    }
+                }
+                (summary_table(a))
+                h2 { "Lateral movement" }
+                (movement_graph(a))
+                h2 { "Timeline" }
+                (timeline(a))
+                h2 { "ATT&CK matrix" }
+                (matrix(a))
+                @if let Some(x) = &meta.exposure {
+                    h2 id="exposure" { "Exposure" }
+                    p {
+                        "Identifiers are " (x.identifiers) " (key fingerprint " code { (x.key_fingerprint) } "). "
+                        (x.total.named()) " subscribers' call and location histories were read in stolen queries, "
+                        (x.total.subscribers.len() - x.total.named()) " were looked up by hand, "
+                        (x.total.counterparties) " counterparties were revealed by their records; "
+                        (x.total.bulk_reads) " bulk reads."
+                    }
+                    (exposure_table(&x.total))
+                }
+                @for (k, op) in a.operations.iter().enumerate() {
+                    (operation(op, k))
+                    @if let Some(x) = meta.exposure.as_ref().and_then(|x| x.by_operation.get(&op.id)) {
+                        h4 { "Exposure of " (op.id) }
+                        (exposure_table(x))
+                    }
+                }
+                @if !a.leads.is_empty() {
+                    h2 { "Leads below the reporting score" }
+                    table {
+                        tr { th { "score" } th { "start" } th { "hosts" } th { "rules" } }
+                        @for l in a.leads.iter().take(50) {
+                            tr {
+                                td { (l.score) } td { (l.start) } td { (l.hosts.join(", ")) }
+                                td { (l.rules.join("; ")) }
+                            }
+                        }
+                    }
+                }
+            }
         }
-    }
-    summary_table(&mut s, a);
-    let _ = write!(s, "<h2>Lateral movement</h2>");
-    movement_graph(&mut s, a);
-    let _ = write!(s, "<h2>Timeline</h2>");
-    timeline(&mut s, a);
-    let _ = write!(s, "<h2>ATT&amp;CK matrix</h2>");
-    matrix(&mut s, a);
-    if let Some(x) = &meta.exposure {
-        let _ = write!(s, "<h2 id=\"exposure\">Exposure</h2><p>Identifiers are {} (key fingerprint <code>{}</code>). {} subscribers' call and location histories were read in stolen queries, {} were looked up by hand, {} counterparties were revealed by their records; {} bulk reads.</p>", esc(&x.identifiers), esc(&x.key_fingerprint), x.total.named(), x.total.subscribers.len() - x.total.named(), x.total.counterparties, x.total.bulk_reads);
-        exposure_table(&mut s, &x.total);
-    }
-    for (k, op) in a.operations.iter().enumerate() {
-        operation(&mut s, op, k);
-        if let Some(x) = meta
-            .exposure
-            .as_ref()
-            .and_then(|x| x.by_operation.get(&op.id))
-        {
-            let _ = write!(s, "<h4>Exposure of {}</h4>", esc(&op.id));
-            exposure_table(&mut s, x);
-        }
-    }
-    if !a.leads.is_empty() {
-        let _ = write!(s, "<h2>Leads below the reporting score</h2><table><tr><th>score</th><th>start</th><th>hosts</th><th>rules</th></tr>");
-        for l in a.leads.iter().take(50) {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                l.score,
-                esc(&l.start),
-                esc(&l.hosts.join(", ")),
-                esc(&l.rules.join("; "))
-            );
-        }
-        let _ = write!(s, "</table>");
-    }
-    s.push_str("</body></html>\n");
+    };
+    let mut s = page.into_string();
+    s.push('\n');
     s
 }
 
-fn summary_table(s: &mut String, a: &Analysis) {
-    let _ = write!(s, "<h2>Operations</h2><table id=\"operations\"><tr><th>id</th><th>wave</th><th>severity</th><th>score</th><th>start</th><th>end</th><th>root cause</th><th>hosts</th><th>tactics</th><th>events</th></tr>");
-    for op in &a.operations {
-        let _ = write!(
-            s,
-            "<tr><td><a href=\"#{id}\">{id}</a></td><td>{}</td><td class=\"sev-{sev}\">{sev}</td><td>{}</td><td>{}</td><td>{}</td><td>{} on {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            crate::wave_name(op.wave),
-            op.score,
-            esc(&op.start),
-            esc(&op.end),
-            op.root_cause.kind,
-            esc(&op.root_cause.host),
-            esc(&op.hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>().join(", ")),
-            esc(&op.tactics.iter().map(|t| t.tactic.as_str()).collect::<Vec<_>>().join(" → ")),
-            op.events.len(),
-            id = esc(&op.id),
-            sev = op.severity,
-        );
+fn summary_table(a: &Analysis) -> Markup {
+    html! {
+        h2 { "Operations" }
+        table id="operations" {
+            tr {
+                th { "id" } th { "wave" } th { "severity" } th { "score" } th { "start" }
+                th { "end" } th { "root cause" } th { "hosts" } th { "tactics" } th { "events" }
+            }
+            @for op in &a.operations {
+                tr {
+                    td { a href=(format!("#{}", op.id)) { (op.id) } }
+                    td { (crate::wave_name(op.wave)) }
+                    td class=(format!("sev-{}", op.severity)) { (op.severity) }
+                    td { (op.score) }
+                    td { (op.start) }
+                    td { (op.end) }
+                    td { (op.root_cause.kind) " on " (op.root_cause.host) }
+                    td { (op.hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>().join(", ")) }
+                    td { (op.tactics.iter().map(|t| t.tactic.as_str()).collect::<Vec<_>>().join(" → ")) }
+                    td { (op.events.len()) }
+                }
+            }
+        }
     }
-    let _ = write!(s, "</table>");
 }
 
 /// Hosts on a circle, arrows for every host-to-host step, coloured by operation.
-fn movement_graph(s: &mut String, a: &Analysis) {
+fn movement_graph(a: &Analysis) -> Markup {
     let mut hosts: BTreeMap<&str, bool> = BTreeMap::new();
     for op in &a.operations {
         for h in &op.hosts {
@@ -158,38 +152,44 @@ fn movement_graph(s: &mut String, a: &Analysis) {
             (*name, (cx + r * ang.cos(), cy + r * ang.sin()))
         })
         .collect();
-    let _ = write!(
-        s,
-        "<svg id=\"movement-graph\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"19\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"#555\"/></marker></defs>"
-    );
-    for (k, op) in a.operations.iter().enumerate() {
-        for e in &op.movement {
-            if let (Some(p), Some(q)) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) {
-                let _ = write!(
-                    s,
-                    "<line class=\"edge\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"{:.1}\" marker-end=\"url(#arrow)\"><title>{} {} → {}: {} ({} times, first {})</title></line>",
-                    p.0, p.1, q.0, q.1, colour(k),
-                    1.5 + (e.count as f64).ln_1p(),
-                    esc(&op.id), esc(&e.from), esc(&e.to), esc(&e.how.join(", ")), e.count, esc(&e.first)
-                );
+    html! {
+        svg id="movement-graph" xmlns="http://www.w3.org/2000/svg" width=(w) height=(h)
+            viewBox=(format!("0 0 {w} {h}")) {
+            defs {
+                marker id="arrow" viewBox="0 0 10 10" refX="19" refY="5" markerWidth="7"
+                    markerHeight="7" orient="auto" {
+                    path d="M0,0L10,5L0,10z" fill="#555" {}
+                }
+            }
+            @for (k, op) in a.operations.iter().enumerate() {
+                @for e in &op.movement {
+                    @if let (Some(p), Some(q)) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) {
+                        line class="edge" x1=(n(p.0)) y1=(n(p.1)) x2=(n(q.0)) y2=(n(q.1))
+                            stroke=(colour(k)) stroke-width=(n(1.5 + (e.count as f64).ln_1p()))
+                            marker-end="url(#arrow)" {
+                            title {
+                                (op.id) " " (e.from) " → " (e.to) ": " (e.how.join(", ")) " ("
+                                (e.count) " times, first " (e.first) ")"
+                            }
+                        }
+                    }
+                }
+            }
+            @for (name, jewel) in &hosts {
+                @let (x, y) = pos[name];
+                g class="node" {
+                    circle cx=(n(x)) cy=(n(y)) r="12"
+                        fill=(if *jewel { "#fdd0a2" } else { "#e8eef4" }) stroke="#333" {}
+                    text x=(n(x)) y=(n(y + 26.0)) text-anchor="middle" {
+                        (name) @if *jewel { " ★" }
+                    }
+                }
+            }
+            @if hosts.is_empty() {
+                text x="20" y="30" { "no operations" }
             }
         }
     }
-    for (name, jewel) in &hosts {
-        let (x, y) = pos[name];
-        let _ = write!(
-            s,
-            "<g class=\"node\"><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"12\" fill=\"{}\" stroke=\"#333\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}{}</text></g>",
-            if *jewel { "#fdd0a2" } else { "#e8eef4" },
-            y + 26.0,
-            esc(name),
-            if *jewel { " ★" } else { "" }
-        );
-    }
-    if hosts.is_empty() {
-        let _ = write!(s, "<text x=\"20\" y=\"30\">no operations</text>");
-    }
-    s.push_str("</svg>");
 }
 
 fn micros(iso: &str) -> Option<i64> {
@@ -199,7 +199,7 @@ fn micros(iso: &str) -> Option<i64> {
 }
 
 /// Rows per host, a mark per timeline entry, coloured by operation; operations as bars.
-fn timeline(s: &mut String, a: &Analysis) {
+fn timeline(a: &Analysis) -> Markup {
     let mut hosts: BTreeSet<&str> = BTreeSet::new();
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for op in &a.operations {
@@ -219,68 +219,58 @@ fn timeline(s: &mut String, a: &Analysis) {
         1100.0f64,
     );
     let height = top + row_h * rows.len() as f64 + 40.0;
-    let _ = write!(
-        s,
-        "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" viewBox=\"0 0 {} {height}\">",
-        left + width + 20.0,
-        left + width + 20.0
-    );
     if lo >= hi {
         hi = lo.saturating_add(1);
     }
     let x = |t: i64| left + width * (t - lo) as f64 / (hi - lo) as f64;
-    for (k, op) in a.operations.iter().enumerate() {
-        if let (Some(a0), Some(b0)) = (micros(&op.start), micros(&op.end)) {
-            let y = 8.0 + 14.0 * k as f64;
-            let _ = write!(
-                s,
-                "<rect class=\"span\" x=\"{:.1}\" y=\"{y}\" width=\"{:.1}\" height=\"9\" fill=\"{}\"><title>{} {} → {}</title></rect><text x=\"4\" y=\"{}\">{}</text>",
-                x(a0), (x(b0) - x(a0)).max(2.0), colour(k), esc(&op.id), esc(&op.start), esc(&op.end), y + 8.0, esc(&op.id)
-            );
-        }
-    }
-    for (i, host) in rows.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let _ = write!(
-            s,
-            "<text x=\"4\" y=\"{:.1}\">{}</text><line x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#eee\"/>",
-            y + 12.0, esc(host), y + 9.0, left + width, y + 9.0
-        );
-    }
     let row_of: HashMap<&str, usize> = rows.iter().enumerate().map(|(i, h)| (*h, i)).collect();
-    for (k, op) in a.operations.iter().enumerate() {
-        for e in &op.timeline {
-            let (Some(t), Some(&r)) = (micros(&e.time), row_of.get(e.host.as_str())) else {
-                continue;
-            };
-            let y = top + row_h * r as f64 + 9.0;
-            let flagged = !e.rules.is_empty();
-            let _ = write!(
-                s,
-                "<circle class=\"mark\" cx=\"{:.1}\" cy=\"{y:.1}\" r=\"{}\" fill=\"{}\" fill-opacity=\"{}\"><title>{} {} {}</title></circle>",
-                x(t), if flagged { 4 } else { 2 }, colour(k), if flagged { "0.9" } else { "0.4" },
-                esc(&e.time), esc(&e.host), esc(&e.what)
-            );
+    let axis_y = top + row_h * rows.len() as f64 + 14.0;
+    let total_w = left + width + 20.0;
+    html! {
+        svg id="timeline" xmlns="http://www.w3.org/2000/svg" width=(total_w) height=(height)
+            viewBox=(format!("0 0 {total_w} {height}")) {
+            @for (k, op) in a.operations.iter().enumerate() {
+                @if let (Some(a0), Some(b0)) = (micros(&op.start), micros(&op.end)) {
+                    @let y = 8.0 + 14.0 * k as f64;
+                    rect class="span" x=(n(x(a0))) y=(y) width=(n((x(b0) - x(a0)).max(2.0)))
+                        height="9" fill=(colour(k)) {
+                        title { (op.id) " " (op.start) " → " (op.end) }
+                    }
+                    text x="4" y=(y + 8.0) { (op.id) }
+                }
+            }
+            @for (i, host) in rows.iter().enumerate() {
+                @let y = top + row_h * i as f64;
+                text x="4" y=(n(y + 12.0)) { (host) }
+                line x1=(left) y1=(n(y + 9.0)) x2=(left + width) y2=(n(y + 9.0)) stroke="#eee" {}
+            }
+            @for (k, op) in a.operations.iter().enumerate() {
+                @for e in &op.timeline {
+                    @if let (Some(t), Some(&r)) = (micros(&e.time), row_of.get(e.host.as_str())) {
+                        @let flagged = !e.rules.is_empty();
+                        circle class="mark" cx=(n(x(t))) cy=(n(top + row_h * r as f64 + 9.0))
+                            r=(if flagged { 4 } else { 2 }) fill=(colour(k))
+                            fill-opacity=(if flagged { "0.9" } else { "0.4" }) {
+                            title { (e.time) " " (e.host) " " (e.what) }
+                        }
+                    }
+                }
+            }
+            @for k in 0..=4 {
+                @let t = lo + (hi - lo) / 4 * k;
+                text x=(n(x(t).clamp(left + 40.0, left + width - 40.0))) y=(n(axis_y))
+                    text-anchor="middle" {
+                    (jiff::Timestamp::from_microsecond(t)
+                        .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default())
+                }
+            }
         }
     }
-    let axis_y = top + row_h * rows.len() as f64 + 14.0;
-    for k in 0..=4 {
-        let t = lo + (hi - lo) / 4 * k;
-        let label = jiff::Timestamp::from_microsecond(t)
-            .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default();
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{axis_y:.1}\" text-anchor=\"middle\">{}</text>",
-            x(t).clamp(left + 40.0, left + width - 40.0),
-            esc(&label)
-        );
-    }
-    s.push_str("</svg>");
 }
 
 /// One column per ATT&CK tactic; the techniques seen, with the operations that used them.
-fn matrix(s: &mut String, a: &Analysis) {
+fn matrix(a: &Analysis) -> Markup {
     let attack = Attack::get();
     let mut seen: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for op in &a.operations {
@@ -303,15 +293,11 @@ fn matrix(s: &mut String, a: &Analysis) {
     for tactic in &attack.tactics {
         let mut col = Vec::new();
         for (tech, ops) in &seen {
-            if attack
+            if let Some(t) = attack
                 .technique(tech)
-                .is_some_and(|t| t.tactics.contains(&tactic.short))
+                .filter(|t| t.tactics.contains(&tactic.short))
             {
-                let name = attack
-                    .technique(tech)
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default();
-                col.push((*tech, name, ops.len()));
+                col.push((*tech, t.name.clone(), ops.len()));
             }
         }
         columns.push(col);
@@ -321,146 +307,115 @@ fn matrix(s: &mut String, a: &Analysis) {
         col_w * attack.tactics.len() as f64,
         40.0 + cell_h * rows as f64 + 10.0,
     );
-    let _ = write!(
-        s,
-        "<svg id=\"attack-matrix\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
-    );
-    for (i, (tactic, col)) in attack.tactics.iter().zip(&columns).enumerate() {
-        let x0 = col_w * i as f64;
-        let _ = write!(
-            s,
-            "<rect x=\"{x0}\" y=\"0\" width=\"{}\" height=\"34\" fill=\"{}\"/><text x=\"{}\" y=\"14\" text-anchor=\"middle\">{}</text><text x=\"{}\" y=\"28\" text-anchor=\"middle\" class=\"muted\">{} seen</text>",
-            col_w - 2.0,
-            if col.is_empty() { "#f4f4f4" } else { "#fde2d8" },
-            x0 + col_w / 2.0,
-            esc(&tactic.name),
-            x0 + col_w / 2.0,
-            col.len()
-        );
-        for (j, (tech, name, n)) in col.iter().enumerate() {
-            let y = 40.0 + cell_h * j as f64;
-            let short: String = name.chars().take(22).collect();
-            let _ = write!(
-                s,
-                "<g class=\"hit\"><rect x=\"{x0}\" y=\"{y}\" width=\"{}\" height=\"{}\" fill=\"#d7301f\" fill-opacity=\"{:.2}\"/><text x=\"{}\" y=\"{}\">{}</text><text x=\"{}\" y=\"{}\">{}</text><title>{} {} — {} operation(s)</title></g>",
-                col_w - 2.0, cell_h - 3.0,
-                (0.25 + 0.2 * *n as f64).min(0.9),
-                x0 + 4.0, y + 12.0, esc(tech),
-                x0 + 4.0, y + 24.0, esc(&short),
-                esc(tech), esc(name), n
-            );
+    html! {
+        svg id="attack-matrix" xmlns="http://www.w3.org/2000/svg" width=(w) height=(h)
+            viewBox=(format!("0 0 {w} {h}")) {
+            @for (i, (tactic, col)) in attack.tactics.iter().zip(&columns).enumerate() {
+                @let x0 = col_w * i as f64;
+                rect x=(x0) y="0" width=(col_w - 2.0) height="34"
+                    fill=(if col.is_empty() { "#f4f4f4" } else { "#fde2d8" }) {}
+                text x=(x0 + col_w / 2.0) y="14" text-anchor="middle" { (tactic.name) }
+                text x=(x0 + col_w / 2.0) y="28" text-anchor="middle" class="muted" {
+                    (col.len()) " seen"
+                }
+                @for (j, (tech, name, count)) in col.iter().enumerate() {
+                    @let y = 40.0 + cell_h * j as f64;
+                    g class="hit" {
+                        rect x=(x0) y=(y) width=(col_w - 2.0) height=(cell_h - 3.0) fill="#d7301f"
+                            fill-opacity=(format!("{:.2}", (0.25 + 0.2 * *count as f64).min(0.9))) {}
+                        text x=(x0 + 4.0) y=(y + 12.0) { (tech) }
+                        text x=(x0 + 4.0) y=(y + 24.0) { (name.chars().take(22).collect::<String>()) }
+                        title { (tech) " " (name) " — " (count) " operation(s)" }
+                    }
+                }
+            }
         }
     }
-    s.push_str("</svg>");
 }
 
-fn operation(s: &mut String, op: &Operation, k: usize) {
-    let _ = write!(
-        s,
-        "<h2 id=\"{id}\" style=\"border-color:{}\">{id} — {}, <span class=\"sev-{sev}\">{sev}</span>, score {}</h2>",
-        colour(k),
-        crate::wave_name(op.wave),
-        op.score,
-        id = esc(&op.id),
-        sev = op.severity
-    );
-    let _ = write!(
-        s,
-        "<p><b>Root cause:</b> {} on {} at {}: <code>{}</code></p><p><b>{} → {}</b>, {} events, {} detections.</p>",
-        op.root_cause.kind,
-        esc(&op.root_cause.host),
-        esc(&op.root_cause.time),
-        esc(&op.root_cause.what),
-        esc(&op.start),
-        esc(&op.end),
-        op.events.len(),
-        op.detections
-    );
-    let _ = write!(s, "<table><tr><th>host</th><th>role</th><th>first</th><th>events</th><th>detections</th></tr>");
-    for h in &op.hosts {
-        let _ = write!(
-            s,
-            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&h.host),
-            if h.crown_jewel { " ★" } else { "" },
-            esc(h.role.as_deref().unwrap_or("")),
-            esc(&h.first),
-            h.events,
-            h.detections
-        );
+fn operation(op: &Operation, k: usize) -> Markup {
+    html! {
+        h2 id=(op.id) style=(format!("border-color:{}", colour(k))) {
+            (op.id) " — " (crate::wave_name(op.wave)) ", "
+            span class=(format!("sev-{}", op.severity)) { (op.severity) } ", score " (op.score)
+        }
+        p {
+            b { "Root cause:" } " " (op.root_cause.kind) " on " (op.root_cause.host) " at "
+            (op.root_cause.time) ": " code { (op.root_cause.what) }
+        }
+        p {
+            b { (op.start) " → " (op.end) } ", " (op.events.len()) " events, "
+            (op.detections) " detections."
+        }
+        table {
+            tr { th { "host" } th { "role" } th { "first" } th { "events" } th { "detections" } }
+            @for h in &op.hosts {
+                tr {
+                    td { (h.host) @if h.crown_jewel { " ★" } }
+                    td { (h.role.as_deref().unwrap_or("")) }
+                    td { (h.first) }
+                    td { (h.events) }
+                    td { (h.detections) }
+                }
+            }
+        }
+        h3 { "Tactics in order" }
+        ol {
+            @for t in &op.tactics {
+                li { (t.name) " (" (t.tactic) ") from " (t.first) ": " code { (t.techniques.join(" ")) } }
+            }
+        }
+        @if !op.accounts.is_empty() || !op.remote_addresses.is_empty() {
+            p {
+                b { "Accounts:" } " " (op.accounts.join(", ")) " "
+                b { "Outside addresses:" } " " (op.remote_addresses.join(", "))
+            }
+        }
+        @if let Some(c) = op.actor.first() {
+            p {
+                b { "Suspected actor:" } " " (c.group) " (" (c.id) ") " (format!("{:.2}", c.score))
+                ": " code { (c.overlap.join(" ")) }
+            }
+        }
+        details {
+            summary { "Rules (" (op.rules.len()) ")" }
+            table {
+                tr { th { "level" } th { "count" } th { "rule" } }
+                @for r in &op.rules {
+                    tr { td { (r.level) } td { (r.count) } td { (r.title) } }
+                }
+            }
+        }
+        details {
+            summary { "Process trees (" (op.processes.len()) " processes)" }
+            div class="tree" { (process_trees(&op.processes)) }
+        }
+        details {
+            summary {
+                "Timeline (" (op.timeline.len()) " entries"
+                @if op.timeline_truncated > 0 {
+                    ", " (op.timeline_truncated) " context entries left out"
+                }
+                ")"
+            }
+            table {
+                tr { th { "time" } th { "host" } th { "what" } th { "rules" } }
+                @for e in &op.timeline {
+                    tr {
+                        td { (e.time) }
+                        td { (e.host) }
+                        td { code { (e.what) } }
+                        td class=(if e.rules.is_empty() { "" } else { "flag" }) { (e.rules.join("; ")) }
+                    }
+                }
+            }
+        }
     }
-    let _ = write!(s, "</table>");
-    let _ = write!(s, "<h3>Tactics in order</h3><ol>");
-    for t in &op.tactics {
-        let _ = write!(
-            s,
-            "<li>{} ({}) from {}: <code>{}</code></li>",
-            esc(&t.name),
-            esc(&t.tactic),
-            esc(&t.first),
-            esc(&t.techniques.join(" "))
-        );
-    }
-    let _ = write!(s, "</ol>");
-    if !op.accounts.is_empty() || !op.remote_addresses.is_empty() {
-        let _ = write!(
-            s,
-            "<p><b>Accounts:</b> {} <b>Outside addresses:</b> {}</p>",
-            esc(&op.accounts.join(", ")),
-            esc(&op.remote_addresses.join(", "))
-        );
-    }
-    if let Some(c) = op.actor.first() {
-        let _ = write!(
-            s,
-            "<p><b>Suspected actor:</b> {} ({}) {:.2}: <code>{}</code></p>",
-            esc(&c.group),
-            esc(&c.id),
-            c.score,
-            esc(&c.overlap.join(" "))
-        );
-    }
-    let _ = write!(s, "<details><summary>Rules ({})</summary><table><tr><th>level</th><th>count</th><th>rule</th></tr>", op.rules.len());
-    for r in &op.rules {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            r.level,
-            r.count,
-            esc(&r.title)
-        );
-    }
-    let _ = write!(s, "</table></details>");
-    let _ = write!(
-        s,
-        "<details><summary>Process trees ({} processes)</summary><div class=\"tree\">",
-        op.processes.len()
-    );
-    process_trees(s, &op.processes);
-    let _ = write!(s, "</div></details>");
-    let _ = write!(
-        s,
-        "<details><summary>Timeline ({} entries{})</summary><table><tr><th>time</th><th>host</th><th>what</th><th>rules</th></tr>",
-        op.timeline.len(),
-        if op.timeline_truncated > 0 { format!(", {} context entries left out", op.timeline_truncated) } else { String::new() }
-    );
-    for e in &op.timeline {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td class=\"{}\">{}</td></tr>",
-            esc(&e.time),
-            esc(&e.host),
-            esc(&e.what),
-            if e.rules.is_empty() { "" } else { "flag" },
-            esc(&e.rules.join("; "))
-        );
-    }
-    let _ = write!(s, "</table></details>");
 }
 
 /// Processes nested under their parents (per host); roots are those whose parent is not in
-/// the operation. Sysmon and 4688 views of one process both appear, as the logs have them.
-fn process_trees(s: &mut String, procs: &[Process]) {
+/// the operation.
+fn process_trees(procs: &[Process]) -> Markup {
     let mut children: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     let ids: BTreeSet<(&str, &str)> = procs
         .iter()
@@ -478,55 +433,57 @@ fn process_trees(s: &mut String, procs: &[Process]) {
         }
     }
     fn walk(
-        s: &mut String,
         procs: &[Process],
         children: &HashMap<(&str, &str), Vec<usize>>,
         i: usize,
         depth: usize,
-    ) {
+    ) -> Markup {
         let p = &procs[i];
-        let _ = write!(
-            s,
-            "<li><span class=\"{}\">{} {} </span><code>{}</code> <span class=\"muted\">{} {}</span>",
-            if p.flagged { "flag" } else { "" },
-            esc(&p.host),
-            esc(&p.time),
-            esc(if p.command_line.is_empty() { &p.image } else { &p.command_line }),
-            esc(&p.user),
-            if depth == 0 { format!("(parent {})", esc(&p.parent_image)) } else { String::new() }
-        );
-        if depth < 32 {
-            if let Some(kids) = children.get(&(p.host.as_str(), p.id.as_str())) {
-                s.push_str("<ul>");
-                for &k in kids {
-                    walk(s, procs, children, k, depth + 1);
+        let kids = children
+            .get(&(p.host.as_str(), p.id.as_str()))
+            .filter(|_| depth < 32);
+        html! {
+            li {
+                span class=(if p.flagged { "flag" } else { "" }) { (p.host) " " (p.time) " " }
+                code { (if p.command_line.is_empty() { &p.image } else { &p.command_line }) }
+                " "
+                span class="muted" {
+                    (p.user)
+                    @if depth == 0 { " (parent " (p.parent_image) ")" }
                 }
-                s.push_str("</ul>");
+                @if let Some(kids) = kids {
+                    ul { @for &k in kids { (walk(procs, children, k, depth + 1)) } }
+                }
             }
         }
-        s.push_str("</li>");
     }
-    s.push_str("<ul>");
-    for r in roots {
-        walk(s, procs, &children, r, 0);
+    html! {
+        ul { @for r in roots { (walk(procs, &children, r, 0)) } }
     }
-    s.push_str("</ul>");
 }
 
-fn exposure_table(s: &mut String, x: &crate::ExposureView) {
-    let _ = write!(s, "<table class=\"exposure\"><tr><th>subscriber</th><th>how</th><th>records</th><th>cells</th><th>records from</th><th>to</th></tr>");
-    for r in &x.subscribers {
-        let _ = write!(
-            s,
-            "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&r.subscriber),
-            if r.reached_by.is_empty() { String::new() } else { format!(" <span class=\"muted\">(also {})</span>", esc(&r.reached_by.join(", "))) },
-            r.tier.replace('_', " "),
-            r.records.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
-            r.cells,
-            esc(r.from.as_deref().unwrap_or("")),
-            esc(r.to.as_deref().unwrap_or(""))
-        );
+fn exposure_table(x: &crate::ExposureView) -> Markup {
+    html! {
+        table class="exposure" {
+            tr {
+                th { "subscriber" } th { "how" } th { "records" } th { "cells" }
+                th { "records from" } th { "to" }
+            }
+            @for r in &x.subscribers {
+                tr {
+                    td {
+                        code { (r.subscriber) }
+                        @if !r.reached_by.is_empty() {
+                            " " span class="muted" { "(also " (r.reached_by.join(", ")) ")" }
+                        }
+                    }
+                    td { (r.tier.replace('_', " ")) }
+                    td { (r.records.map(|n| n.to_string()).unwrap_or_else(|| "?".into())) }
+                    td { (r.cells) }
+                    td { (r.from.as_deref().unwrap_or("")) }
+                    td { (r.to.as_deref().unwrap_or("")) }
+                }
+            }
+        }
     }
-    s.push_str("</table>");
 }

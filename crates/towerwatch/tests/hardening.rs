@@ -69,7 +69,10 @@ fn hostile_simulation(dir: &Path) -> String {
                 &format!("\"Computer\":\"{host}.nwm.example\""),
                 &format!("\"Computer\":\"{HOSTILE_HOST}\""),
             )
-            .replace("&whoami&", "&whoami\\u001b[2J\\u001b]0;owned\\u0007&");
+            .replace(
+                "&whoami&",
+                "&whoami<img src=x onerror=alert(1)>\\u001b[2J\\u001b]0;owned\\u0007&",
+            );
         std::fs::write(&p, s).unwrap();
     }
     d
@@ -105,6 +108,13 @@ fn evidence_cannot_shape_the_terminal_or_a_spreadsheet() {
     let hostile = "=HYPERLINK(";
     assert!(check_csv(&det, hostile) > 0);
     assert!(check_csv(&report.join("timeline.csv"), hostile) > 0);
+    // The report page shows the command, escaped: no element the evidence made.
+    let page = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(
+        page.contains("whoami&lt;img src=x onerror=alert(1)&gt;"),
+        "the command is not shown"
+    );
+    assert!(!page.contains("<img"));
 }
 
 /// A PostgreSQL log (Debian's prefix) whose client names itself with formulas.
