@@ -147,10 +147,10 @@ impl Rule {
     }
 
     /// The Sigma level name.
-    pub fn level(self) -> &'static str {
+    pub fn level(self) -> towerwatch_event::Level {
         match self {
-            Rule::FirstSeenActor | Rule::SubscriberLookup => "medium",
-            _ => "high",
+            Rule::FirstSeenActor | Rule::SubscriberLookup => towerwatch_event::Level::Medium,
+            _ => towerwatch_event::Level::High,
         }
     }
 

@@ -39,40 +39,45 @@ pub fn write_detections(
 }
 
 /// A finding as a detection of the JSONL contract, identifiers pseudonymised.
-pub fn detection(f: &Finding, p: &Pseudonymizer, server: Option<&str>) -> serde_json::Value {
-    {
-        let e = &f.event;
-        let read = f.read.as_ref();
-        let ids: Vec<String> = read.map_or(Vec::new(), |r| {
-            r.ids.iter().map(|id| p.id(id.kind, &id.value)).collect()
-        });
-        let line = json!({
-            "timestamp": e.time.map(|t| t.to_string()),
-            "rule_id": f.rule.id(),
-            "rule_title": f.rule.title(),
-            "level": f.rule.level(),
-            "tags": f.rule.tags(),
-            "computer": server,
-            "channel": "db-audit",
-            "event_id": null,
-            "source": &*e.source,
-            "record_id": null,
-            "line": e.line,
-            "event": {
-                "user": e.user, "database": e.db, "application": e.app, "client": e.client, "client_port": e.client_port, "pid": e.pid, "session": e.session,
-                "class": e.audit.class, "command": e.audit.command, "object": e.audit.object_name,
-                "statement": p.redact(&e.audit.statement),
-                "parameters": e.audit.params.as_ref().map(|ps| ps.iter().map(|v| p.redact(v)).collect::<Vec<_>>()),
-                "rows": e.audit.rows,
-                "tables": read.map(|r| r.tables.clone()),
-                "subscriber_tables": read.map(|r| r.subscriber_tables.clone()),
-                "subscribers": ids,
-                "from": read.and_then(|r| r.from).map(|t| t.to_string()),
-                "to": read.and_then(|r| r.to).map(|t| t.to_string()),
-                "reasons": f.reasons,
-            },
-        });
-        line
+pub fn detection(
+    f: &Finding,
+    p: &Pseudonymizer,
+    server: Option<&str>,
+) -> towerwatch_event::Detection {
+    let e = &f.event;
+    let read = f.read.as_ref();
+    let ids: Vec<String> = read.map_or(Vec::new(), |r| {
+        r.ids.iter().map(|id| p.id(id.kind, &id.value)).collect()
+    });
+    let event = json!({
+        "user": e.user, "database": e.db, "application": e.app, "client": e.client, "client_port": e.client_port, "pid": e.pid, "session": e.session,
+        "class": e.audit.class, "command": e.audit.command, "object": e.audit.object_name,
+        "statement": p.redact(&e.audit.statement),
+        "parameters": e.audit.params.as_ref().map(|ps| ps.iter().map(|v| p.redact(v)).collect::<Vec<_>>()),
+        "rows": e.audit.rows,
+        "tables": read.map(|r| r.tables.clone()),
+        "subscriber_tables": read.map(|r| r.subscriber_tables.clone()),
+        "subscribers": ids,
+        "from": read.and_then(|r| r.from).map(|t| t.to_string()),
+        "to": read.and_then(|r| r.to).map(|t| t.to_string()),
+        "reasons": f.reasons,
+    });
+    towerwatch_event::Detection {
+        timestamp: e.time.map(|t| t.to_string()),
+        rule_id: f.rule.id().into(),
+        rule_title: f.rule.title().into(),
+        level: f.rule.level(),
+        tags: f.rule.tags().iter().map(|t| t.to_string()).collect(),
+        computer: server.map(String::from),
+        channel: Some("db-audit".into()),
+        event_id: None,
+        source: e.source.to_string(),
+        record_id: None,
+        line: Some(e.line),
+        event: match event {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("an object"),
+        },
     }
 }
 

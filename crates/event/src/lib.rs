@@ -26,7 +26,9 @@ use std::sync::Arc;
 pub use jiff::Timestamp;
 
 mod csv_cell;
+mod detection;
 pub use csv_cell::csv_cell;
+pub use detection::{Detection, Level, RuleRef};
 
 /// A field value as the log wrote it. Matching works on the text; numbers keep their
 /// textual form so that `EventID: 4688` and `"4688"` are the same to a rule.

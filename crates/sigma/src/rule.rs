@@ -1,8 +1,5 @@
 //! Sigma rule YAML into the rule model: searches of field tests with their matchers.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value as Yaml;
 
@@ -12,42 +9,7 @@ use crate::logsource::{self, LogSource, Route};
 use crate::pattern::{self, Anchor, Encoding, StrPattern};
 use crate::LazyRegex;
 
-/// Rule severity, ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "informational" | "info" => Level::Informational,
-            "low" => Level::Low,
-            "medium" => Level::Medium,
-            "high" => Level::High,
-            "critical" => Level::Critical,
-            other => return Err(format!("unknown level '{other}'")),
-        })
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Level::Informational => "informational",
-            Level::Low => "low",
-            Level::Medium => "medium",
-            Level::High => "high",
-            Level::Critical => "critical",
-        })
-    }
-}
+pub use towerwatch_event::Level;
 
 /// How one value tests a field's value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -658,6 +620,26 @@ fn expand(raw: &str, ph: &Placeholders) -> Result<Vec<String>, Refusal> {
         .iter()
         .flat_map(|v| rest.iter().map(move |r| format!("{head}{v}{r}")))
         .collect())
+}
+
+impl Rule {
+    /// This rule matching `event`, as a detection (`with_event`: with the event's fields).
+    pub fn detection(
+        &self,
+        event: &towerwatch_event::Event,
+        with_event: bool,
+    ) -> towerwatch_event::Detection {
+        towerwatch_event::Detection::new(
+            towerwatch_event::RuleRef {
+                id: &self.id,
+                title: &self.title,
+                level: self.level,
+                tags: &self.tags,
+            },
+            event,
+            with_event,
+        )
+    }
 }
 
 #[cfg(test)]

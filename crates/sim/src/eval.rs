@@ -14,6 +14,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use towerwatch_event::Detection;
 
 use crate::sink::FileStats;
 use crate::STAGES;
@@ -89,10 +90,6 @@ impl Truth {
 
 /// Detection levels in order, as the JSONL contract names them.
 pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
-
-fn level_rank(level: &str) -> Option<usize> {
-    LEVELS.iter().position(|l| *l == level)
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageRow {
@@ -260,29 +257,20 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-#[derive(Deserialize)]
-struct DetectionRecord {
-    source: String,
-    line: Option<u64>,
-    record_id: Option<u64>,
-    level: String,
-    rule_title: String,
-    /// A correlation's detection lists the events behind it; each counts as flagged.
-    #[serde(default)]
-    event: BehindRecord,
-}
-
-#[derive(Deserialize, Default)]
-struct BehindRecord {
-    #[serde(default)]
-    events: Vec<PlaceRecord>,
-}
-
+/// A correlation's detection lists the events behind it (`event.events`); each counts as
+/// flagged.
 #[derive(Deserialize)]
 struct PlaceRecord {
     source: String,
     line: Option<u64>,
     record_id: Option<u64>,
+}
+
+fn behind(d: &Detection) -> Vec<PlaceRecord> {
+    d.event
+        .get("events")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// Maps detection sources (paths as the hunt was given them) to truth files.
@@ -368,8 +356,10 @@ pub fn evaluate(
     read: Option<&[String]>,
     min_level: &str,
 ) -> Result<Report, EvalError> {
-    let min = level_rank(min_level)
-        .ok_or_else(|| EvalError::Format(min_level.into(), "not a detection level".into()))?;
+    let min = min_level
+        .parse::<towerwatch_event::Level>()
+        .map_err(|_| EvalError::Format(min_level.into(), "not a detection level".into()))?
+        .rank() as usize;
     let mut resolver = Resolver::new(&truth.files);
     let read_files: Option<BTreeSet<&str>> =
         read.map(|paths| paths.iter().filter_map(|p| resolver.resolve(p)).collect());
@@ -385,19 +375,16 @@ pub fn evaluate(
             if line.trim().is_empty() {
                 continue;
             }
-            let d: DetectionRecord = serde_json::from_str(&line).map_err(|e| {
+            let d: Detection = serde_json::from_str(&line).map_err(|e| {
                 EvalError::Format(format!("{detections_name}:{}", i + 1), e.to_string())
             })?;
             detections_total += 1;
-            if level_rank(&d.level).is_none_or(|r| r < min) {
+            if (d.level.rank() as usize) < min {
                 continue;
             }
-            let behind = d
-                .event
-                .events
-                .iter()
-                .map(|p| (&p.source, p.line.or(p.record_id)));
-            let own = std::iter::once((&d.source, d.line.or(d.record_id)));
+            let behind = behind(&d);
+            let behind = behind.iter().map(|p| (&p.source, p.line.or(p.record_id)));
+            let own = std::iter::once((&d.source, d.position()));
             let places: Vec<_> = own.chain(behind).collect();
             let mut placed = false;
             for (source, pos) in places {

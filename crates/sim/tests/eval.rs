@@ -23,7 +23,21 @@ fn try_score(
 }
 
 fn detection(source: &str, line: u64, level: &str) -> String {
-    serde_json::json!({"source": source, "line": line, "record_id": null, "level": level, "rule_title": "r"}).to_string()
+    let detection = towerwatch_event::Detection {
+        timestamp: None,
+        rule_id: "r".into(),
+        rule_title: "r".into(),
+        level: level.parse().unwrap(),
+        tags: Vec::new(),
+        computer: None,
+        channel: None,
+        event_id: None,
+        source: source.into(),
+        record_id: None,
+        line: Some(line),
+        event: serde_json::Map::new(),
+    };
+    serde_json::to_string(&detection).unwrap()
 }
 
 #[test]
@@ -43,15 +57,7 @@ fn scores_follow_the_detections() {
         })
         .collect();
 
-    let perfect = score(
-        &truth,
-        &all.join(
-            "
-",
-        ),
-        None,
-        "informational",
-    );
+    let perfect = score(&truth, &all.join("\n"), None, "informational");
     assert_eq!(perfect.stage_instances, 20);
     assert_eq!(perfect.stage_instances_detected, 20);
     assert_eq!(perfect.malicious_flagged, perfect.malicious_events);
@@ -72,15 +78,7 @@ fn scores_follow_the_detections() {
         "low",
     ));
     some.push(detection("/elsewhere/x.evtx", 3, "high"));
-    let r = score(
-        &truth,
-        &some.join(
-            "
-",
-        ),
-        None,
-        "informational",
-    );
+    let r = score(&truth, &some.join("\n"), None, "informational");
     assert_eq!(r.malicious_flagged, 1);
     assert_eq!(r.benign_flagged, 1);
     assert_eq!(r.flagged_events, 2);
@@ -90,15 +88,7 @@ fn scores_follow_the_detections() {
 
     // Only inputs the hunt read count as benign denominators.
     let only_dc = vec![format!("{root}/evidence/windows/DC01.jsonl")];
-    let narrow = score(
-        &truth,
-        &some.join(
-            "
-",
-        ),
-        Some(&only_dc),
-        "informational",
-    );
+    let narrow = score(&truth, &some.join("\n"), Some(&only_dc), "informational");
     assert!(narrow.benign_events < r.benign_events);
     assert!(narrow.stages.iter().any(|s| !s.unread.is_empty()));
 

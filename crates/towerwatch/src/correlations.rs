@@ -142,7 +142,7 @@ impl Correlations {
             .map(|c| RuleInfo {
                 id: c.id.clone(),
                 title: c.title.clone(),
-                level: c.level as u8,
+                level: c.level.rank(),
                 tags: c.tags.clone(),
             })
             .collect()

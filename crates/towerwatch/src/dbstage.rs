@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::Result;
 use towerwatch_cdr::analytics::{Finding, Rule, Settings};
 use towerwatch_cdr::exposure::{self, Exposure, Tier};
 use towerwatch_cdr::pseudo::Pseudonymizer;
@@ -52,20 +51,10 @@ pub fn catalog() -> Vec<RuleInfo> {
         .map(|r| RuleInfo {
             id: r.id().into(),
             title: r.title().into(),
-            level: level(r.level()),
+            level: r.level().rank(),
             tags: r.tags().iter().map(|t| t.to_string()).collect(),
         })
         .collect()
-}
-
-fn level(name: &str) -> u8 {
-    match name {
-        "critical" => 4,
-        "high" => 3,
-        "medium" => 2,
-        "low" => 1,
-        _ => 0,
-    }
 }
 
 /// The analysis of the collected statements.
@@ -97,12 +86,8 @@ pub fn analyse(collected: Collected, settings: Settings, context: &CdrContext) -
 }
 
 /// A finding as a detection (identifiers pseudonymised).
-pub fn detection(f: &Finding, p: &Pseudonymizer) -> Result<Detection> {
-    Ok(serde_json::from_value(towerwatch_cdr::report::detection(
-        f,
-        p,
-        Some(&f.event.server),
-    ))?)
+pub fn detection(f: &Finding, p: &Pseudonymizer) -> Detection {
+    towerwatch_cdr::report::detection(f, p, Some(&f.event.server))
 }
 
 /// Where a finding's record is.

@@ -236,7 +236,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                             &event,
                         );
                     }
-                    let d = Detection::new(&engine.rules()[idx], &event, with_event);
+                    let d = engine.rules()[idx].detection(&event, with_event);
                     local.detections.push(
                         Tag {
                             rule: idx,
@@ -392,7 +392,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         writer.write(&d)?;
     }
     for f in &db_result.findings {
-        let d = dbstage::detection(f, &pseudonyms)?;
+        let d = dbstage::detection(f, &pseudonyms);
         summary.add_correlated(&d);
         writer.write(&d)?;
     }
@@ -565,7 +565,7 @@ fn rule_catalog(rules: &[Rule]) -> Vec<RuleInfo> {
         .map(|r| RuleInfo {
             id: r.id.clone(),
             title: r.title.clone(),
-            level: r.level as u8,
+            level: r.level.rank(),
             tags: r.tags.clone(),
         })
         .collect()

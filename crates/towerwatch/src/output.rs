@@ -5,60 +5,10 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
-use towerwatch_event::{Event, Locator};
 use towerwatch_sigma::{Level, Rule};
 use towerwatch_sources::{InputReport, SourceError};
 
-/// One rule matching one event: the JSONL contract of `towerwatch hunt --format jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Detection {
-    /// RFC 3339 UTC, or null when the event has no time.
-    pub timestamp: Option<String>,
-    pub rule_id: String,
-    pub rule_title: String,
-    pub level: Level,
-    pub tags: Vec<String>,
-    pub computer: Option<String>,
-    pub channel: Option<String>,
-    pub event_id: Option<u32>,
-    /// The evidence file (or `-`).
-    pub source: String,
-    /// EVTX EventRecordID (or the record id a JSON event carries).
-    pub record_id: Option<u64>,
-    /// Line (JSON Lines) or document number (JSON documents) in the source.
-    pub line: Option<u64>,
-    /// The matched event's fields.
-    pub event: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Detection {
-    /// `with_event`: copy the event's fields (needed only when detections are written).
-    pub fn new(rule: &Rule, event: &Event, with_event: bool) -> Detection {
-        let line = match event.origin.locator {
-            Locator::Line(l) => Some(l),
-            Locator::Record(_) => None,
-        };
-        Detection {
-            timestamp: event.timestamp.map(|t| t.to_string()),
-            rule_id: rule.id.clone(),
-            rule_title: rule.title.clone(),
-            level: rule.level,
-            tags: rule.tags.clone(),
-            computer: event.computer.as_deref().map(String::from),
-            channel: event.channel.as_deref().map(String::from),
-            event_id: event.event_id,
-            source: event.origin.source.to_string(),
-            record_id: event.record_id,
-            line,
-            event: if with_event {
-                event.fields_json()
-            } else {
-                serde_json::Map::new()
-            },
-        }
-    }
-}
+pub use towerwatch_event::Detection;
 
 /// Where detections go.
 pub enum DetectionWriter {
