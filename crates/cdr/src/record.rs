@@ -10,7 +10,7 @@ use towerwatch_sources::dbexport::{MSSQL_CHANNEL, ORACLE_CHANNEL};
 use towerwatch_sources::postgres::{split_csv, CHANNEL as PG_CHANNEL};
 
 /// One audited statement with the session context around it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DbEvent {
     pub time: Option<Timestamp>,
     pub user: String,
@@ -51,7 +51,7 @@ pub fn zone_offset(raw: &str) -> i32 {
 }
 
 /// The audited statement.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Audit {
     pub statement_id: u64,
     pub substatement_id: u64,

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use towerwatch_sources::{InputReport, ReadOptions, SourceError};
+use towerwatch_spill::{Sorter, SpillError};
 
 use crate::analytics::{parse_bound, Analytics, Authorised, Finding, Settings};
 use crate::record::{is_database, DbEvent};
@@ -44,22 +45,96 @@ pub struct SchemaInputs<'a> {
     pub numbers: Vec<String>,
 }
 
-/// Learns the schema from the statements of `events` (in any order) and runs the detectors
-/// over them in time order.
+/// Audited statements waiting for the analysis: up to [`STATEMENTS_IN_MEMORY`] in memory,
+/// the rest in temporary files, read back in time order (records of one time in input
+/// order, then file order) — memory does not grow with the logs.
+pub struct Statements {
+    rank: u32,
+    seq: u64,
+    sorted: Sorter<(Option<jiff::Timestamp>, u32, u64), DbEvent>,
+    error: Option<SpillError>,
+}
+
+/// Statements one [`Statements`] holds in memory.
+pub const STATEMENTS_IN_MEMORY: usize = 8192;
+
+impl Default for Statements {
+    fn default() -> Self {
+        Statements::for_input(0)
+    }
+}
+
+impl Statements {
+    /// The statements of the `rank`-th input (inputs are appended in this order).
+    pub fn for_input(rank: u32) -> Self {
+        Statements {
+            rank,
+            seq: 0,
+            sorted: Sorter::new(STATEMENTS_IN_MEMORY),
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, e: DbEvent) {
+        self.seq += 1;
+        if let Err(err) = self.sorted.push((e.time, self.rank, self.seq), e) {
+            self.error.get_or_insert(err);
+        }
+    }
+
+    pub fn append(&mut self, other: Statements) {
+        if let Err(err) = self.sorted.append(other.sorted) {
+            self.error.get_or_insert(err);
+        }
+        if let Some(err) = other.error {
+            self.error.get_or_insert(err);
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.sorted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// Every statement, in time order.
+    fn each(&mut self, mut f: impl FnMut(DbEvent)) -> Result<(), SpillError> {
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        for item in self.sorted.sorted()? {
+            f(item?.1);
+        }
+        Ok(())
+    }
+}
+
+impl FromIterator<DbEvent> for Statements {
+    fn from_iter<I: IntoIterator<Item = DbEvent>>(iter: I) -> Self {
+        let mut s = Statements::default();
+        for e in iter {
+            s.push(e);
+        }
+        s
+    }
+}
+
+/// Learns the schema from the statements and runs the detectors over them in time order
+/// (two reads). Fails only if the temporary files fail.
 pub fn analyse(
-    mut events: Vec<DbEvent>,
+    statements: &mut Statements,
     settings: Settings,
     inputs: &SchemaInputs<'_>,
-) -> (Vec<Finding>, Analytics) {
-    // Stable: records of one time keep their file order.
-    events.sort_by_key(|e| e.time);
+) -> Result<(Vec<Finding>, Analytics), SpillError> {
     let mut reader = Reader::default();
     let mut discovery = Discovery::default();
-    for e in &events {
+    statements.each(|e| {
         if let Ok(f) = reader.facts(&e.audit.statement) {
             discovery.observe(&f);
         }
-    }
+    })?;
     for n in &inputs.numbers {
         discovery.number(n);
     }
@@ -71,10 +146,8 @@ pub fn analyse(
     let schema = discovery.finish(&inputs.headers, inputs.given);
     let mut analytics = Analytics::new(settings, schema, reader);
     let mut findings = Vec::new();
-    for e in &events {
-        findings.extend(analytics.observe(e));
-    }
-    (findings, analytics)
+    statements.each(|e| findings.extend(analytics.observe(&e)))?;
+    Ok((findings, analytics))
 }
 
 /// Reads every log under `paths` and analyses them.
@@ -91,7 +164,7 @@ pub fn run(
             None => "no input files".into(),
         });
     }
-    let mut events = Vec::new();
+    let mut events = Statements::default();
     let mut rejected: Vec<SourceError> = problems;
     let mut reports = Vec::new();
     let mut not_database = Vec::new();
@@ -124,7 +197,8 @@ pub fn run(
         }
         reports.push(report);
     }
-    let (findings, analytics) = analyse(events, settings, inputs);
+    let (findings, analytics) = analyse(&mut events, settings, inputs)
+        .map_err(|e| format!("cannot hold the statements for the analysis: {e}"))?;
     Ok(Run {
         findings,
         inputs: reports,

@@ -48,7 +48,8 @@ proptest! {
             ok = 0;
             bad = 0;
         }
-        let _ = towerwatch_cdr::run::analyse(events, Settings::default(), &Default::default());
+        let mut statements: towerwatch_cdr::run::Statements = events.into_iter().collect();
+        let _ = towerwatch_cdr::run::analyse(&mut statements, Settings::default(), &Default::default());
     }
 
     #[test]

@@ -14,46 +14,46 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::links::{is_private, Key, Movement, Node};
 
-const SECOND: i64 = 1_000_000;
-const HOUR: i64 = 3_600 * SECOND;
-const DAY: i64 = 24 * HOUR;
-const MINUTE: i64 = 60 * SECOND;
+pub(crate) const SECOND: i64 = 1_000_000;
+pub(crate) const HOUR: i64 = 3_600 * SECOND;
+pub(crate) const DAY: i64 = 24 * HOUR;
+pub(crate) const MINUTE: i64 = 60 * SECOND;
 
 /// A session longer than this is a service's or a server's, not one person's.
-const SESSION_SPAN: i64 = 7 * DAY;
+pub(crate) const SESSION_SPAN: i64 = 7 * DAY;
 /// A file run in more logon sessions than this is installed software, not one actor's tool.
-const FILE_SESSIONS: usize = 3;
+pub(crate) const FILE_SESSIONS: usize = 3;
 /// Events naming the same own file link when this close.
-const FILE_GAP: i64 = 2 * DAY;
+pub(crate) const FILE_GAP: i64 = 2 * DAY;
 /// A file on more hosts than this is the estate's (an admin tool, a deployed service), not
 /// one actor's.
-const FILE_HOSTS: usize = 3;
+pub(crate) const FILE_HOSTS: usize = 3;
 /// Same outside address.
-const REMOTE_GAP: i64 = 4 * DAY;
+pub(crate) const REMOTE_GAP: i64 = 4 * DAY;
 /// An outside address more of our hosts than this talk to is a service, not a C2.
-const REMOTE_HOSTS: usize = 5;
+pub(crate) const REMOTE_HOSTS: usize = 5;
 /// A created account's later use.
-const ACCOUNT_GAP: i64 = 5 * DAY;
+pub(crate) const ACCOUNT_GAP: i64 = 5 * DAY;
 /// The two ends of one connection (a flow and the host's record of it).
-const CONNECTION_GAP: i64 = 10 * 60 * SECOND;
+pub(crate) const CONNECTION_GAP: i64 = 10 * 60 * SECOND;
 /// A client's address and port: the database's record of a session and the client's own
 /// record of connecting (ephemeral ports come back, so only this close).
-const ENDPOINT_GAP: i64 = 2 * 60 * SECOND;
+pub(crate) const ENDPOINT_GAP: i64 = 2 * 60 * SECOND;
 /// A client's address alone: its connection to a database port and the session it opened.
-const DB_CLIENT_GAP: i64 = 30 * SECOND;
+pub(crate) const DB_CLIENT_GAP: i64 = 30 * SECOND;
 /// Children of one web server this close belong to one operator: a server that serves pages
 /// rarely starts processes, and a web shell's operator comes back to it within days.
-const WEB_BURST_GAP: i64 = 3 * DAY;
+pub(crate) const WEB_BURST_GAP: i64 = 3 * DAY;
 /// An unflagged web-server child and the flagged command it sits beside.
-const WEB_QUIET_GAP: i64 = 15 * MINUTE;
+pub(crate) const WEB_QUIET_GAP: i64 = 15 * MINUTE;
 /// A departure and the arrival it caused.
-const MOVE_WINDOW: i64 = 10 * SECOND;
+pub(crate) const MOVE_WINDOW: i64 = 10 * SECOND;
 /// A file the kernel wrote for an SMB client, and the client's arrival or flow.
-const DROP_WINDOW: i64 = 60 * SECOND;
+pub(crate) const DROP_WINDOW: i64 = 60 * SECOND;
 /// Partners one arrival may take.
-const MOVE_PARTNERS: usize = 4;
+pub(crate) const MOVE_PARTNERS: usize = 4;
 /// The same process seen by Sysmon and by Security 4688.
-const SAME_PROCESS: i64 = 2 * SECOND;
+pub(crate) const SAME_PROCESS: i64 = 2 * SECOND;
 
 /// Union-find over node indices.
 pub struct Components {
@@ -61,10 +61,28 @@ pub struct Components {
 }
 
 impl Components {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         Components {
             parent: (0..n as u32).collect(),
         }
+    }
+
+    /// A new event, alone in its story.
+    pub(crate) fn push(&mut self) {
+        self.parent.push(self.parent.len() as u32);
+    }
+
+    /// Events given their roots (each root pointing at itself).
+    pub(crate) fn from_roots(parent: Vec<u32>) -> Self {
+        Components { parent }
+    }
+
+    pub fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_empty()
     }
 
     pub fn root(&mut self, mut i: usize) -> usize {
@@ -76,7 +94,7 @@ impl Components {
         i
     }
 
-    fn union(&mut self, a: usize, b: usize) {
+    pub(crate) fn union(&mut self, a: usize, b: usize) {
         let (ra, rb) = (self.root(a), self.root(b));
         if ra != rb {
             // The older index stays the root, so results do not depend on merge order.
@@ -87,12 +105,13 @@ impl Components {
 }
 
 /// A host-to-host step: the departure on `from`, the arrival on `to`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     pub from: std::sync::Arc<str>,
     pub to: std::sync::Arc<str>,
     pub time: i64,
-    pub how: &'static str,
+    #[serde(with = "crate::links::how")]
+    pub how: crate::links::How,
     pub arrival: usize,
     pub departure: usize,
 }
@@ -101,6 +120,9 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub components: Components,
     pub steps: Vec<Step>,
+    /// When `nodes` holds only the stories with detections: the events linked and the
+    /// stories found in all.
+    pub totals: Option<(usize, usize)>,
 }
 
 /// Links the nodes, which must be in time order. `assets` gives known (address, host) pairs;
@@ -125,12 +147,18 @@ pub fn build(
     }
     link_keys(&nodes, &mut uf);
     link_pids(&nodes, &mut uf);
-    link_web_bursts(&nodes, routine, &mut uf);
+    let children: Vec<WebChild> = nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| WebChild::of(i, n, &n.hits, routine))
+        .collect();
+    link_web_children(&children, &mut uf);
     let steps = link_movement(&nodes, &resolve, &mut uf);
     Graph {
         nodes,
         components: uf,
         steps,
+        totals: None,
     }
 }
 
@@ -141,13 +169,21 @@ fn host_map(nodes: &[Node], assets: &[(String, String)]) -> HashMap<Box<str>, Bo
             *votes.entry(ip).or_default().entry(&n.host).or_default() += 1;
         }
     }
+    resolve_votes(votes, assets)
+}
+
+/// Each address to the host seen using it most (ties to the first name), then the assets'.
+pub(crate) fn resolve_votes<S: AsRef<str>>(
+    votes: impl IntoIterator<Item = (S, BTreeMap<S, usize>)>,
+    assets: &[(String, String)],
+) -> HashMap<Box<str>, Box<str>> {
     let mut map: HashMap<Box<str>, Box<str>> = votes
         .into_iter()
         .filter_map(|(ip, hosts)| {
             let best = hosts
                 .into_iter()
-                .max_by_key(|(h, c)| (*c, std::cmp::Reverse(*h)))?;
-            Some((ip.into(), best.0.into()))
+                .max_by(|(a, ca), (b, cb)| ca.cmp(cb).then_with(|| b.as_ref().cmp(a.as_ref())))?;
+            Some((ip.as_ref().into(), best.0.as_ref().into()))
         })
         .collect();
     for (ip, host) in assets {
@@ -157,8 +193,57 @@ fn host_map(nodes: &[Node], assets: &[(String, String)]) -> HashMap<Box<str>, Bo
     map
 }
 
+/// Kinds of the keys that join events in groups.
+pub(crate) const PROCESS: u8 = 0;
+pub(crate) const SESSION: u8 = 1;
+pub(crate) const FILE: u8 = 2;
+pub(crate) const REMOTE: u8 = 3;
+pub(crate) const CONNECTION: u8 = 4;
+pub(crate) const ACCOUNT: u8 = 5;
+pub(crate) const ENDPOINT: u8 = 6;
+pub(crate) const DB_SESSION: u8 = 7;
+pub(crate) const DB_CLIENT: u8 = 8;
+
+/// The group a key puts its event in (kind, value), if any: accounts only when `created`.
+pub(crate) fn group_of(k: &Key, created: impl Fn(&str) -> bool) -> Option<(u8, u64)> {
+    Some(match k {
+        Key::Process(g) => (PROCESS, *g),
+        Key::Session(s) => (SESSION, *s),
+        Key::File(f) => (FILE, *f),
+        Key::Remote(r) => (REMOTE, crate::links::digest(&[r])),
+        Key::Connection(c) => (CONNECTION, *c),
+        Key::Account(a) | Key::AccountCreated(a) if created(a) => {
+            (ACCOUNT, crate::links::digest(&[a]))
+        }
+        Key::Endpoint(e) => (ENDPOINT, *e),
+        Key::DbSession(d) => (DB_SESSION, *d),
+        Key::DbClient(c) => (DB_CLIENT, *c),
+        _ => return None,
+    })
+}
+
+/// How far apart consecutive members of a group may be and still link, for the kinds that
+/// chain (the others join all members or none).
+pub(crate) fn chain_gap(kind: u8) -> Option<i64> {
+    match kind {
+        FILE => Some(FILE_GAP),
+        REMOTE => Some(REMOTE_GAP),
+        CONNECTION => Some(CONNECTION_GAP),
+        ACCOUNT => Some(ACCOUNT_GAP),
+        ENDPOINT => Some(ENDPOINT_GAP),
+        DB_CLIENT => Some(DB_CLIENT_GAP),
+        _ => None,
+    }
+}
+
+/// A host that counts toward an outside address's spread: ours (named, or a private address).
+pub(crate) fn counts_for_remote(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .map_or(true, |_| is_private(host))
+}
+
 /// Whether a key belongs to its host (a pid, a session, a path) or is estate-wide.
-fn scoped(k: &Key) -> bool {
+pub(crate) fn scoped(k: &Key) -> bool {
     !matches!(
         k,
         Key::Remote(_)
@@ -205,38 +290,24 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
     let mut groups: FxHashMap<(&str, u8, u64), Vec<usize>> = FxHashMap::default();
     for (i, n) in nodes.iter().enumerate() {
         for k in &n.keys {
-            let scope = if scoped(k) { &*n.host } else { "" };
-            let (kind, value): (u8, u64) = match k {
-                Key::Process(g) => (0, *g),
-                Key::Session(s) => (1, *s),
-                Key::File(f) => (2, *f),
-                Key::Remote(r) => (3, crate::links::digest(&[r])),
-                Key::Connection(c) => (4, *c),
-                Key::Account(a) | Key::AccountCreated(a) if created.contains(&**a) => {
-                    (5, crate::links::digest(&[a]))
-                }
-                Key::Endpoint(e) => (6, *e),
-                Key::DbSession(d) => (7, *d),
-                Key::DbClient(c) => (8, *c),
-                _ => continue,
+            let Some((kind, value)) = group_of(k, |a| created.contains(a)) else {
+                continue;
             };
+            let scope = if scoped(k) { &*n.host } else { "" };
             groups.entry((scope, kind, value)).or_default().push(i);
         }
     }
     // Components do not depend on the order of unions (the lower index stays the root).
     for ((scope, kind, value), members) in groups {
-        match kind {
-            0 => union_all(&members, uf),
-            1 => {
-                let span = nodes[*members.last().unwrap_or(&0)].time
-                    - nodes[*members.first().unwrap_or(&0)].time;
+        let span = || {
+            nodes[*members.last().unwrap_or(&0)].time - nodes[*members.first().unwrap_or(&0)].time
+        };
+        let links = match kind {
+            SESSION => {
                 let web_pool = members.iter().any(|&i| nodes[i].web_child);
-                if span <= SESSION_SPAN && !web_pool && !service_sessions.contains(&(scope, value))
-                {
-                    union_all(&members, uf);
-                }
+                span() <= SESSION_SPAN && !web_pool && !service_sessions.contains(&(scope, value))
             }
-            2 => {
+            FILE => {
                 let sessions: FxHashSet<u64> = members
                     .iter()
                     .flat_map(|&i| nodes[i].keys.iter())
@@ -246,35 +317,26 @@ fn link_keys(nodes: &[Node], uf: &mut Components) {
                     })
                     .collect();
                 let spread = file_hosts.get(&value).map_or(0, |h| h.len());
-                if sessions.len() <= FILE_SESSIONS && spread <= FILE_HOSTS {
-                    chain(nodes, &members, FILE_GAP, uf);
-                }
+                sessions.len() <= FILE_SESSIONS && spread <= FILE_HOSTS
             }
-            3 => {
+            REMOTE => {
                 let hosts: HashSet<&str> = members
                     .iter()
                     .map(|&i| &*nodes[i].host)
-                    .filter(|h| {
-                        h.parse::<std::net::IpAddr>()
-                            .map_or(true, |_| is_private(h))
-                    })
+                    .filter(|h| counts_for_remote(h))
                     .collect();
-                if hosts.len() <= REMOTE_HOSTS {
-                    chain(nodes, &members, REMOTE_GAP, uf);
-                }
+                hosts.len() <= REMOTE_HOSTS
             }
-            4 => chain(nodes, &members, CONNECTION_GAP, uf),
-            6 => chain(nodes, &members, ENDPOINT_GAP, uf),
-            7 => {
-                // A session open for more than a week is a pool's, not one person's.
-                let span = nodes[*members.last().unwrap_or(&0)].time
-                    - nodes[*members.first().unwrap_or(&0)].time;
-                if span <= SESSION_SPAN {
-                    union_all(&members, uf);
-                }
-            }
-            8 => chain(nodes, &members, DB_CLIENT_GAP, uf),
-            _ => chain(nodes, &members, ACCOUNT_GAP, uf),
+            // A session open for more than a week is a pool's, not one person's.
+            DB_SESSION => span() <= SESSION_SPAN,
+            _ => true,
+        };
+        if !links {
+            continue;
+        }
+        match chain_gap(kind) {
+            Some(gap) => chain(nodes, &members, gap, uf),
+            None => union_all(&members, uf),
         }
     }
 }
@@ -327,42 +389,70 @@ fn link_pids(nodes: &[Node], uf: &mut Components) {
     }
 }
 
+/// A web-server child process, as the web-burst rule sees it.
+pub(crate) struct WebChild {
+    pub index: usize,
+    pub time: i64,
+    pub host: std::sync::Arc<str>,
+    pub parent_image: Box<str>,
+    /// It holds a detection the estate's routine does not explain.
+    pub flagged: bool,
+}
+
+impl WebChild {
+    /// `n` (at `index`, with `hits`) if it is a web server's child.
+    pub(crate) fn of(
+        index: usize,
+        n: &Node,
+        hits: &[u32],
+        routine: Option<&crate::routine::Routine>,
+    ) -> Option<WebChild> {
+        let p = n.process.as_ref().filter(|_| n.web_child)?;
+        Some(WebChild {
+            index,
+            time: n.time,
+            host: n.host.clone(),
+            parent_image: p.parent_image().into(),
+            flagged: hits
+                .iter()
+                .any(|&h| routine.is_none_or(|r| r.verdict_of(h, n.actor, n.time).is_none())),
+        })
+    }
+}
+
 /// A web shell's commands are children of a server process that also serves everyone else,
 /// so they do not link through it. Its flagged commands are one operator's session across a
 /// wave's days; an unflagged child, or one the estate's routine explains (a nightly clean-up
 /// job), joins the flagged command nearest in time if close, and bridges nothing: chained,
-/// every day's job would join one wave to the next.
-fn link_web_bursts(nodes: &[Node], routine: Option<&crate::routine::Routine>, uf: &mut Components) {
-    let flagged = |n: &Node| {
-        n.hits
-            .iter()
-            .any(|&h| routine.is_none_or(|r| r.verdict_of(h, n.actor, n.time).is_none()))
-    };
+/// every day's job would join one wave to the next. `children` are in index order.
+pub(crate) fn link_web_children(children: &[WebChild], uf: &mut Components) {
     // Per (host, server image): the flagged children, and the unflagged ones.
     type Server<'a> = (&'a str, &'a str);
-    let mut bursts: BTreeMap<Server, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-    for (i, n) in nodes.iter().enumerate() {
-        if let (true, Some(p)) = (n.web_child, &n.process) {
-            let e = bursts.entry((&n.host, p.parent_image())).or_default();
-            if flagged(n) {
-                e.0.push(i);
-            } else {
-                e.1.push(i);
-            }
+    let mut bursts: BTreeMap<Server, (Vec<&WebChild>, Vec<&WebChild>)> = BTreeMap::new();
+    for c in children {
+        let e = bursts.entry((&c.host, &c.parent_image)).or_default();
+        if c.flagged {
+            e.0.push(c);
+        } else {
+            e.1.push(c);
         }
     }
     for (flagged, quiet) in bursts.values() {
-        chain(nodes, flagged, WEB_BURST_GAP, uf);
-        for &q in quiet {
-            let t = nodes[q].time;
-            let at = flagged.partition_point(|&i| nodes[i].time < t);
+        for w in flagged.windows(2) {
+            if w[1].time - w[0].time <= WEB_BURST_GAP {
+                uf.union(w[0].index, w[1].index);
+            }
+        }
+        for q in quiet {
+            let t = q.time;
+            let at = flagged.partition_point(|c| c.time < t);
             let nearest = [at.checked_sub(1), Some(at)]
                 .into_iter()
                 .flatten()
                 .filter_map(|k| flagged.get(k))
-                .min_by_key(|&&i| (nodes[i].time - t).abs());
-            if let Some(&f) = nearest.filter(|&&f| (nodes[f].time - t).abs() <= WEB_QUIET_GAP) {
-                uf.union(f, q);
+                .min_by_key(|c| (c.time - t).abs());
+            if let Some(f) = nearest.filter(|c| (c.time - t).abs() <= WEB_QUIET_GAP) {
+                uf.union(f.index, q.index);
             }
         }
     }

@@ -31,7 +31,7 @@
 //! c.observe(&sysmon(1, "2019-03-05T10:00:00Z", "{a}", "{root}", "C:\\Windows\\System32\\whoami.exe"), &[0]);
 //! c.observe(&sysmon(2, "2019-03-05T10:00:05Z", "{b}", "{root}", "C:\\Windows\\System32\\net.exe"), &[]);
 //! c.observe(&sysmon(3, "2019-03-05T10:00:09Z", "{z}", "{other}", "C:\\Windows\\System32\\net.exe"), &[]);
-//! let analysis = c.finish(&[], &[], &rules, &[], &Options { min_score: 0, ..Options::default() });
+//! let analysis = c.finish(&[], &[], &rules, &[], &Options { min_score: 0, ..Options::default() }).unwrap();
 //! assert_eq!(analysis.operations.len(), 1);
 //! // The two children of one shell are one story; the unrelated process is not in it.
 //! assert_eq!(analysis.operations[0].events.len(), 2);
@@ -40,12 +40,15 @@
 
 pub mod attack;
 pub mod graph;
+pub mod linker;
 pub mod links;
 pub mod operations;
 pub mod routine;
 mod webshell;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use towerwatch_event::{Event, Locator};
 
@@ -53,63 +56,100 @@ pub use attack::{Attack, Candidate};
 pub use operations::{Analysis, Asset, Operation, Options, RuleInfo, Wave};
 pub use webshell::{Child, Finding, Place, Request, WebShellJoin};
 
-/// Events kept as context beyond this are dropped (and counted); events with detections are
-/// always kept. About 0.5 KiB each.
-pub const DEFAULT_CAPACITY: usize = 4_000_000;
+/// Nodes one correlator holds in memory before the rest wait on disk (about 0.5 KiB each).
+pub const NODES_IN_MEMORY: usize = 16_384;
+
+pub use towerwatch_spill::SpillError;
 
 /// The correlation state one worker builds; [`merge`](Self::merge) combines workers.
+///
+/// Every event is kept, on disk past [`NODES_IN_MEMORY`]; linking holds four bytes per
+/// event and what grows with the estate, and only the stories with detections are built
+/// (see [`linker`]). [`reference`](Self::reference) links everything in memory instead, the
+/// plain way the bounded one is checked against.
 pub struct Correlator {
-    nodes: Vec<links::Node>,
+    /// The input's place in input order (ties in time go to the earlier input).
+    rank: u32,
+    seq: u64,
+    nodes: towerwatch_spill::Sorter<linker::NodeKey, links::Node>,
     hosts: links::Hosts,
-    capacity: usize,
-    /// Context events not kept because the capacity was reached.
-    pub dropped: u64,
+    votes: FxHashMap<Box<str>, BTreeMap<Box<str>, usize>>,
+    created: FxHashSet<Box<str>>,
+    in_memory: bool,
+    error: Option<SpillError>,
 }
 
 impl Default for Correlator {
     fn default() -> Self {
-        Correlator::with_capacity(DEFAULT_CAPACITY)
+        Correlator::for_input(0)
     }
 }
 
 impl Correlator {
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// The correlator of the `rank`-th input (inputs are merged in this order).
+    pub fn for_input(rank: u32) -> Self {
         Correlator {
-            nodes: Vec::new(),
+            rank,
+            seq: 0,
+            nodes: towerwatch_spill::Sorter::new(NODES_IN_MEMORY),
             hosts: links::Hosts::default(),
-            capacity,
-            dropped: 0,
+            votes: FxHashMap::default(),
+            created: FxHashSet::default(),
+            in_memory: false,
+            error: None,
         }
+    }
+
+    /// Links in memory with the plain linker of [`graph`] (for checking; memory grows with
+    /// the events).
+    pub fn reference(mut self) -> Self {
+        self.in_memory = true;
+        self
     }
 
     /// Takes one event and the indices (into the rule catalog) of the rules it matched.
     pub fn observe(&mut self, e: &Event, hits: &[u32]) {
-        if self.nodes.len() >= self.capacity && hits.is_empty() {
-            self.dropped += 1;
+        let Some(n) = links::node_of(e, hits, &mut self.hosts) else {
             return;
+        };
+        if let Some(ip) = &n.host_ip {
+            *self
+                .votes
+                .entry(ip.clone())
+                .or_default()
+                .entry(n.host.as_ref().into())
+                .or_default() += 1;
         }
-        if let Some(n) = links::node_of(e, hits, &mut self.hosts) {
-            self.nodes.push(n);
+        for k in &n.keys {
+            if let links::Key::AccountCreated(a) = k {
+                self.created.insert(a.clone());
+            }
+        }
+        self.seq += 1;
+        let key = (n.time, self.rank, self.seq);
+        if let Err(e) = self.nodes.push(key, n) {
+            self.error.get_or_insert(e);
         }
     }
 
     pub fn merge(&mut self, other: Correlator) {
-        self.dropped += other.dropped;
-        let mut room = self.capacity.saturating_sub(self.nodes.len());
-        for n in other.nodes {
-            if !n.hits.is_empty() {
-                self.nodes.push(n);
-            } else if room > 0 {
-                room -= 1;
-                self.nodes.push(n);
-            } else {
-                self.dropped += 1;
+        if let Err(e) = self.nodes.append(other.nodes) {
+            self.error.get_or_insert(e);
+        }
+        if let Some(e) = other.error {
+            self.error.get_or_insert(e);
+        }
+        for (ip, hosts) in other.votes {
+            let mine = self.votes.entry(ip).or_default();
+            for (h, c) in hosts {
+                *mine.entry(h).or_default() += c;
             }
         }
+        self.created.extend(other.created);
     }
 
     /// Events kept so far.
-    pub fn len(&self) -> usize {
+    pub fn len(&self) -> u64 {
         self.nodes.len()
     }
 
@@ -117,9 +157,14 @@ impl Correlator {
         self.nodes.is_empty()
     }
 
+    /// Events that wait on disk.
+    pub fn spilled(&self) -> u64 {
+        self.nodes.spilled()
+    }
+
     /// Links everything and builds the operations. `extra` attaches detections found after
     /// the fact (by place); `joined` pairs places that are one story (the web-shell join's
-    /// request and process).
+    /// request and process). Fails only if the temporary files fail.
     pub fn finish(
         self,
         extra: &[(Place, u32)],
@@ -127,84 +172,100 @@ impl Correlator {
         rules: &[RuleInfo],
         assets: &[Asset],
         opts: &Options,
-    ) -> Analysis {
+    ) -> Result<Analysis, SpillError> {
         self.finish_with(extra, joined, rules, assets, opts, None)
     }
 
     /// As [`finish`](Self::finish), with the estate's routine: routine detections seed and
     /// score nothing unless their story stands without them (see [`routine`]).
     pub fn finish_with(
-        self,
+        mut self,
         extra: &[(Place, u32)],
         joined: &[(Place, Place)],
         rules: &[RuleInfo],
         assets: &[Asset],
         opts: &Options,
         routine: Option<&routine::Routine>,
-    ) -> Analysis {
-        let nodes = self.nodes;
-        // Workers are merged in input order and each input's events come in file order, so a
-        // stable sort by time alone gives the same order on every run.
-        // (Sorting indices and moving each node once beats moving nodes in the sort.)
-        let mut order: Vec<u32> = (0..nodes.len() as u32).collect();
-        order.sort_by_key(|&i| nodes[i as usize].time);
-        let mut slots: Vec<Option<links::Node>> = nodes.into_iter().map(Some).collect();
-        let mut nodes: Vec<links::Node> = order
-            .iter()
-            .filter_map(|&i| slots[i as usize].take())
-            .collect();
-        // Only the few places named after the fact are looked up.
-        let place_key = |p: &Place| -> Option<(String, Locator)> {
-            let loc = match (p.line, p.record_id) {
-                (Some(l), _) => Locator::Line(l),
-                (None, Some(r)) => Locator::Record(r),
-                (None, None) => return None,
-            };
-            Some((p.source.clone(), loc))
-        };
-        let mut wanted: HashMap<(String, Locator), Option<usize>> = extra
-            .iter()
-            .map(|(p, _)| p)
-            .chain(joined.iter().flat_map(|(a, b)| [a, b]))
-            .filter_map(place_key)
-            .map(|k| (k, None))
-            .collect();
-        if !wanted.is_empty() {
-            let sources: std::collections::HashSet<&str> =
-                wanted.keys().map(|(s, _)| s.as_str()).collect();
-            let mut found = Vec::new();
-            for (i, n) in nodes.iter().enumerate() {
-                if sources.contains(&*n.source) {
-                    found.push(((n.source.to_string(), n.locator), i));
-                }
-            }
-            for (k, i) in found {
-                if let Some(slot) = wanted.get_mut(&k) {
-                    *slot = Some(i);
-                }
-            }
+    ) -> Result<Analysis, SpillError> {
+        if let Some(e) = self.error {
+            return Err(e);
         }
-        let find = |p: &Place| -> Option<usize> { wanted.get(&place_key(p)?).copied().flatten() };
-        for (p, rule) in extra {
-            if let Some(i) = find(p) {
-                if !nodes[i].hits.contains(rule) {
-                    nodes[i].hits.push(*rule);
-                }
-            }
-        }
-        let pairs: Vec<(usize, usize)> = joined
-            .iter()
-            .filter_map(|(a, b)| Some((find(a)?, find(b)?)))
-            .collect();
         let asset_ips: Vec<(String, String)> = assets
             .iter()
             .map(|a| (a.ip.clone(), a.host.clone()))
             .collect();
-        let mut graph = graph::build(nodes, &asset_ips, &pairs, routine);
+        let mut graph = if self.in_memory {
+            let nodes = self
+                .nodes
+                .sorted()?
+                .map(|r| r.map(|(_, n)| n))
+                .collect::<Result<Vec<_>, _>>()?;
+            in_memory_graph(nodes, extra, joined, &asset_ips, routine)
+        } else {
+            let known = linker::Known {
+                votes: &self.votes,
+                created: &self.created,
+            };
+            linker::link(&mut self.nodes, known, extra, joined, &asset_ips, routine)?
+        };
         let analysis = operations::analyse(&mut graph, rules, assets, opts, routine);
         // Freeing every event's small allocations takes tens of milliseconds on a large
         // hunt; nothing waits for it.
         std::thread::spawn(move || drop(graph));
-        analysis
+        Ok(analysis)
     }
+}
+
+/// The plain linker: every node in memory, in time order.
+fn in_memory_graph(
+    mut nodes: Vec<links::Node>,
+    extra: &[(Place, u32)],
+    joined: &[(Place, Place)],
+    asset_ips: &[(String, String)],
+    routine: Option<&routine::Routine>,
+) -> graph::Graph {
+    // Only the few places named after the fact are looked up.
+    let place_key = |p: &Place| -> Option<(String, Locator)> {
+        let loc = match (p.line, p.record_id) {
+            (Some(l), _) => Locator::Line(l),
+            (None, Some(r)) => Locator::Record(r),
+            (None, None) => return None,
+        };
+        Some((p.source.clone(), loc))
+    };
+    let mut wanted: HashMap<(String, Locator), Option<usize>> = extra
+        .iter()
+        .map(|(p, _)| p)
+        .chain(joined.iter().flat_map(|(a, b)| [a, b]))
+        .filter_map(place_key)
+        .map(|k| (k, None))
+        .collect();
+    if !wanted.is_empty() {
+        let sources: std::collections::HashSet<&str> =
+            wanted.keys().map(|(s, _)| s.as_str()).collect();
+        let mut found = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if sources.contains(&*n.source) {
+                found.push(((n.source.to_string(), n.locator), i));
+            }
+        }
+        for (k, i) in found {
+            if let Some(slot) = wanted.get_mut(&k) {
+                *slot = Some(i);
+            }
+        }
+    }
+    let find = |p: &Place| -> Option<usize> { wanted.get(&place_key(p)?).copied().flatten() };
+    for (p, rule) in extra {
+        if let Some(i) = find(p) {
+            if !nodes[i].hits.contains(rule) {
+                nodes[i].hits.push(*rule);
+            }
+        }
+    }
+    let pairs: Vec<(usize, usize)> = joined
+        .iter()
+        .filter_map(|(a, b)| Some((find(a)?, find(b)?)))
+        .collect();
+    graph::build(nodes, asset_ips, &pairs, routine)
 }

@@ -6,13 +6,14 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use towerwatch_event::{Event, Locator};
 
 const SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 
 /// How one event ties to others. Values only compared for equality are kept as 64-bit
 /// digests of their text (no allocation per event); names that reports show stay text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Key {
     /// The acting process, by Sysmon `ProcessGuid`.
     Process(u64),
@@ -80,21 +81,52 @@ fn digest_folded(s: &str) -> u64 {
 }
 
 /// Movement between hosts, matched by time in [`crate::graph`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Movement {
     /// The event leaves its host for `to` (an address or a host name).
     Departure { to: Box<str> },
     /// The event arrives on its host from `from`; `how` says by what means.
     Arrival {
         from: Option<Box<str>>,
-        how: &'static str,
+        #[serde(with = "how")]
+        how: How,
     },
     /// A network flow: both a departure from `from` and an arrival on `to`.
     Flow { from: Box<str>, to: Box<str> },
 }
 
+/// The ways of arriving on a host ([`Movement::Arrival`]'s `how`, and a flow's).
+pub const HOWS: &[&str] = &[
+    "network logon",
+    "RDP logon",
+    "admin share",
+    "file written over SMB",
+    "connection",
+];
+
+/// How an arrival came (one of [`HOWS`]); an alias, so serde does not borrow it.
+pub type How = &'static str;
+
+/// `how` written as its place in [`HOWS`] (spilled nodes read back as the same static words).
+pub mod how {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(how: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        let i = super::HOWS
+            .iter()
+            .position(|h| h == how)
+            .unwrap_or(usize::MAX);
+        s.serialize_u64(i as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let i = u64::deserialize(d)? as usize;
+        Ok(super::HOWS.get(i).copied().unwrap_or("arrival"))
+    }
+}
+
 /// One event, as the graph keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Node {
     /// Microseconds since the epoch.
     pub time: i64,
@@ -133,7 +165,7 @@ impl Node {
 
 /// A process creation's words, in one allocation: image, command line, parent image, user,
 /// and the ids (guid for Sysmon, pid for Security) of the process and its parent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessInfo {
     text: Box<str>,
     ends: [u32; 6],

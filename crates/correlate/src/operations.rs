@@ -350,7 +350,12 @@ pub fn analyse(
         .collect();
     let n = graph.nodes.len();
     let roots: Vec<usize> = (0..n).map(|i| graph.components.root(i)).collect();
-    let stories = roots.iter().enumerate().filter(|(i, r)| *i == **r).count();
+    let (events_linked, stories) = graph.totals.unwrap_or_else(|| {
+        (
+            n,
+            roots.iter().enumerate().filter(|(i, r)| *i == **r).count(),
+        )
+    });
     // Only stories with a seeding detection are looked at further (routine ones kept aside
     // count for the story they belong to, once it stands).
     let seeds: std::collections::BTreeSet<usize> = (0..n)
@@ -393,7 +398,7 @@ pub fn analyse(
         })
         .collect();
     let mut stats = Stats {
-        events_linked: n,
+        events_linked,
         stories,
         ..Stats::default()
     };

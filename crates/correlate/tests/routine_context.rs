@@ -91,7 +91,9 @@ fn a_detection_linked_to_an_admins_daily_tool_is_its_context() {
             c.observe(&alone, &[1]);
         }
     }
-    let a = c.finish_with(&[], &[], &rules, &[], &Options::default(), Some(&routine));
+    let a = c
+        .finish_with(&[], &[], &rules, &[], &Options::default(), Some(&routine))
+        .unwrap();
     assert!(a.operations.is_empty());
     let sources: Vec<&str> = a
         .context

@@ -92,7 +92,9 @@ pub struct Origin {
 }
 
 /// The position of a record inside its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Locator {
     /// EVTX `EventRecordID`.
     Record(u64),

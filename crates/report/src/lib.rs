@@ -10,8 +10,8 @@
 //!
 //! ```
 //! use towerwatch_correlate::{Correlator, Options};
-//! let analysis = Correlator::default().finish(&[], &[], &[], &[], &Options::default());
-//! let text = towerwatch_report::terminal(&analysis, 0, 0.0);
+//! let analysis = Correlator::default().finish(&[], &[], &[], &[], &Options::default()).unwrap();
+//! let text = towerwatch_report::terminal(&analysis, 0.0);
 //! assert!(text.starts_with("Operations: none"));
 //! let dir = tempfile::tempdir().unwrap();
 //! let meta = towerwatch_report::Meta { title: "test".into(), ..Default::default() };
@@ -123,17 +123,12 @@ fn duration(start: &str, end: &str) -> String {
 }
 
 /// The terminal summary: operations first, then waves and the suspected actor.
-pub fn terminal(a: &Analysis, context_dropped: u64, seconds: f64) -> String {
-    terminal_with(a, None, context_dropped, seconds)
+pub fn terminal(a: &Analysis, seconds: f64) -> String {
+    terminal_with(a, None, seconds)
 }
 
 /// As [`terminal`], with what each operation exposed.
-pub fn terminal_with(
-    a: &Analysis,
-    exposure: Option<&ReportExposure>,
-    context_dropped: u64,
-    seconds: f64,
-) -> String {
+pub fn terminal_with(a: &Analysis, exposure: Option<&ReportExposure>, seconds: f64) -> String {
     let mut s = String::new();
     if a.operations.is_empty() {
         let _ = writeln!(
@@ -150,12 +145,6 @@ pub fn terminal_with(
             a.stats.leads,
             a.stats.events_linked,
             a.stats.stories
-        );
-    }
-    if context_dropped > 0 {
-        let _ = writeln!(
-            s,
-            "  note: {context_dropped} context events were not kept for linking (capacity reached); every detection was"
         );
     }
     for op in &a.operations {

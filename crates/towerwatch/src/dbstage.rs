@@ -9,38 +9,34 @@ use towerwatch_cdr::analytics::{Finding, Rule, Settings};
 use towerwatch_cdr::exposure::{self, Exposure, Tier};
 use towerwatch_cdr::pseudo::Pseudonymizer;
 use towerwatch_cdr::record::DbEvent;
+use towerwatch_cdr::run::Statements;
 use towerwatch_correlate::{Analysis, Place, RuleInfo};
 use towerwatch_event::Event;
 
 use crate::cdr::CdrContext;
 use crate::output::Detection;
 
-/// Audited statements held for the analysis (one statement text each; beyond this they are
-/// dropped and counted).
-pub const HELD: usize = 5_000_000;
-
-/// One worker's share.
+/// One input's audited statements (in memory, then on disk: nothing is dropped).
 #[derive(Default)]
 pub struct Collected {
-    pub events: Vec<DbEvent>,
-    pub dropped: u64,
+    pub statements: Statements,
 }
 
 impl Collected {
+    pub fn for_input(rank: u32) -> Self {
+        Collected {
+            statements: Statements::for_input(rank),
+        }
+    }
+
     pub fn observe(&mut self, e: &Event) {
         if let Some(d) = DbEvent::from_event(e) {
-            if self.events.len() < HELD {
-                self.events.push(d);
-            } else {
-                self.dropped += 1;
-            }
+            self.statements.push(d);
         }
     }
 
     pub fn merge(&mut self, other: Collected) {
-        let room = HELD.saturating_sub(self.events.len());
-        self.dropped += other.dropped + other.events.len().saturating_sub(room) as u64;
-        self.events.extend(other.events.into_iter().take(room));
+        self.statements.append(other.statements);
     }
 }
 
@@ -61,28 +57,32 @@ pub fn catalog() -> Vec<RuleInfo> {
 pub struct DbResult {
     pub findings: Vec<Finding>,
     pub analytics: Option<towerwatch_cdr::analytics::Analytics>,
-    pub statements: usize,
-    pub dropped: u64,
+    pub statements: u64,
 }
 
-pub fn analyse(collected: Collected, settings: Settings, context: &CdrContext) -> DbResult {
-    let statements = collected.events.len();
+pub fn analyse(
+    mut collected: Collected,
+    settings: Settings,
+    context: &CdrContext,
+) -> Result<DbResult, towerwatch_spill::SpillError> {
+    let statements = collected.statements.len();
     if statements == 0 {
-        return DbResult {
+        return Ok(DbResult {
             findings: Vec::new(),
             analytics: None,
             statements,
-            dropped: collected.dropped,
-        };
+        });
     }
-    let (findings, analytics) =
-        towerwatch_cdr::run::analyse(collected.events, settings, &context.schema_inputs());
-    DbResult {
+    let (findings, analytics) = towerwatch_cdr::run::analyse(
+        &mut collected.statements,
+        settings,
+        &context.schema_inputs(),
+    )?;
+    Ok(DbResult {
         findings,
         analytics: Some(analytics),
         statements,
-        dropped: collected.dropped,
-    }
+    })
 }
 
 /// A finding as a detection (identifiers pseudonymised).

@@ -61,7 +61,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             pipeline::run(
                 &inputs,
                 &opts,
-                |_| (),
+                |_, _| (),
                 |_, _event| {},
                 |done| {
                     summary.keep_errors(done.errors);

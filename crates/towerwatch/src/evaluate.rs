@@ -228,7 +228,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
             status: vec!["stable".into(), "test".into(), "experimental".into()],
             placeholders: None,
         },
-        format: HuntFormat::Jsonl,
+        format: Some(HuntFormat::Jsonl),
         output: Some(detections.clone()),
         coverage: false,
         report: Some(dir.join("report")),
@@ -246,6 +246,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
             threads: None,
         },
         reference: false,
+        in_memory_linker: false,
         no_operations: false,
     })?;
     let hunt_seconds = clock.elapsed().as_secs_f64();

@@ -137,7 +137,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         complainln!("towerwatch: {what}");
     }
 
-    let mut writer = match (args.format, &args.output) {
+    let format = output_format(args.format, args.output.as_deref());
+    let mut writer = match (format, &args.output) {
         (HuntFormat::Table, _) => DetectionWriter::None,
         (fmt, out) => {
             // A file is written under a `.partial` name and renamed when whole: a run that
@@ -164,6 +165,9 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut seen = Seen::default();
     let mut join = WebShellJoin::default();
     let mut correlator = Correlator::default();
+    if args.reference || args.in_memory_linker {
+        correlator = correlator.reference();
+    }
     let mut correlation_hits: Vec<Pending> = Vec::new();
     let mut db = dbstage::Collected::default();
     let mut routine = Routine::default();
@@ -182,16 +186,16 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let mut manifest_inputs = Vec::new();
     let mut strict_failure = None;
     let reference = args.reference;
-    let with_event = args.format != HuntFormat::Table;
+    let with_event = format != HuntFormat::Table;
     let correlate = !args.no_operations;
     pipeline::run(
         &inputs,
         &opts,
-        |_| Local {
+        |index, _| Local {
             scratch: engine.scratch(),
-            db: dbstage::Collected::default(),
+            db: dbstage::Collected::for_input(index as u32),
             join: WebShellJoin::default(),
-            correlator: Correlator::default(),
+            correlator: Correlator::for_input(index as u32),
             detections: Held::new(HELD_IN_MEMORY),
             correlation_hits: Vec::new(),
             untimed: 0,
@@ -294,7 +298,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     summary.correlation_untimed = untimed;
     summary.correlation_dropped = correlation_dropped;
     // The CDR store's audit trail, analysed in time order now that all of it is read.
-    let db_result = dbstage::analyse(db, db_settings, &cdr_context);
+    let db_result = dbstage::analyse(db, db_settings, &cdr_context)
+        .context("cannot hold the database statements for the analysis")?;
     let correlation_clock = Instant::now();
     let mut catalog = rule_catalog(engine.rules());
     let join_rule = catalog.len() as u32;
@@ -327,15 +332,16 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         extra.push((f.request.place.clone(), join_rule));
         joined.push((f.request.place.clone(), f.child.place.clone()));
     }
-    let context_dropped = correlator.dropped;
-    let analysis = correlator.finish_with(
-        &extra,
-        &joined,
-        &catalog,
-        &assets,
-        &towerwatch_correlate::Options::default(),
-        Some(&routine),
-    );
+    let analysis = correlator
+        .finish_with(
+            &extra,
+            &joined,
+            &catalog,
+            &assets,
+            &towerwatch_correlate::Options::default(),
+            Some(&routine),
+        )
+        .context("cannot link the events into stories")?;
     // Detections, in input order: routine ones below medium with the reason, unless their
     // operation stands without them; then the joins, correlations and database findings.
     // A detection by its place (source, record id, line) and rule.
@@ -434,7 +440,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     let events = summary.events();
 
     let interrupted = crate::interrupt::interrupted();
-    if let (Some(out), false) = (&args.output, args.format == HuntFormat::Table) {
+    if let (Some(out), false) = (&args.output, format == HuntFormat::Table) {
         std::fs::rename(partial(out), out)
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
@@ -469,7 +475,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {path}"))?;
     }
 
-    if !args.run.quiet {
+    // Quiet keeps the terminal still; a table asked for in a file is still written.
+    if !args.run.quiet || (format == HuntFormat::Table && args.output.is_some()) {
         let header = format!(
             "towerwatch hunt: {} inputs, {} events ({} rejected), {} rules ({} refused, {} filtered), {:.2} s, {:.0} events/s",
             summary.inputs.len(),
@@ -486,20 +493,14 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         text.push_str(&towerwatch_report::terminal_with(
             &analysis,
             exposure.as_ref(),
-            context_dropped,
             correlation_s,
         ));
         if db_result.statements > 0 {
             if let Some(an) = &db_result.analytics {
                 text.push_str(&format!(
-                    "Database audit: {} statements analysed ({} unparsable){}; schema used:\n{}\n",
+                    "Database audit: {} statements analysed ({} unparsable); schema used:\n{}\n",
                     an.statements,
                     an.unanalysed_count,
-                    if db_result.dropped > 0 {
-                        format!(", {} not held (capacity)", db_result.dropped)
-                    } else {
-                        String::new()
-                    },
                     an.schema().describe().trim_end()
                 ));
             }
@@ -508,7 +509,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         if args.coverage {
             text.push_str(&coverage(engine.rules(), &seen, &refused));
         }
-        if args.format == HuntFormat::Table {
+        if format == HuntFormat::Table {
             match &args.output {
                 Some(p) => std::fs::write(p, towerwatch_report::terminal_safe(&text).as_bytes())
                     .with_context(|| format!("cannot write {}", p.display()))?,
@@ -696,6 +697,19 @@ fn coverage(rules: &[Rule], seen: &Seen, refused: &[RuleError]) -> String {
 }
 
 /// Where an output file is written until it is whole.
+/// The format asked for, else the output file's by its extension, else a table.
+fn output_format(asked: Option<HuntFormat>, output: Option<&std::path::Path>) -> HuntFormat {
+    let by_extension = output
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    asked.unwrap_or(match by_extension.as_deref() {
+        Some("jsonl" | "json" | "ndjson") => HuntFormat::Jsonl,
+        Some("csv") => HuntFormat::Csv,
+        _ => HuntFormat::Table,
+    })
+}
+
 fn partial(p: &std::path::Path) -> std::path::PathBuf {
     let mut name = p.as_os_str().to_owned();
     name.push(".partial");

@@ -265,9 +265,10 @@ pub struct HuntArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub rules: RuleArgs,
-    /// How detections are written.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: HuntFormat,
+    /// How detections are written [default: by the extension of --output (.jsonl, .json,
+    /// .ndjson: jsonl; .csv: csv), else table].
+    #[arg(long, value_enum)]
+    pub format: Option<HuntFormat>,
     /// Write detections here (and a run manifest beside it, FILE.manifest.json).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -291,9 +292,14 @@ pub struct HuntArgs {
     pub layout: LayoutArgs,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Evaluate with the plain reference evaluator instead of the compiled engine (slow; for checks).
+    /// Evaluate with the plain reference evaluator instead of the compiled engine, and link
+    /// stories with the plain in-memory linker (slow, memory grows with the events; for checks).
     #[arg(long, hide = true)]
     pub reference: bool,
+    /// Link stories with the plain in-memory linker (memory grows with the events; for
+    /// checking the bounded one).
+    #[arg(long, hide = true)]
+    pub in_memory_linker: bool,
     /// Skip correlation (no operations): the baseline the benchmark compares against.
     #[arg(long, hide = true)]
     pub no_operations: bool,

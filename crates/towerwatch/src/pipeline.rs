@@ -68,7 +68,8 @@ fn sha256_file(input: &Input) -> Option<String> {
 /// reorder buffer only for this window, which bounds memory whatever the number of inputs.
 const WINDOW: usize = 32;
 
-/// Reads every input on a pool of workers; `start` makes each input's local state,
+/// Reads every input on a pool of workers; `start` makes each input's local state (given
+/// its index),
 /// `on_event` folds events into it; `done` receives results in input order.
 ///
 /// Workers take inputs in order from a shared counter, so results arrive nearly in order.
@@ -81,7 +82,7 @@ pub fn run<L, S, E, D>(
 ) -> Result<()>
 where
     L: Send,
-    S: Fn(&Input) -> L + Sync,
+    S: Fn(usize, &Input) -> L + Sync,
     E: Fn(&mut L, Event) + Sync,
     D: FnMut(Done<L>) -> Result<()>,
 {
@@ -119,7 +120,7 @@ where
                 {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                let d = read_one(&inputs[i], read_opts, opts.hash, start, on_event);
+                let d = read_one(i, &inputs[i], read_opts, opts.hash, start, on_event);
                 if tx.send((i, d)).is_err() {
                     return;
                 }
@@ -150,13 +151,14 @@ where
 }
 
 fn read_one<L>(
+    index: usize,
     input: &Input,
     read_opts: &ReadOptions,
     hash: bool,
-    start: &(impl Fn(&Input) -> L + Sync),
+    start: &(impl Fn(usize, &Input) -> L + Sync),
     on_event: &(impl Fn(&mut L, Event) + Sync),
 ) -> Done<L> {
-    let mut local = start(input);
+    let mut local = start(index, input);
     let mut errors = Vec::new();
     let read = catch_unwind(AssertUnwindSafe(|| {
         read_input(input, read_opts, &mut |item| match item {

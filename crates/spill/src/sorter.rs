@@ -1,0 +1,251 @@
+//! External merge sort: sorted runs on disk, merged on reading.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Seek, Write};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tempfile::NamedTempFile;
+
+use crate::{read_item, write_item, SpillError};
+
+/// Runs merged at once; more are first merged into fewer, longer runs (file handles and read
+/// buffers stay bounded).
+const FAN_IN: usize = 64;
+const READ_BUFFER: usize = 1 << 16;
+
+/// `(key, value)` pairs, sorted by key when read. Up to `limit` pairs wait in memory; each
+/// time that fills they are sorted and written as one run.
+pub struct Sorter<K, V> {
+    limit: usize,
+    buffer: Vec<(K, V)>,
+    /// Sorted runs, in the order they were written (ties between runs go to the earlier).
+    runs: Vec<NamedTempFile>,
+    spilled: u64,
+    scratch: Vec<u8>,
+}
+
+impl<K, V> Sorter<K, V>
+where
+    K: Ord + Clone + Serialize + DeserializeOwned,
+    V: Clone + Serialize + DeserializeOwned,
+{
+    pub fn new(limit: usize) -> Self {
+        Sorter {
+            limit: limit.max(1),
+            buffer: Vec::new(),
+            runs: Vec::new(),
+            spilled: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, key: K, value: V) -> Result<(), SpillError> {
+        self.buffer.push((key, value));
+        if self.buffer.len() >= self.limit {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Takes `other`'s pairs: its runs as they are, its buffer pushed after.
+    pub fn append(&mut self, other: Sorter<K, V>) -> Result<(), SpillError> {
+        // Ties keep push order: what waits here goes to disk before the other's runs.
+        if !other.runs.is_empty() && !self.buffer.is_empty() {
+            self.spill()?;
+        }
+        self.spilled += other.spilled;
+        self.runs.extend(other.runs);
+        for (k, v) in other.buffer {
+            self.push(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Pairs pushed so far.
+    pub fn len(&self) -> u64 {
+        self.spilled + self.buffer.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pairs that went to disk.
+    pub fn spilled(&self) -> u64 {
+        self.spilled
+    }
+
+    fn spill(&mut self) -> Result<(), SpillError> {
+        self.buffer.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut file = NamedTempFile::new()?;
+        {
+            let mut out = BufWriter::new(file.as_file_mut());
+            for item in &self.buffer {
+                write_item(&mut out, item, &mut self.scratch)?;
+            }
+            out.flush()?;
+        }
+        self.spilled += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.runs.push(file);
+        Ok(())
+    }
+
+    /// Every pair, by key. May be called again (each call reads the runs afresh).
+    pub fn sorted(&mut self) -> Result<Sorted<'_, K, V>, SpillError> {
+        while self.runs.len() > FAN_IN {
+            let merged = {
+                let mut out = NamedTempFile::new()?;
+                let group: Vec<NamedTempFile> = self.runs.drain(..FAN_IN).collect();
+                {
+                    let mut w = BufWriter::new(out.as_file_mut());
+                    let mut merge: Sorted<'_, K, V> = Sorted::open(&group, &[])?;
+                    for item in &mut merge {
+                        write_item(&mut w, &item?, &mut self.scratch)?;
+                    }
+                    w.flush()?;
+                }
+                out
+            };
+            // The merged run holds the oldest pairs: it goes first.
+            self.runs.insert(0, merged);
+        }
+        self.buffer.sort_by(|a, b| a.0.cmp(&b.0));
+        Sorted::open(&self.runs, &self.buffer)
+    }
+}
+
+struct Head<K, V> {
+    key: K,
+    value: V,
+    /// Which run (the memory buffer last): ties go to the earlier.
+    source: usize,
+}
+
+impl<K: Ord, V> PartialEq for Head<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<K: Ord, V> Eq for Head<K, V> {}
+impl<K: Ord, V> PartialOrd for Head<K, V> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K: Ord, V> Ord for Head<K, V> {
+    // Reversed: the heap's top is the smallest.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (&other.key, other.source).cmp(&(&self.key, self.source))
+    }
+}
+
+/// The merge of a [`Sorter`]'s runs and buffer, smallest key first.
+pub struct Sorted<'a, K, V> {
+    readers: Vec<BufReader<File>>,
+    memory: std::slice::Iter<'a, (K, V)>,
+    heap: BinaryHeap<Head<K, V>>,
+    scratch: Vec<u8>,
+    failed: bool,
+}
+
+impl<'a, K, V> Sorted<'a, K, V>
+where
+    K: Ord + Clone + DeserializeOwned,
+    V: Clone + DeserializeOwned,
+{
+    fn open(runs: &[NamedTempFile], memory: &'a [(K, V)]) -> Result<Self, SpillError> {
+        let mut s = Sorted {
+            readers: Vec::with_capacity(runs.len()),
+            memory: memory.iter(),
+            heap: BinaryHeap::with_capacity(runs.len() + 1),
+            scratch: Vec::new(),
+            failed: false,
+        };
+        for run in runs {
+            let mut file = run.reopen()?;
+            file.rewind()?;
+            s.readers.push(BufReader::with_capacity(READ_BUFFER, file));
+        }
+        for i in 0..=s.readers.len() {
+            s.refill(i)?;
+        }
+        Ok(s)
+    }
+
+    fn refill(&mut self, source: usize) -> Result<(), SpillError> {
+        let next = if source == self.readers.len() {
+            self.memory.next().cloned()
+        } else {
+            read_item::<(K, V)>(&mut self.readers[source], &mut self.scratch)?
+        };
+        if let Some((key, value)) = next {
+            self.heap.push(Head { key, value, source });
+        }
+        Ok(())
+    }
+}
+
+impl<K, V> Iterator for Sorted<'_, K, V>
+where
+    K: Ord + Clone + DeserializeOwned,
+    V: Clone + DeserializeOwned,
+{
+    type Item = Result<(K, V), SpillError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let head = self.heap.pop()?;
+        if let Err(e) = self.refill(head.source) {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        Some(Ok((head.key, head.value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The external sort is a stable sort by key, whatever the limit and however the
+        /// pairs were split between sorters.
+        #[test]
+        fn same_as_a_stable_sort(items in proptest::collection::vec((0u8..20, any::<u32>()), 0..400),
+                                 limit in 1usize..50, split in 0usize..400) {
+            let split = split.min(items.len());
+            let mut a = Sorter::new(limit);
+            let mut b = Sorter::new(limit);
+            for (i, &(k, v)) in items.iter().enumerate() {
+                if i < split { a.push(k, v).unwrap() } else { b.push(k, v).unwrap() }
+            }
+            a.append(b).unwrap();
+            let mut expected = items.clone();
+            expected.sort_by_key(|p| p.0);
+            for _ in 0..2 {
+                let got: Vec<(u8, u32)> = a.sorted().unwrap().map(Result::unwrap).collect();
+                prop_assert_eq!(&got, &expected);
+            }
+        }
+    }
+
+    #[test]
+    fn many_runs_are_merged_in_stages() {
+        let mut s = Sorter::new(3);
+        let n = 3 * (FAN_IN as u32 * 2 + 5);
+        for i in (0..n).rev() {
+            s.push(i, ()).unwrap();
+        }
+        assert!(s.runs.len() > FAN_IN);
+        let keys: Vec<u32> = s.sorted().unwrap().map(|r| r.unwrap().0).collect();
+        assert_eq!(keys, (0..n).collect::<Vec<_>>());
+        assert!(s.runs.len() <= FAN_IN);
+    }
+}
