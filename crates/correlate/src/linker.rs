@@ -29,9 +29,9 @@ use crate::webshell::Place;
 /// A node's place in time order: time, then input, then order within the input.
 pub(crate) type NodeKey = (i64, u32, u64);
 
-const GROUPS_IN_MEMORY: usize = 1 << 19;
-const FILES_IN_MEMORY: usize = 1 << 17;
-const PIDS_IN_MEMORY: usize = 1 << 18;
+const GROUPS_IN_MEMORY: usize = 1 << 17;
+const FILES_IN_MEMORY: usize = 1 << 16;
+const PIDS_IN_MEMORY: usize = 1 << 16;
 const TAPE_IN_MEMORY: usize = 4096;
 /// Scope of keys that belong to no host.
 const ESTATE: u32 = u32::MAX;

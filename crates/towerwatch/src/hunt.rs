@@ -454,6 +454,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             "command": std::env::args().collect::<Vec<_>>(),
             "started": started.to_string(),
             "finished": jiff::Timestamp::now().to_string(),
+            "peak_rss_bytes": output::peak_rss_bytes(),
             "rules": {
                 "origin": loaded.origin,
                 "sha256": loaded.digest,

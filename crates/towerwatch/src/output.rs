@@ -377,3 +377,11 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
     }
     s
 }
+
+/// This process's peak resident memory so far (Linux's `VmHWM`; `None` elsewhere).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

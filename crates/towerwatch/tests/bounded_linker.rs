@@ -96,3 +96,61 @@ fn attack_evtx_links_the_same_as_in_memory() {
     let ops = same_both_ways(&data, &[]);
     assert!(ops["stats"]["events_linked"].as_u64().unwrap() > 0);
 }
+
+/// Peak memory of a hunt of `evidence` (with stories, or without), from its manifest.
+fn peak_rss(evidence: &Path, stories: bool) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.jsonl");
+    let report = dir.path().join("report");
+    let mut args = vec![
+        "hunt",
+        evidence.to_str().unwrap(),
+        "-q",
+        "--threads",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    if stories {
+        args.extend(["--report", report.to_str().unwrap()]);
+    } else {
+        args.push("--no-operations");
+    }
+    towerwatch(&args);
+    let manifest = common::json(&dir.path().join("d.jsonl.manifest.json"));
+    manifest["peak_rss_bytes"]
+        .as_u64()
+        .expect("peak RSS in the manifest")
+}
+
+/// Four times the evidence: what building stories adds to memory does not grow with it (the
+/// in-memory linker took about half a KiB per event, some 230 MiB more here). The hunt
+/// without stories is the baseline: what it grows by (the estate's routine, learnt per day)
+/// is not the linker's.
+#[test]
+fn memory_for_stories_does_not_grow_with_the_evidence() {
+    const MIB: u64 = 1 << 20;
+    let mut cost = Vec::new();
+    for days in [28, 112] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            days,
+            ..Config::default()
+        };
+        towerwatch_sim::simulate(&cfg, dir.path()).unwrap();
+        let evidence = dir.path().join("evidence");
+        let (with, without) = (peak_rss(&evidence, true), peak_rss(&evidence, false));
+        eprintln!(
+            "{days} days: {} MiB with stories, {} MiB without",
+            with / MIB,
+            without / MIB
+        );
+        cost.push(with.saturating_sub(without));
+    }
+    assert!(
+        cost[1] < cost[0] + 32 * MIB,
+        "stories cost {} MiB on 28 days, {} MiB on 112",
+        cost[0] / MIB,
+        cost[1] / MIB
+    );
+}
