@@ -4,12 +4,12 @@
 //! not the events.
 //!
 //! 1. The nodes are read back in time order. Each one's group memberships (kind, value,
-//!    scope) and pid references go to external sorts, movements are paired in a sliding
-//!    window of a minute, and the node goes on a tape.
+//!    scope) and pid references go to external sorts, and movements are paired in a sliding
+//!    window of a minute.
 //! 2. The sorted memberships are walked one group at a time; each group joins its members
 //!    as the rules of [`crate::graph`] say (a group that cannot link stops being held).
-//! 3. The tape is read again and only the stories that hold a detection are kept: all that
-//!    operations are built from.
+//! 3. The nodes are read again and only the stories that hold a detection are kept: all
+//!    that operations are built from.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -81,7 +81,6 @@ pub(crate) fn link(
     let mut children: Vec<(WebChild, Vec<u32>, crate::routine::ActorKey)> = Vec::new();
     let mut movement = MovementWindow::default();
     let mut steps: Tape<Step> = Tape::new(TAPE_IN_MEMORY);
-    let mut kept: Tape<Node> = Tape::new(TAPE_IN_MEMORY);
     for (index, item) in nodes.sorted()?.enumerate() {
         let (_, mut n) = item?;
         let i = index as u32;
@@ -97,14 +96,15 @@ pub(crate) fn link(
             *slot = Some(i);
         }
         let host = hosts.id(&n.host);
-        let sessions: Vec<u64> = n
-            .keys
-            .iter()
-            .filter_map(|k| match k {
-                Key::Session(s) => Some(*s),
-                _ => None,
-            })
-            .collect();
+        let sessions = || -> Vec<u64> {
+            n.keys
+                .iter()
+                .filter_map(|k| match k {
+                    Key::Session(s) => Some(*s),
+                    _ => None,
+                })
+                .collect()
+        };
         for k in &n.keys {
             match k {
                 Key::PidCreated(p) => pids.push((host, *p, n.time, 0, i), sources.id(&n.source))?,
@@ -119,7 +119,7 @@ pub(crate) fn link(
             };
             let scope = if scoped(k) { host } else { ESTATE };
             match kind {
-                crate::graph::FILE => files.push((value, scope, i), (n.time, sessions.clone()))?,
+                crate::graph::FILE => files.push((value, scope, i), (n.time, sessions()))?,
                 SESSION => groups.push((kind, value, scope, i), (n.time, n.web_child as u32))?,
                 REMOTE => {
                     let h = if counts_for_remote(&n.host) {
@@ -136,7 +136,6 @@ pub(crate) fn link(
             children.push((c, n.hits.clone(), n.actor));
         }
         movement.observe(i, &n, &mut hosts, &resolve, &mut uf, &mut steps)?;
-        kept.push(n)?;
     }
     movement.finish(&hosts.names, &mut uf, &mut steps)?;
     drop(movement);
@@ -201,11 +200,15 @@ pub(crate) fn link(
     let mut new_index: FxHashMap<u32, u32> = FxHashMap::default();
     let mut parents = Vec::new();
     let mut graph_nodes = Vec::new();
-    for (i, n) in kept.read()?.enumerate() {
-        let mut n = n?;
+    // The runs are merged again rather than every node written once more.
+    for (i, item) in nodes.sorted()?.enumerate() {
+        let (_, mut n) = item?;
         let root = uf.root(i) as u32;
         if !keep.contains(&root) {
             continue;
+        }
+        if n.host.parse::<std::net::IpAddr>().is_ok() {
+            n.host = Arc::from(&*resolve(&n.host));
         }
         let at = graph_nodes.len() as u32;
         new_index.insert(i as u32, at);
