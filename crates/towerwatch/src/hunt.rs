@@ -293,6 +293,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             Ok(())
         },
     )?;
+    summary.web_children_dropped = join.children_dropped;
+    summary.routine_dropped = routine.dropped;
     let findings = join.finish();
     let (fired, correlation_dropped) = correlations.finish(correlation_hits);
     summary.correlation_untimed = untimed;

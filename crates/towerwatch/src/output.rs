@@ -108,6 +108,10 @@ pub struct Summary {
     pub correlation_dropped: u64,
     /// Detections set below medium as the estate's routine.
     pub routine_demoted: u64,
+    /// Sightings the estate's routine did not learn (its key cap was reached).
+    pub routine_dropped: u64,
+    /// Web-server child processes the web-shell join did not hold (its cap was reached).
+    pub web_children_dropped: u64,
 }
 
 /// Hosts remembered per rule in the summary (the count is exact, the list is capped).
@@ -328,6 +332,21 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
             s,
             "Correlation: {} matches without a timestamp and {} past the caps (open groups, held matches) were not correlated",
             summary.correlation_untimed, summary.correlation_dropped
+        );
+    }
+    if summary.routine_dropped > 0 {
+        let _ = writeln!(
+            s,
+            "Routine: {} sightings past its cap of {} keys were not learnt (their detections keep their level)",
+            summary.routine_dropped,
+            towerwatch_correlate::routine::KEYS
+        );
+    }
+    if summary.web_children_dropped > 0 {
+        let _ = writeln!(
+            s,
+            "Web-shell join: {} web-server child processes past its cap were not joined with requests",
+            summary.web_children_dropped
         );
     }
     if !summary.by_rule.is_empty() {
