@@ -45,7 +45,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use towerwatch_event::{Event, Locator, Timestamp};
+pub use towerwatch_event::Place;
+use towerwatch_event::{Event, Timestamp};
 
 use crate::links::{is_framework_child, is_web_server};
 
@@ -60,28 +61,6 @@ const IPS_PER_HOST: usize = 16;
 /// A request logged up to this long before the process (IIS logs at completion, so also after).
 const BEFORE_S: i64 = 15;
 const AFTER_S: i64 = 60;
-
-/// Where a record is: file and record id or line.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Place {
-    pub source: String,
-    pub record_id: Option<u64>,
-    pub line: Option<u64>,
-}
-
-impl Place {
-    pub fn of(e: &Event) -> Place {
-        let (record_id, line) = match e.origin.locator {
-            Locator::Record(r) => (Some(r), None),
-            Locator::Line(l) => (e.record_id, Some(l)),
-        };
-        Place {
-            source: e.origin.source.to_string(),
-            record_id,
-            line,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Request {

@@ -294,3 +294,28 @@ mod tests {
         assert_eq!(j, serde_json::json!({"Data": ["a", null, 3]}));
     }
 }
+
+/// Where a record is, as detections and stories name it: its file, and its record id and/or
+/// line (a JSON line may carry both).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Place {
+    pub source: String,
+    pub record_id: Option<u64>,
+    pub line: Option<u64>,
+}
+
+impl Place {
+    pub fn of(e: &Event) -> Place {
+        let (record_id, line) = match e.origin.locator {
+            Locator::Record(r) => (Some(r), None),
+            Locator::Line(l) => (e.record_id, Some(l)),
+        };
+        Place {
+            source: e.origin.source.to_string(),
+            record_id,
+            line,
+        }
+    }
+}

@@ -12,10 +12,10 @@ use towerwatch_correlate::routine::{actor_of, Routine};
 use towerwatch_correlate::{Correlator, RuleInfo, WebShellJoin};
 use towerwatch_detect::{Engine, Scratch};
 use towerwatch_event::Event;
+use towerwatch_sigma::correlation::{Feeds, Pending};
 use towerwatch_sigma::{Rule, RuleError};
 use towerwatch_sources::discover;
 
-use crate::correlations::{Correlations, Pending};
 use crate::dbstage;
 use crate::held::{Held, Tag, HELD_IN_MEMORY};
 use crate::output::{self, Detection, DetectionWriter, Summary};
@@ -92,7 +92,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         }
     }
     let silent = selected.silent;
-    let correlations = Correlations::new(
+    let correlations = Feeds::new(
         &selected.rules,
         selected.correlations,
         selected.members,
@@ -312,7 +312,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         tags: WEBSHELL_TAGS.map(String::from).to_vec(),
     });
     let first_correlation = catalog.len() as u32;
-    catalog.extend(correlations.catalog());
+    catalog.extend(rule_catalog_of(correlations.correlations()));
     let first_db_rule = catalog.len() as u32;
     catalog.extend(dbstage::catalog());
     let mut extra = Vec::new();
@@ -562,6 +562,19 @@ const WEBSHELL_TAGS: [&str; 4] = [
     "attack.t1059.003",
 ];
 
+/// What the correlator needs of each correlation, in order.
+fn rule_catalog_of(correlations: &[towerwatch_sigma::Correlation]) -> Vec<RuleInfo> {
+    correlations
+        .iter()
+        .map(|c| RuleInfo {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            level: c.level.rank(),
+            tags: c.tags.clone(),
+        })
+        .collect()
+}
+
 /// What the correlator needs of each rule, in engine order.
 fn rule_catalog(rules: &[Rule]) -> Vec<RuleInfo> {
     rules
@@ -699,7 +712,6 @@ fn coverage(rules: &[Rule], seen: &Seen, refused: &[RuleError]) -> String {
     s
 }
 
-/// Where an output file is written until it is whole.
 /// The format asked for, else the output file's by its extension, else a table.
 fn output_format(asked: Option<HuntFormat>, output: Option<&std::path::Path>) -> HuntFormat {
     let by_extension = output
@@ -713,6 +725,7 @@ fn output_format(asked: Option<HuntFormat>, output: Option<&std::path::Path>) ->
     })
 }
 
+/// Where an output file is written until it is whole.
 fn partial(p: &std::path::Path) -> std::path::PathBuf {
     let mut name = p.as_os_str().to_owned();
     name.push(".partial");

@@ -2,7 +2,6 @@
 //! attack and score hunts against its ground truth.
 
 mod cdr;
-mod correlations;
 mod dbstage;
 mod dump;
 mod evaluate;

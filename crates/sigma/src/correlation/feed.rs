@@ -1,14 +1,13 @@
-//! Sigma correlation rules in a hunt: which rule matches feed which correlation, the
-//! `group-by` values read from each matched event, and the firings as detections.
+//! Matches of the engine's rules into correlations: which rule feeds which correlation, the
+//! `group-by` (and `field`) values read from each matched event through `aliases`, and the
+//! firings as detections.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use towerwatch_correlate::{Place, RuleInfo};
-use towerwatch_event::Event;
-use towerwatch_sigma::correlation::{self, Evaluator, Fired, Hit, Member};
-use towerwatch_sigma::{Correlation, Rule};
+use towerwatch_event::{Detection, Event, Place};
 
-use crate::output::Detection;
+use super::{reference_names, Correlation, Evaluator, Fired, Hit, Member};
+use crate::Rule;
 
 /// What one referenced rule's match must carry into one correlation.
 struct Feed {
@@ -20,8 +19,39 @@ struct Feed {
     value: Option<String>,
 }
 
-/// The selected correlations, ready to take matches.
-pub struct Correlations {
+/// A match on its way to the evaluator: the correlation, and the hit.
+pub type Pending = (usize, Hit<Place>);
+
+/// Hits are held until reading ends, then swept in time order: at most this many (about
+/// 150 bytes each), so that memory stays bounded however much evidence matches.
+pub const MAX_HELD_HITS: u64 = 2_000_000;
+
+/// The selected correlations, ready to take the matches of the rules they refer to (any
+/// thread: [`observe`](Self::observe) takes `&self`).
+///
+/// ```
+/// use towerwatch_event::{Event, Origin, Value};
+/// use towerwatch_sigma::{correlation::{self, Feeds}, LoadReport};
+///
+/// let mut set = LoadReport::default();
+/// set.add_text("title: clear\nname: clear\nlogsource: {product: windows, service: security}\n\
+///     detection: {sel: {EventID: 1102}, condition: sel}\n---\ntitle: many clears\n\
+///     correlation: {type: event_count, rules: [clear], group-by: [Computer], timespan: 1h,\n\
+///     condition: {gte: 2}}\n", "t.yml");
+/// let (members, _) = correlation::resolve(&set.rules, &set.correlations);
+/// let feeds = Feeds::new(&set.rules, set.correlations.clone(), members, vec![false]);
+/// let (mut hits, mut untimed) = (Vec::new(), 0);
+/// for i in 0..2 {
+///     let mut e = Event::new(Origin::record("Security.evtx", i));
+///     e.computer = Some("DC01".into());
+///     e.timestamp = Some(jiff::Timestamp::from_second(1_700_000_000 + i as i64).unwrap());
+///     feeds.observe(0, &e, &mut hits, &mut untimed);
+/// }
+/// let (fired, dropped) = feeds.finish(hits);
+/// assert_eq!((fired.len(), dropped), (1, 0));
+/// assert_eq!(feeds.detection(&fired[0]).computer.as_deref(), Some("DC01"));
+/// ```
+pub struct Feeds {
     correlations: Vec<Correlation>,
     members: Vec<Option<Vec<Member>>>,
     silent: Vec<bool>,
@@ -35,14 +65,9 @@ pub struct Correlations {
     refused: AtomicU64,
 }
 
-/// Hits are held until reading ends, then swept in time order: at most this many (about
-/// 150 bytes each), so that memory stays bounded however much evidence matches.
-const MAX_HELD_HITS: u64 = 2_000_000;
-
-/// A match on its way to the evaluator.
-pub type Pending = (usize, Hit<Place>);
-
-impl Correlations {
+impl Feeds {
+    /// `rules` in engine order; `members` from [`resolve`](super::resolve); `silent`: the
+    /// correlations that only feed others (`generate: false` chains) and report nothing.
     pub fn new(
         rules: &[Rule],
         correlations: Vec<Correlation>,
@@ -52,7 +77,7 @@ impl Correlations {
         let mut feeds: Vec<Vec<Feed>> = (0..rules.len()).map(|_| Vec::new()).collect();
         for (ci, c) in correlations.iter().enumerate() {
             let Some(list) = &members[ci] else { continue };
-            let names = correlation::reference_names(c, list, rules, &correlations);
+            let names = reference_names(c, list, rules, &correlations);
             for (pos, m) in list.iter().enumerate() {
                 if let Member::Rule(r) = *m {
                     feeds[r].push(Feed {
@@ -71,7 +96,7 @@ impl Correlations {
                 }
             }
         }
-        Correlations {
+        Feeds {
             correlations,
             members,
             silent,
@@ -84,6 +109,14 @@ impl Correlations {
 
     pub fn len(&self) -> usize {
         self.correlations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.correlations.is_empty()
+    }
+
+    pub fn correlations(&self) -> &[Correlation] {
+        &self.correlations
     }
 
     /// The hits one match of engine rule `rule` gives. Events without a time cannot be
@@ -133,19 +166,6 @@ impl Correlations {
             .filter(|f| !self.silent[f.correlation])
             .collect();
         (reported, dropped)
-    }
-
-    /// What the operation builder needs of each correlation, in order.
-    pub fn catalog(&self) -> Vec<RuleInfo> {
-        self.correlations
-            .iter()
-            .map(|c| RuleInfo {
-                id: c.id.clone(),
-                title: c.title.clone(),
-                level: c.level.rank(),
-                tags: c.tags.clone(),
-            })
-            .collect()
     }
 
     /// A firing as a detection, placed at its latest event.
@@ -220,8 +240,8 @@ fn field_text(event: &Event, field: &str) -> Option<Box<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{parse_documents, Document};
     use towerwatch_event::{Origin, Value};
-    use towerwatch_sigma::{parse_documents, Document};
 
     #[test]
     fn hits_past_the_held_cap_are_dropped_and_counted() {
@@ -237,9 +257,9 @@ mod tests {
                 Document::Correlation(c) => corrs.push(*c),
             }
         }
-        let (members, refused) = correlation::resolve(&rules, &corrs);
+        let (members, refused) = super::super::resolve(&rules, &corrs);
         assert!(refused.is_empty(), "{refused:?}");
-        let mut c = Correlations::new(&rules, corrs, members, vec![false]);
+        let mut c = Feeds::new(&rules, corrs, members, vec![false]);
         c.max_held = 3;
         let (mut hits, mut untimed) = (Vec::new(), 0);
         for i in 0..5 {

@@ -1,0 +1,169 @@
+//! Sigma correlation rules (specification 2.x): the model (here), its parsing ([`parse`]),
+//! resolving references ([`resolve`]), a streaming evaluator with bounded state
+//! ([`Evaluator`]), and the feed from the engine's matches to it ([`Feeds`]).
+//!
+//! A correlation names Sigma rules (or other correlations) by `id` or `name` and fires when
+//! their matches, grouped by `group-by` values, meet its condition within `timespan`:
+//! `event_count` counts matches, `value_count` distinct values of a field, `temporal` distinct
+//! rules, and `temporal_ordered` requires the rules in their listed order.
+//!
+//! ```
+//! use towerwatch_sigma::{correlation::{self, Evaluator, Hit}, LoadReport};
+//!
+//! let mut set = LoadReport::default();
+//! set.add_text(r#"
+//! title: Failed logon
+//! name: failed
+//! logsource: { product: windows, service: security }
+//! detection: { sel: { EventID: 4625 }, condition: sel }
+//! ---
+//! title: Brute force
+//! correlation:
+//!   type: event_count
+//!   rules: [failed]
+//!   group-by: [TargetUserName]
+//!   timespan: 5m
+//!   condition: { gte: 3 }
+//! "#, "brute.yml");
+//! let (members, refused) = correlation::resolve(&set.rules, &set.correlations);
+//! assert!(refused.is_empty());
+//! let mut eval = Evaluator::new(&set.correlations, &members);
+//! for minute in 0..3 {
+//!     eval.push(0, Hit::new(minute * 60_000, 0, vec!["alice".into()], None, minute));
+//! }
+//! let (fired, dropped) = eval.finish();
+//! assert_eq!(dropped, 0);
+//! assert_eq!(fired.len(), 1);
+//! assert_eq!(fired[0].count, 3);
+//! assert_eq!(fired[0].places, vec![0, 1, 2]);
+//! ```
+
+mod evaluate;
+mod feed;
+mod parse;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Level;
+
+pub use evaluate::{Evaluator, Fired, Hit};
+pub use feed::{Feeds, Pending};
+pub(crate) use parse::parse;
+pub use parse::parse_timespan;
+pub use resolve::{reference_names, resolve, Member};
+
+/// Groups one correlation tracks at once; hits of further groups are dropped and counted.
+pub const GROUPS_PER_CORRELATION: usize = 100_000;
+/// Matches one group's window holds; past it the oldest leave the window early.
+pub const HITS_PER_WINDOW: usize = 10_000;
+/// Places a firing keeps (the latest ones).
+pub const PLACES_KEPT: usize = 32;
+
+/// The four correlation types towerwatch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    EventCount,
+    ValueCount,
+    Temporal,
+    TemporalOrdered,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::EventCount => "event_count",
+            Kind::ValueCount => "value_count",
+            Kind::Temporal => "temporal",
+            Kind::TemporalOrdered => "temporal_ordered",
+        }
+    }
+}
+
+/// One criterion of a condition; a condition holds when all of them do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Threshold {
+    Gt(u64),
+    Gte(u64),
+    Lt(u64),
+    Lte(u64),
+    Eq(u64),
+    Neq(u64),
+}
+
+impl Threshold {
+    fn holds(self, n: u64) -> bool {
+        match self {
+            Threshold::Gt(v) => n > v,
+            Threshold::Gte(v) => n >= v,
+            Threshold::Lt(v) => n < v,
+            Threshold::Lte(v) => n <= v,
+            Threshold::Eq(v) => n == v,
+            Threshold::Neq(v) => n != v,
+        }
+    }
+
+    /// Whether more matches can only keep it true once it holds.
+    fn lower_bound(self) -> bool {
+        matches!(self, Threshold::Gt(_) | Threshold::Gte(_))
+    }
+}
+
+/// A parsed Sigma correlation rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Correlation {
+    pub id: String,
+    pub name: Option<String>,
+    pub title: String,
+    pub status: Option<String>,
+    pub level: Level,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub kind: Kind,
+    /// The referenced rules and correlations, by id or name, as written.
+    pub rules: Vec<String>,
+    pub group_by: Vec<String>,
+    pub timespan_ms: i64,
+    /// Empty for `temporal`/`temporal_ordered` without a condition: every rule must match.
+    pub condition: Vec<Threshold>,
+    /// The field whose distinct values `value_count` counts.
+    pub field: Option<String>,
+    /// alias → (rule name or id → the field it stands for in that rule's events).
+    pub aliases: BTreeMap<String, BTreeMap<String, String>>,
+    /// Whether the referenced rules also report on their own.
+    pub generate: bool,
+    pub path: String,
+}
+
+impl Correlation {
+    /// Whether the count meets the condition (`members`: how many rules it refers to).
+    pub fn holds(&self, count: u64, members: usize) -> bool {
+        if self.condition.is_empty() {
+            return count >= members as u64;
+        }
+        self.condition.iter().all(|t| t.holds(count))
+    }
+
+    /// Sliding windows fire as soon as the condition holds; that is right only when more
+    /// matches cannot make it false again. Other conditions are judged when a window closes.
+    pub fn sliding(&self) -> bool {
+        self.kind == Kind::TemporalOrdered || self.condition.iter().all(|t| t.lower_bound())
+    }
+
+    /// The field a `group-by` entry (or `field`) names in the events of a referenced rule,
+    /// through `aliases`; `names` are the ways that rule is known (reference, name, id).
+    pub fn field_in<'a>(&'a self, field: &'a str, names: &[&str]) -> &'a str {
+        match self.aliases.get(field) {
+            Some(map) => names
+                .iter()
+                .find_map(|n| map.get(*n))
+                .map(String::as_str)
+                .unwrap_or(field),
+            None => field,
+        }
+    }
+}
