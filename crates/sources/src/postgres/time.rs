@@ -83,7 +83,8 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
         let body = &zone[1..];
         let (h, m) = match body.split_once(':') {
             Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
-            None if body.len() == 4 => (body[..2].parse().ok()?, body[2..].parse().ok()?),
+            // Four ASCII digits (`+0530`); `get` keeps a wide character from splitting.
+            None if body.len() == 4 => (body.get(..2)?.parse().ok()?, body.get(2..)?.parse().ok()?),
             None => (body.parse().ok()?, 0),
         };
         sign * (h * 60 + m)
@@ -100,6 +101,13 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wide_character_in_a_four_byte_offset_is_no_time() {
+        // Found by fuzzing: `+` then one 3-byte character and an ASCII byte.
+        assert_eq!(parse_time("2019-03-28 08:01:28+\u{fffd}e"), None);
+        assert_eq!(parse_time("2019-03-28 08:01:28+e\u{fffd}"), None);
+    }
 
     #[test]
     fn zones_offsets_abbreviations_and_epochs() {
