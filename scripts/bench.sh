@@ -3,6 +3,8 @@
 # Usage: scripts/bench.sh [EVIDENCE_DIR]   (default: ../shared/data/evtx)
 # RUNS=N repeats each measurement (best wall time is kept); COPIES=N also measures the
 # corpus repeated N times (symlinks), where fixed start-up and rule-compile costs amortize.
+# A second corpus is a simulated operator's Windows events (SIM="--scale 2 --days 28").
+# TOWERWATCH_BIN=PATH measures another build (say, an older commit's) instead of this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${1:-../shared/data/evtx}
@@ -10,8 +12,12 @@ RUNS=${RUNS:-3}
 COPIES=${COPIES:-10}
 [ -d "$CORPUS" ] || { echo "bench: no corpus at $CORPUS" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-cargo build --release -q -p towerwatch
-BIN=target/release/towerwatch
+if [ -n "${TOWERWATCH_BIN:-}" ]; then
+    BIN=$TOWERWATCH_BIN
+else
+    cargo build --release -q -p towerwatch
+    BIN=target/release/towerwatch
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -93,6 +99,16 @@ pair_of() {
 }
 pair_of withcorr nocorr "$CORPUS"
 pair_of withcorrN nocorrN "$TMP/copies"
+# The way people run it: with operations, and with the detections written as JSON Lines.
+best_of jsonlN      "$BIN" hunt "$TMP/copies" -q --format jsonl -o "$TMP/d.jsonl"
+# A simulated operator's Windows events (JSON Lines, Sysmon and Security on every host).
+"$BIN" simulate --out "$TMP/sim" ${SIM:---scale 2 --days 28} -q
+SIMWIN=$TMP/sim/evidence/windows
+EVENTS_S=$(events_of "$SIMWIN")
+best_of parseS      "$BIN" dump "$SIMWIN" --format none -q
+best_of tableS      "$BIN" hunt "$SIMWIN" -q
+best_of jsonlS      "$BIN" hunt "$SIMWIN" -q --format jsonl -o "$TMP/s.jsonl"
+best_of nocorrS     "$BIN" hunt "$SIMWIN" -q --no-operations
 
 rate() { awk "BEGIN{printf \"%.0f\", $1 / $2}"; }
 ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
@@ -121,3 +137,14 @@ echo "throughput hunt($BIG_RULES rules) / hunt($SUB_RULES rules), x$COPIES: $(ra
 echo "correlation: hunt / hunt --no-operations, wall: $(ratio "${WALL[withcorr]}" "${WALL[nocorr]}")x   (x$COPIES: $(ratio "${WALL[withcorrN]}" "${WALL[nocorrN]}")x; goal <= 1.20x; runs alternate)"
 echo "correlation: hunt / hunt --no-operations, cpu:  $(ratio "${CPU[withcorr]}" "${CPU[nocorr]}")x   (x$COPIES: $(ratio "${CPU[withcorrN]}" "${CPU[nocorrN]}")x)"
 echo "peak RSS hunt(all rules), x$COPIES:                 $(awk "BEGIN{printf \"%.1f\", ${RSS[huntallN]}/1024}") MiB (detection only: $(awk "BEGIN{printf \"%.1f\", ${RSS[nocorrN]}/1024}") MiB; x1: $(awk "BEGIN{printf \"%.1f\", ${RSS[nocorr]}/1024}") MiB)"
+mib() { awk "BEGIN{printf \"%.0f\", ${RSS[$1]}/1024}"; }
+echo
+echo "the way people run it, with operations (goal: <= 1.5x parse-only and <= 64 MiB):"
+printf "  %-40s table %5sx %4s MiB   -o x.jsonl %5sx %4s MiB   (no operations %5sx %4s MiB)\n" \
+    "corpus x$COPIES ($EVENTS_N events)" "$(ratio "${WALL[withcorrN]}" "${WALL[parseN]}")" "$(mib huntallN)" \
+    "$(ratio "${WALL[jsonlN]}" "${WALL[parseN]}")" "$(mib jsonlN)" \
+    "$(ratio "${WALL[nocorrN]}" "${WALL[parseN]}")" "$(mib nocorrN)"
+printf "  %-40s table %5sx %4s MiB   -o x.jsonl %5sx %4s MiB   (no operations %5sx %4s MiB)\n" \
+    "simulated Windows ($EVENTS_S events)" "$(ratio "${WALL[tableS]}" "${WALL[parseS]}")" "$(mib tableS)" \
+    "$(ratio "${WALL[jsonlS]}" "${WALL[parseS]}")" "$(mib jsonlS)" \
+    "$(ratio "${WALL[nocorrS]}" "${WALL[parseS]}")" "$(mib nocorrS)"
