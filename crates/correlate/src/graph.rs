@@ -120,9 +120,20 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub components: Components,
     pub steps: Vec<Step>,
-    /// When `nodes` holds only the stories with detections: the events linked and the
-    /// stories found in all.
-    pub totals: Option<(usize, usize)>,
+    /// When `nodes` holds only some stories (the bounded linker's operations and strongest
+    /// leads): the counts over all of them.
+    pub totals: Option<Totals>,
+    /// The routine's context of the stories left out (event, rule, reason).
+    pub context: Vec<(crate::operations::EventRef, u32, String)>,
+}
+
+/// Counts over every story, when a graph holds only some.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    pub events: usize,
+    pub stories: usize,
+    pub candidates: usize,
+    pub leads: usize,
 }
 
 /// Links the nodes, which must be in time order. `assets` gives known (address, host) pairs;
@@ -159,6 +170,7 @@ pub fn build(
         components: uf,
         steps,
         totals: None,
+        context: Vec::new(),
     }
 }
 

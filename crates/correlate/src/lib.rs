@@ -206,7 +206,20 @@ impl Correlator {
                 votes: &self.votes,
                 created: &self.created,
             };
-            linker::link(&mut self.nodes, known, extra, joined, &asset_ips, routine)?
+            let judging = linker::Judging {
+                rules,
+                assets,
+                opts,
+            };
+            linker::link(
+                &mut self.nodes,
+                known,
+                extra,
+                joined,
+                &asset_ips,
+                judging,
+                routine,
+            )?
         };
         let analysis = operations::analyse(&mut graph, rules, assets, opts, routine);
         // Freeing every event's small allocations takes tens of milliseconds on a large

@@ -8,8 +8,9 @@
 //!    window of a minute.
 //! 2. The sorted memberships are walked one group at a time; each group joins its members
 //!    as the rules of [`crate::graph`] say (a group that cannot link stops being held).
-//! 3. The nodes are read again and only the stories that hold a detection are kept: all
-//!    that operations are built from.
+//! 3. The nodes of the stories that hold a detection are read again, sorted by story, and
+//!    judged one story at a time as operations would judge them: only the operations and
+//!    the strongest leads are kept for [`crate::operations::analyse`] to build.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -20,11 +21,13 @@ use towerwatch_spill::{Sorter, SpillError, Tape};
 
 use crate::graph::{
     chain_gap, counts_for_remote, group_of, link_web_children, scoped, Components, Graph, Step,
-    WebChild, DB_SESSION, DROP_WINDOW, FILE_HOSTS, FILE_SESSIONS, MOVE_PARTNERS, MOVE_WINDOW,
-    REMOTE, REMOTE_HOSTS, SAME_PROCESS, SESSION, SESSION_SPAN,
+    Totals, WebChild, DB_SESSION, DROP_WINDOW, FILE_HOSTS, FILE_SESSIONS, MOVE_PARTNERS,
+    MOVE_WINDOW, REMOTE, REMOTE_HOSTS, SAME_PROCESS, SESSION, SESSION_SPAN,
 };
 use crate::links::{Key, Movement, Node};
+use crate::operations::{EventRef, StoryContext, Triage, Verdict, LEADS_KEPT};
 use crate::webshell::Place;
+use crate::{Asset, Options, RuleInfo};
 
 /// A node's place in time order: time, then input, then order within the input.
 pub(crate) type NodeKey = (i64, u32, u64);
@@ -33,6 +36,7 @@ const GROUPS_IN_MEMORY: usize = 1 << 17;
 const FILES_IN_MEMORY: usize = 1 << 16;
 const PIDS_IN_MEMORY: usize = 1 << 16;
 const TAPE_IN_MEMORY: usize = 4096;
+const STORY_NODES_IN_MEMORY: usize = 16_384;
 /// Scope of keys that belong to no host.
 const ESTATE: u32 = u32::MAX;
 
@@ -52,6 +56,7 @@ pub(crate) fn link(
     extra: &[(Place, u32)],
     joined: &[(Place, Place)],
     assets: &[(String, String)],
+    story: Judging<'_>,
     routine: Option<&crate::routine::Routine>,
 ) -> Result<Graph, SpillError> {
     let host_of_ip =
@@ -197,10 +202,9 @@ pub(crate) fn link(
         }
     }
     drop(hit);
-    let mut new_index: FxHashMap<u32, u32> = FxHashMap::default();
-    let mut parents = Vec::new();
-    let mut graph_nodes = Vec::new();
-    // The runs are merged again rather than every node written once more.
+    // The stories, one at a time (by root, each in time order): the runs are merged again
+    // rather than every node written once more.
+    let mut by_story: Sorter<(u32, u32), Node> = Sorter::new(STORY_NODES_IN_MEMORY);
     for (i, item) in nodes.sorted()?.enumerate() {
         let (_, mut n) = item?;
         let root = uf.root(i) as u32;
@@ -210,15 +214,86 @@ pub(crate) fn link(
         if n.host.parse::<std::net::IpAddr>().is_ok() {
             n.host = Arc::from(&*resolve(&n.host));
         }
-        let at = graph_nodes.len() as u32;
-        new_index.insert(i as u32, at);
-        // The root is the story's first event, so it has its new index already.
-        parents.push(new_index[&root]);
         for r in extra_at.get(&(i as u32)).into_iter().flatten() {
             if !n.hits.contains(r) {
                 n.hits.push(*r);
             }
         }
+        by_story.push((root, i as u32), n)?;
+    }
+    drop(keep);
+    let mut triage = Triage::new(story.rules, story.assets, story.opts, routine);
+    let mut totals = Totals {
+        events: total,
+        stories,
+        ..Totals::default()
+    };
+    let mut context = Vec::new();
+    // Operations keep their nodes; of the leads, the strongest (as `analyse` ranks them).
+    let mut kept: Vec<(u32, Node)> = Vec::new();
+    let mut leads: Vec<Lead> = Vec::new();
+    let mut current: Option<u32> = None;
+    let (mut at, mut members): (Vec<u32>, Vec<Node>) = (Vec::new(), Vec::new());
+    let mut judge = |root: u32, at: Vec<u32>, members: Vec<Node>| {
+        let (verdict, story_context) = triage.story(&members);
+        let left_out = |context: &mut Vec<_>, members: &[Node], story_context: StoryContext| {
+            for (i, rule, why) in story_context {
+                context.push((EventRef::of(&members[i]), rule, why));
+            }
+        };
+        match verdict {
+            Verdict::Operation => {
+                totals.candidates += 1;
+                kept.extend(at.into_iter().zip(members));
+            }
+            Verdict::Lead(score) => {
+                totals.candidates += 1;
+                totals.leads += 1;
+                leads.push(Lead {
+                    score,
+                    root,
+                    at,
+                    members,
+                    context: story_context,
+                });
+                if leads.len() > LEADS_KEPT {
+                    let weakest = (0..leads.len())
+                        .max_by_key(|&k| (std::cmp::Reverse(leads[k].score), leads[k].root))
+                        .expect("not empty");
+                    let out = leads.swap_remove(weakest);
+                    left_out(&mut context, &out.members, out.context);
+                }
+            }
+            Verdict::Quiet => left_out(&mut context, &members, story_context),
+        }
+    };
+    for item in by_story.sorted()? {
+        let ((root, i), n) = item?;
+        if current != Some(root) {
+            if let Some(r) = current {
+                judge(r, std::mem::take(&mut at), std::mem::take(&mut members));
+            }
+            current = Some(root);
+        }
+        at.push(i);
+        members.push(n);
+    }
+    if let Some(r) = current {
+        judge(r, at, members);
+    }
+    drop(by_story);
+    for lead in leads {
+        kept.extend(lead.at.into_iter().zip(lead.members));
+    }
+    kept.sort_unstable_by_key(|(i, _)| *i);
+    let mut new_index: FxHashMap<u32, u32> = FxHashMap::default();
+    let mut parents = Vec::with_capacity(kept.len());
+    let mut graph_nodes = Vec::with_capacity(kept.len());
+    for (i, n) in kept {
+        let at = graph_nodes.len() as u32;
+        new_index.insert(i, at);
+        // The root is the story's first event, so it has its new index already.
+        parents.push(new_index[&(uf.root(i as usize) as u32)]);
         graph_nodes.push(n);
     }
     let mut graph_steps = Vec::new();
@@ -237,8 +312,25 @@ pub(crate) fn link(
         nodes: graph_nodes,
         components: Components::from_roots(parents),
         steps: graph_steps,
-        totals: Some((total, stories)),
+        totals: Some(totals),
+        context,
     })
+}
+
+/// A lead kept while stronger ones may still come.
+struct Lead {
+    score: u32,
+    root: u32,
+    at: Vec<u32>,
+    members: Vec<Node>,
+    context: StoryContext,
+}
+
+/// What judging a story needs: the rule catalog, the assets' roles, the thresholds.
+pub(crate) struct Judging<'a> {
+    pub rules: &'a [RuleInfo],
+    pub assets: &'a [Asset],
+    pub opts: &'a Options,
 }
 
 fn by_ref(h: &BTreeMap<Box<str>, usize>) -> BTreeMap<&str, usize> {

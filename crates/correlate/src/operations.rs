@@ -82,7 +82,7 @@ pub struct EventRef {
 }
 
 impl EventRef {
-    fn of(n: &Node) -> EventRef {
+    pub(crate) fn of(n: &Node) -> EventRef {
         let (record_id, line) = match n.locator {
             Locator::Record(r) => (Some(r), None),
             Locator::Line(l) => (None, Some(l)),
@@ -246,7 +246,7 @@ pub struct Lead {
 }
 
 /// Leads described in the analysis (all are counted).
-const LEADS_KEPT: usize = 50;
+pub(crate) const LEADS_KEPT: usize = 50;
 
 /// Operations scoring this much (severity high and above) make waves.
 const WAVE_SCORE: u32 = 90;
@@ -312,6 +312,132 @@ pub fn attack_of(tags: &[String]) -> (Vec<String>, Vec<String>) {
     (tactics, techniques)
 }
 
+/// What one story is, decided story by story the way [`analyse`] decides it over a whole
+/// graph: an operation, a lead with its score, or no candidate (no seeding detection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Operation,
+    Lead(u32),
+    Quiet,
+}
+
+/// Story-at-a-time triage for the bounded linker: the routine's demotion, seeding and the
+/// quick score of [`analyse`], and the routine's context of a story that is no operation.
+pub(crate) struct Triage<'a> {
+    rules: &'a [RuleInfo],
+    opts: &'a Options,
+    routine: Option<&'a crate::routine::Routine>,
+    roles: HashMap<String, &'a str>,
+    rule_attack: Vec<(Vec<String>, Vec<String>)>,
+    known: Vec<bool>,
+}
+
+/// The routine's context of one story: (node position, rule, reason).
+pub(crate) type StoryContext = Vec<(usize, u32, String)>;
+
+impl<'a> Triage<'a> {
+    pub(crate) fn new(
+        rules: &'a [RuleInfo],
+        assets: &'a [Asset],
+        opts: &'a Options,
+        routine: Option<&'a crate::routine::Routine>,
+    ) -> Self {
+        Triage {
+            rules,
+            opts,
+            routine,
+            roles: roles_of(assets),
+            rule_attack: vec![Default::default(); rules.len()],
+            known: vec![false; rules.len()],
+        }
+    }
+
+    /// One whole story, its nodes in time order: what it is, and (unless an operation) the
+    /// routine's context for its detections.
+    pub(crate) fn story(&mut self, nodes: &[Node]) -> (Verdict, StoryContext) {
+        // The routine's detections seed and score nothing.
+        let mut demoted: Vec<(usize, Vec<u32>)> = Vec::new();
+        let mut hits: Vec<Vec<u32>> = nodes.iter().map(|n| n.hits.clone()).collect();
+        if let Some(r) = self.routine {
+            for (i, n) in nodes.iter().enumerate() {
+                let (keep, aside): (Vec<u32>, Vec<u32>) = n
+                    .hits
+                    .iter()
+                    .partition(|&&h| r.verdict_of(h, n.actor, n.time).is_none());
+                if !aside.is_empty() {
+                    hits[i] = keep;
+                    demoted.push((i, aside));
+                }
+            }
+        }
+        for &h in hits
+            .iter()
+            .flatten()
+            .chain(demoted.iter().flat_map(|d| &d.1))
+        {
+            if let Some(k) = self.known.get_mut(h as usize).filter(|k| !**k) {
+                *k = true;
+                self.rule_attack[h as usize] = attack_of(&self.rules[h as usize].tags);
+            }
+        }
+        let seeded = hits.iter().flatten().any(|&h| {
+            self.rules
+                .get(h as usize)
+                .is_some_and(|r| r.level >= self.opts.seed_level)
+        });
+        let verdict = if !seeded {
+            Verdict::Quiet
+        } else {
+            let scored: Vec<Node> = nodes
+                .iter()
+                .zip(&hits)
+                .map(|(n, h)| Node {
+                    hits: h.clone(),
+                    ..n.clone()
+                })
+                .collect();
+            let list: Vec<usize> = (0..nodes.len()).collect();
+            let score = quick_score(&scored, &list, self.rules, &self.rule_attack, &self.roles);
+            if score < self.opts.min_score {
+                Verdict::Lead(score)
+            } else {
+                Verdict::Operation
+            }
+        };
+        let mut context = Vec::new();
+        if let (Some(r), false) = (self.routine, verdict == Verdict::Operation) {
+            let why = demoted.iter().find_map(|(i, aside)| {
+                let n = &nodes[*i];
+                aside.iter().find_map(|&h| r.verdict_of(h, n.actor, n.time))
+            });
+            if let Some(why) = why {
+                for (i, h) in hits.iter().enumerate() {
+                    for &rule in h {
+                        context.push((
+                            i,
+                            rule,
+                            format!("in a story of the estate's routine: {why}"),
+                        ));
+                    }
+                }
+            }
+        }
+        (verdict, context)
+    }
+}
+
+fn roles_of(assets: &[Asset]) -> HashMap<String, &str> {
+    assets
+        .iter()
+        .map(|a| {
+            (
+                crate::links::short_host(&a.host).to_string(),
+                a.role.as_str(),
+            )
+        })
+        .collect()
+}
+
 /// Builds operations and waves from a linked graph.
 pub fn analyse(
     graph: &mut Graph,
@@ -339,23 +465,16 @@ pub fn analyse(
             }
         }
     }
-    let roles: HashMap<String, &str> = assets
-        .iter()
-        .map(|a| {
-            (
-                crate::links::short_host(&a.host).to_string(),
-                a.role.as_str(),
-            )
-        })
-        .collect();
+    let roles = roles_of(assets);
     let n = graph.nodes.len();
     let roots: Vec<usize> = (0..n).map(|i| graph.components.root(i)).collect();
-    let (events_linked, stories) = graph.totals.unwrap_or_else(|| {
-        (
+    let (events_linked, stories) = match &graph.totals {
+        Some(t) => (t.events, t.stories),
+        None => (
             n,
             roots.iter().enumerate().filter(|(i, r)| *i == **r).count(),
-        )
-    });
+        ),
+    };
     // Only stories with a seeding detection are looked at further (routine ones kept aside
     // count for the story they belong to, once it stands).
     let seeds: std::collections::BTreeSet<usize> = (0..n)
@@ -562,6 +681,12 @@ pub fn analyse(
         all.extend(set.iter().cloned());
     }
     stats.operations = ops.len();
+    // Stories triaged before the graph was built count here, and their context is kept.
+    if let Some(t) = &graph.totals {
+        stats.candidates = t.candidates;
+        stats.leads = t.leads;
+    }
+    context.append(&mut graph.context);
     // The strongest leads, described.
     lead_roots.sort_by_key(|(score, root)| (std::cmp::Reverse(*score), *root));
     let leads = lead_roots
