@@ -1,99 +1,105 @@
 //! Detections of one input, held until that input's turn to be written.
 //!
 //! Inputs are read in parallel but written in input order, so each input's detections wait
-//! for those of the inputs before it. Past [`HELD_IN_MEMORY`] they wait in an unnamed
-//! temporary file instead: one EVTX file with millions of matches (a password spray, say)
-//! does not grow memory with it.
-
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+//! for those of the inputs before it, and every detection waits for the routine's verdict,
+//! given once all evidence is read. Past [`HELD_IN_MEMORY`] they wait in a temporary file
+//! (`towerwatch-spill`): one EVTX file with millions of matches (a password spray, say) does
+//! not grow memory with it. A detection is rendered as its JSON line once, when found; only
+//! what the summary and the routine's verdict need is kept beside it.
 
 use anyhow::{Context, Result};
-
-use crate::output::Detection;
+use serde::{Deserialize, Serialize};
+use towerwatch_event::{Detection, Level};
+use towerwatch_spill::{SpillError, Tape};
 
 /// Detections an input keeps in memory before the rest go to a temporary file.
-pub const HELD_IN_MEMORY: usize = 4096;
+pub const HELD_IN_MEMORY: usize = 1024;
 
 /// What a held detection carries besides itself: its rule's index and the digest of who did
 /// it (for the routine's verdict, given once all evidence is read).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tag {
     pub rule: usize,
     /// Who did it (the routine's keys).
     pub actor: towerwatch_correlate::routine::ActorKey,
 }
 
+/// One detection as it waits: what the summary and the routine need, and its JSON line
+/// (empty when no detection is written, as for the table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldDetection {
+    pub tag: Tag,
+    pub level: Level,
+    pub computer: Option<String>,
+    pub timestamp: Option<String>,
+    pub source: String,
+    pub record_id: Option<u64>,
+    pub line: Option<u64>,
+    pub json: String,
+}
+
+impl HeldDetection {
+    /// `d` with its tag; `render`: keep its JSON line.
+    pub fn new(tag: Tag, d: &Detection, render: bool) -> Self {
+        HeldDetection {
+            tag,
+            level: d.level,
+            computer: d.computer.clone(),
+            timestamp: d.timestamp.clone(),
+            source: d.source.clone(),
+            record_id: d.record_id,
+            line: d.line,
+            json: if render {
+                // Text keys and plain values: serialising cannot fail.
+                serde_json::to_string(d).expect("a detection serialises")
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// The detection itself, read back from its JSON line.
+    pub fn detection(&self) -> Result<Detection> {
+        serde_json::from_str(&self.json).context("a held detection does not read back")
+    }
+}
+
 /// Detections (with their tags), in the order they were found.
 pub struct Held {
-    limit: usize,
-    kept: Vec<(Tag, Detection)>,
-    /// Older detections, one JSON line each, when there were more than `limit`.
-    spilled: Option<BufWriter<File>>,
-    /// Why spilling failed, if it did (the detections then stay in memory).
-    spill_error: Option<String>,
+    tape: Tape<HeldDetection>,
+    /// Why holding failed, if it did (reported when drained).
+    error: Option<SpillError>,
 }
 
 impl Held {
     pub fn new(limit: usize) -> Held {
         Held {
-            limit: limit.max(1),
-            kept: Vec::new(),
-            spilled: None,
-            spill_error: None,
+            tape: Tape::new(limit),
+            error: None,
         }
     }
 
-    pub fn push(&mut self, tag: Tag, d: Detection) {
-        self.kept.push((tag, d));
-        if self.kept.len() >= self.limit && self.spill_error.is_none() {
-            if let Err(e) = self.spill() {
-                self.spill_error = Some(format!("{e:#}"));
+    pub fn push(&mut self, d: HeldDetection) {
+        if self.error.is_none() {
+            if let Err(e) = self.tape.push(d) {
+                self.error = Some(e);
             }
         }
     }
 
-    fn spill(&mut self) -> Result<()> {
-        let out = match &mut self.spilled {
-            Some(out) => out,
-            None => {
-                let file = tempfile::tempfile().context("cannot create a temporary file")?;
-                self.spilled.insert(BufWriter::new(file))
-            }
-        };
-        for item in &self.kept {
-            serde_json::to_writer(&mut *out, item)?;
-            out.write_all(b"\n")?;
+    /// Hands every detection to `each`, oldest first; fails if they could not be held.
+    pub fn drain(self, mut each: impl FnMut(HeldDetection) -> Result<()>) -> Result<()> {
+        if let Some(e) = self.error {
+            return Err(e).context("cannot hold detections in a temporary file");
         }
-        self.kept.clear();
+        for d in self
+            .tape
+            .read()
+            .context("cannot read back held detections")?
+        {
+            each(d.context("cannot read back held detections")?)?;
+        }
         Ok(())
-    }
-
-    /// Hands every detection to `each`, oldest first. Returns a warning if they could not
-    /// be spilled (and so were held in memory).
-    pub fn drain(
-        self,
-        mut each: impl FnMut(Tag, Detection) -> Result<()>,
-    ) -> Result<Option<String>> {
-        if let Some(out) = self.spilled {
-            let mut file = out
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .context("cannot write held detections to a temporary file")?;
-            file.rewind()?;
-            for (n, line) in BufReader::new(file).lines().enumerate() {
-                let line = line.context("cannot read back held detections")?;
-                let (rule, d): (Tag, Detection) = serde_json::from_str(&line)
-                    .with_context(|| format!("held detection {n} does not read back"))?;
-                each(rule, d)?;
-            }
-        }
-        for (rule, d) in self.kept {
-            each(rule, d)?;
-        }
-        Ok(self.spill_error.map(|e| {
-            format!("detections could not wait in a temporary file ({e}); they were held in memory")
-        }))
     }
 }
 
@@ -107,7 +113,7 @@ mod tests {
             timestamp: Some(format!("2026-01-01T00:00:{:02}Z", i % 60)),
             rule_id: format!("rule-{}", i % 3),
             rule_title: "t".into(),
-            level: towerwatch_sigma::Level::High,
+            level: Level::High,
             tags: vec!["attack.t1110".into()],
             computer: Some("HOST".into()),
             channel: Some("Security".into()),
@@ -124,41 +130,37 @@ mod tests {
         for (limit, n) in [(3, 10u64), (4096, 10), (1, 1), (5, 0)] {
             let mut held = Held::new(limit);
             for i in 0..n {
-                held.push(
-                    Tag {
-                        rule: i as usize % 7,
-                        actor: ActorKey {
-                            digest: i * 3,
-                            estate: i,
-                            person: i + 1,
-                        },
+                let tag = Tag {
+                    rule: i as usize % 7,
+                    actor: ActorKey {
+                        digest: i * 3,
+                        estate: i,
+                        person: i + 1,
                     },
-                    detection(i),
-                );
+                };
+                held.push(HeldDetection::new(tag, &detection(i), true));
             }
-            assert!(held.kept.len() < limit.max(1) || n == 0);
-            assert_eq!(held.spilled.is_some(), n as usize >= limit);
+            assert_eq!(held.tape.len(), n);
+            assert_eq!(held.tape.spilled() > 0, n as usize >= limit);
             let mut back = Vec::new();
-            let warning = held
-                .drain(|rule, d| {
-                    back.push((rule, d));
-                    Ok(())
-                })
-                .unwrap();
-            assert_eq!(warning, None);
+            held.drain(|h| {
+                back.push(h);
+                Ok(())
+            })
+            .unwrap();
             assert_eq!(back.len() as u64, n);
-            for (i, (rule, d)) in back.iter().enumerate() {
-                assert_eq!(rule.rule, i % 7);
+            for (i, h) in back.iter().enumerate() {
+                assert_eq!(h.tag.rule, i % 7);
                 assert_eq!(
-                    rule.actor,
+                    h.tag.actor,
                     ActorKey {
                         digest: i as u64 * 3,
                         estate: i as u64,
                         person: i as u64 + 1
                     }
                 );
-                assert_eq!(d.record_id, Some(i as u64));
-                assert_eq!(d.event["TargetUserName"], "ü\"x");
+                assert_eq!(h.record_id, Some(i as u64));
+                assert_eq!(h.detection().unwrap(), detection(i as u64));
             }
         }
     }

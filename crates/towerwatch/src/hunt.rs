@@ -17,7 +17,7 @@ use towerwatch_sigma::{Rule, RuleError};
 use towerwatch_sources::discover;
 
 use crate::dbstage;
-use crate::held::{Held, Tag, HELD_IN_MEMORY};
+use crate::held::{Held, HeldDetection, Tag, HELD_IN_MEMORY};
 use crate::output::{self, Detection, DetectionWriter, Summary};
 use crate::pipeline;
 use crate::ruleset;
@@ -241,26 +241,26 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
                         );
                     }
                     let d = engine.rules()[idx].detection(&event, with_event);
-                    local.detections.push(
-                        Tag {
-                            rule: idx,
-                            actor: actor.key(),
-                        },
-                        d,
-                    );
+                    let tag = Tag {
+                        rule: idx,
+                        actor: actor.key(),
+                    };
+                    local
+                        .detections
+                        .push(HeldDetection::new(tag, &d, with_event));
                 }
             }
         },
         |done| {
             // Every detection waits for the routine's verdict, given once all is read.
-            let warning = done.local.detections.drain(|tag, d| {
-                all_detections.push(tag, d);
-                Ok(())
-            })?;
+            done.local
+                .detections
+                .drain(|d| {
+                    all_detections.push(d);
+                    Ok(())
+                })
+                .with_context(|| format!("{}", done.report.source))?;
             routine.merge(done.local.routine);
-            if let Some(w) = warning {
-                complainln!("towerwatch: {}: {w}", done.report.source);
-            }
             if let Some(c) = done.local.coverage {
                 seen.merge(c);
             }
@@ -359,37 +359,43 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         .map(|(e, r, why)| ((e.source.clone(), e.record_id, e.line, *r), why.as_str()))
         .collect();
     let mut routine_demoted = 0u64;
-    let drain_warning = all_detections.drain(|tag, mut d| {
-        let time = d
+    all_detections.drain(|mut h| {
+        let tag = h.tag;
+        let time = h
             .timestamp
             .as_deref()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let mut why = None;
         if let Some(t) = time {
-            let place = match (d.record_id, d.line) {
-                (_, Some(l)) => (d.source.clone(), None, Some(l)),
-                (r, None) => (d.source.clone(), r, None),
+            let place = match (h.record_id, h.line) {
+                (_, Some(l)) => (h.source.clone(), None, Some(l)),
+                (r, None) => (h.source.clone(), r, None),
             };
             let key = (place.0, place.1, place.2, tag.rule as u32);
             if !restored.contains(&key) {
-                let why = routine
+                why = routine
                     .verdict_of(tag.rule as u32, tag.actor, t.as_microsecond())
                     .or_else(|| context.get(&key).map(|w| w.to_string()));
-                if let Some(why) = why {
-                    if d.level > towerwatch_sigma::Level::Low {
-                        d.level = towerwatch_sigma::Level::Low;
-                        routine_demoted += 1;
-                    }
-                    d.event
-                        .insert("routine".into(), serde_json::Value::String(why));
-                }
             }
         }
-        summary.add(tag.rule, &d);
-        writer.write(&d)
+        // The estate's routine: below medium, with the reason (the rare detection that is
+        // read back and written again).
+        if let Some(why) = why {
+            if h.level > towerwatch_sigma::Level::Low {
+                h.level = towerwatch_sigma::Level::Low;
+                routine_demoted += 1;
+            }
+            if !h.json.is_empty() {
+                let mut d = h.detection()?;
+                d.level = h.level;
+                d.event
+                    .insert("routine".into(), serde_json::Value::String(why));
+                h.json = serde_json::to_string(&d)?;
+            }
+        }
+        summary.add(tag.rule, h.level, h.computer.as_deref());
+        writer.write_held(&h)
     })?;
-    if let Some(w) = drain_warning {
-        complainln!("towerwatch: {w}");
-    }
     for d in webshell_detections(&findings) {
         summary.add_correlated(&d);
         writer.write(&d)?;

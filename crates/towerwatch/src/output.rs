@@ -43,6 +43,19 @@ impl DetectionWriter {
         Ok(DetectionWriter::Csv(Box::new(w)))
     }
 
+    /// A held detection: its JSON line as rendered when it was found.
+    pub fn write_held(&mut self, h: &crate::held::HeldDetection) -> Result<()> {
+        match self {
+            DetectionWriter::None => Ok(()),
+            DetectionWriter::Jsonl(w) => {
+                w.write_all(h.json.as_bytes())?;
+                w.write_all(b"\n")?;
+                Ok(())
+            }
+            DetectionWriter::Csv(_) => self.write(&h.detection()?),
+        }
+    }
+
     pub fn write(&mut self, d: &Detection) -> Result<()> {
         match self {
             DetectionWriter::None => {}
@@ -135,32 +148,28 @@ impl Summary {
     }
 
     fn count_level_and_host(&mut self, d: &Detection) {
-        self.detections += 1;
-        *self.by_level.entry(d.level).or_default() += 1;
-        let host = d
-            .computer
-            .clone()
-            .unwrap_or_else(|| "(unknown host)".into());
-        let h = self.by_host.entry(host).or_insert((0, d.level));
-        h.0 += 1;
-        h.1 = h.1.max(d.level);
+        self.count(d.level, d.computer.as_deref());
     }
 
-    pub fn add(&mut self, rule_idx: usize, d: &Detection) {
-        self.detections += 1;
-        *self.by_level.entry(d.level).or_default() += 1;
-        let host = d
-            .computer
-            .clone()
-            .unwrap_or_else(|| "(unknown host)".into());
+    /// A detection of rule `rule_idx` at `level` on `computer`.
+    pub fn add(&mut self, rule_idx: usize, level: Level, computer: Option<&str>) {
+        let host = self.count(level, computer);
         let r = self.by_rule.entry(rule_idx).or_default();
         r.0 += 1;
         if r.1.len() < HOSTS_PER_RULE {
-            r.1.insert(host.clone());
+            r.1.insert(host);
         }
-        let h = self.by_host.entry(host).or_insert((0, d.level));
+    }
+
+    /// Counts a detection by level and host; returns the host's name as counted.
+    fn count(&mut self, level: Level, computer: Option<&str>) -> String {
+        self.detections += 1;
+        *self.by_level.entry(level).or_default() += 1;
+        let host = computer.unwrap_or("(unknown host)").to_string();
+        let h = self.by_host.entry(host.clone()).or_insert((0, level));
         h.0 += 1;
-        h.1 = h.1.max(d.level);
+        h.1 = h.1.max(level);
+        host
     }
 
     pub fn events(&self) -> u64 {
