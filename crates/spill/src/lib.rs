@@ -35,10 +35,18 @@ use serde::Serialize;
 /// Spilling failed: the temporary file could not be written or read back.
 #[derive(Debug, thiserror::Error)]
 pub enum SpillError {
-    #[error("temporary file: {0}")]
+    #[error("a temporary file (in {}) failed", std::env::temp_dir().display())]
     Io(#[from] io::Error),
-    #[error("temporary file does not read back: {0}")]
+    #[error("a temporary file does not read back")]
     Decode(#[from] postcard::Error),
+}
+
+/// Fails now, not after the work, if temporary files cannot be written where they go
+/// (`TMPDIR`).
+pub fn check_temp_dir() -> Result<(), SpillError> {
+    let mut f = tempfile::tempfile()?;
+    f.write_all(b"probe")?;
+    Ok(())
 }
 
 /// One item: its length (u32, little-endian), then its postcard encoding.

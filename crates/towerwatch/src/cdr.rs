@@ -522,6 +522,8 @@ pub fn run(args: CdrArgs) -> Result<ExitCode> {
     if let Some(out) = &args.out {
         check_writable(out)?;
     }
+    // Statements wait in temporary files on large logs.
+    towerwatch_spill::check_temp_dir()?;
     let (r, x, seconds) = analyse(&args)?;
     // A reveal is on the record before anything shows a real identifier.
     let reveal = match &against {

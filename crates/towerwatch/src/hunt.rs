@@ -125,6 +125,8 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.report {
         crate::cdr::check_writable(dir)?;
     }
+    // Stories, statements and detections wait in temporary files on large evidence.
+    towerwatch_spill::check_temp_dir()?;
     let (inputs, problems) = discover(&args.paths);
     if inputs.is_empty() && !problems.is_empty() {
         anyhow::bail!("{}", problems[0]);

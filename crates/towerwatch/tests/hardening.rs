@@ -479,3 +479,29 @@ fn an_interrupted_hunt_leaves_whole_lines_and_says_it_is_incomplete() {
     assert_eq!(manifest["complete"], false);
     assert!(manifest["interrupted"].is_string());
 }
+
+/// Temporary files (where stories, statements and detections wait) that cannot be written
+/// fail the run before the work, naming where they were to go.
+#[test]
+fn an_unwritable_temporary_directory_is_named_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("e.jsonl");
+    std::fs::write(&evidence, "{\"EventID\": 1}\n").unwrap();
+    let missing = dir.path().join("no-such-dir");
+    for command in [
+        vec!["hunt", evidence.to_str().unwrap()],
+        vec!["cdr", evidence.to_str().unwrap()],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+            .args(&command)
+            .env("TMPDIR", &missing)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("temporary file") && err.contains("no-such-dir"),
+            "{command:?}: {err}"
+        );
+    }
+}
