@@ -87,6 +87,10 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
             None if body.len() == 4 => (body.get(..2)?.parse().ok()?, body.get(2..)?.parse().ok()?),
             None => (body.parse().ok()?, 0),
         };
+        // Real offsets lie within ±18 hours; anything else is no zone (and no overflow).
+        if !(0..=18).contains(&h) || !(0..60).contains(&m) {
+            return None;
+        }
         sign * (h * 60 + m)
     } else {
         let upper = zone.to_ascii_uppercase();
@@ -107,6 +111,15 @@ mod tests {
         // Found by fuzzing: `+` then one 3-byte character and an ASCII byte.
         assert_eq!(parse_time("2019-03-28 08:01:28+\u{fffd}e"), None);
         assert_eq!(parse_time("2019-03-28 08:01:28+e\u{fffd}"), None);
+        // Found by fuzzing too: hours that overflow when turned into minutes.
+        assert_eq!(parse_time("2019-03-28 08:01:28+99999999"), None);
+        // 71,582,789 hours wrap to 44 minutes in 32 bits.
+        assert_eq!(parse_time("2019-03-28 08:01:28+71582789:00"), None);
+        assert_eq!(parse_time("2019-03-28 08:01:28-2147483647:00"), None);
+        assert_eq!(
+            parse_time("2019-03-28 08:01:28+05:30").map(|t| t.to_string()),
+            Some("2019-03-28T02:31:28Z".into())
+        );
     }
 
     #[test]
