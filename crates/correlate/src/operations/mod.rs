@@ -119,7 +119,7 @@ pub fn analyse(
             .map(|(root, l)| {
                 (
                     **root,
-                    quick_score(&graph.nodes, l, rules, &rule_attack, &roles),
+                    quick_score(&graph.nodes, l, None, rules, &rule_attack, &roles),
                 )
             })
             .collect()

@@ -130,16 +130,15 @@ impl<'a> Triage<'a> {
         let verdict = if !seeded {
             Verdict::Quiet
         } else {
-            let scored: Vec<Node> = nodes
-                .iter()
-                .zip(&hits)
-                .map(|(n, h)| Node {
-                    hits: h.clone(),
-                    ..n.clone()
-                })
-                .collect();
             let list: Vec<usize> = (0..nodes.len()).collect();
-            let score = quick_score(&scored, &list, self.rules, &self.rule_attack, &self.roles);
+            let score = quick_score(
+                nodes,
+                &list,
+                Some(&hits),
+                self.rules,
+                &self.rule_attack,
+                &self.roles,
+            );
             if score < self.opts.min_score {
                 Verdict::Lead(score)
             } else {
@@ -207,9 +206,12 @@ pub(super) fn story_score<'a>(
 }
 
 /// [`story_score`] without building the story.
+/// The story's score, cheaply: `hits`, when given, replaces each node's own (the triage's
+/// demoted copy, without cloning nodes).
 pub(super) fn quick_score(
     nodes: &[Node],
     list: &[usize],
+    hits: Option<&[Vec<u32>]>,
     rules: &[RuleInfo],
     rule_attack: &[(Vec<String>, Vec<String>)],
     roles: &HashMap<String, &str>,
@@ -224,7 +226,7 @@ pub(super) fn quick_score(
         if !hosts.contains(&&*n.host) {
             hosts.push(&n.host);
         }
-        for &r in &n.hits {
+        for &r in hits.map_or(&n.hits, |h| &h[i]) {
             if !hit.contains(&r) {
                 hit.push(r);
                 max_level = max_level.max(rules[r as usize].level);
