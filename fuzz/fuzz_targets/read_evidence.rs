@@ -2,27 +2,12 @@
 //! (events read + records rejected), so nothing is lost silently.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
-use towerwatch_sources::{read_bytes, ReadOptions};
+use towerwatch_sources::ReadOptions;
 
 fuzz_target!(|data: &[u8]| {
-    for strict in [false, true] {
-        let (mut events, mut rejected) = (0u64, 0u64);
-        let options = ReadOptions {
-            strict,
-            ..ReadOptions::default()
-        };
-        let report = read_bytes("fuzz-input", data, &options, &mut |item| match item {
-            Ok(_) => events += 1,
-            Err(e) => {
-                assert!(e.to_string().contains("fuzz-input"), "{e}");
-                rejected += 1;
-            }
-        });
-        assert_eq!(report.events, events);
-        assert_eq!(report.rejected, rejected);
-        if strict {
-            assert!(rejected <= 1, "--strict stops at the first bad record");
-        }
-    }
+    common::read_counted(data, ReadOptions::default());
 });

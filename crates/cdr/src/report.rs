@@ -115,11 +115,7 @@ pub fn exposure_csv(x: &Exposure, p: &Pseudonymizer) -> String {
             p.redact(&e.actors.iter().cloned().collect::<Vec<_>>().join("; ")),
             e.evidence.iter().cloned().collect::<Vec<_>>().join("; "),
         ];
-        let cells: Vec<_> = record
-            .iter()
-            .map(|c| towerwatch_event::csv_cell(c))
-            .collect();
-        let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
+        let _ = w.write_record(towerwatch_event::csv_row(&record));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -148,9 +148,7 @@ pub fn build(
     let host_of_ip = host_map(&nodes, assets);
     let resolve = |x: &str| -> Box<str> { host_of_ip.get(x).cloned().unwrap_or_else(|| x.into()) };
     for n in &mut nodes {
-        if n.host.parse::<std::net::IpAddr>().is_ok() {
-            n.host = std::sync::Arc::from(&*resolve(&n.host));
-        }
+        resolve_host(n, &resolve);
     }
     let mut uf = Components::new(nodes.len());
     for &(a, b) in pairs {
@@ -182,6 +180,13 @@ fn host_map(nodes: &[Node], assets: &[(String, String)]) -> HashMap<Box<str>, Bo
         }
     }
     resolve_votes(votes, assets)
+}
+
+/// A node named by an address takes the host name that address resolves to.
+pub(crate) fn resolve_host(n: &mut Node, resolve: &dyn Fn(&str) -> Box<str>) {
+    if n.host.parse::<std::net::IpAddr>().is_ok() {
+        n.host = std::sync::Arc::from(&*resolve(&n.host));
+    }
 }
 
 /// Each address to the host seen using it most (ties to the first name), then the assets'.

@@ -157,11 +157,6 @@ impl Correlator {
         self.nodes.is_empty()
     }
 
-    /// Events that wait on disk.
-    pub fn spilled(&self) -> u64 {
-        self.nodes.spilled()
-    }
-
     /// Links everything and builds the operations. `extra` attaches detections found after
     /// the fact (by place); `joined` pairs places that are one story (the web-shell join's
     /// request and process). Fails only if the temporary files fail.
@@ -239,12 +234,7 @@ fn in_memory_graph(
 ) -> graph::Graph {
     // Only the few places named after the fact are looked up.
     let place_key = |p: &Place| -> Option<(String, Locator)> {
-        let loc = match (p.line, p.record_id) {
-            (Some(l), _) => Locator::Line(l),
-            (None, Some(r)) => Locator::Record(r),
-            (None, None) => return None,
-        };
-        Some((p.source.clone(), loc))
+        linker::place_key(p).map(|(source, at)| (source.to_string(), at))
     };
     let mut wanted: HashMap<(String, Locator), Option<usize>> = extra
         .iter()

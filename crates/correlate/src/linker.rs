@@ -20,9 +20,9 @@ use towerwatch_event::Locator;
 use towerwatch_spill::{Sorter, SpillError, Tape};
 
 use crate::graph::{
-    chain_gap, counts_for_remote, group_of, link_web_children, scoped, Components, Graph, Step,
-    Totals, WebChild, DB_SESSION, DROP_WINDOW, FILE_HOSTS, FILE_SESSIONS, MOVE_PARTNERS,
-    MOVE_WINDOW, REMOTE, REMOTE_HOSTS, SAME_PROCESS, SESSION, SESSION_SPAN,
+    chain_gap, counts_for_remote, group_of, link_web_children, resolve_host, scoped, Components,
+    Graph, Step, Totals, WebChild, DB_SESSION, DROP_WINDOW, FILE_HOSTS, FILE_SESSIONS,
+    MOVE_PARTNERS, MOVE_WINDOW, REMOTE, REMOTE_HOSTS, SAME_PROCESS, SESSION, SESSION_SPAN,
 };
 use crate::links::{Key, Movement, Node};
 use crate::operations::{EventRef, StoryContext, Triage, Verdict, LEADS_KEPT};
@@ -89,9 +89,7 @@ pub(crate) fn link(
     for (index, item) in nodes.sorted()?.enumerate() {
         let (_, mut n) = item?;
         let i = index as u32;
-        if n.host.parse::<std::net::IpAddr>().is_ok() {
-            n.host = Arc::from(&*resolve(&n.host));
-        }
+        resolve_host(&mut n, &resolve);
         uf.push();
         hit.push(!n.hits.is_empty());
         if let Some(slot) = wanted
@@ -211,9 +209,7 @@ pub(crate) fn link(
         if !keep.contains(&root) {
             continue;
         }
-        if n.host.parse::<std::net::IpAddr>().is_ok() {
-            n.host = Arc::from(&*resolve(&n.host));
-        }
+        resolve_host(&mut n, &resolve);
         for r in extra_at.get(&(i as u32)).into_iter().flatten() {
             if !n.hits.contains(r) {
                 n.hits.push(*r);
@@ -337,7 +333,7 @@ fn by_ref(h: &BTreeMap<Box<str>, usize>) -> BTreeMap<&str, usize> {
     h.iter().map(|(k, v)| (&**k, *v)).collect()
 }
 
-fn place_key(p: &Place) -> Option<(&str, Locator)> {
+pub(crate) fn place_key(p: &Place) -> Option<(&str, Locator)> {
     let loc = match (p.line, p.record_id) {
         (Some(l), _) => Locator::Line(l),
         (None, Some(r)) => Locator::Record(r),

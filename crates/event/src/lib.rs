@@ -27,7 +27,7 @@ pub use jiff::Timestamp;
 
 mod csv_cell;
 mod detection;
-pub use csv_cell::csv_cell;
+pub use csv_cell::{csv_cell, csv_row, CsvCell};
 pub use detection::{Detection, Level, RuleRef};
 
 /// A field value as the log wrote it. Matching works on the text; numbers keep their

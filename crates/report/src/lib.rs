@@ -346,11 +346,7 @@ pub fn timesketch_csv(a: &Analysis) -> String {
                 place(&e.event),
             ];
             // Quoted by the csv crate; no cell a spreadsheet would run (the evidence's words).
-            let cells: Vec<_> = record
-                .iter()
-                .map(|c| towerwatch_event::csv_cell(c))
-                .collect();
-            let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
+            let _ = w.write_record(towerwatch_event::csv_row(&record));
         }
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()

@@ -44,11 +44,9 @@ impl Collected {
 pub fn catalog() -> Vec<RuleInfo> {
     Rule::ALL
         .iter()
-        .map(|r| RuleInfo {
-            id: r.id().into(),
-            title: r.title().into(),
-            level: r.level().rank(),
-            tags: r.tags().iter().map(|t| t.to_string()).collect(),
+        .map(|r| {
+            let tags: Vec<String> = r.tags().iter().map(|t| t.to_string()).collect();
+            RuleInfo::new(r.id(), r.title(), r.level(), &tags)
         })
         .collect()
 }

@@ -314,7 +314,12 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         tags: WEBSHELL_TAGS.map(String::from).to_vec(),
     });
     let first_correlation = catalog.len() as u32;
-    catalog.extend(rule_catalog_of(correlations.correlations()));
+    catalog.extend(
+        correlations
+            .correlations()
+            .iter()
+            .map(|c| RuleInfo::new(&c.id, &c.title, c.level, &c.tags)),
+    );
     let first_db_rule = catalog.len() as u32;
     catalog.extend(dbstage::catalog());
     let mut extra = Vec::new();
@@ -570,29 +575,11 @@ const WEBSHELL_TAGS: [&str; 4] = [
     "attack.t1059.003",
 ];
 
-/// What the correlator needs of each correlation, in order.
-fn rule_catalog_of(correlations: &[towerwatch_sigma::Correlation]) -> Vec<RuleInfo> {
-    correlations
-        .iter()
-        .map(|c| RuleInfo {
-            id: c.id.clone(),
-            title: c.title.clone(),
-            level: c.level.rank(),
-            tags: c.tags.clone(),
-        })
-        .collect()
-}
-
 /// What the correlator needs of each rule, in engine order.
 fn rule_catalog(rules: &[Rule]) -> Vec<RuleInfo> {
     rules
         .iter()
-        .map(|r| RuleInfo {
-            id: r.id.clone(),
-            title: r.title.clone(),
-            level: r.level.rank(),
-            tags: r.tags.clone(),
-        })
+        .map(|r| RuleInfo::new(&r.id, &r.title, r.level, &r.tags))
         .collect()
 }
 

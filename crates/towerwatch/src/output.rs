@@ -80,11 +80,7 @@ impl DetectionWriter {
                     serde_json::to_string(&d.event)?,
                 ];
                 // Quoted by the csv crate; no cell a spreadsheet would run.
-                let cells: Vec<_> = record
-                    .iter()
-                    .map(|c| towerwatch_event::csv_cell(c))
-                    .collect();
-                w.write_record(cells.iter().map(|c| c.as_bytes()))?;
+                w.write_record(towerwatch_event::csv_row(&record))?;
             }
         }
         Ok(())

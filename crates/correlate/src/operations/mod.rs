@@ -17,7 +17,7 @@ use crate::graph::Graph;
 use build::operation;
 pub use model::*;
 pub use score::attack_of;
-use score::{quick_score, roles_of};
+use score::{in_routine_story, quick_score, roles_of, routine_reason, routine_split, seeds};
 pub(crate) use score::{StoryContext, Triage, Verdict};
 
 /// Builds operations and waves from a linked graph.
@@ -34,14 +34,7 @@ pub fn analyse(
     let mut demoted: HashMap<usize, Vec<u32>> = HashMap::new();
     if let Some(r) = routine {
         for (i, node) in graph.nodes.iter_mut().enumerate() {
-            if node.hits.is_empty() {
-                continue;
-            }
-            let (keep, set_aside): (Vec<u32>, Vec<u32>) = node
-                .hits
-                .iter()
-                .partition(|&&h| r.verdict_of(h, node.actor, node.time).is_none());
-            if !set_aside.is_empty() {
+            if let Some((keep, set_aside)) = routine_split(node, r) {
                 node.hits = keep;
                 demoted.insert(i, set_aside);
             }
@@ -60,13 +53,7 @@ pub fn analyse(
     // Only stories with a seeding detection are looked at further (routine ones kept aside
     // count for the story they belong to, once it stands).
     let seeds: std::collections::BTreeSet<usize> = (0..n)
-        .filter(|&i| {
-            graph.nodes[i].hits.iter().any(|&h| {
-                rules
-                    .get(h as usize)
-                    .is_some_and(|r| r.level >= opts.seed_level)
-            })
-        })
+        .filter(|&i| seeds(&graph.nodes[i].hits, rules, opts))
         .map(|i| roots[i])
         .collect();
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -151,8 +138,7 @@ pub fn analyse(
                 if reported_set.contains(&roots[i]) || why_by_root.contains_key(&roots[i]) {
                     continue;
                 }
-                let n = &graph.nodes[i];
-                if let Some(why) = hits.iter().find_map(|&h| r.verdict_of(h, n.actor, n.time)) {
+                if let Some(why) = routine_reason(&graph.nodes[i], hits, r) {
                     why_by_root.insert(roots[i], why);
                 }
             }
@@ -160,11 +146,7 @@ pub fn analyse(
                 for (i, n) in graph.nodes.iter().enumerate() {
                     if let Some(why) = why_by_root.get(&roots[i]) {
                         for &h in &n.hits {
-                            context.push((
-                                EventRef::of(n),
-                                h,
-                                format!("in a story of the estate's routine: {why}"),
-                            ));
+                            context.push((EventRef::of(n), h, in_routine_story(why)));
                         }
                     }
                 }

@@ -16,6 +16,18 @@ pub struct RuleInfo {
     pub tags: Vec<String>,
 }
 
+impl RuleInfo {
+    /// A rule (or correlation, or finding) by its id, title, level and tags.
+    pub fn new(id: &str, title: &str, level: towerwatch_event::Level, tags: &[String]) -> Self {
+        RuleInfo {
+            id: id.to_string(),
+            title: title.to_string(),
+            level: level.rank(),
+            tags: tags.to_vec(),
+        }
+    }
+}
+
 /// A host's role from an asset inventory (`host,ip,role` CSV).
 #[derive(Debug, Clone)]
 pub struct Asset {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::model::{is_crown_jewel, Asset, Options, RuleInfo};
 use crate::attack::Attack;
 use crate::links::Node;
+use crate::routine::Routine;
 
 /// What a tactic says of intent: administrators run commands, look around and log on to other
 /// hosts every day; they do not dump credentials, beacon out, stage archives or exfiltrate.
@@ -102,11 +103,7 @@ impl<'a> Triage<'a> {
         let mut hits: Vec<Vec<u32>> = nodes.iter().map(|n| n.hits.clone()).collect();
         if let Some(r) = self.routine {
             for (i, n) in nodes.iter().enumerate() {
-                let (keep, aside): (Vec<u32>, Vec<u32>) = n
-                    .hits
-                    .iter()
-                    .partition(|&&h| r.verdict_of(h, n.actor, n.time).is_none());
-                if !aside.is_empty() {
+                if let Some((keep, aside)) = routine_split(n, r) {
                     hits[i] = keep;
                     demoted.push((i, aside));
                 }
@@ -122,12 +119,7 @@ impl<'a> Triage<'a> {
                 self.rule_attack[h as usize] = attack_of(&self.rules[h as usize].tags);
             }
         }
-        let seeded = hits.iter().flatten().any(|&h| {
-            self.rules
-                .get(h as usize)
-                .is_some_and(|r| r.level >= self.opts.seed_level)
-        });
-        let verdict = if !seeded {
+        let verdict = if !hits.iter().any(|h| seeds(h, self.rules, self.opts)) {
             Verdict::Quiet
         } else {
             let list: Vec<usize> = (0..nodes.len()).collect();
@@ -147,24 +139,48 @@ impl<'a> Triage<'a> {
         };
         let mut context = Vec::new();
         if let (Some(r), false) = (self.routine, verdict == Verdict::Operation) {
-            let why = demoted.iter().find_map(|(i, aside)| {
-                let n = &nodes[*i];
-                aside.iter().find_map(|&h| r.verdict_of(h, n.actor, n.time))
-            });
+            let why = demoted
+                .iter()
+                .find_map(|(i, aside)| routine_reason(&nodes[*i], aside, r));
             if let Some(why) = why {
                 for (i, h) in hits.iter().enumerate() {
                     for &rule in h {
-                        context.push((
-                            i,
-                            rule,
-                            format!("in a story of the estate's routine: {why}"),
-                        ));
+                        context.push((i, rule, in_routine_story(&why)));
                     }
                 }
             }
         }
         (verdict, context)
     }
+}
+
+/// `n`'s detections that count and those the estate's routine explains, set aside:
+/// `(counting, set aside)`, or `None` when the routine explains none of them.
+pub(super) fn routine_split(n: &Node, r: &Routine) -> Option<(Vec<u32>, Vec<u32>)> {
+    let (keep, aside): (Vec<u32>, Vec<u32>) = n
+        .hits
+        .iter()
+        .partition(|&&h| r.verdict_of(h, n.actor, n.time).is_none());
+    (!aside.is_empty()).then_some((keep, aside))
+}
+
+/// Whether any of `hits` is at or above the seeding level.
+pub(super) fn seeds(hits: &[u32], rules: &[RuleInfo], opts: &Options) -> bool {
+    hits.iter().any(|&h| {
+        rules
+            .get(h as usize)
+            .is_some_and(|r| r.level >= opts.seed_level)
+    })
+}
+
+/// The routine's reason for the first of `n`'s set-aside detections it explains.
+pub(super) fn routine_reason(n: &Node, aside: &[u32], r: &Routine) -> Option<String> {
+    aside.iter().find_map(|&h| r.verdict_of(h, n.actor, n.time))
+}
+
+/// Why a detection in a story of the routine is that routine's context.
+pub(super) fn in_routine_story(why: &str) -> String {
+    format!("in a story of the estate's routine: {why}")
 }
 
 pub(super) fn roles_of(assets: &[Asset]) -> HashMap<String, &str> {
