@@ -28,6 +28,7 @@
 //! ```
 
 pub mod analytics;
+pub mod context;
 pub mod exposure;
 pub mod numbers;
 pub mod pseudo;
@@ -36,3 +37,4 @@ pub mod report;
 pub mod run;
 pub mod schema;
 pub mod sql;
+pub mod summary;

@@ -46,12 +46,11 @@ pub struct SchemaInputs<'a> {
 }
 
 /// Audited statements waiting for the analysis: up to [`STATEMENTS_IN_MEMORY`] in memory,
-/// the rest in temporary files, read back in time order (records of one time in input
-/// order, then file order) — memory does not grow with the logs.
+/// the rest in temporary files, read back in time order (records of one time by their
+/// source's digest, then in file order: the same order however they were read) — memory
+/// does not grow with the logs.
 pub struct Statements {
-    rank: u32,
-    seq: u64,
-    sorted: Sorter<(Option<jiff::Timestamp>, u32, u64), DbEvent>,
+    sorted: Sorter<(Option<jiff::Timestamp>, u64, u64), DbEvent>,
     error: Option<SpillError>,
 }
 
@@ -60,24 +59,21 @@ pub const STATEMENTS_IN_MEMORY: usize = 8192;
 
 impl Default for Statements {
     fn default() -> Self {
-        Statements::for_input(0)
-    }
-}
-
-impl Statements {
-    /// The statements of the `rank`-th input (inputs are appended in this order).
-    pub fn for_input(rank: u32) -> Self {
         Statements {
-            rank,
-            seq: 0,
             sorted: Sorter::new(STATEMENTS_IN_MEMORY),
             error: None,
         }
     }
+}
 
+impl Statements {
     pub fn push(&mut self, e: DbEvent) {
-        self.seq += 1;
-        if let Err(err) = self.sorted.push((e.time, self.rank, self.seq), e) {
+        let key = (
+            e.time,
+            towerwatch_event::source_digest(&e.source),
+            e.line,
+        );
+        if let Err(err) = self.sorted.push(key, e) {
             self.error.get_or_insert(err);
         }
     }

@@ -54,7 +54,7 @@ use towerwatch_event::{Event, Locator};
 
 pub use attack::{Attack, Candidate};
 pub use operations::{Analysis, Asset, Operation, Options, RuleInfo, Wave};
-pub use webshell::{Child, Finding, Place, Request, WebShellJoin};
+pub use webshell::{Child, Finding, Place, Request, WebShellJoin, CHILDREN as WEB_CHILDREN};
 
 /// Nodes one correlator holds in memory before the rest wait on disk (about 0.5 KiB each).
 pub const NODES_IN_MEMORY: usize = 16_384;
@@ -68,9 +68,6 @@ pub use towerwatch_spill::SpillError;
 /// (see [`linker`]). [`reference`](Self::reference) links everything in memory instead, the
 /// plain way the bounded one is checked against.
 pub struct Correlator {
-    /// The input's place in input order (ties in time go to the earlier input).
-    rank: u32,
-    seq: u64,
     nodes: towerwatch_spill::Sorter<linker::NodeKey, links::Node>,
     hosts: links::Hosts,
     votes: FxHashMap<Box<str>, BTreeMap<Box<str>, usize>>,
@@ -81,16 +78,7 @@ pub struct Correlator {
 
 impl Default for Correlator {
     fn default() -> Self {
-        Correlator::for_input(0)
-    }
-}
-
-impl Correlator {
-    /// The correlator of the `rank`-th input (inputs are merged in this order).
-    pub fn for_input(rank: u32) -> Self {
         Correlator {
-            rank,
-            seq: 0,
             nodes: towerwatch_spill::Sorter::new(NODES_IN_MEMORY),
             hosts: links::Hosts::default(),
             votes: FxHashMap::default(),
@@ -99,7 +87,9 @@ impl Correlator {
             error: None,
         }
     }
+}
 
+impl Correlator {
     /// Links in memory with the plain linker of [`graph`] (for checking; memory grows with
     /// the events).
     pub fn reference(mut self) -> Self {
@@ -125,8 +115,9 @@ impl Correlator {
                 self.created.insert(a.clone());
             }
         }
-        self.seq += 1;
-        let key = (n.time, self.rank, self.seq);
+        // Ties in time are ordered by the records themselves, so the stories do not depend
+        // on which worker read what, or in which order a stream delivered it.
+        let key = (n.time, e.origin.order_key());
         if let Err(e) = self.nodes.push(key, n) {
             self.error.get_or_insert(e);
         }

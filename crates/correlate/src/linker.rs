@@ -30,7 +30,7 @@ use crate::webshell::Place;
 use crate::{Asset, Options, RuleInfo};
 
 /// A node's place in time order: time, then input, then order within the input.
-pub(crate) type NodeKey = (i64, u32, u64);
+pub(crate) type NodeKey = (i64, towerwatch_event::OrderKey);
 
 const GROUPS_IN_MEMORY: usize = 1 << 18;
 const FILES_IN_MEMORY: usize = 1 << 16;

@@ -55,7 +55,7 @@ const RARE_CLIENTS: usize = 2;
 /// Timestamps kept per rare page (the oldest go first).
 const TIMES_PER_PAGE: usize = 4096;
 /// Web-server child processes kept (a working web server starts few).
-const CHILDREN: usize = 100_000;
+pub const CHILDREN: usize = 100_000;
 /// Addresses remembered per host.
 const IPS_PER_HOST: usize = 16;
 /// A request logged up to this long before the process (IIS logs at completion, so also after).

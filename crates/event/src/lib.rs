@@ -118,6 +118,30 @@ impl Origin {
     }
 }
 
+/// The order of records that share a time, from what they are rather than from when they
+/// were read: a digest of the source's name, then the position in it. Stages that sort by
+/// `(time, OrderKey)` give the same result whether inputs come as files on parallel workers
+/// or as one shuffled live stream.
+pub type OrderKey = (u64, u64);
+
+impl Origin {
+    pub fn order_key(&self) -> OrderKey {
+        let at = match self.locator {
+            Locator::Record(r) => r,
+            Locator::Line(l) => l,
+        };
+        (source_digest(&self.source), at)
+    }
+}
+
+/// A digest of a source's name that is the same on every machine and in every version
+/// (FNV-1a, 64 bits): an order, not a security property.
+pub fn source_digest(source: &str) -> u64 {
+    source.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.locator {

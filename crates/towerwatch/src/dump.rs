@@ -11,8 +11,8 @@ use serde_json::json;
 use towerwatch_event::{Event, Locator};
 use towerwatch_sources::{discover, read_input, ReadOptions};
 
-use crate::output::{inputs_table, strict_failure, Summary};
-use crate::pipeline;
+use towerwatch_hunt::pipeline;
+use towerwatch_hunt::summary::{inputs_table, skipped_note, strict_failure, Summary};
 use crate::{DumpArgs, DumpFormat};
 
 /// The JSON form of a normalized event.
@@ -55,12 +55,13 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 threads: args.run.threads,
                 strict: args.run.strict,
                 hash: false,
-                progress: !args.run.quiet,
                 read: args.layout.read_options()?,
             };
+            let bar = crate::term::progress_bar(!args.run.quiet, &inputs);
             pipeline::run(
                 &inputs,
                 &opts,
+                Some(&|n| bar.inc(n)),
                 |_, _| (),
                 |_, _event| {},
                 |done| {
@@ -69,9 +70,10 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                         failure = strict_failure(&done.report, named(&done.report));
                     }
                     summary.inputs.push(done.report);
-                    Ok(())
+                    Ok::<(), anyhow::Error>(())
                 },
             )?;
+            bar.finish_and_clear();
         }
         DumpFormat::Jsonl => {
             // Inputs one after another (the EVTX parser still uses every core inside a
@@ -126,7 +128,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
             events as f64 / elapsed.max(1e-9)
         );
         complain!("{}", inputs_table(&summary.inputs));
-        complain!("{}", crate::output::skipped_note(&summary.inputs));
+        complain!("{}", skipped_note(&summary.inputs));
         for e in &summary.errors {
             complainln!("  {e}");
         }

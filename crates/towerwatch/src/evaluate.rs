@@ -15,7 +15,10 @@ use towerwatch_cdr::pseudo::Pseudonymizer;
 use towerwatch_cdr::sql::IdKind;
 use towerwatch_sim::eval::{self, Report, Truth};
 
-use crate::{cdr, simulate, CdrArgs, DemoArgs, EvalArgs, HuntArgs, HuntFormat, RuleArgs, RunArgs};
+use towerwatch_cdr::context;
+use towerwatch_hunt::{DetectionWriter, Hunt, RuleSelection};
+
+use crate::{cdr, simulate, CdrArgs, DemoArgs, EvalArgs};
 
 /// Scores detection files (from `hunt`, `cdr`) against the simulation in `sim_dir`, using
 /// their run manifests (when every file has one) to know which inputs were read.
@@ -215,50 +218,39 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
 
     let detections = dir.join("detections.jsonl");
     // The report's pseudonyms are checked against the truth's numbers under the same key,
-    // kept outside the output directory and gone with the run.
+    // one of this run only.
     let key = demo_key()?;
-    let key_file = tempfile::NamedTempFile::new()?;
-    std::fs::write(key_file.path(), &key)?;
     let clock = Instant::now();
-    crate::hunt::run(HuntArgs {
-        paths: vec![dir.join("evidence")],
-        rules: RuleArgs {
-            rules: Vec::new(),
-            min_level: "informational".into(),
-            status: vec!["stable".into(), "test".into(), "experimental".into()],
-            placeholders: None,
-        },
-        format: Some(HuntFormat::Jsonl),
-        output: Some(detections.clone()),
-        coverage: false,
-        report: Some(dir.join("report")),
-        assets: Some(dir.join("context/assets.csv")),
-        context: crate::CdrContextArgs {
-            cdr: Some(dir.join("cdr")),
-            register: Some(dir.join("context/rd_requests.csv")),
-            key_file: Some(key_file.path().to_path_buf()),
-            ..Default::default()
-        },
-        layout: Default::default(),
-        run: RunArgs {
-            strict: false,
-            quiet: true,
-            threads: None,
-        },
-        reference: false,
-        in_memory_linker: false,
-        no_operations: false,
-    })?;
+    let started = jiff::Timestamp::now();
+    let assets = dir.join("context/assets.csv");
+    let register = dir.join("context/rd_requests.csv");
+    let hunt = Hunt::builder()
+        .select(RuleSelection {
+            min_level: towerwatch_event::Level::Informational,
+            ..RuleSelection::default()
+        })
+        .assets(crate::hunt::read_assets(Some(&assets))?)
+        .database(
+            context::with_files(Default::default(), Some(&register), Some(&assets))?,
+            context::CdrContext::load(Some(&dir.join("cdr")), None, None)?,
+        )
+        .pseudonyms(Pseudonymizer::new(&key, false), "pseudonymised with the demo's key")
+        .hash_inputs(true)
+        .build()?;
+    let (inputs, _) = towerwatch_sources::discover(&[dir.join("evidence")]);
+    let file = File::create(&detections)
+        .with_context(|| format!("cannot write {}", detections.display()))?;
+    let mut writer = DetectionWriter::jsonl(Box::new(std::io::BufWriter::new(file)));
+    let outcome = hunt.run(&inputs, None, &mut writer)?;
+    writer.finish()?;
+    crate::hunt::write_report(&dir.join("report"), &outcome, "towerwatch demo")?;
+    crate::hunt::write_manifest(&detections, &hunt, &outcome, started, false)?;
     let hunt_seconds = clock.elapsed().as_secs_f64();
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(format!(
-        "{}.manifest.json",
-        detections.display()
-    ))?)?;
-    let events = manifest["events"].as_u64().unwrap_or(0);
+    let events = outcome.summary.events();
     sayln!(
         "towerwatch hunt: {} events, {} detections with the embedded rules in {:.2} s ({:.0} events/s); written to {}",
         events,
-        manifest["detections"].as_u64().unwrap_or(0),
+        outcome.summary.detections,
         hunt_seconds,
         events as f64 / hunt_seconds.max(1e-9),
         detections.display()

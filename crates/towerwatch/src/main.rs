@@ -2,15 +2,10 @@
 //! attack and score hunts against its ground truth.
 
 mod cdr;
-mod dbstage;
 mod dump;
 mod evaluate;
-mod held;
 mod hunt;
 mod interrupt;
-mod output;
-mod pipeline;
-mod ruleset;
 mod simulate;
 mod term;
 
@@ -397,7 +392,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check {
             paths,
             placeholders,
-        }) => ruleset::check(&paths, placeholders.as_deref()),
+        }) => rules_check(&paths, placeholders.as_deref()),
         Command::Cdr(args) => cdr::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Eval(args) => evaluate::run_eval(args),
@@ -411,6 +406,17 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `towerwatch rules check`: every refusal, the totals; exit 1 when the set is broken.
+fn rules_check(paths: &[PathBuf], placeholders: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let check = towerwatch_hunt::rules::Check::of(paths, placeholders)?;
+    term::out(&check.render());
+    Ok(if check.invalid() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// A reader that stopped reading (`| head`) is not an error of ours.

@@ -154,7 +154,12 @@ impl Feeds {
 
     /// Evaluates the collected hits: firings of the correlations that report, and how many
     /// hits were dropped (at the group cap, or past the cap on held hits).
-    pub fn finish(&self, hits: Vec<Pending>) -> (Vec<Fired<Place>>, u64) {
+    pub fn finish(&self, mut hits: Vec<Pending>) -> (Vec<Fired<Place>>, u64) {
+        // Hits of one time in the order of their records, not of their arrival: the same
+        // firings whichever worker or stream delivered them.
+        hits.sort_by(|(c, a), (d, b)| {
+            (a.time_ms, &a.place, c, a.member).cmp(&(b.time_ms, &b.place, d, b.member))
+        });
         let mut eval = Evaluator::new(&self.correlations, &self.members);
         for (c, h) in hits {
             eval.push(c, h);

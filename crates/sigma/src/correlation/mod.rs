@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 use crate::Level;
 
 pub use evaluate::{Evaluator, Fired, Hit};
-pub use feed::{Feeds, Pending};
+pub use feed::{Feeds, Pending, MAX_HELD_HITS};
 pub(crate) use parse::parse;
 pub use parse::parse_timespan;
 pub use resolve::{reference_names, resolve, Member};

@@ -1,7 +1,7 @@
-//! The hunt's database stage: the audited statements among the evidence are collected while
-//! inputs are read (any order, any worker), then analysed in time order by
-//! `towerwatch-cdr` once reading ends; its findings become detections, join the operations
-//! through their database sessions, and tell the exposure of each operation and wave.
+//! The database stage: the audited statements among the evidence are collected while inputs
+//! are read (any order, any worker), then analysed in time order by `towerwatch-cdr` once
+//! reading ends; its findings become detections, join the operations through their database
+//! sessions, and tell the exposure of each operation and wave.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,34 +9,37 @@ use towerwatch_cdr::analytics::{Finding, Rule, Settings};
 use towerwatch_cdr::exposure::{self, Exposure, Tier};
 use towerwatch_cdr::pseudo::Pseudonymizer;
 use towerwatch_cdr::record::DbEvent;
+use towerwatch_cdr::context::CdrContext;
 use towerwatch_cdr::run::Statements;
 use towerwatch_correlate::{Analysis, Place, RuleInfo};
-use towerwatch_event::Event;
+use towerwatch_event::Detection;
 
-use crate::cdr::CdrContext;
-use crate::output::Detection;
+use super::{Matched, Stage};
 
 /// One input's audited statements (in memory, then on disk: nothing is dropped).
 #[derive(Default)]
-pub struct Collected {
-    pub statements: Statements,
+pub struct Database {
+    statements: Statements,
 }
 
-impl Collected {
-    pub fn for_input(rank: u32) -> Self {
-        Collected {
-            statements: Statements::for_input(rank),
-        }
-    }
+impl Stage for Database {
+    type Output = Statements;
 
-    pub fn observe(&mut self, e: &Event) {
-        if let Some(d) = DbEvent::from_event(e) {
+    fn observe(&mut self, m: &Matched<'_>) {
+        if !towerwatch_cdr::record::is_database(m.event) {
+            return;
+        }
+        if let Some(d) = DbEvent::from_event(m.event) {
             self.statements.push(d);
         }
     }
 
-    pub fn merge(&mut self, other: Collected) {
+    fn merge(&mut self, other: Database) {
         self.statements.append(other.statements);
+    }
+
+    fn finish(self) -> Statements {
+        self.statements
     }
 }
 
@@ -59,27 +62,24 @@ pub struct DbResult {
 }
 
 pub fn analyse(
-    mut collected: Collected,
+    mut statements: Statements,
     settings: Settings,
     context: &CdrContext,
 ) -> Result<DbResult, towerwatch_spill::SpillError> {
-    let statements = collected.statements.len();
-    if statements == 0 {
+    let count = statements.len();
+    if count == 0 {
         return Ok(DbResult {
             findings: Vec::new(),
             analytics: None,
-            statements,
+            statements: count,
         });
     }
-    let (findings, analytics) = towerwatch_cdr::run::analyse(
-        &mut collected.statements,
-        settings,
-        &context.schema_inputs(),
-    )?;
+    let (findings, analytics) =
+        towerwatch_cdr::run::analyse(&mut statements, settings, &context.schema_inputs())?;
     Ok(DbResult {
         findings,
         analytics: Some(analytics),
-        statements,
+        statements: count,
     })
 }
 

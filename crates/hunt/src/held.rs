@@ -7,10 +7,11 @@
 //! not grow memory with it. A detection is rendered as its JSON line once, when found; only
 //! what the summary and the routine's verdict need is kept beside it.
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use towerwatch_event::{Detection, Level};
 use towerwatch_spill::{SpillError, Tape};
+
+use crate::HuntError;
 
 /// Detections an input keeps in memory before the rest go to a temporary file.
 pub const HELD_IN_MEMORY: usize = 1024;
@@ -59,8 +60,8 @@ impl HeldDetection {
     }
 
     /// The detection itself, read back from its JSON line.
-    pub fn detection(&self) -> Result<Detection> {
-        serde_json::from_str(&self.json).context("a held detection does not read back")
+    pub fn detection(&self) -> Result<Detection, serde_json::Error> {
+        serde_json::from_str(&self.json)
     }
 }
 
@@ -87,17 +88,28 @@ impl Held {
         }
     }
 
-    /// Hands every detection to `each`, oldest first; fails if they could not be held.
-    pub fn drain(self, mut each: impl FnMut(HeldDetection) -> Result<()>) -> Result<()> {
-        if let Some(e) = self.error {
-            return Err(e).context("cannot hold detections in a temporary file");
+    /// Moves `other`'s detections after these.
+    pub fn append(&mut self, other: Held) {
+        let moved = other.drain(|d| {
+            self.push(d);
+            Ok(())
+        });
+        // Draining fails only on the temporary files.
+        if let Err(HuntError::Spill(e)) = moved {
+            self.error.get_or_insert(e);
         }
-        for d in self
-            .tape
-            .read()
-            .context("cannot read back held detections")?
-        {
-            each(d.context("cannot read back held detections")?)?;
+    }
+
+    /// Hands every detection to `each`, oldest first; fails if they could not be held.
+    pub fn drain(
+        self,
+        mut each: impl FnMut(HeldDetection) -> Result<(), HuntError>,
+    ) -> Result<(), HuntError> {
+        if let Some(e) = self.error {
+            return Err(e.into());
+        }
+        for d in self.tape.read()? {
+            each(d?)?;
         }
         Ok(())
     }

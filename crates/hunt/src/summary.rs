@@ -1,100 +1,14 @@
-//! Detections as JSON Lines or CSV, and the run summary.
+//! The run summary: detections by level, rule and host, the inputs read, what was rejected,
+//! and what the stages' caps dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::Write;
 
-use anyhow::Result;
+use towerwatch_event::Detection;
 use towerwatch_sigma::{Level, Rule};
 use towerwatch_sources::{InputReport, SourceError};
 
-pub use towerwatch_event::Detection;
-
-/// Where detections go.
-pub enum DetectionWriter {
-    None,
-    Jsonl(Box<dyn Write>),
-    Csv(Box<csv::Writer<Box<dyn Write>>>),
-}
-
-const CSV_HEADER: [&str; 12] = [
-    "timestamp",
-    "level",
-    "rule_title",
-    "rule_id",
-    "computer",
-    "channel",
-    "event_id",
-    "source",
-    "record_id",
-    "line",
-    "tags",
-    "event",
-];
-
-impl DetectionWriter {
-    pub fn jsonl(out: Box<dyn Write>) -> Self {
-        DetectionWriter::Jsonl(out)
-    }
-
-    pub fn csv(out: Box<dyn Write>) -> Result<Self> {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(CSV_HEADER)?;
-        Ok(DetectionWriter::Csv(Box::new(w)))
-    }
-
-    /// A held detection: its JSON line as rendered when it was found.
-    pub fn write_held(&mut self, h: &crate::held::HeldDetection) -> Result<()> {
-        match self {
-            DetectionWriter::None => Ok(()),
-            DetectionWriter::Jsonl(w) => {
-                w.write_all(h.json.as_bytes())?;
-                w.write_all(b"\n")?;
-                Ok(())
-            }
-            DetectionWriter::Csv(_) => self.write(&h.detection()?),
-        }
-    }
-
-    pub fn write(&mut self, d: &Detection) -> Result<()> {
-        match self {
-            DetectionWriter::None => {}
-            DetectionWriter::Jsonl(w) => {
-                serde_json::to_writer(&mut *w, d)?;
-                w.write_all(b"\n")?;
-            }
-            DetectionWriter::Csv(w) => {
-                let opt = |v: Option<String>| v.unwrap_or_default();
-                let record = [
-                    opt(d.timestamp.clone()),
-                    d.level.to_string(),
-                    d.rule_title.clone(),
-                    d.rule_id.clone(),
-                    opt(d.computer.clone()),
-                    opt(d.channel.clone()),
-                    opt(d.event_id.map(|v| v.to_string())),
-                    d.source.clone(),
-                    opt(d.record_id.map(|v| v.to_string())),
-                    opt(d.line.map(|v| v.to_string())),
-                    d.tags.join(" "),
-                    serde_json::to_string(&d.event)?,
-                ];
-                // Quoted by the csv crate; no cell a spreadsheet would run.
-                w.write_record(towerwatch_event::csv_row(&record))?;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn finish(self) -> Result<()> {
-        match self {
-            DetectionWriter::None => {}
-            DetectionWriter::Jsonl(mut w) => w.flush()?,
-            DetectionWriter::Csv(mut w) => w.flush()?,
-        }
-        Ok(())
-    }
-}
+use crate::stages::Cap;
 
 /// Counts for the terminal summary.
 #[derive(Default)]
@@ -113,14 +27,10 @@ pub struct Summary {
     pub firings: BTreeMap<String, (Level, u64)>,
     /// Matches a correlation could not place in time (the event has no timestamp).
     pub correlation_untimed: u64,
-    /// Matches dropped because a correlation had too many groups open.
-    pub correlation_dropped: u64,
     /// Detections set below medium as the estate's routine.
     pub routine_demoted: u64,
-    /// Sightings the estate's routine did not learn (its key cap was reached).
-    pub routine_dropped: u64,
-    /// Web-server child processes the web-shell join did not hold (its cap was reached).
-    pub web_children_dropped: u64,
+    /// The stages' limits on what they hold in memory, and what each dropped.
+    pub caps: Vec<Cap>,
 }
 
 /// Hosts remembered per rule in the summary (the count is exact, the list is capped).
@@ -332,27 +242,15 @@ pub fn render(summary: &Summary, rules: &[Rule], header: &str) -> String {
             let _ = writeln!(s, "{:<13} {n:>8}  {title}", level.to_string());
         }
     }
-    if summary.correlation_untimed + summary.correlation_dropped > 0 {
+    if summary.correlation_untimed > 0 {
         let _ = writeln!(
             s,
-            "Correlation: {} matches without a timestamp and {} past the caps (open groups, held matches) were not correlated",
-            summary.correlation_untimed, summary.correlation_dropped
+            "Correlation: {} matches without a timestamp were not correlated",
+            summary.correlation_untimed
         );
     }
-    if summary.routine_dropped > 0 {
-        let _ = writeln!(
-            s,
-            "Routine: {} sightings past its cap of {} keys were not learnt (their detections keep their level)",
-            summary.routine_dropped,
-            towerwatch_correlate::routine::KEYS
-        );
-    }
-    if summary.web_children_dropped > 0 {
-        let _ = writeln!(
-            s,
-            "Web-shell join: {} web-server child processes past its cap were not joined with requests",
-            summary.web_children_dropped
-        );
+    for cap in summary.caps.iter().filter(|c| c.dropped > 0) {
+        let _ = writeln!(s, "{cap}");
     }
     if !summary.by_rule.is_empty() {
         let _ = writeln!(s);

@@ -1,10 +1,8 @@
-//! Rule sets: the embedded default or files given with `--rules`; filters; `rules check`.
+//! Rule sets: the embedded default or rule files; the level and status filters, which know
+//! that a correlation's rules run whatever their level; the check of a rule set.
 
-use crate::term::sayln;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use towerwatch_detect::Engine;
@@ -13,7 +11,9 @@ use towerwatch_sigma::{
     Correlation, Level, LoadReport, Placeholders, RefusalKind, Rule, RuleError,
 };
 
-use crate::RuleArgs;
+use crate::{HuntError, RuleSelection};
+
+type Result<T> = std::result::Result<T, HuntError>;
 
 /// The rule set compiled into the binary by build.rs (the repository's `rules/`).
 #[derive(serde::Deserialize)]
@@ -28,8 +28,8 @@ struct EmbeddedRules {
 static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/embedded_rules.bin"));
 
 fn embedded() -> Result<Loaded> {
-    let set: EmbeddedRules =
-        postcard::from_bytes(EMBEDDED).context("embedded rule set is damaged")?;
+    let set: EmbeddedRules = postcard::from_bytes(EMBEDDED)
+        .map_err(|e| HuntError::Rules(format!("the embedded rule set is damaged: {e}")))?;
     Ok(Loaded {
         report: LoadReport {
             rules: set.rules,
@@ -66,7 +66,10 @@ pub fn load(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<Loaded> {
     {
         for p in paths {
             if !p.exists() {
-                bail!("rules path {} does not exist", p.display());
+                return Err(HuntError::Rules(format!(
+                    "rules path {} does not exist",
+                    p.display()
+                )));
             }
             for file in towerwatch_sigma::rule_files(p) {
                 match std::fs::read_to_string(&file) {
@@ -115,10 +118,15 @@ pub fn load(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<Loaded> {
 
 /// A YAML map of placeholder names to a value or a list of values, for `expand`.
 fn read_placeholders(path: &Path) -> Result<Placeholders> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| HuntError::Rules(format!("cannot read {}: {e}", path.display())))?;
     let map: std::collections::BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(&text)
-        .with_context(|| format!("{}: not a map of placeholder values", path.display()))?;
+        .map_err(|e| {
+            HuntError::Rules(format!(
+                "{}: not a map of placeholder values: {e}",
+                path.display()
+            ))
+        })?;
     let mut out = Placeholders::new();
     for (name, v) in map {
         let values = match v {
@@ -183,10 +191,14 @@ fn filter(level: Level, status: Option<&str>, min: Level, statuses: &[String]) -
 pub fn select(
     rules: Vec<Rule>,
     correlations: Vec<Correlation>,
-    args: &RuleArgs,
-) -> Result<Selected> {
-    let min: Level = args.min_level.parse().map_err(anyhow::Error::msg)?;
-    let statuses: Vec<String> = args.status.iter().map(|s| s.to_ascii_lowercase()).collect();
+    selection: &RuleSelection,
+) -> Selected {
+    let min = selection.min_level;
+    let statuses: Vec<String> = selection
+        .statuses
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     let (members, refused) = correlation::resolve(&rules, &correlations);
     let rule_filter: Vec<Filtered> = rules
         .iter()
@@ -293,65 +305,94 @@ pub fn select(
         }));
         sel.correlations.push(c);
     }
-    Ok(sel)
+    sel
 }
 
-/// `towerwatch rules check`.
-pub fn check(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<ExitCode> {
-    let loaded = load(paths, placeholders)?;
-    let report = loaded.report;
-    let mut refused = report.refused.clone();
-    refused.sort_by(|a, b| a.path.cmp(&b.path));
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for e in &refused {
-        let kind = match e.kind {
-            RefusalKind::Invalid => "invalid",
-            RefusalKind::Unsupported => "unsupported",
-        };
-        let _ = writeln!(out, "{}: {kind}: {}", e.path, e.reason);
+/// What a rule set holds: its refusals, its correlations, and the engine it compiles to.
+pub struct Check {
+    pub loaded: Loaded,
+    /// Correlations refused while resolving what they refer to.
+    pub unresolved: Vec<RuleError>,
+    pub correlations: usize,
+    pub stats: towerwatch_detect::EngineStats,
+}
+
+impl Check {
+    /// Loads the rule set and compiles every rule.
+    pub fn of(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<Check> {
+        let mut loaded = load(paths, placeholders)?;
+        loaded.report.refused.sort_by(|a, b| a.path.cmp(&b.path));
+        let (members, unresolved) =
+            correlation::resolve(&loaded.report.rules, &loaded.report.correlations);
+        let correlations = members.iter().filter(|m| m.is_some()).count();
+        let engine = Engine::new(std::mem::take(&mut loaded.report.rules));
+        engine.compile_all();
+        let stats = engine.stats();
+        Ok(Check {
+            loaded,
+            unresolved,
+            correlations,
+            stats,
+        })
     }
-    let invalid = refused
-        .iter()
-        .filter(|e| e.kind == RefusalKind::Invalid)
-        .count();
-    let (members, unresolved) = correlation::resolve(&report.rules, &report.correlations);
-    let correlations = members.iter().filter(|m| m.is_some()).count();
-    for e in &unresolved {
-        let _ = writeln!(out, "{}: invalid: {}", e.path, e.reason);
+
+    /// Rules refused as invalid, and correlations that refer to nothing: a broken set.
+    pub fn invalid(&self) -> usize {
+        self.loaded
+            .report
+            .refused
+            .iter()
+            .filter(|e| e.kind == RefusalKind::Invalid)
+            .count()
+            + self.unresolved.len()
     }
-    let total = report.rules.len() + refused.len();
-    let engine = Engine::new(report.rules);
-    engine.compile_all();
-    let stats = engine.stats();
-    sayln!();
-    sayln!(
-        "rule set:     {} (sha256 {})",
-        loaded.origin,
-        &loaded.digest[..16]
-    );
-    sayln!("files:        {}", report.files);
-    sayln!(
-        "rules:        {total} ({} loaded, {:.2}%; {} refused: {invalid} invalid, {} unsupported)",
-        stats.rules,
-        100.0 * stats.rules as f64 / total.max(1) as f64,
-        refused.len(),
-        refused.len() - invalid
-    );
-    sayln!(
-        "correlations: {} ({correlations} loaded, {} refused)",
-        report.correlations.len(),
-        unresolved.len()
-    );
-    let _ = writeln!(
-        out,
-        "engine:       {} plans (by channel and event id), {} atoms, {} automata, {} slow leaves, {} rule entries without a literal trigger",
-        stats.plans, stats.atoms, stats.automata, stats.slow_leaves, stats.always_evaluated
-    );
-    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?;
-    Ok(if invalid + unresolved.len() > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+
+    /// Every refusal on its own line, then the totals.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let report = &self.loaded.report;
+        let mut out = String::new();
+        for e in &report.refused {
+            let kind = match e.kind {
+                RefusalKind::Invalid => "invalid",
+                RefusalKind::Unsupported => "unsupported",
+            };
+            let _ = writeln!(out, "{}: {kind}: {}", e.path, e.reason);
+        }
+        for e in &self.unresolved {
+            let _ = writeln!(out, "{}: invalid: {}", e.path, e.reason);
+        }
+        let refused = report.refused.len();
+        let invalid = self.invalid() - self.unresolved.len();
+        let stats = &self.stats;
+        let total = stats.rules + refused;
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "rule set:     {} (sha256 {})",
+            self.loaded.origin,
+            &self.loaded.digest[..16]
+        );
+        let _ = writeln!(out, "files:        {}", report.files);
+        let _ = writeln!(
+            out,
+            "rules:        {total} ({} loaded, {:.2}%; {refused} refused: {invalid} invalid, {} unsupported)",
+            stats.rules,
+            100.0 * stats.rules as f64 / total.max(1) as f64,
+            refused - invalid
+        );
+        let _ = writeln!(
+            out,
+            "correlations: {} ({} loaded, {} refused)",
+            report.correlations.len(),
+            self.correlations,
+            self.unresolved.len()
+        );
+        let _ = writeln!(
+            out,
+            "engine:       {} plans (by channel and event id), {} atoms, {} automata, {} slow leaves, {} rule entries without a literal trigger",
+            stats.plans, stats.atoms, stats.automata, stats.slow_leaves, stats.always_evaluated
+        );
+        out
+    }
 }

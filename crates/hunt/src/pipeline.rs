@@ -1,13 +1,10 @@
 //! Reading many inputs in parallel, delivering each input's result in input order.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use towerwatch_event::Event;
 use towerwatch_sources::{read_input, Input, InputReport, ReadOptions, SourceError};
@@ -15,15 +12,19 @@ use towerwatch_sources::{read_input, Input, InputReport, ReadOptions, SourceErro
 /// Rejected records kept per input for the summary (all are counted).
 pub const KEPT_ERRORS: usize = 20;
 
+#[derive(Clone, Default)]
 pub struct Options {
     pub threads: Option<usize>,
     pub strict: bool,
     /// Compute each input file's SHA-256 (for the run manifest).
     pub hash: bool,
-    pub progress: bool,
-    /// How configurable text layouts are read (log_line_prefix, access log format).
+    /// How configurable text layouts are read (log_line_prefix, access log format), and the
+    /// flag that stops reading (a signal).
     pub read: ReadOptions,
 }
+
+/// Told the bytes of each input as it is read (a progress bar).
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// What one input gave.
 pub struct Done<L> {
@@ -34,20 +35,8 @@ pub struct Done<L> {
     pub sha256: Option<String>,
 }
 
-pub fn progress_bar(enabled: bool, total_bytes: u64) -> ProgressBar {
-    if !enabled || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(total_bytes);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb
-}
-
 /// The size of an input file before it is read (the progress bar's total).
-fn input_bytes(input: &Input) -> u64 {
+pub fn input_bytes(input: &Input) -> u64 {
     match input {
         Input::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
         Input::Stdin => 0,
@@ -61,7 +50,7 @@ fn sha256_file(input: &Input) -> Option<String> {
     let mut f = std::fs::File::open(path).ok()?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).ok()?;
-    Some(crate::ruleset::hex(&h.finalize()))
+    Some(crate::rules::hex(&h.finalize()))
 }
 
 /// How far past the oldest undelivered input a worker may run ahead: results wait in the
@@ -73,21 +62,26 @@ const WINDOW: usize = 32;
 /// `on_event` folds events into it; `done` receives results in input order.
 ///
 /// Workers take inputs in order from a shared counter, so results arrive nearly in order.
-pub fn run<L, S, E, D>(
+pub fn run<L, S, E, D, X>(
     inputs: &[Input],
     opts: &Options,
+    progress: Option<Progress<'_>>,
     start: S,
     on_event: E,
     mut done: D,
-) -> Result<()>
+) -> Result<(), X>
 where
     L: Send,
     S: Fn(usize, &Input) -> L + Sync,
     E: Fn(&mut L, Event) + Sync,
-    D: FnMut(Done<L>) -> Result<()>,
+    D: FnMut(Done<L>) -> Result<(), X>,
 {
-    let total: u64 = inputs.iter().map(input_bytes).sum();
-    let pb = progress_bar(opts.progress, total);
+    let cancelled = || {
+        opts.read
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    };
     let threads = opts
         .threads
         .filter(|&t| t > 0)
@@ -103,17 +97,15 @@ where
     let delivered = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, Done<L>)>();
-    std::thread::scope(|scope| -> Result<()> {
+    std::thread::scope(|scope| -> Result<(), X> {
         for _ in 0..threads.min(inputs.len().max(1)) {
             let tx = tx.clone();
             let (next, delivered, stop) = (&next, &delivered, &stop);
-            let (start, on_event, read_opts) = (&start, &on_event, &read_opts);
+            let (start, on_event, read_opts, cancelled) =
+                (&start, &on_event, &read_opts, &cancelled);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= inputs.len()
-                    || stop.load(Ordering::SeqCst)
-                    || crate::interrupt::interrupted()
-                {
+                if i >= inputs.len() || stop.load(Ordering::SeqCst) || cancelled() {
                     return;
                 }
                 while i >= delivered.load(Ordering::SeqCst) + WINDOW && !stop.load(Ordering::SeqCst)
@@ -132,7 +124,9 @@ where
         let mut result = Ok(());
         for (i, d) in rx {
             // The reader measured the input already.
-            pb.inc(d.report.bytes);
+            if let Some(p) = progress {
+                p(d.report.bytes);
+            }
             pending.insert(i, d);
             while let Some(d) = pending.remove(&head) {
                 head += 1;
@@ -145,7 +139,6 @@ where
                 }
             }
         }
-        pb.finish_and_clear();
         result
     })
 }

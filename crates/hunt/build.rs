@@ -23,7 +23,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Must match `EmbeddedRules` in src/ruleset.rs.
+/// Must match `EmbeddedRules` in src/rules.rs.
 #[derive(serde::Serialize)]
 struct EmbeddedRules {
     files: usize,

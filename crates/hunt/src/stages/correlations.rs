@@ -1,0 +1,64 @@
+//! The Sigma-correlation stage: each match of a rule a correlation refers to becomes a hit
+//! of that correlation; the hits are evaluated together once all are in
+//! (`towerwatch_sigma::correlation::Feeds`).
+
+use towerwatch_sigma::correlation::{Feeds, Pending, MAX_HELD_HITS};
+
+use super::{Cap, Matched, Stage};
+
+pub struct CorrelationHits<'h> {
+    feeds: &'h Feeds,
+    hits: Vec<Pending>,
+    /// Matches without a time, which no window can hold.
+    untimed: u64,
+}
+
+impl<'h> CorrelationHits<'h> {
+    pub fn new(feeds: &'h Feeds) -> Self {
+        CorrelationHits {
+            feeds,
+            hits: Vec::new(),
+            untimed: 0,
+        }
+    }
+}
+
+/// The hits, and the matches that had no time.
+pub struct Collected {
+    pub hits: Vec<Pending>,
+    pub untimed: u64,
+}
+
+impl Stage for CorrelationHits<'_> {
+    type Output = Collected;
+
+    fn observe(&mut self, m: &Matched<'_>) {
+        for &rule in m.matched {
+            self.feeds
+                .observe(rule, m.event, &mut self.hits, &mut self.untimed);
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.hits.extend(other.hits);
+        self.untimed += other.untimed;
+    }
+
+    fn caps(&self) -> Vec<Cap> {
+        // The feeds count their refusals across workers; the evaluation adds its own at
+        // the end (see `Feeds::finish`).
+        vec![Cap {
+            stage: "Sigma correlations",
+            holds: "matches held, open groups and their hits",
+            limit: MAX_HELD_HITS,
+            dropped: 0,
+        }]
+    }
+
+    fn finish(self) -> Collected {
+        Collected {
+            hits: self.hits,
+            untimed: self.untimed,
+        }
+    }
+}

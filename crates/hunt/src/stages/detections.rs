@@ -1,0 +1,65 @@
+//! The detection stage: each reporting rule's match becomes a detection, rendered once as
+//! its JSON line and held (on disk past [`HELD_IN_MEMORY`]) until the routine's verdict.
+
+use towerwatch_sigma::Rule;
+
+use super::{Matched, Stage};
+use crate::held::{Held, HeldDetection, Tag, HELD_IN_MEMORY};
+
+pub struct Detections<'h> {
+    rules: &'h [Rule],
+    /// Render each detection with its event (not needed for a summary table).
+    render: bool,
+    held: Held,
+    /// A copy of each detection for a live feed, until taken.
+    live: Option<Vec<towerwatch_event::Detection>>,
+}
+
+impl<'h> Detections<'h> {
+    pub fn new(rules: &'h [Rule], render: bool) -> Self {
+        Detections {
+            rules,
+            render,
+            held: Held::new(HELD_IN_MEMORY),
+            live: None,
+        }
+    }
+
+    /// Keep a copy of each detection until [`take_live`](Self::take_live).
+    pub fn keep_live(&mut self) {
+        self.live = Some(Vec::new());
+    }
+
+    pub fn take_live(&mut self) -> Vec<towerwatch_event::Detection> {
+        self.live.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
+impl Stage for Detections<'_> {
+    type Output = Held;
+
+    fn observe(&mut self, m: &Matched<'_>) {
+        let Some(actor) = m.actor else {
+            return;
+        };
+        for &rule in m.hits {
+            let d = self.rules[rule as usize].detection(m.event, self.render);
+            let tag = Tag {
+                rule: rule as usize,
+                actor: actor.key(),
+            };
+            self.held.push(HeldDetection::new(tag, &d, self.render));
+            if let Some(live) = &mut self.live {
+                live.push(d);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.held.append(other.held);
+    }
+
+    fn finish(self) -> Held {
+        self.held
+    }
+}

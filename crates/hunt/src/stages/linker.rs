@@ -1,0 +1,26 @@
+//! The story stage: every event goes to the linker (`towerwatch_correlate::Correlator`),
+//! which holds them on disk past a few thousand and links them into stories once the
+//! detections found after the fact (joins, correlations, the database audit) are known.
+
+use towerwatch_correlate::Correlator;
+
+use super::{Matched, Stage};
+
+pub struct Linker(pub Correlator);
+
+impl Stage for Linker {
+    /// The events, ready to link.
+    type Output = Correlator;
+
+    fn observe(&mut self, m: &Matched<'_>) {
+        self.0.observe(m.event, m.hits);
+    }
+
+    fn merge(&mut self, other: Linker) {
+        self.0.merge(other.0);
+    }
+
+    fn finish(self) -> Correlator {
+        self.0
+    }
+}

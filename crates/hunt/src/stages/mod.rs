@@ -1,0 +1,147 @@
+//! The stages behind the engine: each observes every event with the engine's verdict on it,
+//! merges with the state other workers built, and finishes into its product.
+//!
+//! The engine is the transform they share (it decides what matched; every stage reads that).
+//! Each stage is one file and one field of [`Stages`]; it declares the limits on what it
+//! holds in memory ([`Cap`]) and counts what a limit dropped, and the summary prints those.
+//! Stages that must see everything (the linker, the database audit, the held detections)
+//! hold it in temporary files instead of a cap.
+
+mod correlations;
+mod coverage;
+pub(crate) mod database;
+mod detections;
+mod linker;
+mod routine;
+mod webshell;
+
+pub use correlations::CorrelationHits;
+pub use coverage::Coverage;
+pub use database::Database;
+pub use detections::Detections;
+pub use linker::Linker;
+pub use routine::RoutineStage;
+pub use webshell::{webshell_detections, webshell_rule, WebShell};
+
+use towerwatch_correlate::routine::Actor;
+use towerwatch_event::Event;
+
+/// One event as the stages see it: the event, and what the engine said of it.
+pub struct Matched<'a> {
+    pub event: &'a Event,
+    /// Every rule that matched (engine order), silent ones (which only feed correlations)
+    /// included.
+    pub matched: &'a [usize],
+    /// The rules that matched and report (not silent).
+    pub hits: &'a [u32],
+    /// Who did it, when something reported.
+    pub actor: Option<&'a Actor>,
+}
+
+/// A stage of the hunt.
+pub trait Stage: Send + Sized {
+    /// What it gives once every event is observed.
+    type Output;
+    /// Takes one event.
+    fn observe(&mut self, m: &Matched<'_>);
+    /// Takes the state another worker built from other inputs (or sources of a stream).
+    fn merge(&mut self, other: Self);
+    /// Its limits on what it holds in memory, and what each dropped so far.
+    fn caps(&self) -> Vec<Cap> {
+        Vec::new()
+    }
+    fn finish(self) -> Self::Output;
+}
+
+/// A stage that is switched off observes nothing and gives nothing.
+impl<S: Stage> Stage for Option<S> {
+    type Output = Option<S::Output>;
+
+    fn observe(&mut self, m: &Matched<'_>) {
+        if let Some(s) = self {
+            s.observe(m);
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        match (self.as_mut(), other) {
+            (Some(s), Some(o)) => s.merge(o),
+            (None, Some(o)) => *self = Some(o),
+            _ => {}
+        }
+    }
+
+    fn caps(&self) -> Vec<Cap> {
+        self.as_ref().map(Stage::caps).unwrap_or_default()
+    }
+
+    fn finish(self) -> Self::Output {
+        self.map(Stage::finish)
+    }
+}
+
+/// A declared limit on what a stage holds in memory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Cap {
+    pub stage: &'static str,
+    /// What is held, and what is lost past the limit.
+    pub holds: &'static str,
+    pub limit: u64,
+    pub dropped: u64,
+}
+
+impl std::fmt::Display for Cap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} past its cap of {} {}",
+            self.stage, self.dropped, self.limit, self.holds
+        )
+    }
+}
+
+/// Every stage of one worker (one input, or one source of a stream).
+pub(crate) struct Stages<'h> {
+    pub coverage: Option<Coverage>,
+    pub webshell: WebShell,
+    pub linker: Option<Linker>,
+    pub routine: RoutineStage,
+    pub database: Database,
+    pub correlations: CorrelationHits<'h>,
+    pub detections: Detections<'h>,
+}
+
+impl Stages<'_> {
+    pub fn observe(&mut self, m: &Matched<'_>) {
+        self.coverage.observe(m);
+        self.webshell.observe(m);
+        self.linker.observe(m);
+        self.routine.observe(m);
+        self.database.observe(m);
+        self.correlations.observe(m);
+        self.detections.observe(m);
+    }
+
+    pub fn merge(&mut self, other: Self) {
+        self.coverage.merge(other.coverage);
+        self.webshell.merge(other.webshell);
+        self.linker.merge(other.linker);
+        self.routine.merge(other.routine);
+        self.database.merge(other.database);
+        self.correlations.merge(other.correlations);
+        self.detections.merge(other.detections);
+    }
+
+    pub fn caps(&self) -> Vec<Cap> {
+        [
+            self.coverage.caps(),
+            self.webshell.caps(),
+            self.linker.caps(),
+            self.routine.caps(),
+            self.database.caps(),
+            self.correlations.caps(),
+            self.detections.caps(),
+        ]
+        .concat()
+    }
+}

@@ -1,0 +1,151 @@
+//! A hunt fed a live stream: events pushed in any order within a bounded lateness are
+//! released in event time behind a watermark (the newest time seen, less the lateness) to
+//! the same stages a file hunt runs, one worker per source, so that the outcome is the one
+//! the same events give as files.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use towerwatch_event::{Detection, Event, OrderKey};
+use towerwatch_sources::InputReport;
+
+use crate::builder::Worker;
+use crate::{DetectionSink, Hunt, HuntError, HuntOutcome, Summary};
+
+/// A live feed into a [`Hunt`]; [`finish`](Self::finish) ends it.
+///
+/// Memory: the events of one lateness window wait (ordered) in memory; the stages hold what
+/// they hold in a file hunt (bounded, with temporary files).
+pub struct HuntStream<'h> {
+    hunt: &'h Hunt,
+    lateness: i64,
+    /// Events waiting for the watermark: by time, then by record (then arrival, so a
+    /// redelivered event is not lost here).
+    waiting: BTreeMap<(i64, OrderKey, u64), Event>,
+    arrivals: u64,
+    newest: Option<i64>,
+    /// One worker per source, and the source as read so far.
+    sources: BTreeMap<Arc<str>, (Worker<'h>, InputReport)>,
+    late: u64,
+    live: bool,
+}
+
+impl Hunt {
+    /// A live feed: events may arrive up to `lateness` after newer ones without changing
+    /// the outcome.
+    pub fn stream(&self, lateness: SignedDuration) -> HuntStream<'_> {
+        HuntStream {
+            hunt: self,
+            lateness: lateness.as_micros().clamp(0, i64::MAX as i128) as i64,
+            waiting: BTreeMap::new(),
+            arrivals: 0,
+            newest: None,
+            sources: BTreeMap::new(),
+            late: 0,
+            live: false,
+        }
+    }
+}
+
+impl<'h> HuntStream<'h> {
+    /// Also keep each detection as its event passes the watermark, for
+    /// [`take_detections`](Self::take_detections) (before the routine's verdict, which
+    /// needs all the evidence).
+    pub fn with_live_detections(mut self) -> Self {
+        self.live = true;
+        self
+    }
+
+    /// Takes one event. An event without a time, or older than the watermark, goes to the
+    /// stages at once (a late one is counted).
+    pub fn push(&mut self, event: Event) {
+        let Some(t) = event.timestamp.map(|t| t.as_microsecond()) else {
+            self.release(event);
+            return;
+        };
+        if self.watermark().is_some_and(|w| t < w) {
+            self.late += 1;
+            self.release(event);
+            return;
+        }
+        self.arrivals += 1;
+        self.waiting
+            .insert((t, event.origin.order_key(), self.arrivals), event);
+        if self.newest.is_none_or(|n| t > n) {
+            self.newest = Some(t);
+            let watermark = t.saturating_sub(self.lateness);
+            while let Some(entry) = self.waiting.first_entry() {
+                if entry.key().0 >= watermark {
+                    break;
+                }
+                let event = entry.remove();
+                self.release(event);
+            }
+        }
+    }
+
+    /// Events older than this (microseconds since the epoch) have all arrived.
+    pub fn watermark(&self) -> Option<i64> {
+        self.newest.map(|n| n.saturating_sub(self.lateness))
+    }
+
+    /// Events that came later than the lateness allows (taken all the same).
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Events waiting for the watermark.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Detections of the events released since the last call (with
+    /// [`with_live_detections`](Self::with_live_detections); else none).
+    pub fn take_detections(&mut self) -> Vec<Detection> {
+        let mut out = Vec::new();
+        for (w, _) in self.sources.values_mut() {
+            out.append(&mut w.stages.detections.take_live());
+        }
+        out
+    }
+
+    fn release(&mut self, event: Event) {
+        let hunt = self.hunt;
+        let live = self.live;
+        let (worker, report) = self
+            .sources
+            .entry(event.origin.source.clone())
+            .or_insert_with(|| {
+                let mut w = hunt.worker();
+                if live {
+                    w.stages.detections.keep_live();
+                }
+                (w, InputReport::new(event.origin.source.clone()))
+            });
+        report.events += 1;
+        if let Some(t) = event.timestamp {
+            report.first = Some(report.first.map_or(t, |f| f.min(t)));
+            report.last = Some(report.last.map_or(t, |l| l.max(t)));
+        }
+        worker.take(hunt, event);
+    }
+
+    /// Releases every waiting event and concludes as a file hunt does: the sources merged
+    /// in the order of their names, detections to `sink`.
+    pub fn finish(mut self, sink: &mut dyn DetectionSink) -> Result<HuntOutcome, HuntError> {
+        while let Some((_, event)) = self.waiting.pop_first() {
+            self.release(event);
+        }
+        towerwatch_spill::check_temp_dir()?;
+        let mut all = self.hunt.stages();
+        let mut summary = Summary::default();
+        for (_, (worker, report)) in self.sources {
+            all.merge(worker.stages);
+            summary.inputs.push(report);
+        }
+        let mut outcome = self.hunt.conclude(all, summary, sink)?;
+        outcome.late = self.late;
+        Ok(outcome)
+    }
+}
