@@ -31,7 +31,10 @@ pub const KEY_ENV: &str = "TOWERWATCH_PSEUDONYM_KEY";
 /// The pseudonymiser, and how identifiers are shown: `reveal_key` (real identifiers), else
 /// `key_file`, else the environment's [`KEY_ENV`], else a random key for this run
 /// (pseudonyms then link only within it).
-pub fn key(key_file: Option<&Path>, reveal_key: Option<&Path>) -> Result<(Pseudonymizer, &'static str)> {
+pub fn key(
+    key_file: Option<&Path>,
+    reveal_key: Option<&Path>,
+) -> Result<(Pseudonymizer, &'static str)> {
     let read_key = |p: &Path| -> Result<Vec<u8>> {
         let k = std::fs::read(p)
             .map_err(|e| ContextError(format!("cannot read key {}: {e}", p.display())))?;
@@ -105,9 +108,8 @@ pub fn extract_options(zone: Option<&str>) -> Result<ExtractOptions> {
         None => None,
         Some(z) => Some(match parse_offset(z) {
             Some(o) => jiff::tz::TimeZone::fixed(o),
-            None => jiff::tz::TimeZone::get(z).map_err(|_| {
-                ContextError(format!("--cdr-timezone {z}: no such time zone"))
-            })?,
+            None => jiff::tz::TimeZone::get(z)
+                .map_err(|_| ContextError(format!("--cdr-timezone {z}: no such time zone")))?,
         }),
     };
     Ok(ExtractOptions { timezone })

@@ -34,6 +34,7 @@ pub mod numbers;
 pub mod pseudo;
 pub mod record;
 pub mod report;
+pub mod reveal;
 pub mod run;
 pub mod schema;
 pub mod sql;

@@ -68,11 +68,7 @@ impl Default for Statements {
 
 impl Statements {
     pub fn push(&mut self, e: DbEvent) {
-        let key = (
-            e.time,
-            towerwatch_event::source_digest(&e.source),
-            e.line,
-        );
+        let key = (e.time, towerwatch_event::source_digest(&e.source), e.line);
         if let Err(err) = self.sorted.push(key, e) {
             self.error.get_or_insert(err);
         }

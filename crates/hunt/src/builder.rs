@@ -17,8 +17,7 @@ use towerwatch_sources::ReadOptions;
 use crate::pipeline;
 use crate::rules::{self, Loaded};
 use crate::stages::{
-    self, CorrelationHits, Database, Detections, Linker, Matched, RoutineStage, Stages,
-    WebShell,
+    self, CorrelationHits, Database, Detections, Linker, Matched, RoutineStage, Stages, WebShell,
 };
 use crate::HuntError;
 
@@ -33,7 +32,9 @@ impl Default for RuleSelection {
     fn default() -> Self {
         RuleSelection {
             min_level: Level::Low,
-            statuses: ["stable", "test", "experimental"].map(String::from).to_vec(),
+            statuses: ["stable", "test", "experimental"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -60,7 +61,10 @@ impl HuntBuilder {
     /// Rule files or directories (Sigma detection and correlation rules) instead of the
     /// embedded set.
     pub fn rules<P: AsRef<Path>>(mut self, paths: impl IntoIterator<Item = P>) -> Self {
-        self.rules = paths.into_iter().map(|p| p.as_ref().to_path_buf()).collect();
+        self.rules = paths
+            .into_iter()
+            .map(|p| p.as_ref().to_path_buf())
+            .collect();
         self
     }
 

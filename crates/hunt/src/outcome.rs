@@ -5,7 +5,11 @@ use towerwatch_correlate::Analysis;
 use towerwatch_report::ReportExposure;
 
 use crate::stages::Coverage;
-use crate::Summary;
+use crate::summary::{peak_rss_bytes, render};
+use crate::{Hunt, Summary};
+
+/// The version of the EVTX parser, for the manifest.
+const EVTX_PARSER: &str = "evtx 0.15";
 
 /// The outcome of a hunt over files or a stream.
 pub struct HuntOutcome {
@@ -33,4 +37,89 @@ pub struct Database {
     pub statements: u64,
     /// What the analytics learnt (the schema used, statements that did not parse).
     pub analytics: Option<Analytics>,
+}
+
+impl HuntOutcome {
+    /// The run manifest written beside detections in `output`: the tool, the command, the
+    /// rule set, every input (with its SHA-256, events, rejects, time span and failure),
+    /// totals, peak memory, and whether the run completed.
+    pub fn manifest(
+        &self,
+        hunt: &Hunt,
+        output: &std::path::Path,
+        started: jiff::Timestamp,
+        interrupted: bool,
+    ) -> serde_json::Value {
+        let summary = &self.summary;
+        let inputs: Vec<serde_json::Value> = summary
+            .inputs
+            .iter()
+            .zip(self.sha256.iter().chain(std::iter::repeat(&None)))
+            .map(|(r, sha256)| {
+                serde_json::json!({
+                    "path": &*r.source,
+                    "sha256": sha256,
+                    "bytes": r.bytes,
+                    "format": r.format.to_string(),
+                    "compressed": r.compressed,
+                    "events": r.events,
+                    "rejected": r.rejected,
+                    "first": r.first.map(|t| t.to_string()),
+                    "last": r.last.map(|t| t.to_string()),
+                    "failure": r.failure,
+                })
+            })
+            .collect();
+        let selection = hunt.selection();
+        serde_json::json!({
+            "complete": !interrupted,
+            "interrupted": interrupted.then_some("stopped by a signal: the inputs after the last one listed were not read, and the last may be partial"),
+            "tool": "towerwatch",
+            "version": env!("CARGO_PKG_VERSION"),
+            "parser": EVTX_PARSER,
+            "command": std::env::args().collect::<Vec<_>>(),
+            "started": started.to_string(),
+            "finished": jiff::Timestamp::now().to_string(),
+            "peak_rss_bytes": peak_rss_bytes(),
+            "rules": {
+                "origin": hunt.rules_origin(),
+                "sha256": hunt.rules_digest(),
+                "loaded": hunt.rules_loaded(),
+                "selected": hunt.rules().len(),
+                "correlations": hunt.correlations(),
+                "refused": hunt.refused().len(),
+                "min_level": selection.min_level.to_string(),
+                "status": selection.statuses,
+            },
+            "inputs": inputs,
+            "events": summary.events(),
+            "rejected": summary.rejected(),
+            "detections": summary.detections,
+            "output": output.display().to_string(),
+        })
+    }
+
+    /// What a terminal shows: `header`, the operations and the exposure, the database
+    /// audit, the rule hits behind them, coverage when asked for.
+    pub fn terminal(&self, header: &str, hunt: &Hunt) -> String {
+        let mut text = format!("{header}\n\n");
+        text.push_str(&towerwatch_report::terminal_with(
+            &self.analysis,
+            self.exposure.as_ref(),
+            self.linking_seconds,
+        ));
+        if let (true, Some(an)) = (self.database.statements > 0, &self.database.analytics) {
+            text.push_str(&format!(
+                "Database audit: {} statements analysed ({} unparsable); schema used:\n{}\n",
+                an.statements,
+                an.unanalysed_count,
+                an.schema().describe().trim_end()
+            ));
+        }
+        text.push_str(&render(&self.summary, hunt.rules(), ""));
+        if let Some(c) = &self.coverage {
+            text.push_str(&c.report(hunt.rules(), hunt.refused()));
+        }
+        text
+    }
 }

@@ -94,14 +94,7 @@ impl Hunt {
             extra.push((f.request.place.clone(), catalog.webshell));
             joined.push((f.request.place.clone(), f.child.place.clone()));
         }
-        let analysis = finish_linking(
-            correlator,
-            &extra,
-            &joined,
-            &catalog.rules,
-            self,
-            &routine,
-        )?;
+        let analysis = finish_linking(correlator, &extra, &joined, &catalog.rules, self, &routine)?;
         // Detections, in input order: routine ones below medium with the reason, unless their
         // operation stands without them; then the joins, correlations and database findings.
         // A detection by its place (source, record id, line) and rule.

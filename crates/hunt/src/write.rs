@@ -114,7 +114,6 @@ impl DetectionWriter {
     }
 }
 
-
 impl DetectionSink for DetectionWriter {
     fn detection(&mut self, d: &Detection) -> Result<(), HuntError> {
         self.write(d)

@@ -37,7 +37,10 @@ fn hunt(assets: Option<&Path>, register: Option<&Path>, cdr: Option<&Path>) -> H
             with_files(Default::default(), register, assets).unwrap(),
             CdrContext::load(cdr, None, None).unwrap(),
         )
-        .pseudonyms(Pseudonymizer::new(b"a fixed key of sixteen bytes", false), "test")
+        .pseudonyms(
+            Pseudonymizer::new(b"a fixed key of sixteen bytes", false),
+            "test",
+        )
         .build()
         .unwrap()
 }
@@ -107,7 +110,11 @@ fn files_and_stream_agree(hunt: &Hunt, evidence: &Path) -> (HuntOutcome, usize) 
     let mut from_stream = Vec::new();
     let stream = live.finish(&mut from_stream).unwrap();
 
-    assert!(!from_files.is_empty(), "{}: no detections", evidence.display());
+    assert!(
+        !from_files.is_empty(),
+        "{}: no detections",
+        evidence.display()
+    );
     assert_eq!(
         files.summary.events(),
         stream.summary.events(),

@@ -41,6 +41,7 @@ mod flows;
 pub mod ids;
 pub mod profile;
 mod queries;
+pub mod scoring;
 mod sink;
 mod web;
 mod windows;

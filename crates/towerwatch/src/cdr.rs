@@ -12,7 +12,7 @@ use towerwatch_cdr::analytics::Settings;
 use towerwatch_cdr::context::{self, CdrContext};
 use towerwatch_cdr::exposure::{self, Exposure};
 use towerwatch_cdr::pseudo::Pseudonymizer;
-use towerwatch_cdr::{report, run};
+use towerwatch_cdr::{report, reveal, run};
 use towerwatch_sources::{LinePrefix, ReadOptions};
 
 use crate::CdrArgs;
@@ -132,19 +132,6 @@ pub fn write_outputs(
     Ok(det)
 }
 
-/// The key fingerprint a pseudonymised output records: `key_fingerprint` at its top (an
-/// exposure.json, a manifest) or in its `identifiers` block.
-fn recorded_fingerprint(path: &Path) -> Result<String> {
-    let doc: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-    )
-    .with_context(|| format!("{} is not a towerwatch JSON output", path.display()))?;
-    doc["key_fingerprint"]
-        .as_str()
-        .map(String::from)
-        .with_context(|| format!("{} records no key fingerprint", path.display()))
-}
-
 /// Checks a reveal before any work: the key must be the one that made the pseudonyms of the
 /// output it is offered against. Returns that output.
 fn check_reveal(args: &CdrArgs, p: &Pseudonymizer) -> Result<Option<PathBuf>> {
@@ -158,73 +145,41 @@ fn check_reveal(args: &CdrArgs, p: &Pseudonymizer) -> Result<Option<PathBuf>> {
             "--reveal-key needs the pseudonymised output it reveals (--against FILE, or an --out directory holding one): the key is checked against it"
         ),
     };
-    let recorded = recorded_fingerprint(&against)?;
-    let offered = p.fingerprint();
-    anyhow::ensure!(
-        recorded == offered,
-        "--reveal-key refused: {} was pseudonymised with key {recorded}, the key given is {offered}",
-        against.display()
-    );
+    reveal::check_key(&against, p)?;
     Ok(Some(against))
 }
 
-/// Who runs this, as the operating system says.
-fn os_user() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Appends the reveal to `reveals.jsonl` beside the outputs (or beside the output it was
-/// checked against) and returns the record.
+/// Records the reveal beside the outputs (or beside the output it was checked against).
 fn record_reveal(
     args: &CdrArgs,
     against: &Path,
     p: &Pseudonymizer,
     x: &Exposure,
 ) -> Result<serde_json::Value> {
-    let dir = match &args.out {
-        Some(o) => o.clone(),
-        None => against
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(".")),
+    let (dir, outputs) = match &args.out {
+        Some(o) => (
+            o.clone(),
+            [
+                "cdr-detections.jsonl",
+                "exposure.csv",
+                "exposure.json",
+                "exposure.html",
+            ]
+            .iter()
+            .map(|f| o.join(f).display().to_string())
+            .collect(),
+        ),
+        None => (
+            against
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            vec!["terminal".into()],
+        ),
     };
-    let outputs: Vec<String> = match &args.out {
-        Some(o) => [
-            "cdr-detections.jsonl",
-            "exposure.csv",
-            "exposure.json",
-            "exposure.html",
-        ]
-        .iter()
-        .map(|f| o.join(f).display().to_string())
-        .collect(),
-        None => vec!["terminal".into()],
-    };
-    let record = serde_json::json!({
-        "time": jiff::Timestamp::now().to_string(),
-        "user": os_user(),
-        "reason": args.reason,
-        "key_fingerprint": p.fingerprint(),
-        "checked_against": against.display().to_string(),
-        "outputs": outputs,
-        "identifiers_revealed": x.subscribers.len(),
-        "command": std::env::args().collect::<Vec<_>>(),
-    });
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let log = dir.join("reveals.jsonl");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("cannot record the reveal in {}", log.display()))?;
-    writeln!(f, "{record}")
-        .with_context(|| format!("cannot record the reveal in {}", log.display()))?;
-    f.sync_all()
-        .with_context(|| format!("cannot record the reveal in {}", log.display()))?;
-    Ok(record)
+    let why = args.reason.as_deref().unwrap_or_default();
+    let r = reveal::Reveal::new(why, p, against, outputs, x.subscribers.len());
+    Ok(reveal::record(&dir, &r)?)
 }
 
 pub fn run(args: CdrArgs) -> Result<ExitCode> {
@@ -245,7 +200,10 @@ pub fn run(args: CdrArgs) -> Result<ExitCode> {
         write_outputs(out, &r, &x, &p, args.cells.as_deref(), reveal.as_ref())?;
     }
     if !args.quiet {
-        say!("{}", towerwatch_cdr::summary::summary(&r, &x, seconds, identifiers, &p));
+        say!(
+            "{}",
+            towerwatch_cdr::summary::summary(&r, &x, seconds, identifiers, &p)
+        );
     }
     if args.strict && (r.rejected_count() > 0 || r.analytics.unanalysed_count > 0) {
         anyhow::bail!(

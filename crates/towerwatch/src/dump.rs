@@ -11,9 +11,9 @@ use serde_json::json;
 use towerwatch_event::{Event, Locator};
 use towerwatch_sources::{discover, read_input, ReadOptions};
 
+use crate::{DumpArgs, DumpFormat};
 use towerwatch_hunt::pipeline;
 use towerwatch_hunt::summary::{inputs_table, skipped_note, strict_failure, Summary};
-use crate::{DumpArgs, DumpFormat};
 
 /// The JSON form of a normalized event.
 pub fn event_json(e: &Event) -> serde_json::Value {

@@ -2,182 +2,22 @@
 //! (simulate, hunt, evaluate).
 
 use crate::term::{say, sayln};
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use towerwatch_cdr::exposure::{Exposure, Tier};
-use towerwatch_cdr::pseudo::Pseudonymizer;
-use towerwatch_cdr::sql::IdKind;
-use towerwatch_sim::eval::{self, Report, Truth};
-
 use towerwatch_cdr::context;
+use towerwatch_cdr::exposure::Tier;
+use towerwatch_cdr::pseudo::Pseudonymizer;
 use towerwatch_hunt::{DetectionWriter, Hunt, RuleSelection};
+use towerwatch_sim::eval::{self, Report, Truth};
+use towerwatch_sim::scoring::{
+    exposure_check, report_exposure_check, score, twin_table, DemoSummary,
+};
 
 use crate::{cdr, simulate, CdrArgs, DemoArgs, EvalArgs};
-
-/// Scores detection files (from `hunt`, `cdr`) against the simulation in `sim_dir`, using
-/// their run manifests (when every file has one) to know which inputs were read.
-pub fn score(sim_dir: &Path, detections: &[PathBuf], min_level: &str) -> Result<Report> {
-    let truth = Truth::load(sim_dir)?;
-    let mut read = Some(Vec::new());
-    let mut sources: Vec<(String, Box<dyn BufRead>)> = Vec::new();
-    for d in detections {
-        let manifest = PathBuf::from(format!("{}.manifest.json", d.display()));
-        match (&mut read, manifest.exists()) {
-            (Some(r), true) => r.extend(eval::inputs_read(&manifest)?),
-            _ => read = None,
-        }
-        let file = File::open(d).with_context(|| format!("cannot read {}", d.display()))?;
-        sources.push((d.display().to_string(), Box::new(BufReader::new(file))));
-    }
-    Ok(eval::evaluate(&truth, sources, read.as_deref(), min_level)?)
-}
-
-/// A named subscriber as an output tells it: identifier (or pseudonym), records, first and
-/// last record time.
-struct NamedRow {
-    records: Option<u64>,
-    from: Option<String>,
-    to: Option<String>,
-}
-
-/// The exposure found against the ground truth's.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExposureCheck {
-    /// Subscribers the campaign read by name.
-    pub targets: usize,
-    /// Of them, named in the output.
-    pub found: usize,
-    /// Subscribers the output names in all.
-    pub named: usize,
-    /// Targets whose records, first and last record times agree to the second.
-    pub exact: usize,
-}
-
-impl ExposureCheck {
-    fn of(want: &BTreeMap<String, &serde_json::Value>, named: &BTreeMap<String, NamedRow>) -> Self {
-        let second = |s: Option<&str>| s.map(|s| s.chars().take(19).collect::<String>());
-        let found = named.keys().filter(|id| want.contains_key(*id)).count();
-        let exact = want
-            .iter()
-            .filter(|(id, w)| {
-                named.get(*id).is_some_and(|e| {
-                    e.records == w["records"].as_u64()
-                        && second(e.from.as_deref()) == second(w["first"].as_str())
-                        && second(e.to.as_deref()) == second(w["last"].as_str())
-                })
-            })
-            .count();
-        ExposureCheck {
-            targets: want.len(),
-            found,
-            named: named.len(),
-            exact,
-        }
-    }
-
-    fn line(&self, what: &str) -> String {
-        format!(
-            "exposure ({what}) against the ground truth: {} of {} targeted subscribers found (recall {:.1}%), {} named in all (precision {:.1}%); records and time range exact for {} of {}\n",
-            self.found,
-            self.targets,
-            100.0 * self.found as f64 / (self.targets.max(1)) as f64,
-            self.named,
-            100.0 * self.found as f64 / (self.named.max(1)) as f64,
-            self.exact,
-            self.targets
-        )
-    }
-}
-
-/// The truth's named subscribers (by MSISDN, or by its pseudonym under `p`).
-fn truth_exposure(
-    sim_dir: &Path,
-    p: Option<&Pseudonymizer>,
-) -> Result<(serde_json::Value, Vec<String>)> {
-    let path = sim_dir.join("truth/exposure.json");
-    let truth: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
-    )?;
-    let ids = truth["total"]
-        .as_array()
-        .context("truth/exposure.json has no total")?
-        .iter()
-        .filter_map(|e| e["msisdn"].as_str())
-        .map(|m| match p {
-            Some(p) => p.id(IdKind::Msisdn, m),
-            None => m.to_string(),
-        })
-        .collect();
-    Ok((truth, ids))
-}
-
-fn wanted<'a>(
-    truth: &'a serde_json::Value,
-    ids: &[String],
-) -> BTreeMap<String, &'a serde_json::Value> {
-    ids.iter()
-        .cloned()
-        .zip(truth["total"].as_array().into_iter().flatten())
-        .collect()
-}
-
-/// The exposure `towerwatch cdr` found, against the ground truth.
-pub fn exposure_check(sim_dir: &Path, x: &Exposure) -> Result<ExposureCheck> {
-    let (truth, ids) = truth_exposure(sim_dir, None)?;
-    let named = x
-        .subscribers
-        .iter()
-        .filter(|((t, _), _)| *t == Tier::Named)
-        .map(|((_, id), e)| {
-            (
-                id.clone(),
-                NamedRow {
-                    records: e.records,
-                    from: e.from.map(|t| t.to_string()),
-                    to: e.to.map(|t| t.to_string()),
-                },
-            )
-        })
-        .collect();
-    Ok(ExposureCheck::of(&wanted(&truth, &ids), &named))
-}
-
-/// The exposure in a hunt's report (`exposure.json`, pseudonymised under `p`), against the
-/// ground truth.
-pub fn report_exposure_check(
-    sim_dir: &Path,
-    report: &Path,
-    p: &Pseudonymizer,
-) -> Result<ExposureCheck> {
-    let (truth, ids) = truth_exposure(sim_dir, Some(p))?;
-    let path = report.join("exposure.json");
-    let doc: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
-    )?;
-    let named = doc["total"]["subscribers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["tier"] == "named")
-        .filter_map(|r| {
-            Some((
-                r["subscriber"].as_str()?.to_string(),
-                NamedRow {
-                    records: r["records"].as_u64(),
-                    from: r["from"].as_str().map(String::from),
-                    to: r["to"].as_str().map(String::from),
-                },
-            ))
-        })
-        .collect();
-    Ok(ExposureCheck::of(&wanted(&truth, &ids), &named))
-}
 
 fn write_json(report: &Report, path: &Path) -> Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(report)?)
@@ -234,7 +74,10 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
             context::with_files(Default::default(), Some(&register), Some(&assets))?,
             context::CdrContext::load(Some(&dir.join("cdr")), None, None)?,
         )
-        .pseudonyms(Pseudonymizer::new(&key, false), "pseudonymised with the demo's key")
+        .pseudonyms(
+            Pseudonymizer::new(&key, false),
+            "pseudonymised with the demo's key",
+        )
         .hash_inputs(true)
         .build()?;
     let (inputs, _) = towerwatch_sources::discover(&[dir.join("evidence")]);
@@ -308,7 +151,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     let by_level = eval::LEVELS
         .iter()
         .map(|l| score(&dir, &both, l))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     say!("\n{}", eval::level_lines(&by_level));
     let medium = &by_level[2];
     say!(
@@ -340,43 +183,6 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// What `demo` measured, as `demo.json`: the exposure in the hunt's report and in
-/// `towerwatch cdr`, the benign-twin categories alerting at medium and above, and how each
-/// wave's events fall into operations.
-#[derive(serde::Serialize)]
-struct DemoSummary {
-    exposure_hunt: ExposureCheck,
-    exposure_cdr: ExposureCheck,
-    twins_alerting: Vec<String>,
-    /// Per category: (records, records flagged at medium and above).
-    twins: BTreeMap<String, (u64, u64)>,
-    operations: eval::StoryReport,
-}
-
-fn twin_table(r: &Report) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    for (category, (records, flagged)) in &r.twins {
-        let _ = writeln!(
-            s,
-            "  {category:<20} {flagged:>5} of {records:>6} records flagged"
-        );
-    }
-    let alerting = r.twins_alerting();
-    let _ = writeln!(
-        s,
-        "{} of {} categories alerting{}",
-        alerting.len(),
-        r.twins.len(),
-        if alerting.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", alerting.join(", "))
-        }
-    );
-    s
 }
 
 /// The demo's pseudonymisation key: random, for this run only (hex, as a key file holds it).

@@ -8,14 +8,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use towerwatch_hunt::summary::{peak_rss_bytes, render, strict_failure};
+use towerwatch_hunt::summary::strict_failure;
 use towerwatch_hunt::{DetectionWriter, Hunt, HuntOutcome, RuleSelection};
 use towerwatch_sources::discover;
 
 use crate::{HuntArgs, HuntFormat};
-
-/// The version of the EVTX parser, for the manifest.
-const EVTX_PARSER: &str = "evtx 0.15";
 
 /// The asset inventory (CSV host, ip, role), if given.
 pub fn read_assets(path: Option<&Path>) -> Result<Vec<towerwatch_correlate::Asset>> {
@@ -160,7 +157,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             elapsed,
             events as f64 / elapsed.max(1e-9)
         );
-        let text = terminal(&header, &hunt, &outcome);
+        let text = outcome.terminal(&header, &hunt);
         if format == HuntFormat::Table {
             match &args.output {
                 Some(p) => std::fs::write(p, towerwatch_report::terminal_safe(&text).as_bytes())
@@ -220,82 +217,10 @@ pub fn write_manifest(
     started: jiff::Timestamp,
     interrupted: bool,
 ) -> Result<()> {
-    let summary = &outcome.summary;
-    let inputs: Vec<serde_json::Value> = summary
-        .inputs
-        .iter()
-        .zip(outcome.sha256.iter().chain(std::iter::repeat(&None)))
-        .map(|(r, sha256)| {
-            serde_json::json!({
-                "path": &*r.source,
-                "sha256": sha256,
-                "bytes": r.bytes,
-                "format": r.format.to_string(),
-                "compressed": r.compressed,
-                "events": r.events,
-                "rejected": r.rejected,
-                "first": r.first.map(|t| t.to_string()),
-                "last": r.last.map(|t| t.to_string()),
-                "failure": r.failure,
-            })
-        })
-        .collect();
-    let selection = hunt.selection();
-    let manifest = serde_json::json!({
-        "complete": !interrupted,
-        "interrupted": interrupted.then_some("stopped by a signal: the inputs after the last one listed were not read, and the last may be partial"),
-        "tool": "towerwatch",
-        "version": env!("CARGO_PKG_VERSION"),
-        "parser": EVTX_PARSER,
-        "command": std::env::args().collect::<Vec<_>>(),
-        "started": started.to_string(),
-        "finished": jiff::Timestamp::now().to_string(),
-        "peak_rss_bytes": peak_rss_bytes(),
-        "rules": {
-            "origin": hunt.rules_origin(),
-            "sha256": hunt.rules_digest(),
-            "loaded": hunt.rules_loaded(),
-            "selected": hunt.rules().len(),
-            "correlations": hunt.correlations(),
-            "refused": hunt.refused().len(),
-            "min_level": selection.min_level.to_string(),
-            "status": selection.statuses,
-        },
-        "inputs": inputs,
-        "events": summary.events(),
-        "rejected": summary.rejected(),
-        "detections": summary.detections,
-        "output": out.display().to_string(),
-    });
+    let manifest = outcome.manifest(hunt, out, started, interrupted);
     let path = format!("{}.manifest.json", out.display());
     std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
         .with_context(|| format!("cannot write {path}"))
-}
-
-/// The header, then the operations, then the rule hits behind them.
-fn terminal(header: &str, hunt: &Hunt, outcome: &HuntOutcome) -> String {
-    let mut text = format!("{header}\n\n");
-    text.push_str(&towerwatch_report::terminal_with(
-        &outcome.analysis,
-        outcome.exposure.as_ref(),
-        outcome.linking_seconds,
-    ));
-    if let (true, Some(an)) = (
-        outcome.database.statements > 0,
-        &outcome.database.analytics,
-    ) {
-        text.push_str(&format!(
-            "Database audit: {} statements analysed ({} unparsable); schema used:\n{}\n",
-            an.statements,
-            an.unanalysed_count,
-            an.schema().describe().trim_end()
-        ));
-    }
-    text.push_str(&render(&outcome.summary, hunt.rules(), ""));
-    if let Some(c) = &outcome.coverage {
-        text.push_str(&c.report(hunt.rules(), hunt.refused()));
-    }
-    text
 }
 
 fn describe_paths(paths: &[PathBuf]) -> String {

@@ -409,7 +409,10 @@ fn main() -> ExitCode {
 }
 
 /// `towerwatch rules check`: every refusal, the totals; exit 1 when the set is broken.
-fn rules_check(paths: &[PathBuf], placeholders: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+fn rules_check(
+    paths: &[PathBuf],
+    placeholders: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let check = towerwatch_hunt::rules::Check::of(paths, placeholders)?;
     term::out(&check.render());
     Ok(if check.invalid() > 0 {

@@ -46,15 +46,15 @@ macro_rules! complainln {
 pub(crate) use {complain, complainln, say, sayln};
 
 /// A progress bar over the inputs' bytes on a terminal; hidden otherwise or when quiet.
-pub fn progress_bar(
-    enabled: bool,
-    inputs: &[towerwatch_sources::Input],
-) -> indicatif::ProgressBar {
+pub fn progress_bar(enabled: bool, inputs: &[towerwatch_sources::Input]) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !enabled || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let total = inputs.iter().map(towerwatch_hunt::pipeline::input_bytes).sum();
+    let total = inputs
+        .iter()
+        .map(towerwatch_hunt::pipeline::input_bytes)
+        .sum();
     let pb = indicatif::ProgressBar::new(total);
     pb.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}")

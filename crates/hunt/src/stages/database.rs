@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use towerwatch_cdr::analytics::{Finding, Rule, Settings};
+use towerwatch_cdr::context::CdrContext;
 use towerwatch_cdr::exposure::{self, Exposure, Tier};
 use towerwatch_cdr::pseudo::Pseudonymizer;
 use towerwatch_cdr::record::DbEvent;
-use towerwatch_cdr::context::CdrContext;
 use towerwatch_cdr::run::Statements;
 use towerwatch_correlate::{Analysis, Place, RuleInfo};
 use towerwatch_event::Detection;

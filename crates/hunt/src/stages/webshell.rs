@@ -61,42 +61,39 @@ pub fn webshell_rule() -> RuleInfo {
 pub fn webshell_detections(findings: &[Finding]) -> Vec<Detection> {
     let mut out = Vec::new();
     let mut requests = HashSet::new();
-    let detection = |t: jiff::Timestamp,
-                     computer: &str,
-                     channel: &str,
-                     place: &Place,
-                     f: &Finding| Detection {
-        timestamp: Some(t.to_string()),
-        rule_id: WEBSHELL_RULE_ID.into(),
-        rule_title: WEBSHELL_RULE_TITLE.into(),
-        level: Level::Critical,
-        tags: WEBSHELL_TAGS.map(String::from).to_vec(),
-        computer: Some(computer.to_string()),
-        channel: Some(channel.to_string()),
-        event_id: None,
-        source: place.source.clone(),
-        record_id: place.record_id,
-        line: place.line,
-        event: serde_json::json!({
-            "request_time": f.request.time.to_string(),
-            "server": f.request.server,
-            "uri": f.request.uri,
-            "client": f.request.client,
-            "request_source": f.request.place.source,
-            "request_line": f.request.place.line,
-            "process_time": f.child.time.to_string(),
-            "host": f.child.computer,
-            "parent": f.child.parent,
-            "image": f.child.image,
-            "command_line": f.child.command_line,
-            "process_source": f.child.place.source,
-            "process_record_id": f.child.place.record_id,
-            "process_line": f.child.place.line,
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default(),
-    };
+    let detection =
+        |t: jiff::Timestamp, computer: &str, channel: &str, place: &Place, f: &Finding| Detection {
+            timestamp: Some(t.to_string()),
+            rule_id: WEBSHELL_RULE_ID.into(),
+            rule_title: WEBSHELL_RULE_TITLE.into(),
+            level: Level::Critical,
+            tags: WEBSHELL_TAGS.map(String::from).to_vec(),
+            computer: Some(computer.to_string()),
+            channel: Some(channel.to_string()),
+            event_id: None,
+            source: place.source.clone(),
+            record_id: place.record_id,
+            line: place.line,
+            event: serde_json::json!({
+                "request_time": f.request.time.to_string(),
+                "server": f.request.server,
+                "uri": f.request.uri,
+                "client": f.request.client,
+                "request_source": f.request.place.source,
+                "request_line": f.request.place.line,
+                "process_time": f.child.time.to_string(),
+                "host": f.child.computer,
+                "parent": f.child.parent,
+                "image": f.child.image,
+                "command_line": f.child.command_line,
+                "process_source": f.child.place.source,
+                "process_record_id": f.child.place.record_id,
+                "process_line": f.child.place.line,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        };
     for f in findings {
         out.push(detection(
             f.child.time,

@@ -1,0 +1,122 @@
+//! Revealing real identifiers is checked and on the record: the key offered must be the one
+//! that made the pseudonyms of the output it reveals, and every reveal is appended (and
+//! synced) to `reveals.jsonl` before anything shows a real identifier.
+//!
+//! ```
+//! use towerwatch_cdr::pseudo::Pseudonymizer;
+//! use towerwatch_cdr::reveal::{check_key, record, Reveal};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let key = Pseudonymizer::new(b"the operator's key, 16+ bytes", true);
+//! let output = dir.path().join("exposure.json");
+//! std::fs::write(&output, format!(r#"{{"key_fingerprint": "{}"}}"#, key.fingerprint())).unwrap();
+//! check_key(&output, &key).unwrap();
+//! assert!(check_key(&output, &Pseudonymizer::new(b"another key of 16 bytes", true)).is_err());
+//!
+//! let r = Reveal::new("case 2019-17", &key, &output, vec!["terminal".into()], 12);
+//! record(dir.path(), &r).unwrap();
+//! assert!(std::fs::read_to_string(dir.path().join("reveals.jsonl")).unwrap().contains("case 2019-17"));
+//! ```
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::pseudo::Pseudonymizer;
+
+/// A reveal refused, or one that could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RevealError(String);
+
+/// The key fingerprint a pseudonymised output records (`key_fingerprint` at its top: an
+/// exposure.json, a manifest).
+fn recorded_fingerprint(path: &Path) -> Result<String, RevealError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| RevealError(format!("cannot read {}: {e}", path.display())))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+        RevealError(format!(
+            "{} is not a towerwatch JSON output",
+            path.display()
+        ))
+    })?;
+    doc["key_fingerprint"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| RevealError(format!("{} records no key fingerprint", path.display())))
+}
+
+/// Refuses a key that did not make the pseudonyms of `against`.
+pub fn check_key(against: &Path, p: &Pseudonymizer) -> Result<(), RevealError> {
+    let recorded = recorded_fingerprint(against)?;
+    let offered = p.fingerprint();
+    if recorded != offered {
+        return Err(RevealError(format!(
+            "--reveal-key refused: {} was pseudonymised with key {recorded}, the key given is {offered}",
+            against.display()
+        )));
+    }
+    Ok(())
+}
+
+/// One reveal: who, when, why, with which key, against what, into which outputs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reveal {
+    pub time: String,
+    pub user: String,
+    pub reason: String,
+    pub key_fingerprint: String,
+    pub checked_against: String,
+    pub outputs: Vec<String>,
+    pub identifiers_revealed: usize,
+    pub command: Vec<String>,
+}
+
+impl Reveal {
+    /// A reveal by the operating system's user, now, by this process's command.
+    pub fn new(
+        reason: &str,
+        p: &Pseudonymizer,
+        against: &Path,
+        outputs: Vec<String>,
+        identifiers_revealed: usize,
+    ) -> Reveal {
+        Reveal {
+            time: jiff::Timestamp::now().to_string(),
+            user: os_user(),
+            reason: reason.to_string(),
+            key_fingerprint: p.fingerprint(),
+            checked_against: against.display().to_string(),
+            outputs,
+            identifiers_revealed,
+            command: std::env::args().collect(),
+        }
+    }
+}
+
+/// Who runs this, as the operating system says.
+fn os_user() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Appends `r` to `dir/reveals.jsonl` and syncs it; returns the record as written.
+pub fn record(dir: &Path, r: &Reveal) -> Result<serde_json::Value, RevealError> {
+    let failed = |e: std::io::Error| {
+        RevealError(format!(
+            "cannot record the reveal in {}: {e}",
+            dir.join("reveals.jsonl").display()
+        ))
+    };
+    let value = serde_json::to_value(r).expect("a reveal serialises");
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("reveals.jsonl"))
+        .map_err(failed)?;
+    writeln!(f, "{value}").map_err(failed)?;
+    f.sync_all().map_err(failed)?;
+    Ok(value)
+}
