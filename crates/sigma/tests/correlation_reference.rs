@@ -1,5 +1,6 @@
 //! The streaming correlation evaluator against a plain reference: for every hit, recompute
-//! from scratch which hits are in the window, with no deques, counters or chains kept.
+//! from scratch which hits are in the window, with no deques, counters or chains kept; for
+//! the metric types, recompute each window's sum, mean or value shares from its hits.
 
 use proptest::prelude::*;
 use towerwatch_sigma::correlation::{self, Evaluator, Fired, Hit, Kind};
@@ -97,7 +98,7 @@ fn reference(s: &LoadReport, hits: &[Raw]) -> Vec<Summary> {
                     .position(|h| h.0 - start > span)
                     .map_or(mine.len(), |p| from + p);
                 let m = count(c, &mine[from..end]);
-                if c.holds(m, n) {
+                if c.holds(m as f64, n) {
                     out.push((g.to_string(), start, mine[end - 1].0, m));
                 }
                 from = end;
@@ -117,7 +118,7 @@ fn reference(s: &LoadReport, hits: &[Raw]) -> Vec<Summary> {
                 .copied()
                 .filter(|h| t - h.0 <= span)
                 .collect();
-            if !c.holds(count(c, &window), n) {
+            if !c.holds(count(c, &window) as f64, n) {
                 k += 1;
                 continue;
             }
@@ -201,5 +202,125 @@ proptest! {
     fn temporal_ordered(hits in raw_hits(3)) {
         let s = set("temporal_ordered", "a, b, c", "");
         prop_assert_eq!(streaming(&s, &hits), reference(&s, &hits));
+    }
+}
+
+/// A metric's value of a raw hit: the numbers 0, 3, …, 12, and a word (`x`) that a sum or
+/// mean cannot measure.
+fn metric_value(v: u8) -> String {
+    if v == 4 {
+        "x".into()
+    } else {
+        (v as u32 * 3).to_string()
+    }
+}
+
+/// (group, first, last, measured hits, measure rounded to 1e-6)
+type MetricSummary = (String, i64, i64, u64, i64);
+
+fn metric_streaming(s: &LoadReport, hits: &[Raw]) -> Vec<MetricSummary> {
+    let (members, _) = correlation::resolve(&s.rules, &s.correlations);
+    let mut e = Evaluator::new(&s.correlations, &members);
+    for (n, &(t, m, g, v)) in hits.iter().enumerate() {
+        let group = vec![g.to_string().into()];
+        e.push(0, Hit::new(t * 1000, m, group, Some(metric_value(v).into()), n));
+    }
+    let mut out: Vec<_> = e
+        .finish()
+        .0
+        .into_iter()
+        .map(|f| {
+            let v = f.value.expect("a metric's firing has its measure");
+            (f.group[0].to_string(), f.first_ms / 1000, f.last_ms / 1000, f.count, micro(v))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn micro(v: f64) -> i64 {
+    (v * 1e6).round() as i64
+}
+
+/// Windows open at a group's first hit not yet in one and take what follows within the
+/// timespan (of the hits with a value to measure); each is judged on its own.
+fn metric_reference(s: &LoadReport, hits: &[Raw]) -> Vec<MetricSummary> {
+    let c = &s.correlations[0];
+    let span = c.timespan_ms / 1000;
+    let holds = |x: f64| c.condition.iter().all(|t| t.holds(x));
+    let numeric = matches!(c.kind, Kind::ValueSum | Kind::ValueAvg);
+    let mut out = Vec::new();
+    for g in 0u8..3 {
+        let mut mine: Vec<(i64, String)> = hits
+            .iter()
+            .filter(|h| h.2 == g)
+            .map(|h| (h.0, metric_value(h.3)))
+            .filter(|(_, v)| !numeric || v.parse::<f64>().is_ok())
+            .collect();
+        mine.sort_by_key(|h| h.0);
+        let mut from = 0;
+        while from < mine.len() {
+            let start = mine[from].0;
+            let end = mine[from..]
+                .iter()
+                .position(|h| h.0 - start > span)
+                .map_or(mine.len(), |p| from + p);
+            let window = &mine[from..end];
+            let numbers: Vec<f64> = window.iter().filter_map(|h| h.1.parse().ok()).collect();
+            let sum: f64 = numbers.iter().sum();
+            let measure = match c.kind {
+                Kind::ValueSum => Some(sum).filter(|x| holds(*x)),
+                Kind::ValueAvg => Some(sum / numbers.len() as f64).filter(|x| holds(*x)),
+                _ => {
+                    // The share of each distinct value; the rarest that meets the condition.
+                    let mut shares: Vec<usize> = Vec::new();
+                    let mut seen: Vec<&str> = Vec::new();
+                    for h in window {
+                        if !seen.contains(&h.1.as_str()) {
+                            seen.push(&h.1);
+                            shares.push(window.iter().filter(|o| o.1 == h.1).count());
+                        }
+                    }
+                    shares.sort();
+                    shares
+                        .into_iter()
+                        .map(|n| 100.0 * n as f64 / window.len() as f64)
+                        .find(|x| holds(*x))
+                }
+            };
+            if let Some(x) = measure {
+                out.push((g.to_string(), start, window[window.len() - 1].0, window.len() as u64, micro(x)));
+            }
+            from = end;
+        }
+    }
+    out.sort();
+    out
+}
+
+fn threshold() -> impl Strategy<Value = String> {
+    (prop::sample::select(vec!["gt", "gte", "lt", "lte", "eq", "neq"]), 0u32..40)
+        .prop_map(|(op, n)| format!("{op}: {n}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn value_sum(hits in raw_hits(1), t in threshold()) {
+        let s = set("value_sum", "a", &format!(", condition: {{ field: V, {t} }}"));
+        prop_assert_eq!(metric_streaming(&s, &hits), metric_reference(&s, &hits));
+    }
+
+    #[test]
+    fn value_avg(hits in raw_hits(1), t in threshold()) {
+        let s = set("value_avg", "a", &format!(", condition: {{ field: V, {t} }}"));
+        prop_assert_eq!(metric_streaming(&s, &hits), metric_reference(&s, &hits));
+    }
+
+    #[test]
+    fn value_percentile(hits in raw_hits(1), t in threshold()) {
+        let s = set("value_percentile", "a", &format!(", condition: {{ field: V, {t} }}"));
+        prop_assert_eq!(metric_streaming(&s, &hits), metric_reference(&s, &hits));
     }
 }

@@ -241,3 +241,68 @@ fn correlations_that_cannot_resolve_are_refused_by_rules_check() {
         "{stdout}"
     );
 }
+
+#[test]
+fn metric_correlations_measure_a_field_through_the_hunt() {
+    // Logons of one account from many workstations within an hour: the sum and mean of a
+    // numeric field, and the share of its rarest workstation.
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = String::new();
+    for i in 0..20u64 {
+        let ws = if i == 19 { "ROGUE-PC" } else { "WS01" };
+        let bytes = (1000 * (i + 1)).to_string();
+        let _ = writeln!(
+            events,
+            "{}",
+            security(
+                &format!("2024-03-01T10:{:02}:00Z", i),
+                100 + i,
+                "DC01",
+                4624,
+                &[
+                    ("TargetUserName", "svc_backup"),
+                    ("WorkstationName", ws),
+                    ("BytesSent", &bytes)
+                ],
+            )
+        );
+    }
+    std::fs::write(dir.path().join("events.jsonl"), events).unwrap();
+    let rules = r#"
+title: Logon
+name: logon
+level: low
+logsource: { product: windows, service: security }
+detection: { sel: { EventID: 4624 }, condition: sel }
+---
+title: Much sent
+level: high
+correlation: { type: value_sum, rules: [logon], group-by: [TargetUserName], timespan: 1h, condition: { field: BytesSent, gt: 200000 } }
+---
+title: Much sent on average
+level: high
+correlation: { type: value_avg, rules: [logon], group-by: [TargetUserName], timespan: 1h, condition: { field: BytesSent, gte: 10500 } }
+---
+title: Rare workstation
+level: high
+correlation: { type: value_percentile, rules: [logon], group-by: [TargetUserName], timespan: 1h, condition: { field: WorkstationName, lte: 5 } }
+"#;
+    let d = hunt(dir.path(), rules, &[]);
+    let fired: Vec<&serde_json::Value> = d
+        .iter()
+        .filter(|d| d["channel"] == "correlation")
+        .collect();
+    let by_title = |t: &str| {
+        fired
+            .iter()
+            .find(|d| d["rule_title"] == t)
+            .unwrap_or_else(|| panic!("{t} did not fire: {d:?}"))
+    };
+    // 1000 + 2000 + … + 20000 = 210000; the mean is 10500; ROGUE-PC is 1 of 20 (5%).
+    assert_eq!(by_title("Much sent")["event"]["value"], 210000.0);
+    assert_eq!(by_title("Much sent on average")["event"]["value"], 10500.0);
+    let rare = by_title("Rare workstation");
+    assert_eq!(rare["event"]["value"], 5.0);
+    assert_eq!(rare["event"]["correlation"], "value_percentile");
+    assert_eq!(fired.len(), 3);
+}

@@ -14,7 +14,7 @@ pub struct Hit<P> {
     pub member: usize,
     /// The event's values of the correlation's `group-by` fields, in order.
     pub group: Vec<Box<str>>,
-    /// The value of `field`, for `value_count`.
+    /// The value of `field`, for `value_count` and the metrics.
     pub value: Option<Box<str>>,
     /// Where the event is, carried into the firing.
     pub place: P,
@@ -46,8 +46,11 @@ pub struct Fired<P> {
     pub group: Vec<Box<str>>,
     pub first_ms: i64,
     pub last_ms: i64,
-    /// What the condition counted: matches, distinct values, or distinct rules.
+    /// What the condition counted: matches, distinct values, or distinct rules; for a
+    /// metric, the matches measured.
     pub count: u64,
+    /// A metric's measure: the sum, the mean, or the share (percent) of the value found.
+    pub value: Option<f64>,
     /// The places of the latest matches behind it (at most [`PLACES_KEPT`]).
     pub places: Vec<P>,
 }
@@ -159,7 +162,7 @@ struct Item<P> {
 }
 
 /// What a window counts distinct values of.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Key {
     Value(Box<str>),
     Member(usize),
@@ -172,6 +175,8 @@ struct Window<P> {
     times: VecDeque<(i64, Option<Key>)>,
     counts: HashMap<Key, u32>,
     total: u64,
+    /// The sum of the numbers measured (`value_sum`, `value_avg`).
+    sum: f64,
     places: VecDeque<(i64, P)>,
     last: i64,
     /// The firing this window already gave (sliding windows), by index in the output.
@@ -185,6 +190,7 @@ impl<P: Clone> Window<P> {
             times: VecDeque::new(),
             counts: HashMap::new(),
             total: 0,
+            sum: 0.0,
             places: VecDeque::new(),
             last: start,
             firing: None,
@@ -193,8 +199,36 @@ impl<P: Clone> Window<P> {
 
     fn count(&self, kind: Kind) -> u64 {
         match kind {
-            Kind::EventCount => self.total,
+            Kind::EventCount | Kind::ValueSum | Kind::ValueAvg | Kind::ValuePercentile => {
+                self.total
+            }
             _ => self.counts.len() as u64,
+        }
+    }
+
+    /// The measure when `c`'s condition holds on this window.
+    fn judge(&self, c: &Correlation, members: usize) -> Option<Measure> {
+        let count = self.count(c.kind);
+        let measured = |value: f64| {
+            c.holds(value, members).then_some(Measure {
+                count,
+                value: Some(value),
+            })
+        };
+        match c.kind {
+            Kind::ValueSum => measured(self.sum),
+            Kind::ValueAvg if self.total > 0 => measured(self.sum / self.total as f64),
+            Kind::ValueAvg => None,
+            Kind::ValuePercentile => {
+                // The rarest value whose share meets the condition (ties by value).
+                let mut shares: Vec<(u32, &Key)> = self.counts.iter().map(|(k, n)| (*n, k)).collect();
+                shares.sort_unstable();
+                shares
+                    .into_iter()
+                    .map(|(n, _)| 100.0 * n as f64 / self.total.max(1) as f64)
+                    .find_map(measured)
+            }
+            _ => c.holds(count as f64, members).then_some(Measure { count, value: None }),
         }
     }
 
@@ -221,16 +255,24 @@ impl<P: Clone> Window<P> {
         }
     }
 
-    fn fired(&self, correlation: usize, group: &[Box<str>], count: u64) -> Fired<P> {
+    fn fired(&self, correlation: usize, group: &[Box<str>], m: Measure) -> Fired<P> {
         Fired {
             correlation,
             group: group.to_vec(),
             first_ms: self.times.front().map_or(self.start, |t| t.0),
             last_ms: self.last,
-            count,
+            count: m.count,
+            value: m.value,
             places: self.places.iter().map(|(_, p)| p.clone()).collect(),
         }
     }
+}
+
+/// What a window that meets its condition gives its firing.
+#[derive(Debug, Clone, Copy)]
+struct Measure {
+    count: u64,
+    value: Option<f64>,
 }
 
 /// One group's partial chains for `temporal_ordered`: per position, the latest start of a
@@ -289,6 +331,7 @@ fn sweep<P: Clone>(
                     first_ms: start,
                     last_ms: t,
                     count: members as u64,
+                    value: None,
                     places,
                 });
                 chains.iter_mut().for_each(|s| *s = None);
@@ -304,12 +347,22 @@ fn sweep<P: Clone>(
     let mut closed = Vec::new();
     for item in items {
         let t = item.time_ms;
+        // A match without the field's value (or, for a sum or mean, without a number in
+        // it) has nothing to count or measure.
+        let mut number = 0.0;
         let key = match c.kind {
             Kind::EventCount => None,
-            Kind::ValueCount => match item.value {
+            Kind::ValueCount | Kind::ValuePercentile => match item.value {
                 Some(v) => Some(Key::Value(v)),
-                None => continue, // no value to count
+                None => continue,
             },
+            Kind::ValueSum | Kind::ValueAvg => {
+                match item.value.as_deref().and_then(parse_number) {
+                    Some(n) => number = n,
+                    None => continue,
+                }
+                None
+            }
             _ => Some(Key::Member(item.member)),
         };
         if !groups.contains_key(&item.group) && groups.len() >= GROUPS_PER_CORRELATION {
@@ -321,8 +374,8 @@ fn sweep<P: Clone>(
                 .collect();
             for g in ended {
                 if let Some(w) = groups.remove(&g) {
-                    if !sliding && c.holds(w.count(c.kind), members) {
-                        closed.push(w.fired(index, &g, w.count(c.kind)));
+                    if let (false, Some(m)) = (sliding, w.judge(c, members)) {
+                        closed.push(w.fired(index, &g, m));
                     }
                 }
             }
@@ -354,13 +407,14 @@ fn sweep<P: Clone>(
                 }
             }
         } else if t - w.start > span {
-            if c.holds(w.count(c.kind), members) {
-                closed.push(w.fired(index, &item.group, w.count(c.kind)));
+            if let Some(m) = w.judge(c, members) {
+                closed.push(w.fired(index, &item.group, m));
             }
             *w = Window::new(t);
         }
         w.last = t;
         w.total += 1;
+        w.sum += number;
         if let Some(k) = &key {
             if w.counts.len() < HITS_PER_WINDOW || w.counts.contains_key(k) {
                 *w.counts.entry(k.clone()).or_insert(0) += 1;
@@ -371,12 +425,15 @@ fn sweep<P: Clone>(
         }
         w.add_places(t, item.places);
         if sliding {
-            let n = w.count(c.kind);
+            let m = Measure {
+                count: w.count(c.kind),
+                value: None,
+            };
             match w.firing {
-                Some(k) => out[k] = w.fired(index, &item.group, n),
-                None if c.holds(n, members) => {
+                Some(k) => out[k] = w.fired(index, &item.group, m),
+                None if c.holds(m.count as f64, members) => {
                     w.firing = Some(out.len());
-                    out.push(w.fired(index, &item.group, n));
+                    out.push(w.fired(index, &item.group, m));
                 }
                 None => {}
             }
@@ -385,14 +442,17 @@ fn sweep<P: Clone>(
     if !sliding {
         let mut rest: Vec<Fired<P>> = groups
             .into_iter()
-            .filter_map(|(g, w)| {
-                let n = w.count(c.kind);
-                c.holds(n, members).then(|| w.fired(index, &g, n))
-            })
+            .filter_map(|(g, w)| w.judge(c, members).map(|m| w.fired(index, &g, m)))
             .collect();
         closed.append(&mut rest);
         closed.sort_by(|a, b| (a.first_ms, &a.group).cmp(&(b.first_ms, &b.group)));
         out = closed;
     }
     (out, dropped)
+}
+
+/// A field's value as a number (`1500`, `-2`, `0.25`, `1e6`); `None` for text and for
+/// what is not a finite number.
+pub fn parse_number(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok().filter(|n| n.is_finite())
 }

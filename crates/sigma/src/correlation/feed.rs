@@ -199,7 +199,7 @@ impl Feeds {
             .iter()
             .map(|p| serde_json::json!({"source": p.source, "record_id": p.record_id, "line": p.line}))
             .collect();
-        let event = serde_json::json!({
+        let mut event = serde_json::json!({
             "correlation": c.kind.name(),
             "group": group,
             "count": f.count,
@@ -208,6 +208,10 @@ impl Feeds {
             "timespan_s": c.timespan_ms / 1000,
             "events": events,
         });
+        if let (Some(v), Some(field)) = (f.value, &c.field) {
+            event["field"] = field.as_str().into();
+            event["value"] = v.into();
+        }
         Detection {
             timestamp: Some(time(f.last_ms)),
             rule_id: c.id.clone(),

@@ -5,7 +5,11 @@
 //! A correlation names Sigma rules (or other correlations) by `id` or `name` and fires when
 //! their matches, grouped by `group-by` values, meet its condition within `timespan`:
 //! `event_count` counts matches, `value_count` distinct values of a field, `temporal` distinct
-//! rules, and `temporal_ordered` requires the rules in their listed order.
+//! rules, and `temporal_ordered` requires the rules in their listed order. The metric types
+//! measure a field: `value_sum` its sum and `value_avg` its mean over the matches whose value
+//! is a number, and `value_percentile` how common each value is — the share (in percent) of
+//! the window's matches that carry it, the condition holding when some value's share meets
+//! it (`lte: 1`: a value seen in at most 1% of them, the specification's rare process).
 //!
 //! ```
 //! use towerwatch_sigma::{correlation::{self, Evaluator, Hit}, LoadReport};
@@ -64,13 +68,16 @@ pub const HITS_PER_WINDOW: usize = 10_000;
 /// Places a firing keeps (the latest ones).
 pub const PLACES_KEPT: usize = 32;
 
-/// The four correlation types towerwatch runs.
+/// The seven correlation types of the specification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     EventCount,
     ValueCount,
     Temporal,
     TemporalOrdered,
+    ValueSum,
+    ValueAvg,
+    ValuePercentile,
 }
 
 impl Kind {
@@ -80,23 +87,37 @@ impl Kind {
             Kind::ValueCount => "value_count",
             Kind::Temporal => "temporal",
             Kind::TemporalOrdered => "temporal_ordered",
+            Kind::ValueSum => "value_sum",
+            Kind::ValueAvg => "value_avg",
+            Kind::ValuePercentile => "value_percentile",
         }
+    }
+
+    /// The types that measure a field's values rather than count matches.
+    pub fn is_metric(self) -> bool {
+        matches!(self, Kind::ValueSum | Kind::ValueAvg | Kind::ValuePercentile)
+    }
+
+    /// The types whose condition is on the values of `field`.
+    pub fn needs_field(self) -> bool {
+        self == Kind::ValueCount || self.is_metric()
     }
 }
 
-/// One criterion of a condition; a condition holds when all of them do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One criterion of a condition; a condition holds when all of them do. Counts compare
+/// exactly (they are far below 2^53); sums, means and shares compare as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Threshold {
-    Gt(u64),
-    Gte(u64),
-    Lt(u64),
-    Lte(u64),
-    Eq(u64),
-    Neq(u64),
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+    Eq(f64),
+    Neq(f64),
 }
 
 impl Threshold {
-    fn holds(self, n: u64) -> bool {
+    pub fn holds(self, n: f64) -> bool {
         match self {
             Threshold::Gt(v) => n > v,
             Threshold::Gte(v) => n >= v,
@@ -130,7 +151,7 @@ pub struct Correlation {
     pub timespan_ms: i64,
     /// Empty for `temporal`/`temporal_ordered` without a condition: every rule must match.
     pub condition: Vec<Threshold>,
-    /// The field whose distinct values `value_count` counts.
+    /// The field whose distinct values `value_count` counts, or that a metric measures.
     pub field: Option<String>,
     /// alias → (rule name or id → the field it stands for in that rule's events).
     pub aliases: BTreeMap<String, BTreeMap<String, String>>,
@@ -141,17 +162,20 @@ pub struct Correlation {
 
 impl Correlation {
     /// Whether the count meets the condition (`members`: how many rules it refers to).
-    pub fn holds(&self, count: u64, members: usize) -> bool {
+    pub fn holds(&self, measure: f64, members: usize) -> bool {
         if self.condition.is_empty() {
-            return count >= members as u64;
+            return measure >= members as f64;
         }
-        self.condition.iter().all(|t| t.holds(count))
+        self.condition.iter().all(|t| t.holds(measure))
     }
 
     /// Sliding windows fire as soon as the condition holds; that is right only when more
-    /// matches cannot make it false again. Other conditions are judged when a window closes.
+    /// matches cannot make it false again (a count with lower bounds). Other conditions, and
+    /// every metric (a sum of signed numbers, a mean, a share can fall again), are judged
+    /// when a window closes.
     pub fn sliding(&self) -> bool {
-        self.kind == Kind::TemporalOrdered || self.condition.iter().all(|t| t.lower_bound())
+        self.kind == Kind::TemporalOrdered
+            || (!self.kind.is_metric() && self.condition.iter().all(|t| t.lower_bound()))
     }
 
     /// The field a `group-by` entry (or `field`) names in the events of a referenced rule,

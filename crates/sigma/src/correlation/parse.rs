@@ -79,12 +79,9 @@ pub(crate) fn parse(y: &Yaml, path: &str) -> Result<Correlation, Refusal> {
         Some("value_count") => Kind::ValueCount,
         Some("temporal") => Kind::Temporal,
         Some("temporal_ordered") => Kind::TemporalOrdered,
-        Some(t @ ("value_sum" | "value_avg" | "value_percentile")) => {
-            return Err((
-                RefusalKind::Unsupported,
-                format!("correlation type '{t}' is not supported"),
-            ))
-        }
+        Some("value_sum") => Kind::ValueSum,
+        Some("value_avg") => Kind::ValueAvg,
+        Some("value_percentile") => Kind::ValuePercentile,
         Some(t) => return Err(invalid(format!("unknown correlation type '{t}'"))),
         None => return Err(invalid("correlation has no 'type'")),
     };
@@ -110,8 +107,9 @@ pub(crate) fn parse(y: &Yaml, path: &str) -> Result<Correlation, Refusal> {
                     continue;
                 }
                 let n = v
-                    .as_u64()
-                    .ok_or_else(|| invalid(format!("condition '{key}' is not a count")))?;
+                    .as_f64()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| invalid(format!("condition '{key}' is not a number")))?;
                 condition.push(match key {
                     "gt" => Threshold::Gt(n),
                     "gte" => Threshold::Gte(n),
@@ -125,14 +123,15 @@ pub(crate) fn parse(y: &Yaml, path: &str) -> Result<Correlation, Refusal> {
         }
         Some(_) => return Err(invalid("correlation 'condition' is not a mapping")),
     }
-    match kind {
-        Kind::EventCount | Kind::ValueCount if condition.is_empty() => {
-            return Err(invalid(format!("{} needs a condition", kind.name())))
-        }
-        Kind::ValueCount if field.is_none() => {
-            return Err(invalid("value_count needs the 'field' to count"))
-        }
-        _ => {}
+    let counts = matches!(kind, Kind::EventCount | Kind::ValueCount);
+    if (counts || kind.is_metric()) && condition.is_empty() {
+        return Err(invalid(format!("{} needs a condition", kind.name())));
+    }
+    if kind.needs_field() && field.is_none() {
+        return Err(invalid(format!(
+            "{} needs the 'field' it measures",
+            kind.name()
+        )));
     }
     let mut aliases = BTreeMap::new();
     if let Some(a) = section.get("aliases") {

@@ -55,7 +55,7 @@ fn timespans_parse_and_bad_ones_are_refused() {
 fn malformed_correlations_are_refused_with_reasons() {
     let set = load(
             "title: no cond\ncorrelation: { type: event_count, rules: [rule_a], group-by: [X], timespan: 1m }\n\
-             ---\ntitle: sum\ncorrelation: { type: value_sum, rules: [rule_a], timespan: 1m, condition: { gt: 1, field: F } }\n\
+             ---\ntitle: sum\ncorrelation: { type: value_sum, rules: [rule_a], timespan: 1m, condition: { gt: 1 } }\n\
              ---\ntitle: no field\ncorrelation: { type: value_count, rules: [rule_a], timespan: 1m, condition: { gt: 1 } }\n",
         );
     assert!(set.correlations.is_empty());
@@ -66,7 +66,8 @@ fn malformed_correlations_are_refused_with_reasons() {
         .collect();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons[0].1.contains("needs a condition"));
-    assert_eq!(reasons[1].0, RefusalKind::Unsupported);
+    assert!(reasons[1].1.contains("value_sum needs the 'field'"));
+    assert_eq!(reasons[1].0, RefusalKind::Invalid);
     assert!(reasons[2].1.contains("field"));
 }
 
@@ -279,4 +280,65 @@ fn groups_past_the_cap_are_dropped_and_counted() {
     let (fired, dropped) = eval.finish();
     assert_eq!(dropped, 5);
     assert!(fired.is_empty());
+}
+
+/// A metric correlation over `rule_a`'s matches, grouped by `G`, measuring `F`.
+fn metric(kind: &str, condition: &str) -> LoadReport {
+    let set = load(&format!(
+        "title: metric\ncorrelation: {{ type: {kind}, rules: [rule_a], group-by: [G], timespan: 10m, condition: {{ field: F, {condition} }} }}\n"
+    ));
+    assert_eq!(set.correlations.len(), 1, "{:?}", set.refused);
+    set
+}
+
+#[test]
+fn value_sum_adds_the_numbers_in_a_window_and_skips_text() {
+    let set = metric("value_sum", "gt: 1000000");
+    // Exfiltration: 600 kB + 500 kB to one host within ten minutes, then 900 kB alone.
+    let hits = [
+        (0, 0, 0, "h1", Some("600000")),
+        (0, 60, 0, "h1", Some("n/a")),
+        (0, 120, 0, "h1", Some("500000")),
+        (0, 60, 0, "h2", Some("900000")),
+        (0, 3600, 0, "h1", Some("900000")),
+    ];
+    let fired = run(&set, &hits);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(&*fired[0].group[0], "h1");
+    assert_eq!(fired[0].value, Some(1_100_000.0));
+    assert_eq!(fired[0].count, 2, "the text value is not measured");
+    assert_eq!(fired[0].places, vec![0, 2]);
+}
+
+#[test]
+fn value_avg_is_judged_when_the_window_closes() {
+    // A mean can fall again: an early mean above 500 does not fire if later matches in the
+    // window bring it down.
+    let set = metric("value_avg", "gt: 500");
+    let hits = [
+        (0, 0, 0, "a", Some("900")),
+        (0, 30, 0, "a", Some("100")),
+        (0, 0, 0, "b", Some("700")),
+        (0, 60, 0, "b", Some("400.5")),
+    ];
+    let fired = run(&set, &hits);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(&*fired[0].group[0], "b");
+    assert_eq!(fired[0].value, Some(550.25));
+}
+
+#[test]
+fn value_percentile_finds_a_value_rare_in_its_group() {
+    // The specification's example: a process name below 1% of a computer's processes.
+    let set = metric("value_percentile", "lte: 1");
+    let mut hits: Vec<(usize, i64, usize, &str, Option<&str>)> =
+        (0..150).map(|i| (0, i, 0, "pc1", Some("svchost.exe"))).collect();
+    hits.push((0, 200, 0, "pc1", Some("mimikatz.exe")));
+    hits.extend((0..50).map(|i| (0, i, 0, "pc2", Some("svchost.exe"))));
+    hits.push((0, 100, 0, "pc2", Some("rare.exe")));
+    let fired = run(&set, &hits);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(&*fired[0].group[0], "pc1");
+    let share = fired[0].value.unwrap();
+    assert!((share - 100.0 / 151.0).abs() < 1e-9, "{share}");
 }
