@@ -74,12 +74,11 @@ pub fn load(paths: &[PathBuf], placeholders: Option<&Path>) -> Result<Loaded> {
             for file in towerwatch_sigma::rule_files(p) {
                 match std::fs::read_to_string(&file) {
                     Ok(t) => texts.push((file.display().to_string(), t)),
-                    Err(e) => report.refused.push(towerwatch_sigma::RuleError {
-                        path: file.display().to_string(),
-                        title: None,
-                        kind: RefusalKind::Invalid,
-                        reason: format!("cannot read: {e}"),
-                    }),
+                    Err(e) => report.refused.push(RuleError::file(
+                        &file.display().to_string(),
+                        RefusalKind::Invalid,
+                        format!("cannot read: {e}"),
+                    )),
                 }
             }
         }
@@ -357,10 +356,10 @@ impl Check {
                 RefusalKind::Invalid => "invalid",
                 RefusalKind::Unsupported => "unsupported",
             };
-            let _ = writeln!(out, "{}: {kind}: {}", e.path, e.reason);
+            let _ = writeln!(out, "{}: {kind}: {}", e.at(), e.reason);
         }
         for e in &self.unresolved {
-            let _ = writeln!(out, "{}: invalid: {}", e.path, e.reason);
+            let _ = writeln!(out, "{}: invalid: {}", e.at(), e.reason);
         }
         let refused = report.refused.len();
         let invalid = self.invalid() - self.unresolved.len();

@@ -110,11 +110,7 @@ impl LoadReport {
 
     fn refuse(&mut self, path: &str, reason: &str) {
         self.files += 1;
-        self.refused.push(RuleError {
-            path: path.to_string(),
-            title: None,
-            kind: RefusalKind::Invalid,
-            reason: reason.to_string(),
-        });
+        self.refused
+            .push(RuleError::file(path, RefusalKind::Invalid, reason));
     }
 }

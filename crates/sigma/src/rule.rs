@@ -90,14 +90,50 @@ pub enum RefusalKind {
     Unsupported,
 }
 
-#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
-#[error("{path}: {kind:?}: {reason}")]
+/// A rule that cannot run: where (file, and the line and column of the YAML error or of the
+/// refused document's first line), which rule, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleError {
     pub path: String,
+    /// 1-based line of the problem in the file (the document's first line when the problem
+    /// is in its meaning rather than its syntax).
+    pub line: Option<u64>,
+    pub column: Option<u64>,
     pub title: Option<String>,
     pub kind: RefusalKind,
     pub reason: String,
 }
+
+impl RuleError {
+    /// A refusal of a whole file (no line to point at).
+    pub fn file(path: &str, kind: RefusalKind, reason: impl Into<String>) -> Self {
+        RuleError {
+            path: path.to_string(),
+            line: None,
+            column: None,
+            title: None,
+            kind,
+            reason: reason.into(),
+        }
+    }
+
+    /// `path:line:column`, as editors and compilers write it.
+    pub fn at(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", self.path),
+            (Some(l), None) => format!("{}:{l}", self.path),
+            _ => self.path.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {:?}: {}", self.at(), self.kind, self.reason)
+    }
+}
+
+impl std::error::Error for RuleError {}
 
 fn invalid(msg: impl Into<String>) -> (RefusalKind, String) {
     (RefusalKind::Invalid, msg.into())
@@ -131,6 +167,8 @@ pub fn parse_rules_with(
             Ok(Document::Rule(r)) => Ok(*r),
             Ok(Document::Correlation(c)) => Err(RuleError {
                 path: c.path,
+                line: Some(c.line),
+                column: Some(1),
                 title: Some(c.title),
                 kind: RefusalKind::Unsupported,
                 reason: "correlation rule outside a rule set".into(),
@@ -154,31 +192,42 @@ pub fn parse_documents(
     placeholders: &Placeholders,
 ) -> Vec<Result<Document, RuleError>> {
     let mut out = Vec::new();
+    let starts = document_lines(text);
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let label = if i == 0 {
             path.to_string()
         } else {
             format!("{path}#{i}")
         };
+        let first_line = starts.get(i).copied().unwrap_or(1);
         let parsed = Yaml::deserialize_any(doc);
         out.push(match parsed {
             Ok(yaml) => {
                 let title = yaml.get("title").and_then(Yaml::as_str).map(String::from);
                 let doc = if yaml.get("correlation").is_some() {
-                    correlation::parse(&yaml, &label).map(|c| Document::Correlation(Box::new(c)))
+                    correlation::parse(&yaml, &label).map(|mut c| {
+                        c.line = first_line;
+                        Document::Correlation(Box::new(c))
+                    })
                 } else {
                     parse_rule(&yaml, &label, placeholders).map(|r| Document::Rule(Box::new(r)))
                 };
                 doc.map_err(|(kind, reason)| RuleError {
                     path: label.clone(),
+                    line: Some(first_line),
+                    column: Some(1),
                     title,
                     kind,
                     reason,
                 })
             }
             Err(e) => {
+                // serde_yaml places syntax errors in the whole text.
+                let at = e.location();
                 out.push(Err(RuleError {
                     path: label,
+                    line: at.as_ref().map(|l| l.line() as u64),
+                    column: at.as_ref().map(|l| l.column() as u64),
                     title: None,
                     kind: RefusalKind::Invalid,
                     reason: format!("YAML: {e}"),
@@ -188,6 +237,30 @@ pub fn parse_documents(
         });
     }
     out
+}
+
+/// The 1-based line on which each YAML document of `text` starts: the first line, and the
+/// line after each `---` marker (a marker before any content opens the first document).
+fn document_lines(text: &str) -> Vec<u64> {
+    let mut starts = vec![1];
+    let mut content = false;
+    for (n, line) in text.lines().enumerate() {
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
+        if marker {
+            let next = n as u64 + 2;
+            if content {
+                starts.push(next);
+            } else {
+                starts[0] = next;
+            }
+            content = false;
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            content = true;
+        }
+    }
+    starts
 }
 
 trait DeserializeAny {

@@ -223,7 +223,10 @@ fn metric_streaming(s: &LoadReport, hits: &[Raw]) -> Vec<MetricSummary> {
     let mut e = Evaluator::new(&s.correlations, &members);
     for (n, &(t, m, g, v)) in hits.iter().enumerate() {
         let group = vec![g.to_string().into()];
-        e.push(0, Hit::new(t * 1000, m, group, Some(metric_value(v).into()), n));
+        e.push(
+            0,
+            Hit::new(t * 1000, m, group, Some(metric_value(v).into()), n),
+        );
     }
     let mut out: Vec<_> = e
         .finish()
@@ -231,7 +234,13 @@ fn metric_streaming(s: &LoadReport, hits: &[Raw]) -> Vec<MetricSummary> {
         .into_iter()
         .map(|f| {
             let v = f.value.expect("a metric's firing has its measure");
-            (f.group[0].to_string(), f.first_ms / 1000, f.last_ms / 1000, f.count, micro(v))
+            (
+                f.group[0].to_string(),
+                f.first_ms / 1000,
+                f.last_ms / 1000,
+                f.count,
+                micro(v),
+            )
         })
         .collect();
     out.sort();
@@ -289,7 +298,13 @@ fn metric_reference(s: &LoadReport, hits: &[Raw]) -> Vec<MetricSummary> {
                 }
             };
             if let Some(x) = measure {
-                out.push((g.to_string(), start, window[window.len() - 1].0, window.len() as u64, micro(x)));
+                out.push((
+                    g.to_string(),
+                    start,
+                    window[window.len() - 1].0,
+                    window.len() as u64,
+                    micro(x),
+                ));
             }
             from = end;
         }
@@ -299,7 +314,10 @@ fn metric_reference(s: &LoadReport, hits: &[Raw]) -> Vec<MetricSummary> {
 }
 
 fn threshold() -> impl Strategy<Value = String> {
-    (prop::sample::select(vec!["gt", "gte", "lt", "lte", "eq", "neq"]), 0u32..40)
+    (
+        prop::sample::select(vec!["gt", "gte", "lt", "lte", "eq", "neq"]),
+        0u32..40,
+    )
         .prop_map(|(op, n)| format!("{op}: {n}"))
 }
 

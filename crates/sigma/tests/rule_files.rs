@@ -30,3 +30,19 @@ fn rule_dirs_are_walked_in_order_through_symlinks_and_loops_are_skipped() {
     let one = real.join("b/rule2.yml");
     assert_eq!(rule_files(&one), std::slice::from_ref(&one));
 }
+
+#[test]
+fn refusals_point_at_the_line_and_column() {
+    let text = "# a comment\n---\ntitle: fine\nlogsource: {product: windows, service: security}\ndetection: {sel: {EventID: 1}, condition: sel}\n---\ntitle: bad modifier\nlogsource: {product: windows, service: security}\ndetection: {sel: {Image|nonsense: x}, condition: sel}\n---\ntitle: broken\ndetection: {sel: [unclosed\n";
+    let mut set = towerwatch_sigma::LoadReport::default();
+    set.add_text(text, "rules/r.yml");
+    assert_eq!(set.rules.len(), 1);
+    let at: Vec<String> = set.refused.iter().map(|e| e.at()).collect();
+    // The second document starts on line 7; the YAML error is in the third, on line 12 or
+    // at the end of the text.
+    assert_eq!(at[0], "rules/r.yml#1:7:1", "{:?}", set.refused);
+    let yaml = &set.refused[1];
+    assert!(yaml.reason.starts_with("YAML"), "{yaml:?}");
+    assert!(yaml.line.unwrap() >= 12, "{yaml:?}");
+    assert!(yaml.to_string().starts_with(&format!("{}: ", yaml.at())));
+}

@@ -81,7 +81,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         for e in hunt.refused() {
             complainln!(
                 "towerwatch: rule refused: {}: {}",
-                e.path,
+                e.at(),
                 towerwatch_report::one_line(&e.reason)
             );
         }

@@ -288,10 +288,8 @@ level: high
 correlation: { type: value_percentile, rules: [logon], group-by: [TargetUserName], timespan: 1h, condition: { field: WorkstationName, lte: 5 } }
 "#;
     let d = hunt(dir.path(), rules, &[]);
-    let fired: Vec<&serde_json::Value> = d
-        .iter()
-        .filter(|d| d["channel"] == "correlation")
-        .collect();
+    let fired: Vec<&serde_json::Value> =
+        d.iter().filter(|d| d["channel"] == "correlation").collect();
     let by_title = |t: &str| {
         fired
             .iter()

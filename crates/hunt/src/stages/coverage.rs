@@ -105,7 +105,7 @@ impl Coverage {
         }
         let _ = writeln!(s, "Refused rules: {}", refused.len());
         for e in refused {
-            let _ = writeln!(s, "    {}: {:?}: {}", e.path, e.kind, e.reason);
+            let _ = writeln!(s, "    {}: {:?}: {}", e.at(), e.kind, e.reason);
         }
         s
     }

@@ -221,14 +221,17 @@ impl<P: Clone> Window<P> {
             Kind::ValueAvg => None,
             Kind::ValuePercentile => {
                 // The rarest value whose share meets the condition (ties by value).
-                let mut shares: Vec<(u32, &Key)> = self.counts.iter().map(|(k, n)| (*n, k)).collect();
+                let mut shares: Vec<(u32, &Key)> =
+                    self.counts.iter().map(|(k, n)| (*n, k)).collect();
                 shares.sort_unstable();
                 shares
                     .into_iter()
                     .map(|(n, _)| 100.0 * n as f64 / self.total.max(1) as f64)
                     .find_map(measured)
             }
-            _ => c.holds(count as f64, members).then_some(Measure { count, value: None }),
+            _ => c
+                .holds(count as f64, members)
+                .then_some(Measure { count, value: None }),
         }
     }
 

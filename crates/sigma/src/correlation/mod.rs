@@ -95,7 +95,10 @@ impl Kind {
 
     /// The types that measure a field's values rather than count matches.
     pub fn is_metric(self) -> bool {
-        matches!(self, Kind::ValueSum | Kind::ValueAvg | Kind::ValuePercentile)
+        matches!(
+            self,
+            Kind::ValueSum | Kind::ValueAvg | Kind::ValuePercentile
+        )
     }
 
     /// The types whose condition is on the values of `field`.
@@ -158,6 +161,8 @@ pub struct Correlation {
     /// Whether the referenced rules also report on their own.
     pub generate: bool,
     pub path: String,
+    /// The line its document starts on in `path`.
+    pub line: u64,
 }
 
 impl Correlation {

@@ -181,5 +181,6 @@ pub(crate) fn parse(y: &Yaml, path: &str) -> Result<Correlation, Refusal> {
         aliases,
         generate,
         path: path.to_string(),
+        line: 1,
     })
 }

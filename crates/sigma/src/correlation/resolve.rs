@@ -87,6 +87,8 @@ pub fn resolve(
         .filter_map(|(i, r)| {
             r.map(|reason| RuleError {
                 path: correlations[i].path.clone(),
+                line: Some(correlations[i].line),
+                column: Some(1),
                 title: Some(correlations[i].title.clone()),
                 kind: RefusalKind::Invalid,
                 reason: format!("correlation {reason}"),

@@ -331,8 +331,9 @@ fn value_avg_is_judged_when_the_window_closes() {
 fn value_percentile_finds_a_value_rare_in_its_group() {
     // The specification's example: a process name below 1% of a computer's processes.
     let set = metric("value_percentile", "lte: 1");
-    let mut hits: Vec<(usize, i64, usize, &str, Option<&str>)> =
-        (0..150).map(|i| (0, i, 0, "pc1", Some("svchost.exe"))).collect();
+    let mut hits: Vec<(usize, i64, usize, &str, Option<&str>)> = (0..150)
+        .map(|i| (0, i, 0, "pc1", Some("svchost.exe")))
+        .collect();
     hits.push((0, 200, 0, "pc1", Some("mimikatz.exe")));
     hits.extend((0..50).map(|i| (0, i, 0, "pc2", Some("svchost.exe"))));
     hits.push((0, 100, 0, "pc2", Some("rare.exe")));
