@@ -212,13 +212,17 @@ pub fn parse_documents(
                 } else {
                     parse_rule(&yaml, &label, placeholders).map(|r| Document::Rule(Box::new(r)))
                 };
-                doc.map_err(|(kind, reason)| RuleError {
-                    path: label.clone(),
-                    line: Some(first_line),
-                    column: Some(1),
-                    title,
-                    kind,
-                    reason,
+                doc.map_err(|(kind, reason)| {
+                    let end = starts.get(i + 1).copied().unwrap_or(u64::MAX);
+                    let (line, column) = locate(text, first_line, end, &reason);
+                    RuleError {
+                        path: label.clone(),
+                        line: Some(line),
+                        column: Some(column),
+                        title,
+                        kind,
+                        reason,
+                    }
                 })
             }
             Err(e) => {
@@ -237,6 +241,31 @@ pub fn parse_documents(
         });
     }
     out
+}
+
+/// Where in its document (lines `first..end`) a refusal points: where the most specific
+/// (last) of the names the reason quotes is written (`search 'sel': unknown modifier
+/// 'nonsense'` points at `nonsense`), else the document's first line.
+fn locate(text: &str, first: u64, end: u64, reason: &str) -> (u64, u64) {
+    let parts: Vec<&str> = reason.split('\'').collect();
+    let quoted = parts
+        .iter()
+        .enumerate()
+        .filter(|(i, q)| i % 2 == 1 && *i + 1 < parts.len() && !q.trim().is_empty())
+        .map(|(_, q)| *q)
+        .rev();
+    for q in quoted {
+        for (n, line) in text.lines().enumerate() {
+            let n = n as u64 + 1;
+            if n < first || n >= end {
+                continue;
+            }
+            if let Some(col) = line.find(q) {
+                return (n, line[..col].chars().count() as u64 + 1);
+            }
+        }
+    }
+    (first, 1)
 }
 
 /// The 1-based line on which each YAML document of `text` starts: the first line, and the

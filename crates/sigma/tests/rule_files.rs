@@ -38,9 +38,9 @@ fn refusals_point_at_the_line_and_column() {
     set.add_text(text, "rules/r.yml");
     assert_eq!(set.rules.len(), 1);
     let at: Vec<String> = set.refused.iter().map(|e| e.at()).collect();
-    // The second document starts on line 7; the YAML error is in the third, on line 12 or
-    // at the end of the text.
-    assert_eq!(at[0], "rules/r.yml#1:7:1", "{:?}", set.refused);
+    // The unknown modifier is named on line 9; the YAML error is in the third document, on
+    // line 12 or at the end of the text.
+    assert_eq!(at[0], "rules/r.yml#1:9:25", "{:?}", set.refused);
     let yaml = &set.refused[1];
     assert!(yaml.reason.starts_with("YAML"), "{yaml:?}");
     assert!(yaml.line.unwrap() >= 12, "{yaml:?}");

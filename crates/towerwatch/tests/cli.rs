@@ -315,10 +315,10 @@ fn rules_check_lists_refusals_with_reasons() {
     );
     let s = text(&out.stdout);
     assert!(
-        s.contains("bad.yml: invalid: condition 'sel and missing'"),
+        s.contains("bad.yml:5:22: invalid: condition 'sel and missing'"),
         "{s}"
     );
-    assert!(s.contains("broken.yml: invalid: YAML"), "{s}");
+    assert!(s.contains("broken.yml:2:1: invalid: YAML"), "{s}");
     assert!(s.contains("3 (1 loaded"), "{s}");
 }
 
