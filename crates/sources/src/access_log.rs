@@ -37,7 +37,7 @@ pub struct AccessFormat {
 impl AccessFormat {
     /// Compiles an Apache `LogFormat` (`%h %l %u %t "%r" %>s %b "%{X-Forwarded-For}i"`) or an
     /// nginx `log_format` (`$remote_addr - $remote_user [$time_local] "$request" …`).
-    pub fn new(format: &str) -> Result<AccessFormat, String> {
+    pub fn new(format: &str) -> Result<AccessFormat, crate::LayoutError> {
         let mut parts: Vec<Part> = Vec::new();
         let push_lit = |parts: &mut Vec<Part>, s: &str| match parts.last_mut() {
             Some(Part::Literal(l)) => l.push_str(s),
@@ -50,12 +50,12 @@ impl AccessFormat {
                 // Modifiers: `%>s`, `%<s`, status conditions `%400,501{…}i` are not used here.
                 body = body.trim_start_matches(['>', '<']);
                 let (name, used) = if let Some(inner) = body.strip_prefix('{') {
-                    let close = inner.find('}').ok_or("unclosed %{ in the log format")?;
+                    let close = inner.find('}').ok_or(crate::LayoutError::Unclosed)?;
                     let header = &inner[..close];
                     let kind = inner[close + 1..]
                         .chars()
                         .next()
-                        .ok_or("%{…} without a letter")?;
+                        .ok_or(crate::LayoutError::LoneEscape("%{…}"))?;
                     let field = match (header.to_ascii_lowercase().as_str(), kind) {
                         ("x-forwarded-for", 'i') => "xff",
                         ("referer", 'i') => "cs-referer",
@@ -67,7 +67,10 @@ impl AccessFormat {
                     };
                     (field, 1 + close + 2)
                 } else {
-                    let letter = body.chars().next().ok_or("the log format ends with %")?;
+                    let letter = body
+                        .chars()
+                        .next()
+                        .ok_or(crate::LayoutError::LoneEscape("%"))?;
                     let field = match letter {
                         'h' | 'a' => "c-ip",
                         'l' => "skip",
@@ -91,7 +94,9 @@ impl AccessFormat {
                             rest = &body[1..];
                             continue;
                         }
-                        other => return Err(format!("log format directive %{other} is not known")),
+                        other => {
+                            return Err(crate::LayoutError::UnknownEscape(format!("%{other}")))
+                        }
                     };
                     (field, 1)
                 };
@@ -122,7 +127,7 @@ impl AccessFormat {
                     "args" | "query_string" => "cs-uri-query",
                     "server_addr" => "s-ip",
                     "server_port" => "s-port",
-                    "" => return Err("a lone $ in the log format".into()),
+                    "" => return Err(crate::LayoutError::LoneEscape("$")),
                     _ => "skip",
                 };
                 parts.push(Part::Field(field));
@@ -133,7 +138,7 @@ impl AccessFormat {
             }
         }
         if !parts.iter().any(|p| matches!(p, Part::Field("time"))) {
-            return Err("the log format has no time (%t or $time_local)".into());
+            return Err(crate::LayoutError::NoTime);
         }
         Ok(AccessFormat {
             text: format.to_string(),

@@ -31,6 +31,19 @@ pub mod w3c;
 pub mod zeek;
 
 pub use access_log::AccessFormat;
+
+/// A layout (PostgreSQL `log_line_prefix`, an Apache or nginx log format) that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    #[error("the layout ends with a lone {0}")]
+    LoneEscape(&'static str),
+    #[error("the layout's escape {0} is not known")]
+    UnknownEscape(String),
+    #[error("the log format has no time (%t or $time_local)")]
+    NoTime,
+    #[error("the layout has an unclosed %{{")]
+    Unclosed,
+}
 pub use postgres::LinePrefix;
 
 use std::fmt;

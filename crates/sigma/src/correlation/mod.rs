@@ -58,7 +58,7 @@ use crate::Level;
 pub use evaluate::{Evaluator, Fired, Hit};
 pub use feed::{Feeds, Pending, MAX_HELD_HITS};
 pub(crate) use parse::parse;
-pub use parse::parse_timespan;
+pub use parse::{parse_timespan, TimespanError};
 pub use resolve::{reference_names, resolve, Member};
 
 /// Groups one correlation tracks at once; hits of further groups are dropped and counted.

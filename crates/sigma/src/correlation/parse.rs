@@ -38,16 +38,31 @@ fn strings(y: Option<&Yaml>) -> Result<Vec<String>, String> {
     }
 }
 
+/// A `timespan` that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimespanError {
+    #[error("timespan '{0}' has no unit (s, m, h, d)")]
+    NoUnit(String),
+    #[error("timespan '{0}' does not start with a number")]
+    NoNumber(String),
+    #[error("timespan '{0}': unknown unit '{1}'")]
+    UnknownUnit(String, String),
+    #[error("timespan '{0}' is empty")]
+    Empty(String),
+    #[error("timespan '{0}' is too long")]
+    TooLong(String),
+}
+
 /// `30s`, `5m`, `2h`, `1d` (and `1w`, `1M`, `1y`, which some rule sets use) in milliseconds.
-pub fn parse_timespan(s: &str) -> Result<i64, String> {
+pub fn parse_timespan(s: &str) -> Result<i64, TimespanError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("timespan '{s}' has no unit (s, m, h, d)"))?;
+        .ok_or_else(|| TimespanError::NoUnit(s.into()))?;
     let (number, unit) = s.split_at(split);
     let n: i64 = number
         .parse()
-        .map_err(|_| format!("timespan '{s}' does not start with a number"))?;
+        .map_err(|_| TimespanError::NoNumber(s.into()))?;
     let seconds = match unit {
         "s" => 1,
         "m" => 60,
@@ -56,13 +71,13 @@ pub fn parse_timespan(s: &str) -> Result<i64, String> {
         "w" => 7 * 86_400,
         "M" => 30 * 86_400,
         "y" => 365 * 86_400,
-        _ => return Err(format!("timespan '{s}': unknown unit '{unit}'")),
+        _ => return Err(TimespanError::UnknownUnit(s.into(), unit.into())),
     };
     if n == 0 {
-        return Err(format!("timespan '{s}' is empty"));
+        return Err(TimespanError::Empty(s.into()));
     }
     n.checked_mul(seconds * 1000)
-        .ok_or_else(|| format!("timespan '{s}' is too long"))
+        .ok_or_else(|| TimespanError::TooLong(s.into()))
 }
 
 /// Parses a YAML document that has a `correlation` section.
@@ -94,7 +109,7 @@ pub(crate) fn parse(y: &Yaml, path: &str) -> Result<Correlation, Refusal> {
     let timespan = text(section, "timespan")
         .or_else(|| text(section, "timeframe"))
         .ok_or_else(|| invalid("correlation has no 'timespan'"))?;
-    let timespan_ms = parse_timespan(&timespan).map_err(invalid)?;
+    let timespan_ms = parse_timespan(&timespan).map_err(|e| invalid(e.to_string()))?;
     let mut condition = Vec::new();
     let mut field = text(section, "field");
     match section.get("condition") {

@@ -115,7 +115,7 @@ pub const PRESETS: [(&str, &str); 11] = [
 
 impl LinePrefix {
     /// Compiles a prefix. Unknown escapes are an error naming them.
-    pub fn new(prefix: &str) -> Result<LinePrefix, String> {
+    pub fn new(prefix: &str) -> Result<LinePrefix, crate::LayoutError> {
         let mut tokens: Vec<Token> = Vec::new();
         let mut chars = prefix.chars().peekable();
         let literal = |tokens: &mut Vec<Token>, c: char| match tokens.last_mut() {
@@ -135,11 +135,11 @@ impl LinePrefix {
                 chars.next();
             }
             match chars.next() {
-                None => return Err("log_line_prefix ends with a lone %".into()),
+                None => return Err(crate::LayoutError::LoneEscape("%")),
                 Some('%') => literal(&mut tokens, '%'),
                 Some('q') => tokens.push(Token::Stop),
                 Some(e) if ESCAPES.contains(e) => tokens.push(Token::Escape(e)),
-                Some(other) => return Err(format!("log_line_prefix escape %{other} is not known")),
+                Some(other) => return Err(crate::LayoutError::UnknownEscape(format!("%{other}"))),
             }
         }
         Ok(LinePrefix {
