@@ -38,6 +38,7 @@
 //! ```
 
 mod compile;
+mod trigger;
 
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
