@@ -84,10 +84,10 @@ pub fn with_files(
     assets: Option<&Path>,
 ) -> Result<Settings> {
     if let Some(p) = register {
-        settings.register = run::read_register(p).map_err(ContextError)?;
+        settings.register = run::read_register(p).map_err(|e| ContextError(e.to_string()))?;
     }
     if let Some(p) = assets {
-        settings.assets = run::read_assets(p).map_err(ContextError)?;
+        settings.assets = run::read_assets(p).map_err(|e| ContextError(e.to_string()))?;
     }
     Ok(settings)
 }

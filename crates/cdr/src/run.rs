@@ -211,6 +211,31 @@ pub(crate) fn open_csv(
     Ok(builder.from_reader(reader))
 }
 
+/// A context file (register, inventory, cell table) that cannot be read, with where.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextFileError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    Csv {
+        path: String,
+        line: u64,
+        reason: String,
+    },
+    #[error("{path}:1: no {column} column")]
+    NoColumn { path: String, column: String },
+    #[error("{path}:{line}: {value:?} is not a time")]
+    NotATime {
+        path: String,
+        line: u64,
+        value: String,
+    },
+}
+
 /// A CSV file with a header, for the operator's context files.
 pub(crate) struct Table {
     pub name: String,
@@ -219,13 +244,20 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub fn open(path: &Path) -> Result<Table, String> {
+    pub fn open(path: &Path) -> Result<Table, ContextFileError> {
         let name = path.display().to_string();
         let mut reader =
-            open_csv(path, csv::ReaderBuilder::new()).map_err(|e| format!("{name}: {e}"))?;
+            open_csv(path, csv::ReaderBuilder::new()).map_err(|source| ContextFileError::Read {
+                path: name.clone(),
+                source,
+            })?;
         let headers = reader
             .headers()
-            .map_err(|e| format!("{name}: {e}"))?
+            .map_err(|e| ContextFileError::Csv {
+                path: name.clone(),
+                line: 1,
+                reason: e.to_string(),
+            })?
             .clone();
         Ok(Table {
             name,
@@ -235,17 +267,29 @@ impl Table {
     }
 
     /// The index of a column, or an error naming the file and the column.
-    pub fn col(&self, column: &str) -> Result<usize, String> {
+    pub fn col(&self, column: &str) -> Result<usize, ContextFileError> {
         self.headers
             .iter()
             .position(|h| h.trim() == column)
-            .ok_or_else(|| format!("{}:1: no {column} column", self.name))
+            .ok_or_else(|| ContextFileError::NoColumn {
+                path: self.name.clone(),
+                column: column.to_string(),
+            })
+    }
+
+    /// A bad record at `line`, named.
+    fn bad(&self, line: u64, e: csv::Error) -> ContextFileError {
+        ContextFileError::Csv {
+            path: self.name.clone(),
+            line,
+            reason: e.to_string(),
+        }
     }
 }
 
 /// The register of authorised requests: CSV `case_id,identifiers,from,to,approved_by,account`
 /// (identifiers separated by `;`, `|` or spaces; times RFC 3339 or dates).
-pub fn read_register(path: &Path) -> Result<Vec<Authorised>, String> {
+pub fn read_register(path: &Path) -> Result<Vec<Authorised>, ContextFileError> {
     let mut t = Table::open(path)?;
     let (case, ids, from, to) = (
         t.col("case_id")?,
@@ -254,14 +298,23 @@ pub fn read_register(path: &Path) -> Result<Vec<Authorised>, String> {
         t.col("to")?,
     );
     let account = t.col("account").ok();
-    let name = t.name.clone();
     let mut out = Vec::new();
-    for (i, rec) in t.reader.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| format!("{name}:{line}: {e}"))?;
+    let mut records = csv::StringRecord::new();
+    let mut line = 1;
+    loop {
+        line += 1;
+        match t.reader.read_record(&mut records) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(t.bad(line, e)),
+        }
+        let rec = &records;
         let time = |j: usize| {
-            parse_bound(&rec[j])
-                .ok_or_else(|| format!("{name}:{line}: {:?} is not a time", &rec[j]))
+            parse_bound(&rec[j]).ok_or_else(|| ContextFileError::NotATime {
+                path: t.name.clone(),
+                line,
+                value: rec[j].to_string(),
+            })
         };
         out.push(Authorised {
             case_id: rec[case].to_string(),
@@ -282,7 +335,7 @@ pub fn read_register(path: &Path) -> Result<Vec<Authorised>, String> {
 }
 
 /// The asset inventory: CSV `host,ip,role` → ip (and host name) → role.
-pub fn read_assets(path: &Path) -> Result<HashMap<String, String>, String> {
+pub fn read_assets(path: &Path) -> Result<HashMap<String, String>, ContextFileError> {
     let mut out = HashMap::new();
     for a in read_asset_rows(path)? {
         out.insert(a.ip, a.role.clone());
@@ -300,12 +353,19 @@ pub struct AssetRow {
 }
 
 /// An asset inventory (`host,ip,role` CSV, any column order), row by row.
-pub fn read_asset_rows(path: &Path) -> Result<Vec<AssetRow>, String> {
+pub fn read_asset_rows(path: &Path) -> Result<Vec<AssetRow>, ContextFileError> {
     let mut t = Table::open(path)?;
     let (host, ip, role) = (t.col("host")?, t.col("ip")?, t.col("role")?);
     let mut out = Vec::new();
-    for (i, rec) in t.reader.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{}:{}: {e}", t.name, i + 2))?;
+    let mut rec = csv::StringRecord::new();
+    let mut line = 1;
+    loop {
+        line += 1;
+        match t.reader.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(t.bad(line, e)),
+        }
         out.push(AssetRow {
             host: rec[host].trim().to_string(),
             ip: rec[ip].trim().to_string(),
@@ -335,14 +395,15 @@ mod tests {
             "case_id,identifiers,from,to\nRD-1,1,yesterday,2019-01-01\n",
         )
         .unwrap();
-        assert!(read_register(&reg)
-            .unwrap_err()
+        let e = read_register(&reg).unwrap_err();
+        assert!(matches!(e, ContextFileError::NotATime { line: 2, .. }));
+        assert!(e
+            .to_string()
             .ends_with("rd.csv:2: \"yesterday\" is not a time"));
         let assets = dir.path().join("a.csv");
         std::fs::write(&assets, "host,address,role\n").unwrap();
-        assert!(read_assets(&assets)
-            .unwrap_err()
-            .ends_with("a.csv:1: no ip column"));
+        let e = read_assets(&assets).unwrap_err();
+        assert!(e.to_string().ends_with("a.csv:1: no ip column"), "{e}");
         std::fs::write(&assets, "host,ip,role\nFS01,10.40.0.20,file_server\n").unwrap();
         assert_eq!(read_assets(&assets).unwrap()["10.40.0.20"], "file_server");
     }

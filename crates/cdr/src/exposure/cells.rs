@@ -20,7 +20,7 @@ pub type CellTable = HashMap<CellKey, (String, f64, f64)>;
 
 /// The cell table (`radio,…,area,cell,…,lon,lat`, OpenCelliD's columns), and its rows that
 /// could not be read (each named by file and line; they are skipped, the rest is read).
-pub fn read_cells(path: &Path) -> Result<(CellTable, Vec<String>), String> {
+pub fn read_cells(path: &Path) -> Result<(CellTable, Vec<String>), crate::run::ContextFileError> {
     let mut t = crate::run::Table::open(path)?;
     let (radio, area, cell, lon, lat) = (
         t.col("radio")?,

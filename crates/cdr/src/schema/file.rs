@@ -40,17 +40,27 @@ pub struct TableFile {
     pub location: Vec<String>,
 }
 
+/// A schema file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaFileError {
+    /// Not YAML of the schema file's shape (serde_yaml's message names line and column).
+    #[error("{0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("table {table}: identifier kind {kind:?} is none of msisdn, imsi, imei")]
+    IdentifierKind { table: String, kind: String },
+}
+
 impl SchemaFile {
     /// Reads and checks a schema file.
-    pub fn parse(text: &str) -> Result<SchemaFile, String> {
-        let f: SchemaFile = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<SchemaFile, SchemaFileError> {
+        let f: SchemaFile = serde_yaml::from_str(text)?;
         for t in f.cdr_tables.iter().chain(&f.subscriber_tables) {
             for k in t.identifiers.keys() {
                 if !matches!(k.as_str(), "msisdn" | "imsi" | "imei") {
-                    return Err(format!(
-                        "table {}: identifier kind {k:?} is none of msisdn, imsi, imei",
-                        t.name
-                    ));
+                    return Err(SchemaFileError::IdentifierKind {
+                        table: t.name.clone(),
+                        kind: k.clone(),
+                    });
                 }
             }
         }

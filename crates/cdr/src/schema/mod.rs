@@ -32,7 +32,7 @@ use crate::sql::{Column, Facts, IdKind};
 
 pub use discovery::Discovery;
 pub use extract::{roles_by_values, ExtractHeader};
-pub use file::{SchemaFile, TableFile};
+pub use file::{SchemaFile, SchemaFileError, TableFile};
 pub use names::{column_role, family_of, partition_parent};
 
 /// What a column name says it holds.
