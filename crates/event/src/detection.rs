@@ -86,6 +86,21 @@ pub struct RuleRef<'a> {
 }
 
 impl Detection {
+    /// This detection's JSON line (no newline) with `event_json` (an object, as
+    /// [`Event::fields_json_text`] writes it) as its `event`: the same text as serialising
+    /// it with that map, for a detection made without its event.
+    pub fn json_line_with_event(&self, event_json: &str) -> String {
+        debug_assert!(self.event.is_empty());
+        let mut line = serde_json::to_string(self).expect("a detection serialises");
+        // The empty map is written last: `…,"event":{}}`.
+        debug_assert!(line.ends_with("{}}"));
+        line.truncate(line.len() - 3);
+        line.reserve(event_json.len() + 1);
+        line.push_str(event_json);
+        line.push('}');
+        line
+    }
+
     /// `rule` matched `event`; `with_event`: copy the event's fields (needed only when
     /// detections are written).
     pub fn new(rule: RuleRef<'_>, event: &Event, with_event: bool) -> Detection {

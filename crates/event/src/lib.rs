@@ -62,6 +62,20 @@ impl Value {
     }
 
     /// The value as JSON, numbers as numbers where they parse.
+    /// The value as JSON text, as serde_json writes [`to_json`](Self::to_json)'s value.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            // Rare, and a number's canonical form is serde_json's business.
+            Value::Number(_) => {
+                let _ = serde_json::to_writer(&mut *out, &self.to_json());
+            }
+            Value::Text(s) => write_json_str(out, s),
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Null => serde_json::Value::Null,
@@ -73,6 +87,12 @@ impl Value {
             Value::Text(s) => serde_json::Value::String(s.to_string()),
         }
     }
+}
+
+/// A JSON string literal (serde_json's escaping).
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// One named value of an event. A name may occur several times (a list in the source);
@@ -221,6 +241,42 @@ impl Event {
     /// The first text value of `name`.
     pub fn first_str<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.values(name).find_map(Value::as_str)
+    }
+
+    /// [`fields_json`](Self::fields_json) written as text, the same bytes serde_json writes
+    /// for it (names in the order they first occur), without building the map: detections
+    /// are rendered on the hot path.
+    pub fn fields_json_text(&self) -> String {
+        let fields = &self.fields;
+        let mut out = Vec::with_capacity(64 * fields.len() + 2);
+        out.push(b'{');
+        let mut written = 0;
+        for (i, f) in fields.iter().enumerate() {
+            // A repeated name was written with its first occurrence (names are few).
+            if fields[..i].iter().any(|e| e.name == f.name) {
+                continue;
+            }
+            if written > 0 {
+                out.push(b',');
+            }
+            written += 1;
+            write_json_str(&mut out, &f.name);
+            out.push(b':');
+            let repeats = fields[i + 1..].iter().filter(|e| e.name == f.name).count();
+            if repeats == 0 {
+                f.value.write_json(&mut out);
+                continue;
+            }
+            out.push(b'[');
+            f.value.write_json(&mut out);
+            for e in fields[i + 1..].iter().filter(|e| e.name == f.name) {
+                out.push(b',');
+                e.value.write_json(&mut out);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        String::from_utf8(out).expect("JSON written from text is text")
     }
 
     /// The fields as one JSON object; repeated names become arrays.

@@ -59,15 +59,35 @@ impl HeldDetection {
         }
     }
 
+    /// `d` (made without its event) with its tag and its JSON line, already written.
+    pub fn with_line(tag: Tag, d: &Detection, json: String) -> Self {
+        HeldDetection {
+            tag,
+            level: d.level,
+            computer: d.computer.clone(),
+            timestamp: d.timestamp.clone(),
+            source: d.source.clone(),
+            record_id: d.record_id,
+            line: d.line,
+            json,
+        }
+    }
+
     /// The detection itself, read back from its JSON line.
     pub fn detection(&self) -> Result<Detection, serde_json::Error> {
         serde_json::from_str(&self.json)
     }
 }
 
-/// Detections (with their tags), in the order they were found.
+/// Segments of detections one [`Held`] keeps side by side before copying them into one.
+const SEGMENTS: usize = 32;
+
+/// Detections (with their tags), in the order they were found: segments of tape, so that
+/// appending another input's detections moves its file rather than copying every line.
 pub struct Held {
-    tape: Tape<HeldDetection>,
+    limit: usize,
+    /// In order; all but the last are sealed (nothing of them in memory).
+    segments: Vec<Tape<HeldDetection>>,
     /// Why holding failed, if it did (reported when drained).
     error: Option<SpillError>,
 }
@@ -75,29 +95,92 @@ pub struct Held {
 impl Held {
     pub fn new(limit: usize) -> Held {
         Held {
-            tape: Tape::new(limit),
+            limit,
+            segments: vec![Tape::new(limit)],
             error: None,
         }
     }
 
     pub fn push(&mut self, d: HeldDetection) {
-        if self.error.is_none() {
-            if let Err(e) = self.tape.push(d) {
-                self.error = Some(e);
+        if self.error.is_some() {
+            return;
+        }
+        let last = match self.segments.last_mut() {
+            Some(t) => t,
+            None => {
+                self.segments.push(Tape::new(self.limit));
+                self.segments.last_mut().expect("just pushed")
             }
+        };
+        if let Err(e) = last.push(d) {
+            self.error = Some(e);
         }
     }
 
-    /// Moves `other`'s detections after these.
+    /// Detections held.
+    pub fn len(&self) -> u64 {
+        self.segments.iter().map(Tape::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves `other`'s detections after these: a segment that went to disk is moved as it
+    /// is, a small one in memory is copied.
     pub fn append(&mut self, other: Held) {
-        let moved = other.drain(|d| {
-            self.push(d);
-            Ok(())
-        });
-        // Draining fails only on the temporary files.
-        if let Err(HuntError::Spill(e)) = moved {
+        if let Some(e) = other.error {
             self.error.get_or_insert(e);
         }
+        for segment in other.segments {
+            if self.error.is_some() {
+                return;
+            }
+            if segment.spilled() == 0 {
+                match segment.read() {
+                    Ok(items) => {
+                        for d in items {
+                            match d {
+                                Ok(d) => self.push(d),
+                                Err(e) => {
+                                    self.error.get_or_insert(e);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                    }
+                }
+                continue;
+            }
+            let sealed = self.segments.last_mut().map_or(Ok(()), Tape::seal);
+            if let Err(e) = sealed {
+                self.error.get_or_insert(e);
+            }
+            self.segments.push(segment);
+        }
+        if self.segments.len() > SEGMENTS {
+            self.consolidate();
+        }
+    }
+
+    /// Copies every segment into one, so that open files stay few.
+    fn consolidate(&mut self) {
+        let segments = std::mem::take(&mut self.segments);
+        let mut one = Tape::new(self.limit);
+        for segment in segments {
+            let copied = segment.read().and_then(|items| {
+                for d in items {
+                    one.push(d?)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = copied {
+                self.error.get_or_insert(e);
+            }
+        }
+        self.segments = vec![one];
     }
 
     /// Hands every detection to `each`, oldest first; fails if they could not be held.
@@ -108,8 +191,10 @@ impl Held {
         if let Some(e) = self.error {
             return Err(e.into());
         }
-        for d in self.tape.read()? {
-            each(d?)?;
+        for segment in self.segments {
+            for d in segment.read()? {
+                each(d?)?;
+            }
         }
         Ok(())
     }
@@ -152,8 +237,8 @@ mod tests {
                 };
                 held.push(HeldDetection::new(tag, &detection(i), true));
             }
-            assert_eq!(held.tape.len(), n);
-            assert_eq!(held.tape.spilled() > 0, n as usize >= limit);
+            assert_eq!(held.len(), n);
+            assert_eq!(held.segments[0].spilled() > 0, n as usize >= limit);
             let mut back = Vec::new();
             held.drain(|h| {
                 back.push(h);
@@ -175,5 +260,40 @@ mod tests {
                 assert_eq!(h.detection().unwrap(), detection(i as u64));
             }
         }
+    }
+
+    #[test]
+    fn appended_inputs_keep_their_order_whether_moved_copied_or_consolidated() {
+        let tag = |i: u64| Tag {
+            rule: i as usize,
+            actor: ActorKey {
+                digest: i,
+                estate: i,
+                person: i,
+            },
+        };
+        // Inputs of 0 to 9 detections with a limit of 4: some stay in memory (copied), some
+        // go to disk (moved); 80 inputs pass the segment cap (consolidated).
+        let mut all = Held::new(4);
+        let mut n = 0u64;
+        for input in 0..80u64 {
+            let mut one = Held::new(4);
+            for _ in 0..(input * 7 % 10) {
+                one.push(HeldDetection::new(tag(n), &detection(n), true));
+                n += 1;
+            }
+            all.append(one);
+            assert!(all.segments.len() <= SEGMENTS + 1);
+        }
+        assert_eq!(all.len(), n);
+        let mut next = 0u64;
+        all.drain(|h| {
+            assert_eq!(h.record_id, Some(next));
+            assert_eq!(h.tag, tag(next));
+            next += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(next, n);
     }
 }

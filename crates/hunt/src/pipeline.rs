@@ -43,7 +43,8 @@ pub fn input_bytes(input: &Input) -> u64 {
     }
 }
 
-fn sha256_file(input: &Input) -> Option<String> {
+/// An input file's SHA-256 (`None` for stdin or an unreadable file).
+pub fn sha256_file(input: &Input) -> Option<String> {
     let Input::File(path) = input else {
         return None;
     };

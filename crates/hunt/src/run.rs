@@ -2,6 +2,7 @@
 //! stages' products joined into detections, operations and the exposure.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use towerwatch_correlate::{Correlator, Options, Place};
@@ -26,24 +27,47 @@ impl Hunt {
         towerwatch_spill::check_temp_dir()?;
         let mut all = self.stages();
         let mut summary = Summary::default();
-        let mut sha256 = Vec::new();
-        pipeline::run(
-            inputs,
-            &self.pipeline,
-            progress,
-            |_, _| self.worker(),
-            |w, event| w.take(self, event),
-            |done| {
-                all.merge(done.local.stages);
-                summary.keep_errors(done.errors);
-                summary.inputs.push(done.report);
-                sha256.push(done.sha256);
-                Ok::<(), HuntError>(())
-            },
-        )?;
-        let mut outcome = self.conclude(all, summary, sink)?;
-        outcome.sha256 = sha256;
-        Ok(outcome)
+        // Inputs are hashed on a thread of their own: it shares the cores while the inputs
+        // are read and uses the one that linking, mostly on one thread, leaves idle.
+        let reading = pipeline::Options {
+            hash: false,
+            ..self.pipeline.clone()
+        };
+        std::thread::scope(|scope| {
+            let cancel = self.pipeline.read.cancel.clone();
+            let hashes = self.pipeline.hash.then(|| {
+                scope.spawn(move || {
+                    let stopped = || cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst));
+                    inputs
+                        .iter()
+                        .map_while(|i| (!stopped()).then(|| pipeline::sha256_file(i)))
+                        .collect()
+                })
+            });
+            pipeline::run(
+                inputs,
+                &reading,
+                progress,
+                |_, _| self.worker(),
+                |w, event| w.take(self, event),
+                |done| {
+                    all.merge(done.local.stages);
+                    summary.keep_errors(done.errors);
+                    summary.inputs.push(done.report);
+                    Ok::<(), HuntError>(())
+                },
+            )?;
+            let mut outcome = self.conclude(all, summary, sink)?;
+            if let Some(h) = hashes {
+                let mut sha256: Vec<Option<String>> =
+                    h.join().expect("hashing a file does not panic");
+                // An interrupted run lists only the inputs it read (and may not have hashed
+                // them all).
+                sha256.resize(outcome.summary.inputs.len(), None);
+                outcome.sha256 = sha256;
+            }
+            Ok(outcome)
+        })
     }
 
     /// Everything read: the joins, correlations and the database audit give their

@@ -44,6 +44,18 @@ impl<T: Serialize + DeserializeOwned> Tape<T> {
         Ok(())
     }
 
+    /// Moves the items still in memory to the file, if there is one (a tape that is kept
+    /// whole but no longer pushed to then holds no memory).
+    pub fn seal(&mut self) -> Result<(), SpillError> {
+        if let Some(out) = &mut self.file {
+            self.written += self.kept.len() as u64;
+            for item in self.kept.drain(..) {
+                write_item(out, &item, &mut self.scratch)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Items pushed so far.
     pub fn len(&self) -> u64 {
         self.written + self.kept.len() as u64

@@ -42,16 +42,28 @@ impl Stage for Detections<'_> {
         let Some(actor) = m.actor else {
             return;
         };
+        // The event's fields are written once, whatever the number of rules it matched.
+        let mut event_json = None;
         for &rule in m.hits {
-            let d = self.rules[rule as usize].detection(m.event, self.render);
+            let d = self.rules[rule as usize].detection(m.event, false);
             let tag = Tag {
                 rule: rule as usize,
                 actor: actor.key(),
             };
-            self.held.push(HeldDetection::new(tag, &d, self.render));
+            let json = if self.render {
+                let fields = event_json.get_or_insert_with(|| m.event.fields_json_text());
+                d.json_line_with_event(fields)
+            } else {
+                String::new()
+            };
             if let Some(live) = &mut self.live {
-                live.push(d);
+                let mut full = d.clone();
+                if self.render {
+                    full.event = m.event.fields_json();
+                }
+                live.push(full);
             }
+            self.held.push(HeldDetection::with_line(tag, &d, json));
         }
     }
 
