@@ -57,7 +57,7 @@ pub use operations::{Analysis, Asset, Operation, Options, RuleInfo, Wave};
 pub use webshell::{Child, Finding, Place, Request, WebShellJoin, CHILDREN as WEB_CHILDREN};
 
 /// Nodes one correlator holds in memory before the rest wait on disk (about 0.5 KiB each).
-pub const NODES_IN_MEMORY: usize = 16_384;
+pub const NODES_IN_MEMORY: usize = 8_192;
 
 pub use towerwatch_spill::SpillError;
 

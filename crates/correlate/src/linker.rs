@@ -32,9 +32,9 @@ use crate::{Asset, Options, RuleInfo};
 /// A node's place in time order: time, then input, then order within the input.
 pub(crate) type NodeKey = (i64, towerwatch_event::OrderKey);
 
-const GROUPS_IN_MEMORY: usize = 1 << 18;
-const FILES_IN_MEMORY: usize = 1 << 16;
-const PIDS_IN_MEMORY: usize = 1 << 17;
+const GROUPS_IN_MEMORY: usize = 1 << 17;
+const FILES_IN_MEMORY: usize = 1 << 15;
+const PIDS_IN_MEMORY: usize = 1 << 16;
 const TAPE_IN_MEMORY: usize = 4096;
 const STORY_NODES_IN_MEMORY: usize = 16_384;
 /// Scope of keys that belong to no host.

@@ -243,6 +243,26 @@ impl Event {
         self.values(name).find_map(Value::as_str)
     }
 
+    /// The event as `towerwatch dump` writes it: time, channel, event id, provider, computer,
+    /// where it was read, and its fields.
+    pub fn dump_json(&self) -> serde_json::Value {
+        let (record, line) = match self.origin.locator {
+            Locator::Record(r) => (Some(r), None),
+            Locator::Line(l) => (self.record_id, Some(l)),
+        };
+        serde_json::json!({
+            "timestamp": self.timestamp.map(|t| t.to_string()),
+            "channel": self.channel.as_deref(),
+            "event_id": self.event_id,
+            "provider": self.provider.as_deref(),
+            "computer": self.computer.as_deref(),
+            "record_id": record,
+            "source": &*self.origin.source,
+            "line": line,
+            "fields": self.fields_json(),
+        })
+    }
+
     /// [`fields_json`](Self::fields_json) written as text, the same bytes serde_json writes
     /// for it (names in the order they first occur), without building the map: detections
     /// are rendered on the hot path.

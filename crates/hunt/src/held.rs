@@ -42,21 +42,13 @@ pub struct HeldDetection {
 impl HeldDetection {
     /// `d` with its tag; `render`: keep its JSON line.
     pub fn new(tag: Tag, d: &Detection, render: bool) -> Self {
-        HeldDetection {
-            tag,
-            level: d.level,
-            computer: d.computer.clone(),
-            timestamp: d.timestamp.clone(),
-            source: d.source.clone(),
-            record_id: d.record_id,
-            line: d.line,
-            json: if render {
-                // Text keys and plain values: serialising cannot fail.
-                serde_json::to_string(d).expect("a detection serialises")
-            } else {
-                String::new()
-            },
-        }
+        let json = if render {
+            // Text keys and plain values: serialising cannot fail.
+            serde_json::to_string(d).expect("a detection serialises")
+        } else {
+            String::new()
+        };
+        HeldDetection::with_line(tag, d, json)
     }
 
     /// `d` (made without its event) with its tag and its JSON line, already written.

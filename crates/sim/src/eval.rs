@@ -259,14 +259,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// A correlation's detection lists the events behind it (`event.events`); each counts as
 /// flagged.
-#[derive(Deserialize)]
-struct PlaceRecord {
-    source: String,
-    line: Option<u64>,
-    record_id: Option<u64>,
-}
-
-fn behind(d: &Detection) -> Vec<PlaceRecord> {
+fn behind(d: &Detection) -> Vec<towerwatch_event::Place> {
     d.event
         .get("events")
         .and_then(|v| serde_json::from_value(v.clone()).ok())

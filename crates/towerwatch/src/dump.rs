@@ -7,32 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde_json::json;
-use towerwatch_event::{Event, Locator};
 use towerwatch_sources::{discover, read_input, ReadOptions};
 
 use crate::{DumpArgs, DumpFormat};
 use towerwatch_hunt::pipeline;
 use towerwatch_hunt::summary::{inputs_table, skipped_note, strict_failure, Summary};
-
-/// The JSON form of a normalized event.
-pub fn event_json(e: &Event) -> serde_json::Value {
-    let (record, line) = match e.origin.locator {
-        Locator::Record(r) => (Some(r), None),
-        Locator::Line(l) => (e.record_id, Some(l)),
-    };
-    json!({
-        "timestamp": e.timestamp.map(|t| t.to_string()),
-        "channel": e.channel.as_deref(),
-        "event_id": e.event_id,
-        "provider": e.provider.as_deref(),
-        "computer": e.computer.as_deref(),
-        "record_id": record,
-        "source": &*e.origin.source,
-        "line": line,
-        "fields": e.fields_json(),
-    })
-}
 
 pub fn run(args: DumpArgs) -> Result<ExitCode> {
     // Inputs named on the command line (not found in a folder): for --strict.
@@ -94,7 +73,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
                 let report = read_input(input, &opts, &mut |item| match item {
                     Ok(event) => {
                         if write_err.is_none() {
-                            let r = serde_json::to_writer(&mut out, &event_json(&event))
+                            let r = serde_json::to_writer(&mut out, &event.dump_json())
                                 .map_err(anyhow::Error::from)
                                 .and_then(|_| out.write_all(b"\n").map_err(Into::into));
                             write_err = r.err();
