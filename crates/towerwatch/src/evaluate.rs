@@ -137,6 +137,21 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         cdr_seconds,
         dir.join("cdr-out").display()
     );
+    // First what an analyst of this operator would see: the operations, what was stolen,
+    // where the report is; then how that compares with the simulation's ground truth.
+    say!(
+        "\n{}",
+        towerwatch_report::terminal_with(
+            &outcome.analysis,
+            outcome.exposure.as_ref(),
+            outcome.linking_seconds
+        )
+    );
+    sayln!(
+        "Report: {} (the story of each operation, its hosts and movement, timeline, ATT&CK, exposure; open it in a browser)",
+        dir.join("report/report.html").display()
+    );
+    sayln!("\n── How this compares with the ground truth (the simulation's labels) ──\n");
     let exposure_cdr = exposure_check(&dir, &x)?;
     let exposure_hunt = report_exposure_check(&dir, &dir.join("report"), &p)?;
     say!("{}", exposure_hunt.line("hunt report"));

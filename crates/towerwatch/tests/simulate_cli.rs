@@ -182,6 +182,15 @@ fn demo_prints_recall_and_precision_per_stage() {
     }
     assert!(Path::new(&format!("{d}/eval.json")).exists());
     assert!(Path::new(&format!("{d}/detections.jsonl.manifest.json")).exists());
+    // What an analyst would see comes first: the operations and where the report is, then
+    // the comparison with the ground truth.
+    let at = |needle: &str| {
+        out.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing:\n{out}"))
+    };
+    assert!(at("Operations: ") < at("How this compares with the ground truth"));
+    assert!(at("Report: ") < at("How this compares with the ground truth"));
+    assert!(at("  OP-001  wave 1") < at("stage recall"));
 }
 
 /// The Soft Cell pack on a simulated operator: every detection at medium or above is on a
