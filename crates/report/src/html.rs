@@ -23,7 +23,34 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}\
 th{background:#f4f4f4}.sev-critical{color:#b30000;font-weight:bold}.sev-high{color:#d7301f}.sev-medium{color:#b8860b}\
 code{font-size:12px;word-break:break-all}.tree ul{margin:0;padding-left:18px}.flag{color:#b30000;font-weight:bold}\
-svg text{font:11px system-ui,sans-serif}.muted{color:#777}details{margin:6px 0}";
+svg text{font:11px system-ui,sans-serif}.muted{color:#777}details{margin:6px 0}\
+.when{white-space:nowrap}.techs{word-break:normal}.techs span{white-space:nowrap}\
+svg{max-width:100%;height:auto}svg .label{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}\
+.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:18px;height:4px;margin-right:5px;vertical-align:middle}\
+.matrix{display:grid;gap:2px;font-size:11px;line-height:1.25}.matrix .tactic{background:#f4f4f4;padding:3px;text-align:center;font-weight:600}\
+.matrix .tactic.seen{background:#fde2d8}.matrix .col{display:flex;flex-direction:column;gap:2px;min-width:0}\
+.matrix .hit{padding:2px 3px;color:#fff;overflow-wrap:anywhere}.matrix .hit b{display:block;font-weight:600}";
+
+/// A time as the tables show it: to the second, UTC, whole on one line; the exact time on hover.
+fn when(iso: &str) -> Markup {
+    let short = iso
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| iso.to_string());
+    html! { span class="when" title=(iso) { (short) } }
+}
+
+/// ATT&CK technique ids, each kept whole on a line.
+fn techniques(ids: &[String]) -> Markup {
+    html! {
+        code class="techs" {
+            @for (i, t) in ids.iter().enumerate() {
+                @if i > 0 { " " }
+                span { (t) }
+            }
+        }
+    }
+}
 
 /// A number for an SVG attribute.
 fn n(x: f64) -> String {
@@ -52,7 +79,7 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
                         b { "Suspected actor:" } " " (c.group) " (" (c.id)
                         @if !c.aliases.is_empty() { ", also " (c.aliases.join(", ")) }
                         ") — score " (format!("{:.2}", c.score)) ", " (c.overlap.len())
-                        " shared techniques: " code { (c.overlap.join(" ")) }
+                        " shared techniques: " (techniques(&c.overlap))
                     }
                     @if a.actor.len() > 1 {
                         p class="muted" {
@@ -88,12 +115,18 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
                 }
                 @if !a.leads.is_empty() {
                     h2 { "Leads below the reporting score" }
-                    table {
-                        tr { th { "score" } th { "start" } th { "hosts" } th { "rules" } }
-                        @for l in a.leads.iter().take(50) {
-                            tr {
-                                td { (l.score) } td { (l.start) } td { (l.hosts.join(", ")) }
-                                td { (l.rules.join("; ")) }
+                    details {
+                        summary {
+                            (a.leads.len()) " stories with detections that did not score as an operation"
+                            @if a.leads.len() > 50 { " (the 50 strongest)" }
+                        }
+                        table {
+                            tr { th { "score" } th { "start" } th { "hosts" } th { "rules" } }
+                            @for l in a.leads.iter().take(50) {
+                                tr {
+                                    td { (l.score) } td { (when(&l.start)) } td { (l.hosts.join(", ")) }
+                                    td { (l.rules.join("; ")) }
+                                }
                             }
                         }
                     }
@@ -120,8 +153,8 @@ fn summary_table(a: &Analysis) -> Markup {
                     td { (crate::wave_name(op.wave)) }
                     td class=(format!("sev-{}", op.severity)) { (op.severity) }
                     td { (op.score) }
-                    td { (op.start) }
-                    td { (op.end) }
+                    td { (when(&op.start)) }
+                    td { (when(&op.end)) }
                     td { (op.root_cause.kind) " on " (op.root_cause.host) }
                     td { (op.hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>().join(", ")) }
                     td { (op.tactics.iter().map(|t| t.tactic.as_str()).collect::<Vec<_>>().join(" → ")) }
@@ -156,15 +189,18 @@ fn movement_graph(a: &Analysis) -> Markup {
         svg id="movement-graph" xmlns="http://www.w3.org/2000/svg" width=(w) height=(h)
             viewBox=(format!("0 0 {w} {h}")) {
             defs {
-                marker id="arrow" viewBox="0 0 10 10" refX="19" refY="5" markerWidth="7"
-                    markerHeight="7" orient="auto" {
-                    path d="M0,0L10,5L0,10z" fill="#555" {}
+                marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="4"
+                    markerHeight="4" orient="auto" markerUnits="strokeWidth" {
+                    path d="M0,0L10,5L0,10z" fill="#444" {}
                 }
             }
             @for (k, op) in a.operations.iter().enumerate() {
                 @for e in &op.movement {
                     @if let (Some(p), Some(q)) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) {
-                        line class="edge" x1=(n(p.0)) y1=(n(p.1)) x2=(n(q.0)) y2=(n(q.1))
+                        // The line stops at the target's circle, so the arrowhead points at
+                        // it and leaves its name readable.
+                        @let (x2, y2) = short_of(*p, *q, 15.0);
+                        line class="edge" x1=(n(p.0)) y1=(n(p.1)) x2=(n(x2)) y2=(n(y2))
                             stroke=(colour(k)) stroke-width=(n(1.5 + (e.count as f64).ln_1p()))
                             marker-end="url(#arrow)" {
                             title {
@@ -180,7 +216,7 @@ fn movement_graph(a: &Analysis) -> Markup {
                 g class="node" {
                     circle cx=(n(x)) cy=(n(y)) r="12"
                         fill=(if *jewel { "#fdd0a2" } else { "#e8eef4" }) stroke="#333" {}
-                    text x=(n(x)) y=(n(y + 26.0)) text-anchor="middle" {
+                    text class="label" x=(n(x)) y=(n(y + 26.0)) text-anchor="middle" {
                         (name) @if *jewel { " ★" }
                     }
                 }
@@ -189,7 +225,23 @@ fn movement_graph(a: &Analysis) -> Markup {
                 text x="20" y="30" { "no operations" }
             }
         }
+        p class="legend" {
+            @for (k, op) in a.operations.iter().enumerate() {
+                span { i style=(format!("background:{}", colour(k))) {} (op.id) " (" (crate::wave_name(op.wave)) ")" }
+            }
+            span class="muted" { "★ crown jewel (by the asset inventory); thicker lines: more steps" }
+        }
     }
+}
+
+/// The point `gap` short of `q` on the way from `p`.
+fn short_of(p: (f64, f64), q: (f64, f64), gap: f64) -> (f64, f64) {
+    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    let len = (dx * dx + dy * dy).sqrt();
+    if len <= gap {
+        return q;
+    }
+    (q.0 - dx * gap / len, q.1 - dy * gap / len)
 }
 
 fn micros(iso: &str) -> Option<i64> {
@@ -261,7 +313,7 @@ fn timeline(a: &Analysis) -> Markup {
                 text x=(n(x(t).clamp(left + 40.0, left + width - 40.0))) y=(n(axis_y))
                     text-anchor="middle" {
                     (jiff::Timestamp::from_microsecond(t)
-                        .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+                        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
                         .unwrap_or_default())
                 }
             }
@@ -287,8 +339,6 @@ fn matrix(a: &Analysis) -> Markup {
                 .insert(op.id.as_str());
         }
     }
-    let col_w = 150.0f64;
-    let cell_h = 30.0f64;
     let mut columns: Vec<Vec<(&str, String, usize)>> = Vec::new();
     for tactic in &attack.tactics {
         let mut col = Vec::new();
@@ -302,30 +352,24 @@ fn matrix(a: &Analysis) -> Markup {
         }
         columns.push(col);
     }
-    let rows = columns.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let (w, h) = (
-        col_w * attack.tactics.len() as f64,
-        40.0 + cell_h * rows as f64 + 10.0,
+    // One column per tactic sharing the page's width: names wrap instead of being cut, and
+    // the page never scrolls sideways.
+    let grid = format!(
+        "grid-template-columns:repeat({},minmax(0,1fr))",
+        attack.tactics.len()
     );
     html! {
-        svg id="attack-matrix" xmlns="http://www.w3.org/2000/svg" width=(w) height=(h)
-            viewBox=(format!("0 0 {w} {h}")) {
-            @for (i, (tactic, col)) in attack.tactics.iter().zip(&columns).enumerate() {
-                @let x0 = col_w * i as f64;
-                rect x=(x0) y="0" width=(col_w - 2.0) height="34"
-                    fill=(if col.is_empty() { "#f4f4f4" } else { "#fde2d8" }) {}
-                text x=(x0 + col_w / 2.0) y="14" text-anchor="middle" { (tactic.name) }
-                text x=(x0 + col_w / 2.0) y="28" text-anchor="middle" class="muted" {
-                    (col.len()) " seen"
-                }
-                @for (j, (tech, name, count)) in col.iter().enumerate() {
-                    @let y = 40.0 + cell_h * j as f64;
-                    g class="hit" {
-                        rect x=(x0) y=(y) width=(col_w - 2.0) height=(cell_h - 3.0) fill="#d7301f"
-                            fill-opacity=(format!("{:.2}", (0.25 + 0.2 * *count as f64).min(0.9))) {}
-                        text x=(x0 + 4.0) y=(y + 12.0) { (tech) }
-                        text x=(x0 + 4.0) y=(y + 24.0) { (name.chars().take(22).collect::<String>()) }
-                        title { (tech) " " (name) " — " (count) " operation(s)" }
+        div id="attack-matrix" class="matrix" style=(grid) {
+            @for (tactic, col) in attack.tactics.iter().zip(&columns) {
+                div class="col" {
+                    div class=(if col.is_empty() { "tactic" } else { "tactic seen" }) {
+                        (tactic.name) br; span class="muted" { (col.len()) " seen" }
+                    }
+                    @for (tech, name, count) in col {
+                        div class="hit" title=(format!("{tech} {name} — {count} operation(s)"))
+                            style=(format!("background:rgba(215,48,31,{:.2})", (0.45 + 0.2 * *count as f64).min(0.95))) {
+                            b { (tech) } (name)
+                        }
                     }
                 }
             }
@@ -341,10 +385,10 @@ fn operation(op: &Operation, k: usize) -> Markup {
         }
         p {
             b { "Root cause:" } " " (op.root_cause.kind) " on " (op.root_cause.host) " at "
-            (op.root_cause.time) ": " code { (op.root_cause.what) }
+            (when(&op.root_cause.time)) ": " code { (op.root_cause.what) }
         }
         p {
-            b { (op.start) " → " (op.end) } ", " (op.events.len()) " events, "
+            b { (when(&op.start)) " → " (when(&op.end)) } ", " (op.events.len()) " events, "
             (op.detections) " detections."
         }
         table {
@@ -353,7 +397,7 @@ fn operation(op: &Operation, k: usize) -> Markup {
                 tr {
                     td { (h.host) @if h.crown_jewel { " ★" } }
                     td { (h.role.as_deref().unwrap_or("")) }
-                    td { (h.first) }
+                    td { (when(&h.first)) }
                     td { (h.events) }
                     td { (h.detections) }
                 }
@@ -362,7 +406,7 @@ fn operation(op: &Operation, k: usize) -> Markup {
         h3 { "Tactics in order" }
         ol {
             @for t in &op.tactics {
-                li { (t.name) " (" (t.tactic) ") from " (t.first) ": " code { (t.techniques.join(" ")) } }
+                li { (t.name) " (" (t.tactic) ") from " (when(&t.first)) ": " (techniques(&t.techniques)) }
             }
         }
         @if !op.accounts.is_empty() || !op.remote_addresses.is_empty() {
@@ -374,7 +418,7 @@ fn operation(op: &Operation, k: usize) -> Markup {
         @if let Some(c) = op.actor.first() {
             p {
                 b { "Suspected actor:" } " " (c.group) " (" (c.id) ") " (format!("{:.2}", c.score))
-                ": " code { (c.overlap.join(" ")) }
+                ": " (techniques(&c.overlap))
             }
         }
         details {
@@ -402,7 +446,7 @@ fn operation(op: &Operation, k: usize) -> Markup {
                 tr { th { "time" } th { "host" } th { "what" } th { "rules" } }
                 @for e in &op.timeline {
                     tr {
-                        td { (e.time) }
+                        td { (when(&e.time)) }
                         td { (e.host) }
                         td { code { (e.what) } }
                         td class=(if e.rules.is_empty() { "" } else { "flag" }) { (e.rules.join("; ")) }
@@ -480,8 +524,8 @@ fn exposure_table(x: &crate::ExposureView) -> Markup {
                     td { (r.tier.replace('_', " ")) }
                     td { (r.records.map(|n| n.to_string()).unwrap_or_else(|| "?".into())) }
                     td { (r.cells) }
-                    td { (r.from.as_deref().unwrap_or("")) }
-                    td { (r.to.as_deref().unwrap_or("")) }
+                    td { (when(r.from.as_deref().unwrap_or(""))) }
+                    td { (when(r.to.as_deref().unwrap_or(""))) }
                 }
             }
         }

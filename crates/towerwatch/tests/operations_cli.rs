@@ -259,18 +259,56 @@ fn the_report_renders_in_headless_chromium() {
         out
     };
     let dom = text(&browser(&["--dump-dom".into()]).stdout);
-    // The browser parsed the document and built the three graphics with their parts.
-    for (id, part) in [
-        ("movement-graph", "class=\"node\""),
-        ("timeline", "class=\"mark\""),
-        ("attack-matrix", "class=\"hit\""),
+    // The browser parsed the document and built the graphics with their parts.
+    for (tag, id, part, close) in [
+        ("svg", "movement-graph", "class=\"node\"", "</svg>"),
+        ("svg", "timeline", "class=\"mark\"", "</svg>"),
+        ("div", "attack-matrix", "class=\"hit\"", "class=\"col\""),
     ] {
         let at = dom
-            .find(&format!("<svg id=\"{id}\""))
+            .find(&format!("<{tag} id=\"{id}\""))
             .unwrap_or_else(|| panic!("no {id} in the rendered document"));
-        let end = dom[at..].find("</svg>").unwrap() + at;
+        let end = dom[at + 1..].find(close).map_or(dom.len(), |e| e + at + 1);
+        let end = if close == "</svg>" { end } else { dom.len() };
         assert!(dom[at..end].contains(part), "{id} has no {part}");
     }
+    // At 1400 px the page does not scroll sideways (the ATT&CK matrix once made it 2,100 px
+    // wide): a page beside the report measures it in the same browser.
+    let measure = report.join("measure.html");
+    std::fs::write(
+        &measure,
+        "<!doctype html><body><iframe id=r src=report.html style='width:1400px;height:900px;border:0'></iframe>\
+         <script>r.onload=function(){var d=r.contentDocument.documentElement;\
+         document.body.dataset.scroll=d.scrollWidth;document.body.dataset.client=d.clientWidth}</script>",
+    )
+    .unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=5000",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            &format!("file://{}", measure.display()),
+        ])
+        .output()
+        .unwrap();
+    let measured = text(&out.stdout);
+    let number = |name: &str| -> u32 {
+        let at = measured
+            .find(&format!("data-{name}=\""))
+            .unwrap_or_else(|| panic!("no {name} measured: {measured}"));
+        let rest = &measured[at + name.len() + 7..];
+        rest[..rest.find('"').unwrap()].parse().unwrap()
+    };
+    assert!(
+        number("scroll") <= number("client"),
+        "the report is {} px wide in a {} px window",
+        number("scroll"),
+        number("client")
+    );
     assert!(dom.contains("id=\"operations\""));
     // The exposure the CDR analytics found is in the page, pseudonymised.
     assert!(dom.contains("id=\"exposure\""), "no exposure section");
