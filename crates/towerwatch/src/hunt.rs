@@ -30,15 +30,14 @@ pub fn read_assets(path: Option<&Path>) -> Result<Vec<towerwatch_correlate::Asse
         .collect())
 }
 
-/// The hunt the arguments describe.
-pub fn build(args: &HuntArgs, render_events: bool) -> Result<Hunt> {
-    let assets = read_assets(args.assets.as_deref())?;
-    let c = &args.context;
-    let settings = towerwatch_cdr::context::with_files(
-        Default::default(),
-        c.register.as_deref(),
-        args.assets.as_deref(),
-    )?;
+/// A hunt's rules, inventory and CDR context from the arguments `hunt` and `serve` share.
+pub fn configure(
+    rules: &crate::RuleArgs,
+    assets: Option<&Path>,
+    c: &crate::CdrContextArgs,
+) -> Result<towerwatch_hunt::HuntBuilder> {
+    let settings =
+        towerwatch_cdr::context::with_files(Default::default(), c.register.as_deref(), assets)?;
     let cdr = towerwatch_cdr::context::CdrContext::load(
         c.cdr.as_deref(),
         c.cdr_timezone.as_deref(),
@@ -46,28 +45,35 @@ pub fn build(args: &HuntArgs, render_events: bool) -> Result<Hunt> {
     )?;
     let (pseudonyms, shown) = towerwatch_cdr::context::key(c.key_file.as_deref(), None)?;
     Ok(Hunt::builder()
-        .rules(&args.rules.rules)
-        .placeholders(args.rules.placeholders.clone())
+        .rules(&rules.rules)
+        .placeholders(rules.placeholders.clone())
         .select(RuleSelection {
-            min_level: args.rules.min_level.parse().map_err(anyhow::Error::msg)?,
-            statuses: args.rules.status.clone(),
+            min_level: rules.min_level.parse().map_err(anyhow::Error::msg)?,
+            statuses: rules.status.clone(),
         })
-        .assets(assets)
+        .assets(read_assets(assets)?)
         .database(settings, cdr)
-        .pseudonyms(pseudonyms, shown)
-        .threads(args.run.threads)
-        .strict(args.run.strict)
-        .hash_inputs(args.output.is_some())
-        .read_options(towerwatch_sources::ReadOptions {
-            cancel: Some(crate::interrupt::flag()),
-            ..args.layout.read_options()?
-        })
-        .reference(args.reference)
-        .in_memory_linker(args.in_memory_linker)
-        .operations(!args.no_operations)
-        .coverage(args.coverage)
-        .render_events(render_events)
-        .build()?)
+        .pseudonyms(pseudonyms, shown))
+}
+
+/// The hunt the arguments describe.
+pub fn build(args: &HuntArgs, render_events: bool) -> Result<Hunt> {
+    Ok(
+        configure(&args.rules, args.assets.as_deref(), &args.context)?
+            .threads(args.run.threads)
+            .strict(args.run.strict)
+            .hash_inputs(args.output.is_some())
+            .read_options(towerwatch_sources::ReadOptions {
+                cancel: Some(crate::interrupt::flag()),
+                ..args.layout.read_options()?
+            })
+            .reference(args.reference)
+            .in_memory_linker(args.in_memory_linker)
+            .operations(!args.no_operations)
+            .coverage(args.coverage)
+            .render_events(render_events)
+            .build()?,
+    )
 }
 
 pub fn run(args: HuntArgs) -> Result<ExitCode> {

@@ -6,6 +6,7 @@ mod dump;
 mod evaluate;
 mod hunt;
 mod interrupt;
+mod serve;
 mod simulate;
 mod term;
 
@@ -55,6 +56,27 @@ enum Command {
     /// Simulate a small operator into a temporary directory, hunt it, analyse its CDR store,
     /// and score both against the ground truth.
     Demo(DemoArgs),
+    /// Run the live service: events in over HTTP (JSON Lines, durable before acknowledged),
+    /// the hunt's detections and operations out. First slice: no authentication yet, so it
+    /// binds 127.0.0.1.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where the events and results are kept (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Address to listen on; port 0 picks a free one (the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8480")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// An asset inventory (CSV with host, ip, role columns).
+    #[arg(long, value_name = "FILE")]
+    pub assets: Option<PathBuf>,
+    #[command(flatten)]
+    pub context: CdrContextArgs,
 }
 
 #[derive(Args, Clone)]
@@ -397,6 +419,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Demo(args) => evaluate::run_demo(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

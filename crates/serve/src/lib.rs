@@ -1,0 +1,258 @@
+//! `towerwatch serve`: the live service, first slice.
+//!
+//! Events come in over HTTP as JSON Lines in every shape `hunt` reads (evtx_dump,
+//! Winlogbeat/ECS, flat), plain, gzip or zstd. A batch is on disk ([`store`]: SQLite, WAL,
+//! full sync) before it is acknowledged, and an event is known by its identity (the source
+//! and its line in it), so a batch sent twice changes nothing. The results are the hunt
+//! library's ([`towerwatch_hunt::Hunt::stream`]) over every stored event, in event time:
+//! the same detections and operations `hunt` gives on the same files.
+//!
+//! Routes: `POST /api/v1/events?source=NAME&first_line=N` (one JSON object per line; the
+//! reply counts what was accepted, already held and rejected, with line numbers),
+//! `GET /api/v1/detections` (JSON Lines), `GET /api/v1/operations` (the operations, waves,
+//! suspected actor and leads, as `operations.json`), `GET /healthz`.
+//!
+//! Not yet here (see issue 18): raw W3C and PostgreSQL lines, the Elasticsearch `_bulk`
+//! endpoint, `ship`, tokens and roles, the web UI, metrics. It binds 127.0.0.1 by default and
+//! has no authentication yet: it is not for a shared network.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let hunt = Arc::new(towerwatch_hunt::Hunt::builder().build()?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! towerwatch_serve::serve(listener, std::path::Path::new("data"), hunt).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod store;
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, Hunt, HuntError};
+
+use store::{Store, StoreError};
+
+/// Why the service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot serve: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Largest request body taken (decompressed batches are limited by the same figure).
+const MAX_BODY: usize = 64 << 20;
+
+struct AppState {
+    store: Mutex<Store>,
+    hunt: Arc<Hunt>,
+    /// The last results and the number of events they were made from.
+    results: Mutex<Option<(u64, Arc<Results>)>>,
+}
+
+/// What the hunt over every stored event gives.
+struct Results {
+    detections: String,
+    operations: serde_json::Value,
+}
+
+/// Serves until the process is stopped (Ctrl-C or SIGTERM end it gracefully: requests in
+/// flight finish, and every acknowledged batch is already on disk).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    data: &Path,
+    hunt: Arc<Hunt>,
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(data)?;
+    let state = Arc::new(AppState {
+        store: Mutex::new(Store::open(data)?),
+        hunt,
+        results: Mutex::new(None),
+    });
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/events", post(ingest))
+        .route("/api/v1/detections", get(detections))
+        .route("/api/v1/operations", get(operations))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Binds `listen`, tells `ready` the address (port 0 picks a free one), and serves on a
+/// runtime of its own until stopped.
+pub fn run(
+    listen: std::net::SocketAddr,
+    data: &Path,
+    hunt: Arc<Hunt>,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        ready(listener.local_addr()?);
+        serve(listener, data, hunt).await
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct Batch {
+    /// The evidence the lines come from (a file path, a host's log): with the line, an
+    /// event's identity.
+    source: String,
+    /// The line of the batch's first line in its source (1 when not given).
+    #[serde(default = "one")]
+    first_line: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A request that cannot be taken, said to the client.
+fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": why.into() }))).into_response()
+}
+
+async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Query(batch): Query<Batch>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = match decode(&headers, &body) {
+        Ok(t) => t,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.ingest(&batch.source, batch.first_line, &text)
+    })
+    .await;
+    match stored {
+        Ok(Ok(ingested)) => (StatusCode::OK, Json(ingested)).into_response(),
+        // Not stored, so not acknowledged: the client sends the batch again.
+        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The body as text: plain, or by its `Content-Encoding` gzip or zstd.
+fn decode(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
+    let mut out = Vec::new();
+    let limit = MAX_BODY as u64 + 1;
+    let read = match encoding.as_str() {
+        "identity" => {
+            out.extend_from_slice(body);
+            Ok(0)
+        }
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        "zstd" => {
+            zstd::stream::read::Decoder::new(body).and_then(|d| d.take(limit).read_to_end(&mut out))
+        }
+        other => return Err(format!("unknown Content-Encoding {other}")),
+    };
+    read.map_err(|e| format!("cannot decode the {encoding} body: {e}"))?;
+    if out.len() > MAX_BODY {
+        return Err(format!("the batch is over {MAX_BODY} bytes decoded"));
+    }
+    String::from_utf8(out).map_err(|e| format!("the batch is not UTF-8: {e}"))
+}
+
+/// The hunt over every stored event, made again only when events came in since.
+async fn results(state: &Arc<AppState>) -> Result<Arc<Results>, Response> {
+    let state = state.clone();
+    let made = tokio::task::spawn_blocking(move || -> Result<Arc<Results>, String> {
+        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        let count = store.len().map_err(|e| e.to_string())?;
+        if let Some((n, r)) = state
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            if *n == count {
+                return Ok(r.clone());
+            }
+        }
+        // In event time already: nothing waits behind the watermark.
+        let mut live = state.hunt.stream(jiff::SignedDuration::ZERO);
+        store.replay(|e| live.push(e)).map_err(|e| e.to_string())?;
+        drop(store);
+        let mut lines = Lines(String::new());
+        let outcome = live
+            .finish(&mut lines)
+            .map_err(|e: HuntError| e.to_string())?;
+        let made = Arc::new(Results {
+            detections: lines.0,
+            operations: serde_json::to_value(&outcome.analysis).map_err(|e| e.to_string())?,
+        });
+        *state.results.lock().unwrap_or_else(|p| p.into_inner()) = Some((count, made.clone()));
+        Ok(made)
+    })
+    .await;
+    match made {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(why)) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, why)),
+        Err(e) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// Detections as JSON Lines in memory, as `hunt -o x.jsonl` writes them.
+struct Lines(String);
+
+impl DetectionSink for Lines {
+    fn detection(&mut self, d: &Detection) -> Result<(), HuntError> {
+        self.0.push_str(&serde_json::to_string(d)?);
+        self.0.push('\n');
+        Ok(())
+    }
+
+    fn held(&mut self, h: &HeldDetection) -> Result<(), HuntError> {
+        self.0.push_str(&h.json);
+        self.0.push('\n');
+        Ok(())
+    }
+}
+
+async fn detections(State(state): State<Arc<AppState>>) -> Response {
+    match results(&state).await {
+        Ok(r) => (
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            r.detections.clone(),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+async fn operations(State(state): State<Arc<AppState>>) -> Response {
+    match results(&state).await {
+        Ok(r) => Json(r.operations.clone()).into_response(),
+        Err(refused) => refused,
+    }
+}

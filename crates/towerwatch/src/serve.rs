@@ -1,0 +1,18 @@
+//! `towerwatch serve`: arguments → the hunt → the live service.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::ServeArgs;
+
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let hunt = crate::hunt::configure(&args.rules, args.assets.as_deref(), &args.context)?
+        .render_events(true)
+        .build()?;
+    towerwatch_serve::run(args.listen, &args.data, Arc::new(hunt), |addr| {
+        crate::term::sayln!("towerwatch serve: listening on http://{addr}");
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
