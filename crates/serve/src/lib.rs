@@ -12,19 +12,27 @@
 //! `GET /api/v1/detections` (JSON Lines), `GET /api/v1/operations` (the operations, waves,
 //! suspected actor and leads, as `operations.json`), `GET /healthz`.
 //!
-//! Not yet here (see issue 18): raw W3C and PostgreSQL lines, the Elasticsearch `_bulk`
-//! endpoint, `ship`, tokens and roles, the web UI, metrics. It binds 127.0.0.1 by default and
-//! has no authentication yet: it is not for a shared network.
+//! Every route but `/healthz` needs a bearer token whose role allows it ([`auth`]):
+//! `POST /api/v1/tokens` (admin) issues one, `GET /api/v1/audit` (admin) reads the
+//! append-only audit log. There are no default credentials: [`init`] issues the first admin
+//! token, once.
+//!
+//! Not yet here (see issue 18): TLS, browser sessions, rate limits, raw W3C and PostgreSQL
+//! lines, the Elasticsearch `_bulk` endpoint, `ship`, the web UI, audited reveals, metrics.
+//! It binds 127.0.0.1 by default.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
+//! let data = std::path::Path::new("data");
+//! println!("admin token: {}", towerwatch_serve::init(data)?);
 //! let hunt = Arc::new(towerwatch_hunt::Hunt::builder().build()?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! towerwatch_serve::serve(listener, std::path::Path::new("data"), hunt).await?;
+//! towerwatch_serve::serve(listener, data, hunt).await?;
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod store;
 
 use std::io::Read;
@@ -39,6 +47,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, Hunt, HuntError};
 
+use auth::{Auth, AuthError, Caller, Need, Role};
 use store::{Store, StoreError};
 
 /// Why the service stopped.
@@ -46,8 +55,18 @@ use store::{Store, StoreError};
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0} has no admin token: run `towerwatch serve --data {0} init` first (there are no default credentials)")]
+    NotInitialised(String),
+}
+
+/// Issues the first admin token of the data directory `data` (created if missing).
+pub fn init(data: &Path) -> Result<String, ServeError> {
+    std::fs::create_dir_all(data)?;
+    Ok(Auth::open(store::connect(data)?).init()?)
 }
 
 /// Largest request body taken (decompressed batches are limited by the same figure).
@@ -55,6 +74,7 @@ const MAX_BODY: usize = 64 << 20;
 
 struct AppState {
     store: Mutex<Store>,
+    auth: Auth,
     hunt: Arc<Hunt>,
     /// The last results and the number of events they were made from.
     results: Mutex<Option<(u64, Arc<Results>)>>,
@@ -74,8 +94,13 @@ pub async fn serve(
     hunt: Arc<Hunt>,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(data)?;
+    let auth = Auth::open(store::connect(data)?);
+    if !auth.initialised()? {
+        return Err(ServeError::NotInitialised(data.display().to_string()));
+    }
     let state = Arc::new(AppState {
         store: Mutex::new(Store::open(data)?),
+        auth,
         hunt,
         results: Mutex::new(None),
     });
@@ -84,6 +109,8 @@ pub async fn serve(
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/detections", get(detections))
         .route("/api/v1/operations", get(operations))
+        .route("/api/v1/tokens", post(issue_token))
+        .route("/api/v1/audit", get(audit))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
     axum::serve(listener, app)
@@ -102,6 +129,11 @@ pub fn run(
     hunt: Arc<Hunt>,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
+    // Refused before anything listens.
+    std::fs::create_dir_all(data)?;
+    if !Auth::open(store::connect(data)?).initialised()? {
+        return Err(ServeError::NotInitialised(data.display().to_string()));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -131,12 +163,78 @@ fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": why.into() }))).into_response()
 }
 
+/// The caller, if its bearer token is valid and its role may do what the route needs:
+/// 401 without a valid token, 403 when the role may not.
+fn authorize(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Caller, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(caller) = token.and_then(|t| state.auth.check(t.trim())) else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is needed",
+        ));
+    };
+    if !caller.role.can(need) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!("the {} role may not do this", caller.role.name()),
+        ));
+    }
+    Ok(caller)
+}
+
+#[derive(serde::Deserialize)]
+struct NewToken {
+    name: String,
+    role: Role,
+}
+
+async fn issue_token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match authorize(&state, &headers, Need::Admin) {
+        Ok(c) => c,
+        Err(refused) => return refused,
+    };
+    let Ok(new) = serde_json::from_slice::<NewToken>(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "expected {\"name\": …, \"role\": viewer|ingest|analyst|admin}",
+        );
+    };
+    let issued =
+        tokio::task::spawn_blocking(move || state.auth.issue(&new.name, new.role, Some(&caller)))
+            .await;
+    match issued {
+        Ok(Ok(token)) => Json(serde_json::json!({ "token": token })).into_response(),
+        Ok(Err(e)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Admin) {
+        return refused;
+    }
+    match state.auth.audit() {
+        Ok(log) => Json(log).into_response(),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 async fn ingest(
     State(state): State<Arc<AppState>>,
     Query(batch): Query<Batch>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
+        return refused;
+    }
     let text = match decode(&headers, &body) {
         Ok(t) => t,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
@@ -239,7 +337,10 @@ impl DetectionSink for Lines {
     }
 }
 
-async fn detections(State(state): State<Arc<AppState>>) -> Response {
+async fn detections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
     match results(&state).await {
         Ok(r) => (
             [(header::CONTENT_TYPE, "application/x-ndjson")],
@@ -250,7 +351,10 @@ async fn detections(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn operations(State(state): State<Arc<AppState>>) -> Response {
+async fn operations(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
     match results(&state).await {
         Ok(r) => Json(r.operations.clone()).into_response(),
         Err(refused) => refused,

@@ -35,28 +35,55 @@ pub struct Store {
 }
 
 /// Versioned schema, applied in order; `user_version` says how far a store is.
-const MIGRATIONS: &[&str] = &["CREATE TABLE events (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE events (
         source TEXT NOT NULL,
         line INTEGER NOT NULL,
         time INTEGER,
         body TEXT NOT NULL,
         PRIMARY KEY (source, line)
     ) WITHOUT ROWID;
-    CREATE INDEX events_by_time ON events (time, source, line);"];
+    CREATE INDEX events_by_time ON events (time, source, line);",
+    // Tokens (argon2 hashes only) and the audit log, which refuses change at this level too.
+    "CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        time TEXT NOT NULL,
+        token INTEGER,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+];
+
+/// A connection to the data directory's database, its schema brought up to date.
+pub fn connect(dir: &Path) -> Result<Connection, StoreError> {
+    let db = Connection::open(dir.join("events.sqlite"))?;
+    // WAL with FULL sync: a committed batch survives a crash of the process or machine.
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    let version: usize = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+        db.execute_batch(m)?;
+        db.pragma_update(None, "user_version", i + 1)?;
+    }
+    Ok(db)
+}
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = Connection::open(dir.join("events.sqlite"))?;
-        // WAL with FULL sync: a committed batch survives a crash of the process or machine.
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        let version: usize = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-            db.execute_batch(m)?;
-            db.pragma_update(None, "user_version", i + 1)?;
-        }
-        Ok(Store { db })
+        Ok(Store { db: connect(dir)? })
     }
 
     /// Stores the JSON lines of one batch of `source` whose first line is `first_line`, in

@@ -64,9 +64,11 @@ enum Command {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Where the events and results are kept (created if missing).
+    /// Where the events, tokens and audit log are kept (created if missing).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
     /// Address to listen on; port 0 picks a free one (the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8480")]
     pub listen: std::net::SocketAddr,
@@ -392,6 +394,13 @@ pub struct DumpArgs {
     pub layout: LayoutArgs,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum ServeAction {
+    /// Issue the data directory's first admin token and print it once (there are no default
+    /// credentials; refused when an admin token exists).
+    Init,
 }
 
 #[derive(Subcommand)]

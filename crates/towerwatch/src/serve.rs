@@ -8,6 +8,13 @@ use anyhow::Result;
 use crate::ServeArgs;
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    if let Some(crate::ServeAction::Init) = args.action {
+        let token = towerwatch_serve::init(&args.data)?;
+        crate::term::sayln!(
+            "towerwatch serve: the first admin token, shown this once (only its hash is kept):\n{token}"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let hunt = crate::hunt::configure(&args.rules, args.assets.as_deref(), &args.context)?
         .render_events(true)
         .build()?;

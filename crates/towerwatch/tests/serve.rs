@@ -16,10 +16,21 @@ use common::{files_under, towerwatch};
 struct Server {
     child: Child,
     addr: String,
+    token: String,
+}
+
+/// The data directory's first admin token (`serve init` prints it once).
+fn init(data: &Path) -> String {
+    let out = towerwatch(&["serve", "--data", data.to_str().unwrap(), "init"]);
+    common::text(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("tw_"))
+        .expect("a token is printed")
+        .to_string()
 }
 
 impl Server {
-    fn start(data: &Path, key: &Path) -> Server {
+    fn start(data: &Path, key: &Path, token: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
             .args([
                 "serve",
@@ -45,7 +56,11 @@ impl Server {
             .next()
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            token: token.to_string(),
+        }
     }
 
     /// One HTTP/1.1 request; the status and the body.
@@ -58,9 +73,10 @@ impl Server {
     ) -> (u16, Vec<u8>) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n",
             self.addr,
-            body.len()
+            body.len(),
+            self.token
         );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -192,8 +208,9 @@ fn shipped_events_give_the_hunts_detections_and_operations_and_survive_a_kill() 
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap().lines().count() as u64)
         .sum();
+    let token = init(&data);
     {
-        let server = Server::start(&data, &key);
+        let server = Server::start(&data, &key, &token);
         assert_eq!(server.request("GET", "/healthz", &[], b"").0, 200);
         let accepted: u64 = files.iter().map(|f| ship(&server, f)).sum();
         assert_eq!(accepted, lines);
@@ -212,7 +229,7 @@ fn shipped_events_give_the_hunts_detections_and_operations_and_survive_a_kill() 
         assert!(got == want, "detections differ from the hunt's");
         assert_eq!(server.json("/api/v1/operations"), want_ops);
     } // SIGKILL
-    let server = Server::start(&data, &key);
+    let server = Server::start(&data, &key, &token);
     assert_eq!(server.detections(), want, "after a kill and restart");
     // A line that is no event is named, the rest of its batch taken.
     let (status, reply) = server.request(

@@ -1,0 +1,223 @@
+//! Who may do what: bearer tokens, stored as argon2 hashes only, each with one role; and the
+//! audit log of what was done with them (append-only: no route edits or deletes it).
+//!
+//! A token reads `tw_<id>_<secret>`: the id finds its row, the secret is checked against
+//! the row's hash. There are no default credentials: `towerwatch serve init` issues the
+//! first admin token and prints it once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads the results.
+    Viewer,
+    /// Sends events (a shipper's token): nothing else.
+    Ingest,
+    /// Reads the results and sends events.
+    Analyst,
+    /// Everything, and issues tokens and reads the audit log.
+    Admin,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    Ingest,
+    Admin,
+}
+
+impl Role {
+    pub fn can(self, need: Need) -> bool {
+        match need {
+            Need::Read => matches!(self, Role::Viewer | Role::Analyst | Role::Admin),
+            Need::Ingest => matches!(self, Role::Ingest | Role::Analyst | Role::Admin),
+            Need::Admin => self == Role::Admin,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Ingest => "ingest",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        [Role::Viewer, Role::Ingest, Role::Analyst, Role::Admin]
+            .into_iter()
+            .find(|r| r.name() == s)
+    }
+}
+
+/// The holder of a valid token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("token store: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot make a token: {0}")]
+    Token(String),
+    #[error("an admin token exists already: `serve init` issues the first one only")]
+    Initialised,
+}
+
+/// Tokens and the audit log, in the data directory's database.
+pub struct Auth {
+    db: Mutex<Connection>,
+    /// Tokens already checked, by a digest of the whole token (argon2 is slow on purpose;
+    /// a token is checked against its hash once per process).
+    checked: Mutex<HashMap<[u8; 32], Caller>>,
+}
+
+impl Auth {
+    pub fn open(db: Connection) -> Auth {
+        Auth {
+            db: Mutex::new(db),
+            checked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether an admin token exists (a store without one serves nobody).
+    pub fn initialised(&self) -> Result<bool, AuthError> {
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let admins: i64 = db.query_row(
+            "SELECT count(*) FROM tokens WHERE role = 'admin'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(admins > 0)
+    }
+
+    /// The first admin token, once.
+    pub fn init(&self) -> Result<String, AuthError> {
+        if self.initialised()? {
+            return Err(AuthError::Initialised);
+        }
+        self.issue("first admin", Role::Admin, None)
+    }
+
+    /// A new token for `name` with `role`; only its hash is kept.
+    pub fn issue(&self, name: &str, role: Role, by: Option<&Caller>) -> Result<String, AuthError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| AuthError::Token(e.to_string()))?;
+        let secret = hex(&secret);
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| AuthError::Token(e.to_string()))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Token(e.to_string()))?;
+        let hash = Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .map_err(|e| AuthError::Token(e.to_string()))?
+            .to_string();
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        db.execute(
+            "INSERT INTO tokens (name, role, hash, created) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.name(), hash, now()],
+        )?;
+        let id = db.last_insert_rowid();
+        drop(db);
+        self.record(
+            by,
+            "issue token",
+            &format!("{name} ({}) as token {id}", role.name()),
+        )?;
+        Ok(format!("tw_{id}_{secret}"))
+    }
+
+    /// The caller a bearer token names, if it is valid.
+    pub fn check(&self, token: &str) -> Option<Caller> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(c) = self
+            .checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Some(c.clone());
+        }
+        let (id, secret) = token.strip_prefix("tw_")?.split_once('_')?;
+        let id: i64 = id.parse().ok()?;
+        let row: Option<(String, String, String)> = self
+            .db
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .query_row(
+                "SELECT name, role, hash FROM tokens WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .ok()?;
+        let (name, role, hash) = row?;
+        let parsed = PasswordHash::new(&hash).ok()?;
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .ok()?;
+        let caller = Caller {
+            token: id,
+            name,
+            role: Role::parse(&role)?,
+        };
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, caller.clone());
+        Some(caller)
+    }
+
+    /// Appends to the audit log: who (a token, or the server itself), what, and about what.
+    pub fn record(&self, by: Option<&Caller>, action: &str, detail: &str) -> Result<(), AuthError> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner()).execute(
+            "INSERT INTO audit (time, token, who, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                now(),
+                by.map(|c| c.token),
+                by.map_or("towerwatch serve init", |c| c.name.as_str()),
+                action,
+                detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit(&self) -> Result<Vec<serde_json::Value>, AuthError> {
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q =
+            db.prepare("SELECT time, token, who, action, detail FROM audit ORDER BY rowid")?;
+        let rows = q.query_map([], |r| {
+            Ok(serde_json::json!({
+                "time": r.get::<_, String>(0)?,
+                "token": r.get::<_, Option<i64>>(1)?,
+                "who": r.get::<_, String>(2)?,
+                "action": r.get::<_, String>(3)?,
+                "detail": r.get::<_, String>(4)?,
+            }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
