@@ -117,7 +117,7 @@ impl Correlator {
         }
         // Ties in time are ordered by the records themselves, so the stories do not depend
         // on which worker read what, or in which order a stream delivered it.
-        let key = (n.time, e.origin.order_key());
+        let key = (n.time, e.order_key());
         if let Err(e) = self.nodes.push(key, n) {
             self.error.get_or_insert(e);
         }

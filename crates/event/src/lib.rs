@@ -139,9 +139,8 @@ impl Origin {
 }
 
 /// The order of records that share a time, from what they are rather than from when they
-/// were read: a digest of the source's name, then the position in it. Stages that sort by
-/// `(time, OrderKey)` give the same result whether inputs come as files on parallel workers
-/// or as one shuffled live stream.
+/// were read. Stages that sort by `(time, OrderKey)` give the same result whether inputs
+/// come as files on parallel workers or as one shuffled live stream.
 pub type OrderKey = (u64, u64);
 
 impl Origin {
@@ -261,6 +260,27 @@ impl Event {
             "line": line,
             "fields": self.fields_json(),
         })
+    }
+
+    /// This event's [`OrderKey`]: a record that names itself (a Windows event's host, channel
+    /// and record id) is ordered by that, whatever file or request it came in; others by
+    /// their source and position ([`Origin::order_key`]).
+    pub fn order_key(&self) -> OrderKey {
+        match (&self.computer, &self.channel, self.record_id_or_locator()) {
+            (Some(host), Some(channel), Some(record)) => {
+                let named = source_digest(host) ^ source_digest(channel).rotate_left(1);
+                (named, record)
+            }
+            _ => self.origin.order_key(),
+        }
+    }
+
+    /// The Windows record id: the locator of an EVTX record, or the one a JSON event carries.
+    fn record_id_or_locator(&self) -> Option<u64> {
+        match self.origin.locator {
+            Locator::Record(r) => Some(r),
+            Locator::Line(_) => self.record_id,
+        }
     }
 
     /// [`fields_json`](Self::fields_json) written as text, the same bytes serde_json writes

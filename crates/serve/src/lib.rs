@@ -33,6 +33,7 @@
 //! ```
 
 pub mod auth;
+pub mod bulk;
 pub mod store;
 
 use std::io::Read;
@@ -40,7 +41,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -110,6 +111,11 @@ pub async fn serve(
         .route("/api/v1/detections", get(detections))
         .route("/api/v1/operations", get(operations))
         .route("/api/v1/tokens", post(issue_token))
+        // What Elasticsearch shippers (Beats, Elastic Agent, Fluent Bit, Vector) speak.
+        .route("/", get(es_info).head(es_info))
+        .route("/_license", get(es_license))
+        .route("/_bulk", post(es_bulk).put(es_bulk))
+        .route("/{index}/_bulk", post(es_bulk_index).put(es_bulk_index))
         .route("/api/v1/audit", get(audit))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
@@ -334,6 +340,108 @@ impl DetectionSink for Lines {
         self.0.push_str(&h.json);
         self.0.push('\n');
         Ok(())
+    }
+}
+
+/// A reply as Elasticsearch gives it (its clients check the product header).
+fn elastic(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [("X-Elastic-Product", "Elasticsearch")], Json(body)).into_response()
+}
+
+async fn es_info() -> Response {
+    elastic(StatusCode::OK, bulk::info())
+}
+
+async fn es_license() -> Response {
+    elastic(
+        StatusCode::OK,
+        serde_json::json!({"license": {"status": "active", "type": "basic", "uid": "towerwatch"}}),
+    )
+}
+
+async fn es_bulk_index(
+    state: State<Arc<AppState>>,
+    UrlPath(index): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bulk_into(state, &index, headers, body).await
+}
+
+async fn es_bulk(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    bulk_into(state, "events", headers, body).await
+}
+
+/// Stores a bulk request's events (durable before the reply) and answers item by item.
+async fn bulk_into(
+    State(state): State<Arc<AppState>>,
+    index: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
+        return refused;
+    }
+    let clock = std::time::Instant::now();
+    let text = match decode(&headers, &body) {
+        Ok(t) => t,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let index = index.to_string();
+    let stored = tokio::task::spawn_blocking(move || {
+        let items = bulk::parse(&text, &index);
+        let events: Vec<(String, u64, Option<i64>, String)> = items
+            .iter()
+            .filter_map(|i| match i {
+                bulk::Item::Event {
+                    source,
+                    line,
+                    text,
+                    event,
+                    ..
+                } => Some((
+                    source.clone(),
+                    *line,
+                    event.timestamp.map(|t| t.as_microsecond()),
+                    text.clone(),
+                )),
+                bulk::Item::Refused { .. } => None,
+            })
+            .collect();
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        let new = store.ingest_parsed(&events)?;
+        let mut new = new.into_iter();
+        let answers: Vec<(String, String, u16, Option<String>)> = items
+            .into_iter()
+            .map(|i| match i {
+                bulk::Item::Event { index, .. } => {
+                    let created = new.next().unwrap_or(false);
+                    (
+                        "create".to_string(),
+                        index,
+                        if created { 201 } else { 200 },
+                        None,
+                    )
+                }
+                bulk::Item::Refused {
+                    action,
+                    index,
+                    status,
+                    reason,
+                } => (action, index, status, Some(reason)),
+            })
+            .collect();
+        Ok::<_, StoreError>(answers)
+    })
+    .await;
+    match stored {
+        Ok(Ok(answers)) => elastic(
+            StatusCode::OK,
+            bulk::reply(&answers, clock.elapsed().as_millis()),
+        ),
+        // Not stored, so not acknowledged: the shipper retries the whole request.
+        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

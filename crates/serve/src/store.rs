@@ -123,6 +123,26 @@ impl Store {
         Ok(out)
     }
 
+    /// Stores events already parsed, each `(source, line, time, text)`, in one transaction;
+    /// per event, whether it was new (false: the store held it already).
+    pub fn ingest_parsed(
+        &mut self,
+        events: &[(String, u64, Option<i64>, String)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let tx = self.db.transaction()?;
+        let mut new = Vec::with_capacity(events.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (source, line, time, body) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (source, line, time, text) in events {
+                new.push(insert.execute(params![source, *line as i64, time, text])? == 1);
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
     /// Events stored.
     pub fn len(&self) -> Result<u64, StoreError> {
         Ok(self

