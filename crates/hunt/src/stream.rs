@@ -71,7 +71,7 @@ impl<'h> HuntStream<'h> {
         }
         self.arrivals += 1;
         self.waiting
-            .insert((t, event.order_key(), self.arrivals), event);
+            .insert((t, event.origin.order_key(), self.arrivals), event);
         if self.newest.is_none_or(|n| t > n) {
             self.newest = Some(t);
             let watermark = t.saturating_sub(self.lateness);

@@ -5,65 +5,35 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
+use common::server::{init, Server as Running};
 use common::{files_under, towerwatch};
 
-/// A server started on a free port; killed (SIGKILL) when dropped.
+/// A server and the admin token every request here carries.
 struct Server {
-    child: Child,
-    addr: String,
+    running: Running,
     token: String,
-}
-
-/// The data directory's first admin token (`serve init` prints it once).
-fn init(data: &Path) -> String {
-    let out = towerwatch(&["serve", "--data", data.to_str().unwrap(), "init"]);
-    common::text(&out.stdout)
-        .split_whitespace()
-        .find(|w| w.starts_with("tw_"))
-        .expect("a token is printed")
-        .to_string()
 }
 
 impl Server {
     fn start(data: &Path, key: &Path, token: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
-            .args([
-                "serve",
-                "--data",
-                data.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
+        let running = Running::start(
+            data,
+            &[
                 "--key-file",
                 key.to_str().unwrap(),
                 "--min-level",
                 "informational",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit("http://")
-            .next()
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+            ],
+        );
         Server {
-            child,
-            addr,
+            running,
             token: token.to_string(),
         }
     }
 
-    /// One HTTP/1.1 request; the status and the body.
     fn request(
         &self,
         method: &str,
@@ -71,32 +41,8 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<u8>) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n",
-            self.addr,
-            body.len(),
-            self.token
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let mut body = raw[split + 4..].to_vec();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = unchunk(&body);
-        }
-        (status, body)
+        self.running
+            .request(method, path, Some(&self.token), headers, body)
     }
 
     fn json(&self, path: &str) -> serde_json::Value {
@@ -112,23 +58,52 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A simulated operator's Windows events, and what `hunt` makes of them (with a fixed key).
+struct Hunted {
+    _tmp: tempfile::TempDir,
+    windows: PathBuf,
+    key: PathBuf,
+    data: PathBuf,
+    detections: String,
+    operations: serde_json::Value,
 }
 
-fn unchunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[end + 2..end + 2 + n]);
-        b = &b[end + 4 + n..];
+fn hunted() -> Hunted {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    let s = sim.display().to_string();
+    towerwatch(&[
+        "simulate", "--days", "9", "--waves", "2", "--scale", "0.3", "--out", &s, "-q",
+    ]);
+    let windows = sim.join("evidence/windows");
+    let key = tmp.path().join("key");
+    std::fs::write(&key, "a fixed key of sixteen bytes or more").unwrap();
+    let report = tmp.path().join("report");
+    let out = tmp.path().join("d.jsonl");
+    towerwatch(&[
+        "hunt",
+        windows.to_str().unwrap(),
+        "--min-level",
+        "informational",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let detections = std::fs::read_to_string(&out).unwrap();
+    let operations = common::json(&report.join("operations.json"));
+    assert!(!detections.is_empty());
+    assert!(!operations["operations"].as_array().unwrap().is_empty());
+    Hunted {
+        data: tmp.path().join("data"),
+        _tmp: tmp,
+        windows,
+        key,
+        detections,
+        operations,
     }
 }
 
@@ -173,44 +148,18 @@ fn ship(server: &Server, file: &Path) -> u64 {
 
 #[test]
 fn shipped_events_give_the_hunts_detections_and_operations_and_survive_a_kill() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sim = tmp.path().join("sim");
-    let s = sim.display().to_string();
-    towerwatch(&[
-        "simulate", "--days", "9", "--waves", "2", "--scale", "0.3", "--out", &s, "-q",
-    ]);
-    let windows = sim.join("evidence/windows");
-    let key = tmp.path().join("key");
-    std::fs::write(&key, "a fixed key of sixteen bytes or more").unwrap();
-    let report = tmp.path().join("report");
-    let out = tmp.path().join("d.jsonl");
-    towerwatch(&[
-        "hunt",
-        windows.to_str().unwrap(),
-        "--min-level",
-        "informational",
-        "--key-file",
-        key.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    let want = sorted_lines(&std::fs::read_to_string(&out).unwrap());
-    let want_ops = common::json(&report.join("operations.json"));
-    assert!(!want.is_empty());
-    assert!(!want_ops["operations"].as_array().unwrap().is_empty());
-
-    let data = tmp.path().join("data");
-    let files = files_under(&windows);
+    let h = hunted();
+    let (windows, key, data) = (&h.windows, &h.key, &h.data);
+    let want = sorted_lines(&h.detections);
+    let want_ops = h.operations.clone();
+    let files = files_under(windows);
     let lines: u64 = files
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap().lines().count() as u64)
         .sum();
-    let token = init(&data);
+    let token = init(data);
     {
-        let server = Server::start(&data, &key, &token);
+        let server = Server::start(data, key, &token);
         assert_eq!(server.request("GET", "/healthz", &[], b"").0, 200);
         let accepted: u64 = files.iter().map(|f| ship(&server, f)).sum();
         assert_eq!(accepted, lines);
@@ -229,7 +178,7 @@ fn shipped_events_give_the_hunts_detections_and_operations_and_survive_a_kill() 
         assert!(got == want, "detections differ from the hunt's");
         assert_eq!(server.json("/api/v1/operations"), want_ops);
     } // SIGKILL
-    let server = Server::start(&data, &key, &token);
+    let server = Server::start(data, key, &token);
     assert_eq!(server.detections(), want, "after a kill and restart");
     // A line that is no event is named, the rest of its batch taken.
     let (status, reply) = server.request(
@@ -292,41 +241,14 @@ fn story(ops: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn winlogbeat_style_bulk_requests_give_the_hunts_results() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sim = tmp.path().join("sim");
-    let s = sim.display().to_string();
-    towerwatch(&[
-        "simulate", "--days", "9", "--waves", "2", "--scale", "0.3", "--out", &s, "-q",
-    ]);
-    let windows = sim.join("evidence/windows");
-    let key = tmp.path().join("key");
-    std::fs::write(&key, "a fixed key of sixteen bytes or more").unwrap();
-    let report = tmp.path().join("report");
-    let out = tmp.path().join("d.jsonl");
-    towerwatch(&[
-        "hunt",
-        windows.to_str().unwrap(),
-        "--min-level",
-        "informational",
-        "--key-file",
-        key.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    let mut want: Vec<String> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(without_place)
-        .collect();
+    let h = hunted();
+    let (windows, key, data) = (&h.windows, &h.key, &h.data);
+    let mut want: Vec<String> = h.detections.lines().map(without_place).collect();
     want.sort();
-    let want_ops = story(&common::json(&report.join("operations.json")));
+    let want_ops = story(&h.operations);
 
-    let data = tmp.path().join("data");
-    let token = init(&data);
-    let server = Server::start(&data, &key, &token);
+    let token = init(data);
+    let server = Server::start(data, key, &token);
     // The handshake a Beat makes before it sends: who is there, which version, which product.
     let (status, info) = server.request("GET", "/", &[], b"");
     assert_eq!(status, 200);
@@ -334,7 +256,7 @@ fn winlogbeat_style_bulk_requests_give_the_hunts_results() {
     assert!(info["version"]["number"].as_str().unwrap().starts_with('8'));
     let mut sent = 0u64;
     let mut first_batch = Vec::new();
-    for file in files_under(&windows) {
+    for file in files_under(windows) {
         let text = std::fs::read_to_string(&file).unwrap();
         for chunk in text.lines().collect::<Vec<_>>().chunks(400) {
             let mut body = String::new();

@@ -4,76 +4,35 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::server::Server;
 
 fn towerwatch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_towerwatch"))
         .args(args)
         .output()
         .unwrap()
 }
 
-fn start(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
-        .args([
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
-    Server { child, addr }
-}
-
-fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n",
-        body.len()
+fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let (status, reply) = server.request(
+        method,
+        path,
+        token,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
     );
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    (status, body)
+    (status, String::from_utf8(reply).unwrap())
 }
 
-fn issue(addr: &str, admin: &str, role: &str) -> String {
+fn issue(server: &Server, admin: &str, role: &str) -> String {
     let (status, body) = request(
-        addr,
+        server,
         "POST",
         "/api/v1/tokens",
         Some(admin),
@@ -108,8 +67,8 @@ fn every_route_answers_each_role_as_its_role_allows() {
     // Once only.
     assert!(!towerwatch(&["serve", "--data", d, "init"]).status.success());
 
-    let server = start(&data);
-    let a = server.addr.as_str();
+    let server = Server::start(&data, &[]);
+    let a = &server;
     let viewer = issue(a, &admin, "viewer");
     let ingest = issue(a, &admin, "ingest");
     let analyst = issue(a, &admin, "analyst");

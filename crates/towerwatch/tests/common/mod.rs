@@ -1,6 +1,8 @@
 //! Helpers the CLI tests share (each test binary uses some of them).
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
