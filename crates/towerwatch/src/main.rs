@@ -7,6 +7,7 @@ mod evaluate;
 mod hunt;
 mod interrupt;
 mod serve;
+mod ship;
 mod simulate;
 mod term;
 
@@ -60,6 +61,31 @@ enum Command {
     /// the hunt's detections and operations out. First slice: no authentication yet, so it
     /// binds 127.0.0.1.
     Serve(ServeArgs),
+    /// Send JSON Lines evidence to a `towerwatch serve`, in batches acknowledged one by one;
+    /// a state file keeps how far each file went, so a rerun resumes.
+    Ship(ShipArgs),
+}
+
+#[derive(Args)]
+pub struct ShipArgs {
+    /// JSON Lines files or directories of them (.jsonl, .ndjson; also .gz/.zst).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The server, e.g. http://127.0.0.1:8480.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// A token with the ingest role (else TOWERWATCH_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Where the acknowledged offsets are kept [default: towerwatch-ship.offsets.json].
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Lines per request.
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub batch: usize,
+    /// Seconds to keep retrying a batch the server does not take (it may be restarting).
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub retry_for: u64,
 }
 
 #[derive(Args)]
@@ -429,6 +455,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Demo(args) => evaluate::run_demo(args),
         Command::Serve(args) => serve::run(args),
+        Command::Ship(args) => ship::run(args),
     };
     match result {
         Ok(code) => code,

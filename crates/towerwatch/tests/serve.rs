@@ -321,3 +321,87 @@ fn winlogbeat_style_bulk_requests_give_the_hunts_results() {
     }
     assert_eq!(story(&server.json("/api/v1/operations")), want_ops);
 }
+
+#[test]
+fn a_server_killed_while_ship_sends_loses_nothing_acknowledged_and_counts_nothing_twice() {
+    let h = hunted();
+    let (windows, key, data) = (&h.windows, &h.key, &h.data);
+    let want = sorted_lines(&h.detections);
+    let admin = init(data);
+    // A port that stays the same across the restart.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let extra = [
+        "--key-file",
+        key.to_str().unwrap(),
+        "--min-level",
+        "informational",
+    ];
+    let first = Running::start_on(data, &listen, &extra);
+    let (_, reply) = first.request(
+        "POST",
+        "/api/v1/tokens",
+        Some(&admin),
+        &[],
+        br#"{"name": "shipper", "role": "ingest"}"#,
+    );
+    let ingest: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    let ingest = ingest["token"].as_str().unwrap().to_string();
+    let state = data.parent().unwrap().join("offsets.json");
+    let ship = |extra: &[&str]| {
+        let mut args = vec![
+            "ship".to_string(),
+            windows.display().to_string(),
+            "--to".into(),
+            format!("http://{listen}"),
+            "--token".into(),
+            ingest.clone(),
+            "--state".into(),
+            state.display().to_string(),
+            "--batch".into(),
+            "100".into(),
+            "--retry-for".into(),
+            "120".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        std::process::Command::new(env!("CARGO_BIN_EXE_towerwatch"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let shipper = ship(&[]);
+    // Kill the server once some batches are acknowledged, and start it again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !state.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was acknowledged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(first); // SIGKILL
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = Running::start_on(data, &listen, &extra);
+    let out = shipper.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let (_, body) = second.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
+    let got = sorted_lines(&String::from_utf8(body).unwrap());
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "detections differ from the hunt's after the kill"
+    );
+    // Run again: everything is acknowledged already, nothing is sent.
+    let again = ship(&[]).wait_with_output().unwrap();
+    assert!(
+        common::text(&again.stdout).contains(" 0 lines acknowledged"),
+        "{}",
+        common::text(&again.stdout)
+    );
+}

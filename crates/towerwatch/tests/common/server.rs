@@ -31,13 +31,18 @@ pub fn init(data: &Path) -> String {
 impl Server {
     /// `towerwatch serve --data DATA --listen 127.0.0.1:0 EXTRA…`, once it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// As [`start`](Self::start), on the address `listen`.
+    pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_towerwatch"))
             .args([
                 "serve",
                 "--data",
                 data.to_str().unwrap(),
                 "--listen",
-                "127.0.0.1:0",
+                listen,
             ])
             .args(extra)
             .stdout(Stdio::piped())
