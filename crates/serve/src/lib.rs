@@ -34,6 +34,7 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod ship;
 pub mod store;
 
 use std::io::Read;
