@@ -10,7 +10,8 @@
 //! Routes: `POST /api/v1/events?source=NAME&first_line=N` (one JSON object per line; the
 //! reply counts what was accepted, already held and rejected, with line numbers),
 //! `GET /api/v1/detections` (JSON Lines), `GET /api/v1/operations` (the operations, waves,
-//! suspected actor and leads, as `operations.json`), `GET /healthz`.
+//! suspected actor and leads, as `operations.json`), `GET /metrics` (Prometheus' text:
+//! events accepted, duplicates, rejected, refused requests, stored), `GET /healthz`.
 //!
 //! Every route but `/healthz` needs a bearer token whose role allows it ([`auth`]):
 //! `POST /api/v1/tokens` (admin) issues one, `GET /api/v1/audit` (admin) reads the
@@ -18,7 +19,7 @@
 //! token, once.
 //!
 //! Not yet here (see issue 18): TLS, browser sessions, rate limits, raw W3C and PostgreSQL
-//! lines, the Elasticsearch `_bulk` endpoint, `ship`, the web UI, audited reveals, metrics.
+//! lines, `ship --follow`, the web UI, audited reveals, latency histograms.
 //! It binds 127.0.0.1 by default.
 //!
 //! ```no_run
@@ -80,6 +81,47 @@ struct AppState {
     hunt: Arc<Hunt>,
     /// The last results and the number of events they were made from.
     results: Mutex<Option<(u64, Arc<Results>)>>,
+    metrics: Metrics,
+}
+
+/// Counters for `/metrics` (Prometheus' text format), since the process started.
+#[derive(Default)]
+struct Metrics {
+    accepted: std::sync::atomic::AtomicU64,
+    duplicates: std::sync::atomic::AtomicU64,
+    rejected: std::sync::atomic::AtomicU64,
+    refused_requests: std::sync::atomic::AtomicU64,
+}
+
+impl Metrics {
+    fn add(&self, counter: &std::sync::atomic::AtomicU64, n: u64) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn text(&self, stored: u64) -> String {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        format!(
+            "# HELP towerwatch_events_accepted_total Events stored (durable) since start.\n\
+             # TYPE towerwatch_events_accepted_total counter\n\
+             towerwatch_events_accepted_total {}\n\
+             # HELP towerwatch_events_duplicate_total Events sent again (already held).\n\
+             # TYPE towerwatch_events_duplicate_total counter\n\
+             towerwatch_events_duplicate_total {}\n\
+             # HELP towerwatch_events_rejected_total Lines or documents that were no event.\n\
+             # TYPE towerwatch_events_rejected_total counter\n\
+             towerwatch_events_rejected_total {}\n\
+             # HELP towerwatch_requests_refused_total Requests refused (authorization, bad bodies, store errors).\n\
+             # TYPE towerwatch_requests_refused_total counter\n\
+             towerwatch_requests_refused_total {}\n\
+             # HELP towerwatch_events_stored Events in the store.\n\
+             # TYPE towerwatch_events_stored gauge\n\
+             towerwatch_events_stored {stored}\n",
+            get(&self.accepted),
+            get(&self.duplicates),
+            get(&self.rejected),
+            get(&self.refused_requests),
+        )
+    }
 }
 
 /// What the hunt over every stored event gives.
@@ -105,6 +147,7 @@ pub async fn serve(
         auth,
         hunt,
         results: Mutex::new(None),
+        metrics: Metrics::default(),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -118,6 +161,7 @@ pub async fn serve(
         .route("/_bulk", post(es_bulk).put(es_bulk))
         .route("/{index}/_bulk", post(es_bulk_index).put(es_bulk_index))
         .route("/api/v1/audit", get(audit))
+        .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
     axum::serve(listener, app)
@@ -246,13 +290,20 @@ async fn ingest(
         Ok(t) => t,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
+    let state_metrics = state.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         store.ingest(&batch.source, batch.first_line, &text)
     })
     .await;
     match stored {
-        Ok(Ok(ingested)) => (StatusCode::OK, Json(ingested)).into_response(),
+        Ok(Ok(ingested)) => {
+            let m = &state_metrics.metrics;
+            m.add(&m.accepted, ingested.accepted);
+            m.add(&m.duplicates, ingested.duplicates);
+            m.add(&m.rejected, ingested.rejected.len() as u64);
+            (StatusCode::OK, Json(ingested)).into_response()
+        }
         // Not stored, so not acknowledged: the client sends the batch again.
         Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -389,6 +440,7 @@ async fn bulk_into(
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
     let index = index.to_string();
+    let state_metrics = state.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let items = bulk::parse(&text, &index);
         let events: Vec<(String, u64, Option<i64>, String)> = items
@@ -436,14 +488,39 @@ async fn bulk_into(
     })
     .await;
     match stored {
-        Ok(Ok(answers)) => elastic(
-            StatusCode::OK,
-            bulk::reply(&answers, clock.elapsed().as_millis()),
-        ),
+        Ok(Ok(answers)) => {
+            let m = &state_metrics.metrics;
+            for (_, _, status, _) in &answers {
+                match status {
+                    201 => m.add(&m.accepted, 1),
+                    200 => m.add(&m.duplicates, 1),
+                    _ => m.add(&m.rejected, 1),
+                }
+            }
+            elastic(
+                StatusCode::OK,
+                bulk::reply(&answers, clock.elapsed().as_millis()),
+            )
+        }
         // Not stored, so not acknowledged: the shipper retries the whole request.
         Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
+    let stored = {
+        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.len().unwrap_or(0)
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.text(stored),
+    )
+        .into_response()
 }
 
 async fn detections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -173,6 +173,19 @@ fn shipped_events_give_the_hunts_detections_and_operations_and_survive_a_kill() 
         let r: serde_json::Value = serde_json::from_slice(&reply).unwrap();
         assert_eq!(r["accepted"], 0, "{r}");
         assert!(r["duplicates"].as_u64().unwrap() > 0);
+        // What came in is counted for Prometheus.
+        let (_, metrics) = server.request("GET", "/metrics", &[], b"");
+        let metrics = String::from_utf8(metrics).unwrap();
+        let counter = |name: &str| -> u64 {
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in {metrics}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(counter("towerwatch_events_accepted_total"), lines);
+        assert_eq!(counter("towerwatch_events_stored"), lines);
+        assert!(counter("towerwatch_events_duplicate_total") > 0);
         let got = server.detections();
         assert_eq!(got.len(), want.len());
         assert!(got == want, "detections differ from the hunt's");

@@ -76,7 +76,7 @@ fn every_route_answers_each_role_as_its_role_allows() {
     let forged = format!("{}0", &admin[..admin.len() - 1]);
     let event = "{\"EventID\": 4625, \"Channel\": \"Security\", \"Computer\": \"DC01\"}\n";
     let token_body = "{\"name\": \"x\", \"role\": \"viewer\"}";
-    let routes: [(&str, &str, &str, [u16; 6]); 6] = [
+    let routes: [(&str, &str, &str, [u16; 6]); 7] = [
         // method, path, body, status for: none, forged, viewer, ingest, analyst, admin
         ("GET", "/healthz", "", [200, 200, 200, 200, 200, 200]),
         (
@@ -104,6 +104,7 @@ fn every_route_answers_each_role_as_its_role_allows() {
             [401, 401, 403, 403, 403, 200],
         ),
         ("GET", "/api/v1/audit", "", [401, 401, 403, 403, 403, 200]),
+        ("GET", "/metrics", "", [401, 401, 200, 403, 200, 200]),
     ];
     let callers = [
         None,
