@@ -304,11 +304,6 @@ impl Hunt {
         }
     }
 
-    /// A worker's scratch space for the engine.
-    pub(crate) fn scratch(&self) -> Scratch {
-        self.engine.scratch()
-    }
-
     /// One event through the engine and into the stages.
     pub(crate) fn take(&self, stages: &mut Stages<'_>, scratch: &mut Scratch, mut event: Event) {
         if event.computer.is_none() && towerwatch_cdr::record::is_database(&event) {
@@ -365,7 +360,7 @@ impl Hunt {
     /// A worker for the stream and the files alike.
     pub(crate) fn worker(&self) -> Worker<'_> {
         Worker {
-            scratch: self.scratch(),
+            scratch: self.engine.scratch(),
             stages: self.stages(),
         }
     }

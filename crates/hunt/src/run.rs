@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use towerwatch_correlate::{Correlator, Options, Place};
+use towerwatch_correlate::Options;
 use towerwatch_sigma::Level;
 use towerwatch_sources::Input;
 
@@ -91,7 +91,7 @@ impl Hunt {
         if let Some(cap) = summary
             .caps
             .iter_mut()
-            .find(|c| c.stage == "Sigma correlations")
+            .find(|c| c.stage == stages::CORRELATIONS_STAGE)
         {
             cap.dropped = correlation_dropped;
         }
@@ -118,7 +118,14 @@ impl Hunt {
             extra.push((f.request.place.clone(), catalog.webshell));
             joined.push((f.request.place.clone(), f.child.place.clone()));
         }
-        let analysis = finish_linking(correlator, &extra, &joined, &catalog.rules, self, &routine)?;
+        let analysis = correlator.finish_with(
+            &extra,
+            &joined,
+            &catalog.rules,
+            &self.assets,
+            &Options::default(),
+            Some(&routine),
+        )?;
         // Detections, in input order: routine ones below medium with the reason, unless their
         // operation stands without them; then the joins, correlations and database findings.
         // A detection by its place (source, record id, line) and rule.
@@ -223,23 +230,4 @@ impl Hunt {
             late: 0,
         })
     }
-}
-
-/// The stories linked, with the estate's routine.
-fn finish_linking(
-    correlator: Correlator,
-    extra: &[(Place, u32)],
-    joined: &[(Place, Place)],
-    rules: &[towerwatch_correlate::RuleInfo],
-    hunt: &Hunt,
-    routine: &towerwatch_correlate::routine::Routine,
-) -> Result<towerwatch_correlate::Analysis, HuntError> {
-    Ok(correlator.finish_with(
-        extra,
-        joined,
-        rules,
-        &hunt.assets,
-        &Options::default(),
-        Some(routine),
-    )?)
 }

@@ -117,7 +117,7 @@ impl Auth {
     pub fn issue(&self, name: &str, role: Role, by: Option<&Caller>) -> Result<String, AuthError> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| AuthError::Token(e.to_string()))?;
-        let secret = hex(&secret);
+        let secret = towerwatch_hunt::rules::hex(&secret);
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(|e| AuthError::Token(e.to_string()))?;
         let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Token(e.to_string()))?;
@@ -216,8 +216,4 @@ impl Auth {
 
 fn now() -> String {
     jiff::Timestamp::now().to_string()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -164,9 +164,7 @@ impl Shipper {
     /// Writes the offsets whole (a new file renamed over the old one).
     fn save(&self, offsets: &Offsets) -> Result<(), ShipError> {
         let bytes = serde_json::to_vec_pretty(offsets).expect("offsets serialise");
-        let partial = self.state.with_extension("partial");
-        std::fs::write(&partial, bytes)
-            .and_then(|_| std::fs::rename(&partial, &self.state))
+        towerwatch_report::write_whole(&self.state, &bytes)
             .map_err(|e| ShipError::Io(format!("cannot write {}: {e}", self.state.display())))
     }
 }

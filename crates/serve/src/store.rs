@@ -95,31 +95,27 @@ impl Store {
         body: &str,
     ) -> Result<Ingested, StoreError> {
         let mut out = Ingested::default();
-        let tx = self.db.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (source, line, time, body) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (i, text) in body.lines().enumerate() {
-                let line = first_line + i as u64;
-                if text.trim().is_empty() {
-                    continue;
+        let mut events = Vec::new();
+        for (i, text) in body.lines().enumerate() {
+            let line = first_line + i as u64;
+            if text.trim().is_empty() {
+                continue;
+            }
+            match parse(source, line, text) {
+                Ok(e) => {
+                    let time = e.timestamp.map(|t| t.as_microsecond());
+                    events.push((source.to_string(), line, time, text.to_string()));
                 }
-                match parse(source, line, text) {
-                    Ok(e) => {
-                        let time = e.timestamp.map(|t| t.as_microsecond());
-                        let n = insert.execute(params![source, line as i64, time, text])?;
-                        if n == 1 {
-                            out.accepted += 1;
-                        } else {
-                            out.duplicates += 1;
-                        }
-                    }
-                    Err(error) => out.rejected.push(Rejected { line, error }),
-                }
+                Err(error) => out.rejected.push(Rejected { line, error }),
             }
         }
-        tx.commit()?;
+        for new in self.ingest_parsed(&events)? {
+            if new {
+                out.accepted += 1;
+            } else {
+                out.duplicates += 1;
+            }
+        }
         Ok(out)
     }
 

@@ -6,6 +6,9 @@ use towerwatch_sigma::correlation::{Feeds, Pending, MAX_HELD_HITS};
 
 use super::{Cap, Matched, Stage};
 
+/// The name the stage's cap goes by (its evaluation's drops are added to it at the end).
+pub const STAGE: &str = "Sigma correlations";
+
 pub struct CorrelationHits<'h> {
     feeds: &'h Feeds,
     hits: Vec<Pending>,
@@ -48,7 +51,7 @@ impl Stage for CorrelationHits<'_> {
         // The feeds count their refusals across workers; the evaluation adds its own at
         // the end (see `Feeds::finish`).
         vec![Cap {
-            stage: "Sigma correlations",
+            stage: STAGE,
             holds: "matches held, open groups and their hits",
             limit: MAX_HELD_HITS,
             dropped: 0,

@@ -26,9 +26,6 @@ impl Stage for Database {
     type Output = Statements;
 
     fn observe(&mut self, m: &Matched<'_>) {
-        if !towerwatch_cdr::record::is_database(m.event) {
-            return;
-        }
         if let Some(d) = DbEvent::from_event(m.event) {
             self.statements.push(d);
         }

@@ -15,7 +15,7 @@ mod linker;
 mod routine;
 mod webshell;
 
-pub use correlations::CorrelationHits;
+pub use correlations::{CorrelationHits, STAGE as CORRELATIONS_STAGE};
 pub use coverage::Coverage;
 pub use database::Database;
 pub use detections::Detections;
