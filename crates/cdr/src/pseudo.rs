@@ -79,19 +79,43 @@ impl Pseudonymizer {
         if self.reveal {
             return text.to_string();
         }
-        static DIGITS: OnceLock<Regex> = OnceLock::new();
-        let re = DIGITS.get_or_init(|| Regex::new(r"\+?\b\d{10,16}\b").expect("valid regex"));
-        re.replace_all(text, |c: &regex::Captures<'_>| {
-            let digits = c[0].trim_start_matches('+');
-            let kind = match digits.len() {
-                15 if luhn_ok(digits) => IdKind::Imei,
-                15 => IdKind::Imsi,
-                _ => IdKind::Msisdn,
-            };
-            self.id(kind, &normalise(kind, digits))
-        })
-        .into_owned()
+        digit_runs()
+            .replace_all(text, |c: &regex::Captures<'_>| {
+                let digits = c[0].trim_start_matches('+');
+                let kind = match digits.len() {
+                    15 if luhn_ok(digits) => IdKind::Imei,
+                    15 => IdKind::Imsi,
+                    _ => IdKind::Msisdn,
+                };
+                self.id(kind, &normalise(kind, digits))
+            })
+            .into_owned()
     }
+}
+
+impl Pseudonymizer {
+    /// The identifier in `text` (normalised) whose pseudonym is `pseudonym`, if one is there:
+    /// how the key's holder re-identifies, by recomputing (no output holds a way back).
+    /// Looks at the runs of digits [`redact`](Self::redact) would replace.
+    pub fn find_in(&self, pseudonym: &str, text: &str) -> Option<String> {
+        let kind = match pseudonym.split_once('-')?.0 {
+            "M" => IdKind::Msisdn,
+            "I" => IdKind::Imsi,
+            "E" => IdKind::Imei,
+            _ => return None,
+        };
+        let hiding = Pseudonymizer::new(&self.key, false);
+        digit_runs().find_iter(text).find_map(|m| {
+            let n = normalise(kind, m.as_str().trim_start_matches('+'));
+            (hiding.id(kind, &n) == pseudonym).then_some(n)
+        })
+    }
+}
+
+/// Runs of 10–16 digits, an optional `+` before: what may be a subscriber's number.
+fn digit_runs() -> &'static Regex {
+    static DIGITS: OnceLock<Regex> = OnceLock::new();
+    DIGITS.get_or_init(|| Regex::new(r"\+?\b\d{10,16}\b").expect("valid regex"))
 }
 
 #[cfg(test)]
@@ -119,6 +143,22 @@ mod tests {
             Pseudonymizer::new(b"k1", true).id(IdKind::Msisdn, "999700000001"),
             "999700000001"
         );
+    }
+
+    #[test]
+    fn the_key_finds_an_identifier_by_its_pseudonym_and_another_key_does_not() {
+        let text = "select * from cdr where msisdn = '+999700000002' or imsi = '001010000000001'";
+        let p = Pseudonymizer::new(b"the operator's key", false);
+        let m = p.id(IdKind::Msisdn, "999700000002");
+        let i = p.id(IdKind::Imsi, "001010000000001");
+        assert_eq!(p.find_in(&m, text).as_deref(), Some("999700000002"));
+        assert_eq!(p.find_in(&i, text).as_deref(), Some("001010000000001"));
+        assert_eq!(
+            Pseudonymizer::new(b"another key", false).find_in(&m, text),
+            None
+        );
+        assert_eq!(p.find_in(&m, "no number here 12345"), None);
+        assert_eq!(p.find_in("X-123", text), None);
     }
 
     #[test]

@@ -258,6 +258,16 @@ impl Hunt {
         &self.refused
     }
 
+    /// How inputs are read (the PostgreSQL prefix, access-log layout, strictness).
+    pub fn read_options(&self) -> &ReadOptions {
+        &self.pipeline.read
+    }
+
+    /// The pseudonymiser of the database audit's outputs, and how it shows identifiers.
+    pub fn pseudonyms(&self) -> (&Pseudonymizer, &str) {
+        (&self.pseudonyms, &self.shown)
+    }
+
     /// `embedded` or the rule paths given.
     pub fn rules_origin(&self) -> &str {
         &self.origin

@@ -18,7 +18,8 @@ fn colour(k: usize) -> &'static str {
     C[k % C.len()]
 }
 
-const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}\
+/// The style sheet of the report and of the live service's pages.
+pub const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}\
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}\
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}\
 th{background:#f4f4f4}.sev-critical{color:#b30000;font-weight:bold}.sev-high{color:#d7301f}.sev-medium{color:#b8860b}\
@@ -32,7 +33,7 @@ svg{max-width:100%;height:auto}svg .label{paint-order:stroke;stroke:#fff;stroke-
 .matrix .hit{padding:2px 3px;color:#fff;overflow-wrap:anywhere}.matrix .hit b{display:block;font-weight:600}";
 
 /// A time as the tables show it: to the second, UTC, whole on one line; the exact time on hover.
-fn when(iso: &str) -> Markup {
+pub fn when(iso: &str) -> Markup {
     let short = iso
         .parse::<jiff::Timestamp>()
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
@@ -88,13 +89,13 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
                         }
                     }
                 }
-                (summary_table(a))
+                (operations_table(&a.operations, |op| format!("#{}", op.id)))
                 h2 { "Lateral movement" }
-                (movement_graph(a))
+                (movement_graph(&a.operations))
                 h2 { "Timeline" }
-                (timeline(a))
+                (timeline(&a.operations))
                 h2 { "ATT&CK matrix" }
-                (matrix(a))
+                (matrix(&a.operations))
                 @if let Some(x) = &meta.exposure {
                     h2 id="exposure" { "Exposure" }
                     p {
@@ -104,13 +105,13 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
                         (x.total.counterparties) " counterparties were revealed by their records; "
                         (x.total.bulk_reads) " bulk reads."
                     }
-                    (exposure_table(&x.total))
+                    (exposure_table(&x.total, None))
                 }
                 @for (k, op) in a.operations.iter().enumerate() {
                     (operation(op, k))
                     @if let Some(x) = meta.exposure.as_ref().and_then(|x| x.by_operation.get(&op.id)) {
                         h4 { "Exposure of " (op.id) }
-                        (exposure_table(x))
+                        (exposure_table(x, None))
                     }
                 }
                 @if !a.leads.is_empty() {
@@ -139,7 +140,8 @@ pub fn html(a: &Analysis, meta: &Meta) -> String {
     s
 }
 
-fn summary_table(a: &Analysis) -> Markup {
+/// The operations, one row each; `link` gives where an operation's id leads.
+pub fn operations_table(ops: &[Operation], link: impl Fn(&Operation) -> String) -> Markup {
     html! {
         h2 { "Operations" }
         table id="operations" {
@@ -147,9 +149,9 @@ fn summary_table(a: &Analysis) -> Markup {
                 th { "id" } th { "wave" } th { "severity" } th { "score" } th { "start" }
                 th { "end" } th { "root cause" } th { "hosts" } th { "tactics" } th { "events" }
             }
-            @for op in &a.operations {
+            @for op in ops {
                 tr {
-                    td { a href=(format!("#{}", op.id)) { (op.id) } }
+                    td { a href=(link(op)) { (op.id) } }
                     td { (crate::wave_name(op.wave)) }
                     td class=(format!("sev-{}", op.severity)) { (op.severity) }
                     td { (op.score) }
@@ -166,9 +168,9 @@ fn summary_table(a: &Analysis) -> Markup {
 }
 
 /// Hosts on a circle, arrows for every host-to-host step, coloured by operation.
-fn movement_graph(a: &Analysis) -> Markup {
+pub fn movement_graph(ops: &[Operation]) -> Markup {
     let mut hosts: BTreeMap<&str, bool> = BTreeMap::new();
-    for op in &a.operations {
+    for op in ops {
         for h in &op.hosts {
             let e = hosts.entry(h.host.as_str()).or_default();
             *e |= h.crown_jewel;
@@ -194,7 +196,7 @@ fn movement_graph(a: &Analysis) -> Markup {
                     path d="M0,0L10,5L0,10z" fill="#444" {}
                 }
             }
-            @for (k, op) in a.operations.iter().enumerate() {
+            @for (k, op) in ops.iter().enumerate() {
                 @for e in &op.movement {
                     @if let (Some(p), Some(q)) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) {
                         // The line stops at the target's circle, so the arrowhead points at
@@ -213,10 +215,14 @@ fn movement_graph(a: &Analysis) -> Markup {
             }
             @for (name, jewel) in &hosts {
                 @let (x, y) = pos[name];
+                // The name sits outside the circle of hosts, where no edge runs (every
+                // edge is a chord inside it).
+                @let (ux, uy) = ((x - cx) / r, (y - cy) / r);
+                @let anchor = if ux > 0.3 { "start" } else if ux < -0.3 { "end" } else { "middle" };
                 g class="node" {
                     circle cx=(n(x)) cy=(n(y)) r="12"
                         fill=(if *jewel { "#fdd0a2" } else { "#e8eef4" }) stroke="#333" {}
-                    text class="label" x=(n(x)) y=(n(y + 26.0)) text-anchor="middle" {
+                    text class="label" x=(n(x + ux * 20.0)) y=(n(y + uy * 22.0 + 4.0)) text-anchor=(anchor) {
                         (name) @if *jewel { " ★" }
                     }
                 }
@@ -226,7 +232,7 @@ fn movement_graph(a: &Analysis) -> Markup {
             }
         }
         p class="legend" {
-            @for (k, op) in a.operations.iter().enumerate() {
+            @for (k, op) in ops.iter().enumerate() {
                 span { i style=(format!("background:{}", colour(k))) {} (op.id) " (" (crate::wave_name(op.wave)) ")" }
             }
             span class="muted" { "★ crown jewel (by the asset inventory); thicker lines: more steps" }
@@ -251,10 +257,10 @@ fn micros(iso: &str) -> Option<i64> {
 }
 
 /// Rows per host, a mark per timeline entry, coloured by operation; operations as bars.
-fn timeline(a: &Analysis) -> Markup {
+pub fn timeline(ops: &[Operation]) -> Markup {
     let mut hosts: BTreeSet<&str> = BTreeSet::new();
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for op in &a.operations {
+    for op in ops {
         for e in &op.timeline {
             hosts.insert(&e.host);
         }
@@ -264,12 +270,7 @@ fn timeline(a: &Analysis) -> Markup {
         }
     }
     let rows: Vec<&str> = hosts.into_iter().collect();
-    let (left, top, row_h, width) = (
-        110.0f64,
-        24.0 + 14.0 * a.operations.len() as f64,
-        18.0f64,
-        1100.0f64,
-    );
+    let (left, top, row_h, width) = (110.0f64, 24.0 + 14.0 * ops.len() as f64, 18.0f64, 1100.0f64);
     let height = top + row_h * rows.len() as f64 + 40.0;
     if lo >= hi {
         hi = lo.saturating_add(1);
@@ -281,7 +282,7 @@ fn timeline(a: &Analysis) -> Markup {
     html! {
         svg id="timeline" xmlns="http://www.w3.org/2000/svg" width=(total_w) height=(height)
             viewBox=(format!("0 0 {total_w} {height}")) {
-            @for (k, op) in a.operations.iter().enumerate() {
+            @for (k, op) in ops.iter().enumerate() {
                 @if let (Some(a0), Some(b0)) = (micros(&op.start), micros(&op.end)) {
                     @let y = 8.0 + 14.0 * k as f64;
                     rect class="span" x=(n(x(a0))) y=(y) width=(n((x(b0) - x(a0)).max(2.0)))
@@ -296,7 +297,7 @@ fn timeline(a: &Analysis) -> Markup {
                 text x="4" y=(n(y + 12.0)) { (host) }
                 line x1=(left) y1=(n(y + 9.0)) x2=(left + width) y2=(n(y + 9.0)) stroke="#eee" {}
             }
-            @for (k, op) in a.operations.iter().enumerate() {
+            @for (k, op) in ops.iter().enumerate() {
                 @for e in &op.timeline {
                     @if let (Some(t), Some(&r)) = (micros(&e.time), row_of.get(e.host.as_str())) {
                         @let flagged = !e.rules.is_empty();
@@ -322,10 +323,10 @@ fn timeline(a: &Analysis) -> Markup {
 }
 
 /// One column per ATT&CK tactic; the techniques seen, with the operations that used them.
-fn matrix(a: &Analysis) -> Markup {
+pub fn matrix(ops: &[Operation]) -> Markup {
     let attack = Attack::get();
     let mut seen: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for op in &a.operations {
+    for op in ops {
         for t in &op.tactics {
             for tech in &t.techniques {
                 seen.entry(tech.as_str())
@@ -377,7 +378,9 @@ fn matrix(a: &Analysis) -> Markup {
     }
 }
 
-fn operation(op: &Operation, k: usize) -> Markup {
+/// One operation: root cause, hosts, tactics, actor; rules, process trees and the timeline
+/// folded (evidence on demand). `k` picks its colour.
+pub fn operation(op: &Operation, k: usize) -> Markup {
     html! {
         h2 id=(op.id) style=(format!("border-color:{}", colour(k))) {
             (op.id) " — " (crate::wave_name(op.wave)) ", "
@@ -506,12 +509,18 @@ fn process_trees(procs: &[Process]) -> Markup {
     }
 }
 
-fn exposure_table(x: &crate::ExposureView) -> Markup {
+/// Whose records were read, pseudonymised; `action`, when given, adds a last column (the
+/// live service's reveal form).
+pub fn exposure_table(
+    x: &crate::ExposureView,
+    action: Option<&dyn Fn(&crate::ExposedRow) -> Markup>,
+) -> Markup {
     html! {
         table class="exposure" {
             tr {
                 th { "subscriber" } th { "how" } th { "records" } th { "cells" }
                 th { "records from" } th { "to" }
+                @if action.is_some() { th { "identity" } }
             }
             @for r in &x.subscribers {
                 tr {
@@ -526,6 +535,7 @@ fn exposure_table(x: &crate::ExposureView) -> Markup {
                     td { (r.cells) }
                     td { (when(r.from.as_deref().unwrap_or(""))) }
                     td { (when(r.to.as_deref().unwrap_or(""))) }
+                    @if let Some(action) = action { td { (action(r)) } }
                 }
             }
         }

@@ -19,7 +19,7 @@
 //! assert!(dir.path().join("report.html").exists());
 //! ```
 
-mod html;
+pub mod html;
 mod safe;
 mod stix;
 

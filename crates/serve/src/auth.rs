@@ -21,7 +21,8 @@ pub enum Role {
     Viewer,
     /// Sends events (a shipper's token): nothing else.
     Ingest,
-    /// Reads the results and sends events.
+    /// Reads the results, sends events, and reveals a subscriber's identity (with a
+    /// reason, on the record).
     Analyst,
     /// Everything, and issues tokens and reads the audit log.
     Admin,
@@ -32,6 +33,8 @@ pub enum Role {
 pub enum Need {
     Read,
     Ingest,
+    /// Reveals a subscriber's real identifiers (with a reason, on the record).
+    Reveal,
     Admin,
 }
 
@@ -40,6 +43,7 @@ impl Role {
         match need {
             Need::Read => matches!(self, Role::Viewer | Role::Analyst | Role::Admin),
             Need::Ingest => matches!(self, Role::Ingest | Role::Analyst | Role::Admin),
+            Need::Reveal => matches!(self, Role::Analyst | Role::Admin),
             Need::Admin => self == Role::Admin,
         }
     }

@@ -29,28 +29,32 @@
 //! println!("admin token: {}", towerwatch_serve::init(data)?);
 //! let hunt = Arc::new(towerwatch_hunt::Hunt::builder().build()?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! towerwatch_serve::serve(listener, data, hunt).await?;
+//! towerwatch_serve::serve(listener, data, towerwatch_serve::Config::new(hunt)).await?;
 //! # Ok(()) }
 //! ```
 
 pub mod auth;
 pub mod bulk;
+mod metrics;
+mod results;
+mod routes;
 pub mod ship;
 pub mod store;
+mod ui;
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, Hunt, HuntError};
+use towerwatch_hunt::Hunt;
 
-use auth::{Auth, AuthError, Caller, Need, Role};
+use auth::{Auth, AuthError, Caller, Need};
+use metrics::Metrics;
+use results::Results;
 use store::{Store, StoreError};
 
 /// Why the service stopped.
@@ -72,62 +76,37 @@ pub fn init(data: &Path) -> Result<String, ServeError> {
     Ok(Auth::open(store::connect(data)?).init()?)
 }
 
+/// What the service runs.
+pub struct Config {
+    /// The hunt every stored event goes through.
+    pub hunt: Arc<Hunt>,
+    /// Whether the hunt's pseudonymisation key is the operator's (given on the command
+    /// line or in the environment): only then may an analyst reveal an identity. A random
+    /// key of the run reveals nothing anybody else could check.
+    pub operator_key: bool,
+}
+
+impl Config {
+    /// A hunt whose key is random for this run (nothing can be revealed).
+    pub fn new(hunt: Arc<Hunt>) -> Config {
+        Config {
+            hunt,
+            operator_key: false,
+        }
+    }
+}
+
 /// Largest request body taken (decompressed batches are limited by the same figure).
 const MAX_BODY: usize = 64 << 20;
 
 struct AppState {
     store: Mutex<Store>,
     auth: Auth,
-    hunt: Arc<Hunt>,
+    config: Config,
     /// The last results and the number of events they were made from.
     results: Mutex<Option<(u64, Arc<Results>)>>,
     metrics: Metrics,
-}
-
-/// Counters for `/metrics` (Prometheus' text format), since the process started.
-#[derive(Default)]
-struct Metrics {
-    accepted: std::sync::atomic::AtomicU64,
-    duplicates: std::sync::atomic::AtomicU64,
-    rejected: std::sync::atomic::AtomicU64,
-    refused_requests: std::sync::atomic::AtomicU64,
-}
-
-impl Metrics {
-    fn add(&self, counter: &std::sync::atomic::AtomicU64, n: u64) {
-        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn text(&self, stored: u64) -> String {
-        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        format!(
-            "# HELP towerwatch_events_accepted_total Events stored (durable) since start.\n\
-             # TYPE towerwatch_events_accepted_total counter\n\
-             towerwatch_events_accepted_total {}\n\
-             # HELP towerwatch_events_duplicate_total Events sent again (already held).\n\
-             # TYPE towerwatch_events_duplicate_total counter\n\
-             towerwatch_events_duplicate_total {}\n\
-             # HELP towerwatch_events_rejected_total Lines or documents that were no event.\n\
-             # TYPE towerwatch_events_rejected_total counter\n\
-             towerwatch_events_rejected_total {}\n\
-             # HELP towerwatch_requests_refused_total Requests refused (authorization, bad bodies, store errors).\n\
-             # TYPE towerwatch_requests_refused_total counter\n\
-             towerwatch_requests_refused_total {}\n\
-             # HELP towerwatch_events_stored Events in the store.\n\
-             # TYPE towerwatch_events_stored gauge\n\
-             towerwatch_events_stored {stored}\n",
-            get(&self.accepted),
-            get(&self.duplicates),
-            get(&self.rejected),
-            get(&self.refused_requests),
-        )
-    }
-}
-
-/// What the hunt over every stored event gives.
-struct Results {
-    detections: String,
-    operations: serde_json::Value,
+    sessions: ui::Sessions,
 }
 
 /// Serves until the process is stopped (Ctrl-C or SIGTERM end it gracefully: requests in
@@ -135,7 +114,7 @@ struct Results {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     data: &Path,
-    hunt: Arc<Hunt>,
+    config: Config,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(data)?;
     let auth = Auth::open(store::connect(data)?);
@@ -145,24 +124,38 @@ pub async fn serve(
     let state = Arc::new(AppState {
         store: Mutex::new(Store::open(data)?),
         auth,
-        hunt,
+        config,
         results: Mutex::new(None),
         metrics: Metrics::default(),
+        sessions: ui::Sessions::default(),
     });
+    use routes::{admin, ingest, read, reveal};
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/events", post(ingest))
-        .route("/api/v1/detections", get(detections))
-        .route("/api/v1/operations", get(operations))
-        .route("/api/v1/tokens", post(issue_token))
+        .route("/api/v1/events", post(ingest::events))
+        .route("/api/v1/lines", post(ingest::lines))
+        .route("/api/v1/detections", get(read::detections))
+        .route("/api/v1/operations", get(read::operations))
+        .route("/api/v1/exposure", get(read::exposure))
+        .route("/api/v1/sources", get(read::sources))
+        .route("/api/v1/reveal", post(reveal::api))
+        .route("/api/v1/tokens", post(admin::issue_token))
+        .route("/api/v1/audit", get(admin::audit))
         // What Elasticsearch shippers (Beats, Elastic Agent, Fluent Bit, Vector) speak.
-        .route("/", get(es_info).head(es_info))
-        .route("/_license", get(es_license))
-        .route("/_bulk", post(es_bulk).put(es_bulk))
-        .route("/{index}/_bulk", post(es_bulk_index).put(es_bulk_index))
-        .route("/api/v1/audit", get(audit))
-        .route("/metrics", get(metrics))
+        .route("/", get(ingest::es_info).head(ingest::es_info))
+        .route("/_license", get(ingest::es_license))
+        .route("/_bulk", post(ingest::es_bulk).put(ingest::es_bulk))
+        .route(
+            "/{index}/_bulk",
+            post(ingest::es_bulk_index).put(ingest::es_bulk_index),
+        )
+        .route("/metrics", get(read::metrics))
+        .merge(ui::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_refusals,
+        ))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -172,12 +165,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// Counts every request answered with an error status, for `/metrics`.
+async fn count_refusals(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        state.metrics.add(&state.metrics.refused_requests, 1);
+    }
+    response
+}
+
 /// Binds `listen`, tells `ready` the address (port 0 picks a free one), and serves on a
 /// runtime of its own until stopped.
 pub fn run(
     listen: std::net::SocketAddr,
     data: &Path,
-    hunt: Arc<Hunt>,
+    config: Config,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
     // Refused before anything listens.
@@ -191,22 +198,8 @@ pub fn run(
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         ready(listener.local_addr()?);
-        serve(listener, data, hunt).await
+        serve(listener, data, config).await
     })
-}
-
-#[derive(serde::Deserialize)]
-struct Batch {
-    /// The evidence the lines come from (a file path, a host's log): with the line, an
-    /// event's identity.
-    source: String,
-    /// The line of the batch's first line in its source (1 when not given).
-    #[serde(default = "one")]
-    first_line: u64,
-}
-
-fn one() -> u64 {
-    1
 }
 
 /// A request that cannot be taken, said to the client.
@@ -234,315 +227,4 @@ fn authorize(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Caller
         ));
     }
     Ok(caller)
-}
-
-#[derive(serde::Deserialize)]
-struct NewToken {
-    name: String,
-    role: Role,
-}
-
-async fn issue_token(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let caller = match authorize(&state, &headers, Need::Admin) {
-        Ok(c) => c,
-        Err(refused) => return refused,
-    };
-    let Ok(new) = serde_json::from_slice::<NewToken>(&body) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "expected {\"name\": …, \"role\": viewer|ingest|analyst|admin}",
-        );
-    };
-    let issued =
-        tokio::task::spawn_blocking(move || state.auth.issue(&new.name, new.role, Some(&caller)))
-            .await;
-    match issued {
-        Ok(Ok(token)) => Json(serde_json::json!({ "token": token })).into_response(),
-        Ok(Err(e)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Admin) {
-        return refused;
-    }
-    match state.auth.audit() {
-        Ok(log) => Json(log).into_response(),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn ingest(
-    State(state): State<Arc<AppState>>,
-    Query(batch): Query<Batch>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
-        return refused;
-    }
-    let text = match decode(&headers, &body) {
-        Ok(t) => t,
-        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
-    };
-    let state_metrics = state.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        store.ingest(&batch.source, batch.first_line, &text)
-    })
-    .await;
-    match stored {
-        Ok(Ok(ingested)) => {
-            let m = &state_metrics.metrics;
-            m.add(&m.accepted, ingested.accepted);
-            m.add(&m.duplicates, ingested.duplicates);
-            m.add(&m.rejected, ingested.rejected.len() as u64);
-            (StatusCode::OK, Json(ingested)).into_response()
-        }
-        // Not stored, so not acknowledged: the client sends the batch again.
-        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// The body as text: plain, or by its `Content-Encoding` gzip or zstd.
-fn decode(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .to_ascii_lowercase();
-    let mut out = Vec::new();
-    let limit = MAX_BODY as u64 + 1;
-    let read = match encoding.as_str() {
-        "identity" => {
-            out.extend_from_slice(body);
-            Ok(0)
-        }
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out),
-        "zstd" => {
-            zstd::stream::read::Decoder::new(body).and_then(|d| d.take(limit).read_to_end(&mut out))
-        }
-        other => return Err(format!("unknown Content-Encoding {other}")),
-    };
-    read.map_err(|e| format!("cannot decode the {encoding} body: {e}"))?;
-    if out.len() > MAX_BODY {
-        return Err(format!("the batch is over {MAX_BODY} bytes decoded"));
-    }
-    String::from_utf8(out).map_err(|e| format!("the batch is not UTF-8: {e}"))
-}
-
-/// The hunt over every stored event, made again only when events came in since.
-async fn results(state: &Arc<AppState>) -> Result<Arc<Results>, Response> {
-    let state = state.clone();
-    let made = tokio::task::spawn_blocking(move || -> Result<Arc<Results>, String> {
-        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        let count = store.len().map_err(|e| e.to_string())?;
-        if let Some((n, r)) = state
-            .results
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            if *n == count {
-                return Ok(r.clone());
-            }
-        }
-        // In event time already: nothing waits behind the watermark.
-        let mut live = state.hunt.stream(jiff::SignedDuration::ZERO);
-        store.replay(|e| live.push(e)).map_err(|e| e.to_string())?;
-        drop(store);
-        let mut lines = Lines(String::new());
-        let outcome = live
-            .finish(&mut lines)
-            .map_err(|e: HuntError| e.to_string())?;
-        let made = Arc::new(Results {
-            detections: lines.0,
-            operations: serde_json::to_value(&outcome.analysis).map_err(|e| e.to_string())?,
-        });
-        *state.results.lock().unwrap_or_else(|p| p.into_inner()) = Some((count, made.clone()));
-        Ok(made)
-    })
-    .await;
-    match made {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(why)) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, why)),
-        Err(e) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
-}
-
-/// Detections as JSON Lines in memory, as `hunt -o x.jsonl` writes them.
-struct Lines(String);
-
-impl DetectionSink for Lines {
-    fn detection(&mut self, d: &Detection) -> Result<(), HuntError> {
-        self.0.push_str(&serde_json::to_string(d)?);
-        self.0.push('\n');
-        Ok(())
-    }
-
-    fn held(&mut self, h: &HeldDetection) -> Result<(), HuntError> {
-        self.0.push_str(&h.json);
-        self.0.push('\n');
-        Ok(())
-    }
-}
-
-/// A reply as Elasticsearch gives it (its clients check the product header).
-fn elastic(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, [("X-Elastic-Product", "Elasticsearch")], Json(body)).into_response()
-}
-
-async fn es_info() -> Response {
-    elastic(StatusCode::OK, bulk::info())
-}
-
-async fn es_license() -> Response {
-    elastic(
-        StatusCode::OK,
-        serde_json::json!({"license": {"status": "active", "type": "basic", "uid": "towerwatch"}}),
-    )
-}
-
-async fn es_bulk_index(
-    state: State<Arc<AppState>>,
-    UrlPath(index): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    bulk_into(state, &index, headers, body).await
-}
-
-async fn es_bulk(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    bulk_into(state, "events", headers, body).await
-}
-
-/// Stores a bulk request's events (durable before the reply) and answers item by item.
-async fn bulk_into(
-    State(state): State<Arc<AppState>>,
-    index: &str,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
-        return refused;
-    }
-    let clock = std::time::Instant::now();
-    let text = match decode(&headers, &body) {
-        Ok(t) => t,
-        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
-    };
-    let index = index.to_string();
-    let state_metrics = state.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let items = bulk::parse(&text, &index);
-        let events: Vec<(String, u64, Option<i64>, String)> = items
-            .iter()
-            .filter_map(|i| match i {
-                bulk::Item::Event {
-                    source,
-                    line,
-                    text,
-                    event,
-                    ..
-                } => Some((
-                    source.clone(),
-                    *line,
-                    event.timestamp.map(|t| t.as_microsecond()),
-                    text.clone(),
-                )),
-                bulk::Item::Refused { .. } => None,
-            })
-            .collect();
-        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        let new = store.ingest_parsed(&events)?;
-        let mut new = new.into_iter();
-        let answers: Vec<(String, String, u16, Option<String>)> = items
-            .into_iter()
-            .map(|i| match i {
-                bulk::Item::Event { index, .. } => {
-                    let created = new.next().unwrap_or(false);
-                    (
-                        "create".to_string(),
-                        index,
-                        if created { 201 } else { 200 },
-                        None,
-                    )
-                }
-                bulk::Item::Refused {
-                    action,
-                    index,
-                    status,
-                    reason,
-                } => (action, index, status, Some(reason)),
-            })
-            .collect();
-        Ok::<_, StoreError>(answers)
-    })
-    .await;
-    match stored {
-        Ok(Ok(answers)) => {
-            let m = &state_metrics.metrics;
-            for (_, _, status, _) in &answers {
-                match status {
-                    201 => m.add(&m.accepted, 1),
-                    200 => m.add(&m.duplicates, 1),
-                    _ => m.add(&m.rejected, 1),
-                }
-            }
-            elastic(
-                StatusCode::OK,
-                bulk::reply(&answers, clock.elapsed().as_millis()),
-            )
-        }
-        // Not stored, so not acknowledged: the shipper retries the whole request.
-        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Read) {
-        return refused;
-    }
-    let stored = {
-        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        store.len().unwrap_or(0)
-    };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.text(stored),
-    )
-        .into_response()
-}
-
-async fn detections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Read) {
-        return refused;
-    }
-    match results(&state).await {
-        Ok(r) => (
-            [(header::CONTENT_TYPE, "application/x-ndjson")],
-            r.detections.clone(),
-        )
-            .into_response(),
-        Err(refused) => refused,
-    }
-}
-
-async fn operations(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Read) {
-        return refused;
-    }
-    match results(&state).await {
-        Ok(r) => Json(r.operations.clone()).into_response(),
-        Err(refused) => refused,
-    }
 }

@@ -1,4 +1,5 @@
-//! The shipper: JSON Lines evidence to a `towerwatch serve`, in batches, each retried until
+//! The shipper: evidence to a `towerwatch serve` (JSON Lines as events, text logs as their
+//! lines, each to its endpoint), in batches, each retried until
 //! the server acknowledges it; how far each file is acknowledged is kept in a state file, so
 //! a shipper or a server that stops and starts again resumes where it was, and the server's
 //! idempotent store makes a batch sent twice harmless.
@@ -67,6 +68,7 @@ impl Shipper {
     pub fn ship_file(
         &self,
         path: &Path,
+        endpoint: Endpoint,
         offsets: &mut Offsets,
         rejected: &mut dyn FnMut(&str, u64, &str),
     ) -> Result<u64, ShipError> {
@@ -99,7 +101,7 @@ impl Shipper {
             }
             // The batch's first line is the first one not yet acknowledged.
             let first = first.max(done + 1);
-            self.send(&source, first, &batch, rejected)?;
+            self.send(endpoint, &source, first, &batch, rejected)?;
             sent += n as u64;
             offsets.insert(source.clone(), line_no);
             self.save(offsets)?;
@@ -109,12 +111,17 @@ impl Shipper {
     /// Posts one batch until the server acknowledges it (retries back off to 5 s).
     fn send(
         &self,
+        endpoint: Endpoint,
         source: &str,
         first: u64,
         batch: &str,
         rejected: &mut dyn FnMut(&str, u64, &str),
     ) -> Result<(), ShipError> {
-        let url = format!("{}/api/v1/events", self.to.trim_end_matches('/'));
+        let path = match endpoint {
+            Endpoint::Events => "events",
+            Endpoint::Lines => "lines",
+        };
+        let url = format!("{}/api/v1/{path}", self.to.trim_end_matches('/'));
         let started = Instant::now();
         let mut wait = Duration::from_millis(200);
         loop {
@@ -169,12 +176,35 @@ impl Shipper {
     }
 }
 
-/// Whether a file is shipped: JSON Lines (`.jsonl`, `.ndjson`, also `.gz`/`.zst`).
-pub fn is_json_lines(p: &Path) -> bool {
-    let name = p.to_string_lossy().to_ascii_lowercase();
-    let name = name
-        .strip_suffix(".gz")
-        .or_else(|| name.strip_suffix(".zst"))
-        .unwrap_or(&name);
-    name.ends_with(".jsonl") || name.ends_with(".ndjson")
+/// Where a file's lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/api/v1/events`: one JSON event per line.
+    Events,
+    /// `/api/v1/lines`: a text log's lines as written, read whole by the server.
+    Lines,
+}
+
+/// Which endpoint takes `path`, by what its first bytes are (decompressed): JSON Lines are
+/// events, text logs (W3C, PostgreSQL, access logs, Zeek, audit exports) their lines.
+/// EVTX and JSON documents are not shipped yet (`Err` says why).
+pub fn endpoint_of(path: &Path) -> Result<Endpoint, String> {
+    use std::io::Read;
+    use towerwatch_sources::Format;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let (reader, _) = towerwatch_sources::decompressed(file).map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    reader
+        .take(4096)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    match towerwatch_sources::sniff(&head) {
+        Format::JsonLines => Ok(Endpoint::Events),
+        Format::Evtx => Err("EVTX is not shipped yet: hunt it, or export it as JSON Lines".into()),
+        Format::JsonDocuments => {
+            Err("JSON documents are not shipped yet: one event per line is".into())
+        }
+        Format::Unknown => Err("not a log towerwatch reads".into()),
+        _ => Ok(Endpoint::Lines),
+    }
 }

@@ -4,13 +4,22 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use towerwatch_event::{Event, Origin};
+
+use towerwatch_sources::{read_input, Input, InputReport, ReadOptions};
 
 /// The store could not be opened, written or read.
 #[derive(Debug, thiserror::Error)]
-#[error("event store: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub enum StoreError {
+    #[error("event store: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("event store: cannot write the text logs out to read them: {0}")]
+    Scratch(std::io::Error),
+}
 
 /// One line of a batch that is not an event, with why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,8 +39,21 @@ pub struct Ingested {
     pub rejected: Vec<Rejected>,
 }
 
+/// One source as the ingest health shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceHealth {
+    pub source: String,
+    /// `JSON events` or `text log lines`.
+    pub kind: &'static str,
+    pub count: u64,
+    /// The newest event time of JSON events (microseconds since the epoch).
+    pub newest: Option<i64>,
+}
+
 pub struct Store {
     db: Connection,
+    /// The data directory (text logs are read from a scratch directory inside it).
+    dir: PathBuf,
 }
 
 /// Versioned schema, applied in order; `user_version` says how far a store is.
@@ -63,6 +85,14 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // Text logs as they are written (W3C, PostgreSQL, access logs, Zeek): read whole, per
+    // source, as `hunt` reads the file (a statement may span lines, a header sets the layout).
+    "CREATE TABLE raw_lines (
+        source TEXT NOT NULL,
+        line INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (source, line)
+    ) WITHOUT ROWID;",
 ];
 
 /// A connection to the data directory's database, its schema brought up to date.
@@ -83,7 +113,10 @@ pub fn connect(dir: &Path) -> Result<Connection, StoreError> {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        Ok(Store { db: connect(dir)? })
+        Ok(Store {
+            db: connect(dir)?,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Stores the JSON lines of one batch of `source` whose first line is `first_line`, in
@@ -139,29 +172,183 @@ impl Store {
         Ok(new)
     }
 
+    /// Stores the lines of one batch of a text log `source` whose first line is `first_line`,
+    /// in one transaction. They are read as events when the results are made, with the rest
+    /// of their source; no line is refused here (a line alone may be half a record).
+    pub fn ingest_raw(
+        &mut self,
+        source: &str,
+        first_line: u64,
+        body: &str,
+    ) -> Result<Ingested, StoreError> {
+        let tx = self.db.transaction()?;
+        let mut out = Ingested::default();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO raw_lines (source, line, text) VALUES (?1, ?2, ?3)",
+            )?;
+            for (i, text) in body.lines().enumerate() {
+                let line = first_line + i as u64;
+                if insert.execute(params![source, line as i64, text])? == 1 {
+                    out.accepted += 1;
+                } else {
+                    out.duplicates += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Each text log's lines as one text, by source; a line not (yet) received is an empty
+    /// line, so every line keeps its number.
+    pub fn raw_sources(&self, mut each: impl FnMut(&str, &str)) -> Result<(), StoreError> {
+        let mut q = self
+            .db
+            .prepare("SELECT source, line, text FROM raw_lines ORDER BY source, line")?;
+        let mut rows = q.query([])?;
+        let (mut current, mut text, mut next) = (None::<String>, String::new(), 1i64);
+        while let Some(row) = rows.next()? {
+            let source: String = row.get(0)?;
+            let line: i64 = row.get(1)?;
+            if current.as_deref() != Some(source.as_str()) {
+                if let Some(done) = current.take() {
+                    each(&done, &text);
+                }
+                (current, next) = (Some(source), 1);
+                text.clear();
+            }
+            while next < line {
+                text.push('\n');
+                next += 1;
+            }
+            text.push_str(&row.get::<_, String>(2)?);
+            text.push('\n');
+            next = line + 1;
+        }
+        if let Some(done) = current {
+            each(&done, &text);
+        }
+        Ok(())
+    }
+
+    /// Per source, what came in: events or lines, and the newest event time (microseconds).
+    pub fn sources(&self) -> Result<Vec<SourceHealth>, StoreError> {
+        let mut q = self.db.prepare(
+            "SELECT source, 'events', count(*), max(time) FROM events GROUP BY source
+             UNION ALL SELECT source, 'lines', count(*), NULL FROM raw_lines GROUP BY source
+             ORDER BY 1",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok(SourceHealth {
+                source: r.get(0)?,
+                kind: if r.get::<_, String>(1)? == "events" {
+                    "JSON events"
+                } else {
+                    "text log lines"
+                },
+                count: r.get::<_, i64>(2)? as u64,
+                newest: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The first answer `find` gives for the text of a stored event or text log line.
+    pub fn find_text<T>(
+        &self,
+        mut find: impl FnMut(&str) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        for sql in ["SELECT body FROM events", "SELECT text FROM raw_lines"] {
+            let mut q = self.db.prepare(sql)?;
+            let mut rows = q.query([])?;
+            while let Some(row) = rows.next()? {
+                if let Some(found) = find(row.get_ref(0)?.as_str().unwrap_or("")) {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Events stored.
     pub fn len(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .db
-            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))?
-            as u64)
+        Ok(self.db.query_row(
+            "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM raw_lines)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self
-            .db
-            .query_row("SELECT 1 FROM events LIMIT 1", [], |r| r.get::<_, i64>(0))
-            .optional()?
-            .is_none())
+        Ok(self.len()? == 0)
     }
 
-    /// Every stored event in event time (those without a time first), then source and line.
-    pub fn replay(&self, mut each: impl FnMut(Event)) -> Result<(), StoreError> {
+    /// Every stored event in event time (those without a time first), then source and
+    /// line: the JSON events as stored, merged with the text logs read whole by `read` (as
+    /// `hunt` reads their files). What the text logs held that is no event is returned, per
+    /// source.
+    pub fn replay(
+        &self,
+        read: &ReadOptions,
+        mut each: impl FnMut(Event),
+    ) -> Result<Vec<InputReport>, StoreError> {
+        // Written out as files, one directory per source directory, so a log series is read
+        // as `hunt` reads its directory (PostgreSQL sessions open across its files); the
+        // events then carry their source's name again.
+        let scratch = tempfile::tempdir_in(&self.dir).map_err(StoreError::Scratch)?;
+        let mut names: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+        let mut dirs: HashMap<String, PathBuf> = HashMap::new();
+        let mut written = Ok(());
+        self.raw_sources(|source, text| {
+            let (dir, file) = source.rsplit_once(['/', '\\']).unwrap_or(("", source));
+            let n = dirs.len();
+            let dir = dirs
+                .entry(dir.to_string())
+                .or_insert_with(|| scratch.path().join(n.to_string()));
+            let path = dir.join(if file.is_empty() { "log" } else { file });
+            let wrote = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, text));
+            if written.is_ok() {
+                written = wrote;
+            }
+            names.insert(path.display().to_string().into(), source.into());
+        })?;
+        written.map_err(StoreError::Scratch)?;
+        let read = ReadOptions {
+            pg_sessions: Default::default(),
+            ..read.clone()
+        };
+        let mut texts: Vec<Event> = Vec::new();
+        let mut reports = Vec::new();
+        for (path, source) in &names {
+            let mut sink = |r: Result<Event, towerwatch_sources::SourceError>| {
+                if let Ok(mut e) = r {
+                    e.origin.source = source.clone();
+                    texts.push(e);
+                }
+            };
+            let mut report = read_input(&Input::File(PathBuf::from(&**path)), &read, &mut sink);
+            report.source = source.clone();
+            reports.push(report);
+        }
+        reports.sort_by(|a, b| a.source.cmp(&b.source));
+        texts.sort_by(|a, b| {
+            (a.timestamp, &*a.origin.source, a.origin.locator).cmp(&(
+                b.timestamp,
+                &*b.origin.source,
+                b.origin.locator,
+            ))
+        });
+        let mut texts = texts.into_iter().peekable();
         let mut q = self
             .db
-            .prepare("SELECT source, line, body FROM events ORDER BY time, source, line")?;
+            .prepare("SELECT source, line, body, time FROM events ORDER BY time, source, line")?;
         let mut rows = q.query([])?;
         while let Some(row) = rows.next()? {
+            let time: Option<i64> = row.get(3)?;
+            while let Some(t) = texts.next_if(|e| e.timestamp.map(|t| t.as_microsecond()) <= time) {
+                each(t);
+            }
             let source: String = row.get(0)?;
             let line: i64 = row.get(1)?;
             let body: String = row.get(2)?;
@@ -170,7 +357,8 @@ impl Store {
                 each(e);
             }
         }
-        Ok(())
+        texts.for_each(each);
+        Ok(reports)
     }
 }
 

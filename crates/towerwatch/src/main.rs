@@ -57,11 +57,12 @@ enum Command {
     /// Simulate a small operator into a temporary directory, hunt it, analyse its CDR store,
     /// and score both against the ground truth.
     Demo(DemoArgs),
-    /// Run the live service: events in over HTTP (JSON Lines, durable before acknowledged),
-    /// the hunt's detections and operations out. First slice: no authentication yet, so it
-    /// binds 127.0.0.1.
+    /// Run the live service: events in over HTTP (JSON Lines, text log lines, Elasticsearch
+    /// bulk; durable before acknowledged), the hunt's detections, operations and exposure
+    /// out, a web UI at /ui; bearer tokens with roles, audited reveals. Binds 127.0.0.1.
     Serve(ServeArgs),
-    /// Send JSON Lines evidence to a `towerwatch serve`, in batches acknowledged one by one;
+    /// Send evidence to a `towerwatch serve` (JSON Lines as events, text logs as lines), in
+    /// batches acknowledged one by one;
     /// a state file keeps how far each file went, so a rerun resumes.
     Ship(ShipArgs),
 }

@@ -18,7 +18,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let hunt = crate::hunt::configure(&args.rules, args.assets.as_deref(), &args.context)?
         .render_events(true)
         .build()?;
-    towerwatch_serve::run(args.listen, &args.data, Arc::new(hunt), |addr| {
+    // Reveals need the operator's key, not one drawn for this run.
+    let operator_key = args.context.key_file.is_some()
+        || std::env::var_os(towerwatch_cdr::context::KEY_ENV).is_some();
+    let config = towerwatch_serve::Config {
+        hunt: Arc::new(hunt),
+        operator_key,
+    };
+    towerwatch_serve::run(args.listen, &args.data, config, |addr| {
         crate::term::sayln!("towerwatch serve: listening on http://{addr}");
     })?;
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use towerwatch_serve::ship::{is_json_lines, Shipper};
+use towerwatch_serve::ship::{endpoint_of, Shipper};
 
 use crate::term::{complainln, sayln};
 use crate::ShipArgs;
@@ -31,26 +31,27 @@ pub fn run(args: ShipArgs) -> Result<ExitCode> {
     for p in &problems {
         complainln!("towerwatch ship: {p}");
     }
-    let (mut files, mut lines) = (0, 0u64);
+    let (mut files, mut lines, mut skipped) = (0, 0u64, 0);
     for input in &inputs {
         let towerwatch_sources::Input::File(path) = input else {
             complainln!("towerwatch ship: stdin is not shipped (give files)");
             continue;
         };
-        if !is_json_lines(path) {
-            complainln!(
-                "towerwatch ship: {} skipped: only JSON Lines are shipped yet",
-                path.display()
-            );
-            continue;
-        }
+        let endpoint = match endpoint_of(path) {
+            Ok(e) => e,
+            Err(why) => {
+                complainln!("towerwatch ship: {} skipped: {why}", path.display());
+                skipped += 1;
+                continue;
+            }
+        };
         files += 1;
-        lines += shipper.ship_file(path, &mut offsets, &mut |source, line, why| {
+        lines += shipper.ship_file(path, endpoint, &mut offsets, &mut |source, line, why| {
             complainln!("towerwatch ship: {source}:{line}: {why}");
         })?;
     }
     sayln!(
-        "towerwatch ship: {files} files, {lines} lines acknowledged by {}",
+        "towerwatch ship: {files} files, {lines} lines acknowledged by {}; {skipped} files skipped",
         args.to
     );
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,6 @@
 //! Operations end to end: a simulated campaign hunted with `--report`, scored against its
 //! ground truth; and the HTML report of the real attack corpus opened in headless Chromium.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
@@ -200,13 +199,6 @@ fn each_simulated_wave_is_one_operation_attributed_to_gallium() {
     assert!(csv.lines().count() > 100);
 }
 
-/// Where test artifacts (the screenshot) go: `target/test-artifacts`.
-fn artifacts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The report of a simulated operator (evidence the repository makes itself, so a fresh clone
 /// runs this), with its operations, graphics and exposure, renders in a real browser.
 #[test]
@@ -313,7 +305,7 @@ fn the_report_renders_in_headless_chromium() {
     // The exposure the CDR analytics found is in the page, pseudonymised.
     assert!(dom.contains("id=\"exposure\""), "no exposure section");
     assert!(dom.contains("M-"), "no pseudonymised subscriber");
-    let shot = artifacts().join("report.png");
+    let shot = common::artifacts().join("report.png");
     let _ = std::fs::remove_file(&shot);
     browser(&[
         format!("--screenshot={}", shot.display()),

@@ -76,7 +76,9 @@ fn every_route_answers_each_role_as_its_role_allows() {
     let forged = format!("{}0", &admin[..admin.len() - 1]);
     let event = "{\"EventID\": 4625, \"Channel\": \"Security\", \"Computer\": \"DC01\"}\n";
     let token_body = "{\"name\": \"x\", \"role\": \"viewer\"}";
-    let routes: [(&str, &str, &str, [u16; 6]); 7] = [
+    let bulk = "{\"create\": {}}\n{\"@timestamp\": \"2019-03-05T14:11:00Z\", \"winlog\": {\"event_id\": 4625, \"channel\": \"Security\", \"computer_name\": \"DC01\"}}\n";
+    let reveal = "{\"subscriber\": \"M-000000000000000000000000\", \"reason\": \"case 1\"}";
+    let routes: [(&str, &str, &str, [u16; 6]); 14] = [
         // method, path, body, status for: none, forged, viewer, ingest, analyst, admin
         ("GET", "/healthz", "", [200, 200, 200, 200, 200, 200]),
         (
@@ -105,6 +107,30 @@ fn every_route_answers_each_role_as_its_role_allows() {
         ),
         ("GET", "/api/v1/audit", "", [401, 401, 403, 403, 403, 200]),
         ("GET", "/metrics", "", [401, 401, 200, 403, 200, 200]),
+        (
+            "POST",
+            "/api/v1/lines?source=u_ex190305.log",
+            "#Fields: date time cs-uri-stem\n",
+            [401, 401, 403, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/exposure",
+            "",
+            [401, 401, 200, 403, 200, 200],
+        ),
+        ("GET", "/api/v1/sources", "", [401, 401, 200, 403, 200, 200]),
+        // Past the role check, this server has no operator key: 409, nothing revealed.
+        (
+            "POST",
+            "/api/v1/reveal",
+            reveal,
+            [401, 401, 403, 403, 409, 409],
+        ),
+        // Elasticsearch's handshake is open (Beats make it before sending); bulk is not.
+        ("GET", "/", "", [200, 200, 200, 200, 200, 200]),
+        ("GET", "/_license", "", [200, 200, 200, 200, 200, 200]),
+        ("POST", "/_bulk", bulk, [401, 401, 403, 200, 200, 200]),
     ];
     let callers = [
         None,
@@ -118,6 +144,87 @@ fn every_route_answers_each_role_as_its_role_allows() {
         for (caller, status) in callers.iter().zip(want) {
             let (got, reply) = request(a, method, path, *caller, body);
             assert_eq!(got, status, "{method} {path} as {caller:?}: {reply}");
+        }
+    }
+    // The web UI: a session per token (an ingest token may not sign in), each page as the
+    // role allows; without a session, the sign-in page.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let pages: [(&str, &str, [u16; 4]); 7] = [
+        // path, form body, status for: no session, viewer, analyst, admin
+        ("/ui/operations", "", [303, 200, 200, 200]),
+        ("/ui/operations/OP-999", "", [303, 404, 404, 404]),
+        ("/ui/exposure", "", [303, 200, 200, 200]),
+        ("/ui/rules", "", [303, 200, 200, 200]),
+        ("/ui/sources", "", [303, 200, 200, 200]),
+        ("/ui/audit", "", [303, 403, 403, 200]),
+        // With the session's CSRF token: the viewer is refused, the others reach the
+        // reveal (no operator key here: 409).
+        (
+            "/ui/reveal",
+            "subscriber=M-000000000000000000000000&reason=case+1",
+            [303, 403, 409, 409],
+        ),
+    ];
+    let (status, _, _) = a.exchange(
+        "POST",
+        "/ui/login",
+        None,
+        &form,
+        format!("token={ingest}").as_bytes(),
+    );
+    assert_eq!(status, 403, "an ingest token signed in");
+    let (status, _, _) = a.exchange(
+        "POST",
+        "/ui/login",
+        None,
+        &form,
+        format!("token={forged}").as_bytes(),
+    );
+    assert_eq!(status, 401, "a forged token signed in");
+    let mut sessions = vec![None];
+    for token in [&viewer, &analyst, &admin] {
+        let (status, head, _) = a.exchange(
+            "POST",
+            "/ui/login",
+            None,
+            &form,
+            format!("token={token}").as_bytes(),
+        );
+        assert_eq!(status, 303, "{head}");
+        let cookie = head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_string();
+        let (_, _, page) = a.exchange("GET", "/ui/operations", None, &[("Cookie", &cookie)], b"");
+        let page = common::text(&page);
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a CSRF token in the page")
+            + 19;
+        let csrf = page[at..at + 64].to_string();
+        sessions.push(Some((cookie, csrf)));
+    }
+    for (path, body, want) in pages {
+        for (session, status) in sessions.iter().zip(want) {
+            let mut headers = form.to_vec();
+            let mut body = body.to_string();
+            if let Some((cookie, csrf)) = session {
+                headers.push(("Cookie", cookie.as_str()));
+                body = format!("csrf={csrf}&{body}");
+            }
+            let method = if path == "/ui/reveal" { "POST" } else { "GET" };
+            let (got, head, reply) = a.exchange(method, path, None, &headers, body.as_bytes());
+            assert_eq!(
+                got,
+                status,
+                "{method} {path} as {session:?}: {head}\n{}",
+                common::text(&reply)
+            );
+            if got == 303 {
+                assert!(head.contains("location: /ui/login"), "{head}");
+            }
         }
     }
     // The audit log names what the admin did, and no route changes it.

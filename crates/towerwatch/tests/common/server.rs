@@ -70,6 +70,19 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<u8>) {
+        let (status, _, body) = self.exchange(method, path, token, headers, body);
+        (status, body)
+    }
+
+    /// One request; the status, the reply's head (header names in lower case) and its body.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -88,7 +101,14 @@ impl Server {
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let head = String::from_utf8_lossy(&raw[..split])
+            .lines()
+            .map(|l| match l.split_once(':') {
+                Some((k, v)) => format!("{}:{v}", k.to_ascii_lowercase()),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
         let mut body = raw[split + 4..].to_vec();
         if head
@@ -97,7 +117,7 @@ impl Server {
         {
             body = unchunk(&body);
         }
-        (status, body)
+        (status, head, body)
     }
 }
 

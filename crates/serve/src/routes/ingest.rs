@@ -1,0 +1,243 @@
+//! Events in: JSON Lines, text log lines, and Elasticsearch's bulk API.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::auth::Need;
+use crate::store::StoreError;
+use crate::{authorize, bulk, refuse, AppState, MAX_BODY};
+
+#[derive(serde::Deserialize)]
+pub(crate) struct Batch {
+    /// The evidence the lines come from (a file path, a host's log): with the line, an
+    /// event's identity.
+    source: String,
+    /// The line of the batch's first line in its source (1 when not given).
+    #[serde(default = "one")]
+    first_line: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// `POST /api/v1/events?source=NAME&first_line=N`: JSON Lines, one event each.
+pub(crate) async fn events(
+    State(state): State<Arc<AppState>>,
+    Query(batch): Query<Batch>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
+        return refused;
+    }
+    let text = match decode(&headers, &body) {
+        Ok(t) => t,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let state_metrics = state.clone();
+    let source = batch.source.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.ingest(&batch.source, batch.first_line, &text)
+    })
+    .await;
+    match stored {
+        Ok(Ok(ingested)) => {
+            let m = &state_metrics.metrics;
+            m.add(&m.accepted, ingested.accepted);
+            m.add(&m.duplicates, ingested.duplicates);
+            m.reject(&source, ingested.rejected.len() as u64);
+            (StatusCode::OK, Json(ingested)).into_response()
+        }
+        // Not stored, so not acknowledged: the client sends the batch again.
+        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /api/v1/lines?source=NAME&first_line=N`: a text log's lines as written (W3C,
+/// PostgreSQL stderr/csvlog/jsonlog, access logs, Zeek), read with the rest of their source
+/// as `hunt` reads the file. Durable before the reply, idempotent by (source, line).
+pub(crate) async fn lines(
+    State(state): State<Arc<AppState>>,
+    Query(batch): Query<Batch>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
+        return refused;
+    }
+    let text = match decode(&headers, &body) {
+        Ok(t) => t,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let state_metrics = state.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.ingest_raw(&batch.source, batch.first_line, &text)
+    })
+    .await;
+    match stored {
+        Ok(Ok(ingested)) => {
+            let m = &state_metrics.metrics;
+            m.add(&m.accepted, ingested.accepted);
+            m.add(&m.duplicates, ingested.duplicates);
+            (StatusCode::OK, Json(ingested)).into_response()
+        }
+        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The body as text: plain, or by its `Content-Encoding` gzip or zstd.
+fn decode(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
+    let mut out = Vec::new();
+    let limit = MAX_BODY as u64 + 1;
+    let read = match encoding.as_str() {
+        "identity" => {
+            out.extend_from_slice(body);
+            Ok(0)
+        }
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        "zstd" => {
+            zstd::stream::read::Decoder::new(body).and_then(|d| d.take(limit).read_to_end(&mut out))
+        }
+        other => return Err(format!("unknown Content-Encoding {other}")),
+    };
+    read.map_err(|e| format!("cannot decode the {encoding} body: {e}"))?;
+    if out.len() > MAX_BODY {
+        return Err(format!("the batch is over {MAX_BODY} bytes decoded"));
+    }
+    String::from_utf8(out).map_err(|e| format!("the batch is not UTF-8: {e}"))
+}
+
+/// A reply as Elasticsearch gives it (its clients check the product header).
+fn elastic(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [("X-Elastic-Product", "Elasticsearch")], Json(body)).into_response()
+}
+
+pub(crate) async fn es_info() -> Response {
+    elastic(StatusCode::OK, bulk::info())
+}
+
+pub(crate) async fn es_license() -> Response {
+    elastic(
+        StatusCode::OK,
+        serde_json::json!({"license": {"status": "active", "type": "basic", "uid": "towerwatch"}}),
+    )
+}
+
+pub(crate) async fn es_bulk_index(
+    state: State<Arc<AppState>>,
+    UrlPath(index): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bulk_into(state, &index, headers, body).await
+}
+
+pub(crate) async fn es_bulk(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bulk_into(state, "events", headers, body).await
+}
+
+/// Stores a bulk request's events (durable before the reply) and answers item by item.
+async fn bulk_into(
+    State(state): State<Arc<AppState>>,
+    index: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
+        return refused;
+    }
+    let clock = std::time::Instant::now();
+    let text = match decode(&headers, &body) {
+        Ok(t) => t,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let index = index.to_string();
+    let state_metrics = state.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let items = bulk::parse(&text, &index);
+        let events: Vec<(String, u64, Option<i64>, String)> = items
+            .iter()
+            .filter_map(|i| match i {
+                bulk::Item::Event {
+                    source,
+                    line,
+                    text,
+                    event,
+                    ..
+                } => Some((
+                    source.clone(),
+                    *line,
+                    event.timestamp.map(|t| t.as_microsecond()),
+                    text.clone(),
+                )),
+                bulk::Item::Refused { .. } => None,
+            })
+            .collect();
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        let new = store.ingest_parsed(&events)?;
+        let mut new = new.into_iter();
+        let answers: Vec<(String, String, u16, Option<String>)> = items
+            .into_iter()
+            .map(|i| match i {
+                bulk::Item::Event { index, .. } => {
+                    let created = new.next().unwrap_or(false);
+                    (
+                        "create".to_string(),
+                        index,
+                        if created { 201 } else { 200 },
+                        None,
+                    )
+                }
+                bulk::Item::Refused {
+                    action,
+                    index,
+                    status,
+                    reason,
+                } => (action, index, status, Some(reason)),
+            })
+            .collect();
+        Ok::<_, StoreError>(answers)
+    })
+    .await;
+    match stored {
+        Ok(Ok(answers)) => {
+            let m = &state_metrics.metrics;
+            for (_, index, status, _) in &answers {
+                match status {
+                    201 => m.add(&m.accepted, 1),
+                    200 => m.add(&m.duplicates, 1),
+                    _ => m.reject(&format!("_bulk {index}"), 1),
+                }
+            }
+            elastic(
+                StatusCode::OK,
+                bulk::reply(&answers, clock.elapsed().as_millis()),
+            )
+        }
+        // Not stored, so not acknowledged: the shipper retries the whole request.
+        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,6 @@
+//! The HTTP API's handlers, by what they do.
+
+pub(crate) mod admin;
+pub(crate) mod ingest;
+pub(crate) mod read;
+pub(crate) mod reveal;

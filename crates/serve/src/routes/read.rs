@@ -1,0 +1,116 @@
+//! The results out: detections, operations, metrics.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::auth::Need;
+use crate::results::results;
+use crate::{authorize, refuse, AppState};
+
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
+    let stored = {
+        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.len().unwrap_or(0)
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.text(stored),
+    )
+        .into_response()
+}
+
+pub(crate) async fn detections(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
+    match results(&state).await {
+        Ok(r) => (
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            r.detections.clone(),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+pub(crate) async fn operations(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
+    match results(&state).await {
+        Ok(r) => Json(r.operations.clone()).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// Whose records the database audit shows read, pseudonymised (`null` without one).
+pub(crate) async fn exposure(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
+    match results(&state).await {
+        Ok(r) => Json(&r.exposure).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// Per source: what came in, the newest event, and what its text was that is no event.
+pub(crate) async fn sources(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
+    match source_health(&state).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// One source as the ingest health shows it.
+#[derive(serde::Serialize)]
+pub(crate) struct Health {
+    #[serde(flatten)]
+    pub stored: crate::store::SourceHealth,
+    /// The newest event time (RFC 3339).
+    pub newest: Option<String>,
+    /// Seconds from the newest event to now.
+    pub lag_seconds: Option<i64>,
+    /// Records that were no event: lines refused at ingest (since the server started) and,
+    /// for text logs, records refused when read.
+    pub rejected: u64,
+}
+
+pub(crate) async fn source_health(state: &Arc<AppState>) -> Result<Vec<Health>, Response> {
+    let r = results(state).await?;
+    let stored = {
+        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.sources()
+    }
+    .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let now = jiff::Timestamp::now();
+    let rejects = state.metrics.rejects_by_source();
+    Ok(stored
+        .into_iter()
+        .map(|s| {
+            let text = r.texts.iter().find(|t| *t.source == *s.source);
+            let newest = s
+                .newest
+                .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
+                .or_else(|| text.and_then(|t| t.last));
+            let rejected =
+                rejects.get(&s.source).copied().unwrap_or(0) + text.map_or(0, |t| t.rejected);
+            Health {
+                newest: newest.map(|t| t.to_string()),
+                lag_seconds: newest.map(|t| now.as_second() - t.as_second()),
+                rejected,
+                stored: s,
+            }
+        })
+        .collect())
+}
