@@ -24,10 +24,9 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
 //! let data = std::path::Path::new("data");
 //! println!("admin token: {}", towerwatch_serve::init(data)?);
-//! let hunt = Arc::new(towerwatch_hunt::Hunt::builder().build()?);
+//! let hunt = towerwatch_hunt::Hunt::builder().build()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! towerwatch_serve::serve(listener, data, towerwatch_serve::Config::new(hunt)).await?;
 //! # Ok(()) }
@@ -35,6 +34,7 @@
 
 pub mod auth;
 pub mod bulk;
+mod live;
 mod metrics;
 mod results;
 mod routes;
@@ -78,8 +78,12 @@ pub fn init(data: &Path) -> Result<String, ServeError> {
 
 /// What the service runs.
 pub struct Config {
-    /// The hunt every stored event goes through.
-    pub hunt: Arc<Hunt>,
+    /// The hunt every stored event goes through. It lives as long as the process: the live
+    /// stream holds on to it.
+    pub hunt: &'static Hunt,
+    /// How late (in event time) an event may come after newer ones and still be taken in
+    /// order by the live hunt; a detection waits this long in event time before it shows.
+    pub lateness: jiff::SignedDuration,
     /// Whether the hunt's pseudonymisation key is the operator's (given on the command
     /// line or in the environment): only then may an analyst reveal an identity. A random
     /// key of the run reveals nothing anybody else could check.
@@ -87,10 +91,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// A hunt whose key is random for this run (nothing can be revealed).
-    pub fn new(hunt: Arc<Hunt>) -> Config {
+    /// Serves `hunt` (kept for the life of the process), with a minute's lateness and a
+    /// random key of the run (nothing can be revealed).
+    pub fn new(hunt: Hunt) -> Config {
         Config {
-            hunt,
+            hunt: Box::leak(Box::new(hunt)),
+            lateness: jiff::SignedDuration::from_secs(60),
             operator_key: false,
         }
     }
@@ -107,6 +113,7 @@ struct AppState {
     results: Mutex<Option<(u64, Arc<Results>)>>,
     metrics: Metrics,
     sessions: ui::Sessions,
+    live: Mutex<live::Live>,
 }
 
 /// Serves until the process is stopped (Ctrl-C or SIGTERM end it gracefully: requests in
@@ -121,8 +128,11 @@ pub async fn serve(
     if !auth.initialised()? {
         return Err(ServeError::NotInitialised(data.display().to_string()));
     }
+    let store = Store::open(data)?;
+    let live = live::Live::start(config.hunt, config.lateness, &store)?;
     let state = Arc::new(AppState {
-        store: Mutex::new(Store::open(data)?),
+        live: Mutex::new(live),
+        store: Mutex::new(store),
         auth,
         config,
         results: Mutex::new(None),
@@ -135,6 +145,7 @@ pub async fn serve(
         .route("/api/v1/events", post(ingest::events))
         .route("/api/v1/lines", post(ingest::lines))
         .route("/api/v1/detections", get(read::detections))
+        .route("/api/v1/detections/live", get(read::live_detections))
         .route("/api/v1/operations", get(read::operations))
         .route("/api/v1/exposure", get(read::exposure))
         .route("/api/v1/sources", get(read::sources))

@@ -11,8 +11,23 @@ pub(crate) struct Metrics {
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
     pub refused_requests: AtomicU64,
+    /// Detections the live hunt found.
+    pub live_detections: AtomicU64,
     /// Lines refused at ingest, per source.
     rejects: Mutex<HashMap<String, u64>>,
+    /// Ingest requests by how long they took to be durable (and through the live hunt):
+    /// counts per bucket of [`BUCKETS`], then the sum in microseconds.
+    ingest_seconds: [AtomicU64; BUCKETS.len() + 1],
+    ingest_micros: AtomicU64,
+}
+
+/// Upper bounds (seconds) of the ingest latency histogram's buckets; the last is +Inf.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// What the live hunt holds now, for the gauges.
+pub(crate) struct LiveNow {
+    pub waiting: usize,
+    pub late: u64,
 }
 
 impl Metrics {
@@ -34,13 +49,44 @@ impl Metrics {
             .clone()
     }
 
+    /// One ingest request, `took` from its body read to its reply.
+    pub fn observe_ingest(&self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BUCKETS.len());
+        self.add(&self.ingest_seconds[bucket], 1);
+        self.add(&self.ingest_micros, took.as_micros() as u64);
+    }
+
     pub fn add(&self, counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn text(&self, stored: u64) -> String {
+    pub fn text(&self, stored: u64, live: LiveNow) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        format!(
+        let mut histogram = String::from(
+            "# HELP towerwatch_ingest_seconds Time from an ingest request's body to its reply (durable, through the live hunt).\n\
+             # TYPE towerwatch_ingest_seconds histogram\n",
+        );
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS
+            .iter()
+            .map(|b| b.to_string())
+            .chain(["+Inf".to_string()])
+            .enumerate()
+        {
+            cumulative += get(&self.ingest_seconds[i]);
+            histogram.push_str(&format!(
+                "towerwatch_ingest_seconds_bucket{{le=\"{bound}\"}} {cumulative}\n"
+            ));
+        }
+        histogram.push_str(&format!(
+            "towerwatch_ingest_seconds_sum {}\ntowerwatch_ingest_seconds_count {cumulative}\n",
+            get(&self.ingest_micros) as f64 / 1e6
+        ));
+        histogram + &format!(
             "# HELP towerwatch_events_accepted_total Events stored (durable) since start.\n\
              # TYPE towerwatch_events_accepted_total counter\n\
              towerwatch_events_accepted_total {}\n\
@@ -55,11 +101,23 @@ impl Metrics {
              towerwatch_requests_refused_total {}\n\
              # HELP towerwatch_events_stored Events in the store.\n\
              # TYPE towerwatch_events_stored gauge\n\
-             towerwatch_events_stored {stored}\n",
+             towerwatch_events_stored {stored}\n\
+             # HELP towerwatch_live_detections_total Detections the live hunt found.\n\
+             # TYPE towerwatch_live_detections_total counter\n\
+             towerwatch_live_detections_total {}\n\
+             # HELP towerwatch_live_waiting Events waiting behind the live hunt's watermark.\n\
+             # TYPE towerwatch_live_waiting gauge\n\
+             towerwatch_live_waiting {}\n\
+             # HELP towerwatch_events_late_total Events later than the lateness allows (taken all the same).\n\
+             # TYPE towerwatch_events_late_total counter\n\
+             towerwatch_events_late_total {}\n",
             get(&self.accepted),
             get(&self.duplicates),
             get(&self.rejected),
             get(&self.refused_requests),
+            get(&self.live_detections),
+            live.waiting,
+            live.late,
         )
     }
 }

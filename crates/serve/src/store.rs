@@ -126,9 +126,10 @@ impl Store {
         source: &str,
         first_line: u64,
         body: &str,
-    ) -> Result<Ingested, StoreError> {
+    ) -> Result<(Ingested, Vec<Event>), StoreError> {
         let mut out = Ingested::default();
-        let mut events = Vec::new();
+        let mut rows = Vec::new();
+        let mut parsed = Vec::new();
         for (i, text) in body.lines().enumerate() {
             let line = first_line + i as u64;
             if text.trim().is_empty() {
@@ -137,19 +138,22 @@ impl Store {
             match parse(source, line, text) {
                 Ok(e) => {
                     let time = e.timestamp.map(|t| t.as_microsecond());
-                    events.push((source.to_string(), line, time, text.to_string()));
+                    rows.push((source.to_string(), line, time, text.to_string()));
+                    parsed.push(e);
                 }
                 Err(error) => out.rejected.push(Rejected { line, error }),
             }
         }
-        for new in self.ingest_parsed(&events)? {
+        let mut fresh = Vec::new();
+        for (new, event) in self.ingest_parsed(&rows)?.into_iter().zip(parsed) {
             if new {
                 out.accepted += 1;
+                fresh.push(event);
             } else {
                 out.duplicates += 1;
             }
         }
-        Ok(out)
+        Ok((out, fresh))
     }
 
     /// Stores events already parsed, each `(source, line, time, text)`, in one transaction;
@@ -170,6 +174,24 @@ impl Store {
         }
         tx.commit()?;
         Ok(new)
+    }
+
+    /// Every stored JSON event in event time (the live hunt's start after a restart; text
+    /// logs are read whole when the results are made).
+    pub fn replay_events(&self, mut each: impl FnMut(Event)) -> Result<(), StoreError> {
+        let mut q = self
+            .db
+            .prepare("SELECT source, line, body FROM events ORDER BY time, source, line")?;
+        let mut rows = q.query([])?;
+        while let Some(row) = rows.next()? {
+            let source: String = row.get(0)?;
+            let line: i64 = row.get(1)?;
+            let body: String = row.get(2)?;
+            if let Ok(e) = parse(&source, line as u64, &body) {
+                each(e);
+            }
+        }
+        Ok(())
     }
 
     /// Stores the lines of one batch of a text log `source` whose first line is `first_line`,

@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8480")]
     pub listen: std::net::SocketAddr,
+    /// Seconds (in event time) an event may come after newer ones and still be taken in
+    /// order by the live hunt; a live detection shows once its event is this far behind the
+    /// newest.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lateness: u64,
     #[command(flatten)]
     pub rules: RuleArgs,
     /// An asset inventory (CSV with host, ip, role columns).

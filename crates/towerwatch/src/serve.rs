@@ -1,7 +1,6 @@
 //! `towerwatch serve`: arguments → the hunt → the live service.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -22,7 +21,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let operator_key = args.context.key_file.is_some()
         || std::env::var_os(towerwatch_cdr::context::KEY_ENV).is_some();
     let config = towerwatch_serve::Config {
-        hunt: Arc::new(hunt),
+        hunt: Box::leak(Box::new(hunt)),
+        lateness: jiff::SignedDuration::from_secs(args.lateness as i64),
         operator_key,
     };
     towerwatch_serve::run(args.listen, &args.data, config, |addr| {

@@ -78,7 +78,7 @@ fn every_route_answers_each_role_as_its_role_allows() {
     let token_body = "{\"name\": \"x\", \"role\": \"viewer\"}";
     let bulk = "{\"create\": {}}\n{\"@timestamp\": \"2019-03-05T14:11:00Z\", \"winlog\": {\"event_id\": 4625, \"channel\": \"Security\", \"computer_name\": \"DC01\"}}\n";
     let reveal = "{\"subscriber\": \"M-000000000000000000000000\", \"reason\": \"case 1\"}";
-    let routes: [(&str, &str, &str, [u16; 6]); 14] = [
+    let routes: [(&str, &str, &str, [u16; 6]); 15] = [
         // method, path, body, status for: none, forged, viewer, ingest, analyst, admin
         ("GET", "/healthz", "", [200, 200, 200, 200, 200, 200]),
         (
@@ -120,6 +120,12 @@ fn every_route_answers_each_role_as_its_role_allows() {
             [401, 401, 200, 403, 200, 200],
         ),
         ("GET", "/api/v1/sources", "", [401, 401, 200, 403, 200, 200]),
+        (
+            "GET",
+            "/api/v1/detections/live?from=0",
+            "",
+            [401, 401, 200, 403, 200, 200],
+        ),
         // Past the role check, this server has no operator key: 409, nothing revealed.
         (
             "POST",

@@ -43,14 +43,19 @@ pub(crate) async fn events(
     };
     let state_metrics = state.clone();
     let source = batch.source.clone();
+    let clock = std::time::Instant::now();
     let stored = tokio::task::spawn_blocking(move || {
         let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        store.ingest(&batch.source, batch.first_line, &text)
+        let (ingested, fresh) = store.ingest(&batch.source, batch.first_line, &text)?;
+        drop(store);
+        live_push(&state, fresh);
+        Ok::<_, StoreError>(ingested)
     })
     .await;
     match stored {
         Ok(Ok(ingested)) => {
             let m = &state_metrics.metrics;
+            m.observe_ingest(clock.elapsed());
             m.add(&m.accepted, ingested.accepted);
             m.add(&m.duplicates, ingested.duplicates);
             m.reject(&source, ingested.rejected.len() as u64);
@@ -60,6 +65,18 @@ pub(crate) async fn events(
         Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// Events just stored go through the live hunt.
+fn live_push(state: &AppState, fresh: Vec<towerwatch_event::Event>) {
+    let found = state
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(fresh);
+    state
+        .metrics
+        .add(&state.metrics.live_detections, found as u64);
 }
 
 /// `POST /api/v1/lines?source=NAME&first_line=N`: a text log's lines as written (W3C,
@@ -197,12 +214,17 @@ async fn bulk_into(
             .collect();
         let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         let new = store.ingest_parsed(&events)?;
+        drop(store);
         let mut new = new.into_iter();
+        let mut fresh = Vec::new();
         let answers: Vec<(String, String, u16, Option<String>)> = items
             .into_iter()
             .map(|i| match i {
-                bulk::Item::Event { index, .. } => {
+                bulk::Item::Event { index, event, .. } => {
                     let created = new.next().unwrap_or(false);
+                    if created {
+                        fresh.push(*event);
+                    }
                     (
                         "create".to_string(),
                         index,
@@ -218,12 +240,14 @@ async fn bulk_into(
                 } => (action, index, status, Some(reason)),
             })
             .collect();
+        live_push(&state, fresh);
         Ok::<_, StoreError>(answers)
     })
     .await;
     match stored {
         Ok(Ok(answers)) => {
             let m = &state_metrics.metrics;
+            m.observe_ingest(clock.elapsed());
             for (_, index, status, _) in &answers {
                 match status {
                     201 => m.add(&m.accepted, 1),

@@ -19,9 +19,16 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
         let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         store.len().unwrap_or(0)
     };
+    let live = {
+        let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
+        crate::metrics::LiveNow {
+            waiting: live.waiting(),
+            late: live.late(),
+        }
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.text(stored),
+        state.metrics.text(stored, live),
     )
         .into_response()
 }
@@ -113,4 +120,40 @@ pub(crate) async fn source_health(state: &Arc<AppState>) -> Result<Vec<Health>, 
             }
         })
         .collect())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct From {
+    #[serde(default)]
+    from: usize,
+}
+
+/// `GET /api/v1/detections/live?from=N`: the live hunt's detections from the `N`-th on, as
+/// JSON Lines (before the routine's verdict); `X-Next` says where the next call starts.
+pub(crate) async fn live_detections(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(from): axum::extract::Query<From>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Read) {
+        return refused;
+    }
+    let (body, next) = {
+        let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
+        let lines = live.since(from.from);
+        let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in lines {
+            body.push_str(l);
+            body.push('\n');
+        }
+        (body, live.found())
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::HeaderName::from_static("x-next"), next.to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }

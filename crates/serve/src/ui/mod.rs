@@ -328,7 +328,7 @@ async fn rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         Err(r) => return r,
     };
     match results(&state).await {
-        Ok(r) => page(StatusCode::OK, pages::rules(&v, &state.config.hunt, &r)),
+        Ok(r) => page(StatusCode::OK, pages::rules(&v, state.config.hunt, &r)),
         Err(r) => r,
     }
 }
