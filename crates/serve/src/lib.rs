@@ -128,8 +128,8 @@ pub async fn serve(
     if !auth.initialised()? {
         return Err(ServeError::NotInitialised(data.display().to_string()));
     }
-    let store = Store::open(data)?;
-    let live = live::Live::start(config.hunt, config.lateness, &store)?;
+    let mut store = Store::open(data)?;
+    let live = live::Live::start(config.hunt, config.lateness, &mut store)?;
     let state = Arc::new(AppState {
         live: Mutex::new(live),
         store: Mutex::new(store),

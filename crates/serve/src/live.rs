@@ -14,51 +14,45 @@ use crate::store::{Store, StoreError};
 
 pub(crate) struct Live {
     stream: HuntStream<'static>,
-    /// Detections found so far, as JSON lines, in the order found.
-    found: Vec<String>,
 }
 
 impl Live {
-    /// A live hunt over `hunt`, brought up to date with the JSON events `store` holds.
+    /// A live hunt over `hunt`, brought up to date with the JSON events `store` holds (its
+    /// detections found again, in the store).
     pub fn start(
         hunt: &'static Hunt,
         lateness: SignedDuration,
-        store: &Store,
+        store: &mut Store,
     ) -> Result<Live, StoreError> {
         let mut live = Live {
             stream: hunt.stream(lateness).with_live_detections(),
-            found: Vec::new(),
         };
-        store.replay_events(|e| live.stream.push(e))?;
-        live.collect();
+        store.clear_live()?;
+        let mut found = Vec::new();
+        store.replay_events(|e| {
+            live.stream.push(e);
+            found.append(&mut live.take());
+        })?;
+        found.append(&mut live.take());
+        store.add_live(&found)?;
         Ok(live)
     }
 
     /// Takes events just stored (never one the store held already); returns the
-    /// detections this found.
-    pub fn push(&mut self, events: Vec<Event>) -> usize {
+    /// detections this found, as JSON lines.
+    pub fn push(&mut self, events: Vec<Event>) -> Vec<String> {
         for e in events {
             self.stream.push(e);
         }
-        self.collect()
+        self.take()
     }
 
-    fn collect(&mut self) -> usize {
-        let found = self.stream.take_detections();
-        for d in &found {
-            self.found
-                .push(serde_json::to_string(d).expect("a detection serialises"));
-        }
-        found.len()
-    }
-
-    /// The detections found from the `from`-th on.
-    pub fn since(&self, from: usize) -> &[String] {
-        self.found.get(from..).unwrap_or(&[])
-    }
-
-    pub fn found(&self) -> usize {
-        self.found.len()
+    fn take(&mut self) -> Vec<String> {
+        self.stream
+            .take_detections()
+            .iter()
+            .map(|d| serde_json::to_string(d).expect("a detection serialises"))
+            .collect()
     }
 
     /// Events waiting behind the watermark.

@@ -48,7 +48,7 @@ pub(crate) async fn events(
         let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         let (ingested, fresh) = store.ingest(&batch.source, batch.first_line, &text)?;
         drop(store);
-        live_push(&state, fresh);
+        live_push(&state, fresh)?;
         Ok::<_, StoreError>(ingested)
     })
     .await;
@@ -67,16 +67,24 @@ pub(crate) async fn events(
     }
 }
 
-/// Events just stored go through the live hunt.
-fn live_push(state: &AppState, fresh: Vec<towerwatch_event::Event>) {
+/// Events just stored go through the live hunt; what it finds is stored before the reply,
+/// so a detection can be read once its event's request is answered (and the event has
+/// passed the watermark).
+fn live_push(state: &AppState, fresh: Vec<towerwatch_event::Event>) -> Result<(), StoreError> {
     let found = state
         .live
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(fresh);
     state
+        .store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .add_live(&found)?;
+    state
         .metrics
-        .add(&state.metrics.live_detections, found as u64);
+        .add(&state.metrics.live_detections, found.len() as u64);
+    Ok(())
 }
 
 /// `POST /api/v1/lines?source=NAME&first_line=N`: a text log's lines as written (W3C,
@@ -240,7 +248,7 @@ async fn bulk_into(
                 } => (action, index, status, Some(reason)),
             })
             .collect();
-        live_push(&state, fresh);
+        live_push(&state, fresh)?;
         Ok::<_, StoreError>(answers)
     })
     .await;

@@ -138,16 +138,22 @@ pub(crate) async fn live_detections(
     if let Err(refused) = authorize(&state, &headers, Need::Read) {
         return refused;
     }
-    let (body, next) = {
-        let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
-        let lines = live.since(from.from);
-        let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-        for l in lines {
-            body.push_str(l);
-            body.push('\n');
-        }
-        (body, live.found())
+    let lookup = state.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.live_since(from.from as u64)
+    })
+    .await;
+    let (lines, next) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        body.push_str(&l);
+        body.push('\n');
+    }
     (
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
