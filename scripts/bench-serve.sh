@@ -6,12 +6,14 @@
 # a simulated operator's Windows events (SIM="--days 9 --waves 2 --scale 1"), its files sent
 # again as their sources' later lines until EVENTS is reached (each copy is new to the store;
 # its events come late to the live hunt, which takes them all the same).
-# BATCH=N lines per request (5,000); LATENESS=S the live hunt's lateness (60 s).
+# BATCH=N lines per request (5,000); SENDERS=N shippers sending side by side (2);
+# LATENESS=S the live hunt's lateness (60 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${EVENTS:-5000000}
 BATCH=${BATCH:-5000}
 LATENESS=${LATENESS:-60}
+SENDERS=${SENDERS:-2}
 SIM=${SIM:---days 9 --waves 2 --scale 1}
 cargo build --release -q -p towerwatch
 BIN=$(realpath target/release/towerwatch)
@@ -35,12 +37,16 @@ for _ in $(seq 100); do grep -q listening "$TMP/serve.out" && break; sleep 0.1; 
 URL=$(grep -o 'http://[0-9.:]*' "$TMP/serve.out")
 if [ -n "${PERF:-}" ]; then perf record -F 499 -g -p "$SERVER" -o "$PERF" 2>/dev/null & fi
 
-echo "bench-serve: $CORPUS_EVENTS events in the corpus ($SIM), sending $EVENTS in batches of $BATCH to $URL"
+echo "bench-serve: $CORPUS_EVENTS events in the corpus ($SIM), sending $EVENTS in batches of $BATCH from $SENDERS shippers to $URL"
+cpu() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+CPU0=$(cpu)
 python3 scripts/bench_serve_client.py --url "$URL" --token "$TOKEN" --corpus "$CORPUS" \
-    --events "$EVENTS" --batch "$BATCH" --pid "$SERVER" --out "$TMP/client.json" --data "$TMP/data"
-python3 - "$TMP/client.json" "$HUNT_SECONDS" "$HUNT_RSS" "$CORPUS_EVENTS" <<'PY'
+    --events "$EVENTS" --batch "$BATCH" --senders "$SENDERS" --pid "$SERVER" --out "$TMP/client.json" --data "$TMP/data"
+CPU1=$(cpu)
+python3 - "$TMP/client.json" "$HUNT_SECONDS" "$HUNT_RSS" "$CORPUS_EVENTS" "$((CPU1 - CPU0))" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
+server_cpu = int(sys.argv[5]) / int(sys.argv[6])
 hunt_s, hunt_rss, corpus = float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 hunt_rate = corpus / hunt_s
 print(f"ingest over HTTP   {c['events']:>10,} events in {c['seconds']:.1f} s = {c['rate']:,.0f} events/s "
@@ -49,6 +55,7 @@ print(f"batch to readable  p50 {c['p50'] * 1000:.0f} ms, p99 {c['p99'] * 1000:.0
 print(f"server RSS         peak {c['rss_peak'] / 1024:.0f} MiB; at 25/50/75/100 % of the run "
       + " / ".join(f"{r / 1024:.0f}" for r in c['rss_quarters']) + " MiB"
       f" (hunt on the corpus: {hunt_rss / 1024:.0f} MiB)")
+print(f"server CPU         {server_cpu:.1f} s = {server_cpu / c['events'] * 1e6:.1f} us per event "
+      f"({server_cpu / c['seconds']:.2f} cores busy)")
 print(f"live detections    {c['detections']:,}; store {c['store_mib']:.0f} MiB on disk")
 PY
-ls -la "$TMP/data" >&2

@@ -7,12 +7,11 @@ import argparse, glob, http.client, json, os, threading, time, urllib.parse
 a = argparse.ArgumentParser()
 for k in ("url", "token", "corpus", "out", "data"):
     a.add_argument("--" + k, required=True)
-for k in ("events", "batch", "pid"):
+for k in ("events", "batch", "pid", "senders"):
     a.add_argument("--" + k, type=int, required=True)
 args = a.parse_args()
 
 u = urllib.parse.urlparse(args.url)
-conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
 auth = {"Authorization": "Bearer " + args.token}
 
 # Every file's batches, built once: (name, first line, body, lines). A copy is sent as the
@@ -27,9 +26,13 @@ for path in sorted(glob.glob(os.path.join(args.corpus, "*.jsonl"))):
     for i in range(0, len(lines), args.batch):
         batches.append((name, i + 1, b"".join(lines[i:i + args.batch]), len(lines[i:i + args.batch])))
 
+local = threading.local()
+
 def request(method, path, body=None):
-    conn.request(method, path, body=body, headers=auth)
-    r = conn.getresponse()
+    if not hasattr(local, "conn"):
+        local.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    local.conn.request(method, path, body=body, headers=auth)
+    r = local.conn.getresponse()
     data = r.read()
     if r.status != 200:
         raise SystemExit(f"{method} {path}: HTTP {r.status} {data[:300]!r}")
@@ -49,31 +52,63 @@ def sample():
 threading.Thread(target=sample, daemon=True).start()
 
 def readable():
+    """Detections readable now, and events the live hunt has not taken yet."""
     r, _ = request("GET", "/api/v1/detections/live?from=999999999999")
-    return int(r.getheader("X-Next"))
+    return int(r.getheader("X-Next")), int(r.getheader("X-Pending"))
 
-sent, copy, k, latencies = 0, 0, 0, []
-start = time.time()
-while sent < args.events:
-    for name, first, body, n in batches:
-        if sent >= args.events:
-            break
-        probe = k % 20 == 0
-        before = readable() if probe else None
+def work():
+    """Every batch to send: the corpus, then again as its sources' later lines."""
+    sent, copy = 0, 0
+    while True:
+        for name, first, body, n in batches:
+            if sent >= args.events:
+                return
+            yield name, copy * length[name] + first, body, n
+            sent += n
+        copy += 1
+
+todo = work()
+todo_lock = threading.Lock()
+latencies, sent = [], [0]
+
+def sender(probing):
+    k = 0
+    while True:
+        with todo_lock:
+            item = next(todo, None)
+        if item is None:
+            return
+        name, first, body, n = item
+        probe = probing and k % 20 == 0
+        before = readable()[0] if probe else None
         t0 = time.time()
-        q = urllib.parse.urlencode({"source": name, "first_line": copy * length[name] + first})
+        q = urllib.parse.urlencode({"source": name, "first_line": first})
         _, reply = request("POST", "/api/v1/events?" + q, body)
         if json.loads(reply)["accepted"] != n:
-            raise SystemExit(f"batch {k}: {reply[:300]!r}")
+            raise SystemExit(f"{name}:{first}: {reply[:300]!r}")
         if probe:
-            # Readable when the reply came, or the batch found nothing new (events waiting
-            # behind the watermark do not count against it).
-            after = readable()
-            if after > before:
-                latencies.append(time.time() - t0)
-        sent += n
+            # Readable once the live hunt shows detections beyond those before the batch;
+            # a batch whose events found nothing (or still wait behind the watermark) when
+            # the live hunt caught up is not a sample.
+            while True:
+                after, pending = readable()
+                if after > before:
+                    latencies.append(time.time() - t0)
+                    break
+                if pending == 0:
+                    break
+                time.sleep(0.002)
+        with todo_lock:
+            sent[0] += n
         k += 1
-    copy += 1
+
+start = time.time()
+threads = [threading.Thread(target=sender, args=(i == 0,)) for i in range(args.senders)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+sent = sent[0]
 seconds = time.time() - start
 done.set()
 latencies.sort()

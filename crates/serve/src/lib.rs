@@ -113,7 +113,7 @@ struct AppState {
     results: Mutex<Option<(u64, Arc<Results>)>>,
     metrics: Metrics,
     sessions: ui::Sessions,
-    live: Mutex<live::Live>,
+    live: live::LiveHandle,
 }
 
 /// Serves until the process is stopped (Ctrl-C or SIGTERM end it gracefully: requests in
@@ -128,11 +128,10 @@ pub async fn serve(
     if !auth.initialised()? {
         return Err(ServeError::NotInitialised(data.display().to_string()));
     }
-    let mut store = Store::open(data)?;
-    let live = live::Live::start(config.hunt, config.lateness, &mut store)?;
+    let live = live::start(config.hunt, config.lateness, data)?;
     let state = Arc::new(AppState {
-        live: Mutex::new(live),
-        store: Mutex::new(store),
+        live,
+        store: Mutex::new(Store::open(data)?),
         auth,
         config,
         results: Mutex::new(None),

@@ -11,11 +11,9 @@ pub(crate) struct Metrics {
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
     pub refused_requests: AtomicU64,
-    /// Detections the live hunt found.
-    pub live_detections: AtomicU64,
     /// Lines refused at ingest, per source.
     rejects: Mutex<HashMap<String, u64>>,
-    /// Ingest requests by how long they took to be durable (and through the live hunt):
+    /// Ingest requests by how long they took to be durable:
     /// counts per bucket of [`BUCKETS`], then the sum in microseconds.
     ingest_seconds: [AtomicU64; BUCKETS.len() + 1],
     ingest_micros: AtomicU64,
@@ -23,12 +21,6 @@ pub(crate) struct Metrics {
 
 /// Upper bounds (seconds) of the ingest latency histogram's buckets; the last is +Inf.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
-
-/// What the live hunt holds now, for the gauges.
-pub(crate) struct LiveNow {
-    pub waiting: usize,
-    pub late: u64,
-}
 
 impl Metrics {
     /// Counts `n` lines of `source` refused at ingest.
@@ -64,10 +56,10 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn text(&self, stored: u64, live: LiveNow) -> String {
+    pub fn text(&self, stored: u64, live: &crate::live::LiveCounters) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut histogram = String::from(
-            "# HELP towerwatch_ingest_seconds Time from an ingest request's body to its reply (durable, through the live hunt).\n\
+            "# HELP towerwatch_ingest_seconds Time from an ingest request's body to its reply (the batch durable).\n\
              # TYPE towerwatch_ingest_seconds histogram\n",
         );
         let mut cumulative = 0;
@@ -110,14 +102,18 @@ impl Metrics {
              towerwatch_live_waiting {}\n\
              # HELP towerwatch_events_late_total Events later than the lateness allows (taken all the same).\n\
              # TYPE towerwatch_events_late_total counter\n\
-             towerwatch_events_late_total {}\n",
+             towerwatch_events_late_total {}\n\
+             # HELP towerwatch_live_pending Events acknowledged and not yet through the live hunt.\n\
+             # TYPE towerwatch_live_pending gauge\n\
+             towerwatch_live_pending {}\n",
             get(&self.accepted),
             get(&self.duplicates),
             get(&self.rejected),
             get(&self.refused_requests),
-            get(&self.live_detections),
-            live.waiting,
-            live.late,
+            get(&live.found),
+            get(&live.waiting),
+            get(&live.late),
+            get(&live.pending),
         )
     }
 }

@@ -240,6 +240,26 @@ fn identity(line: &str) -> String {
 
 /// The live hunt's detections, read in two pages (`from`, then `X-Next`), by identity.
 fn live(server: &Server) -> std::collections::BTreeSet<String> {
+    // The live hunt runs beside ingest: wait until it has taken every acknowledged event.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, head, _) = server.running.exchange(
+            "GET",
+            "/api/v1/detections/live?from=999999999",
+            Some(&server.token),
+            &[],
+            b"",
+        );
+        assert_eq!(status, 200);
+        if head.contains("x-pending: 0") {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the live hunt is stuck: {head}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let (status, first) = server.request("GET", "/api/v1/detections/live", &[], b"");
     assert_eq!(status, 200);
     let first = String::from_utf8(first).unwrap();

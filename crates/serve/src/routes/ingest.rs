@@ -45,10 +45,12 @@ pub(crate) async fn events(
     let source = batch.source.clone();
     let clock = std::time::Instant::now();
     let stored = tokio::task::spawn_blocking(move || {
+        // Parsed before the store is held, so batches parse side by side.
+        let parsed = crate::store::Batch::parse(&batch.source, batch.first_line, &text);
         let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        let (ingested, fresh) = store.ingest(&batch.source, batch.first_line, &text)?;
+        let (ingested, fresh) = store.ingest_batch(parsed)?;
         drop(store);
-        live_push(&state, fresh)?;
+        state.live.push(fresh);
         Ok::<_, StoreError>(ingested)
     })
     .await;
@@ -65,26 +67,6 @@ pub(crate) async fn events(
         Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-}
-
-/// Events just stored go through the live hunt; what it finds is stored before the reply,
-/// so a detection can be read once its event's request is answered (and the event has
-/// passed the watermark).
-fn live_push(state: &AppState, fresh: Vec<towerwatch_event::Event>) -> Result<(), StoreError> {
-    let found = state
-        .live
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(fresh);
-    state
-        .store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .add_live(&found)?;
-    state
-        .metrics
-        .add(&state.metrics.live_detections, found.len() as u64);
-    Ok(())
 }
 
 /// `POST /api/v1/lines?source=NAME&first_line=N`: a text log's lines as written (W3C,
@@ -248,7 +230,7 @@ async fn bulk_into(
                 } => (action, index, status, Some(reason)),
             })
             .collect();
-        live_push(&state, fresh)?;
+        state.live.push(fresh);
         Ok::<_, StoreError>(answers)
     })
     .await;

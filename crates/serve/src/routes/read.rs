@@ -19,13 +19,7 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
         let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         store.len().unwrap_or(0)
     };
-    let live = {
-        let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
-        crate::metrics::LiveNow {
-            waiting: live.waiting(),
-            late: live.late(),
-        }
-    };
+    let live = &state.live.counters;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.text(stored, live),
@@ -129,7 +123,8 @@ pub(crate) struct From {
 }
 
 /// `GET /api/v1/detections/live?from=N`: the live hunt's detections from the `N`-th on, as
-/// JSON Lines (before the routine's verdict); `X-Next` says where the next call starts.
+/// JSON Lines (before the routine's verdict); `X-Next` says where the next call starts,
+/// `X-Pending` how many acknowledged events the live hunt has not taken yet.
 pub(crate) async fn live_detections(
     State(state): State<Arc<AppState>>,
     axum::extract::Query(from): axum::extract::Query<From>,
@@ -138,6 +133,13 @@ pub(crate) async fn live_detections(
     if let Err(refused) = authorize(&state, &headers, Need::Read) {
         return refused;
     }
+    // Read before the detections: when it is 0, every event acknowledged before this
+    // request is in them.
+    let pending = state
+        .live
+        .counters
+        .pending
+        .load(std::sync::atomic::Ordering::SeqCst);
     let lookup = state.clone();
     let read = tokio::task::spawn_blocking(move || {
         let store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
@@ -158,6 +160,10 @@ pub(crate) async fn live_detections(
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
             (header::HeaderName::from_static("x-next"), next.to_string()),
+            (
+                header::HeaderName::from_static("x-pending"),
+                pending.to_string(),
+            ),
         ],
         body,
     )
