@@ -29,6 +29,7 @@ pub struct HuntStream<'h> {
     sources: BTreeMap<Arc<str>, (Worker<'h>, InputReport)>,
     late: u64,
     live: bool,
+    detections_only: bool,
 }
 
 impl Hunt {
@@ -44,6 +45,7 @@ impl Hunt {
             sources: BTreeMap::new(),
             late: 0,
             live: false,
+            detections_only: false,
         }
     }
 }
@@ -54,6 +56,16 @@ impl<'h> HuntStream<'h> {
     /// needs all the evidence).
     pub fn with_live_detections(mut self) -> Self {
         self.live = true;
+        self
+    }
+
+    /// A feed that never ends (a live service): only its live detections are wanted, so
+    /// nothing is kept for the end (no held detections, no stories); memory and temporary
+    /// files stay flat however long it runs. [`finish`](Self::finish) then concludes with
+    /// no detections and no operations.
+    pub fn detections_only(mut self) -> Self {
+        self.live = true;
+        self.detections_only = true;
         self
     }
 
@@ -112,13 +124,16 @@ impl<'h> HuntStream<'h> {
 
     fn release(&mut self, event: Event) {
         let hunt = self.hunt;
-        let live = self.live;
+        let (live, only) = (self.live, self.detections_only);
         let (worker, report) = self
             .sources
             .entry(event.origin.source.clone())
             .or_insert_with(|| {
                 let mut w = hunt.worker();
-                if live {
+                if only {
+                    w.stages.linker = None;
+                    w.stages.detections.live_only();
+                } else if live {
                     w.stages.detections.keep_live();
                 }
                 (w, InputReport::new(event.origin.source.clone()))

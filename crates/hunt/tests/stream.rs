@@ -179,3 +179,39 @@ fn an_event_later_than_the_lateness_is_counted_and_still_taken() {
     assert_eq!(outcome.summary.events(), 4);
     assert_eq!(outcome.late, 1);
 }
+
+/// A feed that never ends keeps nothing for its end: the same live detections as a stream
+/// that does, and no held rule detections or stories when it is finished all the same.
+#[test]
+fn a_detections_only_stream_finds_the_same_live_detections_and_keeps_nothing() {
+    let evtx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/evtx");
+    let hunt = hunt(None, None, None);
+    let events = shuffled(&evtx, 7);
+    let mut full = hunt.stream(LATENESS).with_live_detections();
+    let mut only = hunt.stream(LATENESS).detections_only();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for e in events {
+        full.push(e.clone());
+        only.push(e);
+        a.extend(full.take_detections());
+        b.extend(only.take_detections());
+    }
+    let mut held_full = Vec::new();
+    full.finish(&mut held_full).unwrap();
+    let mut held_only = Vec::new();
+    let finished_only = only.finish(&mut held_only).unwrap();
+    assert!(!a.is_empty());
+    assert_eq!(lines(&a), lines(&b), "live detections differ");
+    assert!(!held_full.is_empty());
+    // What it still gives at the end are the Sigma correlations' and joins' detections,
+    // none of the rules' own (those went out live and were not held).
+    let live: std::collections::BTreeSet<String> = lines(&b).into_iter().collect();
+    assert!(held_only.len() < held_full.len());
+    assert!(
+        lines(&held_only).iter().all(|l| !live.contains(l)),
+        "a detections-only stream held a rule's detection"
+    );
+    assert!(
+        finished_only.analysis.operations.is_empty() && finished_only.analysis.leads.is_empty()
+    );
+}

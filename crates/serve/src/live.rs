@@ -70,7 +70,7 @@ pub(crate) fn start(
     data: &Path,
 ) -> Result<LiveHandle, crate::ServeError> {
     let mut store = Store::open(data)?;
-    let mut stream = hunt.stream(lateness).with_live_detections();
+    let mut stream = hunt.stream(lateness).detections_only();
     store.clear_live()?;
     let mut found = Vec::new();
     store.replay_events(|e| {

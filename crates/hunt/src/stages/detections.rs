@@ -13,6 +13,9 @@ pub struct Detections<'h> {
     held: Held,
     /// A copy of each detection for a live feed, until taken.
     live: Option<Vec<towerwatch_event::Detection>>,
+    /// Whether detections are also held for the routine's verdict at the end (not by a
+    /// feed that never ends).
+    hold: bool,
 }
 
 impl<'h> Detections<'h> {
@@ -22,12 +25,19 @@ impl<'h> Detections<'h> {
             render,
             held: Held::new(HELD_IN_MEMORY),
             live: None,
+            hold: true,
         }
     }
 
     /// Keep a copy of each detection until [`take_live`](Self::take_live).
     pub fn keep_live(&mut self) {
         self.live = Some(Vec::new());
+    }
+
+    /// Only a live feed: nothing is held for an end that never comes.
+    pub fn live_only(&mut self) {
+        self.keep_live();
+        self.hold = false;
     }
 
     pub fn take_live(&mut self) -> Vec<towerwatch_event::Detection> {
@@ -63,7 +73,9 @@ impl Stage for Detections<'_> {
                 }
                 live.push(full);
             }
-            self.held.push(HeldDetection::with_line(tag, &d, json));
+            if self.hold {
+                self.held.push(HeldDetection::with_line(tag, &d, json));
+            }
         }
     }
 
