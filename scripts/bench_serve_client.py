@@ -1,6 +1,6 @@
 """The client side of scripts/bench-serve.sh: sends a corpus of JSON Lines files to a
 towerwatch serve in batches (again as the same sources' later lines until enough went), samples
-the server's RSS, and measures, for every 20th batch, the time from sending it until
+the server's RSS, and measures, for every 10th batch, the time from sending it until
 GET /api/v1/detections/live shows detections beyond those readable before it."""
 import argparse, glob, http.client, json, os, threading, time, urllib.parse
 
@@ -79,7 +79,7 @@ def sender(probing):
         if item is None:
             return
         name, first, body, n = item
-        probe = probing and k % 20 == 0
+        probe = probing and k % 10 == 0
         before = readable()[0] if probe else None
         t0 = time.time()
         q = urllib.parse.urlencode({"source": name, "first_line": first})

@@ -156,10 +156,10 @@ const MIGRATIONS: &[&str] = &[
 pub fn connect(dir: &Path) -> Result<Connection, StoreError> {
     let db = Connection::open(dir.join("events.sqlite"))?;
     // Kilobyte events pack better in 16 KiB pages (a new store only: it is fixed once the
-    // first table exists); a 64 MiB page cache keeps the indexes' pages from being read
+    // first table exists); a 16 MiB page cache keeps the indexes' pages from being read
     // again on every batch.
     db.pragma_update(None, "page_size", 16384)?;
-    db.pragma_update(None, "cache_size", -65536)?;
+    db.pragma_update(None, "cache_size", -16384)?;
     // WAL with FULL sync: a committed batch survives a crash of the process or machine.
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "FULL")?;
