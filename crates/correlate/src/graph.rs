@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::links::{is_private, Key, Movement, Node};
+use crate::links::{is_private, CreatedIn, Key, Movement, Node};
 
 pub(crate) const SECOND: i64 = 1_000_000;
 pub(crate) const HOUR: i64 = 3_600 * SECOND;
@@ -383,7 +383,7 @@ fn link_pids(nodes: &[Node], uf: &mut Components) {
     for (i, n) in nodes.iter().enumerate() {
         for k in &n.keys {
             match k {
-                Key::PidCreated(p) => order.push((n.time, 0, i, *p)),
+                Key::PidCreated(p, _) => order.push((n.time, 0, i, *p)),
                 Key::PidRef(p) => order.push((n.time, 1, i, *p)),
                 _ => {}
             }
@@ -394,7 +394,8 @@ fn link_pids(nodes: &[Node], uf: &mut Components) {
         let host = &*nodes[i].host;
         if kind == 0 {
             if let Some(&prev) = latest.get(&(host, pid)) {
-                if time - nodes[prev].time <= SAME_PROCESS && nodes[prev].source != nodes[i].source
+                if time - nodes[prev].time <= SAME_PROCESS
+                    && created_in(&nodes[prev]) != created_in(&nodes[i])
                 {
                     uf.union(prev, i);
                 }
@@ -404,6 +405,14 @@ fn link_pids(nodes: &[Node], uf: &mut Components) {
             uf.union(creator, i);
         }
     }
+}
+
+/// The log that recorded a node's process creation.
+fn created_in(n: &Node) -> Option<CreatedIn> {
+    n.keys.iter().find_map(|k| match k {
+        Key::PidCreated(_, log) => Some(*log),
+        _ => None,
+    })
 }
 
 /// A web-server child process, as the web-burst rule sees it.

@@ -78,7 +78,6 @@ pub(crate) fn link(
     let mut uf = Components::new(0);
     let mut hit = Bits::default();
     let mut hosts = Interner::default();
-    let mut sources = Interner::default();
     let mut groups: Sorter<(u8, u64, u32, u32), (i64, u32)> = Sorter::new(GROUPS_IN_MEMORY);
     let mut files: Sorter<(u64, u32, u32), (i64, Vec<u64>)> = Sorter::new(FILES_IN_MEMORY);
     let mut pids: Sorter<(u32, u32, i64, u8, u32), u32> = Sorter::new(PIDS_IN_MEMORY);
@@ -110,8 +109,8 @@ pub(crate) fn link(
         };
         for k in &n.keys {
             match k {
-                Key::PidCreated(p) => pids.push((host, *p, n.time, 0, i), sources.id(&n.source))?,
-                Key::PidRef(p) => pids.push((host, *p, n.time, 1, i), sources.id(&n.source))?,
+                Key::PidCreated(p, log) => pids.push((host, *p, n.time, 0, i), *log as u32)?,
+                Key::PidRef(p) => pids.push((host, *p, n.time, 1, i), u32::MAX)?,
                 Key::ServiceSession(s) => {
                     service_sessions.insert((host, *s));
                 }
@@ -529,21 +528,22 @@ fn link_pids(
     uf: &mut Components,
 ) -> Result<(), SpillError> {
     let mut current: Option<(u32, u32)> = None;
-    // The latest creation: (index, time, source).
+    // The latest creation: (index, time, the log that recorded it).
     let mut latest: Option<(u32, i64, u32)> = None;
     for item in pids.sorted()? {
-        let ((host, pid, time, kind, i), source) = item?;
+        let ((host, pid, time, kind, i), log) = item?;
         if current != Some((host, pid)) {
             current = Some((host, pid));
             latest = None;
         }
         if kind == 0 {
             if let Some((prev, t, s)) = latest {
-                if time - t <= SAME_PROCESS && s != source {
+                // The same creation in the other log.
+                if time - t <= SAME_PROCESS && s != log {
                     uf.union(prev as usize, i as usize);
                 }
             }
-            latest = Some((i, time, source));
+            latest = Some((i, time, log));
         } else if let Some((creator, ..)) = latest {
             uf.union(creator as usize, i as usize);
         }

@@ -281,18 +281,15 @@ fn live(server: &Server) -> std::collections::BTreeSet<String> {
     all
 }
 
-/// A detection without where it was read (a bulk document has no file and line), nor the
-/// routine's verdict on it. Stories order records of one time by the host, channel and record
-/// id a Windows event carries, so the operations do not depend on how events were grouped
-/// into files or requests; but a few routine-context verdicts (PsExec services) still differ
-/// between one source per file and one per host and channel — noted on issue 18.
+/// A detection without where it was read (a bulk document has no file and line). Stories
+/// order records of one time by the host, channel and record id a Windows event carries, and
+/// tie a process's Sysmon and Security creations by the log that recorded each, so neither
+/// the operations nor the routine's verdicts depend on how events were grouped into files or
+/// requests.
 fn without_place(line: &str) -> String {
     let mut d: serde_json::Value = serde_json::from_str(line).unwrap();
-    for k in ["source", "line", "record_id", "level"] {
+    for k in ["source", "line", "record_id"] {
         d.as_object_mut().unwrap().remove(k);
-    }
-    if let Some(e) = d["event"].as_object_mut() {
-        e.remove("routine");
     }
     if let Some(events) = d["event"].get_mut("events") {
         *events = serde_json::Value::Null;

@@ -23,15 +23,23 @@ pub use web::is_web_server;
 
 const SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 
+/// The log that recorded a process creation: one creation may be in both (Sysmon 1 and
+/// Security 4688), whichever files or requests they came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CreatedIn {
+    Sysmon,
+    Security,
+}
+
 /// How one event ties to others. Values only compared for equality are kept as 64-bit
 /// digests of their text (no allocation per event); names that reports show stay text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Key {
     /// The acting process, by Sysmon `ProcessGuid`.
     Process(u64),
-    /// A process created here, by (pid): resolved against other creations and references on
-    /// the same host by time, since pids are reused.
-    PidCreated(u32),
+    /// A process created here, by (pid) and the log that recorded it: resolved against other
+    /// creations and references on the same host by time, since pids are reused.
+    PidCreated(u32, CreatedIn),
     /// The process with this pid at the event's time (Security events name pids, not guids).
     PidRef(u32),
     /// A logon session on the event's host.

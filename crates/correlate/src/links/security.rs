@@ -7,7 +7,7 @@ use towerwatch_event::Event;
 use super::process::{is_hub_image, process_created, ProcessInfo};
 use super::web::{is_framework_child, is_web_server};
 use super::{account_name, digest_folded, ip_of, pid, say, short_host};
-use super::{Draft, Key, Movement};
+use super::{CreatedIn, Draft, Key, Movement};
 
 pub(super) fn link(e: &Event, d: &mut Draft) {
     let f = |name: &'static str| e.first_str(name).unwrap_or("");
@@ -15,7 +15,7 @@ pub(super) fn link(e: &Event, d: &mut Draft) {
     match id {
         4688 => {
             if let Some(p) = pid(f("NewProcessId")) {
-                d.keys.push(Key::PidCreated(p));
+                d.keys.push(Key::PidCreated(p, CreatedIn::Security));
             }
             let parent = f("ParentProcessName");
             if is_web_server(parent) && !is_framework_child(f("NewProcessName")) {

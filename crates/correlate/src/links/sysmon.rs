@@ -6,7 +6,7 @@ use towerwatch_event::Event;
 use super::process::{is_hub_image, process_created, ProcessInfo};
 use super::web::{is_framework_child, is_web_server};
 use super::{digest, digest_folded, file_name, ip_of, is_db_port, is_private, pid, say};
-use super::{Draft, Key, Movement};
+use super::{CreatedIn, Draft, Key, Movement};
 
 pub(super) fn link(e: &Event, d: &mut Draft) {
     let f = |name: &'static str| e.first_str(name).unwrap_or("");
@@ -32,7 +32,7 @@ pub(super) fn link(e: &Event, d: &mut Draft) {
             d.session(f("LogonId"));
             d.file(image);
             if let Some(p) = pid(f("ProcessId")) {
-                d.keys.push(Key::PidCreated(p));
+                d.keys.push(Key::PidCreated(p, CreatedIn::Sysmon));
             }
             d.account(f("User"));
             let info = ProcessInfo::new([
