@@ -66,6 +66,8 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("{0} has no admin token: run `towerwatch serve --data {0} init` first (there are no default credentials)")]
     NotInitialised(String),
 }
@@ -114,15 +116,12 @@ struct AppState {
     metrics: Metrics,
     sessions: ui::Sessions,
     live: live::LiveHandle,
+    /// Served over HTTPS: session cookies are `Secure`.
+    https: bool,
 }
 
-/// Serves until the process is stopped (Ctrl-C or SIGTERM end it gracefully: requests in
-/// flight finish, and every acknowledged batch is already on disk).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    data: &Path,
-    config: Config,
-) -> Result<(), ServeError> {
+/// The service's routes over the store in `data`, its live hunt started.
+fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     std::fs::create_dir_all(data)?;
     let auth = Auth::open(store::connect(data)?);
     if !auth.initialised()? {
@@ -137,9 +136,10 @@ pub async fn serve(
         results: Mutex::new(None),
         metrics: Metrics::default(),
         sessions: ui::Sessions::default(),
+        https,
     });
     use routes::{admin, ingest, read, reveal};
-    let app = Router::new()
+    Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/events", post(ingest::events))
         .route("/api/v1/lines", post(ingest::lines))
@@ -166,11 +166,62 @@ pub async fn serve(
             state.clone(),
             count_refusals,
         ))
-        .with_state(state);
+        .with_state(state))
+}
+
+/// Serves plain HTTP until the process is stopped (Ctrl-C or SIGTERM end it gracefully:
+/// requests in flight finish, and every acknowledged batch is already on disk).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    data: &Path,
+    config: Config,
+) -> Result<(), ServeError> {
+    let app = app(data, config, false)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+        .await?;
+    Ok(())
+}
+
+/// A certificate chain and its private key, PEM files, for HTTPS.
+pub struct Tls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Serves HTTPS (rustls) on `listener` until the process is stopped, as [`serve`] does.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    data: &Path,
+    config: Config,
+    tls: &Tls,
+) -> Result<(), ServeError> {
+    // One crypto provider for the process; a second call finds it installed. ring, not
+    // aws-lc-rs (rustls' choice for post-quantum key exchange): that one builds C with cmake.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(|e| {
+            ServeError::Tls(format!(
+                "{} / {}: {e}",
+                tls.cert.display(),
+                tls.key.display()
+            ))
+        })?;
+    let app = app(data, config, true)?;
+    let handle = axum_server::Handle::new();
+    let stop = handle.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, rustls)?
+        .handle(handle)
+        .serve(app.into_make_service())
         .await?;
     Ok(())
 }
@@ -189,12 +240,13 @@ async fn count_refusals(
     response
 }
 
-/// Binds `listen`, tells `ready` the address (port 0 picks a free one), and serves on a
-/// runtime of its own until stopped.
+/// Binds `listen`, tells `ready` the address (port 0 picks a free one), and serves (HTTPS
+/// with `tls`) on a runtime of its own until stopped.
 pub fn run(
     listen: std::net::SocketAddr,
     data: &Path,
     config: Config,
+    tls: Option<&Tls>,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
     // Refused before anything listens.
@@ -206,9 +258,18 @@ pub fn run(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        ready(listener.local_addr()?);
-        serve(listener, data, config).await
+        match tls {
+            Some(tls) => {
+                let listener = std::net::TcpListener::bind(listen)?;
+                ready(listener.local_addr()?);
+                serve_tls(listener, data, config, tls).await
+            }
+            None => {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                ready(listener.local_addr()?);
+                serve(listener, data, config).await
+            }
+        }
     })
 }
 

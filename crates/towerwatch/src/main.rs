@@ -99,6 +99,12 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8480")]
     pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Seconds (in event time) an event may come after newer ones and still be taken in
     /// order by the live hunt; a live detection shows once its event is this far behind the
     /// newest.

@@ -25,8 +25,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         lateness: jiff::SignedDuration::from_secs(args.lateness as i64),
         operator_key,
     };
-    towerwatch_serve::run(args.listen, &args.data, config, |addr| {
-        crate::term::sayln!("towerwatch serve: listening on http://{addr}");
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(towerwatch_serve::Tls { cert, key }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    towerwatch_serve::run(args.listen, &args.data, config, tls.as_ref(), |addr| {
+        crate::term::sayln!("towerwatch serve: listening on {scheme}://{addr}");
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -249,3 +249,103 @@ fn every_route_answers_each_role_as_its_role_allows() {
     assert!(db.execute("DELETE FROM audit", []).is_err());
     assert!(db.execute("UPDATE audit SET who = 'nobody'", []).is_err());
 }
+
+/// With `--tls-cert`/`--tls-key` the service speaks HTTPS only: a real client (curl) that
+/// trusts the certificate gets its answers, token checks included; plain HTTP gets none.
+#[test]
+fn the_service_speaks_https_with_a_given_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let init = towerwatch(&["serve", "--data", d, "init"]);
+    let admin = common::text(&init.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("tw_"))
+        .unwrap()
+        .to_string();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_pem, key_pem) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let server = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert_pem.to_str().unwrap(),
+            "--tls-key",
+            key_pem.to_str().unwrap(),
+        ],
+    );
+    let port = server.addr.rsplit(':').next().unwrap();
+    let curl = |args: &[&str]| -> (String, bool) {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "20",
+                "--cacert",
+                cert_pem.to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .expect("curl runs");
+        (common::text(&out.stdout), out.status.success())
+    };
+    let base = format!("https://localhost:{port}");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let (body, ok) = curl(&["--resolve", &resolve, &format!("{base}/healthz")]);
+    assert!(ok && body == "ok", "{body}");
+    let (status, _) = curl(&[
+        "--resolve",
+        &resolve,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{base}/api/v1/audit"),
+    ]);
+    assert_eq!(status, "401", "no token over HTTPS");
+    let auth = format!("Authorization: Bearer {admin}");
+    let (log, ok) = curl(&[
+        "--resolve",
+        &resolve,
+        "-H",
+        &auth,
+        &format!("{base}/api/v1/audit"),
+    ]);
+    assert!(ok && log.contains("issue token"), "{log}");
+    // A browser's session cookie is only ever sent back over HTTPS.
+    let (head, ok) = curl(&[
+        "--resolve",
+        &resolve,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--data-urlencode",
+        &format!("token={admin}"),
+        &format!("{base}/ui/login"),
+    ]);
+    assert!(ok, "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Plain HTTP to the HTTPS port is not served.
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(&server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = plain.read_to_end(&mut reply);
+    assert!(!reply.starts_with(b"HTTP/1.1 200"), "plain HTTP was served");
+}

@@ -177,8 +177,9 @@ async fn login(State(state): State<Arc<AppState>>, Form(form): Form<Login>) -> R
         );
     };
     let mut r = Redirect::to("/ui/operations").into_response();
+    let secure = if state.https { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         SESSION_FOR.as_secs()
     )) {
         r.headers_mut().insert(header::SET_COOKIE, v);

@@ -54,7 +54,7 @@ impl Server {
             .unwrap();
         let addr = line
             .trim()
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
