@@ -245,8 +245,9 @@ impl Event {
     /// The event as `towerwatch dump` writes it: time, channel, event id, provider, computer,
     /// where it was read, and its fields.
     pub fn dump_json(&self) -> serde_json::Value {
+        // The record id the event states, else the one its file gives it.
         let (record, line) = match self.origin.locator {
-            Locator::Record(r) => (Some(r), None),
+            Locator::Record(r) => (self.record_id.or(Some(r)), None),
             Locator::Line(l) => (self.record_id, Some(l)),
         };
         serde_json::json!({

@@ -1,13 +1,21 @@
-//! The shipper: evidence to a `towerwatch serve` (JSON Lines as events, text logs as their
-//! lines, each to its endpoint), in batches, each retried until
-//! the server acknowledges it; how far each file is acknowledged is kept in a state file, so
-//! a shipper or a server that stops and starts again resumes where it was, and the server's
-//! idempotent store makes a batch sent twice harmless.
+//! The shipper: evidence to a `towerwatch serve` — JSON Lines as events, text logs as their
+//! lines, EVTX files and JSON documents as their records (read here, sent as events) — in
+//! batches, each retried
+//! until the server acknowledges it. How far each file is acknowledged is kept in a state
+//! file, so a shipper or a server that stops and starts again resumes where it was, and the
+//! server's idempotent store makes a batch sent twice harmless. With `follow`, growing logs
+//! are watched: only whole lines are sent, and a file replaced or truncated in place is
+//! shipped again under a new name (`path#2`), since its line numbers start over.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use towerwatch_sources::{Format, Input, ReadOptions};
 
 /// Why shipping stopped.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +38,69 @@ pub enum ShipError {
         line: u64,
         why: String,
     },
+    /// Stopped (a signal) while a batch was still unacknowledged; it is sent next time.
+    #[error("stopped before {input} from line {line} was acknowledged")]
+    Stopped { input: String, line: u64 },
 }
 
-/// Lines acknowledged per file (by the path as shipped).
-pub type Offsets = BTreeMap<String, u64>;
+/// How far one file is shipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offset {
+    /// Lines (EVTX: records) acknowledged.
+    pub line: u64,
+    /// The bytes those lines take, for a plain text file (resumed by seeking); 0 otherwise.
+    #[serde(default)]
+    pub byte: u64,
+    /// The file's size when it was last shipped to its end (0: not yet): unchanged means
+    /// nothing new, without reading it.
+    #[serde(default)]
+    pub size: u64,
+    /// The file's inode: another one at the same path is a new file.
+    #[serde(default)]
+    pub inode: u64,
+    /// How many times the file was replaced or truncated (its events' source is `path#N`).
+    #[serde(default)]
+    pub generation: u32,
+}
+
+impl Offset {
+    /// The source name the server knows this file's events by.
+    fn source(&self, path: &str) -> String {
+        match self.generation {
+            0 => path.to_string(),
+            n => format!("{path}#{}", n + 1),
+        }
+    }
+}
+
+/// Offsets per file (by the path as shipped).
+pub type Offsets = BTreeMap<String, Offset>;
+
+/// Something the shipper tells its user about; none of them stops shipping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The server, or the shipper, named a line (EVTX: a record) as no event.
+    Rejected {
+        source: String,
+        line: u64,
+        why: String,
+    },
+    /// A file not shipped (not a log towerwatch reads, unreadable).
+    Skipped { path: String, why: String },
+    /// A file replaced or truncated in place: shipped again from its start as `source`.
+    Restarted { path: String, source: String },
+}
+
+/// What a run shipped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shipped {
+    /// Files shipped (each counted once, however often it grew).
+    pub files: usize,
+    /// Lines (EVTX: records) acknowledged in this run.
+    pub lines: u64,
+    /// Files skipped.
+    pub skipped: usize,
+}
 
 /// Where and how to ship.
 pub struct Shipper {
@@ -49,77 +116,211 @@ pub struct Shipper {
     pub retry_for: Duration,
 }
 
+/// What a file holds, so which endpoint takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// JSON Lines, to `/api/v1/events` as they are.
+    Events,
+    /// A text log (W3C, PostgreSQL, access logs, Zeek, audit exports), to `/api/v1/lines`
+    /// as written, read whole by the server.
+    Lines,
+    /// EVTX, or JSON documents (an array, pretty-printed objects): its records read here
+    /// and sent to `/api/v1/events` as events, numbered in file order.
+    Records,
+}
+
+/// What `path` holds, by its first bytes (decompressed); `Ok(None)` for an empty file (a
+/// log not written yet).
+pub fn content_of(path: &Path) -> Result<Option<Content>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let (reader, _) = towerwatch_sources::decompressed(file).map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    reader
+        .take(4096)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if head.is_empty() {
+        return Ok(None);
+    }
+    match towerwatch_sources::sniff(&head) {
+        Format::JsonLines => Ok(Some(Content::Events)),
+        Format::Evtx | Format::JsonDocuments => Ok(Some(Content::Records)),
+        Format::Unknown => Err("not a log towerwatch reads".into()),
+        _ => Ok(Some(Content::Lines)),
+    }
+}
+
 impl Shipper {
-    /// The offsets kept so far (none before the first run).
+    /// The offsets kept so far (none before the first run). A state file of an older
+    /// shipper (lines only) is read too.
     pub fn offsets(&self) -> Result<Offsets, ShipError> {
-        match std::fs::read(&self.state) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                ShipError::Io(format!(
-                    "{} is not a ship state file: {e}",
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Kept {
+            Lines(u64),
+            Offset(Offset),
+        }
+        let bytes = match std::fs::read(&self.state) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Offsets::new()),
+            Err(e) => {
+                return Err(ShipError::Io(format!(
+                    "cannot read {}: {e}",
                     self.state.display()
-                ))
-            }),
-            Err(_) => Ok(Offsets::new()),
+                )))
+            }
+        };
+        let kept: BTreeMap<String, Kept> = serde_json::from_slice(&bytes).map_err(|e| {
+            ShipError::Io(format!(
+                "{} is not a ship state file: {e}",
+                self.state.display()
+            ))
+        })?;
+        Ok(kept
+            .into_iter()
+            .map(|(path, k)| match k {
+                Kept::Lines(line) => (
+                    path,
+                    Offset {
+                        line,
+                        ..Offset::default()
+                    },
+                ),
+                Kept::Offset(o) => (path, o),
+            })
+            .collect())
+    }
+
+    /// Ships `paths` (files and directories); with `follow`, keeps watching them (new files
+    /// included) every `follow` until `stop` says so. Notes go to `note`.
+    pub fn run(
+        &self,
+        paths: &[PathBuf],
+        follow: Option<Duration>,
+        stop: &dyn Fn() -> bool,
+        note: &mut dyn FnMut(Note),
+    ) -> Result<Shipped, ShipError> {
+        let mut offsets = self.offsets()?;
+        let mut shipped = Shipped::default();
+        let mut seen = BTreeSet::new();
+        let mut skipped = BTreeSet::new();
+        loop {
+            let (inputs, problems) = towerwatch_sources::discover(paths);
+            for p in problems {
+                let path = p.input.to_string();
+                if skipped.insert(path.clone()) {
+                    note(Note::Skipped {
+                        path,
+                        why: p.message,
+                    });
+                }
+            }
+            for input in &inputs {
+                let Input::File(path) = input else {
+                    continue;
+                };
+                let name = path.display().to_string();
+                if skipped.contains(&name) {
+                    continue;
+                }
+                let content = match content_of(path) {
+                    Ok(Some(c)) => c,
+                    Ok(None) => continue,
+                    Err(why) => {
+                        skipped.insert(name.clone());
+                        note(Note::Skipped { path: name, why });
+                        continue;
+                    }
+                };
+                seen.insert(name);
+                shipped.lines +=
+                    self.ship_file(path, content, follow.is_some(), &mut offsets, stop, note)?;
+                if stop() {
+                    break;
+                }
+            }
+            shipped.files = seen.len();
+            shipped.skipped = skipped.len();
+            let Some(every) = follow else {
+                return Ok(shipped);
+            };
+            let until = Instant::now() + every;
+            while Instant::now() < until {
+                if stop() {
+                    return Ok(shipped);
+                }
+                std::thread::sleep(Duration::from_millis(50).min(every));
+            }
         }
     }
 
-    /// Ships the lines of `path` after its acknowledged offset; returns how many were
-    /// acknowledged now. `rejected` hears of lines the server named as no event.
+    /// Ships what `path` holds past its acknowledged offset; returns how many lines (EVTX:
+    /// records) were acknowledged now. `follow` leaves a last line without its newline for
+    /// later (it is still being written).
     pub fn ship_file(
         &self,
         path: &Path,
-        endpoint: Endpoint,
+        content: Content,
+        follow: bool,
         offsets: &mut Offsets,
-        rejected: &mut dyn FnMut(&str, u64, &str),
+        stop: &dyn Fn() -> bool,
+        note: &mut dyn FnMut(Note),
     ) -> Result<u64, ShipError> {
-        let source = path.display().to_string();
-        let done = offsets.get(&source).copied().unwrap_or(0);
-        let io = |e: std::io::Error| ShipError::Io(format!("{source}: {e}"));
-        let file = std::fs::File::open(path).map_err(io)?;
-        let (reader, _) = towerwatch_sources::decompressed(file).map_err(io)?;
-        let mut lines = BufReader::new(reader).lines();
-        let mut line_no = 0u64;
-        let mut sent = 0u64;
-        loop {
-            let mut batch = String::new();
-            let first = line_no + 1;
-            let mut n = 0;
-            while n < self.batch {
-                let Some(line) = lines.next() else { break };
-                let line =
-                    line.map_err(|e| ShipError::Io(format!("{source}:{}: {e}", line_no + 1)))?;
-                line_no += 1;
-                if line_no <= done {
-                    continue;
-                }
-                batch.push_str(&line);
-                batch.push('\n');
-                n += 1;
-            }
-            if n == 0 {
-                return Ok(sent);
-            }
-            // The batch's first line is the first one not yet acknowledged.
-            let first = first.max(done + 1);
-            self.send(endpoint, &source, first, &batch, rejected)?;
-            sent += n as u64;
-            offsets.insert(source.clone(), line_no);
-            self.save(offsets)?;
+        let name = path.display().to_string();
+        let io = |e: std::io::Error| ShipError::Io(format!("{name}: {e}"));
+        let meta = std::fs::metadata(path).map_err(io)?;
+        let (size, inode) = (meta.len(), inode_of(&meta));
+        let mut at = offsets.get(&name).cloned().unwrap_or_default();
+        let replaced = at.inode != 0 && inode != 0 && at.inode != inode;
+        let truncated = size < at.byte || (at.size != 0 && size < at.size);
+        if replaced || truncated {
+            at = Offset {
+                generation: at.generation + 1,
+                ..Offset::default()
+            };
+            note(Note::Restarted {
+                path: name.clone(),
+                source: at.source(&name),
+            });
         }
+        at.inode = inode;
+        if at.size != 0 && at.size == size {
+            return Ok(0);
+        }
+        let mut batcher = Batcher {
+            shipper: self,
+            source: at.source(&name),
+            name: name.clone(),
+            offsets,
+            at,
+            stop,
+            note,
+            body: Vec::new(),
+            first: 0,
+            lines: 0,
+            sent: 0,
+        };
+        match content {
+            Content::Records => batcher.records(path)?,
+            Content::Events | Content::Lines => batcher.text(path, content, follow, size)?,
+        }
+        Ok(batcher.sent)
     }
 
     /// Posts one batch until the server acknowledges it (retries back off to 5 s).
     fn send(
         &self,
-        endpoint: Endpoint,
+        content: Content,
         source: &str,
         first: u64,
-        batch: &str,
-        rejected: &mut dyn FnMut(&str, u64, &str),
+        batch: &[u8],
+        stop: &dyn Fn() -> bool,
+        note: &mut dyn FnMut(Note),
     ) -> Result<(), ShipError> {
-        let path = match endpoint {
-            Endpoint::Events => "events",
-            Endpoint::Lines => "lines",
+        let path = match content {
+            Content::Events | Content::Records => "events",
+            Content::Lines => "lines",
         };
         let url = format!("{}/api/v1/{path}", self.to.trim_end_matches('/'));
         let started = Instant::now();
@@ -130,17 +331,17 @@ impl Shipper {
                 .query("first_line", first.to_string())
                 .header("Authorization", format!("Bearer {}", self.token))
                 .header("Content-Type", "application/x-ndjson")
-                .send(batch.as_bytes());
+                .send(batch);
             match reply {
                 Ok(mut r) => {
                     let text = r.body_mut().read_to_string().unwrap_or_default();
                     let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                     for bad in body["rejected"].as_array().into_iter().flatten() {
-                        rejected(
-                            source,
-                            bad["line"].as_u64().unwrap_or(0),
-                            bad["error"].as_str().unwrap_or("rejected"),
-                        );
+                        note(Note::Rejected {
+                            source: source.to_string(),
+                            line: bad["line"].as_u64().unwrap_or(0),
+                            why: bad["error"].as_str().unwrap_or("rejected").to_string(),
+                        });
                     }
                     return Ok(());
                 }
@@ -153,6 +354,12 @@ impl Shipper {
                     })
                 }
                 Err(e) => {
+                    if stop() {
+                        return Err(ShipError::Stopped {
+                            input: source.to_string(),
+                            line: first,
+                        });
+                    }
                     if started.elapsed() > self.retry_for {
                         return Err(ShipError::Unreachable {
                             url,
@@ -161,7 +368,12 @@ impl Shipper {
                             why: e.to_string(),
                         });
                     }
-                    std::thread::sleep(wait);
+                    // A refusal to go faster says when to come back.
+                    let asked = match &e {
+                        ureq::Error::StatusCode(429) => Some(Duration::from_secs(1)),
+                        _ => None,
+                    };
+                    std::thread::sleep(asked.unwrap_or(wait));
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
             }
@@ -176,35 +388,199 @@ impl Shipper {
     }
 }
 
-/// Where a file's lines go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `/api/v1/events`: one JSON event per line.
-    Events,
-    /// `/api/v1/lines`: a text log's lines as written, read whole by the server.
-    Lines,
+#[cfg(unix)]
+fn inode_of(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
 }
 
-/// Which endpoint takes `path`, by what its first bytes are (decompressed): JSON Lines are
-/// events, text logs (W3C, PostgreSQL, access logs, Zeek, audit exports) their lines.
-/// EVTX and JSON documents are not shipped yet (`Err` says why).
-pub fn endpoint_of(path: &Path) -> Result<Endpoint, String> {
-    use std::io::Read;
-    use towerwatch_sources::Format;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let (reader, _) = towerwatch_sources::decompressed(file).map_err(|e| e.to_string())?;
-    let mut head = Vec::new();
-    reader
-        .take(4096)
-        .read_to_end(&mut head)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    match towerwatch_sources::sniff(&head) {
-        Format::JsonLines => Ok(Endpoint::Events),
-        Format::Evtx => Err("EVTX is not shipped yet: hunt it, or export it as JSON Lines".into()),
-        Format::JsonDocuments => {
-            Err("JSON documents are not shipped yet: one event per line is".into())
+#[cfg(not(unix))]
+fn inode_of(_: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// One file's lines gathered into batches; each acknowledged batch moves the offset.
+struct Batcher<'a> {
+    shipper: &'a Shipper,
+    /// The file as named in the offsets.
+    name: String,
+    /// The name its events have on the server.
+    source: String,
+    offsets: &'a mut Offsets,
+    at: Offset,
+    stop: &'a dyn Fn() -> bool,
+    note: &'a mut dyn FnMut(Note),
+    body: Vec<u8>,
+    /// The first line in `body`, and how many it holds.
+    first: u64,
+    lines: u64,
+    /// Lines acknowledged in this call.
+    sent: u64,
+}
+
+impl Batcher<'_> {
+    /// Adds line `line` (with its newline); sends when the batch is full.
+    fn push(&mut self, content: Content, line: u64, text: &[u8]) -> Result<(), ShipError> {
+        if self.lines == 0 {
+            self.first = line;
         }
-        Format::Unknown => Err("not a log towerwatch reads".into()),
-        _ => Ok(Endpoint::Lines),
+        self.body.extend_from_slice(text);
+        if !text.ends_with(b"\n") {
+            self.body.push(b'\n');
+        }
+        self.lines += 1;
+        if self.lines as usize >= self.shipper.batch {
+            self.flush(content, line, self.at.byte)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is gathered (if anything) and records `line`/`byte` as acknowledged.
+    fn flush(&mut self, content: Content, line: u64, byte: u64) -> Result<(), ShipError> {
+        if self.lines > 0 {
+            self.shipper.send(
+                content,
+                &self.source,
+                self.first,
+                &self.body,
+                self.stop,
+                &mut *self.note,
+            )?;
+            self.sent += self.lines;
+            self.body.clear();
+            self.lines = 0;
+        }
+        self.at.line = line;
+        self.at.byte = byte;
+        self.offsets.insert(self.name.clone(), self.at.clone());
+        self.shipper.save(self.offsets)
+    }
+
+    /// A text file's lines (JSON Lines or a text log) past the offset.
+    fn text(
+        &mut self,
+        path: &Path,
+        content: Content,
+        follow: bool,
+        size: u64,
+    ) -> Result<(), ShipError> {
+        let io = |e: std::io::Error| ShipError::Io(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let (reader, compression) =
+            towerwatch_sources::decompressed(file.try_clone().map_err(io)?).map_err(io)?;
+        // A plain file resumes by seeking; a compressed one is read again past the offset.
+        let (mut reader, mut line, skip_to): (Box<dyn BufRead>, u64, u64) =
+            if compression.is_none() && self.at.byte > 0 {
+                drop(reader);
+                file.seek(SeekFrom::Start(self.at.byte)).map_err(io)?;
+                (
+                    Box::new(BufReader::with_capacity(256 * 1024, file)),
+                    self.at.line,
+                    self.at.line,
+                )
+            } else {
+                (Box::new(reader), 0, self.at.line)
+            };
+        let mut byte = if line > 0 { self.at.byte } else { 0 };
+        let mut buf = Vec::new();
+        let mut partial = false;
+        loop {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| ShipError::Io(format!("{}:{}: {e}", path.display(), line + 1)))?;
+            if n == 0 {
+                break;
+            }
+            if follow && !buf.ends_with(b"\n") {
+                // Still being written: the rest of it comes with a later look.
+                partial = true;
+                break;
+            }
+            line += 1;
+            byte += n as u64;
+            if line <= skip_to {
+                continue;
+            }
+            if compression.is_none() {
+                self.at.byte = byte;
+            }
+            if std::str::from_utf8(&buf).is_err() {
+                (self.note)(Note::Rejected {
+                    source: self.source.clone(),
+                    line,
+                    why: "not UTF-8: not sent".into(),
+                });
+                continue;
+            }
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let held = std::mem::take(&mut buf);
+            self.push(content, line, &held)?;
+            buf = held;
+        }
+        let byte = if compression.is_none() { byte } else { 0 };
+        if line > self.at.line || self.lines > 0 {
+            self.flush(content, line, byte)?;
+        }
+        if !partial {
+            // Read to its end: unchanged from now on means nothing new.
+            self.at.size = if compression.is_none() { byte } else { size };
+            self.offsets.insert(self.name.clone(), self.at.clone());
+            self.shipper.save(self.offsets)?;
+        }
+        Ok(())
+    }
+
+    /// An EVTX file's (or JSON document's) records past the offset, read with the hunt's
+    /// reader (an EVTX file's damaged chunks carved) and sent as events in file order.
+    fn records(&mut self, path: &Path) -> Result<(), ShipError> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let options = ReadOptions {
+            cancel: Some(cancel.clone()),
+            ..ReadOptions::default()
+        };
+        let skip_to = self.at.line;
+        let mut index = 0u64;
+        let mut failed = None;
+        let report = towerwatch_sources::read_input(
+            &Input::File(path.to_path_buf()),
+            &options,
+            &mut |item| {
+                if failed.is_some() {
+                    return;
+                }
+                match item {
+                    Ok(event) => {
+                        index += 1;
+                        if index <= skip_to {
+                            return;
+                        }
+                        let mut text =
+                            serde_json::to_vec(&event.dump_json()).expect("an event serialises");
+                        text.push(b'\n');
+                        if let Err(e) = self.push(Content::Records, index, &text) {
+                            failed = Some(e);
+                            cancel.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    Err(e) => (self.note)(Note::Rejected {
+                        source: self.source.clone(),
+                        line: index + 1,
+                        why: e.to_string(),
+                    }),
+                }
+            },
+        );
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if let Some(why) = report.failure {
+            return Err(ShipError::Io(format!("{}: {why}", path.display())));
+        }
+        self.flush(Content::Records, index.max(skip_to), 0)?;
+        self.at.size = report.bytes;
+        self.offsets.insert(self.name.clone(), self.at.clone());
+        self.shipper.save(self.offsets)
     }
 }

@@ -224,7 +224,10 @@ fn emit(rec: evtx::SerializedEvtxRecord<Vec<u8>>, tally: &mut Tally<'_, '_>) -> 
             if event.timestamp.is_none() {
                 event.timestamp = Some(rec.timestamp);
             }
-            event.record_id.get_or_insert(rec.event_record_id);
+            // The record is known by the id it states (as its detections name it), so
+            // places and joins agree when a record header says otherwise.
+            let id = *event.record_id.get_or_insert(rec.event_record_id);
+            event.origin.locator = towerwatch_event::Locator::Record(id);
             tally.event(event)
         }
         Err(msg) => tally.reject(Position::Record(rec.event_record_id), msg),

@@ -15,6 +15,10 @@ pub fn event_from_json(json: Json, origin: Origin) -> Result<Event, String> {
         return Err(format!("expected a JSON object, found {}", kind(&json)));
     };
     let mut event = Event::new(origin);
+    if is_dump_shape(&map) {
+        dump_shape(map, &mut event);
+        return Ok(event);
+    }
     if let Some(Json::Object(inner)) = map.remove("Event") {
         evtx_shape(inner, &mut event);
     } else if let Some(Json::Object(winlog)) = map.remove("winlog") {
@@ -26,6 +30,47 @@ pub fn event_from_json(json: Json, origin: Origin) -> Result<Event, String> {
     }
     derive_keys(&mut event);
     Ok(event)
+}
+
+/// The keys of `towerwatch dump`'s events (`Event::dump_json`).
+const DUMP_KEYS: [&str; 9] = [
+    "timestamp",
+    "channel",
+    "event_id",
+    "provider",
+    "computer",
+    "record_id",
+    "source",
+    "line",
+    "fields",
+];
+
+fn is_dump_shape(map: &Map<String, Json>) -> bool {
+    matches!(map.get("fields"), Some(Json::Object(_)))
+        && map.keys().all(|k| DUMP_KEYS.contains(&k.as_str()))
+}
+
+/// `towerwatch dump`'s shape: the fields as they were, the keys as dump found them (so an
+/// event dumped and read again is the same event; where it was read is the new origin).
+fn dump_shape(mut map: Map<String, Json>, event: &mut Event) {
+    if let Some(Json::Object(fields)) = map.remove("fields") {
+        for (k, v) in fields {
+            flatten(&k, v, event);
+        }
+    }
+    let text = |k: &str| map.get(k).and_then(Json::as_str).map(Into::into);
+    event.timestamp = map
+        .get("timestamp")
+        .and_then(Json::as_str)
+        .and_then(parse_timestamp);
+    event.event_id = map
+        .get("event_id")
+        .and_then(Json::as_u64)
+        .and_then(|n| u32::try_from(n).ok());
+    event.channel = text("channel");
+    event.provider = text("provider");
+    event.computer = text("computer");
+    event.record_id = map.get("record_id").and_then(Json::as_u64);
 }
 
 fn kind(j: &Json) -> &'static str {
@@ -221,6 +266,21 @@ mod tests {
             e.timestamp.unwrap().to_string(),
             "2025-11-27T07:40:10.165324Z"
         );
+    }
+
+    #[test]
+    fn a_dumped_event_reads_back_as_the_same_event() {
+        // Keys the fields do not give (a W3C line's time) come from dump's own keys; the
+        // names `dump` adds around the fields do not become fields.
+        let mut e = ev(
+            json!({"Event": {"System": {"EventID": 4688, "Channel": "Security",
+            "Computer": "dc1", "EventRecordID": 7},
+            "EventData": {"Data": ["a", "b"], "NewProcessName": "C:\\x.exe"}}}),
+        );
+        e.timestamp = Some("2026-01-02T03:04:05Z".parse().unwrap());
+        let back = ev(e.dump_json());
+        assert_eq!(back, e);
+        assert!(!back.has("source") && !back.has("record_id"));
     }
 
     #[test]

@@ -61,17 +61,25 @@ enum Command {
     /// bulk; durable before acknowledged), the hunt's detections, operations and exposure
     /// out, a web UI at /ui; bearer tokens with roles, audited reveals. Binds 127.0.0.1.
     Serve(ServeArgs),
-    /// Send evidence to a `towerwatch serve` (JSON Lines as events, text logs as lines), in
-    /// batches acknowledged one by one;
-    /// a state file keeps how far each file went, so a rerun resumes.
+    /// Send evidence to a `towerwatch serve` (JSON Lines and EVTX as events, text logs as
+    /// lines), in batches acknowledged one by one; a state file keeps how far each file
+    /// went, so a rerun resumes; --follow watches growing logs.
     Ship(ShipArgs),
 }
 
 #[derive(Args)]
 pub struct ShipArgs {
-    /// JSON Lines files or directories of them (.jsonl, .ndjson; also .gz/.zst).
+    /// Files or directories: JSON Lines, EVTX, JSON documents, text logs (W3C, PostgreSQL,
+    /// access logs, Zeek, audit exports); also .gz/.zst.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Keep watching the paths: lines added to files (whole lines only) and new files are
+    /// shipped as they come, until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub follow: bool,
+    /// How often --follow looks for more, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000, requires = "follow")]
+    pub poll_ms: u64,
     /// The server, e.g. http://127.0.0.1:8480.
     #[arg(long, value_name = "URL")]
     pub to: String,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use towerwatch_serve::ship::{endpoint_of, Shipper};
+use towerwatch_serve::ship::{Note, ShipError, Shipper};
 
 use crate::term::{complainln, sayln};
 use crate::ShipArgs;
@@ -26,33 +26,39 @@ pub fn run(args: ShipArgs) -> Result<ExitCode> {
         batch: args.batch.max(1),
         retry_for: Duration::from_secs(args.retry_for),
     };
-    let mut offsets = shipper.offsets()?;
-    let (inputs, problems) = towerwatch_sources::discover(&args.paths);
-    for p in &problems {
-        complainln!("towerwatch ship: {p}");
-    }
-    let (mut files, mut lines, mut skipped) = (0, 0u64, 0);
-    for input in &inputs {
-        let towerwatch_sources::Input::File(path) = input else {
-            complainln!("towerwatch ship: stdin is not shipped (give files)");
-            continue;
-        };
-        let endpoint = match endpoint_of(path) {
-            Ok(e) => e,
-            Err(why) => {
-                complainln!("towerwatch ship: {} skipped: {why}", path.display());
-                skipped += 1;
-                continue;
+    let follow = args
+        .follow
+        .then(|| Duration::from_millis(args.poll_ms.max(10)));
+    // Ctrl-C or SIGTERM ends a follow (after the batch in flight) with its offsets kept.
+    crate::interrupt::flag();
+    let shipped = shipper.run(
+        &args.paths,
+        follow,
+        &crate::interrupt::interrupted,
+        &mut |note| match note {
+            Note::Rejected { source, line, why } => {
+                complainln!("towerwatch ship: {source}:{line}: {why}")
             }
-        };
-        files += 1;
-        lines += shipper.ship_file(path, endpoint, &mut offsets, &mut |source, line, why| {
-            complainln!("towerwatch ship: {source}:{line}: {why}");
-        })?;
-    }
+            Note::Skipped { path, why } => complainln!("towerwatch ship: {path} skipped: {why}"),
+            Note::Restarted { path, source } => complainln!(
+                "towerwatch ship: {path} was replaced or truncated: shipped again as {source}"
+            ),
+        },
+    );
+    let shipped = match shipped {
+        Ok(s) => s,
+        Err(e @ ShipError::Stopped { .. }) => {
+            complainln!("towerwatch ship: {e}");
+            return Ok(ExitCode::from(crate::interrupt::EXIT_CODE));
+        }
+        Err(e) => return Err(e.into()),
+    };
     sayln!(
-        "towerwatch ship: {files} files, {lines} lines acknowledged by {}; {skipped} files skipped",
-        args.to
+        "towerwatch ship: {} files, {} lines acknowledged by {}; {} files skipped",
+        shipped.files,
+        shipped.lines,
+        args.to,
+        shipped.skipped
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use common::server::{init, Server as Running};
 use common::{files_under, towerwatch};
@@ -487,4 +488,251 @@ fn a_server_killed_while_ship_sends_loses_nothing_acknowledged_and_counts_nothin
         "{}",
         common::text(&again.stdout)
     );
+}
+
+/// A detection without where it was read (a file's record, a request's line).
+fn placeless(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut d: serde_json::Value = serde_json::from_str(l).unwrap();
+            let d = d.as_object_mut().unwrap();
+            d.remove("source");
+            d.remove("line");
+            if let Some(events) = d
+                .get_mut("event")
+                .and_then(|e| e.get_mut("events"))
+                .and_then(|e| e.as_array_mut())
+            {
+                for e in events {
+                    e.as_object_mut().unwrap().remove("line");
+                }
+            }
+            serde_json::to_string(d).unwrap()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `ship` with an ingest token to `server`, keeping offsets in `state`.
+fn ship_command(server: &Running, token: &str, state: &Path, paths: &[&Path]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_towerwatch"));
+    c.arg("ship")
+        .args(paths)
+        .args(["--to", &format!("http://{}", server.addr), "--token", token])
+        .arg("--state")
+        .arg(state)
+        .args(["--batch", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn ingest_token(server: &Running, admin: &str) -> String {
+    let (_, reply) = server.request(
+        "POST",
+        "/api/v1/tokens",
+        Some(admin),
+        &[],
+        br#"{"name": "shipper", "role": "ingest"}"#,
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    reply["token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn shipped_evtx_files_give_the_hunts_detections() {
+    // The Sigma regression set's EVTX files: 202 attacks' logs, of many hosts.
+    let tmp = tempfile::tempdir().unwrap();
+    let evtx = tmp.path().join("evtx");
+    std::fs::create_dir(&evtx).unwrap();
+    let regression = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sigma-regression");
+    for f in files_under(&regression) {
+        if f.extension().is_some_and(|e| e == "evtx") {
+            let name = f.parent().unwrap().file_name().unwrap();
+            std::fs::copy(&f, evtx.join(name).with_extension("evtx")).unwrap();
+        }
+    }
+    let out = tmp.path().join("h.jsonl");
+    towerwatch(&[
+        "hunt",
+        evtx.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let want = std::fs::read_to_string(&out).unwrap();
+    let data = tmp.path().join("data");
+    let admin = init(&data);
+    let server = Running::start(&data, &[]);
+    let token = ingest_token(&server, &admin);
+    let state = tmp.path().join("offsets.json");
+    let shipped = ship_command(&server, &token, &state, &[&evtx])
+        .output()
+        .unwrap();
+    assert!(
+        shipped.status.success(),
+        "{}",
+        common::text(&shipped.stderr)
+    );
+    // Every record went.
+    let events: u64 = common::text(&shipped.stdout)
+        .split(" files, ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let stored: u64 = server_json(&server, &admin, "/api/v1/sources")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, events);
+    assert!(common::text(&shipped.stdout).contains("; 0 files skipped"));
+    let (status, got) = server.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
+    assert_eq!(status, 200);
+    let (got, want) = (
+        placeless(&String::from_utf8(got).unwrap()),
+        placeless(&want),
+    );
+    assert!(want.len() > 150);
+    assert_eq!(got.len(), want.len());
+    if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+        panic!("detections differ from the hunt's:\n{g}\n{w}");
+    }
+}
+
+fn server_json(server: &Running, token: &str, path: &str) -> serde_json::Value {
+    let (status, body) = server.request("GET", path, Some(token), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Events stored per source.
+fn stored(server: &Running, token: &str) -> std::collections::BTreeMap<String, u64> {
+    server_json(server, token, "/api/v1/sources")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_string(),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Waits (up to a minute) until the server holds `want`.
+fn wait_for(server: &Running, token: &str, want: &std::collections::BTreeMap<String, u64>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = stored(server, token);
+        if &got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored {got:?}, waited for {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn terminate(child: std::process::Child) -> std::process::Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ship_follow_sends_growing_logs_once_across_restarts_and_a_replaced_file_again() {
+    let h = hunted();
+    let files = files_under(&h.windows);
+    let text = |i: usize| std::fs::read_to_string(&files[i]).unwrap();
+    let (a, b, c) = (text(0), text(1), text(2));
+    let a: Vec<&str> = a.lines().collect();
+    let b: Vec<&str> = b.lines().collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let live = tmp.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let (log_a, log_b) = (live.join("a.jsonl"), live.join("b.jsonl"));
+    let name = |p: &Path| p.display().to_string();
+    // Half of a, and the start of a line still being written.
+    let half = a.len() / 2;
+    let (head, tail) = a[half].split_at(a[half].len() / 2);
+    append(&log_a, &format!("{}\n{head}", a[..half].join("\n")));
+    let data = tmp.path().join("data");
+    let admin = init(&data);
+    let server = Running::start(&data, &[]);
+    let token = ingest_token(&server, &admin);
+    let state = tmp.path().join("offsets.json");
+    let follow = || {
+        ship_command(&server, &token, &state, &[&live])
+            .args(["--follow", "--poll-ms", "50"])
+            .spawn()
+            .unwrap()
+    };
+    let shipper = follow();
+    let mut want = std::collections::BTreeMap::from([(name(&log_a), half as u64)]);
+    wait_for(&server, &admin, &want);
+    // The line is finished, more come, and a new file appears.
+    append(&log_a, &format!("{tail}\n{}\n", a[half + 1..].join("\n")));
+    append(&log_b, &format!("{}\n", b[..10].join("\n")));
+    want.insert(name(&log_a), a.len() as u64);
+    want.insert(name(&log_b), 10);
+    wait_for(&server, &admin, &want);
+    // Stopped (SIGTERM) and started again while the log grew: it resumes where it was.
+    let out = terminate(shipper);
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    append(&log_b, &format!("{}\n", b[10..].join("\n")));
+    let shipper = follow();
+    want.insert(name(&log_b), b.len() as u64);
+    wait_for(&server, &admin, &want);
+    // a is replaced by another file (a rotation): it is shipped again under a new name.
+    let next = live.join("a.next");
+    std::fs::write(&next, &c).unwrap();
+    std::fs::rename(&next, &log_a).unwrap();
+    want.insert(format!("{}#2", name(&log_a)), c.lines().count() as u64);
+    wait_for(&server, &admin, &want);
+    let out = terminate(shipper);
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    assert!(
+        common::text(&out.stderr).contains("was replaced or truncated: shipped again as"),
+        "{}",
+        common::text(&out.stderr)
+    );
+    // What the server made of it is what `hunt` makes of the three files.
+    let whole = tmp.path().join("whole");
+    std::fs::create_dir(&whole).unwrap();
+    std::fs::write(whole.join("a.jsonl"), format!("{}\n", a.join("\n"))).unwrap();
+    std::fs::write(whole.join("b.jsonl"), format!("{}\n", b.join("\n"))).unwrap();
+    std::fs::write(whole.join("c.jsonl"), &c).unwrap();
+    let out = tmp.path().join("h.jsonl");
+    towerwatch(&[
+        "hunt",
+        whole.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let (_, got) = server.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
+    let got = placeless(&String::from_utf8(got).unwrap());
+    let want = placeless(&std::fs::read_to_string(&out).unwrap());
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
 }
