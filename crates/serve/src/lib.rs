@@ -34,6 +34,7 @@
 
 pub mod auth;
 pub mod bulk;
+mod limit;
 mod live;
 mod metrics;
 mod results;
@@ -90,6 +91,9 @@ pub struct Config {
     /// line or in the environment): only then may an analyst reveal an identity. A random
     /// key of the run reveals nothing anybody else could check.
     pub operator_key: bool,
+    /// Requests per second each client address may make (in bursts of twice that); 0 for
+    /// no limit. `/healthz` is not limited.
+    pub rate_limit: u32,
 }
 
 impl Config {
@@ -100,9 +104,14 @@ impl Config {
             hunt: Box::leak(Box::new(hunt)),
             lateness: jiff::SignedDuration::from_secs(60),
             operator_key: false,
+            rate_limit: DEFAULT_RATE_LIMIT,
         }
     }
 }
+
+/// Requests per second per client address unless configured: far above what shippers
+/// (a batch of thousands of events a request) and the UI need, far below a flood.
+pub const DEFAULT_RATE_LIMIT: u32 = 500;
 
 /// Largest request body taken (decompressed batches are limited by the same figure).
 const MAX_BODY: usize = 64 << 20;
@@ -118,6 +127,7 @@ struct AppState {
     live: live::LiveHandle,
     /// Served over HTTPS: session cookies are `Secure`.
     https: bool,
+    limits: Option<limit::Limits>,
 }
 
 /// The service's routes over the store in `data`, its live hunt started.
@@ -128,6 +138,7 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
         return Err(ServeError::NotInitialised(data.display().to_string()));
     }
     let live = live::start(config.hunt, config.lateness, data)?;
+    let config_rate = config.rate_limit;
     let state = Arc::new(AppState {
         live,
         store: Mutex::new(Store::open(data)?),
@@ -137,6 +148,7 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
         metrics: Metrics::default(),
         sessions: ui::Sessions::default(),
         https,
+        limits: limit::Limits::new(config_rate),
     });
     use routes::{admin, ingest, read, reveal};
     Ok(Router::new()
@@ -164,6 +176,10 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            limit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             count_refusals,
         ))
         .with_state(state))
@@ -177,6 +193,8 @@ pub async fn serve(
     config: Config,
 ) -> Result<(), ServeError> {
     let app = app(data, config, false)?;
+    // The client's address is known to the rate limits.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -221,7 +239,7 @@ pub async fn serve_tls(
     listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(listener, rustls)?
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await?;
     Ok(())
 }

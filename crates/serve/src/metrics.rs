@@ -11,6 +11,8 @@ pub(crate) struct Metrics {
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
     pub refused_requests: AtomicU64,
+    /// Requests refused for going over the caller's rate (also in `refused_requests`).
+    pub rate_limited: AtomicU64,
     /// Lines refused at ingest, per source.
     rejects: Mutex<HashMap<String, u64>>,
     /// Ingest requests by how long they took to be durable:
@@ -91,6 +93,9 @@ impl Metrics {
              # HELP towerwatch_requests_refused_total Requests refused (authorization, bad bodies, store errors).\n\
              # TYPE towerwatch_requests_refused_total counter\n\
              towerwatch_requests_refused_total {}\n\
+             # HELP towerwatch_requests_rate_limited_total Requests refused for going over their address's rate.\n\
+             # TYPE towerwatch_requests_rate_limited_total counter\n\
+             towerwatch_requests_rate_limited_total {}\n\
              # HELP towerwatch_events_stored Events in the store.\n\
              # TYPE towerwatch_events_stored gauge\n\
              towerwatch_events_stored {stored}\n\
@@ -110,6 +115,7 @@ impl Metrics {
             get(&self.duplicates),
             get(&self.rejected),
             get(&self.refused_requests),
+            get(&self.rate_limited),
             get(&live.found),
             get(&live.waiting),
             get(&live.late),

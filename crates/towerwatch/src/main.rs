@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// newest.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lateness: u64,
+    /// Requests per second each client address may make, in bursts of twice that (more
+    /// are answered 429 with Retry-After); 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = towerwatch_serve::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
     #[command(flatten)]
     pub rules: RuleArgs,
     /// An asset inventory (CSV with host, ip, role columns).

@@ -24,6 +24,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         hunt: Box::leak(Box::new(hunt)),
         lateness: jiff::SignedDuration::from_secs(args.lateness as i64),
         operator_key,
+        rate_limit: args.rate_limit,
     };
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(towerwatch_serve::Tls { cert, key }),

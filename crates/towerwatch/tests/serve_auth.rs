@@ -349,3 +349,73 @@ fn the_service_speaks_https_with_a_given_certificate() {
     let _ = plain.read_to_end(&mut reply);
     assert!(!reply.starts_with(b"HTTP/1.1 200"), "plain HTTP was served");
 }
+
+#[test]
+fn a_flood_from_one_address_is_slowed_and_the_shipper_waits_its_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = common::server::init(&data);
+    let server = Server::start(&data, &["--rate-limit", "5"]);
+    // A burst of twice the rate is served, then 429 with when to come back.
+    let mut limited = None;
+    for _ in 0..40 {
+        let (status, head, _) = server.exchange("GET", "/api/v1/sources", Some(&admin), &[], b"");
+        if status == 429 {
+            limited = Some(head);
+            break;
+        }
+        assert_eq!(status, 200);
+    }
+    let head = limited.expect("40 requests at once were all served at a rate of 5 a second");
+    let retry: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after:"))
+        .expect("a Retry-After header")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{head}");
+    // Health probes are not limited.
+    assert_eq!(request(&server, "GET", "/healthz", None, "").0, 200);
+    // A shipper over the rate is told to wait, waits, and everything arrives.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let ingest = issue(&server, &admin, "ingest");
+    let log = tmp.path().join("events.jsonl");
+    let lines: Vec<String> = (0..200)
+        .map(|i| {
+            format!(r#"{{"EventID": 4688, "Channel": "Security", "Computer": "h{i}", "TimeCreated": "2026-01-01T00:00:{:02}Z"}}"#, i % 60)
+        })
+        .collect();
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let shipped = towerwatch(&[
+        "ship",
+        log.to_str().unwrap(),
+        "--to",
+        &format!("http://{}", server.addr),
+        "--token",
+        &ingest,
+        "--state",
+        tmp.path().join("offsets.json").to_str().unwrap(),
+        "--batch",
+        "5",
+    ]);
+    assert!(
+        shipped.status.success(),
+        "{}",
+        common::text(&shipped.stderr)
+    );
+    assert!(common::text(&shipped.stdout).contains(" 200 lines acknowledged"));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (status, metrics) = request(&server, "GET", "/metrics", Some(&admin), "");
+    assert_eq!(status, 200);
+    let count = |name: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(count("towerwatch_events_stored"), 200);
+    // The shipper's 40 requests at 5 a second were slowed too.
+    assert!(count("towerwatch_requests_rate_limited_total") > 1);
+}
