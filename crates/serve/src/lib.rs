@@ -1,25 +1,23 @@
-//! `towerwatch serve`: the live service, first slice.
+//! `towerwatch serve`: the live service.
 //!
 //! Events come in over HTTP as JSON Lines in every shape `hunt` reads (evtx_dump,
-//! Winlogbeat/ECS, flat), plain, gzip or zstd. A batch is on disk ([`store`]: SQLite, WAL,
-//! full sync) before it is acknowledged, and an event is known by its identity (the source
-//! and its line in it), so a batch sent twice changes nothing. The results are the hunt
-//! library's ([`towerwatch_hunt::Hunt::stream`]) over every stored event, in event time:
-//! the same detections and operations `hunt` gives on the same files.
+//! Winlogbeat/ECS, flat), as text log lines (W3C, PostgreSQL), or through Elasticsearch's
+//! bulk API, plain, gzip or zstd. A batch is on disk ([`store`]: SQLite, WAL, full sync)
+//! before it is acknowledged, and an event is known by its identity (the source and its line
+//! in it), so a batch sent twice changes nothing. A live hunt ([`towerwatch_hunt::HuntStream`]
+//! on event time, bounded lateness) finds detections as events arrive; the concluded results
+//! are the hunt library's over every stored event: the same detections, operations and
+//! exposure `hunt` gives on the same files. [`ship`] sends files (EVTX included) and follows
+//! growing logs.
 //!
-//! Routes: `POST /api/v1/events?source=NAME&first_line=N` (one JSON object per line; the
-//! reply counts what was accepted, already held and rejected, with line numbers),
-//! `GET /api/v1/detections` (JSON Lines), `GET /api/v1/operations` (the operations, waves,
-//! suspected actor and leads, as `operations.json`), `GET /metrics` (Prometheus' text:
-//! events accepted, duplicates, rejected, refused requests, stored), `GET /healthz`.
+//! The routes are described in OpenAPI 3.1 ([`OPENAPI`], served at `/api/v1/openapi.json`);
+//! the web UI is under `/ui` (server-rendered pages, sessions with CSRF tokens, no script).
+//! Every route but `/healthz`, the description and Elasticsearch's handshake needs a bearer
+//! token whose role allows it ([`auth`]); there are no default credentials: [`init`] issues
+//! the first admin token, once. Revealing a subscriber needs the analyst role, the operator's
+//! key and a reason, and is written to the append-only audit log first. Requests are rate
+//! limited per client address; HTTPS with rustls ([`serve_tls`]).
 //!
-//! Every route but `/healthz` needs a bearer token whose role allows it ([`auth`]):
-//! `POST /api/v1/tokens` (admin) issues one, `GET /api/v1/audit` (admin) reads the
-//! append-only audit log. There are no default credentials: [`init`] issues the first admin
-//! token, once.
-//!
-//! Not yet here (see issue 18): TLS, browser sessions, rate limits, raw W3C and PostgreSQL
-//! lines, `ship --follow`, the web UI, audited reveals, latency histograms.
 //! It binds 127.0.0.1 by default.
 //!
 //! ```no_run
@@ -109,6 +107,9 @@ impl Config {
     }
 }
 
+/// The API's OpenAPI 3.1 description (written by `scripts/openapi.py`).
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
 /// Requests per second per client address unless configured: far above what shippers
 /// (a batch of thousands of events a request) and the UI need, far below a flood.
 pub const DEFAULT_RATE_LIMIT: u32 = 500;
@@ -153,6 +154,10 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     use routes::{admin, ingest, read, reveal};
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .route("/api/v1/events", post(ingest::events))
         .route("/api/v1/lines", post(ingest::lines))
         .route("/api/v1/detections", get(read::detections))

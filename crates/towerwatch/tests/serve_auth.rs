@@ -78,7 +78,7 @@ fn every_route_answers_each_role_as_its_role_allows() {
     let token_body = "{\"name\": \"x\", \"role\": \"viewer\"}";
     let bulk = "{\"create\": {}}\n{\"@timestamp\": \"2019-03-05T14:11:00Z\", \"winlog\": {\"event_id\": 4625, \"channel\": \"Security\", \"computer_name\": \"DC01\"}}\n";
     let reveal = "{\"subscriber\": \"M-000000000000000000000000\", \"reason\": \"case 1\"}";
-    let routes: [(&str, &str, &str, [u16; 6]); 15] = [
+    let routes: [(&str, &str, &str, [u16; 6]); 20] = [
         // method, path, body, status for: none, forged, viewer, ingest, analyst, admin
         ("GET", "/healthz", "", [200, 200, 200, 200, 200, 200]),
         (
@@ -136,7 +136,27 @@ fn every_route_answers_each_role_as_its_role_allows() {
         // Elasticsearch's handshake is open (Beats make it before sending); bulk is not.
         ("GET", "/", "", [200, 200, 200, 200, 200, 200]),
         ("GET", "/_license", "", [200, 200, 200, 200, 200, 200]),
+        ("HEAD", "/", "", [200, 200, 200, 200, 200, 200]),
         ("POST", "/_bulk", bulk, [401, 401, 403, 200, 200, 200]),
+        ("PUT", "/_bulk", bulk, [401, 401, 403, 200, 200, 200]),
+        (
+            "POST",
+            "/winlogbeat-8/_bulk",
+            bulk,
+            [401, 401, 403, 200, 200, 200],
+        ),
+        (
+            "PUT",
+            "/winlogbeat-8/_bulk",
+            bulk,
+            [401, 401, 403, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/openapi.json",
+            "",
+            [200, 200, 200, 200, 200, 200],
+        ),
     ];
     let callers = [
         None,
@@ -152,6 +172,42 @@ fn every_route_answers_each_role_as_its_role_allows() {
             assert_eq!(got, status, "{method} {path} as {caller:?}: {reply}");
         }
     }
+    // The OpenAPI description names exactly the routes tested here, each with the role
+    // this table found.
+    let (_, spec) = request(a, "GET", "/api/v1/openapi.json", None, "");
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut described = std::collections::BTreeSet::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let role = op["x-role"].as_str().unwrap().to_string();
+            described.insert((method.to_uppercase(), path.clone(), role));
+        }
+    }
+    let roles = ["viewer", "ingest", "analyst", "admin"];
+    let tested: std::collections::BTreeSet<_> = routes
+        .iter()
+        .map(|(method, path, _, want)| {
+            let path = path
+                .split('?')
+                .next()
+                .unwrap()
+                .replace("winlogbeat-8", "{index}");
+            // The least role served: none when no token is needed, else the first allowed.
+            let role = if want[0] == 200 {
+                "none"
+            } else {
+                roles
+                    .iter()
+                    .zip(&want[2..])
+                    .find(|(_, s)| **s != 403)
+                    .map(|(r, _)| *r)
+                    .unwrap()
+            };
+            (method.to_string(), path, role.to_string())
+        })
+        .collect();
+    assert_eq!(described, tested);
     // The web UI: a session per token (an ingest token may not sign in), each page as the
     // role allows; without a session, the sign-in page.
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
