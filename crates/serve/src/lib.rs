@@ -36,6 +36,7 @@ mod limit;
 mod live;
 mod metrics;
 mod results;
+pub mod retention;
 mod routes;
 pub mod ship;
 pub mod store;
@@ -92,6 +93,9 @@ pub struct Config {
     /// Requests per second each client address may make (in bursts of twice that); 0 for
     /// no limit. `/healthz` is not limited.
     pub rate_limit: u32,
+    /// How long what came in is kept (by when it came in; a text log by when it last grew);
+    /// `None`: for ever. The audit log is never expired.
+    pub retain: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -103,6 +107,7 @@ impl Config {
             lateness: jiff::SignedDuration::from_secs(60),
             operator_key: false,
             rate_limit: DEFAULT_RATE_LIMIT,
+            retain: None,
         }
     }
 }
@@ -122,7 +127,7 @@ struct AppState {
     auth: Auth,
     config: Config,
     /// The last results and the number of events they were made from.
-    results: Mutex<Option<(u64, Arc<Results>)>>,
+    results: Mutex<Option<((u64, u64), Arc<Results>)>>,
     metrics: Metrics,
     sessions: ui::Sessions,
     live: live::LiveHandle,
@@ -140,9 +145,14 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     }
     let live = live::start(config.hunt, config.lateness, data)?;
     let config_rate = config.rate_limit;
+    let retain = config.retain;
+    let mut store = Store::open(data)?;
+    if let Some(retain) = retain {
+        store.set_mark_every(retention::resolution(retain));
+    }
     let state = Arc::new(AppState {
         live,
-        store: Mutex::new(Store::open(data)?),
+        store: Mutex::new(store),
         auth,
         config,
         results: Mutex::new(None),
@@ -151,6 +161,9 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
         https,
         limits: limit::Limits::new(config_rate),
     });
+    if let Some(retain) = retain {
+        retention::start(state.clone(), retain);
+    }
     use routes::{admin, ingest, read, reveal};
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))

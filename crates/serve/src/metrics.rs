@@ -13,6 +13,8 @@ pub(crate) struct Metrics {
     pub refused_requests: AtomicU64,
     /// Requests refused for going over the caller's rate (also in `refused_requests`).
     pub rate_limited: AtomicU64,
+    /// Stored rows deleted by retention.
+    pub expired: AtomicU64,
     /// Lines refused at ingest, per source.
     rejects: Mutex<HashMap<String, u64>>,
     /// Ingest requests by how long they took to be durable:
@@ -96,6 +98,9 @@ impl Metrics {
              # HELP towerwatch_requests_rate_limited_total Requests refused for going over their address's rate.\n\
              # TYPE towerwatch_requests_rate_limited_total counter\n\
              towerwatch_requests_rate_limited_total {}\n\
+             # HELP towerwatch_expired_total Stored events, text log lines and live detections deleted by retention.\n\
+             # TYPE towerwatch_expired_total counter\n\
+             towerwatch_expired_total {}\n\
              # HELP towerwatch_events_stored Events in the store.\n\
              # TYPE towerwatch_events_stored gauge\n\
              towerwatch_events_stored {stored}\n\
@@ -116,6 +121,7 @@ impl Metrics {
             get(&self.rejected),
             get(&self.refused_requests),
             get(&self.rate_limited),
+            get(&self.expired),
             get(&live.found),
             get(&live.waiting),
             get(&live.late),

@@ -28,12 +28,13 @@ pub(crate) struct Results {
     pub events: u64,
 }
 
-/// The hunt over every stored event, made again only when events came in since.
+/// The hunt over every stored event, made again only when events came in (or expired)
+/// since.
 pub(crate) async fn results(state: &Arc<AppState>) -> Result<Arc<Results>, Response> {
     let state = state.clone();
     let made = tokio::task::spawn_blocking(move || -> Result<Arc<Results>, String> {
         let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        let count = store.len().map_err(|e| e.to_string())?;
+        let count = store.version().map_err(|e| e.to_string())?;
         if let Some((n, r)) = state
             .results
             .lock()

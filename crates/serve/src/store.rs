@@ -91,6 +91,11 @@ pub struct Store {
     db: Connection,
     /// The data directory (text logs are read from a scratch directory inside it).
     dir: PathBuf,
+    /// Seconds between ingest marks (retention's resolution).
+    mark_every: i64,
+    /// Expiries that deleted something since the store opened (the results' cache key
+    /// with the count).
+    expiries: u64,
 }
 
 /// Versioned schema, applied in order; `user_version` says how far a store is.
@@ -150,6 +155,19 @@ const MIGRATIONS: &[&str] = &[
     // No time index: kept in step with every insert it cost more than the sort it saves
     // when the results are made (late events land all over it).
     "DROP INDEX events_by_time;",
+    // For retention by ingest time: how far the events and live detections went by each
+    // interval (one row per interval with ingest), and when each text log last grew (a
+    // text log is kept or dropped whole: its header sets how its lines read). Live
+    // detections are numbered for ever (clients page by number; they are found again at
+    // each start, so the table is dropped here).
+    "CREATE TABLE ingest_marks (
+        at INTEGER PRIMARY KEY,
+        events_upto INTEGER NOT NULL DEFAULT 0,
+        live_upto INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE text_logs (source TEXT PRIMARY KEY, last INTEGER NOT NULL);
+    DROP TABLE live_detections;
+    CREATE TABLE live_detections (seq INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);",
 ];
 
 /// A connection to the data directory's database, its schema brought up to date.
@@ -181,6 +199,8 @@ impl Store {
         Ok(Store {
             db: connect(dir)?,
             dir: dir.to_path_buf(),
+            mark_every: 60,
+            expiries: 0,
         })
     }
 
@@ -236,6 +256,15 @@ impl Store {
                 new.push(insert.execute(params![source, *line as i64, time, text])? == 1);
             }
         }
+        // Only a batch that stored something marks (so a mark's newest row is its own).
+        if new.contains(&true) {
+            mark(
+                &tx,
+                self.mark_every,
+                "events_upto",
+                "SELECT max(id) FROM events",
+            )?;
+        }
         tx.commit()?;
         Ok(new)
     }
@@ -252,28 +281,45 @@ impl Store {
                 insert.execute([l])?;
             }
         }
+        mark(
+            &tx,
+            self.mark_every,
+            "live_upto",
+            "SELECT max(seq) FROM live_detections",
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     /// Forgets the live detections (a starting server finds them again from the events).
     pub fn clear_live(&mut self) -> Result<(), StoreError> {
-        self.db.execute("DELETE FROM live_detections", [])?;
+        // Numbered from 1 again: they are found again in the same order.
+        self.db.execute_batch(
+            "DELETE FROM live_detections;
+             DELETE FROM sqlite_sequence WHERE name = 'live_detections';",
+        )?;
         Ok(())
     }
 
-    /// The live detections from the `from`-th (0-based) on, and how many there are.
+    /// The live detections after the `from`-th found (0: from the first), and where the
+    /// next call starts (the last one's number; positions hold when old ones expire).
     pub fn live_since(&self, from: u64) -> Result<(Vec<String>, u64), StoreError> {
         let mut q = self
             .db
-            .prepare_cached("SELECT line FROM live_detections ORDER BY seq LIMIT -1 OFFSET ?1")?;
+            .prepare_cached("SELECT line, seq FROM live_detections WHERE seq > ?1 ORDER BY seq")?;
+        let mut next = from;
         let lines = q
-            .query_map([from as i64], |r| r.get(0))?
+            .query_map([from as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .map(|row| {
+                row.map(|(line, seq)| {
+                    next = seq as u64;
+                    line
+                })
+            })
             .collect::<Result<Vec<String>, _>>()?;
-        let total: i64 = self
-            .db
-            .query_row("SELECT count(*) FROM live_detections", [], |r| r.get(0))?;
-        Ok((lines, total as u64))
+        Ok((lines, next))
     }
 
     /// Every stored JSON event in event time (the live hunt's start after a restart; text
@@ -317,6 +363,11 @@ impl Store {
                     out.duplicates += 1;
                 }
             }
+            tx.prepare_cached(
+                "INSERT INTO text_logs (source, last) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET last = excluded.last",
+            )?
+            .execute(params![source, jiff::Timestamp::now().as_second()])?;
         }
         tx.commit()?;
         Ok(out)
@@ -402,6 +453,54 @@ impl Store {
         )? as u64)
     }
 
+    /// What the stored results depend on: the count, and how often events expired.
+    pub fn version(&self) -> Result<(u64, u64), StoreError> {
+        Ok((self.len()?, self.expiries))
+    }
+
+    /// Sets the resolution of retention (seconds between ingest marks).
+    pub fn set_mark_every(&mut self, seconds: i64) {
+        self.mark_every = seconds.max(1);
+    }
+
+    /// Deletes up to `chunk` events (and live detections) that came in before `cutoff`
+    /// (unix seconds, to the marks' resolution), and the text logs that last grew before
+    /// it; returns how many rows went (0: nothing older is left). Called again until 0, so
+    /// the store is not held for long.
+    pub fn expire(&mut self, cutoff: i64, chunk: u64) -> Result<u64, StoreError> {
+        let tx = self.db.transaction()?;
+        let (events_upto, live_upto): (i64, i64) = tx.query_row(
+            "SELECT coalesce(max(events_upto), 0), coalesce(max(live_upto), 0)
+             FROM ingest_marks WHERE at < ?1",
+            [cutoff],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut gone = tx.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ?1 LIMIT ?2)",
+            params![events_upto, chunk as i64],
+        )? as u64;
+        gone += tx.execute(
+            "DELETE FROM live_detections
+             WHERE seq IN (SELECT seq FROM live_detections WHERE seq <= ?1 LIMIT ?2)",
+            params![live_upto, chunk as i64],
+        )? as u64;
+        if gone == 0 {
+            gone += tx.execute(
+                "DELETE FROM raw_lines WHERE source IN (SELECT source FROM text_logs WHERE last < ?1)",
+                [cutoff],
+            )? as u64;
+            tx.execute("DELETE FROM text_logs WHERE last < ?1", [cutoff])?;
+            // Every row they covered is gone: an emptied table numbers its rows from 1
+            // again, which an old mark must not reach.
+            tx.execute("DELETE FROM ingest_marks WHERE at < ?1", [cutoff])?;
+        }
+        tx.commit()?;
+        if gone > 0 {
+            self.expiries += 1;
+        }
+        Ok(gone)
+    }
+
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
@@ -485,8 +584,69 @@ impl Store {
 }
 
 /// One JSON line of `source` as an event, as `hunt` reads the same line from a file.
+/// Notes in `ingest_marks` how far `column` went by now (`upto`: a query giving it).
+fn mark(
+    tx: &rusqlite::Transaction<'_>,
+    every: i64,
+    column: &str,
+    upto: &str,
+) -> Result<(), StoreError> {
+    let at = jiff::Timestamp::now().as_second() / every * every;
+    tx.prepare_cached(&format!(
+        "INSERT INTO ingest_marks (at, {column}) VALUES (?1, coalesce(({upto}), 0))
+         ON CONFLICT (at) DO UPDATE SET {column} = max({column}, excluded.{column})"
+    ))?
+    .execute([at])?;
+    Ok(())
+}
+
 fn parse(source: &str, line: u64, text: &str) -> Result<Event, String> {
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     towerwatch_sources::json::event_from_json(json, Origin::line(source, line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(source: &str, n: u64) -> String {
+        (0..n)
+            .map(|i| format!("{{\"EventID\": {i}, \"Channel\": \"Security\"}}\n"))
+            .collect::<String>()
+            + &format!("{{\"EventID\": 0, \"Channel\": \"{source}\"}}\n")
+    }
+
+    #[test]
+    fn expiry_takes_what_is_older_and_never_what_came_after_an_emptied_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.set_mark_every(1);
+        let now = jiff::Timestamp::now().as_second();
+        store.ingest("a", 1, &events("a", 30)).unwrap();
+        store
+            .ingest_raw("w.log", 1, "#Fields: date time\n")
+            .unwrap();
+        store.add_live(&["{}".to_string()]).unwrap();
+        // Nothing is older than an hour ago.
+        assert_eq!(store.expire(now - 3600, 10).unwrap(), 0);
+        assert_eq!(store.len().unwrap(), 32);
+        // Everything is older than a minute from now: gone in chunks, text log last.
+        let mut chunks = 0;
+        while store.expire(now + 60, 10).unwrap() > 0 {
+            chunks += 1;
+        }
+        assert!(chunks >= 3, "{chunks} chunks of at most 10");
+        assert_eq!(store.len().unwrap(), 0);
+        assert_eq!(store.live_since(0).unwrap().0.len(), 0);
+        // The emptied table numbers rows from 1 again; no old mark reaches them.
+        store.ingest("b", 1, &events("b", 5)).unwrap();
+        store.add_live(&["{\"b\": 1}".to_string()]).unwrap();
+        assert_eq!(store.expire(now - 3600, 10).unwrap(), 0);
+        assert_eq!(store.len().unwrap(), 6);
+        // Live detections keep their numbers: the next is after the expired one.
+        assert_eq!(store.live_since(1).unwrap(), (vec!["{\"b\": 1}".into()], 2));
+        // Each expiry that took something changed what the results depend on.
+        assert_eq!(store.version().unwrap(), (6, chunks));
+    }
 }

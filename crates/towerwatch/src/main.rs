@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// are answered 429 with Retry-After); 0: no limit.
     #[arg(long, value_name = "N", default_value_t = towerwatch_serve::DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
+    /// Keep what came in for this long (90d, 12h, 2w…), then delete it (a text log by when
+    /// it last grew); the audit log is kept for ever. Default: keep everything.
+    #[arg(long, value_name = "PERIOD", value_parser = towerwatch_serve::retention::parse_period)]
+    pub retain: Option<std::time::Duration>,
     #[command(flatten)]
     pub rules: RuleArgs,
     /// An asset inventory (CSV with host, ip, role columns).

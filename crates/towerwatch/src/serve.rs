@@ -25,6 +25,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         lateness: jiff::SignedDuration::from_secs(args.lateness as i64),
         operator_key,
         rate_limit: args.rate_limit,
+        retain: args.retain,
     };
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(towerwatch_serve::Tls { cert, key }),

@@ -736,3 +736,76 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_a_replaced_file_again
     assert!(!want.is_empty());
     assert_eq!(got, want);
 }
+
+#[test]
+fn what_came_in_longer_ago_than_the_retention_is_deleted_and_the_audit_log_kept() {
+    let h = hunted();
+    let files = files_under(&h.windows);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = init(&data);
+    let server = Running::start(&data, &["--retain", "8s"]);
+    let ingest = ingest_token(&server, &admin);
+    let send = |path: &str, body: &[u8]| {
+        let (status, reply) = server.request("POST", path, Some(&ingest), &[], body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    };
+    let old = format!("/api/v1/events?source={}", files[0].display());
+    send(&old, &std::fs::read(&files[0]).unwrap());
+    send(
+        "/api/v1/lines?source=u_ex190305.log",
+        b"#Fields: date time cs-uri-stem\n2019-03-05 14:11:00 /x.aspx\n",
+    );
+    assert_eq!(stored(&server, &admin).len(), 2);
+    // Gone once older than the retention, text log included.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stored(&server, &admin).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing expired");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // What comes in now is what the results are made of: every other host's events.
+    let rest = tmp.path().join("rest");
+    std::fs::create_dir(&rest).unwrap();
+    for f in &files[1..] {
+        let name = f.file_name().unwrap();
+        std::fs::copy(f, rest.join(name)).unwrap();
+        let source = rest.join(name).display().to_string();
+        send(
+            &format!("/api/v1/events?source={source}"),
+            &std::fs::read(f).unwrap(),
+        );
+    }
+    let out = tmp.path().join("h.jsonl");
+    towerwatch(&[
+        "hunt",
+        rest.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let (_, got) = server.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
+    let want = sorted_lines(&std::fs::read_to_string(&out).unwrap());
+    assert!(!want.is_empty());
+    let got = sorted_lines(&String::from_utf8(got).unwrap());
+    let differ = got.iter().zip(&want).find(|(g, w)| g != w);
+    assert!(
+        got.len() == want.len() && differ.is_none(),
+        "{} detections, the hunt's {}; first difference: {:.400?}",
+        got.len(),
+        want.len(),
+        differ
+    );
+    let metrics = server.request("GET", "/metrics", Some(&admin), &[], b"").1;
+    let metrics = String::from_utf8(metrics).unwrap();
+    let expired: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("towerwatch_expired_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let old_lines = std::fs::read_to_string(&files[0]).unwrap().lines().count() as u64;
+    assert!(expired >= old_lines + 2, "{expired} expired");
+    // The audit log still says the ingest token was issued.
+    let audit = server_json(&server, &admin, "/api/v1/audit");
+    assert!(audit.to_string().contains("shipper"), "{audit}");
+}
