@@ -127,7 +127,7 @@ struct AppState {
     auth: Auth,
     config: Config,
     /// The last results and the number of events they were made from.
-    results: Mutex<Option<((u64, u64), Arc<Results>)>>,
+    results: Mutex<Option<(store::Version, Arc<Results>)>>,
     metrics: Metrics,
     sessions: ui::Sessions,
     live: live::LiveHandle,

@@ -87,6 +87,10 @@ impl Batch {
     }
 }
 
+/// What results made from the store depend on: how many rows it holds, and how many
+/// expiries took some.
+pub type Version = (u64, u64);
+
 pub struct Store {
     db: Connection,
     /// The data directory (text logs are read from a scratch directory inside it).
@@ -454,7 +458,7 @@ impl Store {
     }
 
     /// What the stored results depend on: the count, and how often events expired.
-    pub fn version(&self) -> Result<(u64, u64), StoreError> {
+    pub fn version(&self) -> Result<Version, StoreError> {
         Ok((self.len()?, self.expiries))
     }
 
