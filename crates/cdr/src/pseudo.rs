@@ -26,6 +26,7 @@ pub fn normalise(kind: IdKind, raw: &str) -> String {
     }
 }
 
+#[derive(Clone)]
 pub struct Pseudonymizer {
     key: Vec<u8>,
     reveal: bool,

@@ -35,6 +35,8 @@ pub enum Need {
     Ingest,
     /// Reveals a subscriber's real identifiers (with a reason, on the record).
     Reveal,
+    /// Runs new rules over the stored events (a retro-hunt, on the record).
+    Retro,
     Admin,
 }
 
@@ -43,7 +45,7 @@ impl Role {
         match need {
             Need::Read => matches!(self, Role::Viewer | Role::Analyst | Role::Admin),
             Need::Ingest => matches!(self, Role::Ingest | Role::Analyst | Role::Admin),
-            Need::Reveal => matches!(self, Role::Analyst | Role::Admin),
+            Need::Reveal | Need::Retro => matches!(self, Role::Analyst | Role::Admin),
             Need::Admin => self == Role::Admin,
         }
     }

@@ -37,6 +37,7 @@ mod live;
 mod metrics;
 mod results;
 pub mod retention;
+pub mod retro;
 mod routes;
 pub mod ship;
 pub mod store;
@@ -164,7 +165,7 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     if let Some(retain) = retain {
         retention::start(state.clone(), retain);
     }
-    use routes::{admin, ingest, read, reveal};
+    use routes::{admin, ingest, read, retro, reveal};
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -179,6 +180,7 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
         .route("/api/v1/exposure", get(read::exposure))
         .route("/api/v1/sources", get(read::sources))
         .route("/api/v1/reveal", post(reveal::api))
+        .route("/api/v1/retro", post(retro::retro_hunt))
         .route("/api/v1/tokens", post(admin::issue_token))
         .route("/api/v1/audit", get(admin::audit))
         // What Elasticsearch shippers (Beats, Elastic Agent, Fluent Bit, Vector) speak.

@@ -6,6 +6,7 @@ mod dump;
 mod evaluate;
 mod hunt;
 mod interrupt;
+mod retro;
 mod serve;
 mod ship;
 mod simulate;
@@ -65,6 +66,32 @@ enum Command {
     /// lines), in batches acknowledged one by one; a state file keeps how far each file
     /// went, so a rerun resumes; --follow watches growing logs.
     Ship(ShipArgs),
+    /// Run Sigma rules written after the fact over the events a `towerwatch serve` stored,
+    /// in event time (the server may be running); detections as JSON Lines.
+    Retro(RetroArgs),
+}
+
+#[derive(Args)]
+pub struct RetroArgs {
+    /// Sigma rule files or directories of them (YAML).
+    #[arg(required = true, value_name = "RULES")]
+    pub rules: Vec<PathBuf>,
+    /// The server's data directory.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Only events at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<jiff::Timestamp>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<jiff::Timestamp>,
+    /// Write the detections here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The pseudonymisation key the server uses (else TOWERWATCH_PSEUDONYM_KEY, else a
+    /// random one: pseudonyms then differ from the server's).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -484,6 +511,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => evaluate::run_demo(args),
         Command::Serve(args) => serve::run(args),
         Command::Ship(args) => ship::run(args),
+        Command::Retro(args) => retro::run(args),
     };
     match result {
         Ok(code) => code,

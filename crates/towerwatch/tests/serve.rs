@@ -809,3 +809,114 @@ fn what_came_in_longer_ago_than_the_retention_is_deleted_and_the_audit_log_kept(
     let audit = server_json(&server, &admin, "/api/v1/audit");
     assert!(audit.to_string().contains("shipper"), "{audit}");
 }
+
+const QUSER_RULE: &str = r"title: Session Enumeration With Quser
+id: 7f0c3e56-1111-4a8e-9c1e-2b7d0c9e5a11
+status: experimental
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        Image|endswith: '\quser.exe'
+    condition: selection
+level: medium
+";
+
+#[test]
+fn a_retro_hunt_runs_new_rules_over_the_stored_events_as_hunt_would() {
+    let h = hunted();
+    let files = files_under(&h.windows);
+    let tmp = tempfile::tempdir().unwrap();
+    let rule = tmp.path().join("quser.yml");
+    std::fs::write(&rule, QUSER_RULE).unwrap();
+    let out = tmp.path().join("h.jsonl");
+    towerwatch(&[
+        "hunt",
+        h.windows.to_str().unwrap(),
+        "--rules",
+        rule.to_str().unwrap(),
+        "--key-file",
+        h.key.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let want = sorted_lines(&std::fs::read_to_string(&out).unwrap());
+    assert!(want.len() > 2, "the simulation's admins use quser");
+    let token = init(&h.data);
+    let server = Server::start(&h.data, &h.key, &token);
+    for f in &files {
+        ship(&server, f);
+    }
+    let analyst = token_for_role(&server, "analyst");
+    let viewer = token_for_role(&server, "viewer");
+    let post = |token: &str, query: &str, rules: &str| {
+        server.running.request(
+            "POST",
+            &format!("/api/v1/retro{query}"),
+            Some(token),
+            &[],
+            rules.as_bytes(),
+        )
+    };
+    assert_eq!(post(&viewer, "", QUSER_RULE).0, 403);
+    let (status, reply) = post(&analyst, "", QUSER_RULE);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(reply["rules"], 1);
+    let lines = |v: &serde_json::Value| -> Vec<String> {
+        let mut l: Vec<String> = v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap())
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(lines(&reply), want);
+    // Within a window of event time: the hunt's detections in it.
+    let times: Vec<jiff::Timestamp> = want
+        .iter()
+        .map(|l| {
+            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+            d["timestamp"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    let (from, to) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    let (_, windowed) = post(&analyst, &format!("?from={from}&to={to}"), QUSER_RULE);
+    let windowed: serde_json::Value = serde_json::from_slice(&windowed).unwrap();
+    let inside = times.iter().filter(|t| *t >= from && *t < to).count();
+    assert_eq!(windowed["detections"].as_array().unwrap().len(), inside);
+    assert!(inside < want.len());
+    // A rule that cannot be used is named with where and why.
+    let (status, reply) = post(&analyst, "", "title: broken\ndetection: [\n");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&reply).contains("retro.yml"));
+    // On the record: who ran which rules.
+    let audit = server.json("/api/v1/audit").to_string();
+    assert!(audit.contains("Session Enumeration With Quser"), "{audit}");
+    // The same from the command line, beside the running server.
+    let cli = tmp.path().join("cli.jsonl");
+    let ran = towerwatch(&[
+        "retro",
+        rule.to_str().unwrap(),
+        "--data",
+        h.data.to_str().unwrap(),
+        "--key-file",
+        h.key.to_str().unwrap(),
+        "-o",
+        cli.to_str().unwrap(),
+    ]);
+    assert!(ran.status.success(), "{}", common::text(&ran.stderr));
+    assert_eq!(sorted_lines(&std::fs::read_to_string(&cli).unwrap()), want);
+}
+
+fn token_for_role(server: &Server, role: &str) -> String {
+    let body = format!("{{\"name\": \"{role} one\", \"role\": \"{role}\"}}");
+    let (status, reply) = server.request("POST", "/api/v1/tokens", &[], body.as_bytes());
+    assert_eq!(status, 200);
+    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    reply["token"].as_str().unwrap().to_string()
+}

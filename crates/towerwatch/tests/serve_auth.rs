@@ -78,7 +78,8 @@ fn every_route_answers_each_role_as_its_role_allows() {
     let token_body = "{\"name\": \"x\", \"role\": \"viewer\"}";
     let bulk = "{\"create\": {}}\n{\"@timestamp\": \"2019-03-05T14:11:00Z\", \"winlog\": {\"event_id\": 4625, \"channel\": \"Security\", \"computer_name\": \"DC01\"}}\n";
     let reveal = "{\"subscriber\": \"M-000000000000000000000000\", \"reason\": \"case 1\"}";
-    let routes: [(&str, &str, &str, [u16; 6]); 20] = [
+    let rule = "title: t\nlogsource: {product: windows}\ndetection: {s: {EventID: 4625}, condition: s}\nlevel: low\n";
+    let routes: [(&str, &str, &str, [u16; 6]); 21] = [
         // method, path, body, status for: none, forged, viewer, ingest, analyst, admin
         ("GET", "/healthz", "", [200, 200, 200, 200, 200, 200]),
         (
@@ -132,6 +133,12 @@ fn every_route_answers_each_role_as_its_role_allows() {
             "/api/v1/reveal",
             reveal,
             [401, 401, 403, 403, 409, 409],
+        ),
+        (
+            "POST",
+            "/api/v1/retro",
+            rule,
+            [401, 401, 403, 403, 200, 200],
         ),
         // Elasticsearch's handshake is open (Beats make it before sending); bulk is not.
         ("GET", "/", "", [200, 200, 200, 200, 200, 200]),

@@ -3,4 +3,5 @@
 pub(crate) mod admin;
 pub(crate) mod ingest;
 pub(crate) mod read;
+pub(crate) mod retro;
 pub(crate) mod reveal;
