@@ -306,7 +306,8 @@ impl Store {
     }
 
     /// The live detections after the `from`-th found (0: from the first), and where the
-    /// next call starts (the last one's number; positions hold when old ones expire).
+    /// next call starts (the last one's number, or the last number there is when `from` is
+    /// past it; positions hold when old ones expire).
     pub fn live_since(&self, from: u64) -> Result<(Vec<String>, u64), StoreError> {
         let mut q = self
             .db
@@ -323,6 +324,15 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<String>, _>>()?;
+        if lines.is_empty() {
+            // Past the end: the end (a client that asked too far learns where it is).
+            let last: i64 = self.db.query_row(
+                "SELECT coalesce(max(seq), 0) FROM live_detections",
+                [],
+                |r| r.get(0),
+            )?;
+            next = next.min(last as u64);
+        }
         Ok((lines, next))
     }
 
@@ -650,6 +660,7 @@ mod tests {
         assert_eq!(store.len().unwrap(), 6);
         // Live detections keep their numbers: the next is after the expired one.
         assert_eq!(store.live_since(1).unwrap(), (vec!["{\"b\": 1}".into()], 2));
+        assert_eq!(store.live_since(99).unwrap(), (vec![], 2));
         // Each expiry that took something changed what the results depend on.
         assert_eq!(store.version().unwrap(), (6, chunks));
     }
