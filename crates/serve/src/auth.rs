@@ -10,8 +10,9 @@ use std::sync::Mutex;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
+
+use crate::db::{Arg, Db, DbError};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,7 +78,7 @@ pub struct Caller {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("token store: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error("cannot make a token: {0}")]
     Token(String),
     #[error("an admin token exists already: `serve init` issues the first one only")]
@@ -86,14 +87,14 @@ pub enum AuthError {
 
 /// Tokens and the audit log, in the data directory's database.
 pub struct Auth {
-    db: Mutex<Connection>,
+    db: Mutex<Db>,
     /// Tokens already checked, by a digest of the whole token (argon2 is slow on purpose;
     /// a token is checked against its hash once per process).
     checked: Mutex<HashMap<[u8; 32], Caller>>,
 }
 
 impl Auth {
-    pub fn open(db: Connection) -> Auth {
+    pub fn open(db: Db) -> Auth {
         Auth {
             db: Mutex::new(db),
             checked: Mutex::new(HashMap::new()),
@@ -102,12 +103,8 @@ impl Auth {
 
     /// Whether an admin token exists (a store without one serves nobody).
     pub fn initialised(&self) -> Result<bool, AuthError> {
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        let admins: i64 = db.query_row(
-            "SELECT count(*) FROM tokens WHERE role = 'admin'",
-            [],
-            |r| r.get(0),
-        )?;
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let admins = db.number("SELECT count(*) FROM tokens WHERE role = 'admin'", &[])?;
         Ok(admins > 0)
     }
 
@@ -131,12 +128,17 @@ impl Auth {
             .hash_password(secret.as_bytes(), &salt)
             .map_err(|e| AuthError::Token(e.to_string()))?
             .to_string();
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        db.execute(
-            "INSERT INTO tokens (name, role, hash, created) VALUES (?1, ?2, ?3, ?4)",
-            params![name, role.name(), hash, now()],
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let created = now();
+        let id = db.number(
+            "INSERT INTO tokens (name, role, hash, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            &[
+                Arg::Text(name),
+                Arg::Text(role.name()),
+                Arg::Text(&hash),
+                Arg::Text(&created),
+            ],
         )?;
-        let id = db.last_insert_rowid();
         drop(db);
         self.record(
             by,
@@ -163,12 +165,17 @@ impl Auth {
             .db
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .query_row(
+            .first(
                 "SELECT name, role, hash FROM tokens WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                &[Arg::from(id)],
+                |r| {
+                    Ok((
+                        r.text(0)?.unwrap_or_default(),
+                        r.text(1)?.unwrap_or_default(),
+                        r.text(2)?.unwrap_or_default(),
+                    ))
+                },
             )
-            .optional()
             .ok()?;
         let (name, role, hash) = row?;
         let parsed = PasswordHash::new(&hash).ok()?;
@@ -189,14 +196,15 @@ impl Auth {
 
     /// Appends to the audit log: who (a token, or the server itself), what, and about what.
     pub fn record(&self, by: Option<&Caller>, action: &str, detail: &str) -> Result<(), AuthError> {
+        let time = now();
         self.db.lock().unwrap_or_else(|p| p.into_inner()).execute(
             "INSERT INTO audit (time, token, who, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                now(),
-                by.map(|c| c.token),
-                by.map_or("towerwatch serve init", |c| c.name.as_str()),
-                action,
-                detail
+            &[
+                Arg::Text(&time),
+                Arg::Int(by.map(|c| c.token)),
+                Arg::Text(by.map_or("towerwatch serve init", |c| c.name.as_str())),
+                Arg::Text(action),
+                Arg::Text(detail),
             ],
         )?;
         Ok(())
@@ -204,19 +212,22 @@ impl Auth {
 
     /// The audit log, oldest first.
     pub fn audit(&self) -> Result<Vec<serde_json::Value>, AuthError> {
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        let mut q =
-            db.prepare("SELECT time, token, who, action, detail FROM audit ORDER BY rowid")?;
-        let rows = q.query_map([], |r| {
-            Ok(serde_json::json!({
-                "time": r.get::<_, String>(0)?,
-                "token": r.get::<_, Option<i64>>(1)?,
-                "who": r.get::<_, String>(2)?,
-                "action": r.get::<_, String>(3)?,
-                "detail": r.get::<_, String>(4)?,
-            }))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        // In the order written: SQLite's row ids, PostgreSQL's serial ids.
+        let order = if db.is_postgres() { "id" } else { "rowid" };
+        Ok(db.rows(
+            &format!("SELECT time, token, who, action, detail FROM audit ORDER BY {order}"),
+            &[],
+            |r| {
+                Ok(serde_json::json!({
+                    "time": r.text(0)?,
+                    "token": r.int(1)?,
+                    "who": r.text(2)?,
+                    "action": r.text(3)?,
+                    "detail": r.text(4)?,
+                }))
+            },
+        )?)
     }
 }
 

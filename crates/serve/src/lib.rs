@@ -32,6 +32,7 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod db;
 mod limit;
 mod live;
 mod metrics;
@@ -75,8 +76,12 @@ pub enum ServeError {
 
 /// Issues the first admin token of the data directory `data` (created if missing).
 pub fn init(data: &Path) -> Result<String, ServeError> {
-    std::fs::create_dir_all(data)?;
-    Ok(Auth::open(store::connect(data)?).init()?)
+    init_in(&db::Database::sqlite(data))
+}
+
+/// Issues the first admin token of `database`.
+pub fn init_in(database: &db::Database) -> Result<String, ServeError> {
+    Ok(Auth::open(database.connect().map_err(StoreError::from)?).init()?)
 }
 
 /// What the service runs.
@@ -94,6 +99,9 @@ pub struct Config {
     /// Requests per second each client address may make (in bursts of twice that); 0 for
     /// no limit. `/healthz` is not limited.
     pub rate_limit: u32,
+    /// PostgreSQL to keep everything in (`postgres://…`) instead of SQLite in the data
+    /// directory.
+    pub database: Option<String>,
     /// How long what came in is kept (by when it came in; a text log by when it last grew);
     /// `None`: for ever. The audit log is never expired.
     pub retain: Option<std::time::Duration>,
@@ -109,6 +117,7 @@ impl Config {
             operator_key: false,
             rate_limit: DEFAULT_RATE_LIMIT,
             retain: None,
+            database: None,
         }
     }
 }
@@ -140,14 +149,18 @@ struct AppState {
 /// The service's routes over the store in `data`, its live hunt started.
 fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     std::fs::create_dir_all(data)?;
-    let auth = Auth::open(store::connect(data)?);
+    let database = db::Database {
+        dir: data.to_path_buf(),
+        postgres: config.database.clone(),
+    };
+    let auth = Auth::open(database.connect().map_err(StoreError::from)?);
     if !auth.initialised()? {
         return Err(ServeError::NotInitialised(data.display().to_string()));
     }
-    let live = live::start(config.hunt, config.lateness, data)?;
+    let live = live::start(config.hunt, config.lateness, &database)?;
     let config_rate = config.rate_limit;
     let retain = config.retain;
-    let mut store = Store::open(data)?;
+    let mut store = Store::open_in(&database)?;
     if let Some(retain) = retain {
         store.set_mark_every(retention::resolution(retain));
     }
@@ -289,7 +302,11 @@ pub fn run(
 ) -> Result<(), ServeError> {
     // Refused before anything listens.
     std::fs::create_dir_all(data)?;
-    if !Auth::open(store::connect(data)?).initialised()? {
+    let database = db::Database {
+        dir: data.to_path_buf(),
+        postgres: config.database.clone(),
+    };
+    if !Auth::open(database.connect().map_err(StoreError::from)?).initialised()? {
         return Err(ServeError::NotInitialised(data.display().to_string()));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -11,7 +11,6 @@
 //! acknowledged but not yet through the live hunt are lost to it if the process dies; a
 //! starting server forgets the stored live detections and finds them again from the events.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
@@ -67,9 +66,9 @@ impl LiveHandle {
 pub(crate) fn start(
     hunt: &'static Hunt,
     lateness: SignedDuration,
-    data: &Path,
+    database: &crate::db::Database,
 ) -> Result<LiveHandle, crate::ServeError> {
-    let mut store = Store::open(data)?;
+    let mut store = Store::open_in(database)?;
     let mut stream = hunt.stream(lateness).detections_only();
     store.clear_live()?;
     let mut found = Vec::new();

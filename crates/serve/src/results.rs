@@ -33,7 +33,7 @@ pub(crate) struct Results {
 pub(crate) async fn results(state: &Arc<AppState>) -> Result<Arc<Results>, Response> {
     let state = state.clone();
     let made = tokio::task::spawn_blocking(move || -> Result<Arc<Results>, String> {
-        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         let count = store.version().map_err(|e| e.to_string())?;
         if let Some((n, r)) = state
             .results

@@ -115,7 +115,7 @@ impl<'a> Like<'a> {
 }
 
 /// Runs `hunt` over the events in `store` within `window`.
-pub fn retro(store: &Store, hunt: &Hunt, window: &Window) -> Result<Retro, RetroError> {
+pub fn retro(store: &mut Store, hunt: &Hunt, window: &Window) -> Result<Retro, RetroError> {
     let mut stream = hunt.stream(jiff::SignedDuration::ZERO);
     let mut events = 0;
     store.replay(hunt.read_options(), |e| {
@@ -134,17 +134,17 @@ pub fn retro(store: &Store, hunt: &Hunt, window: &Window) -> Result<Retro, Retro
     })
 }
 
-/// `towerwatch retro`: the rules in `rules` (files, directories) over the store in `data`
-/// (the server may be running).
+/// `towerwatch retro`: the rules in `rules` (files, directories) over the store in
+/// `database` (the server may be running).
 pub fn retro_in<P: AsRef<Path>>(
-    data: &Path,
+    database: &crate::db::Database,
     rules: &[P],
     like: Like<'_>,
     window: &Window,
 ) -> Result<Retro, RetroError> {
     let hunt = hunt_for_files(rules, like)?;
-    let store = Store::open(data)?;
-    retro(&store, &hunt, window)
+    let mut store = Store::open_in(database)?;
+    retro(&mut store, &hunt, window)
 }
 
 struct Found(Vec<serde_json::Value>);

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
+
+use crate::db::{Arg, Database, Db, DbError};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use towerwatch_sources::{read_input, Input, InputReport, ReadOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("event store: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error("event store: cannot write the text logs out to read them: {0}")]
     Scratch(std::io::Error),
 }
@@ -92,7 +94,7 @@ impl Batch {
 pub type Version = (u64, u64);
 
 pub struct Store {
-    db: Connection,
+    db: Db,
     /// The data directory (text logs are read from a scratch directory inside it).
     dir: PathBuf,
     /// Seconds between ingest marks (retention's resolution).
@@ -174,8 +176,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE live_detections (seq INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);",
 ];
 
-/// A connection to the data directory's database, its schema brought up to date.
-pub fn connect(dir: &Path) -> Result<Connection, StoreError> {
+/// A connection to the data directory's SQLite database, its schema brought up to date.
+pub fn connect_sqlite(dir: &Path) -> Result<Connection, rusqlite::Error> {
     let db = Connection::open(dir.join("events.sqlite"))?;
     // Kilobyte events pack better in 16 KiB pages (a new store only: it is fixed once the
     // first table exists); a 16 MiB page cache keeps the indexes' pages from being read
@@ -198,11 +200,16 @@ pub fn connect(dir: &Path) -> Result<Connection, StoreError> {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the SQLite store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_in(&Database::sqlite(dir))
+    }
+
+    /// Opens (or creates) the store in `database`.
+    pub fn open_in(database: &Database) -> Result<Store, StoreError> {
         Ok(Store {
-            db: connect(dir)?,
-            dir: dir.to_path_buf(),
+            db: database.connect()?,
+            dir: database.dir.clone(),
             mark_every: 60,
             expiries: 0,
         })
@@ -250,27 +257,39 @@ impl Store {
         &mut self,
         events: &[(String, u64, Option<i64>, String)],
     ) -> Result<Vec<bool>, StoreError> {
-        let tx = self.db.transaction()?;
-        let mut new = Vec::with_capacity(events.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (source, line, time, body) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (source, line, time, text) in events {
-                new.push(insert.execute(params![source, *line as i64, time, text])? == 1);
+        let every = self.mark_every;
+        Ok(self.db.transaction(|db| {
+            let new = match db {
+                // One round trip for the batch, not one per event.
+                Db::Pg { client, .. } => {
+                    crate::db::blocking(|| insert_events_postgres(client, events))?
+                }
+                Db::Lite(_) => {
+                    let mut new = Vec::with_capacity(events.len());
+                    for (source, line, time, text) in events {
+                        let args = [
+                            Arg::Text(source),
+                            Arg::from(*line as i64),
+                            Arg::Int(*time),
+                            Arg::Text(text),
+                        ];
+                        new.push(
+                            db.execute(
+                                "INSERT INTO events (source, line, time, body) VALUES (?1, ?2, ?3, ?4)
+                                 ON CONFLICT DO NOTHING",
+                                &args,
+                            )? == 1,
+                        );
+                    }
+                    new
+                }
+            };
+            // Only a batch that stored something marks (so a mark's newest row is its own).
+            if new.contains(&true) {
+                mark(db, every, "events_upto", "SELECT max(id) FROM events")?;
             }
-        }
-        // Only a batch that stored something marks (so a mark's newest row is its own).
-        if new.contains(&true) {
-            mark(
-                &tx,
-                self.mark_every,
-                "events_upto",
-                "SELECT max(id) FROM events",
-            )?;
-        }
-        tx.commit()?;
-        Ok(new)
+            Ok(new)
+        })?)
     }
 
     /// Appends detections the live hunt found.
@@ -278,59 +297,53 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        let tx = self.db.transaction()?;
-        {
-            let mut insert = tx.prepare_cached("INSERT INTO live_detections (line) VALUES (?1)")?;
+        let every = self.mark_every;
+        Ok(self.db.transaction(|db| {
             for l in lines {
-                insert.execute([l])?;
+                db.execute(
+                    "INSERT INTO live_detections (line) VALUES (?1)",
+                    &[Arg::Text(l)],
+                )?;
             }
-        }
-        mark(
-            &tx,
-            self.mark_every,
-            "live_upto",
-            "SELECT max(seq) FROM live_detections",
-        )?;
-        tx.commit()?;
-        Ok(())
+            mark(
+                db,
+                every,
+                "live_upto",
+                "SELECT max(seq) FROM live_detections",
+            )
+        })?)
     }
 
     /// Forgets the live detections (a starting server finds them again from the events).
     pub fn clear_live(&mut self) -> Result<(), StoreError> {
         // Numbered from 1 again: they are found again in the same order.
-        self.db.execute_batch(
+        let sql = if self.db.is_postgres() {
+            "TRUNCATE live_detections RESTART IDENTITY"
+        } else {
             "DELETE FROM live_detections;
-             DELETE FROM sqlite_sequence WHERE name = 'live_detections';",
-        )?;
-        Ok(())
+             DELETE FROM sqlite_sequence WHERE name = 'live_detections';"
+        };
+        Ok(self.db.batch(sql)?)
     }
 
     /// The live detections after the `from`-th found (0: from the first), and where the
     /// next call starts (the last one's number, or the last number there is when `from` is
     /// past it; positions hold when old ones expire).
-    pub fn live_since(&self, from: u64) -> Result<(Vec<String>, u64), StoreError> {
-        let mut q = self
-            .db
-            .prepare_cached("SELECT line, seq FROM live_detections WHERE seq > ?1 ORDER BY seq")?;
+    pub fn live_since(&mut self, from: u64) -> Result<(Vec<String>, u64), StoreError> {
         let mut next = from;
-        let lines = q
-            .query_map([from as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?
-            .map(|row| {
-                row.map(|(line, seq)| {
-                    next = seq as u64;
-                    line
-                })
-            })
-            .collect::<Result<Vec<String>, _>>()?;
+        let lines = self.db.rows(
+            "SELECT line, seq FROM live_detections WHERE seq > ?1 ORDER BY seq",
+            &[Arg::from(from as i64)],
+            |r| {
+                next = r.int(1)?.unwrap_or(0) as u64;
+                Ok(r.text(0)?.unwrap_or_default())
+            },
+        )?;
         if lines.is_empty() {
             // Past the end: the end (a client that asked too far learns where it is).
-            let last: i64 = self.db.query_row(
-                "SELECT coalesce(max(seq), 0) FROM live_detections",
-                [],
-                |r| r.get(0),
-            )?;
+            let last = self
+                .db
+                .number("SELECT coalesce(max(seq), 0) FROM live_detections", &[])?;
             next = next.min(last as u64);
         }
         Ok((lines, next))
@@ -338,19 +351,22 @@ impl Store {
 
     /// Every stored JSON event in event time (the live hunt's start after a restart; text
     /// logs are read whole when the results are made).
-    pub fn replay_events(&self, mut each: impl FnMut(Event)) -> Result<(), StoreError> {
-        let mut q = self
-            .db
-            .prepare("SELECT source, line, body FROM events ORDER BY time, source, line")?;
-        let mut rows = q.query([])?;
-        while let Some(row) = rows.next()? {
-            let source: String = row.get(0)?;
-            let line: i64 = row.get(1)?;
-            let body: String = row.get(2)?;
-            if let Ok(e) = parse(&source, line as u64, &body) {
-                each(e);
-            }
-        }
+    pub fn replay_events(&mut self, mut each: impl FnMut(Event)) -> Result<(), StoreError> {
+        self.db.each(
+            "SELECT source, line, body FROM events ORDER BY time NULLS FIRST, source, line",
+            &[],
+            |r| {
+                let (source, line, body) = (
+                    r.text(0)?.unwrap_or_default(),
+                    r.int(1)?.unwrap_or(0),
+                    r.text(2)?.unwrap_or_default(),
+                );
+                if let Ok(e) = parse(&source, line as u64, &body) {
+                    each(e);
+                }
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -363,56 +379,60 @@ impl Store {
         first_line: u64,
         body: &str,
     ) -> Result<Ingested, StoreError> {
-        let tx = self.db.transaction()?;
-        let mut out = Ingested::default();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO raw_lines (source, line, text) VALUES (?1, ?2, ?3)",
-            )?;
+        Ok(self.db.transaction(|db| {
+            let mut out = Ingested::default();
             for (i, text) in body.lines().enumerate() {
-                let line = first_line + i as u64;
-                if insert.execute(params![source, line as i64, text])? == 1 {
+                let line = (first_line + i as u64) as i64;
+                let new = db.execute(
+                    "INSERT INTO raw_lines (source, line, text) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    &[Arg::Text(source), Arg::from(line), Arg::Text(text)],
+                )?;
+                if new == 1 {
                     out.accepted += 1;
                 } else {
                     out.duplicates += 1;
                 }
             }
-            tx.prepare_cached(
+            db.execute(
                 "INSERT INTO text_logs (source, last) VALUES (?1, ?2)
                  ON CONFLICT (source) DO UPDATE SET last = excluded.last",
-            )?
-            .execute(params![source, jiff::Timestamp::now().as_second()])?;
-        }
-        tx.commit()?;
-        Ok(out)
+                &[
+                    Arg::Text(source),
+                    Arg::from(jiff::Timestamp::now().as_second()),
+                ],
+            )?;
+            Ok(out)
+        })?)
     }
 
     /// Each text log's lines as one text, by source; a line not (yet) received is an empty
     /// line, so every line keeps its number.
-    pub fn raw_sources(&self, mut each: impl FnMut(&str, &str)) -> Result<(), StoreError> {
-        let mut q = self
-            .db
-            .prepare("SELECT source, line, text FROM raw_lines ORDER BY source, line")?;
-        let mut rows = q.query([])?;
+    pub fn raw_sources(&mut self, mut each: impl FnMut(&str, &str)) -> Result<(), StoreError> {
         let (mut current, mut text, mut next) = (None::<String>, String::new(), 1i64);
-        while let Some(row) = rows.next()? {
-            let source: String = row.get(0)?;
-            let line: i64 = row.get(1)?;
-            if current.as_deref() != Some(source.as_str()) {
-                if let Some(done) = current.take() {
-                    each(&done, &text);
+        self.db.each(
+            "SELECT source, line, text FROM raw_lines ORDER BY source, line",
+            &[],
+            |r| {
+                let source = r.text(0)?.unwrap_or_default();
+                let line = r.int(1)?.unwrap_or(0);
+                if current.as_deref() != Some(source.as_str()) {
+                    if let Some(done) = current.take() {
+                        each(&done, &text);
+                    }
+                    (current, next) = (Some(source), 1);
+                    text.clear();
                 }
-                (current, next) = (Some(source), 1);
-                text.clear();
-            }
-            while next < line {
+                while next < line {
+                    text.push('\n');
+                    next += 1;
+                }
+                text.push_str(&r.text(2)?.unwrap_or_default());
                 text.push('\n');
-                next += 1;
-            }
-            text.push_str(&row.get::<_, String>(2)?);
-            text.push('\n');
-            next = line + 1;
-        }
+                next = line + 1;
+                Ok(())
+            },
+        )?;
         if let Some(done) = current {
             each(&done, &text);
         }
@@ -420,55 +440,55 @@ impl Store {
     }
 
     /// Per source, what came in: events or lines, and the newest event time (microseconds).
-    pub fn sources(&self) -> Result<Vec<SourceHealth>, StoreError> {
-        let mut q = self.db.prepare(
+    pub fn sources(&mut self) -> Result<Vec<SourceHealth>, StoreError> {
+        Ok(self.db.rows(
             "SELECT source, 'events', count(*), max(time) FROM events GROUP BY source
              UNION ALL SELECT source, 'lines', count(*), NULL FROM raw_lines GROUP BY source
              ORDER BY 1",
-        )?;
-        let rows = q.query_map([], |r| {
-            Ok(SourceHealth {
-                source: r.get(0)?,
-                kind: if r.get::<_, String>(1)? == "events" {
-                    "JSON events"
-                } else {
-                    "text log lines"
-                },
-                count: r.get::<_, i64>(2)? as u64,
-                newest: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            &[],
+            |r| {
+                Ok(SourceHealth {
+                    source: r.text(0)?.unwrap_or_default(),
+                    kind: if r.text(1)?.as_deref() == Some("events") {
+                        "JSON events"
+                    } else {
+                        "text log lines"
+                    },
+                    count: r.int(2)?.unwrap_or(0) as u64,
+                    newest: r.int(3)?,
+                })
+            },
+        )?)
     }
 
     /// The first answer `find` gives for the text of a stored event or text log line.
     pub fn find_text<T>(
-        &self,
+        &mut self,
         mut find: impl FnMut(&str) -> Option<T>,
     ) -> Result<Option<T>, StoreError> {
+        let mut found = None;
         for sql in ["SELECT body FROM events", "SELECT text FROM raw_lines"] {
-            let mut q = self.db.prepare(sql)?;
-            let mut rows = q.query([])?;
-            while let Some(row) = rows.next()? {
-                if let Some(found) = find(row.get_ref(0)?.as_str().unwrap_or("")) {
-                    return Ok(Some(found));
-                }
+            self.db.each_while(sql, &[], |r| {
+                found = find(r.text(0)?.as_deref().unwrap_or(""));
+                Ok(found.is_none())
+            })?;
+            if found.is_some() {
+                break;
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Events stored.
-    pub fn len(&self) -> Result<u64, StoreError> {
-        Ok(self.db.query_row(
+    pub fn len(&mut self) -> Result<u64, StoreError> {
+        Ok(self.db.number(
             "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM raw_lines)",
-            [],
-            |r| r.get::<_, i64>(0),
+            &[],
         )? as u64)
     }
 
     /// What the stored results depend on: the count, and how often events expired.
-    pub fn version(&self) -> Result<Version, StoreError> {
+    pub fn version(&mut self) -> Result<Version, StoreError> {
         Ok((self.len()?, self.expiries))
     }
 
@@ -482,40 +502,50 @@ impl Store {
     /// it; returns how many rows went (0: nothing older is left). Called again until 0, so
     /// the store is not held for long.
     pub fn expire(&mut self, cutoff: i64, chunk: u64) -> Result<u64, StoreError> {
-        let tx = self.db.transaction()?;
-        let (events_upto, live_upto): (i64, i64) = tx.query_row(
-            "SELECT coalesce(max(events_upto), 0), coalesce(max(live_upto), 0)
-             FROM ingest_marks WHERE at < ?1",
-            [cutoff],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let mut gone = tx.execute(
-            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ?1 LIMIT ?2)",
-            params![events_upto, chunk as i64],
-        )? as u64;
-        gone += tx.execute(
-            "DELETE FROM live_detections
-             WHERE seq IN (SELECT seq FROM live_detections WHERE seq <= ?1 LIMIT ?2)",
-            params![live_upto, chunk as i64],
-        )? as u64;
-        if gone == 0 {
-            gone += tx.execute(
-                "DELETE FROM raw_lines WHERE source IN (SELECT source FROM text_logs WHERE last < ?1)",
-                [cutoff],
-            )? as u64;
-            tx.execute("DELETE FROM text_logs WHERE last < ?1", [cutoff])?;
-            // Every row they covered is gone: an emptied table numbers its rows from 1
-            // again, which an old mark must not reach.
-            tx.execute("DELETE FROM ingest_marks WHERE at < ?1", [cutoff])?;
-        }
-        tx.commit()?;
+        let gone = self.db.transaction(|db| {
+            let upto = db.first(
+                "SELECT coalesce(max(events_upto), 0), coalesce(max(live_upto), 0)
+                 FROM ingest_marks WHERE at < ?1",
+                &[Arg::from(cutoff)],
+                |r| Ok((r.int(0)?.unwrap_or(0), r.int(1)?.unwrap_or(0))),
+            )?;
+            let (events_upto, live_upto) = upto.unwrap_or((0, 0));
+            let chunk = Arg::from(chunk as i64);
+            let mut gone = db.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ?1 LIMIT ?2)",
+                &[Arg::from(events_upto), chunk],
+            )?;
+            gone += db.execute(
+                "DELETE FROM live_detections
+                 WHERE seq IN (SELECT seq FROM live_detections WHERE seq <= ?1 LIMIT ?2)",
+                &[Arg::from(live_upto), chunk],
+            )?;
+            if gone == 0 {
+                gone += db.execute(
+                    "DELETE FROM raw_lines
+                     WHERE source IN (SELECT source FROM text_logs WHERE last < ?1)",
+                    &[Arg::from(cutoff)],
+                )?;
+                db.execute(
+                    "DELETE FROM text_logs WHERE last < ?1",
+                    &[Arg::from(cutoff)],
+                )?;
+                // Every row they covered is gone: an emptied table numbers its rows from 1
+                // again, which an old mark must not reach.
+                db.execute(
+                    "DELETE FROM ingest_marks WHERE at < ?1",
+                    &[Arg::from(cutoff)],
+                )?;
+            }
+            Ok(gone)
+        })?;
         if gone > 0 {
             self.expiries += 1;
         }
         Ok(gone)
     }
 
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
+    pub fn is_empty(&mut self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
 
@@ -524,7 +554,7 @@ impl Store {
     /// `hunt` reads their files). What the text logs held that is no event is returned, per
     /// source.
     pub fn replay(
-        &self,
+        &mut self,
         read: &ReadOptions,
         mut each: impl FnMut(Event),
     ) -> Result<Vec<InputReport>, StoreError> {
@@ -575,23 +605,28 @@ impl Store {
             ))
         });
         let mut texts = texts.into_iter().peekable();
-        let mut q = self
-            .db
-            .prepare("SELECT source, line, body, time FROM events ORDER BY time, source, line")?;
-        let mut rows = q.query([])?;
-        while let Some(row) = rows.next()? {
-            let time: Option<i64> = row.get(3)?;
-            while let Some(t) = texts.next_if(|e| e.timestamp.map(|t| t.as_microsecond()) <= time) {
-                each(t);
-            }
-            let source: String = row.get(0)?;
-            let line: i64 = row.get(1)?;
-            let body: String = row.get(2)?;
-            // Stored lines parsed when they came in; they parse the same way now.
-            if let Ok(e) = parse(&source, line as u64, &body) {
-                each(e);
-            }
-        }
+        self.db.each(
+            "SELECT source, line, body, time FROM events ORDER BY time NULLS FIRST, source, line",
+            &[],
+            |r| {
+                let time = r.int(3)?;
+                while let Some(t) =
+                    texts.next_if(|e| e.timestamp.map(|t| t.as_microsecond()) <= time)
+                {
+                    each(t);
+                }
+                let (source, line, body) = (
+                    r.text(0)?.unwrap_or_default(),
+                    r.int(1)?.unwrap_or(0),
+                    r.text(2)?.unwrap_or_default(),
+                );
+                // Stored lines parsed when they came in; they parse the same way now.
+                if let Ok(e) = parse(&source, line as u64, &body) {
+                    each(e);
+                }
+                Ok(())
+            },
+        )?;
         texts.for_each(each);
         Ok(reports)
     }
@@ -599,19 +634,48 @@ impl Store {
 
 /// One JSON line of `source` as an event, as `hunt` reads the same line from a file.
 /// Notes in `ingest_marks` how far `column` went by now (`upto`: a query giving it).
-fn mark(
-    tx: &rusqlite::Transaction<'_>,
-    every: i64,
-    column: &str,
-    upto: &str,
-) -> Result<(), StoreError> {
+fn mark(db: &mut Db, every: i64, column: &str, upto: &str) -> Result<(), DbError> {
     let at = jiff::Timestamp::now().as_second() / every * every;
-    tx.prepare_cached(&format!(
-        "INSERT INTO ingest_marks (at, {column}) VALUES (?1, coalesce(({upto}), 0))
-         ON CONFLICT (at) DO UPDATE SET {column} = max({column}, excluded.{column})"
-    ))?
-    .execute([at])?;
+    // The larger of two values: a function of two arguments in PostgreSQL, max in SQLite.
+    let larger = if db.is_postgres() { "greatest" } else { "max" };
+    db.execute(
+        &format!(
+            "INSERT INTO ingest_marks (at, {column}) VALUES (?1, coalesce(({upto}), 0))
+             ON CONFLICT (at) DO UPDATE
+             SET {column} = {larger}(ingest_marks.{column}, excluded.{column})"
+        ),
+        &[Arg::from(at)],
+    )?;
     Ok(())
+}
+
+/// A batch of events in one statement: PostgreSQL takes them as arrays; the identities
+/// that came back are the new ones.
+fn insert_events_postgres(
+    client: &mut postgres::Client,
+    events: &[(String, u64, Option<i64>, String)],
+) -> Result<Vec<bool>, DbError> {
+    let sources: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    let lines: Vec<i64> = events.iter().map(|e| e.1 as i64).collect();
+    let times: Vec<Option<i64>> = events.iter().map(|e| e.2).collect();
+    let bodies: Vec<&str> = events.iter().map(|e| e.3.as_str()).collect();
+    let rows = client.query(
+        "INSERT INTO events (source, line, time, body)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])
+         ON CONFLICT DO NOTHING RETURNING source, line",
+        &[&sources, &lines, &times, &bodies],
+    )?;
+    let new: std::collections::HashSet<(String, i64)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // A batch naming one identity twice stores it once: the first is the new one.
+    let mut seen = std::collections::HashSet::new();
+    Ok(events
+        .iter()
+        .map(|(s, l, _, _)| {
+            let key = (s.clone(), *l as i64);
+            new.contains(&key) && seen.insert(key)
+        })
+        .collect())
 }
 
 fn parse(source: &str, line: u64, text: &str) -> Result<Event, String> {

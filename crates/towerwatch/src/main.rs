@@ -79,6 +79,9 @@ pub struct RetroArgs {
     /// The server's data directory.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// The server's PostgreSQL, when it keeps its events there.
+    #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
+    pub database: Option<String>,
     /// Only events at or after this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub from: Option<jiff::Timestamp>,
@@ -126,9 +129,14 @@ pub struct ShipArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Where the events, tokens and audit log are kept (created if missing).
+    /// Where the events, tokens and audit log are kept (created if missing); with
+    /// --database, scratch space only.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// Keep everything in PostgreSQL instead of SQLite in --data, e.g.
+    /// postgres://towerwatch@db.example/towerwatch (its schema is created and migrated).
+    #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub action: Option<ServeAction>,
     /// Address to listen on; port 0 picks a free one (the address is printed).

@@ -21,7 +21,15 @@ pub fn run(args: RetroArgs) -> Result<ExitCode> {
         from: args.from,
         to: args.to,
     };
-    let found = retro_in(&args.data, &args.rules, like, &window)?;
+    let found = retro_in(
+        &towerwatch_serve::db::Database {
+            dir: args.data.clone(),
+            postgres: args.database.clone(),
+        },
+        &args.rules,
+        like,
+        &window,
+    )?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,

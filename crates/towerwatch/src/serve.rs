@@ -8,7 +8,10 @@ use crate::ServeArgs;
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     if let Some(crate::ServeAction::Init) = args.action {
-        let token = towerwatch_serve::init(&args.data)?;
+        let token = towerwatch_serve::init_in(&towerwatch_serve::db::Database {
+            dir: args.data.clone(),
+            postgres: args.database.clone(),
+        })?;
         crate::term::sayln!(
             "towerwatch serve: the first admin token, shown this once (only its hash is kept):\n{token}"
         );
@@ -26,6 +29,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         operator_key,
         rate_limit: args.rate_limit,
         retain: args.retain,
+        database: args.database.clone(),
     };
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(towerwatch_serve::Tls { cert, key }),

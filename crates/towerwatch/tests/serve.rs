@@ -920,3 +920,64 @@ fn token_for_role(server: &Server, role: &str) -> String {
     let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
     reply["token"].as_str().unwrap().to_string()
 }
+
+#[test]
+fn kept_in_postgresql_the_results_are_the_same_and_survive_a_kill() {
+    let h = hunted();
+    let pg = common::postgres::Postgres::start();
+    let url = pg.url();
+    let data = h.data.to_str().unwrap();
+    let out = towerwatch(&["serve", "--data", data, "--database", &url, "init"]);
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let token = common::text(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("tw_"))
+        .unwrap()
+        .to_string();
+    let start = || Server {
+        running: Running::start(
+            &h.data,
+            &[
+                "--database",
+                &url,
+                "--key-file",
+                h.key.to_str().unwrap(),
+                "--min-level",
+                "informational",
+            ],
+        ),
+        token: token.clone(),
+    };
+    let files = files_under(&h.windows);
+    let lines: u64 = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count() as u64)
+        .sum();
+    let want = sorted_lines(&h.detections);
+    {
+        let server = start();
+        let accepted: u64 = files.iter().map(|f| ship(&server, f)).sum();
+        assert_eq!(accepted, lines);
+        assert_eq!(server.detections(), want);
+        assert_eq!(server.json("/api/v1/operations"), h.operations);
+    } // SIGKILL
+    let server = start();
+    assert_eq!(server.detections(), want, "after a kill and restart");
+    // Everything is in PostgreSQL, nothing in the data directory.
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events"),
+        Ok(lines.to_string())
+    );
+    assert!(!h.data.join("events.sqlite").exists());
+    // The audit log refuses change there too.
+    for change in [
+        "DELETE FROM audit",
+        "UPDATE audit SET who = 'x'",
+        "TRUNCATE audit",
+    ] {
+        let refused = pg.psql(change).unwrap_err();
+        assert!(refused.contains("append-only"), "{change}: {refused}");
+    }
+    let audit = server.json("/api/v1/audit").to_string();
+    assert!(audit.contains("first admin"), "{audit}");
+}

@@ -16,7 +16,7 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
         return refused;
     }
     let stored = {
-        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         store.len().unwrap_or(0)
     };
     let live = &state.live.counters;
@@ -90,7 +90,7 @@ pub(crate) struct Health {
 pub(crate) async fn source_health(state: &Arc<AppState>) -> Result<Vec<Health>, Response> {
     let r = results(state).await?;
     let stored = {
-        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
         store.sources()
     }
     .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -142,7 +142,7 @@ pub(crate) async fn live_detections(
         .load(std::sync::atomic::Ordering::SeqCst);
     let lookup = state.clone();
     let read = tokio::task::spawn_blocking(move || {
-        let store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
         store.live_since(from.from as u64)
     })
     .await;

@@ -43,8 +43,8 @@ pub(crate) async fn retro_hunt(
                 ),
             )
             .map_err(|e| RetroError::Io(std::io::Error::other(e.to_string())))?;
-        let store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        retro(&store, &hunt, &window)
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        retro(&mut store, &hunt, &window)
     })
     .await;
     match ran {

@@ -72,7 +72,7 @@ pub(crate) async fn reveal(
     let pseudonym = ask.subscriber.clone();
     let found = tokio::task::spawn_blocking(move || {
         let p = lookup.config.hunt.pseudonyms().0;
-        let store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
         store.find_text(|text| p.find_in(&pseudonym, text))
     })
     .await
