@@ -3,9 +3,10 @@
 //! Events come in over HTTP as JSON Lines in every shape `hunt` reads (evtx_dump,
 //! Winlogbeat/ECS, flat), as text log lines (W3C, PostgreSQL), or through Elasticsearch's
 //! bulk API, plain, gzip or zstd. A batch is on disk ([`store`]: SQLite, WAL, full sync;
-//! or PostgreSQL, [`db`]) before it is acknowledged, and an event is known by its identity (the source and its line
-//! in it), so a batch sent twice changes nothing. A live hunt ([`towerwatch_hunt::HuntStream`]
-//! on event time, bounded lateness) finds detections as events arrive; the concluded results
+//! or PostgreSQL, [`db`]) before it is acknowledged, and an event is known by its identity
+//! (the source and its line in it), so a batch sent twice changes nothing. A live hunt
+//! ([`towerwatch_hunt::HuntStream`] on event time, bounded lateness) finds detections as
+//! events arrive; the concluded results
 //! are the hunt library's over every stored event: the same detections, operations and
 //! exposure `hunt` gives on the same files. [`ship`] sends files (EVTX included) and follows
 //! growing logs.
