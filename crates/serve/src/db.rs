@@ -46,7 +46,7 @@ impl Database {
                 let mut client = postgres::Client::connect(url, postgres::NoTls)?;
                 migrate_postgres(&mut client)?;
                 Ok(Db::Pg {
-                    client: Box::new(client),
+                    client: PgClient(Some(Box::new(client))),
                     statements: HashMap::new(),
                 })
             }),
@@ -114,10 +114,35 @@ impl Row<'_> {
 pub enum Db {
     Lite(rusqlite::Connection),
     Pg {
-        client: Box<postgres::Client>,
+        client: PgClient,
         /// Prepared once per connection.
         statements: HashMap<String, postgres::Statement>,
     },
+}
+
+/// A PostgreSQL connection that closes outside the service's runtime (closing drives the
+/// client's own runtime, which may not run inside another).
+pub struct PgClient(Option<Box<postgres::Client>>);
+
+impl std::ops::Deref for PgClient {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("open until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("open until dropped")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            blocking(move || drop(client));
+        }
+    }
 }
 
 impl Db {
@@ -224,7 +249,13 @@ impl Db {
         &mut self,
         f: impl FnOnce(&mut Db) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        self.batch("BEGIN")?;
+        // SQLite: the write lock from the start (a read that turns into a write may find
+        // another writer in between, and fail at once instead of waiting).
+        self.batch(if self.is_postgres() {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        })?;
         match f(self) {
             Ok(v) => {
                 self.batch("COMMIT")?;

@@ -58,14 +58,24 @@ pub struct Offset {
     /// The file's inode: another one at the same path is a new file.
     #[serde(default)]
     pub inode: u64,
+    /// The file's device (with the inode, which file it is).
+    #[serde(default)]
+    pub device: u64,
     /// How many times the file was replaced or truncated (its events' source is `path#N`).
     #[serde(default)]
     pub generation: u32,
+    /// The name its events have on the server when it is not this path's (a file that
+    /// was moved here by a rotation keeps the name it was shipped under).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl Offset {
     /// The source name the server knows this file's events by.
     fn source(&self, path: &str) -> String {
+        if let Some(s) = &self.source {
+            return s.clone();
+        }
         match self.generation {
             0 => path.to_string(),
             n => format!("{path}#{}", n + 1),
@@ -205,16 +215,24 @@ impl Shipper {
         let mut shipped = Shipped::default();
         let mut seen = BTreeSet::new();
         let mut skipped = BTreeSet::new();
+        // What was said already (a followed file that cannot be read now is tried again at
+        // every look, and said once).
+        let mut said = BTreeSet::new();
         loop {
             let (inputs, problems) = towerwatch_sources::discover(paths);
             for p in problems {
                 let path = p.input.to_string();
-                if skipped.insert(path.clone()) {
-                    note(Note::Skipped {
+                if follow.is_none() {
+                    skipped.insert(path.clone());
+                }
+                say_once(
+                    note,
+                    &mut said,
+                    Note::Skipped {
                         path,
                         why: p.message,
-                    });
-                }
+                    },
+                );
             }
             for input in &inputs {
                 let Input::File(path) = input else {
@@ -229,13 +247,26 @@ impl Shipper {
                     Ok(None) => continue,
                     Err(why) => {
                         skipped.insert(name.clone());
-                        note(Note::Skipped { path: name, why });
+                        say_once(note, &mut said, Note::Skipped { path: name, why });
                         continue;
                     }
                 };
-                seen.insert(name);
-                shipped.lines +=
-                    self.ship_file(path, content, follow.is_some(), &mut offsets, stop, note)?;
+                match self.ship_file(path, content, follow.is_some(), &mut offsets, stop, note) {
+                    Ok(n) => {
+                        seen.insert(name);
+                        shipped.lines += n;
+                    }
+                    // A followed file may be gone or half-written for a moment: next look.
+                    Err(ShipError::Io(why)) if follow.is_some() => say_once(
+                        note,
+                        &mut said,
+                        Note::Skipped {
+                            path: name,
+                            why: format!("{why} (tried again at the next look)"),
+                        },
+                    ),
+                    Err(e) => return Err(e),
+                }
                 if stop() {
                     break;
                 }
@@ -270,11 +301,50 @@ impl Shipper {
         let name = path.display().to_string();
         let io = |e: std::io::Error| ShipError::Io(format!("{name}: {e}"));
         let meta = std::fs::metadata(path).map_err(io)?;
-        let (size, inode) = (meta.len(), inode_of(&meta));
+        let inode = inode_of(&meta);
+        let (size, device) = (meta.len(), device_of(&meta));
         let mut at = offsets.get(&name).cloned().unwrap_or_default();
-        let replaced = at.inode != 0 && inode != 0 && at.inode != inode;
+        if inode != 0 && at.inode != inode {
+            if at.inode != 0 {
+                // Another file is at this path now (a rotation): the one shipped from here
+                // is kept aside by its inode, for the name it moved to.
+                let mut away = at.clone();
+                away.source = Some(at.source(&name));
+                offsets.insert(format!("{name} (moved away, inode {})", at.inode), away);
+                at = Offset {
+                    generation: at.generation + 1,
+                    ..Offset::default()
+                };
+                note(Note::Restarted {
+                    path: name.clone(),
+                    source: at.source(&name),
+                });
+            }
+            // A file shipped under another name (moved here by a rotation) goes on where
+            // it was, under the name its events have on the server.
+            let moved = offsets
+                .iter()
+                .find(|(k, o)| **k != name && o.inode == inode && o.device == device)
+                .map(|(k, o)| (k.clone(), o.clone()));
+            if let Some((old, mut was)) = moved {
+                if old.contains(" (moved away, inode ") {
+                    offsets.remove(&old);
+                } else {
+                    // The old name starts afresh when a file appears there again.
+                    offsets.insert(
+                        old.clone(),
+                        Offset {
+                            generation: was.generation + 1,
+                            ..Offset::default()
+                        },
+                    );
+                }
+                was.source = Some(was.source(&old));
+                at = was;
+            }
+        }
         let truncated = size < at.byte || (at.size != 0 && size < at.size);
-        if replaced || truncated {
+        if truncated {
             at = Offset {
                 generation: at.generation + 1,
                 ..Offset::default()
@@ -284,6 +354,7 @@ impl Shipper {
                 source: at.source(&name),
             });
         }
+        at.device = device;
         at.inode = inode;
         if at.size != 0 && at.size == size {
             return Ok(0);
@@ -388,6 +459,13 @@ impl Shipper {
     }
 }
 
+/// Tells `note` of `n` unless it was told already.
+fn say_once(note: &mut dyn FnMut(Note), said: &mut BTreeSet<String>, n: Note) {
+    if said.insert(format!("{n:?}")) {
+        note(n);
+    }
+}
+
 #[cfg(unix)]
 fn inode_of(meta: &std::fs::Metadata) -> u64 {
     std::os::unix::fs::MetadataExt::ino(meta)
@@ -395,6 +473,16 @@ fn inode_of(meta: &std::fs::Metadata) -> u64 {
 
 #[cfg(not(unix))]
 fn inode_of(_: &std::fs::Metadata) -> u64 {
+    0
+}
+
+#[cfg(unix)]
+fn device_of(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::dev(meta)
+}
+
+#[cfg(not(unix))]
+fn device_of(_: &std::fs::Metadata) -> u64 {
     0
 }
 
@@ -482,7 +570,8 @@ impl Batcher<'_> {
             };
         let mut byte = if line > 0 { self.at.byte } else { 0 };
         let mut buf = Vec::new();
-        let mut partial = false;
+        // A last line without its newline: still being written, or the file's true end.
+        let mut unfinished = None;
         loop {
             buf.clear();
             let n = reader
@@ -491,9 +580,8 @@ impl Batcher<'_> {
             if n == 0 {
                 break;
             }
-            if follow && !buf.ends_with(b"\n") {
-                // Still being written: the rest of it comes with a later look.
-                partial = true;
+            if !buf.ends_with(b"\n") {
+                unfinished = Some(std::mem::take(&mut buf));
                 break;
             }
             line += 1;
@@ -504,32 +592,58 @@ impl Batcher<'_> {
             if compression.is_none() {
                 self.at.byte = byte;
             }
-            if std::str::from_utf8(&buf).is_err() {
-                (self.note)(Note::Rejected {
-                    source: self.source.clone(),
-                    line,
-                    why: "not UTF-8: not sent".into(),
-                });
-                continue;
-            }
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
             let held = std::mem::take(&mut buf);
-            self.push(content, line, &held)?;
+            self.line(content, line, &held)?;
             buf = held;
         }
         let byte = if compression.is_none() { byte } else { 0 };
+        // Without --follow the unfinished line is sent (the evidence may end so), but the
+        // offset stays before it: a later run sends it again, whole or not, under the same
+        // number, which the server already holds (never split into two lines).
+        let ended = unfinished.is_none();
+        let tail = match unfinished {
+            Some(text) if !follow && line + 1 > skip_to => Some(text),
+            _ => None,
+        };
+        if let Some(text) = &tail {
+            self.line_unrecorded(line + 1, text);
+        }
         if line > self.at.line || self.lines > 0 {
             self.flush(content, line, byte)?;
         }
-        if !partial {
+        if ended {
             // Read to its end: unchanged from now on means nothing new.
             self.at.size = if compression.is_none() { byte } else { size };
             self.offsets.insert(self.name.clone(), self.at.clone());
             self.shipper.save(self.offsets)?;
         }
         Ok(())
+    }
+
+    /// One whole line of a text file: sent as it is (a blank one too, so the lines after it
+    /// keep their numbers on the server); a line that is not UTF-8 is named and sent empty.
+    fn line(&mut self, content: Content, line: u64, text: &[u8]) -> Result<(), ShipError> {
+        if std::str::from_utf8(text).is_err() {
+            (self.note)(Note::Rejected {
+                source: self.source.clone(),
+                line,
+                why: "not UTF-8: sent empty".into(),
+            });
+            return self.push(content, line, b"\n");
+        }
+        self.push(content, line, text)
+    }
+
+    /// Adds a line to the batch without sending it or moving the offset.
+    fn line_unrecorded(&mut self, line: u64, text: &[u8]) {
+        if self.lines == 0 {
+            self.first = line;
+        }
+        if std::str::from_utf8(text).is_ok() {
+            self.body.extend_from_slice(text);
+        }
+        self.body.push(b'\n');
+        self.lines += 1;
     }
 
     /// An EVTX file's (or JSON document's) records past the offset, read with the hunt's

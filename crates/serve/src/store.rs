@@ -174,6 +174,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE text_logs (source TEXT PRIMARY KEY, last INTEGER NOT NULL);
     DROP TABLE live_detections;
     CREATE TABLE live_detections (seq INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);",
+    // Text logs stored before retention: as if they grew when this step ran.
+    "INSERT OR IGNORE INTO text_logs (source, last)
+        SELECT DISTINCT source, CAST(strftime('%s', 'now') AS INTEGER) FROM raw_lines;",
 ];
 
 /// A connection to the data directory's SQLite database, its schema brought up to date.
@@ -317,13 +320,16 @@ impl Store {
     /// Forgets the live detections (a starting server finds them again from the events).
     pub fn clear_live(&mut self) -> Result<(), StoreError> {
         // Numbered from 1 again: they are found again in the same order.
+        // The marks' numbers of live detections are forgotten with them.
         let sql = if self.db.is_postgres() {
-            "TRUNCATE live_detections RESTART IDENTITY"
+            "TRUNCATE live_detections RESTART IDENTITY;
+             UPDATE ingest_marks SET live_upto = 0;"
         } else {
             "DELETE FROM live_detections;
-             DELETE FROM sqlite_sequence WHERE name = 'live_detections';"
+             DELETE FROM sqlite_sequence WHERE name = 'live_detections';
+             UPDATE ingest_marks SET live_upto = 0;"
         };
-        Ok(self.db.batch(sql)?)
+        Ok(self.db.transaction(|db| db.batch(sql))?)
     }
 
     /// The live detections after the `from`-th found (0: from the first), and where the
@@ -381,8 +387,17 @@ impl Store {
     ) -> Result<Ingested, StoreError> {
         Ok(self.db.transaction(|db| {
             let mut out = Ingested::default();
+            let postgres = db.is_postgres();
             for (i, text) in body.lines().enumerate() {
                 let line = (first_line + i as u64) as i64;
+                // PostgreSQL's text holds no NUL (SQLite's does): shown as U+FFFD there.
+                let cleaned;
+                let text = if postgres && text.contains('\0') {
+                    cleaned = text.replace('\0', "\u{fffd}");
+                    cleaned.as_str()
+                } else {
+                    text
+                };
                 let new = db.execute(
                     "INSERT INTO raw_lines (source, line, text) VALUES (?1, ?2, ?3)
                      ON CONFLICT DO NOTHING",
@@ -502,11 +517,14 @@ impl Store {
     /// it; returns how many rows went (0: nothing older is left). Called again until 0, so
     /// the store is not held for long.
     pub fn expire(&mut self, cutoff: i64, chunk: u64) -> Result<u64, StoreError> {
+        // A mark covers what came in during its interval: only marks whose whole interval
+        // is before the cutoff.
+        let before = cutoff - self.mark_every;
         let gone = self.db.transaction(|db| {
             let upto = db.first(
                 "SELECT coalesce(max(events_upto), 0), coalesce(max(live_upto), 0)
                  FROM ingest_marks WHERE at < ?1",
-                &[Arg::from(cutoff)],
+                &[Arg::from(before)],
                 |r| Ok((r.int(0)?.unwrap_or(0), r.int(1)?.unwrap_or(0))),
             )?;
             let (events_upto, live_upto) = upto.unwrap_or((0, 0));
@@ -520,6 +538,20 @@ impl Store {
                  WHERE seq IN (SELECT seq FROM live_detections WHERE seq <= ?1 LIMIT ?2)",
                 &[Arg::from(live_upto), chunk],
             )?;
+            // Once every row the old marks cover is gone, the marks go in the same
+            // transaction: an emptied SQLite table numbers its rows from 1 again, which an
+            // old mark must never reach.
+            let left = db.number(
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE id <= ?1 LIMIT 1) e)
+                      + (SELECT count(*) FROM (SELECT 1 FROM live_detections WHERE seq <= ?2 LIMIT 1) l)",
+                &[Arg::from(events_upto), Arg::from(live_upto)],
+            )?;
+            if left == 0 {
+                db.execute(
+                    "DELETE FROM ingest_marks WHERE at < ?1",
+                    &[Arg::from(before)],
+                )?;
+            }
             if gone == 0 {
                 gone += db.execute(
                     "DELETE FROM raw_lines
@@ -528,12 +560,6 @@ impl Store {
                 )?;
                 db.execute(
                     "DELETE FROM text_logs WHERE last < ?1",
-                    &[Arg::from(cutoff)],
-                )?;
-                // Every row they covered is gone: an emptied table numbers its rows from 1
-                // again, which an old mark must not reach.
-                db.execute(
-                    "DELETE FROM ingest_marks WHERE at < ?1",
                     &[Arg::from(cutoff)],
                 )?;
             }

@@ -659,13 +659,29 @@ fn terminate(child: std::process::Child) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
+/// Detections without the name of the file they were read from (lines and records kept).
+fn sourceless(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut d: serde_json::Value = serde_json::from_str(l).unwrap();
+            d.as_object_mut().unwrap().remove("source");
+            serde_json::to_string(&d).unwrap()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn ship_follow_sends_growing_logs_once_across_restarts_and_a_replaced_file_again() {
+fn ship_follow_sends_growing_logs_once_across_restarts_and_rotations() {
     let h = hunted();
     let files = files_under(&h.windows);
     let text = |i: usize| std::fs::read_to_string(&files[i]).unwrap();
     let (a, b, c) = (text(0), text(1), text(2));
-    let a: Vec<&str> = a.lines().collect();
+    // A blank line in a: the lines after it keep their numbers.
+    let mut a: Vec<&str> = a.lines().collect();
+    a.insert(3, "");
     let b: Vec<&str> = b.lines().collect();
     let tmp = tempfile::tempdir().unwrap();
     let live = tmp.path().join("live");
@@ -688,12 +704,13 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_a_replaced_file_again
             .unwrap()
     };
     let shipper = follow();
-    let mut want = std::collections::BTreeMap::from([(name(&log_a), half as u64)]);
+    let events = |lines: &[&str]| lines.iter().filter(|l| !l.is_empty()).count() as u64;
+    let mut want = std::collections::BTreeMap::from([(name(&log_a), events(&a[..half]))]);
     wait_for(&server, &admin, &want);
     // The line is finished, more come, and a new file appears.
     append(&log_a, &format!("{tail}\n{}\n", a[half + 1..].join("\n")));
     append(&log_b, &format!("{}\n", b[..10].join("\n")));
-    want.insert(name(&log_a), a.len() as u64);
+    want.insert(name(&log_a), events(&a));
     want.insert(name(&log_b), 10);
     wait_for(&server, &admin, &want);
     // Stopped (SIGTERM) and started again while the log grew: it resumes where it was.
@@ -703,8 +720,19 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_a_replaced_file_again
     let shipper = follow();
     want.insert(name(&log_b), b.len() as u64);
     wait_for(&server, &admin, &want);
-    // a is replaced by another file (a rotation): it is shipped again under a new name.
-    let next = live.join("a.next");
+    // b is rotated (renamed aside, still written to for a moment, a new b begun): the old
+    // file's last lines go on under its name, the new one is b#2, the renamed one is not
+    // shipped again.
+    let (more, fresh) = (&a[4..9], &a[9..16]);
+    let rotated = live.join("b.jsonl.1");
+    std::fs::rename(&log_b, &rotated).unwrap();
+    append(&rotated, &format!("{}\n", more.join("\n")));
+    append(&log_b, &format!("{}\n", fresh.join("\n")));
+    want.insert(name(&log_b), (b.len() + more.len()) as u64);
+    want.insert(format!("{}#2", name(&log_b)), fresh.len() as u64);
+    wait_for(&server, &admin, &want);
+    // a is replaced by another file written elsewhere: shipped again under a new name.
+    let next = tmp.path().join("a.next");
     std::fs::write(&next, &c).unwrap();
     std::fs::rename(&next, &log_a).unwrap();
     want.insert(format!("{}#2", name(&log_a)), c.lines().count() as u64);
@@ -716,11 +744,16 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_a_replaced_file_again
         "{}",
         common::text(&out.stderr)
     );
-    // What the server made of it is what `hunt` makes of the three files.
+    // What the server made of it is what `hunt` makes of the files as they were shipped,
+    // line numbers included.
     let whole = tmp.path().join("whole");
     std::fs::create_dir(&whole).unwrap();
-    std::fs::write(whole.join("a.jsonl"), format!("{}\n", a.join("\n"))).unwrap();
-    std::fs::write(whole.join("b.jsonl"), format!("{}\n", b.join("\n"))).unwrap();
+    let write = |file: &str, lines: &[&str]| {
+        std::fs::write(whole.join(file), format!("{}\n", lines.join("\n"))).unwrap()
+    };
+    write("a.jsonl", &a);
+    write("b.jsonl", &[&b[..], more].concat());
+    write("b2.jsonl", fresh);
     std::fs::write(whole.join("c.jsonl"), &c).unwrap();
     let out = tmp.path().join("h.jsonl");
     towerwatch(&[
@@ -731,10 +764,17 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_a_replaced_file_again
         "-q",
     ]);
     let (_, got) = server.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
-    let got = placeless(&String::from_utf8(got).unwrap());
-    let want = placeless(&std::fs::read_to_string(&out).unwrap());
+    let got = sourceless(&String::from_utf8(got).unwrap());
+    let want = sourceless(&std::fs::read_to_string(&out).unwrap());
     assert!(!want.is_empty());
-    assert_eq!(got, want);
+    let differ = got.iter().zip(&want).find(|(g, w)| g != w);
+    assert!(
+        got.len() == want.len() && differ.is_none(),
+        "{} detections, the hunt's {}; first difference: {:.600?}",
+        got.len(),
+        want.len(),
+        differ
+    );
 }
 
 #[test]
@@ -980,4 +1020,48 @@ fn kept_in_postgresql_the_results_are_the_same_and_survive_a_kill() {
     }
     let audit = server.json("/api/v1/audit").to_string();
     assert!(audit.contains("first admin"), "{audit}");
+}
+
+#[test]
+fn a_last_line_without_its_newline_is_sent_and_never_split_by_a_later_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = init(&data);
+    let server = Running::start(&data, &[]);
+    let token = ingest_token(&server, &admin);
+    let state = tmp.path().join("offsets.json");
+    let log = tmp.path().join("x.jsonl");
+    let event =
+        |i: u32| format!(r#"{{"EventID": 4624, "Channel": "Security", "Computer": "H{i}"}}"#);
+    let third = event(3);
+    let (head, tail) = third.split_at(20);
+    append(&log, &format!("{}\n{}\n{head}", event(1), event(2)));
+    let run = || {
+        ship_command(&server, &token, &state, &[&log])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", common::text(&first.stderr));
+    // The half line went and was no event; the two whole ones are stored.
+    assert!(
+        common::text(&first.stderr).contains(":3: not JSON"),
+        "{}",
+        common::text(&first.stderr)
+    );
+    let source = log.display().to_string();
+    wait_for(
+        &server,
+        &admin,
+        &std::collections::BTreeMap::from([(source.clone(), 2)]),
+    );
+    // Finished later, with one more: line 3 whole, line 4 (not a line 3 and a 4 and a 5).
+    append(&log, &format!("{tail}\n{}\n", event(4)));
+    let second = run();
+    assert!(second.status.success(), "{}", common::text(&second.stderr));
+    wait_for(
+        &server,
+        &admin,
+        &std::collections::BTreeMap::from([(source, 4)]),
+    );
 }

@@ -15,10 +15,14 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
     if let Err(refused) = authorize(&state, &headers, Need::Read) {
         return refused;
     }
-    let stored = {
-        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+    // Off the async workers: the store may be held by a long read (a retro-hunt).
+    let counting = state.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut store = counting.store.lock().unwrap_or_else(|p| p.into_inner());
         store.len().unwrap_or(0)
-    };
+    })
+    .await
+    .unwrap_or(0);
     let live = &state.live.counters;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -89,10 +93,13 @@ pub(crate) struct Health {
 
 pub(crate) async fn source_health(state: &Arc<AppState>) -> Result<Vec<Health>, Response> {
     let r = results(state).await?;
-    let stored = {
-        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+    let reading = state.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut store = reading.store.lock().unwrap_or_else(|p| p.into_inner());
         store.sources()
-    }
+    })
+    .await
+    .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let now = jiff::Timestamp::now();
     let rejects = state.metrics.rejects_by_source();

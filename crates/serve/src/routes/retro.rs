@@ -1,5 +1,6 @@
 //! `POST /api/v1/retro?from=T&to=T`: Sigma rules (YAML, one or more documents) run over the
-//! stored events; the analyst role; on the audit log (who ran which rules over when).
+//! stored events; the analyst role; on the audit log (who ran which rules, by title and by
+//! the digest of their text, over when).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sha2::Digest;
 
 use crate::auth::Need;
 use crate::retro::{hunt_for, retro, Like, RetroError, Window};
@@ -36,10 +38,11 @@ pub(crate) async fn retro_hunt(
                 Some(&caller),
                 "retro",
                 &format!(
-                    "{} over {} to {}",
+                    "{} over {} to {} (rules sha256 {})",
                     titles.join(", "),
                     bounds(window.from),
-                    bounds(window.to)
+                    bounds(window.to),
+                    towerwatch_hunt::rules::hex(&sha2::Sha256::digest(yaml.as_bytes()))
                 ),
             )
             .map_err(|e| RetroError::Io(std::io::Error::other(e.to_string())))?;
