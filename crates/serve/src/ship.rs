@@ -71,6 +71,15 @@ pub struct Offset {
 }
 
 impl Offset {
+    /// Where a file that starts over at the same path begins: nothing shipped, the next
+    /// generation of its name.
+    fn next_generation(&self) -> Offset {
+        Offset {
+            generation: self.generation + 1,
+            ..Offset::default()
+        }
+    }
+
     /// The source name the server knows this file's events by.
     fn source(&self, path: &str) -> String {
         if let Some(s) = &self.source {
@@ -311,10 +320,7 @@ impl Shipper {
                 let mut away = at.clone();
                 away.source = Some(at.source(&name));
                 offsets.insert(format!("{name} (moved away, inode {})", at.inode), away);
-                at = Offset {
-                    generation: at.generation + 1,
-                    ..Offset::default()
-                };
+                at = at.next_generation();
                 note(Note::Restarted {
                     path: name.clone(),
                     source: at.source(&name),
@@ -331,13 +337,7 @@ impl Shipper {
                     offsets.remove(&old);
                 } else {
                     // The old name starts afresh when a file appears there again.
-                    offsets.insert(
-                        old.clone(),
-                        Offset {
-                            generation: was.generation + 1,
-                            ..Offset::default()
-                        },
-                    );
+                    offsets.insert(old.clone(), was.next_generation());
                 }
                 was.source = Some(was.source(&old));
                 at = was;
@@ -345,10 +345,7 @@ impl Shipper {
         }
         let truncated = size < at.byte || (at.size != 0 && size < at.size);
         if truncated {
-            at = Offset {
-                generation: at.generation + 1,
-                ..Offset::default()
-            };
+            at = at.next_generation();
             note(Note::Restarted {
                 path: name.clone(),
                 source: at.source(&name),

@@ -362,12 +362,7 @@ impl Store {
             "SELECT source, line, body FROM events ORDER BY time NULLS FIRST, source, line",
             &[],
             |r| {
-                let (source, line, body) = (
-                    r.text(0)?.unwrap_or_default(),
-                    r.int(1)?.unwrap_or(0),
-                    r.text(2)?.unwrap_or_default(),
-                );
-                if let Ok(e) = parse(&source, line as u64, &body) {
+                if let Some(e) = stored_event(r)? {
                     each(e);
                 }
                 Ok(())
@@ -641,13 +636,7 @@ impl Store {
                 {
                     each(t);
                 }
-                let (source, line, body) = (
-                    r.text(0)?.unwrap_or_default(),
-                    r.int(1)?.unwrap_or(0),
-                    r.text(2)?.unwrap_or_default(),
-                );
-                // Stored lines parsed when they came in; they parse the same way now.
-                if let Ok(e) = parse(&source, line as u64, &body) {
+                if let Some(e) = stored_event(r)? {
                     each(e);
                 }
                 Ok(())
@@ -702,6 +691,17 @@ fn insert_events_postgres(
             new.contains(&key) && seen.insert(key)
         })
         .collect())
+}
+
+/// The event a stored row (source, line, body, …) holds; stored lines parsed when they
+/// came in, so they parse the same way now.
+fn stored_event(r: &crate::db::Row<'_>) -> Result<Option<Event>, DbError> {
+    let (source, line, body) = (
+        r.text(0)?.unwrap_or_default(),
+        r.int(1)?.unwrap_or(0),
+        r.text(2)?.unwrap_or_default(),
+    );
+    Ok(parse(&source, line as u64, &body).ok())
 }
 
 fn parse(source: &str, line: u64, text: &str) -> Result<Event, String> {

@@ -11,129 +11,33 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use postgres::types::Type;
 use postgres::{Client, NoTls};
+use towerwatch_testkit::LocalPostgres;
 
+/// The real server (`towerwatch_testkit`), with pgaudit loaded as the simulator's
+/// profile says, and clients as the simulated ones connect.
 struct Server {
-    bin: PathBuf,
-    data: PathBuf,
+    pg: LocalPostgres,
     log: PathBuf,
-    port: u16,
-    child: Option<Child>,
-    as_postgres: bool,
-    _dir: tempfile::TempDir,
-}
-
-fn pg_bin() -> PathBuf {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is not installed (scripts/test.sh installs postgresql and postgresql-15-pgaudit)")
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("postgres").exists())
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .expect("no PostgreSQL server binaries under /usr/lib/postgresql")
-}
-
-fn command(as_postgres: bool, program: &Path) -> Command {
-    if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
 }
 
 impl Server {
     fn start() -> Server {
-        let bin = pg_bin();
-        let as_postgres = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            == "0";
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        if as_postgres {
-            assert!(Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap()
-                .success());
+        let pg = LocalPostgres::start(towerwatch_sim::db::SERVER_SETTINGS);
+        Server {
+            log: pg.log.clone(),
+            pg,
         }
-        let out = command(as_postgres, &bin.join("initdb"))
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = format!(
-            "{}port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\n",
-            towerwatch_sim::db::SERVER_SETTINGS,
-            dir.path().display()
-        );
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .unwrap();
-        f.write_all(conf.as_bytes()).unwrap();
-        let log = dir.path().join("server.log");
-        let child = command(as_postgres, &bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            bin,
-            data,
-            log,
-            port,
-            child: Some(child),
-            as_postgres,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while server.connect("postgres", "postgres", "setup").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not start: {}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
     }
 
     fn connect(&self, user: &str, db: &str, app: &str) -> Result<Client, postgres::Error> {
         postgres::Config::new()
             .host("127.0.0.1")
-            .port(self.port)
+            .port(self.pg.port)
             .user(user)
             .dbname(db)
             .application_name(app)
@@ -141,20 +45,7 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = command(self.as_postgres, &self.bin.join("pg_ctl"))
-                .args(["stop", "-m", "fast", "-w", "-D"])
-                .arg(&self.data)
-                .output();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
+        self.pg.stop();
     }
 }
 

@@ -964,8 +964,8 @@ fn token_for_role(server: &Server, role: &str) -> String {
 #[test]
 fn kept_in_postgresql_the_results_are_the_same_and_survive_a_kill() {
     let h = hunted();
-    let pg = common::postgres::Postgres::start();
-    let url = pg.url();
+    let pg = towerwatch_testkit::LocalPostgres::start("");
+    let url = pg.url("postgres");
     let data = h.data.to_str().unwrap();
     let out = towerwatch(&["serve", "--data", data, "--database", &url, "init"]);
     assert!(out.status.success(), "{}", common::text(&out.stderr));

@@ -1,7 +1,6 @@
 //! Helpers the CLI tests share (each test binary uses some of them).
 #![allow(dead_code)]
 
-pub mod postgres;
 pub mod server;
 
 use std::path::{Path, PathBuf};
