@@ -91,13 +91,30 @@ pub struct Auth {
     /// Tokens already checked, by a digest of the whole token (argon2 is slow on purpose;
     /// a token is checked against its hash once per process).
     checked: Mutex<HashMap<[u8; 32], Caller>>,
+    /// argon2 checks per token id: guessing one token's secret (its id is a small number)
+    /// cannot keep the cores busy.
+    attempts: governor::DefaultKeyedRateLimiter<i64>,
 }
+
+/// Why a token was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Not a token of this server, or not its secret.
+    Invalid,
+    /// Too many checks of this token's id just now (its secret is being guessed).
+    Throttled,
+}
+
+/// argon2 checks a token id may take per second (in bursts of as many).
+const ATTEMPTS_PER_SECOND: u32 = 5;
 
 impl Auth {
     pub fn open(db: Db) -> Auth {
+        let rate = std::num::NonZeroU32::new(ATTEMPTS_PER_SECOND).expect("not zero");
         Auth {
             db: Mutex::new(db),
             checked: Mutex::new(HashMap::new()),
+            attempts: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_second(rate)),
         }
     }
 
@@ -149,7 +166,11 @@ impl Auth {
     }
 
     /// The caller a bearer token names, if it is valid.
-    pub fn check(&self, token: &str) -> Option<Caller> {
+    pub fn check(&self, token: &str) -> Result<Caller, Denied> {
+        self.verify(token).unwrap_or(Err(Denied::Invalid))
+    }
+
+    fn verify(&self, token: &str) -> Option<Result<Caller, Denied>> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(c) = self
             .checked
@@ -157,7 +178,7 @@ impl Auth {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
         {
-            return Some(c.clone());
+            return Some(Ok(c.clone()));
         }
         let (id, secret) = token.strip_prefix("tw_")?.split_once('_')?;
         let id: i64 = id.parse().ok()?;
@@ -178,6 +199,9 @@ impl Auth {
             )
             .ok()?;
         let (name, role, hash) = row?;
+        if self.attempts.check_key(&id).is_err() {
+            return Some(Err(Denied::Throttled));
+        }
         let parsed = PasswordHash::new(&hash).ok()?;
         Argon2::default()
             .verify_password(secret.as_bytes(), &parsed)
@@ -191,7 +215,7 @@ impl Auth {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, caller.clone());
-        Some(caller)
+        Some(Ok(caller))
     }
 
     /// Appends to the audit log: who (a token, or the server itself), what, and about what.

@@ -341,11 +341,23 @@ fn authorize(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Caller
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(caller) = token.and_then(|t| state.auth.check(t.trim())) else {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is needed",
-        ));
+    let caller = match token.map(|t| state.auth.check(t.trim())) {
+        Some(Ok(caller)) => caller,
+        Some(Err(auth::Denied::Throttled)) => {
+            let mut r = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many checks of this token just now: try again in a second",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return Err(r);
+        }
+        _ => {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is needed",
+            ))
+        }
     };
     if !caller.role.can(need) {
         return Err(refuse(

@@ -157,11 +157,22 @@ async fn login(State(state): State<Arc<AppState>>, Form(form): Form<Login>) -> R
         let state = state.clone();
         tokio::task::spawn_blocking(move || state.auth.check(form.token.trim())).await
     };
-    let Ok(Some(caller)) = checked else {
-        return page(
-            StatusCode::UNAUTHORIZED,
-            pages::login(Some("That token is not valid.")),
-        );
+    let caller = match checked {
+        Ok(Ok(caller)) => caller,
+        Ok(Err(crate::auth::Denied::Throttled)) => {
+            return page(
+                StatusCode::TOO_MANY_REQUESTS,
+                pages::login(Some(
+                    "Too many tries of that token just now: wait a second.",
+                )),
+            )
+        }
+        _ => {
+            return page(
+                StatusCode::UNAUTHORIZED,
+                pages::login(Some("That token is not valid.")),
+            )
+        }
     };
     if !caller.role.can(Need::Read) {
         return page(
