@@ -229,14 +229,19 @@ impl Db {
         Ok(out)
     }
 
-    /// The first row of a query, if any.
+    /// The first row of a query, if any (the rest are not read).
     pub fn first<T>(
         &mut self,
         sql: &str,
         args: &[Arg<'_>],
-        f: impl FnMut(&Row<'_>) -> Result<T, DbError>,
+        mut f: impl FnMut(&Row<'_>) -> Result<T, DbError>,
     ) -> Result<Option<T>, DbError> {
-        Ok(self.rows(sql, args, f)?.into_iter().next())
+        let mut first = None;
+        self.each_while(sql, args, |r| {
+            first = Some(f(r)?);
+            Ok(false)
+        })?;
+        Ok(first)
     }
 
     /// A whole number the query gives (0 for none or NULL).

@@ -1,7 +1,6 @@
 //! The shipper: evidence to a `towerwatch serve` — JSON Lines as events, text logs as their
 //! lines, EVTX files and JSON documents as their records (read here, sent as events) — in
-//! batches, each retried
-//! until the server acknowledges it. How far each file is acknowledged is kept in a state
+//! batches, each retried until the server acknowledges it. How far each file is acknowledged is kept in a state
 //! file, so a shipper or a server that stops and starts again resumes where it was, and the
 //! server's idempotent store makes a batch sent twice harmless. With `follow`, growing logs
 //! are watched: only whole lines are sent, and a file replaced or truncated in place is
@@ -310,8 +309,7 @@ impl Shipper {
         let name = path.display().to_string();
         let io = |e: std::io::Error| ShipError::Io(format!("{name}: {e}"));
         let meta = std::fs::metadata(path).map_err(io)?;
-        let inode = inode_of(&meta);
-        let (size, device) = (meta.len(), device_of(&meta));
+        let (size, inode, device) = (meta.len(), inode_of(&meta), device_of(&meta));
         let mut at = offsets.get(&name).cloned().unwrap_or_default();
         if inode != 0 && at.inode != inode {
             if at.inode != 0 {
@@ -503,8 +501,8 @@ struct Batcher<'a> {
 }
 
 impl Batcher<'_> {
-    /// Adds line `line` (with its newline); sends when the batch is full.
-    fn push(&mut self, content: Content, line: u64, text: &[u8]) -> Result<(), ShipError> {
+    /// Adds line `line` (with its newline) to the batch, without sending it.
+    fn append(&mut self, line: u64, text: &[u8]) {
         if self.lines == 0 {
             self.first = line;
         }
@@ -513,10 +511,21 @@ impl Batcher<'_> {
             self.body.push(b'\n');
         }
         self.lines += 1;
+    }
+
+    /// Adds line `line`; sends when the batch is full.
+    fn push(&mut self, content: Content, line: u64, text: &[u8]) -> Result<(), ShipError> {
+        self.append(line, text);
         if self.lines as usize >= self.shipper.batch {
             self.flush(content, line, self.at.byte)?;
         }
         Ok(())
+    }
+
+    /// Keeps the offset reached, in the state file.
+    fn keep(&mut self) -> Result<(), ShipError> {
+        self.offsets.insert(self.name.clone(), self.at.clone());
+        self.shipper.save(self.offsets)
     }
 
     /// Sends what is gathered (if anything) and records `line`/`byte` as acknowledged.
@@ -536,8 +545,7 @@ impl Batcher<'_> {
         }
         self.at.line = line;
         self.at.byte = byte;
-        self.offsets.insert(self.name.clone(), self.at.clone());
-        self.shipper.save(self.offsets)
+        self.keep()
     }
 
     /// A text file's lines (JSON Lines or a text log) past the offset.
@@ -590,7 +598,8 @@ impl Batcher<'_> {
                 self.at.byte = byte;
             }
             let held = std::mem::take(&mut buf);
-            self.line(content, line, &held)?;
+            let text = self.checked(line, &held);
+            self.push(content, line, text)?;
             buf = held;
         }
         let byte = if compression.is_none() { byte } else { 0 };
@@ -603,7 +612,8 @@ impl Batcher<'_> {
             _ => None,
         };
         if let Some(text) = &tail {
-            self.line_unrecorded(line + 1, text);
+            let text = self.checked(line + 1, text);
+            self.append(line + 1, text);
         }
         if line > self.at.line || self.lines > 0 {
             self.flush(content, line, byte)?;
@@ -611,36 +621,23 @@ impl Batcher<'_> {
         if ended {
             // Read to its end: unchanged from now on means nothing new.
             self.at.size = if compression.is_none() { byte } else { size };
-            self.offsets.insert(self.name.clone(), self.at.clone());
-            self.shipper.save(self.offsets)?;
+            self.keep()?;
         }
         Ok(())
     }
 
-    /// One whole line of a text file: sent as it is (a blank one too, so the lines after it
+    /// A text file's line as it is sent: as it is (a blank one too, so the lines after it
     /// keep their numbers on the server); a line that is not UTF-8 is named and sent empty.
-    fn line(&mut self, content: Content, line: u64, text: &[u8]) -> Result<(), ShipError> {
-        if std::str::from_utf8(text).is_err() {
-            (self.note)(Note::Rejected {
-                source: self.source.clone(),
-                line,
-                why: "not UTF-8: sent empty".into(),
-            });
-            return self.push(content, line, b"\n");
-        }
-        self.push(content, line, text)
-    }
-
-    /// Adds a line to the batch without sending it or moving the offset.
-    fn line_unrecorded(&mut self, line: u64, text: &[u8]) {
-        if self.lines == 0 {
-            self.first = line;
-        }
+    fn checked<'t>(&mut self, line: u64, text: &'t [u8]) -> &'t [u8] {
         if std::str::from_utf8(text).is_ok() {
-            self.body.extend_from_slice(text);
+            return text;
         }
-        self.body.push(b'\n');
-        self.lines += 1;
+        (self.note)(Note::Rejected {
+            source: self.source.clone(),
+            line,
+            why: "not UTF-8: sent empty".into(),
+        });
+        b""
     }
 
     /// An EVTX file's (or JSON document's) records past the offset, read with the hunt's
@@ -689,9 +686,8 @@ impl Batcher<'_> {
         if let Some(why) = report.failure {
             return Err(ShipError::Io(format!("{}: {why}", path.display())));
         }
-        self.flush(Content::Records, index.max(skip_to), 0)?;
+        // Read to its end: kept with the last batch's offset.
         self.at.size = report.bytes;
-        self.offsets.insert(self.name.clone(), self.at.clone());
-        self.shipper.save(self.offsets)
+        self.flush(Content::Records, index.max(skip_to), 0)
     }
 }

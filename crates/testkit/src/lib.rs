@@ -132,17 +132,17 @@ impl LocalPostgres {
         server
     }
 
+    /// One of its client programs (`psql`, `pg_isready`), pointed at it as `postgres`.
+    fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bin.join(program));
+        let port = self.port.to_string();
+        c.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"]);
+        c
+    }
+
     /// Whether it takes connections (`pg_isready`).
     pub fn ready(&self) -> bool {
-        Command::new(self.bin.join("pg_isready"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
+        self.client("pg_isready")
             .output()
             .is_ok_and(|o| o.status.success())
     }
@@ -155,15 +155,8 @@ impl LocalPostgres {
     /// Runs `sql` with `psql` in the `postgres` database: its output (unaligned, tuples
     /// only), or the error it gave.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
+        let out = self
+            .client("psql")
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .map_err(|e| e.to_string())?;

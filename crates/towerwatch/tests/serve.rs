@@ -178,13 +178,7 @@ fn shipped_events_give_the_hunts_detections_and_operations_and_survive_a_kill() 
         // What came in is counted for Prometheus.
         let (_, metrics) = server.request("GET", "/metrics", &[], b"");
         let metrics = String::from_utf8(metrics).unwrap();
-        let counter = |name: &str| -> u64 {
-            let line = metrics
-                .lines()
-                .find(|l| l.starts_with(&format!("{name} ")))
-                .unwrap_or_else(|| panic!("no {name} in {metrics}"));
-            line.rsplit(' ').next().unwrap().parse().unwrap()
-        };
+        let counter = |name: &str| common::server::metric(&metrics, name);
         assert_eq!(counter("towerwatch_events_accepted_total"), lines);
         assert_eq!(counter("towerwatch_events_stored"), lines);
         assert!(counter("towerwatch_events_duplicate_total") > 0);
@@ -530,15 +524,7 @@ fn ship_command(server: &Running, token: &str, state: &Path, paths: &[&Path]) ->
 }
 
 fn ingest_token(server: &Running, admin: &str) -> String {
-    let (_, reply) = server.request(
-        "POST",
-        "/api/v1/tokens",
-        Some(admin),
-        &[],
-        br#"{"name": "shipper", "role": "ingest"}"#,
-    );
-    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
-    reply["token"].as_str().unwrap().to_string()
+    server.issue_token(admin, "shipper", "ingest")
 }
 
 #[test]
@@ -837,12 +823,7 @@ fn what_came_in_longer_ago_than_the_retention_is_deleted_and_the_audit_log_kept(
     );
     let metrics = server.request("GET", "/metrics", Some(&admin), &[], b"").1;
     let metrics = String::from_utf8(metrics).unwrap();
-    let expired: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("towerwatch_expired_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let expired = common::server::metric(&metrics, "towerwatch_expired_total");
     let old_lines = std::fs::read_to_string(&files[0]).unwrap().lines().count() as u64;
     assert!(expired >= old_lines + 2, "{expired} expired");
     // The audit log still says the ingest token was issued.
@@ -954,11 +935,8 @@ fn a_retro_hunt_runs_new_rules_over_the_stored_events_as_hunt_would() {
 }
 
 fn token_for_role(server: &Server, role: &str) -> String {
-    let body = format!("{{\"name\": \"{role} one\", \"role\": \"{role}\"}}");
-    let (status, reply) = server.request("POST", "/api/v1/tokens", &[], body.as_bytes());
-    assert_eq!(status, 200);
-    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
-    reply["token"].as_str().unwrap().to_string()
+    let name = format!("{role} one");
+    server.running.issue_token(&server.token, &name, role)
 }
 
 #[test]

@@ -30,19 +30,6 @@ fn request(
     (status, String::from_utf8(reply).unwrap())
 }
 
-fn issue(server: &Server, admin: &str, role: &str) -> String {
-    let (status, body) = request(
-        server,
-        "POST",
-        "/api/v1/tokens",
-        Some(admin),
-        &format!("{{\"name\": \"{role} one\", \"role\": \"{role}\"}}"),
-    );
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["token"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn every_route_answers_each_role_as_its_role_allows() {
     let tmp = tempfile::tempdir().unwrap();
@@ -69,9 +56,9 @@ fn every_route_answers_each_role_as_its_role_allows() {
 
     let server = Server::start(&data, &[]);
     let a = &server;
-    let viewer = issue(a, &admin, "viewer");
-    let ingest = issue(a, &admin, "ingest");
-    let analyst = issue(a, &admin, "analyst");
+    let viewer = a.issue_token(&admin, "viewer one", "viewer");
+    let ingest = a.issue_token(&admin, "ingest one", "ingest");
+    let analyst = a.issue_token(&admin, "analyst one", "analyst");
     // A token of the right shape with a wrong secret.
     // (Its last hex digit changed: never the one it had.)
     let last = if admin.ends_with('0') { '1' } else { '0' };
@@ -453,7 +440,7 @@ fn a_flood_from_one_address_is_slowed_and_the_shipper_waits_its_turn() {
     assert_eq!(request(&server, "GET", "/healthz", None, "").0, 200);
     // A shipper over the rate is told to wait, waits, and everything arrives.
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let ingest = issue(&server, &admin, "ingest");
+    let ingest = server.issue_token(&admin, "ingest one", "ingest");
     let log = tmp.path().join("events.jsonl");
     let lines: Vec<String> = (0..200)
         .map(|i| {
@@ -482,13 +469,7 @@ fn a_flood_from_one_address_is_slowed_and_the_shipper_waits_its_turn() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     let (status, metrics) = request(&server, "GET", "/metrics", Some(&admin), "");
     assert_eq!(status, 200);
-    let count = |name: &str| -> u64 {
-        let line = metrics
-            .lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} in {metrics}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let count = |name: &str| common::server::metric(&metrics, name);
     assert_eq!(count("towerwatch_events_stored"), 200);
     // The shipper's 40 requests at 5 a second were slowed too.
     assert!(count("towerwatch_requests_rate_limited_total") > 1);
@@ -500,7 +481,7 @@ fn guessing_a_tokens_secret_is_slowed_and_the_token_still_works_after() {
     let data = tmp.path().join("data");
     let admin = common::server::init(&data);
     let server = Server::start(&data, &[]);
-    let viewer = issue(&server, &admin, "viewer");
+    let viewer = server.issue_token(&admin, "viewer one", "viewer");
     // Wrong secrets for the viewer token's id, as fast as they come.
     let (id, _) = viewer.rsplit_once('_').unwrap();
     let mut throttled = None;

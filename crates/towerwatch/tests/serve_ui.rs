@@ -16,21 +16,6 @@ use common::{artifacts, files_under, text, towerwatch};
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
-fn token_for(server: &Server, admin: &str, name: &str, role: &str) -> String {
-    let (status, body) = server.request(
-        "POST",
-        "/api/v1/tokens",
-        Some(admin),
-        &[],
-        format!(r#"{{"name": "{name}", "role": "{role}"}}"#).as_bytes(),
-    );
-    assert_eq!(status, 200, "{}", text(&body));
-    serde_json::from_slice::<serde_json::Value>(&body).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text.lines().map(String::from).collect();
     v.sort();
@@ -154,7 +139,7 @@ fn the_ui_shows_the_story_refuses_a_viewer_a_reveal_and_records_an_analysts() {
     let admin = init(&data);
     let server = Server::start(&data, &context);
     let base = format!("http://{}", server.addr);
-    let shipper = token_for(&server, &admin, "shipper", "ingest");
+    let shipper = server.issue_token(&admin, "shipper", "ingest");
     let out = towerwatch(&[
         "ship",
         &format!("{s}/evidence"),
@@ -186,8 +171,8 @@ fn the_ui_shows_the_story_refuses_a_viewer_a_reveal_and_records_an_analysts() {
         .unwrap()
         .to_string();
 
-    let viewer = token_for(&server, &admin, "victor", "viewer");
-    let analyst = token_for(&server, &admin, "alice", "analyst");
+    let viewer = server.issue_token(&admin, "victor", "viewer");
+    let analyst = server.issue_token(&admin, "alice", "analyst");
     let profile = tmp.path().join("profile");
     let browser = Browser::new(LaunchOptions {
         path: Some("chromium".into()),

@@ -61,6 +61,16 @@ impl Server {
         Server { child, addr }
     }
 
+    /// A new token for `name` with `role`, issued with the admin token `admin`.
+    pub fn issue_token(&self, admin: &str, name: &str, role: &str) -> String {
+        let body = format!(r#"{{"name": "{name}", "role": "{role}"}}"#);
+        let (status, reply) =
+            self.request("POST", "/api/v1/tokens", Some(admin), &[], body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+        let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+        reply["token"].as_str().unwrap().to_string()
+    }
+
     /// One request; the status and the body (de-chunked).
     pub fn request(
         &self,
@@ -119,6 +129,15 @@ impl Server {
         }
         (status, head, body)
     }
+}
+
+/// The value of the Prometheus sample `name` in the text `/metrics` gave.
+pub fn metric(metrics: &str, name: &str) -> u64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 fn unchunk(mut b: &[u8]) -> Vec<u8> {
