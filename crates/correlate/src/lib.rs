@@ -54,12 +54,22 @@ use towerwatch_event::{Event, Locator};
 
 pub use attack::{Attack, Candidate};
 pub use operations::{Analysis, Asset, Operation, Options, RuleInfo, Wave};
-pub use webshell::{Child, Finding, Place, Request, WebShellJoin, CHILDREN as WEB_CHILDREN};
+pub use webshell::{
+    Child, Finding, Place, Request, Sighting, WebShellJoin, CHILDREN as WEB_CHILDREN,
+};
 
 /// Nodes one correlator holds in memory before the rest wait on disk (about 0.5 KiB each).
 pub const NODES_IN_MEMORY: usize = 8_192;
 
 pub use towerwatch_spill::SpillError;
+
+/// What the linker keeps of one event: its place in time order and its node (host,
+/// entities, the step it may be). Small, and serialisable for a story builder elsewhere.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LinkFact {
+    key: linker::NodeKey,
+    node: links::Node,
+}
 
 /// The correlation state one worker builds; [`merge`](Self::merge) combines workers.
 ///
@@ -99,9 +109,26 @@ impl Correlator {
 
     /// Takes one event and the indices (into the rule catalog) of the rules it matched.
     pub fn observe(&mut self, e: &Event, hits: &[u32]) {
-        let Some(n) = links::node_of(e, hits, &mut self.hosts) else {
-            return;
-        };
+        if let Some(fact) = self.link_fact(e, hits) {
+            self.absorb(fact);
+        }
+    }
+
+    /// What the linker keeps of one event (none for an event without a time), found without
+    /// the others: a worker elsewhere can make it and send it on to [`absorb`](Self::absorb).
+    pub fn link_fact(&mut self, e: &Event, hits: &[u32]) -> Option<LinkFact> {
+        let node = links::node_of(e, hits, &mut self.hosts)?;
+        // Ties in time are ordered by the records themselves, so the stories do not depend
+        // on which worker read what, or in which order a stream delivered it.
+        Some(LinkFact {
+            key: (node.time, e.order_key()),
+            node,
+        })
+    }
+
+    /// Takes one event's link fact.
+    pub fn absorb(&mut self, fact: LinkFact) {
+        let LinkFact { key, node: n } = fact;
         if let Some(ip) = &n.host_ip {
             *self
                 .votes
@@ -115,9 +142,6 @@ impl Correlator {
                 self.created.insert(a.clone());
             }
         }
-        // Ties in time are ordered by the records themselves, so the stories do not depend
-        // on which worker read what, or in which order a stream delivered it.
-        let key = (n.time, e.order_key());
         if let Err(e) = self.nodes.push(key, n) {
             self.error.get_or_insert(e);
         }

@@ -62,7 +62,7 @@ const IPS_PER_HOST: usize = 16;
 const BEFORE_S: i64 = 15;
 const AFTER_S: i64 = 60;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Request {
     pub time: Timestamp,
     pub server: String,
@@ -71,7 +71,7 @@ pub struct Request {
     pub place: Place,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Child {
     pub time: Timestamp,
     pub computer: String,
@@ -106,6 +106,86 @@ pub struct WebShellJoin {
     pub children_dropped: u64,
 }
 
+/// What one event tells the join, whatever came before it: a dynamic page POSTed to with
+/// success, a web-server child process, or an address a host connects from. The join's
+/// state is built from these alone, so a worker elsewhere can find them and send them on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Sighting {
+    Request(Request),
+    Child(Child),
+    HostIp { host: String, ip: String },
+}
+
+impl Sighting {
+    pub fn of(e: &Event) -> Option<Sighting> {
+        let channel = e.channel.as_deref().unwrap_or("");
+        if channel == "webserver" {
+            Self::request(e)
+        } else if channel.eq_ignore_ascii_case("Microsoft-Windows-Sysmon/Operational") {
+            match e.event_id {
+                Some(1) => Self::child(e, "ParentImage", "Image"),
+                Some(3) if e.first_str("Initiated") == Some("true") => {
+                    let (c, ip) = (e.computer.as_deref()?, e.first_str("SourceIp")?);
+                    Some(Sighting::HostIp {
+                        host: c.to_ascii_lowercase(),
+                        ip: ip.to_string(),
+                    })
+                }
+                _ => None,
+            }
+        } else if channel == "Security" && e.event_id == Some(4688) {
+            Self::child(e, "ParentProcessName", "NewProcessName")
+        } else {
+            None
+        }
+    }
+
+    fn request(e: &Event) -> Option<Sighting> {
+        let (method, uri, time) = (
+            e.first_str("cs-method")?,
+            e.first_str("cs-uri-stem")?,
+            e.timestamp?,
+        );
+        if !method.eq_ignore_ascii_case("POST")
+            || !is_dynamic(uri)
+            || !e.first_str("sc-status").is_some_and(|s| s.starts_with('2'))
+        {
+            return None;
+        }
+        // The server by its address (W3C `s-ip`), else by the host the log belongs to (an
+        // access log behind a load balancer names no server address).
+        let server = match e.first_str("s-ip").filter(|s| !s.is_empty() && *s != "-") {
+            Some(ip) => ip.to_string(),
+            None => short_name(e.computer.as_deref().unwrap_or("")),
+        };
+        Some(Sighting::Request(Request {
+            time,
+            server,
+            uri: uri.to_string(),
+            client: e.first_str("c-ip").unwrap_or("").to_string(),
+            place: Place::of(e),
+        }))
+    }
+
+    fn child(e: &Event, parent_field: &str, image_field: &str) -> Option<Sighting> {
+        let parent = e.first_str(parent_field).filter(|p| is_web_server(p))?;
+        // The framework's own work (ASP.NET compiling a page with csc.exe) follows any new
+        // page's first request, a deployment's as well as a shell's: no operator typed it.
+        if is_framework_child(e.first_str(image_field).unwrap_or("")) {
+            return None;
+        }
+        let (time, computer) = (e.timestamp?, e.computer.as_deref()?);
+        Some(Sighting::Child(Child {
+            time,
+            computer: computer.to_string(),
+            parent: parent.to_string(),
+            image: e.first_str(image_field).unwrap_or("").to_string(),
+            command_line: e.first_str("CommandLine").unwrap_or("").to_string(),
+            place: Place::of(e),
+        }))
+    }
+}
+
 fn is_dynamic(uri: &str) -> bool {
     let u = uri.to_ascii_lowercase();
     [
@@ -126,54 +206,38 @@ fn short_name(host: &str) -> String {
 
 impl WebShellJoin {
     pub fn observe(&mut self, e: &Event) {
-        let channel = e.channel.as_deref().unwrap_or("");
-        if channel == "webserver" {
-            self.request(e);
-        } else if channel.eq_ignore_ascii_case("Microsoft-Windows-Sysmon/Operational") {
-            match e.event_id {
-                Some(1) => self.child(e, "ParentImage", "Image"),
-                Some(3) if e.first_str("Initiated") == Some("true") => {
-                    if let (Some(c), Some(ip)) = (e.computer.as_deref(), e.first_str("SourceIp")) {
-                        let ips = self.host_ips.entry(c.to_ascii_lowercase()).or_default();
-                        if ips.len() < IPS_PER_HOST {
-                            ips.insert(ip.to_string());
-                        }
-                    }
-                }
-                _ => {}
-            }
-        } else if channel == "Security" && e.event_id == Some(4688) {
-            self.child(e, "ParentProcessName", "NewProcessName");
+        if let Some(s) = Sighting::of(e) {
+            self.absorb(s);
         }
     }
 
-    fn request(&mut self, e: &Event) {
-        let (Some(method), Some(uri), Some(time)) = (
-            e.first_str("cs-method"),
-            e.first_str("cs-uri-stem"),
-            e.timestamp,
-        ) else {
-            return;
-        };
-        if !method.eq_ignore_ascii_case("POST")
-            || !is_dynamic(uri)
-            || !e.first_str("sc-status").is_some_and(|s| s.starts_with('2'))
-        {
-            return;
+    /// Takes what one event showed ([`Sighting::of`], made here or by a worker elsewhere).
+    pub fn absorb(&mut self, sighting: Sighting) {
+        match sighting {
+            Sighting::Request(r) => self.request(r),
+            Sighting::Child(c) => {
+                if self.children.len() >= CHILDREN {
+                    self.children_dropped += 1;
+                } else {
+                    self.children.push(c);
+                }
+            }
+            Sighting::HostIp { host, ip } => {
+                let ips = self.host_ips.entry(host).or_default();
+                if ips.len() < IPS_PER_HOST {
+                    ips.insert(ip);
+                }
+            }
         }
-        // The server by its address (W3C `s-ip`), else by the host the log belongs to (an
-        // access log behind a load balancer names no server address).
-        let server = match e.first_str("s-ip").filter(|s| !s.is_empty() && *s != "-") {
-            Some(ip) => ip.to_string(),
-            None => short_name(e.computer.as_deref().unwrap_or("")),
-        };
-        let client = e.first_str("c-ip").unwrap_or("").to_string();
+    }
+
+    fn request(&mut self, r: Request) {
         let page = self
             .pages
-            .entry((server.clone(), uri.to_ascii_lowercase()))
+            .entry((r.server.clone(), r.uri.to_ascii_lowercase()))
             .or_default();
         if page.clients.len() <= RARE_CLIENTS {
-            page.clients.insert(client.clone());
+            page.clients.insert(r.client.clone());
         }
         if page.clients.len() > RARE_CLIENTS {
             page.requests = Vec::new();
@@ -182,39 +246,7 @@ impl WebShellJoin {
         if page.requests.len() == TIMES_PER_PAGE {
             page.requests.remove(0);
         }
-        page.requests.push(Request {
-            time,
-            server,
-            uri: uri.to_string(),
-            client,
-            place: Place::of(e),
-        });
-    }
-
-    fn child(&mut self, e: &Event, parent_field: &str, image_field: &str) {
-        let Some(parent) = e.first_str(parent_field).filter(|p| is_web_server(p)) else {
-            return;
-        };
-        // The framework's own work (ASP.NET compiling a page with csc.exe) follows any new
-        // page's first request, a deployment's as well as a shell's: no operator typed it.
-        if is_framework_child(e.first_str(image_field).unwrap_or("")) {
-            return;
-        }
-        let (Some(time), Some(computer)) = (e.timestamp, e.computer.as_deref()) else {
-            return;
-        };
-        if self.children.len() >= CHILDREN {
-            self.children_dropped += 1;
-            return;
-        }
-        self.children.push(Child {
-            time,
-            computer: computer.to_string(),
-            parent: parent.to_string(),
-            image: e.first_str(image_field).unwrap_or("").to_string(),
-            command_line: e.first_str("CommandLine").unwrap_or("").to_string(),
-            place: Place::of(e),
-        });
+        page.requests.push(r);
     }
 
     /// Combines the state another worker built.

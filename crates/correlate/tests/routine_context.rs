@@ -55,12 +55,7 @@ fn a_detection_linked_to_an_admins_daily_tool_is_its_context() {
                 ("ProcessGuid", &format!("{{g-{day}}}")),
             ],
         );
-        routine.observe(
-            0,
-            actor_of(&run),
-            run.timestamp.unwrap().as_microsecond(),
-            &run,
-        );
+        routine.observe(0, actor_of(&run), run.timestamp.unwrap().as_microsecond());
         c.observe(&run, &[0]);
         if day == 11 {
             // A rule fires once on the day's tool file: linked to the routine run by it.

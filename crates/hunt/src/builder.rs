@@ -315,7 +315,17 @@ impl Hunt {
     }
 
     /// One event through the engine and into the stages.
-    pub(crate) fn take(&self, stages: &mut Stages<'_>, scratch: &mut Scratch, mut event: Event) {
+    pub(crate) fn take(&self, stages: &mut Stages<'_>, scratch: &mut Scratch, event: Event) {
+        self.judged(scratch, event, |m| stages.observe(m));
+    }
+
+    /// One event through the engine; `then` is given the event with the engine's verdict.
+    pub(crate) fn judged<R>(
+        &self,
+        scratch: &mut Scratch,
+        mut event: Event,
+        then: impl FnOnce(&Matched<'_>) -> R,
+    ) -> R {
         if event.computer.is_none() && towerwatch_cdr::record::is_database(&event) {
             event.computer = self.db_host.clone();
         }
@@ -331,12 +341,12 @@ impl Hunt {
             .map(|&i| i as u32)
             .collect();
         let actor = (!hits.is_empty()).then(|| actor_of(&event));
-        stages.observe(&Matched {
+        then(&Matched {
             event: &event,
             matched: &matched,
             hits: &hits,
             actor: actor.as_ref(),
-        });
+        })
     }
 
     /// What the linker scores each detection's rule by: the engine's rules, the web-shell

@@ -43,6 +43,7 @@
 
 mod builder;
 mod held;
+mod judge;
 mod outcome;
 pub mod pipeline;
 pub mod rules;
@@ -54,6 +55,7 @@ pub mod write;
 
 pub use builder::{Hunt, HuntBuilder, RuleSelection};
 pub use held::{Held, HeldDetection, Tag};
+pub use judge::{Judge, Judged};
 pub use outcome::{Database, HuntOutcome};
 pub use stream::HuntStream;
 pub use summary::Summary;

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::SignedDuration;
-use towerwatch_event::{Detection, Event, OrderKey};
+use towerwatch_event::{Detection, Event, OrderKey, Origin};
 use towerwatch_sources::InputReport;
 
 use crate::builder::Worker;
-use crate::{DetectionSink, Hunt, HuntError, HuntOutcome, Summary};
+use crate::{DetectionSink, Hunt, HuntError, HuntOutcome, Judged, Summary};
 
 /// A live feed into a [`Hunt`]; [`finish`](Self::finish) ends it.
 ///
@@ -22,7 +22,7 @@ pub struct HuntStream<'h> {
     lateness: i64,
     /// Events waiting for the watermark: by time, then by record (then arrival, so a
     /// redelivered event is not lost here).
-    waiting: BTreeMap<(i64, OrderKey, u64), Event>,
+    waiting: BTreeMap<(i64, OrderKey, u64), Item>,
     arrivals: u64,
     newest: Option<i64>,
     /// One worker per source, and the source as read so far.
@@ -30,6 +30,28 @@ pub struct HuntStream<'h> {
     late: u64,
     live: bool,
     detections_only: bool,
+}
+
+/// What waits for the watermark: an event, or one judged by a worker elsewhere.
+enum Item {
+    Event(Event),
+    Judged(Judged),
+}
+
+impl Item {
+    fn source(&self) -> &str {
+        match self {
+            Item::Event(e) => &e.origin.source,
+            Item::Judged(j) => &j.source,
+        }
+    }
+
+    fn time(&self) -> Option<jiff::Timestamp> {
+        match self {
+            Item::Event(e) => e.timestamp,
+            Item::Judged(j) => j.time,
+        }
+    }
 }
 
 impl Hunt {
@@ -72,18 +94,33 @@ impl<'h> HuntStream<'h> {
     /// Takes one event. An event without a time, or older than the watermark, goes to the
     /// stages at once (a late one is counted).
     pub fn push(&mut self, event: Event) {
-        let Some(t) = event.timestamp.map(|t| t.as_microsecond()) else {
-            self.release(event);
+        let order = event.origin.order_key();
+        self.push_item(order, Item::Event(event));
+    }
+
+    /// Takes one event judged by a worker elsewhere ([`crate::Judge`]), as [`push`](Self::push)
+    /// takes an event: the stream then runs only the stages' absorbing halves.
+    pub fn push_judged(&mut self, judged: Judged) {
+        let order = Origin {
+            source: judged.source.as_str().into(),
+            locator: judged.locator,
+        }
+        .order_key();
+        self.push_item(order, Item::Judged(judged));
+    }
+
+    fn push_item(&mut self, order: OrderKey, item: Item) {
+        let Some(t) = item.time().map(|t| t.as_microsecond()) else {
+            self.release(item);
             return;
         };
         if self.watermark().is_some_and(|w| t < w) {
             self.late += 1;
-            self.release(event);
+            self.release(item);
             return;
         }
         self.arrivals += 1;
-        self.waiting
-            .insert((t, event.origin.order_key(), self.arrivals), event);
+        self.waiting.insert((t, order, self.arrivals), item);
         if self.newest.is_none_or(|n| t > n) {
             self.newest = Some(t);
             let watermark = t.saturating_sub(self.lateness);
@@ -91,8 +128,8 @@ impl<'h> HuntStream<'h> {
                 if entry.key().0 >= watermark {
                     break;
                 }
-                let event = entry.remove();
-                self.release(event);
+                let item = entry.remove();
+                self.release(item);
             }
         }
     }
@@ -122,13 +159,13 @@ impl<'h> HuntStream<'h> {
         out
     }
 
-    fn release(&mut self, event: Event) {
+    fn release(&mut self, item: Item) {
         let hunt = self.hunt;
         let (live, only) = (self.live, self.detections_only);
-        let (worker, report) = self
-            .sources
-            .entry(event.origin.source.clone())
-            .or_insert_with(|| {
+        let source = item.source();
+        if !self.sources.contains_key(source) {
+            let source: Arc<str> = source.into();
+            self.sources.insert(source.clone(), {
                 let mut w = hunt.worker();
                 if only {
                     w.stages.linker = None;
@@ -136,21 +173,29 @@ impl<'h> HuntStream<'h> {
                 } else if live {
                     w.stages.detections.keep_live();
                 }
-                (w, InputReport::new(event.origin.source.clone()))
+                (w, InputReport::new(source))
             });
+        }
+        let (worker, report) = self
+            .sources
+            .get_mut(item.source())
+            .expect("the source was just added");
         report.events += 1;
-        if let Some(t) = event.timestamp {
+        if let Some(t) = item.time() {
             report.first = Some(report.first.map_or(t, |f| f.min(t)));
             report.last = Some(report.last.map_or(t, |l| l.max(t)));
         }
-        worker.take(hunt, event);
+        match item {
+            Item::Event(event) => worker.take(hunt, event),
+            Item::Judged(j) => worker.stages.absorb(j.facts),
+        }
     }
 
     /// Releases every waiting event and concludes as a file hunt does: the sources merged
     /// in the order of their names, detections to `sink`.
     pub fn finish(mut self, sink: &mut dyn DetectionSink) -> Result<HuntOutcome, HuntError> {
-        while let Some((_, event)) = self.waiting.pop_first() {
-            self.release(event);
+        while let Some((_, item)) = self.waiting.pop_first() {
+            self.release(item);
         }
         towerwatch_spill::check_temp_dir()?;
         let mut all = self.hunt.stages();

@@ -1,7 +1,8 @@
 //! The same events give the same outcome as files (read in parallel, merged in input order)
 //! and as one shuffled live stream (each event delayed by up to the lateness): identical
 //! detections, operations, waves and leads, on the default simulation (with its database
-//! audit and inventory) and on the real attack EVTX of `../shared/data/evtx`.
+//! audit and inventory) and on the real attack EVTX of `../shared/data/evtx`; and judged by
+//! two workers, sent as bytes and absorbed by a story builder (the scaled-out hunt).
 
 use std::path::{Path, PathBuf};
 
@@ -127,6 +128,31 @@ fn files_and_stream_agree(hunt: &Hunt, evidence: &Path) -> (HuntOutcome, usize) 
     assert!(
         stories(&files) == stories(&stream),
         "{}: operations differ",
+        evidence.display()
+    );
+
+    // Scaled out: events judged by two workers (hosts split between them), each judged event
+    // sent as bytes, absorbed by a story builder in the order they reach it.
+    let mut judges = [hunt.judge(), hunt.judge()];
+    let mut builder = hunt.stream(LATENESS);
+    for e in shuffled(evidence, 0x0dd_ba11) {
+        let host = e.computer.as_deref().unwrap_or(&e.origin.source);
+        let worker = (towerwatch_event::source_digest(host) % 2) as usize;
+        let bytes = postcard::to_stdvec(&judges[worker].judge(e)).unwrap();
+        builder.push_judged(postcard::from_bytes(&bytes).unwrap());
+    }
+    assert_eq!(builder.late(), 0);
+    let mut from_builder = Vec::new();
+    let built = builder.finish(&mut from_builder).unwrap();
+    assert_eq!(files.summary.events(), built.summary.events());
+    assert!(
+        a == lines(&from_builder),
+        "{}: judged detections differ",
+        evidence.display()
+    );
+    assert!(
+        stories(&files) == stories(&built),
+        "{}: judged operations differ",
         evidence.display()
     );
     (files, early)

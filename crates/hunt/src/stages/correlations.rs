@@ -34,12 +34,20 @@ pub struct Collected {
 
 impl Stage for CorrelationHits<'_> {
     type Output = Collected;
+    /// The hits, and how many matches had no time.
+    type Fact = (Vec<Pending>, u64);
 
-    fn observe(&mut self, m: &Matched<'_>) {
+    fn extract(&mut self, m: &Matched<'_>) -> Self::Fact {
+        let (mut hits, mut untimed) = (Vec::new(), 0);
         for &rule in m.matched {
-            self.feeds
-                .observe(rule, m.event, &mut self.hits, &mut self.untimed);
+            self.feeds.observe(rule, m.event, &mut hits, &mut untimed);
         }
+        (hits, untimed)
+    }
+
+    fn absorb(&mut self, (mut hits, untimed): Self::Fact) {
+        self.hits.append(&mut hits);
+        self.untimed += untimed;
     }
 
     fn merge(&mut self, other: Self) {

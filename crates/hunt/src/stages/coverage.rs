@@ -14,25 +14,45 @@ pub struct Coverage {
     by_source: HashMap<(String, Option<u32>), HashSet<Box<str>>>,
 }
 
+/// Field names of a log source not seen before where the event was judged (usually none).
+pub type NewNames = Option<((String, Option<u32>), Vec<Box<str>>)>;
+
 impl Stage for Coverage {
     type Output = Coverage;
+    type Fact = NewNames;
 
-    fn observe(&mut self, m: &Matched<'_>) {
+    fn extract(&mut self, m: &Matched<'_>) -> NewNames {
         let e = m.event;
         let key = (
             e.channel.as_deref().unwrap_or("").to_lowercase(),
             e.event_id,
         );
-        let names = self.by_source.entry(key).or_default();
+        let names = self.by_source.entry(key.clone()).or_default();
+        let mut new = Vec::new();
         for f in &e.fields {
             if !names.contains(&f.name) {
                 names.insert(f.name.clone());
+                new.push(f.name.clone());
             }
             for alias in towerwatch_event::sigma_aliases(e.channel.as_deref(), e.event_id, &f.name)
             {
-                names.insert((*alias).into());
+                if names.insert((*alias).into()) {
+                    new.push((*alias).into());
+                }
             }
         }
+        (!new.is_empty()).then_some((key, new))
+    }
+
+    fn absorb(&mut self, fact: NewNames) {
+        if let Some((key, names)) = fact {
+            self.by_source.entry(key).or_default().extend(names);
+        }
+    }
+
+    /// Here both halves are one: extracting takes the names in already.
+    fn observe(&mut self, m: &Matched<'_>) {
+        self.extract(m);
     }
 
     fn merge(&mut self, other: Coverage) {

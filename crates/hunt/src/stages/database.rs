@@ -24,9 +24,14 @@ pub struct Database {
 
 impl Stage for Database {
     type Output = Statements;
+    type Fact = Option<DbEvent>;
 
-    fn observe(&mut self, m: &Matched<'_>) {
-        if let Some(d) = DbEvent::from_event(m.event) {
+    fn extract(&mut self, m: &Matched<'_>) -> Option<DbEvent> {
+        DbEvent::from_event(m.event)
+    }
+
+    fn absorb(&mut self, fact: Option<DbEvent>) {
+        if let Some(d) = fact {
             self.statements.push(d);
         }
     }

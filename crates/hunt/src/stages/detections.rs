@@ -47,10 +47,14 @@ impl<'h> Detections<'h> {
 
 impl Stage for Detections<'_> {
     type Output = Held;
+    /// The detections to hold, each with its JSON line.
+    type Fact = Vec<HeldDetection>;
 
-    fn observe(&mut self, m: &Matched<'_>) {
+    /// (A live copy is kept here, where the event is.)
+    fn extract(&mut self, m: &Matched<'_>) -> Vec<HeldDetection> {
+        let mut out = Vec::new();
         let Some(actor) = m.actor else {
-            return;
+            return out;
         };
         // The event's fields are written once, whatever the number of rules it matched.
         let mut event_json = None;
@@ -74,8 +78,15 @@ impl Stage for Detections<'_> {
                 live.push(full);
             }
             if self.hold {
-                self.held.push(HeldDetection::with_line(tag, &d, json));
+                out.push(HeldDetection::with_line(tag, &d, json));
             }
+        }
+        out
+    }
+
+    fn absorb(&mut self, fact: Vec<HeldDetection>) {
+        for h in fact {
+            self.held.push(h);
         }
     }
 

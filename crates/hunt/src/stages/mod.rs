@@ -38,12 +38,25 @@ pub struct Matched<'a> {
     pub actor: Option<&'a Actor>,
 }
 
-/// A stage of the hunt.
+/// A stage of the hunt, in two halves: [`extract`](Stage::extract) finds what one event
+/// gives the stage (the map: anywhere, in any order), [`absorb`](Stage::absorb) folds it in
+/// (the reduce). A file hunt does both in one place; a scaled-out one extracts on the
+/// workers and absorbs in the story builder, so the two give the same outcome.
 pub trait Stage: Send + Sized {
     /// What it gives once every event is observed.
     type Output;
+    /// What one event gives it: small, and serialisable to travel between machines.
+    type Fact: serde::Serialize + serde::de::DeserializeOwned + Send;
+    /// What one event gives the stage (state kept here is only to make facts small, as the
+    /// linker's interned host names).
+    fn extract(&mut self, m: &Matched<'_>) -> Self::Fact;
+    /// Takes one event's fact.
+    fn absorb(&mut self, fact: Self::Fact);
     /// Takes one event.
-    fn observe(&mut self, m: &Matched<'_>);
+    fn observe(&mut self, m: &Matched<'_>) {
+        let fact = self.extract(m);
+        self.absorb(fact);
+    }
     /// Takes the state another worker built from other inputs (or sources of a stream).
     fn merge(&mut self, other: Self);
     /// Its limits on what it holds in memory, and what each dropped so far.
@@ -56,6 +69,17 @@ pub trait Stage: Send + Sized {
 /// A stage that is switched off observes nothing and gives nothing.
 impl<S: Stage> Stage for Option<S> {
     type Output = Option<S::Output>;
+    type Fact = Option<S::Fact>;
+
+    fn extract(&mut self, m: &Matched<'_>) -> Self::Fact {
+        self.as_mut().map(|s| s.extract(m))
+    }
+
+    fn absorb(&mut self, fact: Self::Fact) {
+        if let (Some(s), Some(f)) = (self, fact) {
+            s.absorb(f);
+        }
+    }
 
     fn observe(&mut self, m: &Matched<'_>) {
         if let Some(s) = self {
@@ -111,6 +135,19 @@ pub(crate) struct Stages<'h> {
     pub detections: Detections<'h>,
 }
 
+/// What one event gives every stage: the map half of a hunt, made where the event was
+/// judged, folded into the stages wherever they are ([`Stages::absorb`]).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Facts {
+    coverage: <Option<Coverage> as Stage>::Fact,
+    webshell: <WebShell as Stage>::Fact,
+    linker: <Option<Linker> as Stage>::Fact,
+    routine: <RoutineStage as Stage>::Fact,
+    database: <Database as Stage>::Fact,
+    correlations: <CorrelationHits<'static> as Stage>::Fact,
+    detections: <Detections<'static> as Stage>::Fact,
+}
+
 impl Stages<'_> {
     pub fn observe(&mut self, m: &Matched<'_>) {
         self.coverage.observe(m);
@@ -120,6 +157,30 @@ impl Stages<'_> {
         self.database.observe(m);
         self.correlations.observe(m);
         self.detections.observe(m);
+    }
+
+    /// What `m` gives every stage, without taking it in.
+    pub fn extract(&mut self, m: &Matched<'_>) -> Facts {
+        Facts {
+            coverage: self.coverage.extract(m),
+            webshell: self.webshell.extract(m),
+            linker: self.linker.extract(m),
+            routine: self.routine.extract(m),
+            database: self.database.extract(m),
+            correlations: self.correlations.extract(m),
+            detections: self.detections.extract(m),
+        }
+    }
+
+    /// Takes one event's facts, made here or elsewhere.
+    pub fn absorb(&mut self, f: Facts) {
+        self.coverage.absorb(f.coverage);
+        self.webshell.absorb(f.webshell);
+        self.linker.absorb(f.linker);
+        self.routine.absorb(f.routine);
+        self.database.absorb(f.database);
+        self.correlations.absorb(f.correlations);
+        self.detections.absorb(f.detections);
     }
 
     pub fn merge(&mut self, other: Self) {

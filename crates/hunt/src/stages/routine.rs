@@ -1,7 +1,7 @@
 //! The routine stage: learns the estate's routine (same host, account and program at that
 //! hour on many days) from the detections, to set routine ones below medium once all is read.
 
-use towerwatch_correlate::routine::{Routine, KEYS};
+use towerwatch_correlate::routine::{Actor, Routine, KEYS};
 
 use super::{Cap, Matched, Stage};
 
@@ -10,14 +10,21 @@ pub struct RoutineStage(Routine);
 
 impl Stage for RoutineStage {
     type Output = Routine;
+    /// Who did it, when (µs), and the rules that reported it.
+    type Fact = Option<(Actor, i64, Vec<u32>)>;
 
-    fn observe(&mut self, m: &Matched<'_>) {
+    fn extract(&mut self, m: &Matched<'_>) -> Self::Fact {
         let (Some(actor), Some(t)) = (m.actor, m.event.timestamp) else {
-            return;
+            return None;
         };
-        for &rule in m.hits {
-            self.0
-                .observe(rule, actor.clone(), t.as_microsecond(), m.event);
+        (!m.hits.is_empty()).then(|| (actor.clone(), t.as_microsecond(), m.hits.to_vec()))
+    }
+
+    fn absorb(&mut self, fact: Self::Fact) {
+        if let Some((actor, t, hits)) = fact {
+            for rule in hits {
+                self.0.observe(rule, actor.clone(), t);
+            }
         }
     }
 

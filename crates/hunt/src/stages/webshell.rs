@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use towerwatch_correlate::{Finding, Place, RuleInfo, WebShellJoin};
+use towerwatch_correlate::{Finding, Place, RuleInfo, Sighting, WebShellJoin};
 use towerwatch_event::{Detection, Level};
 
 use super::{Cap, Matched, Stage};
@@ -14,9 +14,16 @@ pub struct WebShell(WebShellJoin);
 
 impl Stage for WebShell {
     type Output = Vec<Finding>;
+    type Fact = Option<Sighting>;
 
-    fn observe(&mut self, m: &Matched<'_>) {
-        self.0.observe(m.event);
+    fn extract(&mut self, m: &Matched<'_>) -> Option<Sighting> {
+        Sighting::of(m.event)
+    }
+
+    fn absorb(&mut self, fact: Option<Sighting>) {
+        if let Some(s) = fact {
+            self.0.absorb(s);
+        }
     }
 
     fn merge(&mut self, other: Self) {

@@ -5,8 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use super::resolve::member_names;
 use super::{Correlation, Kind, Member, GROUPS_PER_CORRELATION, HITS_PER_WINDOW, PLACES_KEPT};
 
-/// One match of a referenced rule, as a correlation sees it.
-#[derive(Debug, Clone)]
+/// One match of a referenced rule, as a correlation sees it (serialisable, so a worker
+/// elsewhere can find it and send it on).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Hit<P> {
     /// Milliseconds since the Unix epoch.
     pub time_ms: i64,

@@ -1,0 +1,56 @@
+//! The hunt split across machines: a [`Judge`] (a worker) runs the engine over events and
+//! gives what each event gives the stages behind it, as a [`Judged`] (serialisable, small
+//! next to the event); a [`crate::HuntStream`] elsewhere (the story builder) absorbs them
+//! with [`push_judged`](crate::HuntStream::push_judged) and concludes as a file hunt does.
+//! The stages' two halves are the ones a file hunt runs in one place, so the outcome is
+//! the same.
+
+use jiff::Timestamp;
+use towerwatch_event::{Event, Locator};
+
+use crate::builder::Worker;
+use crate::stages::Facts;
+use crate::Hunt;
+
+/// One event, judged: where it was read, when it happened, and what it gives the stages.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Judged {
+    pub source: String,
+    pub locator: Locator,
+    pub time: Option<Timestamp>,
+    pub facts: Facts,
+}
+
+/// The engine and the extracting halves of the stages, for one worker.
+pub struct Judge<'h> {
+    hunt: &'h Hunt,
+    worker: Worker<'h>,
+}
+
+impl Hunt {
+    /// A worker's judge: events in, [`Judged`] out.
+    pub fn judge(&self) -> Judge<'_> {
+        Judge {
+            hunt: self,
+            worker: self.worker(),
+        }
+    }
+}
+
+impl Judge<'_> {
+    pub fn judge(&mut self, event: Event) -> Judged {
+        let (source, locator, time) = (
+            event.origin.source.to_string(),
+            event.origin.locator,
+            event.timestamp,
+        );
+        let Worker { scratch, stages } = &mut self.worker;
+        let facts = self.hunt.judged(scratch, event, |m| stages.extract(m));
+        Judged {
+            source,
+            locator,
+            time,
+            facts,
+        }
+    }
+}
