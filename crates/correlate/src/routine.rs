@@ -578,7 +578,7 @@ mod tests {
                 day,
                 10,
             );
-            r.observe(4, actor_of(&e), t, &e);
+            r.observe(4, actor_of(&e), t);
         }
         let (e, t) = ev("DC01", "SYSTEM", "C:\\Windows\\PSEXESVC.exe", 13, 11);
         assert!(r
@@ -589,7 +589,7 @@ mod tests {
         let mut r = Routine::default();
         for w in 0..3 {
             let (e, t) = ev("JUMP01", "adm.x", "C:\\ProgramData\\x\\pse.exe", w * 8, 2);
-            r.observe(2, actor_of(&e), t, &e);
+            r.observe(2, actor_of(&e), t);
         }
         let (e, t) = ev("JUMP01", "adm.x", "C:\\ProgramData\\x\\pse.exe", 24, 2);
         assert!(r.verdict(2, &actor_of(&e), t).is_none());
@@ -610,13 +610,13 @@ mod tests {
         for day in 0..20 {
             for hour in [13, 15, 17, 19, 21] {
                 let (e, t) = child("JUMP01", "C:\\Tools\\netstat.exe", CMD, day, hour);
-                r.observe(9, actor_of(&e), t, &e);
+                r.observe(9, actor_of(&e), t);
             }
             let (e, t) = child("JUMP01", "C:\\Tools\\PsExec64.exe", CMD, day, 17);
             r.observe(1, actor_of(&e), t);
             if day % 3 == 0 {
                 let (e, t) = child("JUMP01", "C:\\Windows\\System32\\whoami.exe", CMD, day, 20);
-                r.observe(2, actor_of(&e), t, &e);
+                r.observe(2, actor_of(&e), t);
             }
         }
         // whoami at 14:00 is within the host's working hours: routine.
@@ -641,7 +641,7 @@ mod tests {
                 day,
                 9,
             );
-            r.observe(3, actor_of(&e), t, &e);
+            r.observe(3, actor_of(&e), t);
         }
         let (e, t) = child("WEB01", CMD, "C:\\wildfly\\bin\\java.exe", 21, 2);
         assert!(r.verdict(1, &actor_of(&e), t).is_some());
@@ -666,7 +666,7 @@ mod tests {
             let image = format!("C:\\Windows\\System32\\{}", tools[day as usize % 4]);
             let (mut e, t) = ev("JUMP01", "CORP\\adm.x", &image, day, 14 + day % 4);
             e.push("ParentImage", Value::text(CMD));
-            r.observe(9, actor_of(&e), t, &e);
+            r.observe(9, actor_of(&e), t);
         }
         for day in [3, 11] {
             let (mut e, t) = ev(
@@ -677,7 +677,7 @@ mod tests {
                 15,
             );
             e.push("ParentImage", Value::text(CMD));
-            r.observe(2, actor_of(&e), t, &e);
+            r.observe(2, actor_of(&e), t);
         }
         let (mut e, t) = ev(
             "JUMP01",
@@ -721,7 +721,7 @@ mod tests {
                 "ParentImage",
                 Value::text("C:\\Windows\\System32\\services.exe"),
             );
-            r.observe(4, actor_of(&e), t, &e);
+            r.observe(4, actor_of(&e), t);
         }
         let at = |hour| {
             let (mut e, t) = ev("SRV9", "SYSTEM", "C:\\Windows\\PSEXESVC.exe", 13, hour);
@@ -741,9 +741,9 @@ mod tests {
         for day in 0..10 {
             let (e, t) = ev("H", "u", "p.exe", day, 9);
             if day % 2 == 0 {
-                a.observe(3, actor_of(&e), t, &e)
+                a.observe(3, actor_of(&e), t)
             } else {
-                b.observe(3, actor_of(&e), t, &e)
+                b.observe(3, actor_of(&e), t)
             }
         }
         a.merge(b);

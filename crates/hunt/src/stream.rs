@@ -35,7 +35,7 @@ pub struct HuntStream<'h> {
 /// What waits for the watermark: an event, or one judged by a worker elsewhere.
 enum Item {
     Event(Event),
-    Judged(Judged),
+    Judged(Box<Judged>),
 }
 
 impl Item {
@@ -106,7 +106,7 @@ impl<'h> HuntStream<'h> {
             locator: judged.locator,
         }
         .order_key();
-        self.push_item(order, Item::Judged(judged));
+        self.push_item(order, Item::Judged(Box::new(judged)));
     }
 
     fn push_item(&mut self, order: OrderKey, item: Item) {
