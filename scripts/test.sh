@@ -12,7 +12,10 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
     need_apt+=(chromium)
 fi
-# (Services used by later test suites are added here: nats-server.)
+# The scale-out test runs a real nats-server with JetStream.
+if ! command -v nats-server >/dev/null 2>&1; then
+    need_apt+=(nats-server)
+fi
 if ((${#need_apt[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi

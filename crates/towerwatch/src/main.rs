@@ -4,6 +4,7 @@
 mod cdr;
 mod dump;
 mod evaluate;
+mod fleet;
 mod hunt;
 mod interrupt;
 mod retro;
@@ -64,8 +65,15 @@ enum Command {
     Serve(ServeArgs),
     /// Send evidence to a `towerwatch serve` (JSON Lines and EVTX as events, text logs as
     /// lines), in batches acknowledged one by one; a state file keeps how far each file
-    /// went, so a rerun resumes; --follow watches growing logs.
+    /// went, so a rerun resumes; --follow watches growing logs. With --nats, to a NATS
+    /// JetStream for `towerwatch worker`s instead.
     Ship(ShipArgs),
+    /// Judge events from NATS JetStream (a share of the hosts) and publish what each gives
+    /// the story builder; run several, with the same rules and context.
+    Worker(WorkerArgs),
+    /// Keep the workers' facts in PostgreSQL and conclude them into the hunt's detections
+    /// and operations (stories across hosts); run one.
+    StoryBuilder(StoryBuilderArgs),
     /// Run Sigma rules written after the fact over the events a `towerwatch serve` stored,
     /// in event time (the server may be running); detections as JSON Lines.
     Retro(RetroArgs),
@@ -111,20 +119,73 @@ pub struct ShipArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000, requires = "follow")]
     pub poll_ms: u64,
     /// The server, e.g. http://127.0.0.1:8480.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    #[arg(long, value_name = "URL", required_unless_present = "nats")]
+    pub to: Option<String>,
+    /// Publish the events to NATS JetStream instead (e.g. nats://127.0.0.1:4222): every
+    /// file read here, each event on its host's subject, stored once by its identity.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["to", "follow", "token"])]
+    pub nats: Option<String>,
     /// A token with the ingest role (else TOWERWATCH_TOKEN).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// Where the acknowledged offsets are kept [default: towerwatch-ship.offsets.json].
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Lines per request.
+    /// Lines per request (not with --nats: events are published one by one).
     #[arg(long, value_name = "N", default_value_t = 5000)]
     pub batch: usize,
     /// Seconds to keep retrying a batch the server does not take (it may be restarting).
     #[arg(long, value_name = "S", default_value_t = 300)]
     pub retry_for: u64,
+}
+
+/// The hunt a worker and the story builder share (the same on every one of them).
+#[derive(Args)]
+pub struct FleetHuntArgs {
+    /// The NATS server, e.g. nats://127.0.0.1:4222.
+    #[arg(long, value_name = "URL", env = "TOWERWATCH_NATS")]
+    pub nats: String,
+    /// Seconds an event (or fact) may stay unacknowledged before it is delivered again, to
+    /// whoever pulls it.
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    pub ack_wait: u64,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// An asset inventory (CSV with host, ip, role columns).
+    #[arg(long, value_name = "FILE")]
+    pub assets: Option<PathBuf>,
+    #[command(flatten)]
+    pub context: CdrContextArgs,
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// This worker's number, from 0; it owns the partitions p with p % workers == index.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub index: u32,
+    /// How many workers share the partitions.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: u32,
+    /// Events judged between two publishes of their facts.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub hunt: FleetHuntArgs,
+}
+
+#[derive(Args)]
+pub struct StoryBuilderArgs {
+    /// Where the facts and the results are kept, e.g. postgres://towerwatch@db/towerwatch.
+    #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
+    pub database: String,
+    /// Conclude after this many milliseconds without new facts.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub settle_ms: u64,
+    /// Conclude at least this often (seconds) while facts keep coming.
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub conclude_every: u64,
+    #[command(flatten)]
+    pub hunt: FleetHuntArgs,
 }
 
 #[derive(Args)]
@@ -519,6 +580,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => evaluate::run_demo(args),
         Command::Serve(args) => serve::run(args),
         Command::Ship(args) => ship::run(args),
+        Command::Worker(args) => fleet::worker(args),
+        Command::StoryBuilder(args) => fleet::story_builder(args),
         Command::Retro(args) => retro::run(args),
     };
     match result {

@@ -11,13 +11,17 @@ use crate::term::{complainln, sayln};
 use crate::ShipArgs;
 
 pub fn run(args: ShipArgs) -> Result<ExitCode> {
+    if let Some(nats) = &args.nats {
+        return crate::fleet::ship(nats, &args);
+    }
+    let to = args.to.clone().unwrap_or_default();
     let token = match (&args.token, std::env::var("TOWERWATCH_TOKEN")) {
         (Some(t), _) => t.clone(),
         (None, Ok(t)) => t,
         (None, Err(_)) => bail!("a token is needed: --token or TOWERWATCH_TOKEN"),
     };
     let shipper = Shipper {
-        to: args.to.clone(),
+        to: to.clone(),
         token,
         state: args
             .state
@@ -57,7 +61,7 @@ pub fn run(args: ShipArgs) -> Result<ExitCode> {
         "towerwatch ship: {} files, {} lines acknowledged by {}; {} files skipped",
         shipped.files,
         shipped.lines,
-        args.to,
+        to,
         shipped.skipped
     );
     Ok(ExitCode::SUCCESS)

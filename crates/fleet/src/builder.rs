@@ -1,0 +1,265 @@
+//! The story builder: keeps the workers' facts in PostgreSQL and concludes them into the
+//! hunt's detections and operations.
+//!
+//! Facts come through one durable pull consumer (`story-builder`), so a builder that stops
+//! resumes where it was. A batch is acknowledged only once its rows are committed; a fact
+//! already kept (an event judged twice) changes nothing. The conclusion runs when the facts
+//! stop coming for a moment (and at least every `conclude_every` while they keep coming): all
+//! facts are absorbed in time order by the hunt's stream, which concludes as a file hunt does.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::{self, AckKind, Message};
+use futures::StreamExt;
+use towerwatch_event::Origin;
+use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, Hunt, HuntError, Judged};
+
+use crate::store::{self, Row};
+use crate::{FleetError, FACTS, FACTS_SUBJECTS, RULES_HEADER};
+
+/// How the builder batches and concludes.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    pub ack_wait: Duration,
+    /// Facts kept per transaction.
+    pub batch: usize,
+    /// Quiet time after which it concludes.
+    pub settle: Duration,
+    /// Longest time between conclusions while facts keep coming.
+    pub conclude_every: Duration,
+}
+
+/// What the builder did.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Facts received (a redelivered one again), and of those new to the store.
+    pub received: AtomicU64,
+    pub kept: AtomicU64,
+    /// Messages refused: not facts, or judged with other rules.
+    pub refused: AtomicU64,
+    pub conclusions: AtomicU64,
+    /// Time spent keeping facts and concluding (µs).
+    pub keeping_us: AtomicU64,
+    pub concluding_us: AtomicU64,
+}
+
+async fn consumer(js: &jetstream::Context, ack_wait: Duration) -> Result<PullConsumer, FleetError> {
+    let stream = js.get_stream(FACTS).await.map_err(FleetError::js)?;
+    stream
+        .get_or_create_consumer(
+            "story-builder",
+            pull::Config {
+                durable_name: Some("story-builder".into()),
+                filter_subject: format!("{FACTS_SUBJECTS}.>"),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                max_ack_pending: 50_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(FleetError::js)
+}
+
+/// Runs the builder until `stop` says so.
+pub async fn run(
+    hunt: &'static Hunt,
+    js: jetstream::Context,
+    database: &str,
+    pace: Pace,
+    tally: Arc<Tally>,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<(), FleetError> {
+    crate::streams(&js).await?;
+    let rules = crate::rules_digest(hunt);
+    let mut db = store::connect(database).await?;
+    let (kept, concluded) = store::progress(&db).await?;
+    // Facts kept since the last conclusion (a builder stopped before it concluded).
+    let mut dirty = kept != concluded;
+    let mut last_fact = Instant::now();
+    let mut last_conclusion = Instant::now();
+    'pull: loop {
+        let consumer = consumer(&js, pace.ack_wait).await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(pace.batch.clamp(1, 10_000))
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(FleetError::js)?;
+        loop {
+            if stop() {
+                return Ok(());
+            }
+            let mut batch = Vec::new();
+            let until = tokio::time::Instant::now() + Duration::from_millis(50);
+            while batch.len() < pace.batch {
+                match tokio::time::timeout_at(until, messages.next()).await {
+                    Ok(Some(Ok(m))) => batch.push(m),
+                    Ok(Some(Err(e))) => {
+                        eprintln!("towerwatch builder: {e} (pulling again)");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue 'pull;
+                    }
+                    Ok(None) => continue 'pull,
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                let started = Instant::now();
+                keep_batch(&mut db, database, &rules, batch, &tally, stop).await?;
+                tally
+                    .keeping_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                dirty = true;
+                last_fact = Instant::now();
+            }
+            let quiet = last_fact.elapsed() >= pace.settle;
+            if dirty && (quiet || last_conclusion.elapsed() >= pace.conclude_every) {
+                let started = Instant::now();
+                conclude(hunt, &mut db).await?;
+                tally
+                    .concluding_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                tally.conclusions.fetch_add(1, Ordering::Relaxed);
+                dirty = false;
+                last_conclusion = Instant::now();
+            }
+        }
+    }
+}
+
+/// Keeps a batch's facts (retrying, reconnecting, while PostgreSQL is away), then
+/// acknowledges them.
+async fn keep_batch(
+    db: &mut tokio_postgres::Client,
+    database: &str,
+    rules: &str,
+    batch: Vec<Message>,
+    tally: &Tally,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<(), FleetError> {
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut keep = Vec::with_capacity(batch.len());
+    for m in batch {
+        tally.received.fetch_add(1, Ordering::Relaxed);
+        let theirs = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(RULES_HEADER))
+            .map(|v| v.as_str().to_string());
+        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        if theirs.as_deref() != Some(rules) {
+            eprintln!(
+                "towerwatch builder: {FACTS} message {seq} was judged with other rules ({}, here {rules}): refused",
+                theirs.as_deref().unwrap_or("none named")
+            );
+            tally.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = m.ack_with(AckKind::Term).await;
+            continue;
+        }
+        match postcard::from_bytes::<Judged>(&m.payload) {
+            Ok(j) => {
+                let order = Origin {
+                    source: j.source.as_str().into(),
+                    locator: j.locator,
+                }
+                .order_key();
+                rows.push(Row {
+                    id: crate::wire::identity(&j.source, j.locator),
+                    time_us: j.time.map_or(i64::MIN, |t| t.as_microsecond()),
+                    order,
+                    body: m.payload.to_vec(),
+                });
+                keep.push(m);
+            }
+            Err(e) => {
+                eprintln!("towerwatch builder: {FACTS} message {seq} holds no facts: {e}");
+                tally.refused.fetch_add(1, Ordering::Relaxed);
+                let _ = m.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut backoff = Duration::from_millis(200);
+    let new = loop {
+        match store::keep(db, rows_again(&rows)).await {
+            Ok(n) => break n,
+            Err(e) => {
+                if stop() {
+                    // Not acknowledged: delivered again to the next builder.
+                    return Ok(());
+                }
+                eprintln!("towerwatch builder: cannot keep facts ({e}); again in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                if db.is_closed() {
+                    if let Ok(c) = store::connect(database).await {
+                        *db = c;
+                    }
+                }
+            }
+        }
+    };
+    tally.kept.fetch_add(new, Ordering::Relaxed);
+    for m in keep {
+        let _ = m.ack().await;
+    }
+    Ok(())
+}
+
+fn rows_again(rows: &[Row]) -> Vec<Row> {
+    rows.iter()
+        .map(|r| Row {
+            id: r.id.clone(),
+            time_us: r.time_us,
+            order: r.order,
+            body: r.body.clone(),
+        })
+        .collect()
+}
+
+/// Absorbs every kept fact in time order and keeps what the hunt concludes.
+async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Result<(), FleetError> {
+    // In time order already: nothing waits behind the watermark.
+    let mut stream = hunt.stream(jiff::SignedDuration::ZERO);
+    let mut facts = 0i64;
+    {
+        let mut rows = std::pin::pin!(store::facts_in_order(db).await?);
+        while let Some(body) = rows.next().await {
+            let body = body?;
+            match postcard::from_bytes::<Judged>(&body) {
+                Ok(j) => stream.push_judged(j),
+                Err(e) => eprintln!("towerwatch builder: a kept fact does not read back: {e}"),
+            }
+            facts += 1;
+        }
+    }
+    let mut lines = Lines(Vec::new());
+    let outcome = stream.finish(&mut lines)?;
+    let operations = serde_json::to_string(&outcome.analysis)
+        .map_err(|e| FleetError::Io(format!("operations do not serialise: {e}")))?;
+    store::save_results(db, facts, lines.0, operations).await
+}
+
+/// Detections as JSON lines, as `hunt -o x.jsonl` writes them.
+struct Lines(Vec<String>);
+
+impl DetectionSink for Lines {
+    fn detection(&mut self, d: &Detection) -> Result<(), HuntError> {
+        self.0.push(serde_json::to_string(d)?);
+        Ok(())
+    }
+
+    fn held(&mut self, h: &HeldDetection) -> Result<(), HuntError> {
+        self.0.push(h.json.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! The hunt past one machine, end to end, on a real `nats-server -js` and a real PostgreSQL
+//! (each on a random port in a temp dir): the default simulation shipped to JetStream,
+//! judged by two workers, concluded by one story builder, gives the detections and the
+//! operations (each wave one operation) of `hunt` on the same files — with one worker
+//! killed by SIGKILL while events flow, the story builder killed and started again, and
+//! NATS itself down for a moment.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::towerwatch;
+use towerwatch_testkit::{LocalNats, LocalPostgres};
+
+const BIN: &str = env!("CARGO_BIN_EXE_towerwatch");
+
+/// A fleet process, what it says kept in a file.
+fn start(args: &[String], log: &Path) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    Command::new(BIN)
+        .args(args)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
+fn sorted(lines: &str) -> Vec<String> {
+    let mut v: Vec<String> = lines.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+/// Waits until `ok` holds, or fails with `what` and the logs.
+fn wait_for(what: &str, limit: Duration, logs: &[&Path], mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !ok() {
+        if Instant::now() > until {
+            let logs: Vec<String> = logs
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:\n{}",
+                        p.display(),
+                        std::fs::read_to_string(p).unwrap_or_default()
+                    )
+                })
+                .collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_outage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s);
+    let arg = |s: &str| p(s).display().to_string();
+    towerwatch(&["simulate", "--out", &arg("sim"), "-q"]);
+    std::fs::write(p("key"), "a fixed key of sixteen bytes or more").unwrap();
+    let context: Vec<String> = [
+        "--min-level",
+        "informational",
+        "--key-file",
+        &arg("key"),
+        "--assets",
+        &arg("sim/context/assets.csv"),
+        "--register",
+        &arg("sim/context/rd_requests.csv"),
+        "--cdr",
+        &arg("sim/cdr"),
+    ]
+    .map(String::from)
+    .to_vec();
+
+    // What `hunt` makes of the same files.
+    let mut hunt = vec!["hunt".to_string(), arg("sim/evidence")];
+    hunt.extend(context.iter().cloned());
+    hunt.extend(["--report", &arg("report"), "-o", &arg("want.jsonl"), "-q"].map(String::from));
+    towerwatch(&hunt.iter().map(String::as_str).collect::<Vec<_>>());
+    let want = sorted(&std::fs::read_to_string(p("want.jsonl")).unwrap());
+    let want_ops = common::json(&p("report/operations.json"));
+    let waves = common::json(&p("sim/truth/campaign.json"))["waves"]
+        .as_array()
+        .unwrap()
+        .len();
+    let ops = want_ops["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), waves, "hunt: each wave one operation");
+    let events = common::text(&towerwatch(&["dump", &arg("sim/evidence")]).stdout)
+        .lines()
+        .count() as u64;
+
+    let mut nats = LocalNats::start();
+    let nats_url = nats.url();
+    let pg = LocalPostgres::start("");
+    let fleet = |cmd: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = vec![cmd.to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["--nats", &nats_url, "--ack-wait", "3"].map(String::from));
+        a.extend(context.iter().cloned());
+        a
+    };
+    let builder_args = fleet(
+        "story-builder",
+        &["--database", &pg.url("postgres"), "--settle-ms", "500"],
+    );
+    let (b1, b2, w0, w1) = (
+        p("builder1.log"),
+        p("builder2.log"),
+        p("w0.log"),
+        p("w1.log"),
+    );
+    let mut builder = start(&builder_args, &b1);
+    let mut worker0 = start(&fleet("worker", &["--index", "0", "--workers", "2"]), &w0);
+    let worker1 = start(&fleet("worker", &["--index", "1", "--workers", "2"]), &w1);
+    let logs = [b1.as_path(), b2.as_path(), w0.as_path(), w1.as_path()];
+
+    let ship_log = p("ship.log");
+    let mut ship = Command::new(BIN)
+        .args([
+            "ship",
+            "--nats",
+            &nats_url,
+            "--state",
+            &arg("ship.json"),
+            &arg("sim/evidence"),
+        ])
+        .stdout(std::fs::File::create(&ship_log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let kept = || -> u64 {
+        pg.psql("SELECT count(*) FROM fleet_facts")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    // Mid-stream: worker 0 is killed (SIGKILL) with events in hand, the story builder is
+    // killed and started again, and NATS is down for a moment.
+    wait_for("the first facts", Duration::from_secs(120), &logs, || {
+        kept() > events / 5
+    });
+    worker0.kill().unwrap();
+    worker0.wait().unwrap();
+    builder.kill().unwrap();
+    builder.wait().unwrap();
+    let builder = start(&builder_args, &b2);
+    nats.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    nats.start_again();
+    assert!(ship.wait().unwrap().success(), "ship failed");
+    let shipped = std::fs::read_to_string(&ship_log).unwrap();
+    assert!(
+        shipped.contains(&format!("{events} events stored")),
+        "{shipped}"
+    );
+
+    let concluded = || -> bool {
+        pg.psql("SELECT facts FROM fleet_results")
+            .is_ok_and(|s| s == events.to_string())
+    };
+    wait_for(
+        "every event concluded",
+        Duration::from_secs(300),
+        &logs,
+        || kept() == events && concluded(),
+    );
+    // Every event once: as many facts as events, the hunt's detections (none twice) and its
+    // operations, exactly.
+    let got = sorted(&pg.psql("SELECT line FROM fleet_detections").unwrap());
+    assert_eq!(got.len(), want.len(), "detections");
+    assert!(got == want, "the detections differ from hunt's");
+    let got_ops: serde_json::Value =
+        serde_json::from_str(&pg.psql("SELECT operations FROM fleet_results").unwrap()).unwrap();
+    assert!(got_ops == want_ops, "the operations differ from hunt's");
+    // Worker 0's partitions were taken over by worker 1.
+    let w1_log = std::fs::read_to_string(&w1).unwrap();
+    assert!(w1_log.contains("adopting partition"), "{w1_log}");
+
+    for mut c in [builder, worker1] {
+        let _ = Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status();
+        assert!(c.wait().unwrap().success());
+    }
+    // Worker 1 judged again what worker 0 had in hand when it was killed.
+    let w1_log = std::fs::read_to_string(&w1).unwrap();
+    let again: u64 = w1_log
+        .split("events judged (")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{w1_log}"));
+    assert!(again > 0, "{w1_log}");
+}
