@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
-use towerwatch_event::Origin;
-use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, Hunt, HuntError, Judged};
+use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, Hunt, HuntError};
 
 use crate::store::{self, Row};
 use crate::{FleetError, FACTS, FACTS_SUBJECTS, RULES_HEADER};
@@ -163,23 +162,16 @@ async fn keep_batch(
             let _ = m.ack_with(AckKind::Term).await;
             continue;
         }
-        match postcard::from_bytes::<Judged>(&m.payload) {
-            Ok(j) => {
-                let order = Origin {
-                    source: j.source.as_str().into(),
-                    locator: j.locator,
-                }
-                .order_key();
+        match crate::wire::fact_head(&m.payload) {
+            Some(head) => {
                 rows.push(Row {
-                    id: crate::wire::identity(&j.source, j.locator),
-                    time_us: j.time.map_or(i64::MIN, |t| t.as_microsecond()),
-                    order,
-                    body: m.payload.to_vec(),
+                    head,
+                    body: m.payload.clone(),
                 });
                 keep.push(m);
             }
-            Err(e) => {
-                eprintln!("towerwatch builder: {FACTS} message {seq} holds no facts: {e}");
+            None => {
+                eprintln!("towerwatch builder: {FACTS} message {seq} holds no facts");
                 tally.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = m.ack_with(AckKind::Term).await;
             }
@@ -190,7 +182,7 @@ async fn keep_batch(
     }
     let mut backoff = Duration::from_millis(200);
     let new = loop {
-        match store::keep(db, rows_again(&rows)).await {
+        match store::keep(db, &rows).await {
             Ok(n) => break n,
             Err(e) => {
                 if stop() {
@@ -215,17 +207,6 @@ async fn keep_batch(
     Ok(())
 }
 
-fn rows_again(rows: &[Row]) -> Vec<Row> {
-    rows.iter()
-        .map(|r| Row {
-            id: r.id.clone(),
-            time_us: r.time_us,
-            order: r.order,
-            body: r.body.clone(),
-        })
-        .collect()
-}
-
 /// Absorbs every kept fact in time order and keeps what the hunt concludes.
 async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Result<(), FleetError> {
     // In time order already: nothing waits behind the watermark.
@@ -235,7 +216,7 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
         let mut rows = std::pin::pin!(store::facts_in_order(db).await?);
         while let Some(body) = rows.next().await {
             let body = body?;
-            match postcard::from_bytes::<Judged>(&body) {
+            match crate::wire::decode_fact(&body) {
                 Ok(j) => stream.push_judged(j),
                 Err(e) => eprintln!("towerwatch builder: a kept fact does not read back: {e}"),
             }

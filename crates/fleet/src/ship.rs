@@ -166,7 +166,7 @@ impl NatsShipper {
                 }
             };
             let subject = crate::wire::subject(&e);
-            let id = crate::wire::identity(&e.origin.source, e.origin.locator);
+            let id = crate::wire::hex(&crate::wire::identity(&e.origin.source, e.origin.locator));
             let payload: bytes::Bytes = crate::wire::encode(&e).into();
             let ack = self.publish(js, &subject, &id, &payload).await?;
             in_flight.push(InFlight {

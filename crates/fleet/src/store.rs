@@ -9,13 +9,12 @@ use crate::FleetError;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS fleet_facts (
-    id text PRIMARY KEY,
+    id bytea PRIMARY KEY,
     time_us bigint NOT NULL,
     order_hi bigint NOT NULL,
     order_lo bigint NOT NULL,
     body bytea NOT NULL
 );
-CREATE INDEX IF NOT EXISTS fleet_facts_in_time ON fleet_facts (time_us, order_hi, order_lo);
 CREATE TABLE IF NOT EXISTS fleet_detections (n bigint PRIMARY KEY, line text NOT NULL);
 CREATE TABLE IF NOT EXISTS fleet_results (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
@@ -43,34 +42,25 @@ pub fn ordered(x: u64) -> i64 {
     (x ^ (1 << 63)) as i64
 }
 
-/// One fact to keep: identity, time (µs; untimed first), order, bytes.
+/// One fact to keep: its head and its bytes (head included).
 pub struct Row {
-    pub id: String,
-    pub time_us: i64,
-    pub order: (u64, u64),
-    pub body: Vec<u8>,
+    pub head: crate::wire::FactHead,
+    pub body: bytes::Bytes,
 }
 
 /// Keeps `rows` in one transaction; a fact kept already is left as it is. Returns how many
 /// were new.
-pub async fn keep(client: &mut Client, rows: Vec<Row>) -> Result<u64, FleetError> {
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut times = Vec::with_capacity(rows.len());
-    let mut his = Vec::with_capacity(rows.len());
-    let mut los = Vec::with_capacity(rows.len());
-    let mut bodies = Vec::with_capacity(rows.len());
-    for r in rows {
-        ids.push(r.id);
-        times.push(r.time_us);
-        his.push(ordered(r.order.0));
-        los.push(ordered(r.order.1));
-        bodies.push(r.body);
-    }
+pub async fn keep(client: &mut Client, rows: &[Row]) -> Result<u64, FleetError> {
+    let ids: Vec<&[u8]> = rows.iter().map(|r| &r.head.id[..]).collect();
+    let times: Vec<i64> = rows.iter().map(|r| r.head.time_us).collect();
+    let his: Vec<i64> = rows.iter().map(|r| ordered(r.head.order.0)).collect();
+    let los: Vec<i64> = rows.iter().map(|r| ordered(r.head.order.1)).collect();
+    let bodies: Vec<&[u8]> = rows.iter().map(|r| &r.body[..]).collect();
     let tx = client.transaction().await?;
     let n = tx
         .execute(
             "INSERT INTO fleet_facts (id, time_us, order_hi, order_lo, body)
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[])
+             SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[])
              ON CONFLICT (id) DO NOTHING",
             &[&ids, &times, &his, &los, &bodies],
         )

@@ -94,10 +94,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, postcard::Error> {
     })
 }
 
-/// An event's identity: where it was read (source and record or line), as 32 hex digits.
-/// JetStream drops a message whose id it saw within its window; the story builder keeps one
+/// An event's identity: where it was read (source and record or line), 16 bytes. JetStream
+/// drops a message whose id ([`hex`]) it saw within its window; the story builder keeps one
 /// fact per identity for ever.
-pub fn identity(source: &str, locator: Locator) -> String {
+pub fn identity(source: &str, locator: Locator) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(source.as_bytes());
     let (kind, at) = match locator {
@@ -106,10 +106,63 @@ pub fn identity(source: &str, locator: Locator) -> String {
     };
     h.update([0, kind]);
     h.update(at.to_be_bytes());
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    h.finalize()[..16].try_into().expect("16 bytes")
+}
+
+/// An identity as the message id JetStream de-duplicates by.
+pub fn hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the story builder needs of a fact to keep it, ahead of the fact itself, so that it
+/// keeps facts without reading them: identity, time (µs; untimed first) and record order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactHead {
+    pub id: [u8; 16],
+    pub time_us: i64,
+    pub order: (u64, u64),
+}
+
+const HEAD: usize = 16 + 8 + 8 + 8;
+
+/// A judged event as the bytes a worker publishes: its head, then the judged event.
+pub fn encode_fact(j: &towerwatch_hunt::Judged) -> Vec<u8> {
+    let order = Origin {
+        source: j.source.as_str().into(),
+        locator: j.locator,
+    }
+    .order_key();
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&identity(&j.source, j.locator));
+    out.extend_from_slice(
+        &j.time
+            .map_or(i64::MIN, |t| t.as_microsecond())
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(&order.0.to_be_bytes());
+    out.extend_from_slice(&order.1.to_be_bytes());
+    postcard::to_io(j, &mut out).expect("facts serialise");
+    out
+}
+
+/// The head of a fact's bytes (`None`: too short to be one).
+pub fn fact_head(bytes: &[u8]) -> Option<FactHead> {
+    let b = bytes.get(..HEAD)?;
+    let word = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    Some(FactHead {
+        id: b[..16].try_into().expect("16 bytes"),
+        time_us: word(16) as i64,
+        order: (word(24), word(32)),
+    })
+}
+
+/// The judged event a fact's bytes hold.
+pub fn decode_fact(bytes: &[u8]) -> Result<towerwatch_hunt::Judged, postcard::Error> {
+    postcard::from_bytes(
+        bytes
+            .get(HEAD..)
+            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?,
+    )
 }
 
 /// The host an event belongs to (its computer, else its source: a log without one).
@@ -179,5 +232,27 @@ mod tests {
     fn bytes_that_are_no_event_are_an_error_not_a_panic() {
         assert!(decode(b"").is_err());
         assert!(decode(&[0xff; 40]).is_err());
+        assert!(fact_head(&[0; 39]).is_none());
+        assert!(decode_fact(&[0; 39]).is_err());
+    }
+
+    #[test]
+    fn a_fact_heads_its_bytes_with_what_the_builder_keeps_it_by() {
+        let j = towerwatch_hunt::Judged {
+            source: "WEB01.jsonl".into(),
+            locator: Locator::Line(12),
+            time: "2019-03-05T10:00:00Z".parse().ok(),
+            facts: Default::default(),
+        };
+        let bytes = encode_fact(&j);
+        let head = fact_head(&bytes).unwrap();
+        assert_eq!(head.id, identity("WEB01.jsonl", Locator::Line(12)));
+        assert_eq!(head.time_us, j.time.unwrap().as_microsecond());
+        assert_eq!(head.order, Origin::line("WEB01.jsonl", 12).order_key());
+        let back = decode_fact(&bytes).unwrap();
+        assert_eq!(
+            (back.source, back.locator, back.time),
+            (j.source, j.locator, j.time)
+        );
     }
 }

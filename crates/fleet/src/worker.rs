@@ -193,8 +193,8 @@ async fn judge_batch(
         match crate::wire::decode(&m.payload) {
             Ok(event) => {
                 let judged = judge.judge(event);
-                let id = crate::wire::identity(&judged.source, judged.locator);
-                let bytes = postcard::to_stdvec(&judged).expect("facts serialise");
+                let id = crate::wire::hex(&crate::wire::identity(&judged.source, judged.locator));
+                let bytes = crate::wire::encode_fact(&judged);
                 tally
                     .fact_bytes
                     .fetch_add(bytes.len() as u64, Ordering::Relaxed);
