@@ -13,6 +13,7 @@ import time
 import urllib.request
 
 BIN, COPIES, RUNS = sys.argv[1], int(sys.argv[2]), [int(w) for w in sys.argv[3:]]
+sys.stdout.reconfigure(line_buffering=True)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -84,6 +85,14 @@ def lag(mport):
     return judge, builder
 
 
+def stream_bytes(mport):
+    """Bytes each stream holds."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/jsz?streams=true", timeout=5) as r:
+        j = json.load(r)
+    return {s["name"]: s["state"]["bytes"] for acc in j.get("account_details", [])
+            for s in acc.get("stream_detail", [])}
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="bench-fleet-")
     try:
@@ -126,6 +135,11 @@ def run(tmp):
     for r in rows:
         print("| {w} | {secs:.1f} s | {rate:,.0f} | {x:.2f} | {lj:,} / {lb:,} | {cs:.1f} / {cw:.1f} / {cb:.1f} / {cn:.1f} / {cp:.1f} | {share:.0%} / {all:.0%} | {keep} / {concl} ms ({n}) |".format(
             x=r["rate"] / hunt_rate, **r))
+    print()
+    print("| workers | CPU per event: worker / builder / nats / postgres | bytes per event: events stream / facts stream / facts in PostgreSQL |")
+    print("|---|---|---|")
+    for r in rows:
+        print("| {w} | {us:.1f} / {ub:.1f} / {un:.1f} / {up:.1f} µs | {be:.0f} / {bf:.0f} / {bp:.0f} B |".format(**r))
 
 
 def bench(tmp, workers, corpus, ctx, events, pport, bindir):
@@ -170,6 +184,8 @@ def bench(tmp, workers, corpus, ctx, events, pport, bindir):
                     pg_cpu += cpu_seconds(pid)
             except OSError:
                 pass
+    held = stream_bytes(mport)
+    pg_bytes = int(psql(bindir, pport, db, "SELECT pg_total_relation_size('fleet_facts')") or 0)
     for p in [builder, *ws]:
         p.send_signal(2)
         p.wait()
@@ -182,7 +198,10 @@ def bench(tmp, workers, corpus, ctx, events, pport, bindir):
     concl = tally.split(" ms concluding")[0].rsplit(" ", 1)[-1]
     return dict(w=workers, secs=secs, rate=events / secs, lj=peak_judge, lb=peak_builder, cs=ship_cpu,
                 cw=cpu_w, cb=cpu_b, cn=cpu_n, cp=pg_cpu, share=cpu_b / (cpu_w + cpu_b), keep=keep, concl=concl, n=conclusions,
-                all=cpu_b / (ship_cpu + cpu_w + cpu_b + cpu_n + pg_cpu))
+                all=cpu_b / (ship_cpu + cpu_w + cpu_b + cpu_n + pg_cpu),
+                be=held.get("TOWERWATCH_EVENTS", 0) / events, bf=held.get("TOWERWATCH_FACTS", 0) / events,
+                bp=pg_bytes / events, us=1e6 * cpu_w / events, un=1e6 * cpu_n / events,
+                up=1e6 * pg_cpu / events, ub=1e6 * cpu_b / events)
 
 
 main()

@@ -209,6 +209,7 @@ async fn keep_batch(
 
 /// Absorbs every kept fact in time order and keeps what the hunt concludes.
 async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Result<(), FleetError> {
+    let started = Instant::now();
     // In time order already: nothing waits behind the watermark.
     let mut stream = hunt.stream(jiff::SignedDuration::ZERO);
     let mut facts = 0i64;
@@ -223,11 +224,22 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
             facts += 1;
         }
     }
+    let read = started.elapsed();
     let mut lines = Lines(Vec::new());
     let outcome = stream.finish(&mut lines)?;
     let operations = serde_json::to_string(&outcome.analysis)
         .map_err(|e| FleetError::Io(format!("operations do not serialise: {e}")))?;
-    store::save_results(db, facts, lines.0, operations).await
+    let finished = started.elapsed();
+    let (detections, stories) = (lines.0.len(), outcome.analysis.operations.len());
+    store::save_results(db, facts, lines.0, operations).await?;
+    eprintln!(
+        "towerwatch story-builder: concluded {facts} facts: {detections} detections, {stories} operations \
+         ({} ms reading and absorbing, {} ms concluding, {} ms saving)",
+        read.as_millis(),
+        (finished - read).as_millis(),
+        (started.elapsed() - finished).as_millis()
+    );
+    Ok(())
 }
 
 /// Detections as JSON lines, as `hunt -o x.jsonl` writes them.
