@@ -118,15 +118,29 @@ pub async fn run(
                 dirty = true;
                 last_fact = Instant::now();
             }
-            let quiet = last_fact.elapsed() >= pace.settle;
+            // After a failed conclusion, the next waits a settle period at least.
+            let quiet =
+                last_fact.elapsed() >= pace.settle && last_conclusion.elapsed() >= pace.settle;
             if dirty && (quiet || last_conclusion.elapsed() >= pace.conclude_every) {
                 let started = Instant::now();
-                conclude(hunt, &mut db).await?;
+                match conclude(hunt, &mut db).await {
+                    Ok(()) => {
+                        tally.conclusions.fetch_add(1, Ordering::Relaxed);
+                        dirty = false;
+                    }
+                    // PostgreSQL away, say: the facts are kept; conclude again later.
+                    Err(e) => {
+                        eprintln!("towerwatch story-builder: cannot conclude now: {e}");
+                        if db.is_closed() {
+                            if let Ok(c) = store::connect(database).await {
+                                db = c;
+                            }
+                        }
+                    }
+                }
                 tally
                     .concluding_us
                     .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                tally.conclusions.fetch_add(1, Ordering::Relaxed);
-                dirty = false;
                 last_conclusion = Instant::now();
             }
         }

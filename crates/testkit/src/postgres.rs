@@ -90,32 +90,45 @@ impl LocalPostgres {
         ));
         std::fs::write(&conf, text).expect("postgresql.conf is writable");
         let log = dir.path().join("server.log");
-        let child = command(as_postgres, &bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("postgres starts");
-        let server = LocalPostgres {
+        let mut server = LocalPostgres {
             bin,
             data,
-            child: Some(child),
+            child: None,
             as_postgres,
             port,
             log,
             _dir: dir,
         };
+        server.start_again();
+        server
+    }
+
+    /// Starts it (again, after [`stop`](Self::stop)) on its port with its data, and waits
+    /// until it takes connections.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("a log file");
+        let child = command(self.as_postgres, &self.bin.join("postgres"))
+            .arg("-D")
+            .arg(&self.data)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !server.ready() {
+        while !self.ready() {
             assert!(
                 Instant::now() < deadline,
                 "PostgreSQL did not start: {}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
+                std::fs::read_to_string(&self.log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        server
     }
 
     /// One of its client programs (`psql`, `pg_isready`), pointed at it as `postgres`.
@@ -177,10 +190,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_server_answers_and_is_gone_when_dropped() {
-        let pg = LocalPostgres::start("");
+    fn a_server_answers_keeps_its_data_across_a_restart_and_is_gone_when_dropped() {
+        let mut pg = LocalPostgres::start("");
         assert_eq!(pg.psql("SELECT 40 + 2"), Ok("42".into()));
         assert!(pg.psql("SELECT nothing_at_all").is_err());
+        pg.psql("CREATE TABLE kept AS SELECT 7 AS n").unwrap();
+        pg.stop();
+        assert!(!pg.ready());
+        pg.start_again();
+        assert_eq!(pg.psql("SELECT n FROM kept"), Ok("7".into()));
         let port = pg.port;
         drop(pg);
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());

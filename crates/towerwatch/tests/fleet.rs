@@ -3,7 +3,7 @@
 //! judged by two workers, concluded by one story builder, gives the detections and the
 //! operations (each wave one operation) of `hunt` on the same files — with one worker
 //! killed by SIGKILL while events flow, the story builder killed and started again, and
-//! NATS itself down for a moment.
+//! NATS, then PostgreSQL, down for a moment.
 
 mod common;
 
@@ -95,7 +95,7 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
 
     let mut nats = LocalNats::start();
     let nats_url = nats.url();
-    let pg = LocalPostgres::start("");
+    let mut pg = LocalPostgres::start("");
     let fleet = |cmd: &str, extra: &[&str]| -> Vec<String> {
         let mut a = vec![cmd.to_string()];
         a.extend(extra.iter().map(|s| s.to_string()));
@@ -132,16 +132,16 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let kept = || -> u64 {
+    let kept = |pg: &LocalPostgres| -> u64 {
         pg.psql("SELECT count(*) FROM fleet_facts")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
     };
     // Mid-stream: worker 0 is killed (SIGKILL) with events in hand, the story builder is
-    // killed and started again, and NATS is down for a moment.
+    // killed and started again, and NATS, then PostgreSQL, are down for a moment.
     wait_for("the first facts", Duration::from_secs(120), &logs, || {
-        kept() > events / 5
+        kept(&pg) > events / 5
     });
     worker0.kill().unwrap();
     worker0.wait().unwrap();
@@ -151,6 +151,13 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
     nats.stop();
     std::thread::sleep(Duration::from_secs(2));
     nats.start_again();
+    let before = kept(&pg);
+    wait_for("more facts", Duration::from_secs(120), &logs, || {
+        kept(&pg) > before
+    });
+    pg.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start_again();
     assert!(ship.wait().unwrap().success(), "ship failed");
     let shipped = std::fs::read_to_string(&ship_log).unwrap();
     assert!(
@@ -158,7 +165,7 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
         "{shipped}"
     );
 
-    let concluded = || -> bool {
+    let concluded = |pg: &LocalPostgres| -> bool {
         pg.psql("SELECT facts FROM fleet_results")
             .is_ok_and(|s| s == events.to_string())
     };
@@ -166,7 +173,7 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
         "every event concluded",
         Duration::from_secs(300),
         &logs,
-        || kept() == events && concluded(),
+        || kept(&pg) == events && concluded(&pg),
     );
     // Every event once: as many facts as events, the hunt's detections (none twice) and its
     // operations, exactly.
@@ -176,6 +183,12 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
     let got_ops: serde_json::Value =
         serde_json::from_str(&pg.psql("SELECT operations FROM fleet_results").unwrap()).unwrap();
     assert!(got_ops == want_ops, "the operations differ from hunt's");
+    // The builder met PostgreSQL's absence, and went on.
+    let b2_log = std::fs::read_to_string(&b2).unwrap();
+    assert!(
+        b2_log.contains("cannot keep facts") || b2_log.contains("cannot conclude now"),
+        "{b2_log}"
+    );
     // Worker 0's partitions were taken over by worker 1.
     let w1_log = std::fs::read_to_string(&w1).unwrap();
     assert!(w1_log.contains("adopting partition"), "{w1_log}");
