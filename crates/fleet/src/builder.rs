@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
 use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, Hunt, HuntError};
@@ -46,22 +46,17 @@ pub struct Tally {
 }
 
 async fn consumer(js: &jetstream::Context, ack_wait: Duration) -> Result<PullConsumer, FleetError> {
-    let stream = js.get_stream(FACTS).await.map_err(FleetError::js)?;
-    stream
-        .get_or_create_consumer(
-            "story-builder",
-            pull::Config {
-                durable_name: Some("story-builder".into()),
-                filter_subject: format!("{FACTS_SUBJECTS}.>"),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                ack_wait,
-                max_ack_pending: 50_000,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(FleetError::js)
+    let filter = format!("{FACTS_SUBJECTS}.>");
+    crate::durable(js, FACTS, "story-builder", filter, ack_wait, 50_000).await
+}
+
+/// A new connection when the one in hand is closed (PostgreSQL restarted).
+async fn reconnect_if_closed(db: &mut tokio_postgres::Client, database: &str) {
+    if db.is_closed() {
+        if let Ok(c) = store::connect(database).await {
+            *db = c;
+        }
+    }
 }
 
 /// Runs the builder until `stop` says so.
@@ -82,15 +77,29 @@ pub async fn run(
     let mut last_fact = Instant::now();
     let mut last_conclusion = Instant::now();
     'pull: loop {
-        let consumer = consumer(&js, pace.ack_wait).await?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(pace.batch.clamp(1, 10_000))
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(FleetError::js)?;
+        let pulled = async {
+            consumer(&js, pace.ack_wait)
+                .await?
+                .stream()
+                .max_messages_per_batch(pace.batch.clamp(1, 10_000))
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+                .map_err(FleetError::js)
+        };
+        let mut messages = match pulled.await {
+            Ok(m) => m,
+            // NATS away: pull again in a moment.
+            Err(e) => {
+                if stop() {
+                    return Ok(());
+                }
+                eprintln!("towerwatch story-builder: {e} (pulling again)");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue 'pull;
+            }
+        };
         loop {
             if stop() {
                 return Ok(());
@@ -131,11 +140,7 @@ pub async fn run(
                     // PostgreSQL away, say: the facts are kept; conclude again later.
                     Err(e) => {
                         eprintln!("towerwatch story-builder: cannot conclude now: {e}");
-                        if db.is_closed() {
-                            if let Ok(c) = store::connect(database).await {
-                                db = c;
-                            }
-                        }
+                        reconnect_if_closed(&mut db, database).await;
                     }
                 }
                 tally
@@ -168,12 +173,15 @@ async fn keep_batch(
             .map(|v| v.as_str().to_string());
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
         if theirs.as_deref() != Some(rules) {
+            // Left for a builder with those rules (a rolling upgrade), not dropped.
             eprintln!(
-                "towerwatch builder: {FACTS} message {seq} was judged with other rules ({}, here {rules}): refused",
+                "towerwatch builder: {FACTS} message {seq} was judged with other rules ({}, here {rules}): left for a builder with those rules",
                 theirs.as_deref().unwrap_or("none named")
             );
             tally.refused.fetch_add(1, Ordering::Relaxed);
-            let _ = m.ack_with(AckKind::Term).await;
+            let _ = m
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(60))))
+                .await;
             continue;
         }
         match crate::wire::fact_head(&m.payload) {
@@ -206,11 +214,7 @@ async fn keep_batch(
                 eprintln!("towerwatch builder: cannot keep facts ({e}); again in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                if db.is_closed() {
-                    if let Ok(c) = store::connect(database).await {
-                        *db = c;
-                    }
-                }
+                reconnect_if_closed(db, database).await;
             }
         }
     };

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod builder;
+mod publish;
 pub mod ship;
 mod store;
 pub mod wire;
@@ -90,8 +91,8 @@ pub async fn connect(url: &str) -> Result<jetstream::Context, FleetError> {
     Ok(jetstream::new(client))
 }
 
-/// Creates the two streams if they are missing (file storage; events kept for a week,
-/// facts until the builder has them and for a day after).
+/// Creates the two streams if they are missing (file storage; events and facts kept for a
+/// week, so a story builder away for days loses nothing).
 pub async fn streams(js: &jetstream::Context) -> Result<(), FleetError> {
     let window = Duration::from_secs(120);
     js.get_or_create_stream(stream::Config {
@@ -108,13 +109,43 @@ pub async fn streams(js: &jetstream::Context) -> Result<(), FleetError> {
         name: FACTS.into(),
         subjects: vec![format!("{FACTS_SUBJECTS}.>")],
         storage: stream::StorageType::File,
-        max_age: Duration::from_secs(86_400),
+        max_age: Duration::from_secs(7 * 86_400),
         duplicate_window: window,
         ..Default::default()
     })
     .await
     .map_err(FleetError::js)?;
     Ok(())
+}
+
+/// The durable pull consumer `name` of `stream` (created if missing): explicit acks, each
+/// message delivered again after `ack_wait` until acknowledged.
+pub(crate) async fn durable(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    filter: String,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> Result<jetstream::consumer::PullConsumer, FleetError> {
+    use jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    js.get_stream(stream)
+        .await
+        .map_err(FleetError::js)?
+        .get_or_create_consumer(
+            name,
+            pull::Config {
+                durable_name: Some(name.into()),
+                filter_subject: filter,
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                max_ack_pending,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(FleetError::js)
 }
 
 /// A digest of the rules a hunt runs, in order: workers and builder must agree on it, since

@@ -5,14 +5,14 @@
 //! retries) resumes where it was; an event sent twice is stored once.
 
 use std::collections::BTreeMap;
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishAckFuture};
+use async_nats::jetstream;
 use tokio::sync::mpsc;
 use towerwatch_sources::{discover, read_input, Input, ReadOptions};
 
+use crate::publish::{store_all, Outgoing};
 use crate::FleetError;
 
 /// Where and how to ship.
@@ -47,14 +47,6 @@ pub struct Shipped {
 enum Item {
     Event(towerwatch_event::Event),
     Rejected(String),
-}
-
-/// One publish awaiting its acknowledgement, kept to publish it again.
-struct InFlight {
-    ack: PublishAckFuture,
-    subject: String,
-    id: String,
-    payload: bytes::Bytes,
 }
 
 impl NatsShipper {
@@ -134,6 +126,7 @@ impl NatsShipper {
         note: &mut dyn FnMut(Note),
     ) -> Result<bool, FleetError> {
         let name = path.display().to_string();
+        let scope = crate::wire::scope_of(path);
         let done = offsets.get(&name).copied().unwrap_or(0);
         let (tx, mut rx) = mpsc::channel::<Item>(4096);
         let input = Input::File(path.to_path_buf());
@@ -154,7 +147,7 @@ impl NatsShipper {
         });
         let mut stored = done;
         let mut saved = done;
-        let mut in_flight: Vec<InFlight> = Vec::with_capacity(crate::IN_FLIGHT);
+        let mut pending: Vec<Outgoing> = Vec::with_capacity(crate::IN_FLIGHT);
         let mut stopped = false;
         while let Some(item) = rx.recv().await {
             let e = match item {
@@ -165,18 +158,14 @@ impl NatsShipper {
                     continue;
                 }
             };
-            let subject = crate::wire::subject(&e);
-            let id = crate::wire::hex(&crate::wire::identity(&e.origin.source, e.origin.locator));
-            let payload: bytes::Bytes = crate::wire::encode(&e).into();
-            let ack = self.publish(js, &subject, &id, &payload).await?;
-            in_flight.push(InFlight {
-                ack,
-                subject,
-                id,
-                payload,
+            pending.push(Outgoing {
+                subject: crate::wire::subject(&e),
+                id: crate::wire::hex(&crate::wire::identity(&scope, e.origin.locator)),
+                payload: crate::wire::encode(&e).into(),
             });
-            if in_flight.len() >= crate::IN_FLIGHT {
-                let n = self.settle(js, std::mem::take(&mut in_flight)).await?;
+            if pending.len() >= crate::IN_FLIGHT {
+                let n = pending.len() as u64;
+                store_all(js, None, std::mem::take(&mut pending), Some(self.retry_for)).await?;
                 stored += n;
                 shipped.events += n;
                 if stored - saved >= 10_000 {
@@ -191,7 +180,8 @@ impl NatsShipper {
             }
         }
         drop(rx);
-        let n = self.settle(js, in_flight).await?;
+        let n = pending.len() as u64;
+        store_all(js, None, pending, Some(self.retry_for)).await?;
         stored += n;
         shipped.events += n;
         offsets.insert(name.clone(), stored);
@@ -207,84 +197,5 @@ impl NatsShipper {
             }
         }
         Ok(stopped)
-    }
-
-    /// Publishes one event, trying again while JetStream cannot be reached.
-    async fn publish(
-        &self,
-        js: &jetstream::Context,
-        subject: &str,
-        id: &str,
-        payload: &bytes::Bytes,
-    ) -> Result<PublishAckFuture, FleetError> {
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let publish = jetstream::context::Publish::build()
-                .payload(payload.clone())
-                .message_id(id);
-            match js.send_publish(subject.to_string(), publish).await {
-                Ok(ack) => return Ok(ack),
-                Err(e) if started.elapsed() < self.retry_for => {
-                    eprintln!(
-                        "towerwatch ship: NATS did not take an event ({e}); again in {backoff:?}"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(FleetError::js(e)),
-            }
-        }
-    }
-
-    /// Waits until JetStream has stored every one of `in_flight` (their acknowledgements
-    /// awaited together: after an outage they time out together, not one after another),
-    /// publishing those that failed again (same ids) while it fails. Returns how many.
-    async fn settle(
-        &self,
-        js: &jetstream::Context,
-        mut in_flight: Vec<InFlight>,
-    ) -> Result<u64, FleetError> {
-        let n = in_flight.len() as u64;
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
-        while !in_flight.is_empty() {
-            let (acks, kept): (Vec<_>, Vec<_>) = in_flight
-                .into_iter()
-                .map(|f| (f.ack, (f.subject, f.id, f.payload)))
-                .unzip();
-            let results =
-                futures::future::join_all(acks.into_iter().map(|a| a.into_future())).await;
-            let mut failed = Vec::new();
-            let mut why = None;
-            for (r, m) in results.into_iter().zip(kept) {
-                if let Err(e) = r {
-                    why.get_or_insert(e);
-                    failed.push(m);
-                }
-            }
-            in_flight = Vec::with_capacity(failed.len());
-            if let Some(e) = why {
-                if started.elapsed() >= self.retry_for {
-                    return Err(FleetError::js(e));
-                }
-                eprintln!(
-                    "towerwatch ship: {} events not stored ({e}); again in {backoff:?}",
-                    failed.len()
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                for (subject, id, payload) in failed {
-                    let ack = self.publish(js, &subject, &id, &payload).await?;
-                    in_flight.push(InFlight {
-                        ack,
-                        subject,
-                        id,
-                        payload,
-                    });
-                }
-            }
-        }
-        Ok(n)
     }
 }

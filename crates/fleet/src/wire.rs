@@ -94,12 +94,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, postcard::Error> {
     })
 }
 
-/// An event's identity: where it was read (source and record or line), 16 bytes. JetStream
-/// drops a message whose id ([`hex`]) it saw within its window; the story builder keeps one
-/// fact per identity for ever.
-pub fn identity(source: &str, locator: Locator) -> [u8; 16] {
+/// An event's identity, 16 bytes: where it was read — `scope` (the shipper's host and the
+/// file's canonical path: two hosts' `Security.evtx` are two files, one file named two ways
+/// is one) and its record or line. Given at ingest and carried with the event (its message
+/// id, [`hex`]) into its facts: JetStream drops a message whose id it saw within its window,
+/// the story builder keeps one fact per identity for ever.
+pub fn identity(scope: &str, locator: Locator) -> [u8; 16] {
     let mut h = Sha256::new();
-    h.update(source.as_bytes());
+    h.update(scope.as_bytes());
     let (kind, at) = match locator {
         Locator::Record(r) => (b'r', r),
         Locator::Line(l) => (b'l', l),
@@ -114,6 +116,25 @@ pub fn hex(id: &[u8; 16]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The identity a message id names (`None`: not one of ours).
+pub fn from_hex(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 || !s.is_ascii() {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
+/// Where a shipper on this host reads `path` from: the scope of its events' identities.
+pub fn scope_of(path: &std::path::Path) -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("{host}\n{}", canonical.display())
+}
+
 /// What the story builder needs of a fact to keep it, ahead of the fact itself, so that it
 /// keeps facts without reading them: identity, time (µs; untimed first) and record order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,15 +146,16 @@ pub struct FactHead {
 
 const HEAD: usize = 16 + 8 + 8 + 8;
 
-/// A judged event as the bytes a worker publishes: its head, then the judged event.
-pub fn encode_fact(j: &towerwatch_hunt::Judged) -> Vec<u8> {
+/// A judged event (of identity `id`) as the bytes a worker publishes: its head, then the
+/// judged event.
+pub fn encode_fact(id: &[u8; 16], j: &towerwatch_hunt::Judged) -> Vec<u8> {
     let order = Origin {
         source: j.source.as_str().into(),
         locator: j.locator,
     }
     .order_key();
     let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(&identity(&j.source, j.locator));
+    out.extend_from_slice(id);
     out.extend_from_slice(
         &j.time
             .map_or(i64::MIN, |t| t.as_microsecond())
@@ -244,9 +266,12 @@ mod tests {
             time: "2019-03-05T10:00:00Z".parse().ok(),
             facts: Default::default(),
         };
-        let bytes = encode_fact(&j);
+        let id = identity("web01\n/logs/WEB01.jsonl", Locator::Line(12));
+        let bytes = encode_fact(&id, &j);
         let head = fact_head(&bytes).unwrap();
-        assert_eq!(head.id, identity("WEB01.jsonl", Locator::Line(12)));
+        assert_eq!(head.id, id);
+        assert_eq!(from_hex(&hex(&id)), Some(id));
+        assert_eq!(from_hex("not an id"), None);
         assert_eq!(head.time_us, j.time.unwrap().as_microsecond());
         assert_eq!(head.order, Origin::line("WEB01.jsonl", 12).order_key());
         let back = decode_fact(&bytes).unwrap();

@@ -10,12 +10,11 @@
 //! nothing.
 
 use std::collections::BTreeSet;
-use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, Message};
 use async_nats::HeaderMap;
 use futures::StreamExt;
@@ -63,23 +62,8 @@ pub async fn partition_consumer(
     p: u32,
     ack_wait: Duration,
 ) -> Result<PullConsumer, FleetError> {
-    let stream = js.get_stream(EVENTS).await.map_err(FleetError::js)?;
-    let name = format!("judge-{p}");
-    stream
-        .get_or_create_consumer(
-            &name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: format!("{EVENTS_SUBJECTS}.{p}.>"),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                ack_wait,
-                max_ack_pending: 20_000,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(FleetError::js)
+    let filter = format!("{EVENTS_SUBJECTS}.{p}.>");
+    crate::durable(js, EVENTS, &format!("judge-{p}"), filter, ack_wait, 20_000).await
 }
 
 /// Pulls partition `p` into `tx` until the channel closes, pulling again after an error (an
@@ -193,13 +177,24 @@ async fn judge_batch(
         match crate::wire::decode(&m.payload) {
             Ok(event) => {
                 let judged = judge.judge(event);
-                let id = crate::wire::hex(&crate::wire::identity(&judged.source, judged.locator));
-                let bytes = crate::wire::encode_fact(&judged);
+                // The identity ingest gave the event, else where the event says it was read.
+                let id = m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                    .and_then(|v| crate::wire::from_hex(v.as_str()))
+                    .unwrap_or_else(|| crate::wire::identity(&judged.source, judged.locator));
+                let bytes = crate::wire::encode_fact(&id, &judged);
+                let id = crate::wire::hex(&id);
                 tally
                     .fact_bytes
                     .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 tally.judged.fetch_add(1, Ordering::Relaxed);
-                out.push((format!("{FACTS_SUBJECTS}.{p}"), id, bytes));
+                out.push(crate::publish::Outgoing {
+                    subject: format!("{FACTS_SUBJECTS}.{p}"),
+                    id,
+                    payload: bytes.into(),
+                });
                 keep.push(m);
             }
             Err(e) => {
@@ -213,62 +208,12 @@ async fn judge_batch(
             }
         }
     }
-    publish_all(js, rules, out).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(RULES_HEADER, rules);
+    crate::publish::store_all(js, Some(&headers), out, None).await?;
     for m in keep {
         // A lost acknowledgement only means the event is judged again: harmless.
         let _ = m.ack().await;
-    }
-    Ok(())
-}
-
-/// Publishes `(subject, id, payload)` messages and waits until JetStream has stored each one,
-/// publishing again (same id: stored once) until it does.
-pub(crate) async fn publish_all(
-    js: &jetstream::Context,
-    rules: &str,
-    messages: Vec<(String, String, Vec<u8>)>,
-) -> Result<(), FleetError> {
-    let mut backoff = Duration::from_millis(100);
-    let mut todo: Vec<(String, String, bytes::Bytes)> = messages
-        .into_iter()
-        .map(|(s, id, b)| (s, id, b.into()))
-        .collect();
-    while !todo.is_empty() {
-        let mut failed = Vec::new();
-        for chunk in todo.chunks(crate::IN_FLIGHT) {
-            let mut waiting = Vec::with_capacity(chunk.len());
-            for (subject, id, payload) in chunk {
-                let mut headers = HeaderMap::new();
-                headers.insert(RULES_HEADER, rules);
-                let publish = jetstream::context::Publish::build()
-                    .payload(payload.clone())
-                    .headers(headers)
-                    .message_id(id);
-                match js.send_publish(subject.clone(), publish).await {
-                    Ok(ack) => waiting.push((ack, (subject, id, payload))),
-                    Err(_) => failed.push((subject.clone(), id.clone(), payload.clone())),
-                }
-            }
-            // Awaited together: after an outage they time out together.
-            let (acks, sent): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
-            let results =
-                futures::future::join_all(acks.into_iter().map(|a| a.into_future())).await;
-            for (r, (subject, id, payload)) in results.into_iter().zip(sent) {
-                if r.is_err() {
-                    failed.push((subject.clone(), id.clone(), payload.clone()));
-                }
-            }
-        }
-        if !failed.is_empty() {
-            eprintln!(
-                "towerwatch: {} messages not stored yet; again in {:?}",
-                failed.len(),
-                backoff
-            );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-        todo = failed;
     }
     Ok(())
 }

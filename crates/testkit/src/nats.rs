@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `nats-server -js` on a free port of 127.0.0.1, its JetStream store in a temp dir; it can
 /// be stopped and started again on the same port with the same store (an outage).
@@ -42,11 +42,7 @@ impl LocalNats {
     /// Starts it (again, after [`stop`](Self::stop)) on its port with its store.
     pub fn start_again(&mut self) {
         self.stop();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("a log file");
+        let log = crate::append_to(&self.log);
         let child = Command::new("nats-server")
             .args([
                 "-js",
@@ -62,15 +58,9 @@ impl LocalNats {
             .spawn()
             .expect("nats-server starts (scripts/test.sh installs Debian's nats-server)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.ready() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not start: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait_until_ready("nats-server", Duration::from_secs(30), &self.log, || {
+            self.ready()
+        });
     }
 
     /// Whether it greets a client (a NATS server's first words are `INFO {…}`).

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A PostgreSQL server of its own: `initdb` in a temp dir, listening on 127.0.0.1 only,
 /// trust authentication for the `postgres` user.
@@ -107,11 +107,7 @@ impl LocalPostgres {
     /// until it takes connections.
     pub fn start_again(&mut self) {
         self.stop();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("a log file");
+        let log = crate::append_to(&self.log);
         let child = command(self.as_postgres, &self.bin.join("postgres"))
             .arg("-D")
             .arg(&self.data)
@@ -120,15 +116,9 @@ impl LocalPostgres {
             .spawn()
             .expect("postgres starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.ready() {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not start: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::wait_until_ready("PostgreSQL", Duration::from_secs(60), &self.log, || {
+            self.ready()
+        });
     }
 
     /// One of its client programs (`psql`, `pg_isready`), pointed at it as `postgres`.

@@ -15,10 +15,9 @@ use crate::term::{complainln, sayln};
 use crate::{FleetHuntArgs, ShipArgs, StoryBuilderArgs, WorkerArgs};
 
 fn hunt(args: &FleetHuntArgs) -> Result<&'static Hunt> {
-    let hunt = crate::hunt::configure(&args.rules, args.assets.as_deref(), &args.context)?
-        .render_events(true)
-        .build()?;
-    Ok(Box::leak(Box::new(hunt)))
+    Ok(Box::leak(Box::new(crate::hunt::configure_setup(
+        &args.setup,
+    )?)))
 }
 
 /// One thread: a worker judges on it, and a second would only contend for the cores the

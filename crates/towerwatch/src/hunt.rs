@@ -31,6 +31,13 @@ pub fn read_assets(path: Option<&Path>) -> Result<Vec<towerwatch_correlate::Asse
 }
 
 /// A hunt's rules, inventory and CDR context from the arguments `hunt` and `serve` share.
+/// The hunt a long-running service runs: every detection rendered with its event.
+pub fn configure_setup(s: &crate::HuntSetupArgs) -> Result<towerwatch_hunt::Hunt> {
+    Ok(configure(&s.rules, s.assets.as_deref(), &s.context)?
+        .render_events(true)
+        .build()?)
+}
+
 pub fn configure(
     rules: &crate::RuleArgs,
     assets: Option<&Path>,

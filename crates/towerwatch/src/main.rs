@@ -150,6 +150,13 @@ pub struct FleetHuntArgs {
     #[arg(long, value_name = "S", default_value_t = 30)]
     pub ack_wait: u64,
     #[command(flatten)]
+    pub setup: HuntSetupArgs,
+}
+
+/// What a long-running hunt (serve, worker, story builder) is set up with.
+#[derive(Args)]
+pub struct HuntSetupArgs {
+    #[command(flatten)]
     pub rules: RuleArgs,
     /// An asset inventory (CSV with host, ip, role columns).
     #[arg(long, value_name = "FILE")]
@@ -223,12 +230,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PERIOD", value_parser = towerwatch_serve::retention::parse_period)]
     pub retain: Option<std::time::Duration>,
     #[command(flatten)]
-    pub rules: RuleArgs,
-    /// An asset inventory (CSV with host, ip, role columns).
-    #[arg(long, value_name = "FILE")]
-    pub assets: Option<PathBuf>,
-    #[command(flatten)]
-    pub context: CdrContextArgs,
+    pub setup: HuntSetupArgs,
 }
 
 #[derive(Args, Clone)]

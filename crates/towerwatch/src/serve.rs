@@ -17,11 +17,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let hunt = crate::hunt::configure(&args.rules, args.assets.as_deref(), &args.context)?
-        .render_events(true)
-        .build()?;
+    let hunt = crate::hunt::configure_setup(&args.setup)?;
     // Reveals need the operator's key, not one drawn for this run.
-    let operator_key = args.context.key_file.is_some()
+    let operator_key = args.setup.context.key_file.is_some()
         || std::env::var_os(towerwatch_cdr::context::KEY_ENV).is_some();
     let config = towerwatch_serve::Config {
         hunt: Box::leak(Box::new(hunt)),
