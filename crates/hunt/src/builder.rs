@@ -297,6 +297,10 @@ impl Hunt {
         self.feeds.len()
     }
 
+    pub(crate) fn correlation_feeds(&self) -> &towerwatch_sigma::correlation::Feeds {
+        &self.feeds
+    }
+
     /// Every stage of one worker, empty.
     pub(crate) fn stages(&self) -> Stages<'_> {
         let mut correlator = Correlator::default();

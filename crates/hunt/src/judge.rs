@@ -46,6 +46,10 @@ impl Judge<'_> {
         );
         let Worker { scratch, stages } = &mut self.worker;
         let facts = self.hunt.judged(scratch, event, |m| stages.extract(m));
+        // Correlation hits go on to the story builder: they are not held here.
+        self.hunt
+            .correlation_feeds()
+            .release(facts.correlation_hits() as u64);
         Judged {
             source,
             locator,

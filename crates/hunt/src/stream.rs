@@ -169,6 +169,7 @@ impl<'h> HuntStream<'h> {
                 let mut w = hunt.worker();
                 if only {
                     w.stages.linker = None;
+                    w.stages.correlations.switch_off();
                     w.stages.detections.live_only();
                 } else if live {
                     w.stages.detections.keep_live();

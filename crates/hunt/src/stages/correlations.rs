@@ -11,6 +11,8 @@ pub const STAGE: &str = "Sigma correlations";
 
 pub struct CorrelationHits<'h> {
     feeds: &'h Feeds,
+    /// Off in a feed that never ends: its hits would never be evaluated, only fill the cap.
+    off: bool,
     hits: Vec<Pending>,
     /// Matches without a time, which no window can hold.
     untimed: u64,
@@ -20,9 +22,17 @@ impl<'h> CorrelationHits<'h> {
     pub fn new(feeds: &'h Feeds) -> Self {
         CorrelationHits {
             feeds,
+            off: false,
             hits: Vec::new(),
             untimed: 0,
         }
+    }
+}
+
+impl CorrelationHits<'_> {
+    /// Collects nothing (a feed that never ends).
+    pub fn switch_off(&mut self) {
+        self.off = true;
     }
 }
 
@@ -39,6 +49,9 @@ impl Stage for CorrelationHits<'_> {
 
     fn extract(&mut self, m: &Matched<'_>) -> Self::Fact {
         let (mut hits, mut untimed) = (Vec::new(), 0);
+        if self.off {
+            return (hits, untimed);
+        }
         for &rule in m.matched {
             self.feeds.observe(rule, m.event, &mut hits, &mut untimed);
         }

@@ -148,6 +148,13 @@ pub struct Facts {
     detections: <Detections<'static> as Stage>::Fact,
 }
 
+impl Facts {
+    /// Sigma-correlation hits among them.
+    pub(crate) fn correlation_hits(&self) -> usize {
+        self.correlations.0.len()
+    }
+}
+
 impl Stages<'_> {
     pub fn observe(&mut self, m: &Matched<'_>) {
         self.coverage.observe(m);

@@ -140,7 +140,14 @@ impl Feeds {
             else {
                 continue;
             };
-            if self.held.fetch_add(1, Ordering::Relaxed) >= self.max_held {
+            // Counts only the hits held (a refused one takes no room).
+            let admitted = self
+                .held
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                    (h < self.max_held).then_some(h + 1)
+                })
+                .is_ok();
+            if !admitted {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -152,9 +159,23 @@ impl Feeds {
         }
     }
 
+    /// Hits counted against the cap that are not held here (a worker sends them on to
+    /// the story builder, which counts them again as it takes them).
+    pub fn release(&self, n: u64) {
+        let _ = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                Some(h.saturating_sub(n))
+            });
+    }
+
     /// Evaluates the collected hits: firings of the correlations that report, and how many
     /// hits were dropped (at the group cap, or past the cap on held hits).
     pub fn finish(&self, mut hits: Vec<Pending>) -> (Vec<Fired<Place>>, u64) {
+        // These hits are held no longer: the next run (a service makes its results again,
+        // a story builder concludes again) has the whole cap, and its own refusals.
+        self.release(hits.len() as u64);
+        let refused = self.refused.swap(0, Ordering::Relaxed);
         // Hits of one time in the order of their records, not of their arrival: the same
         // firings whichever worker or stream delivered them.
         hits.sort_by(|(c, a), (d, b)| {
@@ -165,7 +186,7 @@ impl Feeds {
             eval.push(c, h);
         }
         let (fired, dropped) = eval.finish();
-        let dropped = dropped + self.refused.load(Ordering::Relaxed);
+        let dropped = dropped + refused;
         let reported = fired
             .into_iter()
             .filter(|f| !self.silent[f.correlation])
@@ -285,5 +306,36 @@ mod tests {
         assert_eq!(dropped, 2);
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].count, 3);
+
+        // A second run over the same feeds has the whole cap again, and its own count.
+        let mut hits = Vec::new();
+        for i in 0..4 {
+            let mut e = Event::new(Origin::record("Security.evtx", 10 + i));
+            e.set_channel("Security");
+            e.set_event_id(1102);
+            e.computer = Some("DC01".into());
+            e.push("Computer", Value::text("DC01"));
+            e.timestamp = Some(jiff::Timestamp::from_second(1_700_000_100 + i as i64).unwrap());
+            c.observe(0, &e, &mut hits, &mut untimed);
+        }
+        assert_eq!(hits.len(), 3);
+        let (fired, dropped) = c.finish(hits);
+        assert_eq!((fired.len(), dropped), (1, 1));
+
+        // Hits sent on elsewhere are released: they do not fill this process's cap.
+        let mut sent = Vec::new();
+        for round in 0..3 {
+            let mut e = Event::new(Origin::record("Security.evtx", 20 + round));
+            e.set_channel("Security");
+            e.set_event_id(1102);
+            e.push("Computer", Value::text("DC01"));
+            e.timestamp = Some(jiff::Timestamp::from_second(1_700_000_200).unwrap());
+            let before = sent.len();
+            c.observe(0, &e, &mut sent, &mut untimed);
+            c.release((sent.len() - before) as u64);
+        }
+        assert_eq!(sent.len(), 3);
+        let (_, dropped) = c.finish(Vec::new());
+        assert_eq!(dropped, 0);
     }
 }
