@@ -94,27 +94,18 @@ pub async fn connect(url: &str) -> Result<jetstream::Context, FleetError> {
 /// Creates the two streams if they are missing (file storage; events and facts kept for a
 /// week, so a story builder away for days loses nothing).
 pub async fn streams(js: &jetstream::Context) -> Result<(), FleetError> {
-    let window = Duration::from_secs(120);
-    js.get_or_create_stream(stream::Config {
-        name: EVENTS.into(),
-        subjects: vec![format!("{EVENTS_SUBJECTS}.>")],
-        storage: stream::StorageType::File,
-        max_age: Duration::from_secs(7 * 86_400),
-        duplicate_window: window,
-        ..Default::default()
-    })
-    .await
-    .map_err(FleetError::js)?;
-    js.get_or_create_stream(stream::Config {
-        name: FACTS.into(),
-        subjects: vec![format!("{FACTS_SUBJECTS}.>")],
-        storage: stream::StorageType::File,
-        max_age: Duration::from_secs(7 * 86_400),
-        duplicate_window: window,
-        ..Default::default()
-    })
-    .await
-    .map_err(FleetError::js)?;
+    for (name, subjects) in [(EVENTS, EVENTS_SUBJECTS), (FACTS, FACTS_SUBJECTS)] {
+        js.get_or_create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{subjects}.>")],
+            storage: stream::StorageType::File,
+            max_age: Duration::from_secs(7 * 86_400),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(FleetError::js)?;
+    }
     Ok(())
 }
 
