@@ -145,12 +145,17 @@ pub type OrderKey = (u64, u64);
 
 impl Origin {
     pub fn order_key(&self) -> OrderKey {
-        let at = match self.locator {
-            Locator::Record(r) => r,
-            Locator::Line(l) => l,
-        };
-        (source_digest(&self.source), at)
+        order_key(&self.source, self.locator)
     }
+}
+
+/// The [`OrderKey`] of the record at `locator` in `source` (an [`Origin`]'s, without one).
+pub fn order_key(source: &str, locator: Locator) -> OrderKey {
+    let at = match locator {
+        Locator::Record(r) => r,
+        Locator::Line(l) => l,
+    };
+    (source_digest(source), at)
 }
 
 /// A digest of a source's name that is the same on every machine and in every version

@@ -78,15 +78,11 @@ pub async fn run(
     let mut last_conclusion = Instant::now();
     'pull: loop {
         let pulled = async {
-            consumer(&js, pace.ack_wait)
-                .await?
-                .stream()
-                .max_messages_per_batch(pace.batch.clamp(1, 10_000))
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
-                .messages()
-                .await
-                .map_err(FleetError::js)
+            crate::pull(
+                consumer(&js, pace.ack_wait).await?,
+                pace.batch.clamp(1, 10_000),
+            )
+            .await
         };
         let mut messages = match pulled.await {
             Ok(m) => m,
@@ -110,7 +106,7 @@ pub async fn run(
                 match tokio::time::timeout_at(until, messages.next()).await {
                     Ok(Some(Ok(m))) => batch.push(m),
                     Ok(Some(Err(e))) => {
-                        eprintln!("towerwatch builder: {e} (pulling again)");
+                        eprintln!("towerwatch story-builder: {e} (pulling again)");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue 'pull;
                     }
@@ -170,13 +166,13 @@ async fn keep_batch(
             .headers
             .as_ref()
             .and_then(|h| h.get(RULES_HEADER))
-            .map(|v| v.as_str().to_string());
+            .map(|v| v.as_str());
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-        if theirs.as_deref() != Some(rules) {
+        if theirs != Some(rules) {
             // Left for a builder with those rules (a rolling upgrade), not dropped.
             eprintln!(
-                "towerwatch builder: {FACTS} message {seq} was judged with other rules ({}, here {rules}): left for a builder with those rules",
-                theirs.as_deref().unwrap_or("none named")
+                "towerwatch story-builder: {FACTS} message {seq} was judged with other rules ({}, here {rules}): left for a builder with those rules",
+                theirs.unwrap_or("none named")
             );
             tally.refused.fetch_add(1, Ordering::Relaxed);
             let _ = m
@@ -193,7 +189,7 @@ async fn keep_batch(
                 keep.push(m);
             }
             None => {
-                eprintln!("towerwatch builder: {FACTS} message {seq} holds no facts");
+                eprintln!("towerwatch story-builder: {FACTS} message {seq} holds no facts");
                 tally.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = m.ack_with(AckKind::Term).await;
             }
@@ -211,7 +207,9 @@ async fn keep_batch(
                     // Not acknowledged: delivered again to the next builder.
                     return Ok(());
                 }
-                eprintln!("towerwatch builder: cannot keep facts ({e}); again in {backoff:?}");
+                eprintln!(
+                    "towerwatch story-builder: cannot keep facts ({e}); again in {backoff:?}"
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 reconnect_if_closed(db, database).await;
@@ -237,7 +235,9 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
             let body = body?;
             match crate::wire::decode_fact(&body) {
                 Ok(j) => stream.push_judged(j),
-                Err(e) => eprintln!("towerwatch builder: a kept fact does not read back: {e}"),
+                Err(e) => {
+                    eprintln!("towerwatch story-builder: a kept fact does not read back: {e}")
+                }
             }
             facts += 1;
         }

@@ -139,6 +139,22 @@ pub(crate) async fn durable(
         .map_err(FleetError::js)
 }
 
+/// The messages of `consumer`, pulled `per_batch` at a time (a missed heartbeat after 10 s
+/// of silence ends the stream with an error: pull again).
+pub(crate) async fn pull(
+    consumer: jetstream::consumer::PullConsumer,
+    per_batch: usize,
+) -> Result<jetstream::consumer::pull::Stream, FleetError> {
+    consumer
+        .stream()
+        .max_messages_per_batch(per_batch)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(FleetError::js)
+}
+
 /// A digest of the rules a hunt runs, in order: workers and builder must agree on it, since
 /// facts name rules by their place.
 pub fn rules_digest(hunt: &towerwatch_hunt::Hunt) -> String {

@@ -30,7 +30,7 @@ pub async fn connect(url: &str) -> Result<Client, FleetError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            eprintln!("towerwatch builder: PostgreSQL connection: {e}");
+            eprintln!("towerwatch story-builder: PostgreSQL connection: {e}");
         }
     });
     client.batch_execute(SCHEMA).await?;

@@ -149,11 +149,7 @@ const HEAD: usize = 16 + 8 + 8 + 8;
 /// A judged event (of identity `id`) as the bytes a worker publishes: its head, then the
 /// judged event.
 pub fn encode_fact(id: &[u8; 16], j: &towerwatch_hunt::Judged) -> Vec<u8> {
-    let order = Origin {
-        source: j.source.as_str().into(),
-        locator: j.locator,
-    }
-    .order_key();
+    let order = j.order_key();
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(id);
     out.extend_from_slice(

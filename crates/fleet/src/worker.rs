@@ -78,14 +78,7 @@ fn pull_partition(
         loop {
             let pulled = async {
                 let consumer = partition_consumer(&js, p, ack_wait).await?;
-                let mut messages = consumer
-                    .stream()
-                    .max_messages_per_batch(500)
-                    .heartbeat(Duration::from_secs(5))
-                    .expires(Duration::from_secs(30))
-                    .messages()
-                    .await
-                    .map_err(FleetError::js)?;
+                let mut messages = crate::pull(consumer, 500).await?;
                 while let Some(m) = messages.next().await {
                     let m = m.map_err(FleetError::js)?;
                     if tx.send((p, m)).await.is_err() {

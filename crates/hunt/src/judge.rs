@@ -21,6 +21,13 @@ pub struct Judged {
     pub facts: Facts,
 }
 
+impl Judged {
+    /// Its place among records of the same time (as its event's origin's).
+    pub fn order_key(&self) -> towerwatch_event::OrderKey {
+        towerwatch_event::order_key(&self.source, self.locator)
+    }
+}
+
 /// The engine and the extracting halves of the stages, for one worker.
 pub struct Judge<'h> {
     hunt: &'h Hunt,

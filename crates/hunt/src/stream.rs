@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::SignedDuration;
-use towerwatch_event::{Detection, Event, OrderKey, Origin};
+use towerwatch_event::{Detection, Event, OrderKey};
 use towerwatch_sources::InputReport;
 
 use crate::builder::Worker;
@@ -101,11 +101,7 @@ impl<'h> HuntStream<'h> {
     /// Takes one event judged by a worker elsewhere ([`crate::Judge`]), as [`push`](Self::push)
     /// takes an event: the stream then runs only the stages' absorbing halves.
     pub fn push_judged(&mut self, judged: Judged) {
-        let order = Origin {
-            source: judged.source.as_str().into(),
-            locator: judged.locator,
-        }
-        .order_key();
+        let order = judged.order_key();
         self.push_item(order, Item::Judged(Box::new(judged)));
     }
 
