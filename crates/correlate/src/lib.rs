@@ -71,6 +71,13 @@ pub struct LinkFact {
     node: links::Node,
 }
 
+impl LinkFact {
+    /// The rules (indices into the caller's catalog) that matched its event.
+    pub fn hits(&self) -> &[u32] {
+        &self.node.hits
+    }
+}
+
 /// The correlation state one worker builds; [`merge`](Self::merge) combines workers.
 ///
 /// Every event is kept, on disk past [`NODES_IN_MEMORY`]; linking holds four bytes per

@@ -228,19 +228,31 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
     let started = Instant::now();
     // In time order already: nothing waits behind the watermark.
     let mut stream = hunt.stream(jiff::SignedDuration::ZERO);
-    let mut facts = 0i64;
+    let (mut facts, mut unusable, mut first) = (0i64, 0u64, None);
     {
         let mut rows = std::pin::pin!(store::facts_in_order(db).await?);
         while let Some(body) = rows.next().await {
             let body = body?;
-            match crate::wire::decode_fact(&body) {
-                Ok(j) => stream.push_judged(j),
-                Err(e) => {
-                    eprintln!("towerwatch story-builder: a kept fact does not read back: {e}")
+            // Facts come from other machines: one that does not read back, or names a rule
+            // this builder does not have, is left out and reported, never absorbed.
+            match crate::wire::decode_fact(&body).map_err(|e| e.to_string()) {
+                Ok(j) => match j.check(hunt) {
+                    Ok(()) => stream.push_judged(j),
+                    Err(why) => {
+                        unusable += 1;
+                        first.get_or_insert_with(|| format!("{} {:?}: {why}", j.source, j.locator));
+                    }
+                },
+                Err(why) => {
+                    unusable += 1;
+                    first.get_or_insert_with(|| format!("it does not read back ({why})"));
                 }
             }
             facts += 1;
         }
+    }
+    if let Some(first) = first {
+        eprintln!("towerwatch story-builder: {unusable} kept facts left out (first: {first})");
     }
     let read = started.elapsed();
     let mut lines = Lines(Vec::new());

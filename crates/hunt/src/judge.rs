@@ -22,6 +22,13 @@ pub struct Judged {
 }
 
 impl Judged {
+    /// Why `hunt` cannot absorb this (it names a rule or correlation `hunt` does not have:
+    /// judged with other rules, or damaged on its way), if so.
+    pub fn check(&self, hunt: &Hunt) -> Result<(), String> {
+        self.facts
+            .check(hunt.rules().len(), hunt.correlation_feeds())
+    }
+
     /// Its place among records of the same time (as its event's origin's).
     pub fn order_key(&self) -> towerwatch_event::OrderKey {
         towerwatch_event::order_key(&self.source, self.locator)

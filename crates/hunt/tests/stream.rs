@@ -139,7 +139,9 @@ fn files_and_stream_agree(hunt: &Hunt, evidence: &Path) -> (HuntOutcome, usize) 
         let host = e.computer.as_deref().unwrap_or(&e.origin.source);
         let worker = (towerwatch_event::source_digest(host) % 2) as usize;
         let bytes = postcard::to_stdvec(&judges[worker].judge(e)).unwrap();
-        builder.push_judged(postcard::from_bytes(&bytes).unwrap());
+        let judged: towerwatch_hunt::Judged = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(judged.check(hunt), Ok(()));
+        builder.push_judged(judged);
     }
     assert_eq!(builder.late(), 0);
     let mut from_builder = Vec::new();
@@ -239,5 +241,53 @@ fn a_detections_only_stream_finds_the_same_live_detections_and_keeps_nothing() {
     );
     assert!(
         finished_only.analysis.operations.is_empty() && finished_only.analysis.leads.is_empty()
+    );
+}
+
+#[test]
+fn judged_facts_naming_rules_the_builder_does_not_have_are_refused() {
+    let evtx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/evtx");
+    let hunt = hunt(None, None, None);
+    let rules = hunt.rules().len();
+    let mut judge = hunt.judge();
+    // An event with a detection, as a worker judged it.
+    let judged = shuffled(&evtx, 7)
+        .into_iter()
+        .map(|e| judge.judge(e))
+        .map(|j| serde_json::to_value(&j).unwrap())
+        .find(|j| {
+            j["facts"]["detections"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+        })
+        .expect("the attack EVTX has detections");
+    let back = |v: &serde_json::Value| -> towerwatch_hunt::Judged {
+        serde_json::from_value(v.clone()).unwrap()
+    };
+    assert_eq!(back(&judged).check(&hunt), Ok(()));
+    // Damaged on its way: a detection's rule, or a link fact's, past the end of the rules.
+    let mut bad = judged.clone();
+    bad["facts"]["detections"][0]["tag"]["rule"] = (rules + 3).into();
+    let why = back(&bad).check(&hunt).unwrap_err();
+    assert!(why.contains(&format!("rule {}", rules + 3)), "{why}");
+    let mut bad = judged.clone();
+    bad["facts"]["linker"]["node"]["hits"][0] = (rules as u64 + 9).into();
+    let why = back(&bad).check(&hunt).unwrap_err();
+    assert!(why.contains("a link fact"), "{why}");
+    // Judged with more rules than this builder has: the high-level ones only here.
+    let fewer = Hunt::builder()
+        .select(RuleSelection {
+            min_level: Level::Critical,
+            ..RuleSelection::default()
+        })
+        .build()
+        .unwrap();
+    let beyond = shuffled(&evtx, 7)
+        .into_iter()
+        .map(|e| judge.judge(e))
+        .find(|j| j.check(&fewer).is_err());
+    assert!(
+        beyond.is_some(),
+        "no fact named a rule past the critical ones"
     );
 }

@@ -25,6 +25,7 @@ pub use webshell::{webshell_detections, webshell_rule, WebShell};
 
 use towerwatch_correlate::routine::Actor;
 use towerwatch_event::Event;
+use towerwatch_sigma::correlation::Feeds;
 
 /// One event as the stages see it: the event, and what the engine said of it.
 pub struct Matched<'a> {
@@ -152,6 +153,40 @@ impl Facts {
     /// Sigma-correlation hits among them.
     pub(crate) fn correlation_hits(&self) -> usize {
         self.correlations.0.len()
+    }
+
+    /// Why these facts cannot be absorbed with `rules` engine rules and these feeds (they
+    /// came over the wire: a rule or correlation they name must exist here), if so.
+    pub(crate) fn check(&self, rules: usize, feeds: &Feeds) -> Result<(), String> {
+        let engine = |r: usize, what: &str| {
+            if r < rules {
+                Ok(())
+            } else {
+                Err(format!("{what} names rule {r}, of {rules}"))
+            }
+        };
+        for d in &self.detections {
+            engine(d.tag.rule, "a detection")?;
+        }
+        if let Some(Some(link)) = &self.linker {
+            for &r in link.hits() {
+                engine(r as usize, "a link fact")?;
+            }
+        }
+        if let Some((_, _, hits)) = &self.routine {
+            for &r in hits {
+                engine(r as usize, "a routine sighting")?;
+            }
+        }
+        if let Some(p) = self.correlations.0.iter().find(|p| !feeds.takes(p)) {
+            return Err(format!(
+                "a Sigma-correlation hit names correlation {} member {}, not one of the {} here",
+                p.0,
+                p.1.member,
+                feeds.len()
+            ));
+        }
+        Ok(())
     }
 }
 

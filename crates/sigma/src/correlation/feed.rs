@@ -159,6 +159,18 @@ impl Feeds {
         }
     }
 
+    /// Whether a hit made elsewhere (a worker's, read off the wire) is one these feeds
+    /// could have made: its correlation, its member and its group's width exist here.
+    pub fn takes(&self, (correlation, hit): &Pending) -> bool {
+        let (Some(c), Some(Some(members))) = (
+            self.correlations.get(*correlation),
+            self.members.get(*correlation),
+        ) else {
+            return false;
+        };
+        hit.member < members.len() && hit.group.len() == c.group_by.len()
+    }
+
     /// Hits counted against the cap that are not held here (a worker sends them on to
     /// the story builder, which counts them again as it takes them).
     pub fn release(&self, n: u64) {
