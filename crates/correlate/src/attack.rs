@@ -42,7 +42,7 @@ pub struct Attack {
 }
 
 /// One candidate actor for a set of techniques.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Candidate {
     pub group: String,
     pub id: String,
@@ -55,7 +55,7 @@ pub struct Candidate {
     pub group_techniques: usize,
     /// How much the overlap means: `low` (a few techniques many groups share), `medium`,
     /// `high` (many techniques, a close match).
-    pub confidence: &'static str,
+    pub confidence: crate::Label,
 }
 
 /// Techniques a suggestion needs before it is made at all: a handful of shared techniques
@@ -153,7 +153,8 @@ impl Attack {
                         (n, s) if n >= 20 && s >= 0.4 => "high",
                         (n, s) if n >= 10 && s >= 0.3 => "medium",
                         _ => "low",
-                    },
+                    }
+                    .into(),
                 })
             })
             .collect();

@@ -63,6 +63,10 @@ pub const NODES_IN_MEMORY: usize = 8_192;
 
 pub use towerwatch_spill::SpillError;
 
+/// A word from a fixed set (a level, a severity, a kind) as the analysis carries it:
+/// borrowed when made here, owned when read back (a story builder's saved results).
+pub type Label = std::borrow::Cow<'static, str>;
+
 /// What the linker keeps of one event: its place in time order and its node (host,
 /// entities, the step it may be). Small, and serialisable for a story builder elsewhere.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

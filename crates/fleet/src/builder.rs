@@ -257,11 +257,23 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
     let read = started.elapsed();
     let mut lines = Lines(Vec::new());
     let outcome = stream.finish(&mut lines)?;
-    let operations = serde_json::to_string(&outcome.analysis)
-        .map_err(|e| FleetError::Io(format!("operations do not serialise: {e}")))?;
+    let saved = store::Saved {
+        generation: 0,
+        facts,
+        events: outcome.summary.events() as i64,
+        operations: json("the analysis", &outcome.analysis)?,
+        exposure: outcome
+            .exposure
+            .as_ref()
+            .map(|x| json("the exposure", x))
+            .transpose()?,
+        fired: json("what fired", &outcome.fired(hunt))?,
+        detections: lines.0,
+        made_at: String::new(),
+    };
     let finished = started.elapsed();
-    let (detections, stories) = (lines.0.len(), outcome.analysis.operations.len());
-    store::save_results(db, facts, lines.0, operations).await?;
+    let (detections, stories) = (saved.detections.len(), outcome.analysis.operations.len());
+    store::save_results(db, &saved).await?;
     eprintln!(
         "towerwatch story-builder: concluded {facts} facts: {detections} detections, {stories} operations \
          ({} ms reading and absorbing, {} ms concluding, {} ms saving)",
@@ -270,6 +282,11 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
         (started.elapsed() - finished).as_millis()
     );
     Ok(())
+}
+
+/// `v` as JSON text (`what` names it if it cannot be).
+fn json(what: &str, v: &impl serde::Serialize) -> Result<String, FleetError> {
+    serde_json::to_string(v).map_err(|e| FleetError::Io(format!("{what} does not serialise: {e}")))
 }
 
 /// Detections as JSON lines, as `hunt -o x.jsonl` writes them.

@@ -33,7 +33,7 @@
 pub mod builder;
 mod publish;
 pub mod ship;
-mod store;
+pub mod store;
 pub mod wire;
 pub mod worker;
 

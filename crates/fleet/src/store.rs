@@ -23,6 +23,10 @@ CREATE TABLE IF NOT EXISTS fleet_results (
     operations text NOT NULL,
     made_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0;
+ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS events bigint NOT NULL DEFAULT 0;
+ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS exposure text;
+ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS fired text NOT NULL DEFAULT '[]';
 ";
 
 /// A connection to `url`, its schema made if missing.
@@ -95,29 +99,100 @@ pub async fn facts_in_order(
     Ok(rows.map(|r| r.map(|r| r.get::<_, Vec<u8>>(0)).map_err(FleetError::from)))
 }
 
-/// Replaces the results with these, in one transaction.
-pub async fn save_results(
-    client: &mut Client,
-    facts: i64,
-    detections: Vec<String>,
-    operations: String,
-) -> Result<(), FleetError> {
+/// What one conclusion gives, as kept for `serve --fleet` to show.
+pub struct Saved {
+    /// Counts up with every conclusion: a reader's copy is current while it is the same.
+    pub generation: i64,
+    /// Facts absorbed (one per event), and events the hunt counted among them.
+    pub facts: i64,
+    pub events: i64,
+    /// Detections as `hunt -o x.jsonl` writes them, one per line.
+    pub detections: Vec<String>,
+    /// `operations.json`.
+    pub operations: String,
+    /// The exposure (`towerwatch_report::ReportExposure` as JSON), when the audit showed one.
+    pub exposure: Option<String>,
+    /// The rules that fired (`towerwatch_hunt::Fired` as a JSON array).
+    pub fired: String,
+    /// When it was concluded (RFC 3339, UTC; empty when saving).
+    pub made_at: String,
+}
+
+/// Replaces the results with these, in one transaction (the generation counts up).
+pub async fn save_results(client: &mut Client, saved: &Saved) -> Result<(), FleetError> {
     let tx = client.transaction().await?;
     tx.execute("DELETE FROM fleet_detections", &[]).await?;
-    let n = detections.len() as i64;
+    let n = saved.detections.len() as i64;
     let numbers: Vec<i64> = (0..n).collect();
     tx.execute(
         "INSERT INTO fleet_detections (n, line) SELECT * FROM unnest($1::bigint[], $2::text[])",
-        &[&numbers, &detections],
+        &[&numbers, &saved.detections],
     )
     .await?;
     tx.execute(
-        "INSERT INTO fleet_results (one, facts, detections, operations, made_at)
-         VALUES (true, $1, $2, $3, now())
-         ON CONFLICT (one) DO UPDATE SET facts = $1, detections = $2, operations = $3, made_at = now()",
-        &[&facts, &n, &operations],
+        "INSERT INTO fleet_results (one, facts, detections, operations, made_at, generation, events, exposure, fired)
+         VALUES (true, $1, $2, $3, now(), 1, $4, $5, $6)
+         ON CONFLICT (one) DO UPDATE SET facts = $1, detections = $2, operations = $3, made_at = now(),
+             generation = fleet_results.generation + 1, events = $4, exposure = $5, fired = $6",
+        &[&saved.facts, &n, &saved.operations, &saved.events, &saved.exposure, &saved.fired],
     )
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The generation of the kept results (`None`: no conclusion yet, or no builder has made
+/// the tables).
+pub async fn generation(client: &Client) -> Result<Option<i64>, FleetError> {
+    match client
+        .query_opt("SELECT generation FROM fleet_results", &[])
+        .await
+    {
+        Ok(row) => Ok(row.map(|r| r.get(0))),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The kept results, read in one snapshot (`None`: no conclusion yet).
+pub async fn saved(client: &mut Client) -> Result<Option<Saved>, FleetError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let row = match tx
+        .query_opt(
+            "SELECT generation, facts, events, operations, exposure, fired,
+                    to_char(made_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             FROM fleet_results",
+            &[],
+        )
+        .await
+    {
+        Ok(Some(row)) => row,
+        Ok(None) => return Ok(None),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let detections = tx
+        .query("SELECT line FROM fleet_detections ORDER BY n", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tx.commit().await?;
+    Ok(Some(Saved {
+        generation: row.get(0),
+        facts: row.get(1),
+        events: row.get(2),
+        detections,
+        operations: row.get(3),
+        exposure: row.get(4),
+        fired: row.get(5),
+        made_at: row.get(6),
+    }))
 }

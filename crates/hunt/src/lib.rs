@@ -56,7 +56,7 @@ pub mod write;
 pub use builder::{Hunt, HuntBuilder, RuleSelection};
 pub use held::{Held, HeldDetection, Tag};
 pub use judge::{Judge, Judged};
-pub use outcome::{Database, HuntOutcome};
+pub use outcome::{Database, Fired, HuntOutcome};
 pub use stream::HuntStream;
 pub use summary::Summary;
 pub use towerwatch_event::Detection;

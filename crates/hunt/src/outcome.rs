@@ -39,7 +39,43 @@ pub struct Database {
     pub analytics: Option<Analytics>,
 }
 
+/// A rule or Sigma correlation that fired: its title, level and how many detections (or
+/// firings) it gave.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fired {
+    pub title: String,
+    pub level: String,
+    pub count: u64,
+}
+
 impl HuntOutcome {
+    /// Every rule and correlation that fired, the most frequent first (then by title).
+    pub fn fired(&self, hunt: &Hunt) -> Vec<Fired> {
+        let rules = hunt.rules();
+        let mut fired: Vec<Fired> = self
+            .summary
+            .by_rule
+            .iter()
+            .map(|(&i, (n, _))| Fired {
+                title: rules[i].title.clone(),
+                level: rules[i].level.to_string(),
+                count: *n,
+            })
+            .chain(
+                self.summary
+                    .firings
+                    .iter()
+                    .map(|(title, (level, n))| Fired {
+                        title: title.clone(),
+                        level: level.to_string(),
+                        count: *n,
+                    }),
+            )
+            .collect();
+        fired.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.title.cmp(&b.title)));
+        fired
+    }
+
     /// The run manifest written beside detections in `output`: the tool, the command, the
     /// rule set, every input (with its SHA-256, events, rejects, time span and failure),
     /// totals, peak memory, and whether the run completed.

@@ -157,6 +157,13 @@ fn files_and_stream_agree(hunt: &Hunt, evidence: &Path) -> (HuntOutcome, usize) 
         "{}: judged operations differ",
         evidence.display()
     );
+    // What a story builder keeps reads back as the same analysis (`serve --fleet` shows it).
+    let kept: towerwatch_correlate::Analysis = serde_json::from_value(stories(&files)).unwrap();
+    assert!(
+        serde_json::to_value(&kept).unwrap() == stories(&files),
+        "{}: the analysis does not read back as itself",
+        evidence.display()
+    );
     (files, early)
 }
 

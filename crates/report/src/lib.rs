@@ -52,23 +52,23 @@ pub struct Meta {
 }
 
 /// One subscriber's exposure, pseudonymised.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ExposedRow {
     pub subscriber: String,
     /// `named`, `looked_up`.
-    pub tier: &'static str,
+    pub tier: std::borrow::Cow<'static, str>,
     pub records: Option<u64>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub cells: usize,
     /// Other identifiers (IMSI, IMEI pseudonyms) the subscriber was named by.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reached_by: Vec<String>,
 }
 
 /// An exposure: named and looked-up subscribers, how many counterparties the records
 /// revealed, bulk reads.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExposureView {
     pub subscribers: Vec<ExposedRow>,
     pub counterparties: usize,
@@ -86,7 +86,7 @@ impl ExposureView {
 }
 
 /// The exposure in all, per operation (by id) and per wave.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReportExposure {
     /// How identifiers are shown (pseudonymised with which key).
     pub identifiers: String,

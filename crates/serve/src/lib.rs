@@ -34,6 +34,7 @@
 pub mod auth;
 pub mod bulk;
 pub mod db;
+mod fleet;
 mod limit;
 mod live;
 mod metrics;
@@ -73,6 +74,8 @@ pub enum ServeError {
     Tls(String),
     #[error("{0} has no admin token: run `towerwatch serve --data {0} init` first (there are no default credentials)")]
     NotInitialised(String),
+    #[error("--fleet shows a story builder's results, kept in PostgreSQL: give its --database")]
+    Fleet,
 }
 
 /// Issues the first admin token of the data directory `data` (created if missing).
@@ -106,6 +109,10 @@ pub struct Config {
     /// How long what came in is kept (by when it came in; a text log by when it last grew);
     /// `None`: for ever. The audit log is never expired.
     pub retain: Option<std::time::Duration>,
+    /// Show the results a story builder keeps in `database` (the fleet's: events judged by
+    /// workers from NATS JetStream) instead of hunting what comes in; events sent here are
+    /// refused.
+    pub fleet: bool,
 }
 
 impl Config {
@@ -119,6 +126,7 @@ impl Config {
             rate_limit: DEFAULT_RATE_LIMIT,
             retain: None,
             database: None,
+            fleet: false,
         }
     }
 }
@@ -144,6 +152,8 @@ struct AppState {
     live: live::LiveHandle,
     /// Served over HTTPS: session cookies are `Secure`.
     https: bool,
+    /// The story builder's results, shown instead of this server's hunt (`--fleet`).
+    fleet: Option<fleet::FleetResults>,
     limits: Option<limit::Limits>,
 }
 
@@ -165,7 +175,13 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     if let Some(retain) = retain {
         store.set_mark_every(retention::resolution(retain));
     }
+    let fleet = match (config.fleet, &config.database) {
+        (false, _) => None,
+        (true, Some(url)) => Some(fleet::FleetResults::new(url)),
+        (true, None) => return Err(ServeError::Fleet),
+    };
     let state = Arc::new(AppState {
+        fleet,
         live,
         store: Mutex::new(store),
         auth,
@@ -180,31 +196,43 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
         retention::start(state.clone(), retain);
     }
     use routes::{admin, ingest, read, retro, reveal};
+    let taking = if state.fleet.is_some() {
+        let no = || post(fleet::refuse_events).put(fleet::refuse_events);
+        Router::new()
+            .route("/api/v1/events", no())
+            .route("/api/v1/lines", no())
+            .route("/api/v1/retro", no())
+            .route("/_bulk", no())
+            .route("/{index}/_bulk", no())
+    } else {
+        Router::new()
+            .route("/api/v1/events", post(ingest::events))
+            .route("/api/v1/lines", post(ingest::lines))
+            .route("/api/v1/retro", post(retro::retro_hunt))
+            // What Elasticsearch shippers (Beats, Elastic Agent, Fluent Bit, Vector) speak.
+            .route("/_bulk", post(ingest::es_bulk).put(ingest::es_bulk))
+            .route(
+                "/{index}/_bulk",
+                post(ingest::es_bulk_index).put(ingest::es_bulk_index),
+            )
+    };
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
-        .route("/api/v1/events", post(ingest::events))
-        .route("/api/v1/lines", post(ingest::lines))
         .route("/api/v1/detections", get(read::detections))
         .route("/api/v1/detections/live", get(read::live_detections))
         .route("/api/v1/operations", get(read::operations))
         .route("/api/v1/exposure", get(read::exposure))
         .route("/api/v1/sources", get(read::sources))
         .route("/api/v1/reveal", post(reveal::api))
-        .route("/api/v1/retro", post(retro::retro_hunt))
         .route("/api/v1/tokens", post(admin::issue_token))
         .route("/api/v1/audit", get(admin::audit))
-        // What Elasticsearch shippers (Beats, Elastic Agent, Fluent Bit, Vector) speak.
         .route("/", get(ingest::es_info).head(ingest::es_info))
         .route("/_license", get(ingest::es_license))
-        .route("/_bulk", post(ingest::es_bulk).put(ingest::es_bulk))
-        .route(
-            "/{index}/_bulk",
-            post(ingest::es_bulk_index).put(ingest::es_bulk_index),
-        )
+        .merge(taking)
         .route("/metrics", get(read::metrics))
         .merge(ui::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

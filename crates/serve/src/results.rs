@@ -5,13 +5,14 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::Response;
 use towerwatch_correlate::Analysis;
-use towerwatch_hunt::{Detection, DetectionSink, HeldDetection, HuntError};
+use towerwatch_hunt::{Detection, DetectionSink, Fired, HeldDetection, HuntError};
 use towerwatch_report::ReportExposure;
 use towerwatch_sources::InputReport;
 
 use crate::{refuse, AppState};
 
 /// What the hunt over every stored event gives.
+#[derive(Default)]
 pub(crate) struct Results {
     /// Detections as `hunt -o x.jsonl` writes them.
     pub detections: String,
@@ -20,17 +21,25 @@ pub(crate) struct Results {
     pub analysis: Analysis,
     /// Whose records the database audit shows read, pseudonymised.
     pub exposure: Option<ReportExposure>,
-    /// Per rule title that fired: its level and detections.
-    pub fired: Vec<(String, String, u64)>,
+    /// The rules and correlations that fired, the most frequent first.
+    pub fired: Vec<Fired>,
     /// The text logs, as read whole (events and rejected records per source).
     pub texts: Vec<InputReport>,
     /// Events the hunt read.
     pub events: u64,
+    /// Where the results come from when they are a story builder's (`serve --fleet`).
+    pub fleet: Option<String>,
 }
 
 /// The hunt over every stored event, made again only when events came in (or expired)
 /// since.
 pub(crate) async fn results(state: &Arc<AppState>) -> Result<Arc<Results>, Response> {
+    if let Some(fleet) = &state.fleet {
+        return fleet
+            .results()
+            .await
+            .map_err(|why| refuse(StatusCode::SERVICE_UNAVAILABLE, why));
+    }
     let state = state.clone();
     let made = tokio::task::spawn_blocking(move || -> Result<Arc<Results>, String> {
         let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
@@ -56,24 +65,7 @@ pub(crate) async fn results(state: &Arc<AppState>) -> Result<Arc<Results>, Respo
         let outcome = live
             .finish(&mut lines)
             .map_err(|e: HuntError| e.to_string())?;
-        let rules = hunt.rules();
-        let mut fired: Vec<(String, String, u64)> = outcome
-            .summary
-            .by_rule
-            .iter()
-            .map(|(&i, (n, _))| {
-                let r = &rules[i];
-                (r.title.clone(), r.level.to_string(), *n)
-            })
-            .chain(
-                outcome
-                    .summary
-                    .firings
-                    .iter()
-                    .map(|(title, (level, n))| (title.clone(), level.to_string(), *n)),
-            )
-            .collect();
-        fired.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        let fired = outcome.fired(hunt);
         let made = Arc::new(Results {
             detections: lines.0,
             operations: serde_json::to_value(&outcome.analysis).map_err(|e| e.to_string())?,
@@ -82,6 +74,7 @@ pub(crate) async fn results(state: &Arc<AppState>) -> Result<Arc<Results>, Respo
             exposure: outcome.exposure,
             fired,
             texts,
+            fleet: None,
         });
         *state.results.lock().unwrap_or_else(|p| p.into_inner()) = Some((count, made.clone()));
         Ok(made)

@@ -229,6 +229,12 @@ pub struct ServeArgs {
     /// it last grew); the audit log is kept for ever. Default: keep everything.
     #[arg(long, value_name = "PERIOD", value_parser = towerwatch_serve::retention::parse_period)]
     pub retain: Option<std::time::Duration>,
+    /// Show the results a `towerwatch story-builder` keeps in --database (events judged by
+    /// `towerwatch worker`s from NATS JetStream) instead of hunting what comes in here;
+    /// events sent here are refused (ship them with `ship --nats`). Give the builder's rules
+    /// and context.
+    #[arg(long, requires = "database")]
+    pub fleet: bool,
     #[command(flatten)]
     pub setup: HuntSetupArgs,
 }

@@ -28,6 +28,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         rate_limit: args.rate_limit,
         retain: args.retain,
         database: args.database.clone(),
+        fleet: args.fleet,
     };
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(towerwatch_serve::Tls { cert, key }),

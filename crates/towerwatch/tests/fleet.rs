@@ -3,7 +3,7 @@
 //! judged by two workers, concluded by one story builder, gives the detections and the
 //! operations (each wave one operation) of `hunt` on the same files — with one worker
 //! killed by SIGKILL while events flow, the story builder killed and started again, and
-//! NATS, then PostgreSQL, down for a moment.
+//! NATS, then PostgreSQL, down for a moment; and `serve --fleet` shows the same results.
 
 mod common;
 
@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::Server;
 use common::towerwatch;
 use towerwatch_testkit::{LocalNats, LocalPostgres};
 
@@ -243,4 +244,56 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{w1_log}"));
     assert!(again > 0, "{w1_log}");
+
+    // `serve --fleet` shows what the builder kept: the hunt's detections, operations and
+    // exposure over its API; events sent to it are refused (they go to JetStream).
+    let database = pg.url("postgres");
+    let init = towerwatch(&[
+        "serve",
+        "--data",
+        &arg("serve"),
+        "--database",
+        &database,
+        "init",
+    ]);
+    let admin = common::text(&init.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("tw_"))
+        .expect("a token is printed")
+        .to_string();
+    let mut serve = vec!["--database".to_string(), database, "--fleet".into()];
+    serve.extend(context.iter().cloned());
+    let server = Server::start(
+        &p("serve"),
+        &serve.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let get = |path: &str| {
+        let (status, body) = server.request("GET", path, Some(&admin), &[], b"");
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        body
+    };
+    let shown = sorted(&String::from_utf8(get("/api/v1/detections")).unwrap());
+    assert!(
+        shown == want,
+        "serve --fleet: the detections differ from hunt's"
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&get("/api/v1/operations")).unwrap();
+    assert!(
+        shown == want_ops,
+        "serve --fleet: the operations differ from hunt's"
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&get("/api/v1/exposure")).unwrap();
+    assert!(!shown.is_null(), "the simulation's audit shows an exposure");
+    assert!(
+        shown == common::json(&p("report/exposure.json")),
+        "serve --fleet: the exposure differs from hunt's"
+    );
+    let (status, _) = server.request(
+        "POST",
+        "/api/v1/events?source=a.jsonl",
+        Some(&admin),
+        &[],
+        b"{}\n",
+    );
+    assert_eq!(status, 409, "events sent to serve --fleet");
 }

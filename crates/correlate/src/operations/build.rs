@@ -210,7 +210,7 @@ pub(super) fn operation(
                     }
                 }
                 if LEVEL_NAMES.iter().position(|l| *l == e.level).unwrap_or(0) < level as usize {
-                    e.level = LEVEL_NAMES[level as usize];
+                    e.level = LEVEL_NAMES[level as usize].into();
                 }
                 for t in entry_tactics {
                     if !e.tactics.contains(&t) {
@@ -229,7 +229,7 @@ pub(super) fn operation(
                     .iter()
                     .map(|&r| rules[r as usize].title.clone())
                     .collect(),
-                level: LEVEL_NAMES[level as usize],
+                level: LEVEL_NAMES[level as usize].into(),
                 tactics: entry_tactics.into_iter().collect(),
                 event: EventRef::of(nd),
             });
@@ -243,7 +243,7 @@ pub(super) fn operation(
     };
     let rn = &nodes[root_i];
     let root_cause = RootCause {
-        kind,
+        kind: kind.into(),
         host: rn.host.to_string(),
         time: iso(rn.time),
         // The request, then the shell's first command: what came in and what it did.
@@ -274,7 +274,7 @@ pub(super) fn operation(
             to: t.to_string(),
             first: iso(first),
             count,
-            how: how.into_iter().collect(),
+            how: how.into_iter().map(Into::into).collect(),
         })
         .collect();
     let host_rows: Vec<HostInOp> = hosts
@@ -336,7 +336,7 @@ pub(super) fn operation(
         .map(|(&r, &count)| RuleCount {
             title: rules[r as usize].title.clone(),
             id: rules[r as usize].id.clone(),
-            level: LEVEL_NAMES[rules[r as usize].level as usize],
+            level: LEVEL_NAMES[rules[r as usize].level as usize].into(),
             count,
         })
         .collect();
@@ -365,7 +365,7 @@ pub(super) fn operation(
         id: String::new(),
         wave: None,
         score,
-        severity,
+        severity: severity.into(),
         start: iso(start_us),
         end: iso(end_us),
         root_cause,

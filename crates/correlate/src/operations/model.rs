@@ -1,6 +1,8 @@
 //! What the analysis gives: operations, waves, leads and their parts, and what it is given.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::Label;
 use towerwatch_event::Locator;
 
 use crate::attack::Candidate;
@@ -77,7 +79,7 @@ impl Default for Options {
 }
 
 /// A record, by file and record id or line.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventRef {
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,17 +102,17 @@ impl EventRef {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootCause {
     /// `web shell`, or `first detection` when no web-server child starts the story.
-    pub kind: &'static str,
+    pub kind: Label,
     pub host: String,
     pub time: String,
     pub what: String,
     pub event: EventRef,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostInOp {
     pub host: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,7 +123,7 @@ pub struct HostInOp {
     pub detections: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TacticStep {
     pub tactic: String,
     pub name: String,
@@ -129,24 +131,24 @@ pub struct TacticStep {
     pub techniques: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleCount {
     pub title: String,
     pub id: String,
-    pub level: &'static str,
+    pub level: Label,
     pub count: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Edge {
     pub from: String,
     pub to: String,
     pub first: String,
     pub count: usize,
-    pub how: Vec<&'static str>,
+    pub how: Vec<Label>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Process {
     pub host: String,
     pub time: String,
@@ -159,25 +161,25 @@ pub struct Process {
     pub flagged: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub time: String,
     pub host: String,
     pub what: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
-    pub level: &'static str,
+    pub level: Label,
     pub tactics: Vec<String>,
     pub event: EventRef,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Operation {
     pub id: String,
     /// The wave it belongs to; none for a lesser operation outside every wave.
     pub wave: Option<usize>,
     pub score: u32,
-    pub severity: &'static str,
+    pub severity: Label,
     pub start: String,
     pub end: String,
     pub root_cause: RootCause,
@@ -202,7 +204,7 @@ pub struct Operation {
     pub end_us: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Wave {
     pub wave: usize,
     pub start: String,
@@ -213,7 +215,7 @@ pub struct Wave {
     pub actor: Vec<Candidate>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Stats {
     pub events_linked: usize,
     pub stories: usize,
@@ -222,7 +224,7 @@ pub struct Stats {
     pub operations: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Analysis {
     /// Routine detections given back because their operation stands without them.
     #[serde(skip)]
@@ -242,7 +244,7 @@ pub struct Analysis {
     pub stats: Stats,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lead {
     pub score: u32,
     pub start: String,

@@ -167,7 +167,7 @@ pub fn view(x: &Exposure, p: &Pseudonymizer) -> towerwatch_report::ExposureView 
         .map(|r| (r.shown, r.tier, r.exposed))
         .map(|(subscriber, tier, e)| towerwatch_report::ExposedRow {
             subscriber,
-            tier: tier.name(),
+            tier: tier.name().into(),
             records: e.records,
             from: e.from.map(|t| t.to_string()),
             to: e.to.map(|t| t.to_string()),

@@ -350,8 +350,12 @@ async fn sources(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         Ok(v) => v,
         Err(r) => return r,
     };
+    let fleet = match results(&state).await {
+        Ok(r) => r.fleet.clone(),
+        Err(r) => return r,
+    };
     match crate::routes::read::source_health(&state).await {
-        Ok(rows) => page(StatusCode::OK, pages::sources(&v, &rows)),
+        Ok(rows) => page(StatusCode::OK, pages::sources(&v, &rows, fleet.as_deref())),
         Err(r) => r,
     }
 }

@@ -209,7 +209,7 @@ pub(super) fn rules(v: &Viewer, hunt: &Hunt, r: &Results) -> Markup {
             h2 { "What fired" }
             table id="fired" {
                 tr { th { "rule" } th { "level" } th { "detections" } }
-                @for (title, level, n) in &r.fired {
+                @for towerwatch_hunt::Fired { title, level, count: n } in &r.fired {
                     tr { td { (title) } td { (level) } td { (n) } }
                 }
             }
@@ -230,7 +230,7 @@ pub(super) fn rules(v: &Viewer, hunt: &Hunt, r: &Results) -> Markup {
     )
 }
 
-pub(super) fn sources(v: &Viewer, rows: &[Health]) -> Markup {
+pub(super) fn sources(v: &Viewer, rows: &[Health], fleet: Option<&str>) -> Markup {
     layout(
         Some(v),
         "/ui/sources",
@@ -239,6 +239,7 @@ pub(super) fn sources(v: &Viewer, rows: &[Health]) -> Markup {
         html! {
             h1 { "Ingest health" }
             p class="muted" { "Per source: what came in, its newest event, how far behind now that is, and what was no event." }
+            @if let Some(note) = fleet { p id="fleet" { (note) } }
             table id="sources" {
                 tr { th { "source" } th { "as" } th { "received" } th { "newest event" } th { "lag" } th { "rejected" } }
                 @for h in rows {
