@@ -164,6 +164,24 @@ impl CdrContext {
         })
     }
 
+    /// Reads every audit log under `logs`, runs the analytics over them with this context,
+    /// and computes the exposure (raw identifiers, in memory).
+    pub fn analyse(
+        &self,
+        logs: &[PathBuf],
+        options: &towerwatch_sources::ReadOptions,
+        settings: Settings,
+    ) -> std::result::Result<(run::Run, exposure::Exposure), String> {
+        let run = run::run(logs, options, settings, &self.schema_inputs())?;
+        let x = exposure::compute(
+            &run.findings,
+            run.analytics.schema(),
+            &self.cdr_files,
+            &self.extract,
+        );
+        Ok((run, x))
+    }
+
     pub fn schema_inputs(&self) -> run::SchemaInputs<'_> {
         run::SchemaInputs {
             given: self.given.as_ref(),

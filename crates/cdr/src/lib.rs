@@ -31,6 +31,7 @@ pub mod analytics;
 pub mod context;
 pub mod exposure;
 pub mod numbers;
+pub mod outputs;
 pub mod pseudo;
 pub mod record;
 pub mod report;

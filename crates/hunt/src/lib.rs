@@ -54,6 +54,19 @@ pub mod summary;
 pub mod write;
 
 pub use builder::{Hunt, HuntBuilder, RuleSelection};
+
+/// An asset inventory (CSV with host, ip and role columns), as the hunt takes it.
+pub fn read_assets(path: &std::path::Path) -> Result<Vec<towerwatch_correlate::Asset>, HuntError> {
+    Ok(towerwatch_cdr::run::read_asset_rows(path)
+        .map_err(|e| HuntError::Setting(e.to_string()))?
+        .into_iter()
+        .map(|a| towerwatch_correlate::Asset {
+            host: a.host,
+            ip: a.ip,
+            role: a.role,
+        })
+        .collect())
+}
 pub use held::{Held, HeldDetection, Tag};
 pub use judge::{Judge, Judged};
 pub use outcome::{Database, Fired, HuntOutcome};

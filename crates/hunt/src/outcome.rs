@@ -49,6 +49,37 @@ pub struct Fired {
 }
 
 impl HuntOutcome {
+    /// The operations report in `dir`: report.html, operations.json, timeline.csv,
+    /// navigator.json, stix.json (and exposure.json when the audit showed one).
+    pub fn write_report(
+        &self,
+        dir: &std::path::Path,
+        title: &str,
+    ) -> Result<(), towerwatch_report::ReportError> {
+        let meta = towerwatch_report::Meta {
+            title: title.to_string(),
+            events: self.summary.events(),
+            detections: self.summary.detections,
+            inputs: self.summary.inputs.len(),
+            exposure: self.exposure.clone(),
+        };
+        towerwatch_report::write_all(dir, &self.analysis, &meta)
+    }
+
+    /// Writes [`manifest`](Self::manifest) as `FILE.manifest.json` beside `output`.
+    pub fn write_manifest(
+        &self,
+        hunt: &Hunt,
+        output: &std::path::Path,
+        started: jiff::Timestamp,
+        interrupted: bool,
+    ) -> std::io::Result<()> {
+        let path = format!("{}.manifest.json", output.display());
+        let manifest = self.manifest(hunt, output, started, interrupted);
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {path}: {e}")))
+    }
+
     /// Every rule and correlation that fired, the most frequent first (then by title).
     pub fn fired(&self, hunt: &Hunt) -> Vec<Fired> {
         let rules = hunt.rules();

@@ -17,15 +17,7 @@ const LATENESS: SignedDuration = SignedDuration::from_secs(600);
 
 fn hunt(assets: Option<&Path>, register: Option<&Path>, cdr: Option<&Path>) -> Hunt {
     let inventory = match assets {
-        Some(p) => towerwatch_cdr::run::read_asset_rows(p)
-            .unwrap()
-            .into_iter()
-            .map(|a| towerwatch_correlate::Asset {
-                host: a.host,
-                ip: a.ip,
-                role: a.role,
-            })
-            .collect(),
+        Some(p) => towerwatch_hunt::read_assets(p).unwrap(),
         None => Vec::new(),
     };
     Hunt::builder()

@@ -1,8 +1,6 @@
 //! `towerwatch cdr`: the CDR warehouse's audit trail → findings and the exposure report.
 
 use crate::term::{complainln, say};
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -12,7 +10,7 @@ use towerwatch_cdr::analytics::Settings;
 use towerwatch_cdr::context::{self, CdrContext};
 use towerwatch_cdr::exposure::{self, Exposure};
 use towerwatch_cdr::pseudo::Pseudonymizer;
-use towerwatch_cdr::{report, reveal, run};
+use towerwatch_cdr::{outputs, reveal, run};
 use towerwatch_sources::{LinePrefix, ReadOptions};
 
 use crate::CdrArgs;
@@ -55,81 +53,33 @@ pub fn read_options(prefix: Option<&str>) -> Result<ReadOptions> {
 /// Runs the analytics and computes the exposure (raw identifiers, in memory).
 pub fn analyse(args: &CdrArgs) -> Result<(run::Run, Exposure, f64)> {
     let clock = Instant::now();
-    let options = read_options(args.log_line_prefix.as_deref())?;
     let c = &args.context;
     let context = CdrContext::load(
         c.cdr.as_deref(),
         c.cdr_timezone.as_deref(),
         c.schema.as_deref(),
     )?;
-    let inputs = context.schema_inputs();
-    let (cdr_files, extract) = (&context.cdr_files, &context.extract);
-    let result =
-        run::run(&args.logs, &options, settings(args)?, &inputs).map_err(anyhow::Error::msg)?;
-    let x = exposure::compute(
-        &result.findings,
-        result.analytics.schema(),
-        cdr_files,
-        extract,
-    );
-    Ok((result, x, clock.elapsed().as_secs_f64()))
+    let options = read_options(args.log_line_prefix.as_deref())?;
+    let (run, x) = context
+        .analyse(&args.logs, &options, settings(args)?)
+        .map_err(anyhow::Error::msg)?;
+    Ok((run, x, clock.elapsed().as_secs_f64()))
 }
 
-/// Writes the detections (with a manifest naming the logs read), exposure CSV, JSON and HTML.
-pub fn write_outputs(
-    out: &Path,
-    r: &run::Run,
-    x: &Exposure,
-    p: &Pseudonymizer,
-    cells: Option<&Path>,
-    reveal: Option<&serde_json::Value>,
-) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let det = out.join("cdr-detections.jsonl");
-    let mut w = BufWriter::new(
-        File::create(&det).with_context(|| format!("cannot write {}", det.display()))?,
-    );
-    report::write_detections(&mut w, &r.findings, p, None)?;
-    w.flush()?;
-    let inputs: Vec<_> = r
-        .inputs
-        .iter()
-        .map(|rep| serde_json::json!({"path": &*rep.source, "format": rep.format.to_string(), "records": rep.events, "rejected": rep.rejected, "detail": rep.detail, "failure": rep.failure}))
-        .collect();
-    std::fs::write(
-        format!("{}.manifest.json", det.display()),
-        serde_json::to_vec_pretty(
-            &serde_json::json!({"tool": "towerwatch cdr", "version": env!("CARGO_PKG_VERSION"), "inputs": inputs, "detections": r.findings.len(), "schema": r.analytics.schema(), "extract": x.files, "key_fingerprint": p.fingerprint(), "revealed": p.reveals(), "reveal": reveal}),
-        )?,
-    )?;
-    let cells = match cells {
-        Some(c) => {
-            let (table, rejected) = exposure::read_cells(c).map_err(anyhow::Error::msg)?;
-            if let Some(first) = rejected.first() {
-                complainln!(
-                    "towerwatch: {} rows of the cell table rejected (first: {first})",
-                    rejected.len()
-                );
-            }
-            table
-        }
-        None => Default::default(),
+/// The cell-site table for the map of the leaked trail (empty without one); rows that are
+/// no cell are counted and the first named.
+pub fn cells(path: Option<&Path>) -> Result<exposure::CellTable> {
+    let Some(path) = path else {
+        return Ok(Default::default());
     };
-    let whole = |name: &str, bytes: &[u8]| -> Result<()> {
-        let path = out.join(name);
-        towerwatch_report::write_whole(&path, bytes)
-            .with_context(|| format!("cannot write {}", path.display()))
-    };
-    whole("exposure.csv", report::exposure_csv(x, p).as_bytes())?;
-    whole(
-        "exposure.json",
-        &serde_json::to_vec_pretty(&report::exposure_json(x, p, &cells))?,
-    )?;
-    whole(
-        "exposure.html",
-        report::exposure_html(x, p, &cells).as_bytes(),
-    )?;
-    Ok(det)
+    let (table, rejected) = exposure::read_cells(path).map_err(anyhow::Error::msg)?;
+    if let Some(first) = rejected.first() {
+        complainln!(
+            "towerwatch: {} rows of the cell table rejected (first: {first})",
+            rejected.len()
+        );
+    }
+    Ok(table)
 }
 
 /// Checks a reveal before any work: the key must be the one that made the pseudonyms of the
@@ -159,15 +109,10 @@ fn record_reveal(
     let (dir, outputs) = match &args.out {
         Some(o) => (
             o.clone(),
-            [
-                "cdr-detections.jsonl",
-                "exposure.csv",
-                "exposure.json",
-                "exposure.html",
-            ]
-            .iter()
-            .map(|f| o.join(f).display().to_string())
-            .collect(),
+            outputs::FILES
+                .iter()
+                .map(|f| o.join(f).display().to_string())
+                .collect(),
         ),
         None => (
             against
@@ -197,7 +142,14 @@ pub fn run(args: CdrArgs) -> Result<ExitCode> {
         None => None,
     };
     if let Some(out) = &args.out {
-        write_outputs(out, &r, &x, &p, args.cells.as_deref(), reveal.as_ref())?;
+        outputs::write(
+            out,
+            &r,
+            &x,
+            &p,
+            &cells(args.cells.as_deref())?,
+            reveal.as_ref(),
+        )?;
     }
     if !args.quiet {
         say!(

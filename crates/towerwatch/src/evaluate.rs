@@ -17,7 +17,7 @@ use towerwatch_sim::scoring::{
     exposure_check, report_exposure_check, score, twin_table, DemoSummary,
 };
 
-use crate::{cdr, simulate, CdrArgs, DemoArgs, EvalArgs};
+use crate::{cdr, simulate, DemoArgs, EvalArgs};
 
 fn write_json(report: &Report, path: &Path) -> Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(report)?)
@@ -69,7 +69,7 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
             min_level: towerwatch_event::Level::Informational,
             ..RuleSelection::default()
         })
-        .assets(crate::hunt::read_assets(Some(&assets))?)
+        .assets(towerwatch_hunt::read_assets(&assets)?)
         .database(
             context::with_files(Default::default(), Some(&register), Some(&assets))?,
             context::CdrContext::load(Some(&dir.join("cdr")), None, None)?,
@@ -86,8 +86,8 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
     let mut writer = DetectionWriter::jsonl(Box::new(std::io::BufWriter::new(file)));
     let outcome = hunt.run(&inputs, None, &mut writer)?;
     writer.finish()?;
-    crate::hunt::write_report(&dir.join("report"), &outcome, "towerwatch demo")?;
-    crate::hunt::write_manifest(&detections, &hunt, &outcome, started, false)?;
+    outcome.write_report(&dir.join("report"), "towerwatch demo")?;
+    outcome.write_manifest(&hunt, &detections, started, false)?;
     let hunt_seconds = clock.elapsed().as_secs_f64();
     let events = outcome.summary.events();
     sayln!(
@@ -98,34 +98,20 @@ pub fn run_demo(args: DemoArgs) -> Result<ExitCode> {
         events as f64 / hunt_seconds.max(1e-9),
         detections.display()
     );
-    let cdr_args = CdrArgs {
-        logs: vec![dir.join("evidence")],
-        context: crate::CdrContextArgs {
-            cdr: Some(dir.join("cdr")),
-            register: Some(dir.join("context/rd_requests.csv")),
-            ..Default::default()
-        },
-        cells: Some(dir.join("cdr/cell_sites.csv")),
-        assets: Some(dir.join("context/assets.csv")),
-        log_line_prefix: None,
-        training_days: 7,
-        max_ids: 50,
-        long_range_days: 92,
-        reveal_key: None,
-        reason: None,
-        against: None,
-        out: Some(dir.join("cdr-out")),
-        strict: false,
-        quiet: true,
-    };
-    let (run, x, cdr_seconds) = cdr::analyse(&cdr_args)?;
+    // The CDR store's audit trail on its own, as `towerwatch cdr` analyses it.
+    let clock = Instant::now();
+    let settings = context::with_files(Default::default(), Some(&register), Some(&assets))?;
+    let (run, x) = context::CdrContext::load(Some(&dir.join("cdr")), None, None)?
+        .analyse(&[dir.join("evidence")], &Default::default(), settings)
+        .map_err(anyhow::Error::msg)?;
+    let cdr_seconds = clock.elapsed().as_secs_f64();
     let p = Pseudonymizer::new(&key, false);
-    let cdr_detections = cdr::write_outputs(
+    let cdr_detections = towerwatch_cdr::outputs::write(
         &dir.join("cdr-out"),
         &run,
         &x,
         &p,
-        cdr_args.cells.as_deref(),
+        &cdr::cells(Some(&dir.join("cdr/cell_sites.csv")))?,
         None,
     )?;
     sayln!(

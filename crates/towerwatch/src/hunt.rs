@@ -9,25 +9,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use towerwatch_hunt::summary::strict_failure;
-use towerwatch_hunt::{DetectionWriter, Hunt, HuntOutcome, RuleSelection};
+use towerwatch_hunt::{DetectionWriter, Hunt, RuleSelection};
 use towerwatch_sources::discover;
 
 use crate::{HuntArgs, HuntFormat};
 
 /// The asset inventory (CSV host, ip, role), if given.
 pub fn read_assets(path: Option<&Path>) -> Result<Vec<towerwatch_correlate::Asset>> {
-    let Some(p) = path else {
-        return Ok(Vec::new());
-    };
-    Ok(towerwatch_cdr::run::read_asset_rows(p)
-        .map_err(anyhow::Error::msg)?
-        .into_iter()
-        .map(|a| towerwatch_correlate::Asset {
-            host: a.host,
-            ip: a.ip,
-            role: a.role,
-        })
-        .collect())
+    Ok(match path {
+        Some(p) => towerwatch_hunt::read_assets(p)?,
+        None => Vec::new(),
+    })
 }
 
 /// A hunt's rules, inventory and CDR context from the arguments `hunt` and `serve` share.
@@ -144,7 +136,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
     outcome.summary.errors.splice(0..0, problems);
     let title = format!("towerwatch hunt of {}", describe_paths(&args.paths));
     if let Some(dir) = &args.report {
-        write_report(dir, &outcome, &title)?;
+        outcome.write_report(dir, &title)?;
     }
     let interrupted = crate::interrupt::interrupted();
     if let (Some(out), false) = (&args.output, format == HuntFormat::Table) {
@@ -152,7 +144,7 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     if let Some(out) = &args.output {
-        write_manifest(out, &hunt, &outcome, started, interrupted)?;
+        outcome.write_manifest(&hunt, out, started, interrupted)?;
     }
     let elapsed = clock.elapsed().as_secs_f64();
     let summary = &outcome.summary;
@@ -207,33 +199,6 @@ pub fn run(args: HuntArgs) -> Result<ExitCode> {
         complainln!("towerwatch: {what}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The operations report: report.html, operations.json, timeline, Navigator, STIX.
-pub fn write_report(dir: &Path, outcome: &HuntOutcome, title: &str) -> Result<()> {
-    let meta = towerwatch_report::Meta {
-        title: title.to_string(),
-        events: outcome.summary.events(),
-        detections: outcome.summary.detections,
-        inputs: outcome.summary.inputs.len(),
-        exposure: outcome.exposure.clone(),
-    };
-    towerwatch_report::write_all(dir, &outcome.analysis, &meta)?;
-    Ok(())
-}
-
-/// `FILE.manifest.json` beside the detections: what was read, with which rules, how far.
-pub fn write_manifest(
-    out: &Path,
-    hunt: &Hunt,
-    outcome: &HuntOutcome,
-    started: jiff::Timestamp,
-    interrupted: bool,
-) -> Result<()> {
-    let manifest = outcome.manifest(hunt, out, started, interrupted);
-    let path = format!("{}.manifest.json", out.display());
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
-        .with_context(|| format!("cannot write {path}"))
 }
 
 fn describe_paths(paths: &[PathBuf]) -> String {
