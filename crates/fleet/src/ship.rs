@@ -30,6 +30,8 @@ pub enum Note {
     Rejected(String),
     /// A file not shipped.
     Skipped { path: String, why: String },
+    /// A file replaced or truncated in place: shipped again from its start as `source`.
+    Restarted { path: String, source: String },
 }
 
 /// What a run shipped.
@@ -44,20 +46,100 @@ pub struct Shipped {
     pub stopped: bool,
 }
 
+/// How far one file is shipped, and which file it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shipment {
+    /// Events JetStream stored.
+    pub events: u64,
+    /// The file's size, inode and device when it was last shipped: another inode at the
+    /// path, or a smaller size, is a new file.
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub inode: u64,
+    #[serde(default)]
+    pub device: u64,
+    /// How many times the file was replaced or truncated in place: its events are then
+    /// `path#N` (N = generation + 1), with identities of their own.
+    #[serde(default)]
+    pub generation: u32,
+}
+
+/// A state file's entry: a shipment, or (as first written) only the events stored.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Kept {
+    Shipment(Shipment),
+    Events(u64),
+}
+
+#[cfg(unix)]
+fn inode_and_device(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.ino(), meta.dev())
+}
+
+#[cfg(not(unix))]
+fn inode_and_device(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+impl Shipment {
+    /// Where shipping `meta`'s file starts: after the events stored, unless it is another
+    /// file than the one shipped (replaced, or truncated in place), which starts over as
+    /// the next generation.
+    fn resumed(&self, meta: &std::fs::Metadata) -> (Shipment, bool) {
+        let (inode, device) = inode_and_device(meta);
+        let other_file = self.inode != 0 && (inode, device) != (self.inode, self.device);
+        let replaced = other_file || meta.len() < self.size;
+        let at = Shipment {
+            events: if replaced { 0 } else { self.events },
+            size: meta.len(),
+            inode,
+            device,
+            generation: self.generation + u32::from(replaced),
+        };
+        (at, replaced)
+    }
+
+    /// The name the events of `path` carry in this generation.
+    fn source(&self, path: &str) -> String {
+        match self.generation {
+            0 => path.to_string(),
+            n => format!("{path}#{}", n + 1),
+        }
+    }
+}
+
 enum Item {
     Event(towerwatch_event::Event),
     Rejected(String),
 }
 
 impl NatsShipper {
-    fn offsets(&self) -> Result<BTreeMap<String, u64>, FleetError> {
+    fn offsets(&self) -> Result<BTreeMap<String, Shipment>, FleetError> {
         match std::fs::read(&self.state) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                FleetError::Io(format!(
-                    "{} is not a ship state file: {e}",
-                    self.state.display()
-                ))
-            }),
+            Ok(b) => serde_json::from_slice::<BTreeMap<String, Kept>>(&b)
+                .map(|kept| {
+                    kept.into_iter()
+                        .map(|(k, v)| match v {
+                            Kept::Shipment(s) => (k, s),
+                            Kept::Events(events) => (
+                                k,
+                                Shipment {
+                                    events,
+                                    ..Shipment::default()
+                                },
+                            ),
+                        })
+                        .collect()
+                })
+                .map_err(|e| {
+                    FleetError::Io(format!(
+                        "{} is not a ship state file: {e}",
+                        self.state.display()
+                    ))
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(FleetError::Io(format!(
                 "cannot read {}: {e}",
@@ -66,7 +148,7 @@ impl NatsShipper {
         }
     }
 
-    fn save(&self, offsets: &BTreeMap<String, u64>) -> Result<(), FleetError> {
+    fn save(&self, offsets: &BTreeMap<String, Shipment>) -> Result<(), FleetError> {
         let tmp = self.state.with_extension("tmp");
         let text = serde_json::to_vec_pretty(offsets).expect("offsets serialise");
         std::fs::write(&tmp, text)
@@ -120,14 +202,34 @@ impl NatsShipper {
         &self,
         js: &jetstream::Context,
         path: &Path,
-        offsets: &mut BTreeMap<String, u64>,
+        offsets: &mut BTreeMap<String, Shipment>,
         shipped: &mut Shipped,
         stop: &(dyn Fn() -> bool + Sync),
         note: &mut dyn FnMut(Note),
     ) -> Result<bool, FleetError> {
         let name = path.display().to_string();
-        let scope = crate::wire::scope_of(path);
-        let done = offsets.get(&name).copied().unwrap_or(0);
+        let meta = std::fs::metadata(path)
+            .map_err(|e| FleetError::Io(format!("cannot read {name}: {e}")))?;
+        let (mut at, replaced) = offsets
+            .get(&name)
+            .cloned()
+            .unwrap_or_default()
+            .resumed(&meta);
+        let source = at.source(&name);
+        if replaced {
+            note(Note::Restarted {
+                path: name.clone(),
+                source: source.clone(),
+            });
+        }
+        // Another generation of a file is another file: identities of its own, so that
+        // neither JetStream nor the story builder takes its records for the old one's.
+        let scope = match at.generation {
+            0 => crate::wire::scope_of(path),
+            g => format!("{}#{g}", crate::wire::scope_of(path)),
+        };
+        let done = at.events;
+        let renamed: Option<std::sync::Arc<str>> = (at.generation > 0).then(|| source.into());
         let (tx, mut rx) = mpsc::channel::<Item>(4096);
         let input = Input::File(path.to_path_buf());
         // The reader runs on a thread of its own; a full channel holds it back.
@@ -150,7 +252,7 @@ impl NatsShipper {
         let mut pending: Vec<Outgoing> = Vec::with_capacity(crate::IN_FLIGHT);
         let mut stopped = false;
         while let Some(item) = rx.recv().await {
-            let e = match item {
+            let mut e = match item {
                 Item::Event(e) => e,
                 Item::Rejected(what) => {
                     shipped.rejected += 1;
@@ -158,6 +260,9 @@ impl NatsShipper {
                     continue;
                 }
             };
+            if let Some(source) = &renamed {
+                e.origin.source = source.clone();
+            }
             pending.push(Outgoing {
                 subject: crate::wire::subject(&e),
                 id: crate::wire::hex(&crate::wire::identity(&scope, e.origin.locator)),
@@ -169,7 +274,8 @@ impl NatsShipper {
                 stored += n;
                 shipped.events += n;
                 if stored - saved >= 10_000 {
-                    offsets.insert(name.clone(), stored);
+                    at.events = stored;
+                    offsets.insert(name.clone(), at.clone());
                     self.save(offsets)?;
                     saved = stored;
                 }
@@ -184,7 +290,8 @@ impl NatsShipper {
         store_all(js, None, pending, Some(self.retry_for)).await?;
         stored += n;
         shipped.events += n;
-        offsets.insert(name.clone(), stored);
+        at.events = stored;
+        offsets.insert(name.clone(), at);
         let report = reader
             .await
             .map_err(|e| FleetError::Io(format!("{name}: the reader stopped: {e}")))?;

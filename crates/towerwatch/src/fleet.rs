@@ -126,6 +126,9 @@ pub fn ship(nats: &str, args: &ShipArgs) -> Result<ExitCode> {
                     ship::Note::Skipped { path, why } => {
                         complainln!("towerwatch ship: {path} skipped: {why}")
                     }
+                    ship::Note::Restarted { path, source } => complainln!(
+                        "towerwatch ship: {path} was replaced or truncated: shipped again as {source}"
+                    ),
                 },
             )
             .await

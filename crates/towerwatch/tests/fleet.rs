@@ -297,3 +297,67 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
     );
     assert_eq!(status, 409, "events sent to serve --fleet");
 }
+
+/// Events in JetStream's events stream.
+fn stored_events(url: &str) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = towerwatch_fleet::connect(url).await.unwrap();
+        let mut stream = js.get_stream(towerwatch_fleet::EVENTS).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    })
+}
+
+#[test]
+fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = LocalNats::start();
+    let url = nats.url();
+    let log = tmp.path().join("a.jsonl");
+    let state = tmp.path().join("state.json");
+    let lines = |from: usize, n: usize| -> String {
+        (from..from + n)
+            .map(|i| {
+                format!(
+                    "{{\"EventID\":4624,\"Channel\":\"Security\",\"Computer\":\"WS{i:02}\",\"TimeCreated\":\"2024-05-01T10:00:{i:02}Z\"}}\n"
+                )
+            })
+            .collect()
+    };
+    let ship = || {
+        let out = Command::new(BIN)
+            .args(["ship", "--nats", &url, "--state", state.to_str().unwrap()])
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::text(&out.stderr));
+        (common::text(&out.stdout), common::text(&out.stderr))
+    };
+    std::fs::write(&log, lines(0, 5)).unwrap();
+    assert!(ship().0.contains(" 5 events stored"));
+    // Grown: only what is new.
+    let mut grown = lines(0, 5);
+    grown.push_str(&lines(5, 2));
+    std::fs::write(&log, &grown).unwrap();
+    let (out, err) = ship();
+    assert!(out.contains(" 2 events stored"), "{out}{err}");
+    // Replaced by another file (written aside, renamed over it): all of it again, as the
+    // next generation, with identities of its own (the same record numbers as the old
+    // file's first three would otherwise be taken for them and dropped).
+    let aside = tmp.path().join("a.next");
+    std::fs::write(&aside, lines(20, 3)).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    let (out, err) = ship();
+    assert!(out.contains(" 3 events stored"), "{out}{err}");
+    assert!(
+        err.contains("was replaced or truncated: shipped again as") && err.contains("a.jsonl#2"),
+        "{err}"
+    );
+    assert_eq!(stored_events(&url), 10);
+    // Nothing new: nothing sent.
+    assert!(ship().0.contains(" 0 events stored"));
+    assert_eq!(stored_events(&url), 10);
+}
