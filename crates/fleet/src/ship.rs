@@ -73,23 +73,12 @@ enum Kept {
     Events(u64),
 }
 
-#[cfg(unix)]
-fn inode_and_device(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.ino(), meta.dev())
-}
-
-#[cfg(not(unix))]
-fn inode_and_device(_: &std::fs::Metadata) -> (u64, u64) {
-    (0, 0)
-}
-
 impl Shipment {
     /// Where shipping `meta`'s file starts: after the events stored, unless it is another
     /// file than the one shipped (replaced, or truncated in place), which starts over as
     /// the next generation.
     fn resumed(&self, meta: &std::fs::Metadata) -> (Shipment, bool) {
-        let (inode, device) = inode_and_device(meta);
+        let (inode, device) = towerwatch_sources::inode_and_device(meta);
         let other_file = self.inode != 0 && (inode, device) != (self.inode, self.device);
         let replaced = other_file || meta.len() < self.size;
         let at = Shipment {

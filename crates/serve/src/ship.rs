@@ -309,7 +309,8 @@ impl Shipper {
         let name = path.display().to_string();
         let io = |e: std::io::Error| ShipError::Io(format!("{name}: {e}"));
         let meta = std::fs::metadata(path).map_err(io)?;
-        let (size, inode, device) = (meta.len(), inode_of(&meta), device_of(&meta));
+        let size = meta.len();
+        let (inode, device) = towerwatch_sources::inode_and_device(&meta);
         let mut at = offsets.get(&name).cloned().unwrap_or_default();
         if inode != 0 && at.inode != inode {
             if at.inode != 0 {
@@ -459,26 +460,6 @@ fn say_once(note: &mut dyn FnMut(Note), said: &mut BTreeSet<String>, n: Note) {
     if said.insert(format!("{n:?}")) {
         note(n);
     }
-}
-
-#[cfg(unix)]
-fn inode_of(meta: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode_of(_: &std::fs::Metadata) -> u64 {
-    0
-}
-
-#[cfg(unix)]
-fn device_of(meta: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::dev(meta)
-}
-
-#[cfg(not(unix))]
-fn device_of(_: &std::fs::Metadata) -> u64 {
-    0
 }
 
 /// One file's lines gathered into batches; each acknowledged batch moves the offset.

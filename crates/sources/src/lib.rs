@@ -163,6 +163,20 @@ impl Input {
     }
 }
 
+/// Which file `meta` describes: its inode and device (zeros where the platform has none), so
+/// that a shipper tells a file that grew from another one put at the same path.
+#[cfg(unix)]
+pub fn inode_and_device(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.ino(), meta.dev())
+}
+
+/// Which file `meta` describes: unknown on this platform.
+#[cfg(not(unix))]
+pub fn inode_and_device(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
 /// Expands paths into inputs: directories recursively (sorted, so runs are repeatable),
 /// `-` as stdin. Paths that do not exist are returned as problems.
 pub fn discover(paths: &[PathBuf]) -> (Vec<Input>, Vec<SourceError>) {

@@ -34,13 +34,18 @@ fn sorted(lines: &str) -> Vec<String> {
     v
 }
 
-/// Events JetStream delivered on partitions `ps` and nobody acknowledged yet.
-fn unacknowledged(url: &str, ps: &[u32]) -> usize {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// `f` run to its end on a runtime of its own.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+        .block_on(f)
+}
+
+/// Events JetStream delivered on partitions `ps` and nobody acknowledged yet.
+fn unacknowledged(url: &str, ps: &[u32]) -> usize {
+    block_on(async {
         let js = towerwatch_fleet::connect(url).await.unwrap();
         let mut n = 0;
         for &p in ps {
@@ -300,11 +305,7 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
 
 /// Events in JetStream's events stream.
 fn stored_events(url: &str) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let js = towerwatch_fleet::connect(url).await.unwrap();
         let mut stream = js.get_stream(towerwatch_fleet::EVENTS).await.unwrap();
         stream.info().await.unwrap().state.messages
