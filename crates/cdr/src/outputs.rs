@@ -1,7 +1,6 @@
 //! `towerwatch cdr`'s outputs in a directory: the detections with a manifest naming the logs
 //! read, and the exposure as CSV, JSON and HTML (each file written whole or not at all).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::exposure::{CellTable, Exposure};
@@ -33,9 +32,9 @@ pub fn write(
     };
     std::fs::create_dir_all(out).map_err(|e| named(e, out))?;
     let det = out.join(FILES[0]);
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&det).map_err(|e| named(e, &det))?);
-    report::write_detections(&mut w, &run.findings, p, None)?;
-    w.flush()?;
+    // Findings are few (each a theft or an unusual reader): the lines are made in memory.
+    let mut lines = Vec::new();
+    report::write_detections(&mut lines, &run.findings, p, None)?;
     let inputs: Vec<_> = run
         .inputs
         .iter()
@@ -55,6 +54,7 @@ pub fn write(
         let path = out.join(name);
         towerwatch_report::write_whole(&path, bytes).map_err(|e| named(e, &path))
     };
+    whole(FILES[0], &lines)?;
     whole(
         &format!("{}.manifest.json", FILES[0]),
         &serde_json::to_vec_pretty(&manifest)?,

@@ -237,7 +237,10 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
             // this builder does not have, is left out and reported, never absorbed.
             match crate::wire::decode_fact(&body).map_err(|e| e.to_string()) {
                 Ok(j) => match j.check(hunt) {
-                    Ok(()) => stream.push_judged(j),
+                    Ok(()) => {
+                        stream.push_judged(j);
+                        facts += 1;
+                    }
                     Err(why) => {
                         unusable += 1;
                         first.get_or_insert_with(|| format!("{} {:?}: {why}", j.source, j.locator));
@@ -248,7 +251,6 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
                     first.get_or_insert_with(|| format!("it does not read back ({why})"));
                 }
             }
-            facts += 1;
         }
     }
     if let Some(first) = first {

@@ -215,7 +215,8 @@ impl NatsShipper {
         // neither JetStream nor the story builder takes its records for the old one's.
         let scope = match at.generation {
             0 => crate::wire::scope_of(path),
-            g => format!("{}#{g}", crate::wire::scope_of(path)),
+            // NUL is in no path: no file's scope is another's generation.
+            g => format!("{}\0{}", crate::wire::scope_of(path), g + 1),
         };
         let done = at.events;
         let renamed: Option<std::sync::Arc<str>> = (at.generation > 0).then(|| source.into());

@@ -196,3 +196,21 @@ pub async fn saved(client: &mut Client) -> Result<Option<Saved>, FleetError> {
         made_at: row.get(6),
     }))
 }
+
+/// Calls `find` on every kept fact's bytes until it finds something (a reveal looks for the
+/// number behind a pseudonym in what the workers judged).
+pub async fn find_in_facts<T>(
+    client: &Client,
+    mut find: impl FnMut(&[u8]) -> Option<T>,
+) -> Result<Option<T>, FleetError> {
+    let rows = client
+        .query_raw("SELECT body FROM fleet_facts", std::iter::empty::<i64>())
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.next().await {
+        if let Some(found) = find(row?.get::<_, &[u8]>(0)) {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}

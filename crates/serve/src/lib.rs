@@ -197,13 +197,13 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     }
     use routes::{admin, ingest, read, retro, reveal};
     let taking = if state.fleet.is_some() {
-        let no = || post(fleet::refuse_events).put(fleet::refuse_events);
+        let no = || post(fleet::refuse_events);
         Router::new()
             .route("/api/v1/events", no())
             .route("/api/v1/lines", no())
             .route("/api/v1/retro", no())
-            .route("/_bulk", no())
-            .route("/{index}/_bulk", no())
+            .route("/_bulk", no().put(fleet::refuse_events))
+            .route("/{index}/_bulk", no().put(fleet::refuse_events))
     } else {
         Router::new()
             .route("/api/v1/events", post(ingest::events))

@@ -232,7 +232,7 @@ pub struct ServeArgs {
     /// Show the results a `towerwatch story-builder` keeps in --database (events judged by
     /// `towerwatch worker`s from NATS JetStream) instead of hunting what comes in here;
     /// events sent here are refused (ship them with `ship --nats`). Give the builder's rules
-    /// and context.
+    /// and context; this server's own tokens and audit log are kept in that database too.
     #[arg(long, requires = "database")]
     pub fleet: bool,
     #[command(flatten)]

@@ -293,14 +293,71 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
         shown == common::json(&p("report/exposure.json")),
         "serve --fleet: the exposure differs from hunt's"
     );
-    let (status, _) = server.request(
-        "POST",
+    // Events and retro-hunts go elsewhere: refused once the caller may send them.
+    for path in [
         "/api/v1/events?source=a.jsonl",
-        Some(&admin),
+        "/api/v1/lines?source=a.log",
+        "/_bulk",
+        "/api/v1/retro",
+    ] {
+        let (status, _) = server.request("POST", path, None, &[], b"{}\n");
+        assert_eq!(status, 401, "{path} without a token");
+        let (status, _) = server.request("POST", path, Some(&admin), &[], b"{}\n");
+        assert_eq!(status, 409, "{path} sent to serve --fleet");
+    }
+    // An analyst reveals an exposed subscriber: the number is found in the facts the
+    // workers judged, it is the one behind the pseudonym, and the reveal is on the record.
+    let analyst = server.issue_token(&admin, "ana", "analyst");
+    let subscriber = shown["total"]["subscribers"][0]["subscriber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ask = serde_json::json!({"subscriber": subscriber, "reason": "case 2024-117"});
+    let (status, body) = server.request(
+        "POST",
+        "/api/v1/reveal",
+        Some(&analyst),
         &[],
-        b"{}\n",
+        ask.to_string().as_bytes(),
     );
-    assert_eq!(status, 409, "events sent to serve --fleet");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let revealed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let number = revealed["identifier"].as_str().unwrap();
+    let key = std::fs::read(p("key")).unwrap();
+    let pseudonyms = towerwatch_cdr::pseudo::Pseudonymizer::new(&key, false);
+    assert_eq!(pseudonyms.redact(number), subscriber, "revealed {number}");
+    let audit = String::from_utf8(get("/api/v1/audit")).unwrap();
+    assert!(audit.contains("case 2024-117"), "{audit}");
+    drop(server);
+
+    // Before any conclusion (a database no builder wrote to): empty results, no error.
+    pg.psql("CREATE DATABASE unconcluded").unwrap();
+    let empty = pg.url("unconcluded");
+    let init = towerwatch(&[
+        "serve",
+        "--data",
+        &arg("serve2"),
+        "--database",
+        &empty,
+        "init",
+    ]);
+    let admin = common::text(&init.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("tw_"))
+        .expect("a token is printed")
+        .to_string();
+    let mut serve = vec!["--database".to_string(), empty, "--fleet".into()];
+    serve.extend(context.iter().cloned());
+    let server = Server::start(
+        &p("serve2"),
+        &serve.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let (status, body) = server.request("GET", "/api/v1/operations", Some(&admin), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let ops: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ops["operations"].as_array().map(Vec::len), Some(0));
+    let (status, body) = server.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
+    assert_eq!((status, body.len()), (200, 0));
 }
 
 /// Events in JetStream's events stream.

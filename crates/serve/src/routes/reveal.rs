@@ -53,9 +53,12 @@ pub(crate) async fn reveal(
             "a reveal needs its reason (a case, a request)".into(),
         ));
     }
-    let r = results(state)
-        .await
-        .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "no results".to_string()))?;
+    let r = results(state).await.map_err(|_| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the results cannot be made now".to_string(),
+        )
+    })?;
     let exposed = r.exposure.as_ref().is_some_and(|x| {
         x.total
             .subscribers
@@ -68,16 +71,28 @@ pub(crate) async fn reveal(
             format!("{} is not among the exposed subscribers", ask.subscriber),
         ));
     }
-    let lookup = state.clone();
     let pseudonym = ask.subscriber.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let p = lookup.config.hunt.pseudonyms().0;
-        let mut store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
-        store.find_text(|text| p.find_in(&pseudonym, text))
-    })
-    .await
-    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let found = match &state.fleet {
+        // The evidence is the workers': what they judged, as the builder keeps it.
+        Some(fleet) => {
+            let p = state.config.hunt.pseudonyms().0;
+            fleet
+                .find_text(|text| p.find_in(&pseudonym, text))
+                .await
+                .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))?
+        }
+        None => {
+            let lookup = state.clone();
+            tokio::task::spawn_blocking(move || {
+                let p = lookup.config.hunt.pseudonyms().0;
+                let mut store = lookup.store.lock().unwrap_or_else(|p| p.into_inner());
+                store.find_text(|text| p.find_in(&pseudonym, text))
+            })
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        }
+    };
     let Some(identifier) = found else {
         return Err((
             StatusCode::NOT_FOUND,
