@@ -23,10 +23,18 @@ CREATE TABLE IF NOT EXISTS fleet_results (
     operations text NOT NULL,
     made_at timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0;
-ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS events bigint NOT NULL DEFAULT 0;
-ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS exposure text;
-ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS fired text NOT NULL DEFAULT '[]';
+-- The columns of the second version, added once: ALTER TABLE locks the table even when
+-- there is nothing to add, and readers (serve --fleet) hold snapshots of it.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'fleet_results'
+                     AND column_name = 'fired') THEN
+        ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0;
+        ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS events bigint NOT NULL DEFAULT 0;
+        ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS exposure text;
+        ALTER TABLE fleet_results ADD COLUMN IF NOT EXISTS fired text NOT NULL DEFAULT '[]';
+    END IF;
+END $$;
 ";
 
 /// A connection to `url`, its schema made if missing.
