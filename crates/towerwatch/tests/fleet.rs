@@ -34,6 +34,21 @@ fn sorted(lines: &str) -> Vec<String> {
     v
 }
 
+/// `serve --fleet` over `database` (its data in `data`), with the hunt's `context`, and its
+/// first admin token.
+fn serve_fleet(data: &Path, database: &str, context: &[String]) -> (Server, String) {
+    let data_arg = data.display().to_string();
+    let init = towerwatch(&["serve", "--data", &data_arg, "--database", database, "init"]);
+    let admin = common::text(&init.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("tw_"))
+        .expect("a token is printed")
+        .to_string();
+    let mut args = vec!["--database", database, "--fleet"];
+    args.extend(context.iter().map(String::as_str));
+    (Server::start(data, &args), admin)
+}
+
 /// `f` run to its end on a runtime of its own.
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -252,26 +267,7 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
 
     // `serve --fleet` shows what the builder kept: the hunt's detections, operations and
     // exposure over its API; events sent to it are refused (they go to JetStream).
-    let database = pg.url("postgres");
-    let init = towerwatch(&[
-        "serve",
-        "--data",
-        &arg("serve"),
-        "--database",
-        &database,
-        "init",
-    ]);
-    let admin = common::text(&init.stdout)
-        .split_whitespace()
-        .find(|w| w.starts_with("tw_"))
-        .expect("a token is printed")
-        .to_string();
-    let mut serve = vec!["--database".to_string(), database, "--fleet".into()];
-    serve.extend(context.iter().cloned());
-    let server = Server::start(
-        &p("serve"),
-        &serve.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let (server, admin) = serve_fleet(&p("serve"), &pg.url("postgres"), &context);
     let get = |path: &str| {
         let (status, body) = server.request("GET", path, Some(&admin), &[], b"");
         assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
@@ -332,26 +328,7 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
 
     // Before any conclusion (a database no builder wrote to): empty results, no error.
     pg.psql("CREATE DATABASE unconcluded").unwrap();
-    let empty = pg.url("unconcluded");
-    let init = towerwatch(&[
-        "serve",
-        "--data",
-        &arg("serve2"),
-        "--database",
-        &empty,
-        "init",
-    ]);
-    let admin = common::text(&init.stdout)
-        .split_whitespace()
-        .find(|w| w.starts_with("tw_"))
-        .expect("a token is printed")
-        .to_string();
-    let mut serve = vec!["--database".to_string(), empty, "--fleet".into()];
-    serve.extend(context.iter().cloned());
-    let server = Server::start(
-        &p("serve2"),
-        &serve.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let (server, admin) = serve_fleet(&p("serve2"), &pg.url("unconcluded"), &context);
     let (status, body) = server.request("GET", "/api/v1/operations", Some(&admin), &[], b"");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let ops: serde_json::Value = serde_json::from_slice(&body).unwrap();
