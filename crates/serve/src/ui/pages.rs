@@ -238,18 +238,21 @@ pub(super) fn sources(v: &Viewer, rows: &[Health], fleet: Option<&str>) -> Marku
         true,
         html! {
             h1 { "Ingest health" }
-            p class="muted" { "Per source: what came in, its newest event, how far behind now that is, and what was no event." }
             @if let Some(note) = fleet { p id="fleet" { (note) } }
-            table id="sources" {
-                tr { th { "source" } th { "as" } th { "received" } th { "newest event" } th { "lag" } th { "rejected" } }
-                @for h in rows {
-                    tr {
-                        td { code { (h.stored.source) } }
-                        td { (h.stored.kind) }
-                        td { (h.stored.count) }
-                        td { @if let Some(t) = &h.newest { (when(t)) } @else { "—" } }
-                        td { (h.lag_seconds.map(lag).unwrap_or_else(|| "—".into())) }
-                        td class=(if h.rejected > 0 { "flag" } else { "" }) { (h.rejected) }
+            // A server showing a fleet's results takes no events: no table of its own.
+            @if fleet.is_none() || !rows.is_empty() {
+                p class="muted" { "Per source: what came in, its newest event, how far behind now that is, and what was no event." }
+                table id="sources" {
+                    tr { th { "source" } th { "as" } th { "received" } th { "newest event" } th { "lag" } th { "rejected" } }
+                    @for h in rows {
+                        tr {
+                            td { code { (h.stored.source) } }
+                            td { (h.stored.kind) }
+                            td { (h.stored.count) }
+                            td { @if let Some(t) = &h.newest { (when(t)) } @else { "—" } }
+                            td { (h.lag_seconds.map(lag).unwrap_or_else(|| "—".into())) }
+                            td class=(if h.rejected > 0 { "flag" } else { "" }) { (h.rejected) }
+                        }
                     }
                 }
             }
