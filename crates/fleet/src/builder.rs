@@ -259,8 +259,7 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
     let read = started.elapsed();
     let mut lines = Lines(Vec::new());
     let outcome = stream.finish(&mut lines)?;
-    let saved = store::Saved {
-        generation: 0,
+    let saved = store::Conclusion {
         facts,
         events: outcome.summary.events() as i64,
         operations: json("the analysis", &outcome.analysis)?,
@@ -271,7 +270,6 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
             .transpose()?,
         fired: json("what fired", &outcome.fired(hunt))?,
         detections: lines.0,
-        made_at: String::new(),
     };
     let finished = started.elapsed();
     let (detections, stories) = (saved.detections.len(), outcome.analysis.operations.len());

@@ -108,9 +108,7 @@ pub async fn facts_in_order(
 }
 
 /// What one conclusion gives, as kept for `serve --fleet` to show.
-pub struct Saved {
-    /// Counts up with every conclusion: a reader's copy is current while it is the same.
-    pub generation: i64,
+pub struct Conclusion {
     /// Facts absorbed (one per event), and events the hunt counted among them.
     pub facts: i64,
     pub events: i64,
@@ -122,12 +120,19 @@ pub struct Saved {
     pub exposure: Option<String>,
     /// The rules that fired (`towerwatch_hunt::Fired` as a JSON array).
     pub fired: String,
-    /// When it was concluded (RFC 3339, UTC; empty when saving).
+}
+
+/// A conclusion as kept: which one it is, and when it was made.
+pub struct Saved {
+    /// Counts up with every conclusion: a reader's copy is current while it is the same.
+    pub generation: i64,
+    /// When it was concluded (RFC 3339, UTC).
     pub made_at: String,
+    pub conclusion: Conclusion,
 }
 
 /// Replaces the results with these, in one transaction (the generation counts up).
-pub async fn save_results(client: &mut Client, saved: &Saved) -> Result<(), FleetError> {
+pub async fn save_results(client: &mut Client, saved: &Conclusion) -> Result<(), FleetError> {
     let tx = client.transaction().await?;
     tx.execute("DELETE FROM fleet_detections", &[]).await?;
     let n = saved.detections.len() as i64;
@@ -149,6 +154,11 @@ pub async fn save_results(client: &mut Client, saved: &Saved) -> Result<(), Flee
     Ok(())
 }
 
+/// Whether `e` says the tables are not there (no builder has connected yet).
+fn no_tables(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+}
+
 /// The generation of the kept results (`None`: no conclusion yet, or no builder has made
 /// the tables).
 pub async fn generation(client: &Client) -> Result<Option<i64>, FleetError> {
@@ -157,7 +167,7 @@ pub async fn generation(client: &Client) -> Result<Option<i64>, FleetError> {
         .await
     {
         Ok(row) => Ok(row.map(|r| r.get(0))),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) if no_tables(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -181,9 +191,7 @@ pub async fn saved(client: &mut Client) -> Result<Option<Saved>, FleetError> {
     {
         Ok(Some(row)) => row,
         Ok(None) => return Ok(None),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-            return Ok(None)
-        }
+        Err(e) if no_tables(&e) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let detections = tx
@@ -195,13 +203,15 @@ pub async fn saved(client: &mut Client) -> Result<Option<Saved>, FleetError> {
     tx.commit().await?;
     Ok(Some(Saved {
         generation: row.get(0),
-        facts: row.get(1),
-        events: row.get(2),
-        detections,
-        operations: row.get(3),
-        exposure: row.get(4),
-        fired: row.get(5),
         made_at: row.get(6),
+        conclusion: Conclusion {
+            facts: row.get(1),
+            events: row.get(2),
+            detections,
+            operations: row.get(3),
+            exposure: row.get(4),
+            fired: row.get(5),
+        },
     }))
 }
 

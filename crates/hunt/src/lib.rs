@@ -54,6 +54,13 @@ pub mod summary;
 pub mod write;
 
 pub use builder::{Hunt, HuntBuilder, RuleSelection};
+pub use held::{Held, HeldDetection, Tag};
+pub use judge::{Judge, Judged};
+pub use outcome::{Database, Fired, HuntOutcome};
+pub use stream::HuntStream;
+pub use summary::Summary;
+pub use towerwatch_event::Detection;
+pub use write::{DetectionSink, DetectionWriter};
 
 /// An asset inventory (CSV with host, ip and role columns), as the hunt takes it.
 pub fn read_assets(path: &std::path::Path) -> Result<Vec<towerwatch_correlate::Asset>, HuntError> {
@@ -67,13 +74,6 @@ pub fn read_assets(path: &std::path::Path) -> Result<Vec<towerwatch_correlate::A
         })
         .collect())
 }
-pub use held::{Held, HeldDetection, Tag};
-pub use judge::{Judge, Judged};
-pub use outcome::{Database, Fired, HuntOutcome};
-pub use stream::HuntStream;
-pub use summary::Summary;
-pub use towerwatch_event::Detection;
-pub use write::{DetectionSink, DetectionWriter};
 
 /// Why a hunt could not start or finish (bad records are counted in the outcome instead).
 #[derive(Debug, thiserror::Error)]

@@ -30,20 +30,15 @@ impl FleetResults {
     /// The latest conclusion (empty before the first). While the database cannot be read,
     /// the last one read, if any.
     pub(crate) async fn results(&self) -> Result<Arc<Results>, String> {
-        let read = self.read().await;
-        let cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match (read, cached) {
-            (Ok(r), _) => Ok(r),
-            (Err(why), Some((_, r))) => {
-                eprintln!("towerwatch serve: {why}; showing the results read before");
-                Ok(r)
+        self.read().await.or_else(|why| {
+            match &*self.cached.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some((_, r)) => {
+                    eprintln!("towerwatch serve: {why}; showing the results read before");
+                    Ok(r.clone())
+                }
+                None => Err(why),
             }
-            (Err(why), None) => Err(why),
-        }
+        })
     }
 
     /// The number behind `pseudonym`'s identity as `find` finds it in the facts the workers
@@ -125,31 +120,35 @@ async fn connected<'c>(
 
 /// The results as a conclusion kept them.
 fn made(saved: store::Saved) -> Result<Results, String> {
+    use serde::Deserialize;
     let unreadable = |what: &str, e: serde_json::Error| format!("its {what} do not read back: {e}");
-    let mut detections = saved.detections.join("\n");
+    let c = saved.conclusion;
+    let mut detections = c.detections.join("\n");
     if !detections.is_empty() {
         detections.push('\n');
     }
+    // The operations' text is read once: the analysis is taken from its JSON value.
+    let operations: serde_json::Value =
+        serde_json::from_str(&c.operations).map_err(|e| unreadable("operations", e))?;
     Ok(Results {
         detections,
-        operations: serde_json::from_str(&saved.operations)
+        analysis: towerwatch_correlate::Analysis::deserialize(&operations)
             .map_err(|e| unreadable("operations", e))?,
-        analysis: serde_json::from_str(&saved.operations)
-            .map_err(|e| unreadable("operations", e))?,
-        exposure: saved
+        operations,
+        exposure: c
             .exposure
             .as_deref()
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| unreadable("exposure", e))?,
-        fired: serde_json::from_str(&saved.fired).map_err(|e| unreadable("rules fired", e))?,
+        fired: serde_json::from_str(&c.fired).map_err(|e| unreadable("rules fired", e))?,
         texts: Vec::new(),
-        events: saved.events as u64,
+        events: c.events as u64,
         fleet: Some(format!(
             "These are a story builder's results: {} events judged by workers from NATS \
              JetStream, concluded at {}. Events reach it through JetStream \
              (towerwatch ship --nats), not through this server.",
-            saved.facts, saved.made_at
+            c.facts, saved.made_at
         )),
     })
 }

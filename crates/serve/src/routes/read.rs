@@ -72,7 +72,7 @@ pub(crate) async fn sources(State(state): State<Arc<AppState>>, headers: HeaderM
         return refused;
     }
     match source_health(&state).await {
-        Ok(rows) => Json(rows).into_response(),
+        Ok((rows, _)) => Json(rows).into_response(),
         Err(refused) => refused,
     }
 }
@@ -91,7 +91,11 @@ pub(crate) struct Health {
     pub rejected: u64,
 }
 
-pub(crate) async fn source_health(state: &Arc<AppState>) -> Result<Vec<Health>, Response> {
+/// Per source, its health; and the results it was judged with (their note on where they
+/// come from, for the page).
+pub(crate) async fn source_health(
+    state: &Arc<AppState>,
+) -> Result<(Vec<Health>, Arc<crate::results::Results>), Response> {
     let r = results(state).await?;
     let reading = state.clone();
     let stored = tokio::task::spawn_blocking(move || {
@@ -103,7 +107,7 @@ pub(crate) async fn source_health(state: &Arc<AppState>) -> Result<Vec<Health>, 
     .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let now = jiff::Timestamp::now();
     let rejects = state.metrics.rejects_by_source();
-    Ok(stored
+    let rows = stored
         .into_iter()
         .map(|s| {
             let text = r.texts.iter().find(|t| *t.source == *s.source);
@@ -120,7 +124,8 @@ pub(crate) async fn source_health(state: &Arc<AppState>) -> Result<Vec<Health>, 
                 stored: s,
             }
         })
-        .collect())
+        .collect();
+    Ok((rows, r))
 }
 
 #[derive(serde::Deserialize)]

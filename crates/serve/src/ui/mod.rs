@@ -350,17 +350,11 @@ async fn sources(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         Ok(v) => v,
         Err(r) => return r,
     };
-    // Only a server showing a fleet's results says where they come from (its own results
-    // are not made for this page).
-    let fleet = match &state.fleet {
-        Some(f) => Some(f.results().await.map_or_else(
-            |why| format!("The story builder's results cannot be read now: {why}"),
-            |r| r.fleet.clone().unwrap_or_default(),
-        )),
-        None => None,
-    };
     match crate::routes::read::source_health(&state).await {
-        Ok(rows) => page(StatusCode::OK, pages::sources(&v, &rows, fleet.as_deref())),
+        Ok((rows, r)) => page(
+            StatusCode::OK,
+            pages::sources(&v, &rows, r.fleet.as_deref()),
+        ),
         Err(r) => r,
     }
 }
