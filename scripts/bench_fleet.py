@@ -107,8 +107,11 @@ def run(tmp):
     subprocess.run([BIN, "simulate", "--out", sim, "-q"], check=True)
     corpus = os.path.join(tmp, "corpus")
     os.makedirs(corpus)
+    # Hard links: each copy's files are files of their own to the shipper (a symlink would
+    # name the same file, whose events JetStream keeps once).
     for i in range(COPIES):
-        os.symlink(os.path.join(sim, "evidence"), os.path.join(corpus, str(i + 1)))
+        shutil.copytree(os.path.join(sim, "evidence"), os.path.join(corpus, str(i + 1)),
+                        copy_function=os.link)
     key = os.path.join(tmp, "key")
     open(key, "w").write("a fixed key of sixteen bytes or more")
     ctx = ["--min-level", "informational", "--key-file", key,
@@ -130,7 +133,7 @@ def run(tmp):
         pg.terminate()
         pg.wait()
     print()
-    print("| workers | end to end | events/s | x hunt | peak lag (workers / builder) | CPU s: ship / workers / builder / nats / postgres | builder's share: of workers+builder / of all CPU | builder: keeping / concluding (conclusions) |")
+    print("| workers | end to end | events/s | x hunt | peak lag, messages (workers / builder) | CPU s: ship / workers / builder / nats / postgres | builder's share: of workers+builder / of all CPU | builder: keeping / concluding (conclusions) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print("| {w} | {secs:.1f} s | {rate:,.0f} | {x:.2f} | {lj:,} / {lb:,} | {cs:.1f} / {cw:.1f} / {cb:.1f} / {cn:.1f} / {cp:.1f} | {share:.0%} / {all:.0%} | {keep} / {concl} ms ({n}) |".format(
@@ -164,6 +167,7 @@ def bench(tmp, workers, corpus, ctx, events, pport, bindir):
                             stdout=log("ship"), stderr=subprocess.STDOUT)
     peak_judge = peak_builder = 0
     ship_cpu = 0.0
+    seen, moved = None, time.time()
     while True:
         time.sleep(0.5)
         if ship.poll() is None:
@@ -172,6 +176,19 @@ def bench(tmp, workers, corpus, ctx, events, pport, bindir):
         peak_judge, peak_builder = max(peak_judge, j), max(peak_builder, b)
         if psql(bindir, pport, db, "SELECT facts FROM fleet_results") == str(events):
             break
+        # Stalled (events lost, or never shipped): say so rather than wait for ever.
+        now = (j, b, ship.poll(), psql(bindir, pport, db, "SELECT count(*) FROM fleet_facts"))
+        if now != seen:
+            seen, moved = now, time.time()
+        elif time.time() - moved > 120:
+            for p in [builder, *ws]:
+                p.kill()
+            nats.kill()
+            for name in sorted(os.listdir(tmp)):
+                if name.endswith(f"-{workers}.log"):
+                    print(f"== {name}:", *open(os.path.join(tmp, name)).readlines()[-3:], sep="\n")
+            sys.exit(f"{workers} worker(s): no progress for 120 s: {now[3]} facts kept of "
+                     f"{events} events, lag {j} / {b}")
     secs = time.time() - t0
     cpu_w = sum(cpu_seconds(w.pid) for w in ws)
     cpu_b = cpu_seconds(builder.pid)

@@ -23,7 +23,7 @@ use crate::{FleetError, FACTS, FACTS_SUBJECTS, RULES_HEADER};
 #[derive(Debug, Clone)]
 pub struct Pace {
     pub ack_wait: Duration,
-    /// Facts kept per transaction.
+    /// Facts kept per transaction (at least: whole messages are kept).
     pub batch: usize,
     /// Quiet time after which it concludes.
     pub settle: Duration,
@@ -37,7 +37,7 @@ pub struct Tally {
     /// Facts received (a redelivered one again), and of those new to the store.
     pub received: AtomicU64,
     pub kept: AtomicU64,
-    /// Messages refused: not facts, or judged with other rules.
+    /// Facts refused: judged with other rules, or frames that are no fact.
     pub refused: AtomicU64,
     pub conclusions: AtomicU64,
     /// Time spent keeping facts and concluding (µs).
@@ -100,11 +100,14 @@ pub async fn run(
             if stop() {
                 return Ok(());
             }
-            let mut batch = Vec::new();
+            let (mut batch, mut facts) = (Vec::new(), 0);
             let until = tokio::time::Instant::now() + Duration::from_millis(50);
-            while batch.len() < pace.batch {
+            while facts < pace.batch {
                 match tokio::time::timeout_at(until, messages.next()).await {
-                    Ok(Some(Ok(m))) => batch.push(m),
+                    Ok(Some(Ok(m))) => {
+                        facts += crate::wire::frames(&m.payload).count();
+                        batch.push(m);
+                    }
                     Ok(Some(Err(e))) => {
                         eprintln!("towerwatch story-builder: {e} (pulling again)");
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -161,38 +164,50 @@ async fn keep_batch(
     let mut rows = Vec::with_capacity(batch.len());
     let mut keep = Vec::with_capacity(batch.len());
     for m in batch {
-        tally.received.fetch_add(1, Ordering::Relaxed);
+        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let frames = crate::wire::frames(&m.payload).count() as u64;
+        tally.received.fetch_add(frames, Ordering::Relaxed);
         let theirs = m
             .headers
             .as_ref()
             .and_then(|h| h.get(RULES_HEADER))
             .map(|v| v.as_str());
-        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
         if theirs != Some(rules) {
             // Left for a builder with those rules (a rolling upgrade), not dropped.
             eprintln!(
                 "towerwatch story-builder: {FACTS} message {seq} was judged with other rules ({}, here {rules}): left for a builder with those rules",
                 theirs.unwrap_or("none named")
             );
-            tally.refused.fetch_add(1, Ordering::Relaxed);
+            tally.refused.fetch_add(frames, Ordering::Relaxed);
             let _ = m
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(60))))
                 .await;
             continue;
         }
-        match crate::wire::fact_head(&m.payload) {
-            Some(head) => {
-                rows.push(Row {
+        let before = rows.len();
+        for (i, frame) in crate::wire::frames(&m.payload).enumerate() {
+            match frame.and_then(|f| {
+                crate::wire::fact_head(f)
+                    .map(|head| (head, f))
+                    .ok_or_else(|| format!("{} bytes are too few for a fact", f.len()))
+            }) {
+                Ok((head, f)) => rows.push(Row {
                     head,
-                    body: m.payload.clone(),
-                });
-                keep.push(m);
+                    body: m.payload.slice_ref(f),
+                }),
+                Err(why) => {
+                    eprintln!(
+                        "towerwatch story-builder: {FACTS} message {seq}, frame {i}: no fact: {why}"
+                    );
+                    tally.refused.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            None => {
-                eprintln!("towerwatch story-builder: {FACTS} message {seq} holds no facts");
-                tally.refused.fetch_add(1, Ordering::Relaxed);
-                let _ = m.ack_with(AckKind::Term).await;
-            }
+        }
+        if rows.len() > before {
+            keep.push(m);
+        } else {
+            // Nothing in it to keep: acknowledged, so that it does not come back.
+            let _ = m.ack_with(AckKind::Term).await;
         }
     }
     if rows.is_empty() {

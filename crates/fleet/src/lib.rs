@@ -2,19 +2,22 @@
 //!
 //! ```text
 //! ship --nats ──► stream TOWERWATCH_EVENTS ──► workers (judge) ──► stream TOWERWATCH_FACTS ──► story builder ──► PostgreSQL
-//!                 towerwatch.events.<p>.<host>  partition p of a     towerwatch.facts.<p>     absorbs, keeps    facts, detections,
-//!                 message id = event identity   worker's share       message id = identity    facts, concludes  operations
+//!                 towerwatch.events.<p>.<host>  partition p of a     towerwatch.facts.<p>     keeps facts by    facts, detections,
+//!                 ≤ 100 events a message,       worker's share       a message of facts per   identity,         operations
+//!                 each with its identity                             message of events        concludes
 //! ```
 //!
-//! - **Ingest** ([`ship`]) publishes each event on its host's subject, in one of
-//!   [`PARTITIONS`] partitions, with its identity as the message id (JetStream drops a
-//!   duplicate within its window).
+//! - **Ingest** ([`ship`]) publishes events on their host's subject, in one of
+//!   [`PARTITIONS`] partitions, up to [`wire::PER_MESSAGE`] a message, each with its identity
+//!   (a message sent again is dropped by JetStream within its window; an event that comes
+//!   twice all the same is kept once by the builder).
 //! - **Workers** ([`worker`]) each own the partitions `p % workers == index` through a durable
 //!   pull consumer per partition, so a host's events are judged by one worker. A worker runs
 //!   the engine and the extracting halves of the hunt's stages ([`towerwatch_hunt::Judge`])
 //!   and publishes each event's facts (detections, the linker's link fact, the database
-//!   audit's statement, Sigma-correlation hits, the routine's sighting), acknowledging the
-//!   event only once its facts are stored in the facts stream. A partition nobody pulls
+//!   audit's statement, Sigma-correlation hits, the routine's sighting), a message of facts
+//!   for each message of events, acknowledging the events only once their facts are stored
+//!   in the facts stream. A partition nobody pulls
 //!   (its worker died) is adopted by another worker, which gets the unacknowledged messages
 //!   after the ack wait.
 //! - **The story builder** ([`builder`]) keeps every fact in PostgreSQL (one row per event

@@ -18,16 +18,18 @@ pub(crate) struct Outgoing {
     pub payload: bytes::Bytes,
 }
 
-/// Publishes every message (with `headers`) and returns once JetStream has stored each one.
-/// A message not stored is published again with a growing pause, for `retry_for` at most
-/// (`None`: until it is stored).
+/// Publishes every message (with `headers`) and returns once JetStream has stored each one,
+/// with those it held already (their ids seen within its window). A message not
+/// stored is published again with a growing pause, for `retry_for` at most (`None`: until it
+/// is stored).
 pub(crate) async fn store_all(
     js: &jetstream::Context,
     headers: Option<&HeaderMap>,
     mut todo: Vec<Outgoing>,
     retry_for: Option<Duration>,
-) -> Result<(), FleetError> {
+) -> Result<Vec<Outgoing>, FleetError> {
     let started = Instant::now();
+    let mut held = Vec::new();
     let mut backoff = Duration::from_millis(100);
     while !todo.is_empty() {
         let mut failed = Vec::new();
@@ -55,9 +57,13 @@ pub(crate) async fn store_all(
             let results =
                 futures::future::join_all(acks.into_iter().map(|a| a.into_future())).await;
             for (r, m) in results.into_iter().zip(sent) {
-                if let Err(e) = r {
-                    why.get_or_insert_with(|| e.to_string());
-                    failed.push(m);
+                match r {
+                    Ok(ack) if ack.duplicate => held.push(m),
+                    Ok(_) => {}
+                    Err(e) => {
+                        why.get_or_insert_with(|| e.to_string());
+                        failed.push(m);
+                    }
                 }
             }
         }
@@ -78,5 +84,5 @@ pub(crate) async fn store_all(
         }
         todo = failed;
     }
-    Ok(())
+    Ok(held)
 }

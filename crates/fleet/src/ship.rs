@@ -1,8 +1,10 @@
 //! Shipping evidence to the events stream: every file read with the hunt's own reader
-//! (EVTX, JSON, text logs, compressed or not), each event published on its host's subject
-//! with its identity as the message id. How many events of each file JetStream has stored
-//! is kept in a state file, so a shipper stopped (or cut off from NATS for longer than it
-//! retries) resumes where it was; an event sent twice is stored once.
+//! (EVTX, JSON, text logs, compressed or not), its events published on their host's subject,
+//! up to [`PER_MESSAGE`] in a message, each with its identity. How many events of each file
+//! JetStream has stored is kept in a state file, so a shipper stopped (or cut off from NATS
+//! for longer than it retries) resumes where it was. A message sent twice is stored once (its
+//! id is its first event's identity and its length); an event that reaches the workers
+//! twice all the same is kept once by the story builder, which keeps facts by identity.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,12 @@ use tokio::sync::mpsc;
 use towerwatch_sources::{discover, read_input, Input, ReadOptions};
 
 use crate::publish::{store_all, Outgoing};
+use crate::wire::{self, MESSAGE_BYTES, PER_MESSAGE};
 use crate::FleetError;
+
+/// Events read between two publishes: all of them are stored before the state file says
+/// so, so that it always names a prefix of the file.
+const FLUSH_EVENTS: u64 = 10_000;
 
 /// Where and how to ship.
 pub struct NatsShipper {
@@ -40,6 +47,9 @@ pub struct Shipped {
     pub files: usize,
     /// Events stored by JetStream in this run.
     pub events: u64,
+    /// Of those, events it held already (the same identity: shipped before, by a shipper
+    /// whose state was lost, or the same file reached by another path).
+    pub duplicates: u64,
     pub rejected: u64,
     pub skipped: usize,
     /// The run stopped (a signal) with its state kept.
@@ -103,6 +113,60 @@ impl Shipment {
 enum Item {
     Event(towerwatch_event::Event),
     Rejected(String),
+}
+
+/// Events read and not yet published, as messages per subject: a message is closed at
+/// [`PER_MESSAGE`] events or [`MESSAGE_BYTES`].
+#[derive(Default)]
+struct Pending {
+    open: BTreeMap<String, Open>,
+    closed: Vec<Outgoing>,
+    events: u64,
+}
+
+struct Open {
+    first: [u8; 16],
+    events: usize,
+    payload: Vec<u8>,
+}
+
+impl Pending {
+    fn push(&mut self, id: [u8; 16], e: &towerwatch_event::Event) {
+        let subject = wire::subject(e);
+        let open = self.open.entry(subject.clone()).or_insert_with(|| Open {
+            first: id,
+            events: 0,
+            payload: Vec::new(),
+        });
+        wire::push_frame(&mut open.payload, &wire::event_frame(&id, e));
+        open.events += 1;
+        self.events += 1;
+        if open.events >= PER_MESSAGE || open.payload.len() >= MESSAGE_BYTES {
+            let open = self.open.remove(&subject).expect("just pushed to");
+            self.closed.push(open.into_message(subject));
+        }
+    }
+
+    /// Every message, the open ones closed, and how many events they hold.
+    fn take(&mut self) -> (Vec<Outgoing>, u64) {
+        let mut out = std::mem::take(&mut self.closed);
+        out.extend(
+            std::mem::take(&mut self.open)
+                .into_iter()
+                .map(|(subject, open)| open.into_message(subject)),
+        );
+        (out, std::mem::take(&mut self.events))
+    }
+}
+
+impl Open {
+    fn into_message(self, subject: String) -> Outgoing {
+        Outgoing {
+            subject,
+            id: wire::message_id(&self.first, self.events),
+            payload: self.payload.into(),
+        }
+    }
 }
 
 impl NatsShipper {
@@ -186,6 +250,19 @@ impl NatsShipper {
         Ok(shipped)
     }
 
+    /// Stores `messages`, and gives how many events JetStream held already.
+    async fn store(
+        &self,
+        js: &jetstream::Context,
+        messages: Vec<Outgoing>,
+    ) -> Result<u64, FleetError> {
+        let held = store_all(js, None, messages, Some(self.retry_for)).await?;
+        Ok(held
+            .iter()
+            .map(|m| wire::frames(&m.payload).count() as u64)
+            .sum())
+    }
+
     /// Ships one file past the events stored before; true when stopped.
     async fn ship_file(
         &self,
@@ -239,7 +316,7 @@ impl NatsShipper {
         });
         let mut stored = done;
         let mut saved = done;
-        let mut pending: Vec<Outgoing> = Vec::with_capacity(crate::IN_FLIGHT);
+        let mut pending = Pending::default();
         let mut stopped = false;
         while let Some(item) = rx.recv().await {
             let mut e = match item {
@@ -253,17 +330,13 @@ impl NatsShipper {
             if let Some(source) = &renamed {
                 e.origin.source = source.clone();
             }
-            pending.push(Outgoing {
-                subject: crate::wire::subject(&e),
-                id: crate::wire::hex(&crate::wire::identity(&scope, e.origin.locator)),
-                payload: crate::wire::encode(&e).into(),
-            });
-            if pending.len() >= crate::IN_FLIGHT {
-                let n = pending.len() as u64;
-                store_all(js, None, std::mem::take(&mut pending), Some(self.retry_for)).await?;
+            pending.push(wire::identity(&scope, e.origin.locator), &e);
+            if pending.events >= FLUSH_EVENTS {
+                let (messages, n) = pending.take();
+                shipped.duplicates += self.store(js, messages).await?;
                 stored += n;
                 shipped.events += n;
-                if stored - saved >= 10_000 {
+                if stored - saved >= FLUSH_EVENTS {
                     at.events = stored;
                     offsets.insert(name.clone(), at.clone());
                     self.save(offsets)?;
@@ -276,8 +349,8 @@ impl NatsShipper {
             }
         }
         drop(rx);
-        let n = pending.len() as u64;
-        store_all(js, None, pending, Some(self.retry_for)).await?;
+        let (messages, n) = pending.take();
+        shipped.duplicates += self.store(js, messages).await?;
         stored += n;
         shipped.events += n;
         at.events = stored;

@@ -1,5 +1,7 @@
-//! Events on the wire: compact bytes (postcard), the identity JetStream de-duplicates by, and
-//! the subject (partition, host) an event is published on.
+//! Events on the wire: compact bytes (postcard), each event's identity, the subject
+//! (partition, host) its message is published on, and the framing that puts many events (or
+//! many facts) in one message: JetStream's work and acknowledgements are per message, so a
+//! message per event would cost more than judging the event.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -183,6 +185,68 @@ pub fn decode_fact(bytes: &[u8]) -> Result<towerwatch_hunt::Judged, postcard::Er
     )
 }
 
+/// Events (or facts) per message at most.
+pub const PER_MESSAGE: usize = 100;
+/// Bytes per message at most (NATS refuses payloads over its `max_payload`, 1 MiB unless
+/// configured otherwise): a message is closed when it reaches this.
+pub const MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Appends `item` as one frame (its length, then it) to a message's payload.
+pub fn push_frame(payload: &mut Vec<u8>, item: &[u8]) {
+    let len = u32::try_from(item.len()).expect("a frame under 4 GiB");
+    payload.extend_from_slice(&len.to_be_bytes());
+    payload.extend_from_slice(item);
+}
+
+/// The frames of a payload, in order; a payload cut short ends with an error naming the
+/// offset where its last frame should be, after the frames it held whole.
+pub fn frames(payload: &[u8]) -> impl Iterator<Item = Result<&[u8], String>> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        if at >= payload.len() {
+            return None;
+        }
+        let frame = payload.get(at..at + 4).and_then(|len| {
+            let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+            payload.get(at + 4..(at + 4).checked_add(len)?)
+        });
+        Some(match frame {
+            Some(f) => {
+                at += 4 + f.len();
+                Ok(f)
+            }
+            None => {
+                let offset = at;
+                at = payload.len();
+                Err(format!(
+                    "a frame at byte {offset} runs past the end of the message"
+                ))
+            }
+        })
+    })
+}
+
+/// An event frame: its identity, then the event's bytes ([`encode`]).
+pub fn event_frame(id: &[u8; 16], e: &Event) -> Vec<u8> {
+    let mut out = id.to_vec();
+    out.extend_from_slice(&encode(e));
+    out
+}
+
+/// The identity and the event an event frame holds.
+pub fn decode_event_frame(frame: &[u8]) -> Result<([u8; 16], Event), postcard::Error> {
+    let id = frame
+        .get(..16)
+        .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+    Ok((id.try_into().expect("16 bytes"), decode(&frame[16..])?))
+}
+
+/// The id of a message holding frames of identities `first`.. (`n` of them): the same
+/// batch of the same events is the same message, which JetStream stores once.
+pub fn message_id(first: &[u8; 16], n: usize) -> String {
+    format!("{}-{n}", hex(first))
+}
+
 /// The host an event belongs to (its computer, else its source: a log without one).
 pub fn host_of(e: &Event) -> &str {
     e.computer.as_deref().unwrap_or(&e.origin.source)
@@ -244,6 +308,31 @@ mod tests {
         assert_eq!(s.split('.').count(), 4, "{s}");
         // Case does not move a host to another worker.
         assert_eq!(partition("DC01"), partition("dc01"));
+    }
+
+    #[test]
+    fn frames_come_back_in_order_and_a_cut_message_is_an_error_after_its_whole_frames() {
+        let mut payload = Vec::new();
+        for item in [&b"one"[..], b"", b"three"] {
+            push_frame(&mut payload, item);
+        }
+        let back: Vec<_> = frames(&payload).collect();
+        assert_eq!(back, vec![Ok(&b"one"[..]), Ok(&b""[..]), Ok(&b"three"[..])]);
+        let cut = &payload[..payload.len() - 2];
+        let back: Vec<_> = frames(cut).collect();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[1], Ok(&b""[..]));
+        assert_eq!(
+            back[2],
+            Err("a frame at byte 11 runs past the end of the message".to_string())
+        );
+        assert_eq!(frames(&[0, 0]).count(), 1);
+        assert_eq!(frames(&[]).count(), 0);
+        let mut e = Event::new(Origin::line("a.jsonl", 3));
+        e.push("x", Value::text("y"));
+        let id = identity("h\n/a.jsonl", Locator::Line(3));
+        assert_eq!(decode_event_frame(&event_frame(&id, &e)).unwrap(), (id, e));
+        assert!(decode_event_frame(&[1; 10]).is_err());
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub struct Share {
     pub workers: u32,
     /// How long a delivered event may stay unacknowledged before it goes to another puller.
     pub ack_wait: Duration,
-    /// Events judged between two publishes of their facts.
+    /// Events judged (at least) between two publishes of their facts.
     pub batch: usize,
 }
 
@@ -47,7 +47,8 @@ pub struct Tally {
     pub judged: AtomicU64,
     /// Of those, delivered more than once.
     pub redelivered: AtomicU64,
-    /// Messages that held no event (named on stderr, acknowledged so they do not return).
+    /// Frames of messages that held no event (named on stderr; a message with no event at
+    /// all is acknowledged so that it does not return).
     pub rejected: AtomicU64,
     /// Bytes of events in, and of facts out.
     pub event_bytes: AtomicU64,
@@ -78,7 +79,8 @@ fn pull_partition(
         loop {
             let pulled = async {
                 let consumer = partition_consumer(&js, p, ack_wait).await?;
-                let mut messages = crate::pull(consumer, 500).await?;
+                // A few thousand events at a time: all must be judged within the ack wait.
+                let mut messages = crate::pull(consumer, 50).await?;
                 while let Some(m) = messages.next().await {
                     let m = m.map_err(FleetError::js)?;
                     if tx.send((p, m)).await.is_err() {
@@ -124,7 +126,7 @@ pub async fn run(
             return Ok(());
         }
         // A batch: what arrives within a few milliseconds of the first, up to the batch size.
-        let mut batch = Vec::with_capacity(share.batch);
+        let mut batch = Vec::new();
         tokio::select! {
             got = rx.recv() => match got {
                 Some(m) => batch.push(m),
@@ -133,9 +135,16 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
         let until = tokio::time::Instant::now() + Duration::from_millis(5);
-        while batch.len() < share.batch && !batch.is_empty() {
+        let mut events: usize = batch
+            .iter()
+            .map(|(_, m)| crate::wire::frames(&m.payload).count())
+            .sum();
+        while events < share.batch && !batch.is_empty() {
             match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(m)) => batch.push(m),
+                Ok(Some(m)) => {
+                    events += crate::wire::frames(&m.1.payload).count();
+                    batch.push(m);
+                }
                 _ => break,
             }
         }
@@ -149,8 +158,9 @@ pub async fn run(
     }
 }
 
-/// Judges a batch, publishes every fact, waits until the facts stream has them all, then
-/// acknowledges the events.
+/// Judges a batch of messages (each a frame per event), publishes each message's facts as
+/// one message (a frame per fact, under the events message's id), waits until the facts
+/// stream has them all, then acknowledges the events.
 async fn judge_batch(
     js: &jetstream::Context,
     judge: &mut towerwatch_hunt::Judge<'static>,
@@ -161,51 +171,64 @@ async fn judge_batch(
     let mut out = Vec::with_capacity(batch.len());
     let mut keep = Vec::with_capacity(batch.len());
     for (p, m) in batch {
-        if m.info().is_ok_and(|i| i.delivered > 1) {
-            tally.redelivered.fetch_add(1, Ordering::Relaxed);
-        }
+        let redelivered = m.info().is_ok_and(|i| i.delivered > 1);
         tally
             .event_bytes
             .fetch_add(m.payload.len() as u64, Ordering::Relaxed);
-        match crate::wire::decode(&m.payload) {
-            Ok(event) => {
-                let judged = judge.judge(event);
-                // The identity ingest gave the event, else where the event says it was read.
-                let id = m
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-                    .and_then(|v| crate::wire::from_hex(v.as_str()))
-                    .unwrap_or_else(|| crate::wire::identity(&judged.source, judged.locator));
-                let bytes = crate::wire::encode_fact(&id, &judged);
-                let id = crate::wire::hex(&id);
-                tally
-                    .fact_bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                tally.judged.fetch_add(1, Ordering::Relaxed);
-                out.push(crate::publish::Outgoing {
-                    subject: format!("{FACTS_SUBJECTS}.{p}"),
-                    id,
-                    payload: bytes.into(),
-                });
-                keep.push(m);
-            }
-            Err(e) => {
-                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                eprintln!(
-                    "towerwatch worker: {} message {seq} ({}) holds no event: {e}",
-                    EVENTS, m.subject
-                );
-                tally.rejected.fetch_add(1, Ordering::Relaxed);
-                let _ = m.ack_with(AckKind::Term).await;
+        let (mut facts, mut first, mut judged) = (Vec::new(), None, 0usize);
+        for (i, frame) in crate::wire::frames(&m.payload).enumerate() {
+            match frame.and_then(|f| crate::wire::decode_event_frame(f).map_err(|e| e.to_string()))
+            {
+                Ok((id, event)) => {
+                    let fact = crate::wire::encode_fact(&id, &judge.judge(event));
+                    crate::wire::push_frame(&mut facts, &fact);
+                    first.get_or_insert(id);
+                    judged += 1;
+                }
+                Err(e) => {
+                    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    eprintln!(
+                        "towerwatch worker: {EVENTS} message {seq} ({}), frame {i}: no event: {e}",
+                        m.subject
+                    );
+                    tally.rejected.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+        tally.judged.fetch_add(judged as u64, Ordering::Relaxed);
+        if redelivered {
+            tally
+                .redelivered
+                .fetch_add(judged as u64, Ordering::Relaxed);
+        }
+        let Some(first) = first else {
+            // Nothing in it to judge: acknowledged, so that it does not come back.
+            let _ = m.ack_with(AckKind::Term).await;
+            continue;
+        };
+        tally
+            .fact_bytes
+            .fetch_add(facts.len() as u64, Ordering::Relaxed);
+        // The events message's id (the same events judged again are the same facts message),
+        // else one made the same way.
+        let id = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_else(|| crate::wire::message_id(&first, judged));
+        out.push(crate::publish::Outgoing {
+            subject: format!("{FACTS_SUBJECTS}.{p}"),
+            id,
+            payload: facts.into(),
+        });
+        keep.push(m);
     }
     let mut headers = HeaderMap::new();
     headers.insert(RULES_HEADER, rules);
     crate::publish::store_all(js, Some(&headers), out, None).await?;
     for m in keep {
-        // A lost acknowledgement only means the event is judged again: harmless.
+        // A lost acknowledgement only means the events are judged again: harmless.
         let _ = m.ack().await;
     }
     Ok(())

@@ -134,9 +134,10 @@ pub fn ship(nats: &str, args: &ShipArgs) -> Result<ExitCode> {
             .await
     })?;
     sayln!(
-        "towerwatch ship: {} files, {} events stored by {nats}; {} records rejected, {} files skipped",
+        "towerwatch ship: {} files, {} events stored by {nats} ({} of them held already); {} records rejected, {} files skipped",
         shipped.files,
         shipped.events,
+        shipped.duplicates,
         shipped.rejected,
         shipped.skipped
     );

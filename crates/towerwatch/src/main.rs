@@ -131,7 +131,7 @@ pub struct ShipArgs {
     /// Where the acknowledged offsets are kept [default: towerwatch-ship.offsets.json].
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Lines per request (not with --nats: events are published one by one).
+    /// Lines per request (not with --nats, which publishes up to 100 events a message).
     #[arg(long, value_name = "N", default_value_t = 5000)]
     pub batch: usize,
     /// Seconds to keep retrying a batch the server does not take (it may be restarting).

@@ -337,12 +337,24 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
     assert_eq!((status, body.len()), (200, 0));
 }
 
-/// Events in JetStream's events stream.
+/// Events in JetStream's events stream (its messages hold up to a hundred each).
 fn stored_events(url: &str) -> u64 {
     block_on(async {
         let js = towerwatch_fleet::connect(url).await.unwrap();
         let mut stream = js.get_stream(towerwatch_fleet::EVENTS).await.unwrap();
-        stream.info().await.unwrap().state.messages
+        let (first, last) = {
+            let state = &stream.info().await.unwrap().state;
+            (state.first_sequence, state.last_sequence)
+        };
+        let mut events = 0;
+        for seq in first..=last {
+            let m = stream.get_raw_message(seq).await.unwrap();
+            for frame in towerwatch_fleet::wire::frames(&m.payload) {
+                towerwatch_fleet::wire::decode_event_frame(frame.unwrap()).unwrap();
+                events += 1;
+            }
+        }
+        events
     })
 }
 
@@ -372,7 +384,7 @@ fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
         (common::text(&out.stdout), common::text(&out.stderr))
     };
     std::fs::write(&log, lines(0, 5)).unwrap();
-    assert!(ship().0.contains(" 5 events stored"));
+    assert!(ship().0.contains(" 5 events stored by"));
     // Grown: only what is new.
     let mut grown = lines(0, 5);
     grown.push_str(&lines(5, 2));
@@ -395,4 +407,30 @@ fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
     // Nothing new: nothing sent.
     assert!(ship().0.contains(" 0 events stored"));
     assert_eq!(stored_events(&url), 10);
+    // A file shipped, then the same file by another name with a state of its own (a link
+    // to it): JetStream holds every event already, and the shipper says so.
+    let other = tmp.path().join("b.jsonl");
+    std::fs::write(&other, lines(30, 4)).unwrap();
+    let link = tmp.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let ship_alone = |path: &std::path::Path, state: &str| {
+        let out = Command::new(BIN)
+            .args(["ship", "--nats", &url, "--state"])
+            .arg(tmp.path().join(state))
+            .arg(path)
+            .output()
+            .unwrap();
+        common::text(&out.stdout)
+    };
+    let out = ship_alone(&other, "b.state");
+    assert!(
+        out.contains(" 4 events stored by") && out.contains("(0 of them held already)"),
+        "{out}"
+    );
+    let out = ship_alone(&link, "link.state");
+    assert!(
+        out.contains(" 4 events stored by") && out.contains("(4 of them held already)"),
+        "{out}"
+    );
+    assert_eq!(stored_events(&url), 14);
 }
