@@ -84,6 +84,27 @@ impl Numbering {
     /// national `0…` gets the country code when it is known), IMSIs as digits, IMEIs as their
     /// 14-digit body (the check digit and software version are not part of the identity).
     pub fn normalise(&self, kind: IdKind, raw: &str) -> String {
+        self.normal(kind, raw).into_owned()
+    }
+
+    /// As [`normalise`](Self::normalise), borrowing `raw` when it is in the normal form
+    /// already (most values of an extract are): no allocation for them.
+    pub fn normal<'a>(&self, kind: IdKind, raw: &'a str) -> std::borrow::Cow<'a, str> {
+        use std::borrow::Cow;
+        if raw.bytes().all(|b| b.is_ascii_digit()) {
+            match kind {
+                IdKind::Msisdn if !raw.starts_with('0') => return Cow::Borrowed(raw),
+                IdKind::Msisdn => {}
+                IdKind::Imei => return Cow::Borrowed(raw.get(..14).unwrap_or(raw)),
+                _ => return Cow::Borrowed(raw),
+            }
+        }
+        Cow::Owned(self.normalise_plainly(kind, raw))
+    }
+
+    /// The plain form of [`normalise`](Self::normalise), which [`normal`](Self::normal)'s
+    /// shortcut is checked against.
+    fn normalise_plainly(&self, kind: IdKind, raw: &str) -> String {
         let d: String = raw.chars().filter(char::is_ascii_digit).collect();
         match kind {
             IdKind::Msisdn => {
@@ -167,6 +188,20 @@ impl CountryCodeVotes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The shortcut for values in the normal form already gives what the plain form gives.
+        #[test]
+        fn the_borrowing_normal_form_is_the_plain_one(
+            raw in "(\\+|00|0)?[0-9 -]{0,18}|[0-9]{0,17}|\\PC{0,6}",
+            cc in proptest::option::of("[0-9]{1,3}"),
+        ) {
+            let n = Numbering { country_code: cc, how: String::new() };
+            for kind in [IdKind::Msisdn, IdKind::Imsi, IdKind::Imei] {
+                proptest::prop_assert_eq!(n.normal(kind, &raw), n.normalise_plainly(kind, &raw));
+            }
+        }
+    }
 
     #[test]
     fn shapes() {

@@ -17,9 +17,10 @@ mod cells;
 mod extract;
 mod rerun;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
+use rustc_hash::FxHashSet;
 
 use crate::analytics::Finding;
 use crate::sql::IdKind;
@@ -71,7 +72,10 @@ pub struct Exposed {
     /// The other identifiers (IMSI, IMEI) this subscriber was named by, when the extract or a
     /// subscriber table tied them to this number.
     pub reached_by: BTreeSet<(IdKind, String)>,
-    record_ids: HashSet<String>,
+    /// The records and cells seen, as numbered by the computation that saw them (an
+    /// integer set: a record is looked for once per subscriber and group it reaches).
+    record_ids: FxHashSet<u32>,
+    cell_ids: FxHashSet<u32>,
     /// A read asked for all history (no lower time bound).
     unbounded: bool,
 }
@@ -109,6 +113,7 @@ impl Exposed {
             self.widen(t);
         }
         self.cells.extend(other.cells);
+        self.cell_ids.extend(other.cell_ids);
         for t in other.first_read.into_iter() {
             self.first_read = Some(self.first_read.map_or(t, |x| x.min(t)));
         }
@@ -121,14 +126,18 @@ impl Exposed {
         self.unbounded |= other.unbounded;
     }
 
-    fn record(&mut self, id: &str, t: Timestamp, cell: Option<&CellKey>) -> bool {
-        if !self.record_ids.insert(id.to_string()) {
+    /// Counts record `id` (numbered by the computation) once, at `t`, seen in `cell` (its
+    /// number and key).
+    fn record(&mut self, id: u32, t: Timestamp, cell: Option<(u32, &CellKey)>) -> bool {
+        if !self.record_ids.insert(id) {
             return false;
         }
         self.records = Some(self.records.unwrap_or(0) + 1);
         self.widen(t);
-        if let Some(c) = cell {
-            self.cells.insert(c.clone());
+        if let Some((n, c)) = cell {
+            if self.cell_ids.insert(n) {
+                self.cells.insert(c.clone());
+            }
         }
         true
     }

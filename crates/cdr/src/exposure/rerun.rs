@@ -2,8 +2,11 @@
 //! (all of them, each operation, each wave): the named tier and its counterparties, the
 //! subscribers looked up by hand, and what each bulk read covered.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::cells::canonical;
 use super::extract::{parse_cdr_time, record_name, tables_of_file, Columns};
@@ -94,7 +97,7 @@ pub fn compute_grouped(
     // Every identifier any stolen query named: most rows name none and are passed over
     // after one look at their identifier columns.
     // The findings that named each identifier: a row is only checked against those.
-    let mut by_value: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_value: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
     for &i in &targeted {
         for id in &findings[i].read.as_ref().expect("filtered").ids {
             let list = by_value.entry(id.value.as_str()).or_default();
@@ -103,23 +106,26 @@ pub fn compute_grouped(
             }
         }
     }
-    let wanted: HashSet<&str> = by_value.keys().copied().collect();
+    let wanted: FxHashSet<&str> = by_value.keys().copied().collect();
     // IMSIs and IMEIs named by queries, and the number each belongs to (from a subscriber
     // table's extract, or from the records themselves).
-    let wanted_other: HashSet<(IdKind, &str)> = targeted
+    let wanted_other: FxHashSet<(IdKind, &str)> = targeted
         .iter()
         .flat_map(|&i| findings[i].read.as_ref().expect("filtered").ids.iter())
         .filter(|id| id.kind != IdKind::Msisdn)
         .map(|id| (id.kind, id.value.as_str()))
         .collect();
     let mut owner: HashMap<(IdKind, String), String> = HashMap::new();
-    let mut bulk_subs: Vec<HashSet<String>> = vec![HashSet::new(); bulk.len()];
+    let mut bulk_subs: Vec<FxHashSet<String>> = vec![FxHashSet::default(); bulk.len()];
     let mut bulk_rows = vec![0u64; bulk.len()];
     let mut rows_total = 0u64;
     let mut rejected: Vec<String> = Vec::new();
     let mut rejected_count = 0u64;
     let mut skipped = Vec::new();
     let mut files_read = Vec::new();
+    // Records and cells by number (the same record in two files is one).
+    let mut record_numbers: FxHashMap<String, u32> = FxHashMap::default();
+    let mut cell_numbers: FxHashMap<CellKey, u32> = FxHashMap::default();
     let families: HashMap<&str, Option<crate::schema::Family>> = schema
         .cdr_tables()
         .map(|t| (t.name.as_str(), t.family()))
@@ -175,10 +181,10 @@ pub fn compute_grouped(
                         continue;
                     }
                     if let Some(v) = record.get(*i) {
-                        let v = numbering.normalise(*k, v);
-                        if wanted_other.contains(&(*k, v.as_str())) {
+                        let v = numbering.normal(*k, v);
+                        if wanted_other.contains(&(*k, &*v)) {
                             owner
-                                .entry((*k, v))
+                                .entry((*k, v.into_owned()))
                                 .or_insert_with(|| numbering.normalise(IdKind::Msisdn, m));
                         }
                     }
@@ -224,15 +230,9 @@ pub fn compute_grouped(
                 if raw.is_empty() {
                     return None;
                 }
-                // Most values are already in the normal form: no allocation for them.
-                if raw.bytes().all(|b| b.is_ascii_digit())
-                    && !raw.starts_with('0')
-                    && kind != IdKind::Imei
-                {
-                    return wanted.contains(raw).then(|| raw.to_string());
-                }
-                let n = numbering.normalise(kind, raw);
-                wanted.contains(n.as_str()).then_some(n)
+                // Most values are in the normal form already: no allocation for them.
+                let n = numbering.normal(kind, raw);
+                wanted.contains(&*n).then(|| n.into_owned())
             };
             let mut named_values: Vec<String> = id_cols
                 .iter()
@@ -272,23 +272,38 @@ pub fn compute_grouped(
             } else {
                 row_tables.extend(file_tables.iter().map(String::as_str));
             }
-            let record_key = match cols.record_id.and_then(|i| record.get(i)) {
-                Some(id) if !id.is_empty() => format!("{}:{id}", row_tables.first().unwrap_or(&"")),
-                _ => format!("{name}:{line}"),
-            };
-            let cell: Option<CellKey> = match (cols.area, cols.cell) {
-                (None, None) => None,
-                (a, c) => Some((
-                    canonical(a.and_then(|i| record.get(i)).unwrap_or("")),
-                    canonical(c.and_then(|i| record.get(i)).unwrap_or("")),
-                )),
-            };
             if named_here {
+                let record_key = match cols.record_id.and_then(|i| record.get(i)) {
+                    Some(id) if !id.is_empty() => {
+                        format!("{}:{id}", row_tables.first().unwrap_or(&""))
+                    }
+                    _ => format!("{name}:{line}"),
+                };
+                let next = record_numbers.len() as u32;
+                let record_key = *record_numbers.entry(record_key).or_insert(next);
+                let cell: Option<(u32, CellKey)> = match (cols.area, cols.cell) {
+                    (None, None) => None,
+                    (a, c) => {
+                        let key = (
+                            canonical(a.and_then(|i| record.get(i)).unwrap_or("")),
+                            canonical(c.and_then(|i| record.get(i)).unwrap_or("")),
+                        );
+                        let next = cell_numbers.len() as u32;
+                        Some((*cell_numbers.entry(key.clone()).or_insert(next), key))
+                    }
+                };
                 if !wanted_other.is_empty() {
                     learn_owner(&record, &mut owner);
                 }
                 named_values.sort();
                 named_values.dedup();
+                // The record's numbers, each a party to it.
+                let parties: Vec<Cow<str>> = id_cols
+                    .iter()
+                    .filter(|(_, k, _)| *k == IdKind::Msisdn)
+                    .filter_map(|(i, _, _)| record.get(*i).filter(|v| !v.is_empty()))
+                    .map(|raw| numbering.normal(IdKind::Msisdn, raw))
+                    .collect();
                 let mut candidates: Vec<usize> = named_values
                     .iter()
                     .flat_map(|v| by_value.get(v.as_str()).into_iter().flatten().copied())
@@ -335,32 +350,27 @@ pub fn compute_grouped(
                             x.subscribers
                                 .entry((Tier::Named, id.value.clone()))
                                 .or_default()
-                                .record(&record_key, start, cell.as_ref());
+                                .record(record_key, start, cell.as_ref().map(|(n, c)| (*n, c)));
                         }
                         // The other parties of the record.
-                        for (i, k, _) in &id_cols {
-                            if *k != IdKind::Msisdn {
-                                continue;
-                            }
-                            let Some(raw) = record.get(*i).filter(|v| !v.is_empty()) else {
-                                continue;
-                            };
-                            let other = numbering.normalise(IdKind::Msisdn, raw);
-                            if other.is_empty() || r.ids.iter().any(|id| id.value == other) {
+                        for other in &parties {
+                            if other.is_empty() || r.ids.iter().any(|id| id.value == **other) {
                                 continue;
                             }
                             let c = x
                                 .subscribers
-                                .entry((Tier::Counterparty, other))
+                                .entry((Tier::Counterparty, other.to_string()))
                                 .or_default();
                             c.kind = Some(IdKind::Msisdn);
-                            if c.record(&record_key, start, None) {
+                            if c.record(record_key, start, None) {
                                 c.read_at(f);
                             }
                         }
                     }
                 }
             }
+            // The row's own subscriber, in the normal form once for all bulk reads.
+            let mut subscriber: Option<Option<Cow<str>>> = None;
             for (bi, &fi) in bulk.iter().enumerate() {
                 let r = findings[fi].read.as_ref().expect("filtered");
                 if r.tables.iter().any(|t| row_tables.contains(&t.as_str()))
@@ -368,8 +378,15 @@ pub fn compute_grouped(
                     && start < r.to.unwrap_or(r.executed).min(r.executed)
                 {
                     bulk_rows[bi] += 1;
-                    if let Some(v) = served.and_then(|i| record.get(i)) {
-                        bulk_subs[bi].insert(numbering.normalise(IdKind::Msisdn, v));
+                    let subscriber = subscriber.get_or_insert_with(|| {
+                        served
+                            .and_then(|i| record.get(i))
+                            .map(|v| numbering.normal(IdKind::Msisdn, v))
+                    });
+                    if let Some(v) = subscriber {
+                        if !bulk_subs[bi].contains(&**v) {
+                            bulk_subs[bi].insert(v.to_string());
+                        }
                     }
                 }
             }
