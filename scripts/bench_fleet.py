@@ -32,6 +32,20 @@ def cpu_seconds(pid):
         return 0.0
 
 
+def postgres_cpu():
+    """CPU of every PostgreSQL process so far, with the backends that ended (counted in the
+    postmaster's reaped children): a run's share is the difference across it."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if "postgres" in open(f"/proc/{pid}/comm").read():
+                    total += cpu_seconds(pid)
+            except OSError:
+                pass
+    return total
+
+
 def as_postgres():
     return os.geteuid() == 0
 
@@ -162,6 +176,7 @@ def bench(tmp, workers, corpus, ctx, events, pport, bindir):
     ws = [subprocess.Popen([BIN, "worker", "--index", str(i), "--workers", str(workers), *common],
                            stdout=log(f"worker{i}"), stderr=subprocess.STDOUT) for i in range(workers)]
     time.sleep(1)
+    pg_before = postgres_cpu()
     t0 = time.time()
     ship = subprocess.Popen([BIN, "ship", "--nats", url, "--state", os.path.join(tmp, f"ship{workers}.json"), corpus],
                             stdout=log("ship"), stderr=subprocess.STDOUT)
@@ -193,14 +208,7 @@ def bench(tmp, workers, corpus, ctx, events, pport, bindir):
     cpu_w = sum(cpu_seconds(w.pid) for w in ws)
     cpu_b = cpu_seconds(builder.pid)
     cpu_n = cpu_seconds(nats.pid)
-    pg_cpu = 0.0
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if "postgres" in open(f"/proc/{pid}/comm").read():
-                    pg_cpu += cpu_seconds(pid)
-            except OSError:
-                pass
+    pg_cpu = postgres_cpu() - pg_before
     held = stream_bytes(mport)
     pg_bytes = int(psql(bindir, pport, db, "SELECT pg_total_relation_size('fleet_facts')") or 0)
     for p in [builder, *ws]:

@@ -335,6 +335,27 @@ mod tests {
         assert!(decode_event_frame(&[1; 10]).is_err());
     }
 
+    proptest::proptest! {
+        /// Messages come from other machines: whatever their bytes, reading them gives
+        /// frames or errors, never a panic, and never reads past the end.
+        #[test]
+        fn any_bytes_read_as_frames_events_or_facts_without_a_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+        ) {
+            let mut whole = 0;
+            for frame in frames(&bytes) {
+                let Ok(f) = frame else { continue };
+                whole += 4 + f.len();
+                let _ = decode_event_frame(f);
+                let _ = fact_head(f);
+                let _ = decode_fact(f);
+            }
+            proptest::prop_assert!(whole <= bytes.len());
+            let _ = decode(&bytes);
+            let _ = decode_fact(&bytes);
+        }
+    }
+
     #[test]
     fn bytes_that_are_no_event_are_an_error_not_a_panic() {
         assert!(decode(b"").is_err());
