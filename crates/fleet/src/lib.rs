@@ -40,6 +40,8 @@ pub mod store;
 pub mod wire;
 pub mod worker;
 
+pub use publish::Publisher;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};

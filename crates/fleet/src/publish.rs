@@ -3,6 +3,7 @@
 //! another), those that failed published again under the same ids, which JetStream stores
 //! once.
 
+use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
@@ -85,4 +86,114 @@ pub(crate) async fn store_all(
         todo = failed;
     }
     Ok(held)
+}
+
+/// Events read and not yet published, as messages per subject: a message is closed at
+/// [`crate::wire::PER_MESSAGE`] events or [`crate::wire::MESSAGE_BYTES`].
+#[derive(Default)]
+pub(crate) struct Pending {
+    open: BTreeMap<String, Open>,
+    closed: Vec<Outgoing>,
+    pub(crate) events: u64,
+}
+
+struct Open {
+    first: [u8; 16],
+    events: usize,
+    payload: Vec<u8>,
+}
+
+impl Pending {
+    pub(crate) fn push(&mut self, id: [u8; 16], e: &towerwatch_event::Event) {
+        let subject = crate::wire::subject(e);
+        let open = self.open.entry(subject.clone()).or_insert_with(|| Open {
+            first: id,
+            events: 0,
+            payload: Vec::new(),
+        });
+        crate::wire::push_frame(&mut open.payload, &crate::wire::event_frame(&id, e));
+        open.events += 1;
+        self.events += 1;
+        if open.events >= crate::wire::PER_MESSAGE
+            || open.payload.len() >= crate::wire::MESSAGE_BYTES
+        {
+            let open = self.open.remove(&subject).expect("just pushed to");
+            self.closed.push(open.into_message(subject));
+        }
+    }
+
+    /// Every message, the open ones closed, and how many events they hold.
+    pub(crate) fn take(&mut self) -> (Vec<Outgoing>, u64) {
+        let mut out = std::mem::take(&mut self.closed);
+        out.extend(
+            std::mem::take(&mut self.open)
+                .into_iter()
+                .map(|(subject, open)| open.into_message(subject)),
+        );
+        (out, std::mem::take(&mut self.events))
+    }
+}
+
+impl Open {
+    fn into_message(self, subject: String) -> Outgoing {
+        Outgoing {
+            subject,
+            id: crate::wire::message_id(&self.first, self.events),
+            payload: self.payload.into(),
+        }
+    }
+}
+
+/// Events in `messages` (frames).
+pub(crate) fn events_in(messages: &[Outgoing]) -> u64 {
+    messages
+        .iter()
+        .map(|m| crate::wire::frames(&m.payload).count() as u64)
+        .sum()
+}
+
+/// An ingest node's way into the events stream (`serve --fleet --nats`): events sent to it
+/// are published as `ship --nats` publishes a file's, by their host's subject, each with
+/// its identity.
+pub struct Publisher {
+    url: String,
+    retry_for: Duration,
+    js: tokio::sync::OnceCell<jetstream::Context>,
+}
+
+impl Publisher {
+    /// A publisher to `url`, connected at its first use; a message JetStream does not store
+    /// is published again for `retry_for` at most.
+    pub fn new(url: &str, retry_for: Duration) -> Publisher {
+        Publisher {
+            url: url.to_string(),
+            retry_for,
+            js: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Publishes `events`, the identity of each made of `scope` (where they were read: the
+    /// sender's source) and its place, and returns once JetStream has stored them all, with
+    /// how many it held already (sent before).
+    pub async fn publish(
+        &self,
+        scope: &str,
+        events: &[towerwatch_event::Event],
+    ) -> Result<u64, FleetError> {
+        let js = self
+            .js
+            .get_or_try_init(|| async {
+                let js = crate::connect(&self.url).await?;
+                crate::streams(&js).await?;
+                Ok::<_, FleetError>(js)
+            })
+            .await?;
+        let mut pending = Pending::default();
+        for e in events {
+            pending.push(crate::wire::identity(scope, e.origin.locator), e);
+        }
+        let (messages, _) = pending.take();
+        let held = store_all(js, None, messages, Some(self.retry_for)).await?;
+        Ok(events_in(&held))
+    }
 }

@@ -1,6 +1,6 @@
 //! Shipping evidence to the events stream: every file read with the hunt's own reader
 //! (EVTX, JSON, text logs, compressed or not), its events published on their host's subject,
-//! up to [`PER_MESSAGE`] in a message, each with its identity. How many events of each file
+//! up to [`wire::PER_MESSAGE`] in a message, each with its identity. How many events of each file
 //! JetStream has stored is kept in a state file, so a shipper stopped (or cut off from NATS
 //! for longer than it retries) resumes where it was. A message sent twice is stored once (its
 //! id is its first event's identity and its length); an event that reaches the workers
@@ -14,8 +14,8 @@ use async_nats::jetstream;
 use tokio::sync::mpsc;
 use towerwatch_sources::{discover, read_input, Input, ReadOptions};
 
-use crate::publish::{store_all, Outgoing};
-use crate::wire::{self, MESSAGE_BYTES, PER_MESSAGE};
+use crate::publish::{store_all, Outgoing, Pending};
+use crate::wire;
 use crate::FleetError;
 
 /// Events read between two publishes: all of them are stored before the state file says
@@ -113,60 +113,6 @@ impl Shipment {
 enum Item {
     Event(towerwatch_event::Event),
     Rejected(String),
-}
-
-/// Events read and not yet published, as messages per subject: a message is closed at
-/// [`PER_MESSAGE`] events or [`MESSAGE_BYTES`].
-#[derive(Default)]
-struct Pending {
-    open: BTreeMap<String, Open>,
-    closed: Vec<Outgoing>,
-    events: u64,
-}
-
-struct Open {
-    first: [u8; 16],
-    events: usize,
-    payload: Vec<u8>,
-}
-
-impl Pending {
-    fn push(&mut self, id: [u8; 16], e: &towerwatch_event::Event) {
-        let subject = wire::subject(e);
-        let open = self.open.entry(subject.clone()).or_insert_with(|| Open {
-            first: id,
-            events: 0,
-            payload: Vec::new(),
-        });
-        wire::push_frame(&mut open.payload, &wire::event_frame(&id, e));
-        open.events += 1;
-        self.events += 1;
-        if open.events >= PER_MESSAGE || open.payload.len() >= MESSAGE_BYTES {
-            let open = self.open.remove(&subject).expect("just pushed to");
-            self.closed.push(open.into_message(subject));
-        }
-    }
-
-    /// Every message, the open ones closed, and how many events they hold.
-    fn take(&mut self) -> (Vec<Outgoing>, u64) {
-        let mut out = std::mem::take(&mut self.closed);
-        out.extend(
-            std::mem::take(&mut self.open)
-                .into_iter()
-                .map(|(subject, open)| open.into_message(subject)),
-        );
-        (out, std::mem::take(&mut self.events))
-    }
-}
-
-impl Open {
-    fn into_message(self, subject: String) -> Outgoing {
-        Outgoing {
-            subject,
-            id: wire::message_id(&self.first, self.events),
-            payload: self.payload.into(),
-        }
-    }
 }
 
 impl NatsShipper {

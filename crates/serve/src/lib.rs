@@ -111,8 +111,11 @@ pub struct Config {
     pub retain: Option<std::time::Duration>,
     /// Show the results a story builder keeps in `database` (the fleet's: events judged by
     /// workers from NATS JetStream) instead of hunting what comes in; events sent here are
-    /// refused.
+    /// refused, unless `nats` is given.
     pub fleet: bool,
+    /// With `fleet`: JSON events sent here (`/api/v1/events`) are published to this NATS
+    /// server's JetStream for the workers, as `ship --nats` publishes a file's.
+    pub nats: Option<String>,
 }
 
 impl Config {
@@ -127,6 +130,7 @@ impl Config {
             retain: None,
             database: None,
             fleet: false,
+            nats: None,
         }
     }
 }
@@ -154,6 +158,8 @@ struct AppState {
     https: bool,
     /// The story builder's results, shown instead of this server's hunt (`--fleet`).
     fleet: Option<fleet::FleetResults>,
+    /// Where events sent here go under `--fleet --nats`.
+    publisher: Option<towerwatch_fleet::Publisher>,
     limits: Option<limit::Limits>,
 }
 
@@ -180,8 +186,14 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
         (true, Some(url)) => Some(fleet::FleetResults::new(url)),
         (true, None) => return Err(ServeError::Fleet),
     };
+    let publisher = config
+        .nats
+        .as_deref()
+        .filter(|_| config.fleet)
+        .map(|url| towerwatch_fleet::Publisher::new(url, std::time::Duration::from_secs(30)));
     let state = Arc::new(AppState {
         fleet,
+        publisher,
         live,
         store: Mutex::new(store),
         auth,
@@ -198,8 +210,13 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     use routes::{admin, ingest, read, retro, reveal};
     let taking = if state.fleet.is_some() {
         let no = || post(fleet::refuse_events);
+        let events = if state.publisher.is_some() {
+            post(ingest::events_to_jetstream)
+        } else {
+            no()
+        };
         Router::new()
-            .route("/api/v1/events", no())
+            .route("/api/v1/events", events)
             .route("/api/v1/lines", no())
             .route("/api/v1/retro", no())
             .route("/_bulk", no().put(fleet::refuse_events))

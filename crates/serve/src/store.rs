@@ -56,8 +56,8 @@ pub struct SourceHealth {
 pub struct Batch {
     /// Per event: source, line, time (microseconds), text.
     rows: Vec<(String, u64, Option<i64>, String)>,
-    events: Vec<Event>,
-    rejected: Vec<Rejected>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) rejected: Vec<Rejected>,
 }
 
 impl Batch {

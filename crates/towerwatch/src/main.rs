@@ -231,10 +231,16 @@ pub struct ServeArgs {
     pub retain: Option<std::time::Duration>,
     /// Show the results a `towerwatch story-builder` keeps in --database (events judged by
     /// `towerwatch worker`s from NATS JetStream) instead of hunting what comes in here;
-    /// events sent here are refused (ship them with `ship --nats`). Give the builder's rules
-    /// and context; this server's own tokens and audit log are kept in that database too.
+    /// events sent here are refused (ship them with `ship --nats`), unless --nats is given.
+    /// Give the builder's rules and context; this server's own tokens and audit log are kept
+    /// in that database too.
     #[arg(long, requires = "database")]
     pub fleet: bool,
+    /// With --fleet: publish JSON events sent to /api/v1/events to this NATS server's
+    /// JetStream for the workers (an ingest node), answering once JetStream has stored them.
+    /// Text lines and the bulk API are still refused here: ship them with `ship --nats`.
+    #[arg(long, value_name = "URL", requires = "fleet")]
+    pub nats: Option<String>,
     #[command(flatten)]
     pub setup: HuntSetupArgs,
 }

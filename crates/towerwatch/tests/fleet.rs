@@ -37,6 +37,16 @@ fn sorted(lines: &str) -> Vec<String> {
 /// `serve --fleet` over `database` (its data in `data`), with the hunt's `context`, and its
 /// first admin token.
 fn serve_fleet(data: &Path, database: &str, context: &[String]) -> (Server, String) {
+    serve_fleet_with(data, database, context, &[])
+}
+
+/// As [`serve_fleet`], with `extra` arguments.
+fn serve_fleet_with(
+    data: &Path,
+    database: &str,
+    context: &[String],
+    extra: &[&str],
+) -> (Server, String) {
     let data_arg = data.display().to_string();
     let init = towerwatch(&["serve", "--data", &data_arg, "--database", database, "init"]);
     let admin = common::text(&init.stdout)
@@ -46,6 +56,7 @@ fn serve_fleet(data: &Path, database: &str, context: &[String]) -> (Server, Stri
         .to_string();
     let mut args = vec!["--database", database, "--fleet"];
     args.extend(context.iter().map(String::as_str));
+    args.extend(extra);
     (Server::start(data, &args), admin)
 }
 
@@ -433,4 +444,107 @@ fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
         "{out}"
     );
     assert_eq!(stored_events(&url), 14);
+}
+
+#[test]
+fn serve_fleet_with_nats_publishes_the_json_events_sent_to_it_for_the_workers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s);
+    let arg = |s: &str| p(s).display().to_string();
+    towerwatch(&["simulate", "--out", &arg("sim"), "-q"]);
+    std::fs::write(p("key"), "a fixed key of sixteen bytes or more").unwrap();
+    let context: Vec<String> = ["--min-level", "informational", "--key-file", &arg("key")]
+        .map(String::from)
+        .to_vec();
+    // One host's events, as `hunt` judges the file.
+    let file = arg("sim/evidence/windows/WEB01.jsonl");
+    let mut hunt = vec!["hunt".to_string(), file.clone()];
+    hunt.extend(context.iter().cloned());
+    hunt.extend(["-o", &arg("want.jsonl"), "-q"].map(String::from));
+    towerwatch(&hunt.iter().map(String::as_str).collect::<Vec<_>>());
+    let want = sorted(&std::fs::read_to_string(p("want.jsonl")).unwrap());
+    assert!(!want.is_empty(), "the web server's events give detections");
+
+    let nats = LocalNats::start();
+    let nats_url = nats.url();
+    let pg = LocalPostgres::start("");
+    let fleet = |cmd: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = vec![cmd.to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["--nats", &nats_url, "--ack-wait", "3"].map(String::from));
+        a.extend(context.iter().cloned());
+        a
+    };
+    let (b, w) = (p("builder.log"), p("worker.log"));
+    let builder = start(
+        &fleet(
+            "story-builder",
+            &["--database", &pg.url("postgres"), "--settle-ms", "500"],
+        ),
+        &b,
+    );
+    let worker = start(&fleet("worker", &[]), &w);
+    let (server, admin) = serve_fleet_with(
+        &p("serve"),
+        &pg.url("postgres"),
+        &context,
+        &["--nats", &nats_url],
+    );
+
+    // The file's lines, sent a thousand at a time (the first batch twice: JetStream holds it
+    // already, and says so).
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let send = |first: usize, batch: &[&str]| -> serde_json::Value {
+        let path = format!("/api/v1/events?source={file}&first_line={}", first + 1);
+        let body = batch.join("\n");
+        let (status, reply) = server.request("POST", &path, Some(&admin), &[], body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+        serde_json::from_slice(&reply).unwrap()
+    };
+    for (i, batch) in lines.chunks(1000).enumerate() {
+        let reply = send(i * 1000, batch);
+        assert_eq!(reply["accepted"], batch.len(), "{reply}");
+        assert_eq!(reply["duplicates"], 0, "{reply}");
+    }
+    let again = send(0, &lines[..1000]);
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(1000))
+    );
+    assert_eq!(stored_events(&nats_url), lines.len() as u64);
+    // Text lines and the bulk API still go elsewhere.
+    let (status, _) = server.request(
+        "POST",
+        "/api/v1/lines?source=a.log",
+        Some(&admin),
+        &[],
+        b"x\n",
+    );
+    assert_eq!(status, 409);
+
+    let concluded = || {
+        pg.psql("SELECT facts FROM fleet_results")
+            .is_ok_and(|s| s == lines.len().to_string())
+    };
+    wait_for(
+        "every event concluded",
+        Duration::from_secs(120),
+        &[&b, &w],
+        concluded,
+    );
+    let (status, body) = server.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
+    assert_eq!(status, 200);
+    let shown = sorted(&String::from_utf8(body).unwrap());
+    assert_eq!(shown.len(), want.len(), "detections");
+    assert!(
+        shown == want,
+        "the detections of events sent to serve differ from hunt's"
+    );
+    for mut c in [builder, worker] {
+        let _ = Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status();
+        assert!(c.wait().unwrap().success());
+    }
 }

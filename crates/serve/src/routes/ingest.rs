@@ -69,6 +69,53 @@ pub(crate) async fn events(
     }
 }
 
+/// `POST /api/v1/events?source=NAME&first_line=N` under `serve --fleet --nats`: JSON Lines,
+/// published to JetStream for the workers (each event's identity made of its source and
+/// line, as this server's own store keys them), answered once JetStream has stored them.
+pub(crate) async fn events_to_jetstream(
+    State(state): State<Arc<AppState>>,
+    Query(batch): Query<Batch>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
+        return refused;
+    }
+    let Some(publisher) = &state.publisher else {
+        return refuse(StatusCode::CONFLICT, "no NATS server to publish to");
+    };
+    let text = match decode(&headers, &body) {
+        Ok(t) => t,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let source = batch.source.clone();
+    let parsed = match tokio::task::spawn_blocking(move || {
+        crate::store::Batch::parse(&batch.source, batch.first_line, &text)
+    })
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match publisher.publish(&source, &parsed.events).await {
+        Ok(held) => {
+            let sent = parsed.events.len() as u64;
+            let ingested = crate::store::Ingested {
+                accepted: sent - held.min(sent),
+                duplicates: held,
+                rejected: parsed.rejected,
+            };
+            let m = &state.metrics;
+            m.add(&m.accepted, ingested.accepted);
+            m.add(&m.duplicates, ingested.duplicates);
+            m.reject(&source, ingested.rejected.len() as u64);
+            (StatusCode::OK, Json(ingested)).into_response()
+        }
+        // Not stored, so not acknowledged: the client sends the batch again.
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
 /// `POST /api/v1/lines?source=NAME&first_line=N`: a text log's lines as written (W3C,
 /// PostgreSQL stderr/csvlog/jsonlog, access logs, Zeek), read with the rest of their source
 /// as `hunt` reads the file. Durable before the reply, idempotent by (source, line).
