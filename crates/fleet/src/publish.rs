@@ -180,6 +180,22 @@ impl Publisher {
         scope: &str,
         events: &[towerwatch_event::Event],
     ) -> Result<u64, FleetError> {
+        let held = self
+            .publish_identified(
+                events
+                    .iter()
+                    .map(|e| (crate::wire::identity(scope, e.origin.locator), e)),
+            )
+            .await?;
+        Ok(held.len() as u64)
+    }
+
+    /// Publishes events with the identities given, and returns once JetStream has stored
+    /// them all, with the identities of those it held already.
+    pub async fn publish_identified<'e>(
+        &self,
+        events: impl IntoIterator<Item = ([u8; 16], &'e towerwatch_event::Event)>,
+    ) -> Result<std::collections::HashSet<[u8; 16]>, FleetError> {
         let js = self
             .js
             .get_or_try_init(|| async {
@@ -189,11 +205,15 @@ impl Publisher {
             })
             .await?;
         let mut pending = Pending::default();
-        for e in events {
-            pending.push(crate::wire::identity(scope, e.origin.locator), e);
+        for (id, e) in events {
+            pending.push(id, e);
         }
         let (messages, _) = pending.take();
         let held = store_all(js, None, messages, Some(self.retry_for)).await?;
-        Ok(events_in(&held))
+        Ok(held
+            .iter()
+            .flat_map(|m| crate::wire::frames(&m.payload))
+            .filter_map(|f| f.ok()?.get(..16)?.try_into().ok())
+            .collect())
     }
 }

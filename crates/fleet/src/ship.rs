@@ -203,10 +203,7 @@ impl NatsShipper {
         messages: Vec<Outgoing>,
     ) -> Result<u64, FleetError> {
         let held = store_all(js, None, messages, Some(self.retry_for)).await?;
-        Ok(held
-            .iter()
-            .map(|m| wire::frames(&m.payload).count() as u64)
-            .sum())
+        Ok(crate::publish::events_in(&held))
     }
 
     /// Ships one file past the events stored before; true when stopped.

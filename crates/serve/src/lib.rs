@@ -113,7 +113,7 @@ pub struct Config {
     /// workers from NATS JetStream) instead of hunting what comes in; events sent here are
     /// refused, unless `nats` is given.
     pub fleet: bool,
-    /// With `fleet`: JSON events sent here (`/api/v1/events`) are published to this NATS
+    /// With `fleet`: JSON events and bulk requests sent here are published to this NATS
     /// server's JetStream for the workers, as `ship --nats` publishes a file's.
     pub nats: Option<String>,
 }
@@ -210,17 +210,25 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     use routes::{admin, ingest, read, retro, reveal};
     let taking = if state.fleet.is_some() {
         let no = || post(fleet::refuse_events);
-        let events = if state.publisher.is_some() {
-            post(ingest::events_to_jetstream)
+        let (events, bulk, bulk_index) = if state.publisher.is_some() {
+            (
+                post(ingest::events_to_jetstream),
+                post(ingest::es_bulk_to_jetstream).put(ingest::es_bulk_to_jetstream),
+                post(ingest::es_bulk_index_to_jetstream).put(ingest::es_bulk_index_to_jetstream),
+            )
         } else {
-            no()
+            (
+                no(),
+                no().put(fleet::refuse_events),
+                no().put(fleet::refuse_events),
+            )
         };
         Router::new()
             .route("/api/v1/events", events)
             .route("/api/v1/lines", no())
             .route("/api/v1/retro", no())
-            .route("/_bulk", no().put(fleet::refuse_events))
-            .route("/{index}/_bulk", no().put(fleet::refuse_events))
+            .route("/_bulk", bulk)
+            .route("/{index}/_bulk", bulk_index)
     } else {
         Router::new()
             .route("/api/v1/events", post(ingest::events))

@@ -236,9 +236,10 @@ pub struct ServeArgs {
     /// in that database too.
     #[arg(long, requires = "database")]
     pub fleet: bool,
-    /// With --fleet: publish JSON events sent to /api/v1/events to this NATS server's
-    /// JetStream for the workers (an ingest node), answering once JetStream has stored them.
-    /// Text lines and the bulk API are still refused here: ship them with `ship --nats`.
+    /// With --fleet: publish JSON events sent to /api/v1/events, and Elasticsearch bulk
+    /// requests, to this NATS server's JetStream for the workers (an ingest node), answering
+    /// once JetStream has stored them. Text lines are still refused here: ship their files
+    /// with `ship --nats`.
     #[arg(long, value_name = "URL", requires = "fleet")]
     pub nats: Option<String>,
     #[command(flatten)]

@@ -447,7 +447,7 @@ fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
 }
 
 #[test]
-fn serve_fleet_with_nats_publishes_the_json_events_sent_to_it_for_the_workers() {
+fn serve_fleet_with_nats_publishes_events_and_bulk_requests_sent_to_it_for_the_workers() {
     let tmp = tempfile::tempdir().unwrap();
     let p = |s: &str| tmp.path().join(s);
     let arg = |s: &str| p(s).display().to_string();
@@ -513,7 +513,7 @@ fn serve_fleet_with_nats_publishes_the_json_events_sent_to_it_for_the_workers() 
         (Some(0), Some(1000))
     );
     assert_eq!(stored_events(&nats_url), lines.len() as u64);
-    // Text lines and the bulk API still go elsewhere.
+    // Text lines still go elsewhere.
     let (status, _) = server.request(
         "POST",
         "/api/v1/lines?source=a.log",
@@ -541,6 +541,30 @@ fn serve_fleet_with_nats_publishes_the_json_events_sent_to_it_for_the_workers() 
         shown == want,
         "the detections of events sent to serve differ from hunt's"
     );
+
+    // What Beats send (Elasticsearch's bulk API) goes to JetStream too, item by item: 201,
+    // then 200 for a document sent again.
+    let docs = std::fs::read_to_string(p("sim/evidence/windows/DC01.jsonl")).unwrap();
+    let body: String = docs
+        .lines()
+        .take(3)
+        .map(|d| format!("{{\"create\":{{\"_index\":\"winlogbeat\"}}}}\n{d}\n"))
+        .collect();
+    let statuses = |reply: &[u8]| -> Vec<u64> {
+        let v: serde_json::Value = serde_json::from_slice(reply).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["create"]["status"].as_u64().unwrap())
+            .collect()
+    };
+    for want in [201, 200] {
+        let (status, reply) = server.request("POST", "/_bulk", Some(&admin), &[], body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+        assert_eq!(statuses(&reply), vec![want; 3]);
+    }
+    assert_eq!(stored_events(&nats_url), lines.len() as u64 + 3);
     for mut c in [builder, worker] {
         let _ = Command::new("kill")
             .args(["-INT", &c.id().to_string()])

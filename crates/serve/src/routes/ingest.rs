@@ -302,3 +302,101 @@ async fn bulk_into(
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
+
+pub(crate) async fn es_bulk_index_to_jetstream(
+    state: State<Arc<AppState>>,
+    UrlPath(index): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bulk_to_jetstream(state, &index, headers, body).await
+}
+
+pub(crate) async fn es_bulk_to_jetstream(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bulk_to_jetstream(state, "events", headers, body).await
+}
+
+/// Under `serve --fleet --nats`: a bulk request's events published to JetStream for the
+/// workers (each with the identity this server's own store keys it by), answered item by
+/// item once JetStream has stored them: 201, or 200 for one it held already.
+async fn bulk_to_jetstream(
+    State(state): State<Arc<AppState>>,
+    index: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
+        return refused;
+    }
+    let Some(publisher) = &state.publisher else {
+        return refuse(StatusCode::CONFLICT, "no NATS server to publish to");
+    };
+    let clock = std::time::Instant::now();
+    let text = match decode(&headers, &body) {
+        Ok(t) => t,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let index = index.to_string();
+    let items = match tokio::task::spawn_blocking(move || bulk::parse(&text, &index)).await {
+        Ok(items) => items,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let identity = |source: &str, line: u64| {
+        towerwatch_fleet::wire::identity(source, towerwatch_event::Locator::Line(line))
+    };
+    let events = items.iter().filter_map(|i| match i {
+        bulk::Item::Event {
+            source,
+            line,
+            event,
+            ..
+        } => Some((identity(source, *line), &**event)),
+        bulk::Item::Refused { .. } => None,
+    });
+    let held = match publisher.publish_identified(events).await {
+        Ok(held) => held,
+        // Not stored, so not acknowledged: the shipper retries the whole request.
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let answers: Vec<(String, String, u16, Option<String>)> = items
+        .into_iter()
+        .map(|i| match i {
+            bulk::Item::Event {
+                index,
+                source,
+                line,
+                ..
+            } => {
+                let status = if held.contains(&identity(&source, line)) {
+                    200
+                } else {
+                    201
+                };
+                ("create".to_string(), index, status, None)
+            }
+            bulk::Item::Refused {
+                action,
+                index,
+                status,
+                reason,
+            } => (action, index, status, Some(reason)),
+        })
+        .collect();
+    let m = &state.metrics;
+    m.observe_ingest(clock.elapsed());
+    for (_, index, status, _) in &answers {
+        match status {
+            201 => m.add(&m.accepted, 1),
+            200 => m.add(&m.duplicates, 1),
+            _ => m.reject(&format!("_bulk {index}"), 1),
+        }
+    }
+    elastic(
+        StatusCode::OK,
+        bulk::reply(&answers, clock.elapsed().as_millis()),
+    )
+}
