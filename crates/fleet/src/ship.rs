@@ -73,6 +73,10 @@ pub struct Shipment {
     /// `path#N` (N = generation + 1), with identities of their own.
     #[serde(default)]
     pub generation: u32,
+    /// The file was read to its end (not stopped, not cut short by an error): unchanged
+    /// since (same file, same size), it holds nothing new and is not read again.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 /// A state file's entry: a shipment, or (as first written) only the events stored.
@@ -97,8 +101,17 @@ impl Shipment {
             inode,
             device,
             generation: self.generation + u32::from(replaced),
+            complete: false,
         };
         (at, replaced)
+    }
+
+    /// Read to its end before, and the same file of the same size still.
+    fn unchanged(&self, meta: &std::fs::Metadata) -> bool {
+        self.complete
+            && self.inode != 0
+            && towerwatch_sources::inode_and_device(meta) == (self.inode, self.device)
+            && meta.len() == self.size
     }
 
     /// The name the events of `path` carry in this generation.
@@ -155,7 +168,7 @@ impl NatsShipper {
             .map_err(|e| FleetError::Io(format!("cannot write {}: {e}", self.state.display())))
     }
 
-    /// Ships `paths` (files and directories).
+    /// Ships `paths` (files and directories) once.
     pub async fn run(
         &self,
         js: &jetstream::Context,
@@ -164,10 +177,57 @@ impl NatsShipper {
         note: &mut dyn FnMut(Note),
     ) -> Result<Shipped, FleetError> {
         crate::streams(js).await?;
-        let mut offsets = self.offsets()?;
         let mut shipped = Shipped::default();
+        self.pass(js, paths, false, stop, note, &mut shipped)
+            .await?;
+        Ok(shipped)
+    }
+
+    /// Ships `paths`, then looks again every `poll` until `stop` says so: what was added
+    /// to a file (whole lines: a text file is left until it ends with a line break) and
+    /// new files are shipped as they come; a file unchanged since is not read again.
+    pub async fn follow(
+        &self,
+        js: &jetstream::Context,
+        paths: &[PathBuf],
+        poll: Duration,
+        stop: &(dyn Fn() -> bool + Sync),
+        note: &mut dyn FnMut(Note),
+    ) -> Result<Shipped, FleetError> {
+        crate::streams(js).await?;
+        let mut shipped = Shipped::default();
+        loop {
+            self.pass(js, paths, true, stop, note, &mut shipped).await?;
+            if shipped.stopped {
+                return Ok(shipped);
+            }
+            let until = tokio::time::Instant::now() + poll;
+            while tokio::time::Instant::now() < until {
+                if stop() {
+                    shipped.stopped = true;
+                    return Ok(shipped);
+                }
+                tokio::time::sleep(Duration::from_millis(50).min(poll)).await;
+            }
+        }
+    }
+
+    /// One look at `paths`: every file with something new shipped.
+    async fn pass(
+        &self,
+        js: &jetstream::Context,
+        paths: &[PathBuf],
+        follow: bool,
+        stop: &(dyn Fn() -> bool + Sync),
+        note: &mut dyn FnMut(Note),
+        shipped: &mut Shipped,
+    ) -> Result<(), FleetError> {
+        let mut offsets = self.offsets()?;
         let (inputs, problems) = discover(paths);
-        for p in problems {
+        // (Followed, what cannot be read is said once, not at every look.)
+        let first = shipped.files == 0 && shipped.skipped == 0;
+        shipped.files = inputs.len();
+        for p in problems.into_iter().filter(|_| first) {
             shipped.skipped += 1;
             note(Note::Skipped {
                 path: p.input.to_string(),
@@ -176,6 +236,9 @@ impl NatsShipper {
         }
         for input in inputs {
             let Input::File(path) = &input else {
+                if !first {
+                    continue;
+                }
                 shipped.skipped += 1;
                 note(Note::Skipped {
                     path: input.name(),
@@ -183,17 +246,16 @@ impl NatsShipper {
                 });
                 continue;
             };
-            shipped.files += 1;
             let stopped = self
-                .ship_file(js, path, &mut offsets, &mut shipped, stop, note)
+                .ship_file(js, path, follow, &mut offsets, shipped, stop, note)
                 .await;
             self.save(&offsets)?;
             if stopped? {
                 shipped.stopped = true;
-                return Ok(shipped);
+                return Ok(());
             }
         }
-        Ok(shipped)
+        Ok(())
     }
 
     /// Stores `messages`, and gives how many events JetStream held already.
@@ -207,10 +269,12 @@ impl NatsShipper {
     }
 
     /// Ships one file past the events stored before; true when stopped.
+    #[allow(clippy::too_many_arguments)]
     async fn ship_file(
         &self,
         js: &jetstream::Context,
         path: &Path,
+        follow: bool,
         offsets: &mut BTreeMap<String, Shipment>,
         shipped: &mut Shipped,
         stop: &(dyn Fn() -> bool + Sync),
@@ -219,11 +283,12 @@ impl NatsShipper {
         let name = path.display().to_string();
         let meta = std::fs::metadata(path)
             .map_err(|e| FleetError::Io(format!("cannot read {name}: {e}")))?;
-        let (mut at, replaced) = offsets
-            .get(&name)
-            .cloned()
-            .unwrap_or_default()
-            .resumed(&meta);
+        let before = offsets.get(&name).cloned().unwrap_or_default();
+        // Nothing new; or, followed, a line still being written: looked at next time.
+        if before.unchanged(&meta) || (follow && !ends_whole(path, &meta)) {
+            return Ok(false);
+        }
+        let (mut at, replaced) = before.resumed(&meta);
         let source = at.source(&name);
         if replaced {
             note(Note::Restarted {
@@ -252,9 +317,11 @@ impl NatsShipper {
                         let _ = tx.blocking_send(Item::Event(e));
                     }
                 }
-                Err(e) => {
+                // (One before where shipping resumes was reported when it was read.)
+                Err(e) if n >= done => {
                     let _ = tx.blocking_send(Item::Rejected(e.to_string()));
                 }
+                Err(_) => {}
             })
         });
         let mut stored = done;
@@ -297,10 +364,11 @@ impl NatsShipper {
         stored += n;
         shipped.events += n;
         at.events = stored;
-        offsets.insert(name.clone(), at);
         let report = reader
             .await
             .map_err(|e| FleetError::Io(format!("{name}: the reader stopped: {e}")))?;
+        at.complete = !stopped && report.failure.is_none();
+        offsets.insert(name.clone(), at);
         if let Some(why) = report.failure {
             if !stopped {
                 note(Note::Skipped {
@@ -311,4 +379,29 @@ impl NatsShipper {
         }
         Ok(stopped)
     }
+}
+
+/// Whether a followed file ends where a record does: a text file with a line break (a
+/// last line without one may still be being written), a binary one (EVTX, compressed) at
+/// any size.
+fn ends_whole(path: &Path, meta: &std::fs::Metadata) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    if meta.len() == 0 {
+        return true;
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        // Read (and its error reported) as any file is.
+        return true;
+    };
+    let mut head = [0u8; 4];
+    let got = f.read(&mut head).unwrap_or(0);
+    let binary = matches!(
+        &head[..got],
+        [b'E', b'l', b'f', b'F'] | [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd]
+    );
+    let mut last = [0u8; 1];
+    binary
+        || (f.seek(SeekFrom::End(-1)).is_ok()
+            && f.read_exact(&mut last).is_ok()
+            && last[0] == b'\n')
 }

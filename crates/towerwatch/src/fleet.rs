@@ -116,22 +116,24 @@ pub fn ship(nats: &str, args: &ShipArgs) -> Result<ExitCode> {
     };
     let shipped = runtime()?.block_on(async {
         let js = towerwatch_fleet::connect(nats).await?;
-        shipper
-            .run(
-                &js,
-                &args.paths,
-                &crate::interrupt::interrupted,
-                &mut |note| match note {
-                    ship::Note::Rejected(what) => complainln!("towerwatch ship: {what}"),
-                    ship::Note::Skipped { path, why } => {
-                        complainln!("towerwatch ship: {path} skipped: {why}")
-                    }
-                    ship::Note::Restarted { path, source } => complainln!(
-                        "towerwatch ship: {path} was replaced or truncated: shipped again as {source}"
-                    ),
-                },
-            )
-            .await
+        let mut note = |note| match note {
+            ship::Note::Rejected(what) => complainln!("towerwatch ship: {what}"),
+            ship::Note::Skipped { path, why } => {
+                complainln!("towerwatch ship: {path} skipped: {why}")
+            }
+            ship::Note::Restarted { path, source } => complainln!(
+                "towerwatch ship: {path} was replaced or truncated: shipped again as {source}"
+            ),
+        };
+        let stop = &crate::interrupt::interrupted;
+        if args.follow {
+            let poll = Duration::from_millis(args.poll_ms.max(1));
+            shipper
+                .follow(&js, &args.paths, poll, stop, &mut note)
+                .await
+        } else {
+            shipper.run(&js, &args.paths, stop, &mut note).await
+        }
     })?;
     sayln!(
         "towerwatch ship: {} files, {} events stored by {nats} ({} of them held already); {} records rejected, {} files skipped",

@@ -123,7 +123,7 @@ pub struct ShipArgs {
     pub to: Option<String>,
     /// Publish the events to NATS JetStream instead (e.g. nats://127.0.0.1:4222): every
     /// file read here, each event on its host's subject, stored once by its identity.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["to", "follow", "token"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["to", "token"])]
     pub nats: Option<String>,
     /// A token with the ingest role (else TOWERWATCH_TOKEN).
     #[arg(long, value_name = "TOKEN")]

@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -352,7 +353,10 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
 fn stored_events(url: &str) -> u64 {
     block_on(async {
         let js = towerwatch_fleet::connect(url).await.unwrap();
-        let mut stream = js.get_stream(towerwatch_fleet::EVENTS).await.unwrap();
+        // None yet: nothing shipped yet.
+        let Ok(mut stream) = js.get_stream(towerwatch_fleet::EVENTS).await else {
+            return 0;
+        };
         let (first, last) = {
             let state = &stream.info().await.unwrap().state;
             (state.first_sequence, state.last_sequence)
@@ -571,4 +575,79 @@ fn serve_fleet_with_nats_publishes_events_and_bulk_requests_sent_to_it_for_the_w
             .status();
         assert!(c.wait().unwrap().success());
     }
+}
+
+#[test]
+fn ship_nats_follow_ships_whole_lines_as_they_are_written_and_new_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = LocalNats::start();
+    let url = nats.url();
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    let line = |i: usize| {
+        format!(
+            "{{\"EventID\":4624,\"Channel\":\"Security\",\"Computer\":\"WS{i:02}\",\"TimeCreated\":\"2024-05-01T10:00:{i:02}Z\"}}\n"
+        )
+    };
+    let a = dir.join("a.jsonl");
+    std::fs::write(&a, (0..3).map(line).collect::<String>()).unwrap();
+    let (out, err) = (tmp.path().join("out.log"), tmp.path().join("err.log"));
+    let mut ship = Command::new(BIN)
+        .args([
+            "ship",
+            "--nats",
+            &url,
+            "--follow",
+            "--poll-ms",
+            "100",
+            "--state",
+        ])
+        .arg(tmp.path().join("state.json"))
+        .arg(&dir)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let logs = [out.as_path(), err.as_path()];
+    let url = url.as_str();
+    let stored = |n: u64| move || stored_events(url) == n;
+    wait_for(
+        "the file as it was",
+        Duration::from_secs(30),
+        &logs,
+        stored(3),
+    );
+    // Two lines added and a third still being written: the file is left until it ends
+    // with a line break (a line cut short would be shipped as a damaged record, and its
+    // end never), then shipped from where it was.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    let cut = line(5);
+    write!(f, "{}{}{}", line(3), line(4), &cut[..20]).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        stored_events(url),
+        3,
+        "a file ending in a cut line was shipped"
+    );
+    write!(f, "{}", &cut[20..]).unwrap();
+    wait_for(
+        "the lines added, once the last ended",
+        Duration::from_secs(30),
+        &logs,
+        stored(6),
+    );
+    // A new file in the directory.
+    std::fs::write(dir.join("b.jsonl"), (10..12).map(line).collect::<String>()).unwrap();
+    wait_for("a new file", Duration::from_secs(30), &logs, stored(8));
+    let _ = Command::new("kill")
+        .args(["-INT", &ship.id().to_string()])
+        .status();
+    let status = ship.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let said = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        said.contains("8 events stored") && said.contains("0 records rejected"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
 }
