@@ -196,7 +196,7 @@ def bench(tmp, workers, corpus, ctx, events, pport, bindir):
         if now != seen:
             seen, moved = now, time.time()
         elif time.time() - moved > 120:
-            for p in [builder, *ws]:
+            for p in [builder, *ws, ship]:
                 p.kill()
             nats.kill()
             for name in sorted(os.listdir(tmp)):

@@ -78,9 +78,11 @@ pub async fn run(
     let mut last_conclusion = Instant::now();
     'pull: loop {
         let pulled = async {
+            // Messages hold up to PER_MESSAGE facts: about a batch of facts at a time, so
+            // that few wait (and come again) while a conclusion runs.
             crate::pull(
                 consumer(&js, pace.ack_wait).await?,
-                pace.batch.clamp(1, 10_000),
+                pace.batch.div_ceil(crate::wire::PER_MESSAGE).clamp(1, 100),
             )
             .await
         };
@@ -185,6 +187,7 @@ async fn keep_batch(
             continue;
         }
         let before = rows.len();
+        let (mut bad, mut first_bad) = (0u64, None);
         for (i, frame) in crate::wire::frames(&m.payload).enumerate() {
             match frame.and_then(|f| {
                 crate::wire::fact_head(f)
@@ -196,12 +199,17 @@ async fn keep_batch(
                     body: m.payload.slice_ref(f),
                 }),
                 Err(why) => {
-                    eprintln!(
-                        "towerwatch story-builder: {FACTS} message {seq}, frame {i}: no fact: {why}"
-                    );
-                    tally.refused.fetch_add(1, Ordering::Relaxed);
+                    bad += 1;
+                    first_bad.get_or_insert_with(|| format!("frame {i}: {why}"));
                 }
             }
+        }
+        if let Some(first_bad) = first_bad {
+            // One line per message, however many of its frames are bad.
+            eprintln!(
+                "towerwatch story-builder: {FACTS} message {seq}: {bad} frames hold no fact (first: {first_bad})"
+            );
+            tally.refused.fetch_add(bad, Ordering::Relaxed);
         }
         if rows.len() > before {
             keep.push(m);

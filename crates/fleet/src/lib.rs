@@ -40,7 +40,7 @@ pub mod store;
 pub mod wire;
 pub mod worker;
 
-pub use publish::Publisher;
+pub use publish::{Published, Publisher};
 
 use std::time::Duration;
 

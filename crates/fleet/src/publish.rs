@@ -103,26 +103,49 @@ struct Open {
     payload: Vec<u8>,
 }
 
+/// An event whose frame alone is over what a message may hold (its size): not published.
+#[derive(Debug)]
+pub(crate) struct TooLarge(pub usize);
+
 impl Pending {
-    pub(crate) fn push(&mut self, id: [u8; 16], e: &towerwatch_event::Event) {
+    /// Takes an event (counted either way), or refuses it when it cannot travel.
+    pub(crate) fn push(
+        &mut self,
+        id: [u8; 16],
+        e: &towerwatch_event::Event,
+    ) -> Result<(), TooLarge> {
+        self.events += 1;
+        let frame = crate::wire::event_frame(&id, e);
+        if !crate::wire::fits(0, frame.len()) {
+            return Err(TooLarge(frame.len()));
+        }
         let subject = crate::wire::subject(e);
+        if self
+            .open
+            .get(&subject)
+            .is_some_and(|open| !crate::wire::fits(open.payload.len(), frame.len()))
+        {
+            let open = self.open.remove(&subject).expect("just looked at");
+            self.closed.push(open.into_message(subject.clone()));
+        }
         let open = self.open.entry(subject.clone()).or_insert_with(|| Open {
             first: id,
             events: 0,
             payload: Vec::new(),
         });
-        crate::wire::push_frame(&mut open.payload, &crate::wire::event_frame(&id, e));
+        crate::wire::push_frame(&mut open.payload, &frame);
         open.events += 1;
-        self.events += 1;
         if open.events >= crate::wire::PER_MESSAGE
             || open.payload.len() >= crate::wire::MESSAGE_BYTES
         {
             let open = self.open.remove(&subject).expect("just pushed to");
             self.closed.push(open.into_message(subject));
         }
+        Ok(())
     }
 
-    /// Every message, the open ones closed, and how many events they hold.
+    /// Every message, the open ones closed, and how many events were taken (refused ones
+    /// too).
     pub(crate) fn take(&mut self) -> (Vec<Outgoing>, u64) {
         let mut out = std::mem::take(&mut self.closed);
         out.extend(
@@ -172,30 +195,27 @@ impl Publisher {
         }
     }
 
-    /// Publishes `events`, the identity of each made of `scope` (where they were read: the
-    /// sender's source) and its place, and returns once JetStream has stored them all, with
-    /// how many it held already (sent before).
+    /// Publishes `events`, each sent as its line of `source` (its identity:
+    /// [`crate::wire::sent_identity`]), and returns once JetStream has stored them all.
     pub async fn publish(
         &self,
-        scope: &str,
+        source: &str,
         events: &[towerwatch_event::Event],
-    ) -> Result<u64, FleetError> {
-        let held = self
-            .publish_identified(
-                events
-                    .iter()
-                    .map(|e| (crate::wire::identity(scope, e.origin.locator), e)),
-            )
-            .await?;
-        Ok(held.len() as u64)
+    ) -> Result<Published, FleetError> {
+        self.publish_identified(
+            events
+                .iter()
+                .map(|e| (crate::wire::sent_identity(source, e.origin.locator), e)),
+        )
+        .await
     }
 
     /// Publishes events with the identities given, and returns once JetStream has stored
-    /// them all, with the identities of those it held already.
+    /// them all.
     pub async fn publish_identified<'e>(
         &self,
         events: impl IntoIterator<Item = ([u8; 16], &'e towerwatch_event::Event)>,
-    ) -> Result<std::collections::HashSet<[u8; 16]>, FleetError> {
+    ) -> Result<Published, FleetError> {
         let js = self
             .js
             .get_or_try_init(|| async {
@@ -205,15 +225,90 @@ impl Publisher {
             })
             .await?;
         let mut pending = Pending::default();
+        let mut too_large = std::collections::HashMap::new();
         for (id, e) in events {
-            pending.push(id, e);
+            if let Err(TooLarge(size)) = pending.push(id, e) {
+                too_large.insert(id, size);
+            }
         }
         let (messages, _) = pending.take();
         let held = store_all(js, None, messages, Some(self.retry_for)).await?;
-        Ok(held
+        Ok(Published {
+            held: held
+                .iter()
+                .flat_map(|m| crate::wire::frames(&m.payload))
+                .filter_map(|f| f.ok()?.get(..16)?.try_into().ok())
+                .collect(),
+            too_large,
+        })
+    }
+}
+
+/// What a [`Publisher`] did with the events it was given, by identity.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// Those JetStream held already (sent before).
+    pub held: std::collections::HashSet<[u8; 16]>,
+    /// Those over what a message may hold, with their size: not published.
+    pub too_large: std::collections::HashMap<[u8; 16], usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use towerwatch_event::{Event, Origin, Value};
+
+    fn event(line: u64, bytes: usize) -> Event {
+        let mut e = Event::new(Origin::line("a.jsonl", line));
+        e.computer = Some("WEB01".into());
+        e.push("CommandLine", Value::text("x".repeat(bytes)));
+        e
+    }
+
+    #[test]
+    fn no_message_goes_past_what_nats_takes_and_an_event_too_large_for_any_is_refused() {
+        let mut pending = Pending::default();
+        let id = |n: u8| [n; 16];
+        pending.push(id(1), &event(1, 250 * 1024)).unwrap();
+        // It would take the open message past the limit: that one is closed first.
+        pending.push(id(2), &event(2, 900 * 1024)).unwrap();
+        let refused = pending.push(id(3), &event(3, 2 * 1024 * 1024));
+        assert!(
+            matches!(refused, Err(TooLarge(n)) if n > 2 * 1024 * 1024),
+            "{refused:?}"
+        );
+        let (messages, taken) = pending.take();
+        assert_eq!(taken, 3, "a refused event is counted with those passed");
+        assert_eq!(messages.len(), 2);
+        for m in &messages {
+            assert!(
+                m.payload.len() <= crate::wire::MAX_MESSAGE,
+                "{}",
+                m.payload.len()
+            );
+            assert_eq!(crate::wire::frames(&m.payload).count(), 1);
+        }
+        assert_eq!(events_in(&messages), 2);
+        // Small events share a message, up to PER_MESSAGE of them.
+        for n in 0..(crate::wire::PER_MESSAGE + 1) {
+            pending.push(id(4), &event(n as u64, 10)).unwrap();
+        }
+        let (messages, _) = pending.take();
+        let sizes: Vec<usize> = messages
             .iter()
-            .flat_map(|m| crate::wire::frames(&m.payload))
-            .filter_map(|f| f.ok()?.get(..16)?.try_into().ok())
-            .collect())
+            .map(|m| crate::wire::frames(&m.payload).count())
+            .collect();
+        assert_eq!(sizes, vec![crate::wire::PER_MESSAGE, 1]);
+    }
+
+    #[test]
+    fn what_a_sender_names_never_takes_a_shipped_files_identities() {
+        let shipped =
+            crate::wire::identity("host\n/var/log/a.jsonl", towerwatch_event::Locator::Line(7));
+        let sent = crate::wire::sent_identity(
+            "host\n/var/log/a.jsonl",
+            towerwatch_event::Locator::Line(7),
+        );
+        assert_ne!(shipped, sent);
     }
 }

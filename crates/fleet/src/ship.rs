@@ -340,7 +340,20 @@ impl NatsShipper {
             if let Some(source) = &renamed {
                 e.origin.source = source.clone();
             }
-            pending.push(wire::identity(&scope, e.origin.locator), &e);
+            if let Err(too_large) = pending.push(wire::identity(&scope, e.origin.locator), &e) {
+                // Counted with the events passed (so that shipping resumes after it), said,
+                // and not sent: no message may hold it.
+                shipped.rejected += 1;
+                let at = match e.origin.locator {
+                    towerwatch_event::Locator::Record(r) => format!("record {r}"),
+                    towerwatch_event::Locator::Line(l) => format!("line {l}"),
+                };
+                note(Note::Rejected(format!(
+                    "{name}: {at}: an event of {} bytes, over the {} a message may hold: not shipped",
+                    too_large.0,
+                    wire::MAX_MESSAGE
+                )));
+            }
             if pending.events >= FLUSH_EVENTS {
                 let (messages, n) = pending.take();
                 shipped.duplicates += self.store(js, messages).await?;

@@ -187,9 +187,12 @@ pub fn decode_fact(bytes: &[u8]) -> Result<towerwatch_hunt::Judged, postcard::Er
 
 /// Events (or facts) per message at most.
 pub const PER_MESSAGE: usize = 100;
-/// Bytes per message at most (NATS refuses payloads over its `max_payload`, 1 MiB unless
-/// configured otherwise): a message is closed when it reaches this.
+/// Bytes a message is closed at.
 pub const MESSAGE_BYTES: usize = 256 * 1024;
+/// Bytes a message never goes past: NATS refuses payloads over its `max_payload` (1 MiB
+/// unless configured otherwise), headers included. A frame that would take a message past
+/// it goes to the next; one that alone is over it cannot travel (it is refused and said).
+pub const MAX_MESSAGE: usize = 1024 * 1024 - 8 * 1024;
 
 /// Appends `item` as one frame (its length, then it) to a message's payload.
 pub fn push_frame(payload: &mut Vec<u8>, item: &[u8]) {
@@ -239,6 +242,19 @@ pub fn decode_event_frame(frame: &[u8]) -> Result<([u8; 16], Event), postcard::E
         .get(..16)
         .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
     Ok((id.try_into().expect("16 bytes"), decode(&frame[16..])?))
+}
+
+/// Whether a message of `payload` bytes has room for a frame of `frame` bytes.
+pub fn fits(payload: usize, frame: usize) -> bool {
+    payload + 4 + frame <= MAX_MESSAGE
+}
+
+/// The identity of an event sent to an ingest node (`serve --fleet --nats`) as line `at`
+/// of `source`, a name its sender gives: scoped apart from every file `ship --nats` reads
+/// (a shipper's scope starts with its host name, which holds no NUL), so that no sender can
+/// take the identities of a shipped file's records.
+pub fn sent_identity(source: &str, at: Locator) -> [u8; 16] {
+    identity(&format!("\0sent\0{source}"), at)
 }
 
 /// The id of a message holding frames of identities `first`.. (`n` of them): the same

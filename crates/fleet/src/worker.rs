@@ -55,6 +55,8 @@ pub struct Tally {
     pub fact_bytes: AtomicU64,
     /// Partitions adopted from a worker that stopped pulling them.
     pub adopted: AtomicU64,
+    /// Events whose facts were over what a message may hold (named on stderr; not sent).
+    pub oversized: AtomicU64,
 }
 
 /// The durable consumer of partition `p`.
@@ -112,7 +114,9 @@ pub async fn run(
 ) -> Result<(), FleetError> {
     crate::streams(&js).await?;
     let rules = crate::rules_digest(hunt);
-    let (tx, mut rx) = mpsc::channel::<(u32, Message)>(4 * share.batch.max(1));
+    // A few batches' worth of messages (each up to PER_MESSAGE events) wait here.
+    let queued = 4 * share.batch.div_ceil(crate::wire::PER_MESSAGE).max(1);
+    let (tx, mut rx) = mpsc::channel::<(u32, Message)>(queued);
     let mut pulled = BTreeSet::new();
     for p in (0..PARTITIONS).filter(|&p| share.owns(p)) {
         pull_partition(js.clone(), p, share.ack_wait, tx.clone());
@@ -175,25 +179,47 @@ async fn judge_batch(
         tally
             .event_bytes
             .fetch_add(m.payload.len() as u64, Ordering::Relaxed);
-        let (mut facts, mut first, mut judged) = (Vec::new(), None, 0usize);
+        // The facts, in as many messages as they need (most need one).
+        let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
+        let (mut first, mut judged) = (None, 0usize);
+        let (mut bad, mut first_bad) = (0u64, None);
         for (i, frame) in crate::wire::frames(&m.payload).enumerate() {
             match frame.and_then(|f| crate::wire::decode_event_frame(f).map_err(|e| e.to_string()))
             {
                 Ok((id, event)) => {
                     let fact = crate::wire::encode_fact(&id, &judge.judge(event));
-                    crate::wire::push_frame(&mut facts, &fact);
                     first.get_or_insert(id);
                     judged += 1;
+                    if !crate::wire::fits(0, fact.len()) {
+                        eprintln!(
+                            "towerwatch worker: the facts of event {} are {} bytes, over the {} a message may hold: not sent (its detections are lost)",
+                            crate::wire::hex(&id),
+                            fact.len(),
+                            crate::wire::MAX_MESSAGE
+                        );
+                        tally.oversized.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if !crate::wire::fits(parts.last().map_or(0, Vec::len), fact.len()) {
+                        parts.push(Vec::new());
+                    }
+                    let part = parts.last_mut().expect("one at least");
+                    crate::wire::push_frame(part, &fact);
                 }
                 Err(e) => {
-                    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                    eprintln!(
-                        "towerwatch worker: {EVENTS} message {seq} ({}), frame {i}: no event: {e}",
-                        m.subject
-                    );
-                    tally.rejected.fetch_add(1, Ordering::Relaxed);
+                    bad += 1;
+                    first_bad.get_or_insert_with(|| format!("frame {i}: {e}"));
                 }
             }
+        }
+        if let Some(first_bad) = first_bad {
+            // One line per message, however many of its frames are bad.
+            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            eprintln!(
+                "towerwatch worker: {EVENTS} message {seq} ({}): {bad} frames hold no event (first: {first_bad})",
+                m.subject
+            );
+            tally.rejected.fetch_add(bad, Ordering::Relaxed);
         }
         tally.judged.fetch_add(judged as u64, Ordering::Relaxed);
         if redelivered {
@@ -206,22 +232,29 @@ async fn judge_batch(
             let _ = m.ack_with(AckKind::Term).await;
             continue;
         };
-        tally
-            .fact_bytes
-            .fetch_add(facts.len() as u64, Ordering::Relaxed);
-        // The events message's id (the same events judged again are the same facts message),
-        // else one made the same way.
+        // The events message's id (the same events judged again are the same facts
+        // messages), else one made the same way.
         let id = m
             .headers
             .as_ref()
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .map(|v| v.as_str().to_string())
             .unwrap_or_else(|| crate::wire::message_id(&first, judged));
-        out.push(crate::publish::Outgoing {
-            subject: format!("{FACTS_SUBJECTS}.{p}"),
-            id,
-            payload: facts.into(),
-        });
+        let several = parts.len() > 1;
+        for (k, part) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+            tally
+                .fact_bytes
+                .fetch_add(part.len() as u64, Ordering::Relaxed);
+            out.push(crate::publish::Outgoing {
+                subject: format!("{FACTS_SUBJECTS}.{p}"),
+                id: if several {
+                    format!("{id}/{k}")
+                } else {
+                    id.clone()
+                },
+                payload: part.into(),
+            });
+        }
         keep.push(m);
     }
     let mut headers = HeaderMap::new();

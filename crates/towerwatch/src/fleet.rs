@@ -58,11 +58,12 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode> {
     })?;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     sayln!(
-        "towerwatch worker {}: {} events judged ({} delivered again), {} refused; {} bytes of events in, {} of facts out; {} partitions adopted",
+        "towerwatch worker {}: {} events judged ({} delivered again), {} refused, {} with facts too large to send; {} bytes of events in, {} of facts out; {} partitions adopted",
         args.index,
         n(&tally.judged),
         n(&tally.redelivered),
         n(&tally.rejected),
+        n(&tally.oversized),
         n(&tally.event_bytes),
         n(&tally.fact_bytes),
         n(&tally.adopted)

@@ -98,12 +98,29 @@ pub(crate) async fn events_to_jetstream(
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     match publisher.publish(&source, &parsed.events).await {
-        Ok(held) => {
-            let sent = parsed.events.len() as u64;
+        Ok(published) => {
+            let mut rejected = parsed.rejected;
+            for e in &parsed.events {
+                let id = towerwatch_fleet::wire::sent_identity(&source, e.origin.locator);
+                if let (Some(size), towerwatch_event::Locator::Line(line)) =
+                    (published.too_large.get(&id), e.origin.locator)
+                {
+                    rejected.push(crate::store::Rejected {
+                        line,
+                        error: format!(
+                            "an event of {size} bytes, over the {} a message may hold",
+                            towerwatch_fleet::wire::MAX_MESSAGE
+                        ),
+                    });
+                }
+            }
+            rejected.sort_by_key(|r| r.line);
+            let sent = (parsed.events.len() - published.too_large.len()) as u64;
+            let held = published.held.len() as u64;
             let ingested = crate::store::Ingested {
                 accepted: sent - held.min(sent),
                 duplicates: held,
-                rejected: parsed.rejected,
+                rejected,
             };
             let m = &state.metrics;
             m.add(&m.accepted, ingested.accepted);
@@ -346,7 +363,7 @@ async fn bulk_to_jetstream(
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let identity = |source: &str, line: u64| {
-        towerwatch_fleet::wire::identity(source, towerwatch_event::Locator::Line(line))
+        towerwatch_fleet::wire::sent_identity(source, towerwatch_event::Locator::Line(line))
     };
     let events = items.iter().filter_map(|i| match i {
         bulk::Item::Event {
@@ -357,8 +374,8 @@ async fn bulk_to_jetstream(
         } => Some((identity(source, *line), &**event)),
         bulk::Item::Refused { .. } => None,
     });
-    let held = match publisher.publish_identified(events).await {
-        Ok(held) => held,
+    let published = match publisher.publish_identified(events).await {
+        Ok(published) => published,
         // Not stored, so not acknowledged: the shipper retries the whole request.
         Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
@@ -371,12 +388,22 @@ async fn bulk_to_jetstream(
                 line,
                 ..
             } => {
-                let status = if held.contains(&identity(&source, line)) {
-                    200
-                } else {
-                    201
-                };
-                ("create".to_string(), index, status, None)
+                let id = identity(&source, line);
+                match published.too_large.get(&id) {
+                    Some(size) => (
+                        "create".to_string(),
+                        index,
+                        413,
+                        Some(format!(
+                            "a document of {size} bytes, over the {} a message may hold",
+                            towerwatch_fleet::wire::MAX_MESSAGE
+                        )),
+                    ),
+                    None if published.held.contains(&id) => {
+                        ("create".to_string(), index, 200, None)
+                    }
+                    None => ("create".to_string(), index, 201, None),
+                }
             }
             bulk::Item::Refused {
                 action,
