@@ -229,7 +229,8 @@ pub(crate) async fn es_bulk(
     bulk_into(state, "events", headers, body).await
 }
 
-/// Stores a bulk request's events (durable before the reply) and answers item by item.
+/// Stores a bulk request's events (durable before the reply) and answers item by item;
+/// under `serve --fleet --nats`, publishes them instead.
 async fn bulk_into(
     State(state): State<Arc<AppState>>,
     index: &str,
@@ -238,6 +239,9 @@ async fn bulk_into(
 ) -> Response {
     if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
         return refused;
+    }
+    if state.publisher.is_some() {
+        return bulk_to_jetstream(state, index, headers, body).await;
     }
     let clock = std::time::Instant::now();
     let text = match decode(&headers, &body) {
@@ -299,56 +303,44 @@ async fn bulk_into(
     })
     .await;
     match stored {
-        Ok(Ok(answers)) => {
-            let m = &state_metrics.metrics;
-            m.observe_ingest(clock.elapsed());
-            for (_, index, status, _) in &answers {
-                match status {
-                    201 => m.add(&m.accepted, 1),
-                    200 => m.add(&m.duplicates, 1),
-                    _ => m.reject(&format!("_bulk {index}"), 1),
-                }
-            }
-            elastic(
-                StatusCode::OK,
-                bulk::reply(&answers, clock.elapsed().as_millis()),
-            )
-        }
+        Ok(Ok(answers)) => answer_bulk(&state_metrics, &answers, clock),
         // Not stored, so not acknowledged: the shipper retries the whole request.
         Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-pub(crate) async fn es_bulk_index_to_jetstream(
-    state: State<Arc<AppState>>,
-    UrlPath(index): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+/// The reply to a bulk request, item by item, counted in the metrics.
+fn answer_bulk(
+    state: &AppState,
+    answers: &[(String, String, u16, Option<String>)],
+    clock: std::time::Instant,
 ) -> Response {
-    bulk_to_jetstream(state, &index, headers, body).await
-}
-
-pub(crate) async fn es_bulk_to_jetstream(
-    state: State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    bulk_to_jetstream(state, "events", headers, body).await
+    let m = &state.metrics;
+    m.observe_ingest(clock.elapsed());
+    for (_, index, status, _) in answers {
+        match status {
+            201 => m.add(&m.accepted, 1),
+            200 => m.add(&m.duplicates, 1),
+            _ => m.reject(&format!("_bulk {index}"), 1),
+        }
+    }
+    elastic(
+        StatusCode::OK,
+        bulk::reply(answers, clock.elapsed().as_millis()),
+    )
 }
 
 /// Under `serve --fleet --nats`: a bulk request's events published to JetStream for the
-/// workers (each with the identity this server's own store keys it by), answered item by
-/// item once JetStream has stored them: 201, or 200 for one it held already.
+/// workers (each event's identity made of its source and line, as for `/api/v1/events`),
+/// answered item by item once JetStream has stored them: 201, or 200 for one it held
+/// already (the caller is authorised).
 async fn bulk_to_jetstream(
-    State(state): State<Arc<AppState>>,
+    state: Arc<AppState>,
     index: &str,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
-        return refused;
-    }
     let Some(publisher) = &state.publisher else {
         return refuse(StatusCode::CONFLICT, "no NATS server to publish to");
     };
@@ -413,17 +405,5 @@ async fn bulk_to_jetstream(
             } => (action, index, status, Some(reason)),
         })
         .collect();
-    let m = &state.metrics;
-    m.observe_ingest(clock.elapsed());
-    for (_, index, status, _) in &answers {
-        match status {
-            201 => m.add(&m.accepted, 1),
-            200 => m.add(&m.duplicates, 1),
-            _ => m.reject(&format!("_bulk {index}"), 1),
-        }
-    }
-    elastic(
-        StatusCode::OK,
-        bulk::reply(&answers, clock.elapsed().as_millis()),
-    )
+    answer_bulk(&state, &answers, clock)
 }
