@@ -210,10 +210,10 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     use routes::{admin, ingest, read, retro, reveal};
     let taking = if state.fleet.is_some() {
         let no = || post(fleet::refuse_events);
-        // (Bulk requests go to JetStream from the same handlers, which look.)
+        // (Events go to JetStream from the same handlers, which look.)
         let (events, bulk, bulk_index) = if state.publisher.is_some() {
             (
-                post(ingest::events_to_jetstream),
+                post(ingest::events),
                 post(ingest::es_bulk).put(ingest::es_bulk),
                 post(ingest::es_bulk_index).put(ingest::es_bulk_index),
             )

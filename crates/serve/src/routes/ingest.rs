@@ -27,7 +27,8 @@ fn one() -> u64 {
     1
 }
 
-/// `POST /api/v1/events?source=NAME&first_line=N`: JSON Lines, one event each.
+/// `POST /api/v1/events?source=NAME&first_line=N`: JSON Lines, one event each (under
+/// `serve --fleet --nats`, published for the workers).
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     Query(batch): Query<Batch>,
@@ -41,6 +42,9 @@ pub(crate) async fn events(
         Ok(t) => t,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
+    if state.publisher.is_some() {
+        return events_to_jetstream(state, batch, text).await;
+    }
     let state_metrics = state.clone();
     let source = batch.source.clone();
     let clock = std::time::Instant::now();
@@ -69,24 +73,12 @@ pub(crate) async fn events(
     }
 }
 
-/// `POST /api/v1/events?source=NAME&first_line=N` under `serve --fleet --nats`: JSON Lines,
-/// published to JetStream for the workers (each event's identity made of its source and
-/// line, as this server's own store keys them), answered once JetStream has stored them.
-pub(crate) async fn events_to_jetstream(
-    State(state): State<Arc<AppState>>,
-    Query(batch): Query<Batch>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(refused) = authorize(&state, &headers, Need::Ingest) {
-        return refused;
-    }
+/// Under `serve --fleet --nats`: a batch of JSON Lines published to JetStream for the
+/// workers (each event's identity made of its source and line: [`towerwatch_fleet::wire::sent_identity`]),
+/// answered once JetStream has stored them (the caller is authorised).
+async fn events_to_jetstream(state: Arc<AppState>, batch: Batch, text: String) -> Response {
     let Some(publisher) = &state.publisher else {
         return refuse(StatusCode::CONFLICT, "no NATS server to publish to");
-    };
-    let text = match decode(&headers, &body) {
-        Ok(t) => t,
-        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
     let source = batch.source.clone();
     let parsed = match tokio::task::spawn_blocking(move || {
