@@ -13,14 +13,18 @@ use crate::results::Results;
 /// The story builder's results, read again only when it concluded since.
 pub(crate) struct FleetResults {
     url: String,
+    takes_events: bool,
     client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
     /// The last read, and the generation it was.
     cached: Mutex<Option<(i64, Arc<Results>)>>,
 }
 
 impl FleetResults {
-    pub(crate) fn new(url: &str) -> FleetResults {
+    /// The results kept in `url`'s database; `takes_events`: this server publishes events
+    /// sent to it to JetStream (`--nats`), which its pages say.
+    pub(crate) fn new(url: &str, takes_events: bool) -> FleetResults {
         FleetResults {
+            takes_events,
             url: url.to_string(),
             client: tokio::sync::Mutex::new(None),
             cached: Mutex::new(None),
@@ -93,7 +97,7 @@ impl FleetResults {
                 ..Results::default()
             }));
         };
-        let (generation, results) = (saved.generation, Arc::new(made(saved)?));
+        let (generation, results) = (saved.generation, Arc::new(made(saved, self.takes_events)?));
         *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((generation, results.clone()));
         Ok(results)
@@ -119,7 +123,7 @@ async fn connected<'c>(
 }
 
 /// The results as a conclusion kept them.
-fn made(saved: store::Saved) -> Result<Results, String> {
+fn made(saved: store::Saved, takes_events: bool) -> Result<Results, String> {
     use serde::Deserialize;
     let unreadable = |what: &str, e: serde_json::Error| format!("its {what} do not read back: {e}");
     let c = saved.conclusion;
@@ -147,8 +151,15 @@ fn made(saved: store::Saved) -> Result<Results, String> {
         fleet: Some(format!(
             "These are a story builder's results: {} events judged by workers from NATS \
              JetStream, concluded at {}. Events reach it through JetStream \
-             (towerwatch ship --nats), not through this server.",
-            c.facts, saved.made_at
+             (towerwatch ship --nats){}.",
+            c.facts,
+            saved.made_at,
+            if takes_events {
+                ", or through this server, which publishes the JSON events and bulk \
+                 requests sent to it there"
+            } else {
+                ", not through this server"
+            }
         )),
     })
 }

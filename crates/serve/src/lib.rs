@@ -183,7 +183,7 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     }
     let fleet = match (config.fleet, &config.database) {
         (false, _) => None,
-        (true, Some(url)) => Some(fleet::FleetResults::new(url)),
+        (true, Some(url)) => Some(fleet::FleetResults::new(url, config.nats.is_some())),
         (true, None) => return Err(ServeError::Fleet),
     };
     let publisher = config
