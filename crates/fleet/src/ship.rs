@@ -283,7 +283,14 @@ impl NatsShipper {
         let name = path.display().to_string();
         let meta = std::fs::metadata(path)
             .map_err(|e| FleetError::Io(format!("cannot read {name}: {e}")))?;
-        let before = offsets.get(&name).cloned().unwrap_or_default();
+        let before = match offsets.get(&name) {
+            Some(b) => b.clone(),
+            // A file new to this path may be one shipped under another name (rotated: the
+            // old name is gone, or another file now): where it was goes with it, so its
+            // events are not shipped twice. (A hard link, whose other name is still that
+            // file, is another file to the shipper.)
+            None => renamed(offsets, &meta).unwrap_or_default(),
+        };
         // Nothing new; or, followed, a line still being written: looked at next time.
         if before.unchanged(&meta) || (follow && !ends_whole(path, &meta)) {
             return Ok(false);
@@ -417,4 +424,17 @@ fn ends_whole(path: &Path, meta: &std::fs::Metadata) -> bool {
         || (f.seek(SeekFrom::End(-1)).is_ok()
             && f.read_exact(&mut last).is_ok()
             && last[0] == b'\n')
+}
+
+/// The shipment of the file `meta` describes under another name, which no longer names it.
+fn renamed(offsets: &BTreeMap<String, Shipment>, meta: &std::fs::Metadata) -> Option<Shipment> {
+    let file = towerwatch_sources::inode_and_device(meta);
+    offsets
+        .iter()
+        .filter(|(_, s)| s.inode != 0 && (s.inode, s.device) == file)
+        .find(|(old, _)| {
+            std::fs::metadata(old)
+                .map_or(true, |m| towerwatch_sources::inode_and_device(&m) != file)
+        })
+        .map(|(_, s)| s.clone())
 }

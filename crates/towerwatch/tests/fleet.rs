@@ -437,6 +437,19 @@ fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
             .unwrap();
         common::text(&out.stdout)
     };
+    // Rotated: the file renamed, a new one at its name. The renamed one is the file
+    // shipped (nothing of it again), the new one is new.
+    std::fs::rename(&log, tmp.path().join("a.jsonl.1")).unwrap();
+    std::fs::write(&log, lines(40, 2)).unwrap();
+    let out = Command::new(BIN)
+        .args(["ship", "--nats", &url, "--state", state.to_str().unwrap()])
+        .arg(tmp.path().join("a.jsonl.1"))
+        .arg(&log)
+        .output()
+        .unwrap();
+    let said = common::text(&out.stdout);
+    assert!(said.contains(" 2 events stored by"), "{said}");
+    assert_eq!(stored_events(&url), 12);
     let out = ship_alone(&other, "b.state");
     assert!(
         out.contains(" 4 events stored by") && out.contains("(0 of them held already)"),
@@ -447,7 +460,7 @@ fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
         out.contains(" 4 events stored by") && out.contains("(4 of them held already)"),
         "{out}"
     );
-    assert_eq!(stored_events(&url), 14);
+    assert_eq!(stored_events(&url), 16);
 }
 
 #[test]
