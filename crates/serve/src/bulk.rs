@@ -29,6 +29,38 @@ pub enum Item {
     },
 }
 
+/// One item's answer, as Elasticsearch gives it: action, index, status, and why when it was
+/// refused.
+pub type Answer = (String, String, u16, Option<String>);
+
+impl Item {
+    /// The answer to this item: for an event, the status (and why) `judge` gives it from its
+    /// source, line and event; a refused document's own.
+    pub fn answer(
+        self,
+        judge: impl FnOnce(&str, u64, Box<Event>) -> (u16, Option<String>),
+    ) -> Answer {
+        match self {
+            Item::Event {
+                index,
+                source,
+                line,
+                event,
+                ..
+            } => {
+                let (status, why) = judge(&source, line, event);
+                ("create".to_string(), index, status, why)
+            }
+            Item::Refused {
+                action,
+                index,
+                status,
+                reason,
+            } => (action, index, status, Some(reason)),
+        }
+    }
+}
+
 /// Reads a bulk body; `default_index` from the path (`/{index}/_bulk`).
 pub fn parse(body: &str, default_index: &str) -> Vec<Item> {
     let mut items = Vec::new();

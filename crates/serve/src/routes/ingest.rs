@@ -267,27 +267,16 @@ async fn bulk_into(
         drop(store);
         let mut new = new.into_iter();
         let mut fresh = Vec::new();
-        let answers: Vec<(String, String, u16, Option<String>)> = items
+        let answers: Vec<bulk::Answer> = items
             .into_iter()
-            .map(|i| match i {
-                bulk::Item::Event { index, event, .. } => {
+            .map(|i| {
+                i.answer(|_, _, event| {
                     let created = new.next().unwrap_or(false);
                     if created {
                         fresh.push(*event);
                     }
-                    (
-                        "create".to_string(),
-                        index,
-                        if created { 201 } else { 200 },
-                        None,
-                    )
-                }
-                bulk::Item::Refused {
-                    action,
-                    index,
-                    status,
-                    reason,
-                } => (action, index, status, Some(reason)),
+                    (if created { 201 } else { 200 }, None)
+                })
             })
             .collect();
         state.live.push(fresh);
@@ -303,11 +292,7 @@ async fn bulk_into(
 }
 
 /// The reply to a bulk request, item by item, counted in the metrics.
-fn answer_bulk(
-    state: &AppState,
-    answers: &[(String, String, u16, Option<String>)],
-    clock: std::time::Instant,
-) -> Response {
+fn answer_bulk(state: &AppState, answers: &[bulk::Answer], clock: std::time::Instant) -> Response {
     let m = &state.metrics;
     m.observe_ingest(clock.elapsed());
     for (_, index, status, _) in answers {
@@ -363,38 +348,23 @@ async fn bulk_to_jetstream(
         // Not stored, so not acknowledged: the shipper retries the whole request.
         Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
-    let answers: Vec<(String, String, u16, Option<String>)> = items
+    let answers: Vec<bulk::Answer> = items
         .into_iter()
-        .map(|i| match i {
-            bulk::Item::Event {
-                index,
-                source,
-                line,
-                ..
-            } => {
-                let id = identity(&source, line);
+        .map(|i| {
+            i.answer(|source, line, _| {
+                let id = identity(source, line);
                 match published.too_large.get(&id) {
                     Some(size) => (
-                        "create".to_string(),
-                        index,
                         413,
                         Some(format!(
                             "a document of {size} bytes, over the {} a message may hold",
                             towerwatch_fleet::wire::MAX_MESSAGE
                         )),
                     ),
-                    None if published.held.contains(&id) => {
-                        ("create".to_string(), index, 200, None)
-                    }
-                    None => ("create".to_string(), index, 201, None),
+                    None if published.held.contains(&id) => (200, None),
+                    None => (201, None),
                 }
-            }
-            bulk::Item::Refused {
-                action,
-                index,
-                status,
-                reason,
-            } => (action, index, status, Some(reason)),
+            })
         })
         .collect();
     answer_bulk(&state, &answers, clock)
