@@ -151,7 +151,7 @@ fn document(text: &str, index: &str, id: Option<&str>) -> Result<(String, u64, E
 }
 
 /// The reply Elasticsearch gives: one item per action, `errors` when any failed.
-pub fn reply(items: &[(String, String, u16, Option<String>)], took_ms: u128) -> Value {
+pub fn reply(items: &[Answer], took_ms: u128) -> Value {
     let errors = items.iter().any(|(_, _, s, _)| *s >= 300);
     let items: Vec<Value> = items
         .iter()
