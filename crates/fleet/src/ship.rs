@@ -246,10 +246,15 @@ impl NatsShipper {
                 });
                 continue;
             };
+            let name = path.display().to_string();
+            let was = offsets.get(&name).cloned();
             let stopped = self
                 .ship_file(js, path, follow, &mut offsets, shipped, stop, note)
                 .await;
-            self.save(&offsets)?;
+            // (A file left as it was leaves the state file as it was: followed, most are.)
+            if offsets.get(&name) != was.as_ref() {
+                self.save(&offsets)?;
+            }
             if stopped? {
                 shipped.stopped = true;
                 return Ok(());
