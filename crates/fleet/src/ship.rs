@@ -177,8 +177,8 @@ impl NatsShipper {
         note: &mut dyn FnMut(Note),
     ) -> Result<Shipped, FleetError> {
         crate::streams(js).await?;
-        let mut shipped = Shipped::default();
-        self.pass(js, paths, false, stop, note, &mut shipped)
+        let (mut offsets, mut shipped) = (self.offsets()?, Shipped::default());
+        self.pass(js, paths, false, &mut offsets, stop, note, &mut shipped)
             .await?;
         Ok(shipped)
     }
@@ -195,9 +195,11 @@ impl NatsShipper {
         note: &mut dyn FnMut(Note),
     ) -> Result<Shipped, FleetError> {
         crate::streams(js).await?;
-        let mut shipped = Shipped::default();
+        // The state is read once: from then on this shipper is the one writing it.
+        let (mut offsets, mut shipped) = (self.offsets()?, Shipped::default());
         loop {
-            self.pass(js, paths, true, stop, note, &mut shipped).await?;
+            self.pass(js, paths, true, &mut offsets, stop, note, &mut shipped)
+                .await?;
             if shipped.stopped {
                 return Ok(shipped);
             }
@@ -213,16 +215,17 @@ impl NatsShipper {
     }
 
     /// One look at `paths`: every file with something new shipped.
+    #[allow(clippy::too_many_arguments)]
     async fn pass(
         &self,
         js: &jetstream::Context,
         paths: &[PathBuf],
         follow: bool,
+        offsets: &mut BTreeMap<String, Shipment>,
         stop: &(dyn Fn() -> bool + Sync),
         note: &mut dyn FnMut(Note),
         shipped: &mut Shipped,
     ) -> Result<(), FleetError> {
-        let mut offsets = self.offsets()?;
         let (inputs, problems) = discover(paths);
         // (Followed, what cannot be read is said once, not at every look.)
         let first = shipped.files == 0 && shipped.skipped == 0;
@@ -249,11 +252,11 @@ impl NatsShipper {
             let name = path.display().to_string();
             let was = offsets.get(&name).cloned();
             let stopped = self
-                .ship_file(js, path, follow, &mut offsets, shipped, stop, note)
+                .ship_file(js, path, follow, offsets, shipped, stop, note)
                 .await;
             // (A file left as it was leaves the state file as it was: followed, most are.)
             if offsets.get(&name) != was.as_ref() {
-                self.save(&offsets)?;
+                self.save(offsets)?;
             }
             if stopped? {
                 shipped.stopped = true;

@@ -92,7 +92,13 @@ async fn events_to_jetstream(state: Arc<AppState>, batch: Batch, text: String) -
     match publisher.publish(&source, &parsed.events).await {
         Ok(published) => {
             let mut rejected = parsed.rejected;
-            for e in &parsed.events {
+            // Identities are made again only when some event was too large (rarely).
+            let looked_at = if published.too_large.is_empty() {
+                &[][..]
+            } else {
+                &parsed.events[..]
+            };
+            for e in looked_at {
                 let id = towerwatch_fleet::wire::sent_identity(&source, e.origin.locator);
                 if let (Some(size), towerwatch_event::Locator::Line(line)) =
                     (published.too_large.get(&id), e.origin.locator)
