@@ -187,29 +187,22 @@ async fn keep_batch(
             continue;
         }
         let before = rows.len();
-        let (mut bad, mut first_bad) = (0u64, None);
-        for (i, frame) in crate::wire::frames(&m.payload).enumerate() {
-            match frame.and_then(|f| {
-                crate::wire::fact_head(f)
-                    .map(|head| (head, f))
-                    .ok_or_else(|| format!("{} bytes are too few for a fact", f.len()))
-            }) {
-                Ok((head, f)) => rows.push(Row {
-                    head,
-                    body: m.payload.slice_ref(f),
-                }),
-                Err(why) => {
-                    bad += 1;
-                    first_bad.get_or_insert_with(|| format!("frame {i}: {why}"));
-                }
-            }
-        }
-        if let Some(first_bad) = first_bad {
+        let (heads, bad) = crate::wire::read_frames(&m.payload, |f| {
+            crate::wire::fact_head(f)
+                .map(|head| (head, f))
+                .ok_or_else(|| format!("{} bytes are too few for a fact", f.len()))
+        });
+        rows.extend(heads.into_iter().map(|(head, f)| Row {
+            head,
+            body: m.payload.slice_ref(f),
+        }));
+        if let Some(first_bad) = bad.first {
             // One line per message, however many of its frames are bad.
             eprintln!(
-                "towerwatch story-builder: {FACTS} message {seq}: {bad} frames hold no fact (first: {first_bad})"
+                "towerwatch story-builder: {FACTS} message {seq}: {} frames hold no fact (first: {first_bad})",
+                bad.count
             );
-            tally.refused.fetch_add(bad, Ordering::Relaxed);
+            tally.refused.fetch_add(bad.count, Ordering::Relaxed);
         }
         if rows.len() > before {
             keep.push(m);

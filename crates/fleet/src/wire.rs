@@ -229,6 +229,32 @@ pub fn frames(payload: &[u8]) -> impl Iterator<Item = Result<&[u8], String>> {
     })
 }
 
+/// The frames of a message that do not read as they should: how many, and the first one
+/// (its place and why), said in one line however many there are.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BadFrames {
+    pub count: u64,
+    pub first: Option<String>,
+}
+
+/// Each frame of `payload` as `read` reads it; those it cannot read, counted apart.
+pub fn read_frames<'p, T>(
+    payload: &'p [u8],
+    mut read: impl FnMut(&'p [u8]) -> Result<T, String>,
+) -> (Vec<T>, BadFrames) {
+    let (mut good, mut bad) = (Vec::new(), BadFrames::default());
+    for (i, frame) in frames(payload).enumerate() {
+        match frame.and_then(&mut read) {
+            Ok(t) => good.push(t),
+            Err(why) => {
+                bad.count += 1;
+                bad.first.get_or_insert_with(|| format!("frame {i}: {why}"));
+            }
+        }
+    }
+    (good, bad)
+}
+
 /// An event frame: its identity, then the event's bytes ([`encode`]).
 pub fn event_frame(id: &[u8; 16], e: &Event) -> Vec<u8> {
     let mut out = id.to_vec();
@@ -342,6 +368,17 @@ mod tests {
             back[2],
             Err("a frame at byte 11 runs past the end of the message".to_string())
         );
+        // Read: the frames read, and those not (the empty one, the cut one) counted apart.
+        let (good, bad) = read_frames(cut, |f| {
+            if f.is_empty() {
+                Err("empty".to_string())
+            } else {
+                Ok(f.len())
+            }
+        });
+        assert_eq!(good, vec![3]);
+        assert_eq!(bad.count, 2);
+        assert_eq!(bad.first.as_deref(), Some("frame 1: empty"));
         assert_eq!(frames(&[0, 0]).count(), 1);
         assert_eq!(frames(&[]).count(), 0);
         let mut e = Event::new(Origin::line("a.jsonl", 3));

@@ -181,45 +181,36 @@ async fn judge_batch(
             .fetch_add(m.payload.len() as u64, Ordering::Relaxed);
         // The facts, in as many messages as they need (most need one).
         let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
-        let (mut first, mut judged) = (None, 0usize);
-        let (mut bad, mut first_bad) = (0u64, None);
-        for (i, frame) in crate::wire::frames(&m.payload).enumerate() {
-            match frame.and_then(|f| crate::wire::decode_event_frame(f).map_err(|e| e.to_string()))
-            {
-                Ok((id, event)) => {
-                    let fact = crate::wire::encode_fact(&id, &judge.judge(event));
-                    first.get_or_insert(id);
-                    judged += 1;
-                    if !crate::wire::fits(0, fact.len()) {
-                        eprintln!(
-                            "towerwatch worker: the facts of event {} are {} bytes, over the {} a message may hold: not sent (its detections are lost)",
-                            crate::wire::hex(&id),
-                            fact.len(),
-                            crate::wire::MAX_MESSAGE
-                        );
-                        tally.oversized.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    if !crate::wire::fits(parts.last().map_or(0, Vec::len), fact.len()) {
-                        parts.push(Vec::new());
-                    }
-                    let part = parts.last_mut().expect("one at least");
-                    crate::wire::push_frame(part, &fact);
-                }
-                Err(e) => {
-                    bad += 1;
-                    first_bad.get_or_insert_with(|| format!("frame {i}: {e}"));
-                }
+        let (events, bad) = crate::wire::read_frames(&m.payload, |f| {
+            crate::wire::decode_event_frame(f).map_err(|e| e.to_string())
+        });
+        let (first, judged) = (events.first().map(|(id, _)| *id), events.len());
+        for (id, event) in events {
+            let fact = crate::wire::encode_fact(&id, &judge.judge(event));
+            if !crate::wire::fits(0, fact.len()) {
+                eprintln!(
+                    "towerwatch worker: the facts of event {} are {} bytes, over the {} a message may hold: not sent (its detections are lost)",
+                    crate::wire::hex(&id),
+                    fact.len(),
+                    crate::wire::MAX_MESSAGE
+                );
+                tally.oversized.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
+            if !crate::wire::fits(parts.last().map_or(0, Vec::len), fact.len()) {
+                parts.push(Vec::new());
+            }
+            let part = parts.last_mut().expect("one at least");
+            crate::wire::push_frame(part, &fact);
         }
-        if let Some(first_bad) = first_bad {
+        if let Some(first_bad) = bad.first {
             // One line per message, however many of its frames are bad.
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
             eprintln!(
-                "towerwatch worker: {EVENTS} message {seq} ({}): {bad} frames hold no event (first: {first_bad})",
-                m.subject
+                "towerwatch worker: {EVENTS} message {seq} ({}): {} frames hold no event (first: {first_bad})",
+                m.subject, bad.count
             );
-            tally.rejected.fetch_add(bad, Ordering::Relaxed);
+            tally.rejected.fetch_add(bad.count, Ordering::Relaxed);
         }
         tally.judged.fetch_add(judged as u64, Ordering::Relaxed);
         if redelivered {
