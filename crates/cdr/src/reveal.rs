@@ -19,7 +19,7 @@
 //! ```
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::pseudo::Pseudonymizer;
 
@@ -56,6 +56,52 @@ pub fn check_key(against: &Path, p: &Pseudonymizer) -> Result<(), RevealError> {
         )));
     }
     Ok(())
+}
+
+/// The pseudonymised output a reveal is checked against, its key checked: the one named
+/// (`given`), else the `exposure.json` already in the output directory `out`.
+pub fn checked_against(
+    given: Option<&Path>,
+    out: Option<&Path>,
+    p: &Pseudonymizer,
+) -> Result<PathBuf, RevealError> {
+    let against = match (given, out) {
+        (Some(a), _) => a.to_path_buf(),
+        (None, Some(out)) if out.join("exposure.json").is_file() => out.join("exposure.json"),
+        _ => return Err(RevealError(
+            "--reveal-key needs the pseudonymised output it reveals (--against FILE, or an --out directory holding one): the key is checked against it".into(),
+        )),
+    };
+    check_key(&against, p)?;
+    Ok(against)
+}
+
+/// Records the reveal of `identifiers` subscribers, `why`: beside the outputs written into
+/// `out` (naming them), else beside `against` (for a terminal). Returns the record.
+pub fn record_for(
+    out: Option<&Path>,
+    against: &Path,
+    why: &str,
+    p: &Pseudonymizer,
+    identifiers: usize,
+) -> Result<serde_json::Value, RevealError> {
+    let (dir, outputs) = match out {
+        Some(o) => (
+            o.to_path_buf(),
+            crate::outputs::FILES
+                .iter()
+                .map(|f| o.join(f).display().to_string())
+                .collect(),
+        ),
+        None => (
+            against
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            vec!["terminal".into()],
+        ),
+    };
+    record(&dir, &Reveal::new(why, p, against, outputs, identifiers))
 }
 
 /// One reveal: who, when, why, with which key, against what, into which outputs.

@@ -175,6 +175,30 @@ impl Summary {
             .map(|(_, v)| v)
             .sum()
     }
+
+    /// What was simulated into `out` in `seconds`, in a few lines for a terminal.
+    pub fn describe(&self, seconds: f64, out: &Path) -> String {
+        let kinds: Vec<String> = self
+            .written
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let events = self.events();
+        format!(
+            "towerwatch simulate: {} hosts, {} subscribers, {} files in {}\n  records: {}\n  {} events ({} labelled malicious) + {} CDRs in {:.2} s: {:.0} events/s, {:.0} records/s\n",
+            self.hosts,
+            self.subscribers,
+            self.files,
+            out.display(),
+            kinds.join(", "),
+            events,
+            self.malicious,
+            self.written.get("cdr").copied().unwrap_or(0),
+            seconds,
+            events as f64 / seconds.max(1e-9),
+            self.written.values().sum::<u64>() as f64 / seconds.max(1e-9),
+        )
+    }
 }
 
 /// Simulates the operator into `out` (created if missing).

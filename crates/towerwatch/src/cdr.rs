@@ -1,7 +1,7 @@
 //! `towerwatch cdr`: the CDR warehouse's audit trail → findings and the exposure report.
 
 use crate::term::{complainln, say};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -82,54 +82,18 @@ pub fn cells(path: Option<&Path>) -> Result<exposure::CellTable> {
     Ok(table)
 }
 
-/// Checks a reveal before any work: the key must be the one that made the pseudonyms of the
-/// output it is offered against. Returns that output.
-fn check_reveal(args: &CdrArgs, p: &Pseudonymizer) -> Result<Option<PathBuf>> {
-    if args.reveal_key.is_none() {
-        return Ok(None);
-    }
-    let against = match (&args.against, &args.out) {
-        (Some(a), _) => a.clone(),
-        (None, Some(out)) if out.join("exposure.json").is_file() => out.join("exposure.json"),
-        _ => anyhow::bail!(
-            "--reveal-key needs the pseudonymised output it reveals (--against FILE, or an --out directory holding one): the key is checked against it"
-        ),
-    };
-    reveal::check_key(&against, p)?;
-    Ok(Some(against))
-}
-
-/// Records the reveal beside the outputs (or beside the output it was checked against).
-fn record_reveal(
-    args: &CdrArgs,
-    against: &Path,
-    p: &Pseudonymizer,
-    x: &Exposure,
-) -> Result<serde_json::Value> {
-    let (dir, outputs) = match &args.out {
-        Some(o) => (
-            o.clone(),
-            outputs::FILES
-                .iter()
-                .map(|f| o.join(f).display().to_string())
-                .collect(),
-        ),
-        None => (
-            against
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from(".")),
-            vec!["terminal".into()],
-        ),
-    };
-    let why = args.reason.as_deref().unwrap_or_default();
-    let r = reveal::Reveal::new(why, p, against, outputs, x.subscribers.len());
-    Ok(reveal::record(&dir, &r)?)
-}
-
 pub fn run(args: CdrArgs) -> Result<ExitCode> {
     let (p, identifiers) = pseudonymizer(&args)?;
-    let against = check_reveal(&args, &p)?;
+    // A reveal is checked before any work: the key must be the one that made the
+    // pseudonyms of the output it is offered against.
+    let against = match args.reveal_key {
+        Some(_) => Some(reveal::checked_against(
+            args.against.as_deref(),
+            args.out.as_deref(),
+            &p,
+        )?),
+        None => None,
+    };
     if let Some(out) = &args.out {
         check_writable(out)?;
     }
@@ -138,7 +102,13 @@ pub fn run(args: CdrArgs) -> Result<ExitCode> {
     let (r, x, seconds) = analyse(&args)?;
     // A reveal is on the record before anything shows a real identifier.
     let reveal = match &against {
-        Some(a) => Some(record_reveal(&args, a, &p, &x)?),
+        Some(a) => Some(reveal::record_for(
+            args.out.as_deref(),
+            a,
+            args.reason.as_deref().unwrap_or_default(),
+            &p,
+            x.subscribers.len(),
+        )?),
         None => None,
     };
     if let Some(out) = &args.out {

@@ -1,12 +1,12 @@
 //! `towerwatch simulate`: a simulated operator with a Soft Cell campaign, into a directory.
 
 use crate::term::say;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use towerwatch_sim::{clock, simulate, Config, Summary};
+use towerwatch_sim::{clock, simulate, Config};
 
 use crate::{SimArgs, SimOptions};
 
@@ -41,37 +41,6 @@ impl SimOptions {
 }
 
 /// Simulates into `out`, returning the summary and the seconds it took.
-pub fn generate(cfg: &Config, out: &Path) -> Result<(Summary, f64)> {
-    let clock = Instant::now();
-    let summary =
-        simulate(cfg, out).with_context(|| format!("cannot simulate into {}", out.display()))?;
-    Ok((summary, clock.elapsed().as_secs_f64()))
-}
-
-/// One line per kind of record, and the generation speed.
-pub fn describe(summary: &Summary, seconds: f64, out: &Path) -> String {
-    let kinds: Vec<String> = summary
-        .written
-        .iter()
-        .map(|(k, v)| format!("{v} {k}"))
-        .collect();
-    let events = summary.events();
-    format!(
-        "towerwatch simulate: {} hosts, {} subscribers, {} files in {}\n  records: {}\n  {} events ({} labelled malicious) + {} CDRs in {:.2} s: {:.0} events/s, {:.0} records/s\n",
-        summary.hosts,
-        summary.subscribers,
-        summary.files,
-        out.display(),
-        kinds.join(", "),
-        events,
-        summary.malicious,
-        summary.written.get("cdr").copied().unwrap_or(0),
-        seconds,
-        events as f64 / seconds.max(1e-9),
-        summary.written.values().sum::<u64>() as f64 / seconds.max(1e-9),
-    )
-}
-
 pub fn run(args: SimArgs) -> Result<ExitCode> {
     let out = args
         .options
@@ -79,9 +48,11 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         .clone()
         .context("simulate needs --out DIR")?;
     let cfg = args.options.config()?;
-    let (summary, seconds) = generate(&cfg, &out)?;
+    let clock = Instant::now();
+    let summary =
+        simulate(&cfg, &out).with_context(|| format!("cannot simulate into {}", out.display()))?;
     if !args.quiet {
-        say!("{}", describe(&summary, seconds, &out));
+        say!("{}", summary.describe(clock.elapsed().as_secs_f64(), &out));
     }
     Ok(ExitCode::SUCCESS)
 }
