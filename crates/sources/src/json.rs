@@ -85,7 +85,8 @@ fn kind(j: &Json) -> &'static str {
 }
 
 fn evtx_shape(mut inner: Map<String, Json>, event: &mut Event) {
-    if let Some(Json::Object(system)) = inner.remove("System") {
+    // Not `remove`, which moves the last key into System's place: the data keep their order.
+    if let Some(Json::Object(system)) = inner.shift_remove("System") {
         for (k, v) in system {
             system_value(&k, v, event);
         }
@@ -331,6 +332,40 @@ pub fn event_from_evtx_json(bytes: &[u8], origin: Origin) -> Result<Event, Strin
     Ok(event)
 }
 
+/// Builds an event from one line of JSON text, with the same result as parsing it and
+/// calling [`event_from_json`]: a line in evtx_dump's shape (its first key `"Event"`, the
+/// shape EVTX exports and the simulator write) is read by the direct path of
+/// [`event_from_evtx_json`]; any other line, or one the direct path cannot read, by the value
+/// tree. One difference, on purpose: a key repeated inside `Event` keeps every value (the
+/// tree keeps the last), so a later duplicate cannot hide a value from the rules.
+pub fn event_from_json_text(bytes: &[u8], origin: Origin) -> Result<Event, JsonTextError> {
+    if starts_with_event_key(bytes) {
+        if let Ok(event) = event_from_evtx_json(bytes, origin.clone()) {
+            return Ok(event);
+        }
+    }
+    let json: Json = serde_json::from_slice(bytes).map_err(JsonTextError::Syntax)?;
+    event_from_json(json, origin).map_err(JsonTextError::Shape)
+}
+
+/// Why a line of JSON text gave no event.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonTextError {
+    #[error("invalid JSON: {0}")]
+    Syntax(serde_json::Error),
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// Whether the text is an object whose first key is `"Event"`.
+fn starts_with_event_key(bytes: &[u8]) -> bool {
+    let rest = bytes.trim_ascii_start();
+    let Some(rest) = rest.strip_prefix(b"{") else {
+        return false;
+    };
+    rest.trim_ascii_start().starts_with(b"\"Event\"")
+}
+
 mod direct {
     //! Serde seeds that flatten JSON into an event as it is read (see `flatten`,
     //! `system_value` and `evtx_shape` for the same rules on a value tree).
@@ -402,7 +437,10 @@ mod direct {
 
     impl Node<'_> {
         fn scalar(self, v: Value) {
-            push(self.event, self.name, v);
+            // `#attributes` that is not an object names nothing (as in `flatten`).
+            if matches!(self.mode, Mode::Data | Mode::System) {
+                push(self.event, self.name, v);
+            }
         }
     }
 
@@ -446,12 +484,17 @@ mod direct {
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let (event, name, mode) = (self.event, self.name, self.mode);
+            let (event, name) = (self.event, self.name);
+            if matches!(self.mode, Mode::DataAttrs | Mode::SystemAttrs) {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(());
+            }
+            // An array's items repeat its name, flattened as data (in System too).
             while seq
                 .next_element_seed(Node {
                     event: &mut *event,
                     name,
-                    mode,
+                    mode: Mode::Data,
                 })?
                 .is_some()
             {}
@@ -493,11 +536,13 @@ mod direct {
                             mode: Mode::Data,
                         })?;
                     }
+                    // Element text takes the element's name; nested, it is flattened as
+                    // data (as `system_value` does).
                     (_, "#text") => {
                         map.next_value_seed(Node {
                             event: &mut *event,
                             name,
-                            mode,
+                            mode: Mode::Data,
                         })?;
                     }
                     (_, key) => {
@@ -550,22 +595,37 @@ mod direct {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let Outer(event, level) = self;
+            let mut seen_event = false;
+            let mut data_seen = false;
             while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
                 match (level, &*k) {
+                    // Twice: the value tree keeps the last one; so does the caller's fallback.
+                    (Level::Top, "Event") if seen_event => {
+                        return Err(serde::de::Error::duplicate_field("Event"))
+                    }
                     (Level::Top, "Event") => {
+                        seen_event = true;
                         map.next_value_seed(Outer(&mut *event, Level::Event))?
                     }
                     (Level::Top, _) | (Level::Event, "#attributes") => {
                         map.next_value::<IgnoredAny>()?;
                     }
+                    // The value tree takes System's fields first wherever it stands; a
+                    // System after the data is left to it.
+                    (Level::Event, "System") if data_seen => {
+                        return Err(serde::de::Error::custom("System after the data"))
+                    }
                     (Level::Event, "System") => {
                         map.next_value_seed(Outer(&mut *event, Level::System))?
                     }
-                    (Level::Event, name) => map.next_value_seed(Node {
-                        event: &mut *event,
-                        name,
-                        mode: Mode::Data,
-                    })?,
+                    (Level::Event, name) => {
+                        data_seen = true;
+                        map.next_value_seed(Node {
+                            event: &mut *event,
+                            name,
+                            mode: Mode::Data,
+                        })?
+                    }
                     (Level::System, name) => map.next_value_seed(Node {
                         event: &mut *event,
                         name,

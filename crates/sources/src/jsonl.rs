@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use towerwatch_event::Origin;
 
-use crate::json::event_from_json;
+use crate::json::{event_from_json, event_from_json_text};
 use crate::{Position, Tally};
 
 /// One JSON object per line; a bad line is rejected with its number and the rest read.
@@ -15,12 +15,9 @@ pub(crate) fn read_lines(reader: &mut (dyn BufRead + Send), tally: &mut Tally<'_
             return true;
         }
         let origin = Origin::line(tally.report.source.clone(), line_no);
-        match serde_json::from_slice(line) {
-            Ok(json) => match event_from_json(json, origin) {
-                Ok(event) => tally.event(event),
-                Err(msg) => tally.reject(Position::Line(line_no), msg),
-            },
-            Err(e) => tally.reject(Position::Line(line_no), format!("invalid JSON: {e}")),
+        match event_from_json_text(line, origin) {
+            Ok(event) => tally.event(event),
+            Err(e) => tally.reject(Position::Line(line_no), e.to_string()),
         }
     });
 }

@@ -54,3 +54,89 @@ fn direct_path_rejects_broken_json() {
     assert!(event_from_evtx_json(b"{\"Event\": {\"System\": ", Origin::record("x", 1)).is_err());
     assert!(event_from_evtx_json(b"[1]", Origin::record("x", 1)).is_err());
 }
+
+mod lines {
+    //! JSON Lines take the direct path when a line is in evtx_dump's shape: the same event as
+    //! the value tree, on any such line (keys unique, as the tree reads them).
+
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value as Json};
+    use towerwatch_event::Origin;
+    use towerwatch_sources::json::{event_from_json, event_from_json_text};
+
+    fn scalar() -> impl Strategy<Value = Json> {
+        prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            (-1e9f64..1e9).prop_map(|f| json!(f)),
+            "[a-zA-Z0-9 :\\\\\"{}é-]{0,12}".prop_map(Json::String),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z][A-Za-z0-9 ]{0,8}",
+            Just("#attributes".to_string()),
+            Just("#text".to_string()),
+            Just("xmlns".to_string()),
+            Just("System".to_string()),
+            Just("Event".to_string()),
+        ]
+    }
+
+    /// Any JSON value, with the names evtx_dump uses among the keys.
+    fn value() -> impl Strategy<Value = Json> {
+        scalar().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                prop::collection::vec((name(), inner), 0..6)
+                    .prop_map(|kv| Json::Object(kv.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    /// `{"Event": {...}, ...}`: Event first, the rest of the line anything.
+    fn line() -> impl Strategy<Value = String> {
+        (value(), prop::collection::vec((name(), value()), 0..3)).prop_map(|(event, rest)| {
+            let mut top = Map::new();
+            top.insert("Event".into(), event);
+            for (k, v) in rest {
+                top.entry(k).or_insert(v);
+            }
+            serde_json::to_string(&Json::Object(top)).unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn direct_and_tree_give_the_same_event(text in line()) {
+            let origin = Origin::line("x.jsonl", 7);
+            let tree = event_from_json(serde_json::from_str(&text).unwrap(), origin.clone());
+            let direct = event_from_json_text(text.as_bytes(), origin);
+            match (tree, direct) {
+                (Ok(t), Ok(d)) => prop_assert_eq!(d, t, "{}", text),
+                (Err(_), Err(_)) => {}
+                (t, d) => prop_assert!(false, "{}: tree {:?}, direct {:?}", text, t.is_ok(), d.is_ok()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_system_after_the_data_and_a_second_event_go_the_tree_way() {
+        let origin = Origin::line("x.jsonl", 1);
+        for text in [
+            r#"{"Event": {"EventData": {"Image": "a.exe"}, "System": {"EventID": 1, "Channel": "c"}}}"#,
+            r#"{"Event": {"System": {"EventID": 1}}, "Event": {"System": {"EventID": 2}}}"#,
+            r#"{"Event": 5, "EventID": 3}"#,
+        ] {
+            let tree =
+                event_from_json(serde_json::from_str(text).unwrap(), origin.clone()).unwrap();
+            let direct = event_from_json_text(text.as_bytes(), origin.clone()).unwrap();
+            assert_eq!(direct, tree, "{text}");
+        }
+        assert!(event_from_json_text(br#"{"Event": {"System": "#, origin).is_err());
+    }
+}
