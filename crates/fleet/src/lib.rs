@@ -28,11 +28,12 @@
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), towerwatch_fleet::FleetError> {
-//! let js = towerwatch_fleet::connect("nats://127.0.0.1:4222").await?;
+//! let js = towerwatch_fleet::connect(&"nats://127.0.0.1:4222".into()).await?;
 //! towerwatch_fleet::streams(&js).await?;
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod builder;
 mod publish;
 pub mod ship;
@@ -40,6 +41,7 @@ pub mod store;
 pub mod wire;
 pub mod worker;
 
+pub use access::NatsAccess;
 pub use publish::{Published, Publisher};
 
 use std::time::Duration;
@@ -74,6 +76,9 @@ pub enum FleetError {
     Io(String),
     #[error(transparent)]
     Hunt(#[from] towerwatch_hunt::HuntError),
+    /// A setting cannot be used (a database URL, a certificate file).
+    #[error("{0}")]
+    Setting(String),
 }
 
 impl FleetError {
@@ -82,18 +87,69 @@ impl FleetError {
     }
 }
 
-/// A JetStream context on `url`; the client reconnects by itself after an outage.
-pub async fn connect(url: &str) -> Result<jetstream::Context, FleetError> {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+/// A JetStream context on NATS (a URL, or [`NatsAccess`] with TLS and credentials); the
+/// client reconnects by itself after an outage.
+pub async fn connect(access: &NatsAccess) -> Result<jetstream::Context, FleetError> {
+    use async_nats::ConnectErrorKind as Kind;
+    let refused = |e: async_nats::ConnectError| FleetError::Connect {
+        url: access.url.clone(),
+        why: e.to_string(),
+    };
+    let timeout = Duration::from_secs(5);
+    // Once at once, so that a refusal (a certificate, a password) is told as it is; NATS not
+    // there yet is waited for, the client trying again in the background.
+    match access
+        .options()
+        .await?
+        .connection_timeout(timeout)
+        .connect(access.url.as_str())
         .await
-        .map_err(|e| FleetError::Connect {
-            url: url.into(),
-            why: e.to_string(),
-        })?;
+    {
+        Ok(client) => return Ok(jetstream::new(client)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                Kind::Tls | Kind::Authentication | Kind::AuthorizationViolation
+            ) =>
+        {
+            return Err(refused(e))
+        }
+        Err(e) if tls_refused(&e) => {
+            return Err(FleetError::Connect {
+                url: access.url.clone(),
+                why: format!(
+                    "TLS refused ({e}): a certificate, check --nats-ca, --nats-cert, --nats-key"
+                ),
+            })
+        }
+        Err(_) => {}
+    }
+    let client = access
+        .options()
+        .await?
+        .retry_on_initial_connect()
+        .connection_timeout(timeout)
+        .connect(access.url.as_str())
+        .await
+        .map_err(refused)?;
     Ok(jetstream::new(client))
+}
+
+/// Whether TLS failed in earnest: a certificate refused on either side (the server's alert
+/// reaches the client as an I/O error holding rustls' error).
+fn tls_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        let held = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<rustls::Error>());
+        if held || e.is::<rustls::Error>() {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 /// Creates the two streams if they are missing (file storage; events and facts kept for a

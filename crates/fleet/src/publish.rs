@@ -179,17 +179,17 @@ pub(crate) fn events_in(messages: &[Outgoing]) -> u64 {
 /// are published as `ship --nats` publishes a file's, by their host's subject, each with
 /// its identity.
 pub struct Publisher {
-    url: String,
+    nats: crate::NatsAccess,
     retry_for: Duration,
     js: tokio::sync::OnceCell<jetstream::Context>,
 }
 
 impl Publisher {
-    /// A publisher to `url`, connected at its first use; a message JetStream does not store
+    /// A publisher to NATS, connected at its first use; a message JetStream does not store
     /// is published again for `retry_for` at most.
-    pub fn new(url: &str, retry_for: Duration) -> Publisher {
+    pub fn new(nats: crate::NatsAccess, retry_for: Duration) -> Publisher {
         Publisher {
-            url: url.to_string(),
+            nats,
             retry_for,
             js: tokio::sync::OnceCell::new(),
         }
@@ -219,7 +219,7 @@ impl Publisher {
         let js = self
             .js
             .get_or_try_init(|| async {
-                let js = crate::connect(&self.url).await?;
+                let js = crate::connect(&self.nats).await?;
                 crate::streams(&js).await?;
                 Ok::<_, FleetError>(js)
             })

@@ -3,7 +3,7 @@
 //! `operations.json`).
 
 use futures::{Stream, StreamExt};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::FleetError;
 
@@ -37,9 +37,11 @@ DO $$ BEGIN
 END $$;
 ";
 
-/// A connection to `url`, its schema made if missing.
+/// A connection to `url` (over TLS when it asks: [`crate::access::postgres`]), its schema
+/// made if missing.
 pub async fn connect(url: &str) -> Result<Client, FleetError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (config, tls) = crate::access::postgres(url)?;
+    let (client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             eprintln!("towerwatch story-builder: PostgreSQL connection: {e}");

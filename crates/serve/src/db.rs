@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 /// The database could not be reached, changed or read.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("{0}")]
+    #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Postgres(#[from] postgres::Error),
     #[error("{0}")]
     Value(String),
@@ -43,7 +43,10 @@ impl Database {
                 Ok(Db::Lite(crate::store::connect_sqlite(&self.dir)?))
             }
             Some(url) => blocking(|| {
-                let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+                // Over TLS when the URL asks (`sslmode=verify-full&sslrootcert=…`).
+                let (config, tls) = towerwatch_fleet::access::postgres(url)
+                    .map_err(|e| DbError::Value(e.to_string()))?;
+                let mut client = postgres::Config::from(config).connect(tls)?;
                 migrate_postgres(&mut client)?;
                 Ok(Db::Pg {
                     client: PgClient(Some(Box::new(client))),

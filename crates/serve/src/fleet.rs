@@ -113,9 +113,8 @@ async fn connected<'c>(
     url: &str,
 ) -> Result<&'c mut tokio_postgres::Client, String> {
     if client.as_ref().is_none_or(|c| c.is_closed()) {
-        let (c, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (config, tls) = towerwatch_fleet::access::postgres(url).map_err(|e| e.to_string())?;
+        let (c, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
         tokio::spawn(connection);
         *client = Some(c);
     }

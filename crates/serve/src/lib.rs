@@ -115,7 +115,7 @@ pub struct Config {
     pub fleet: bool,
     /// With `fleet`: JSON events and bulk requests sent here are published to this NATS
     /// server's JetStream for the workers, as `ship --nats` publishes a file's.
-    pub nats: Option<String>,
+    pub nats: Option<towerwatch_fleet::NatsAccess>,
 }
 
 impl Config {
@@ -188,9 +188,9 @@ fn app(data: &Path, config: Config, https: bool) -> Result<Router, ServeError> {
     };
     let publisher = config
         .nats
-        .as_deref()
+        .clone()
         .filter(|_| config.fleet)
-        .map(|url| towerwatch_fleet::Publisher::new(url, std::time::Duration::from_secs(30)));
+        .map(|nats| towerwatch_fleet::Publisher::new(nats, std::time::Duration::from_secs(30)));
     let state = Arc::new(AppState {
         fleet,
         publisher,

@@ -16,18 +16,27 @@ pub struct LocalNats {
     pub store: PathBuf,
     /// Its log.
     pub log: PathBuf,
+    /// Arguments added to its command line (TLS, say).
+    extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl LocalNats {
     /// Starts one and waits until it greets clients.
     pub fn start() -> LocalNats {
+        LocalNats::start_with(&[])
+    }
+
+    /// Starts one with `extra` arguments (`--tls --tlscert …`) and waits until it greets
+    /// clients.
+    pub fn start_with(extra: &[&str]) -> LocalNats {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut nats = LocalNats {
             child: None,
             port: crate::free_port(),
             store: dir.path().join("jetstream"),
             log: dir.path().join("server.log"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             _dir: dir,
         };
         nats.start_again();
@@ -53,6 +62,7 @@ impl LocalNats {
                 "-sd",
             ])
             .arg(&self.store)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

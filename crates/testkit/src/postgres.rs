@@ -45,6 +45,45 @@ impl LocalPostgres {
     /// Starts one, with `settings` added to its `postgresql.conf`, and waits until it
     /// takes connections.
     pub fn start(settings: &str) -> LocalPostgres {
+        let mut server = LocalPostgres::initialised(settings);
+        server.start_again();
+        server
+    }
+
+    /// Starts one that takes TLS connections only (over TCP), with this certificate chain
+    /// and key (PEM), and waits until it takes connections.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> LocalPostgres {
+        let mut server = LocalPostgres::initialised(
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'",
+        );
+        let write = |name: &str, text: &str| {
+            let path = server.data.join(name);
+            std::fs::write(&path, text).expect("the data directory is writable");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            if server.as_postgres {
+                let owned = Command::new("chown")
+                    .arg("postgres")
+                    .arg(&path)
+                    .status()
+                    .expect("chown runs");
+                assert!(owned.success(), "cannot give {name} to postgres");
+            }
+        };
+        write("server.crt", cert_pem);
+        write("server.key", key_pem);
+        let hba = server.data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("initdb wrote pg_hba.conf");
+        write(
+            "pg_hba.conf",
+            &format!("hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n{rules}"),
+        );
+        server.start_again();
+        server
+    }
+
+    /// `initdb` with `settings`; not started.
+    fn initialised(settings: &str) -> LocalPostgres {
         let bin = bin();
         let uid = Command::new("id")
             .arg("-u")
@@ -90,7 +129,7 @@ impl LocalPostgres {
         ));
         std::fs::write(&conf, text).expect("postgresql.conf is writable");
         let log = dir.path().join("server.log");
-        let mut server = LocalPostgres {
+        LocalPostgres {
             bin,
             data,
             child: None,
@@ -98,9 +137,7 @@ impl LocalPostgres {
             port,
             log,
             _dir: dir,
-        };
-        server.start_again();
-        server
+        }
     }
 
     /// Starts it (again, after [`stop`](Self::stop)) on its port with its data, and waits

@@ -125,6 +125,8 @@ pub struct ShipArgs {
     /// file read here, each event on its host's subject, stored once by its identity.
     #[arg(long, value_name = "URL", conflicts_with_all = ["to", "token"])]
     pub nats: Option<String>,
+    #[command(flatten)]
+    pub nats_tls: NatsTlsArgs,
     /// A token with the ingest role (else TOWERWATCH_TOKEN).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
@@ -139,12 +141,55 @@ pub struct ShipArgs {
     pub retry_for: u64,
 }
 
+/// How NATS and this client prove themselves to each other (TLS, credentials).
+#[derive(Args, Clone, Default)]
+pub struct NatsTlsArgs {
+    /// CA certificates (PEM) that NATS's certificate must chain to: the connection is then
+    /// TLS (as with a tls:// URL).
+    #[arg(long, value_name = "PEM", env = "TOWERWATCH_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for a NATS server that verifies clients.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "TOWERWATCH_NATS_CERT",
+        requires = "nats_key"
+    )]
+    pub nats_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "TOWERWATCH_NATS_KEY",
+        requires = "nats_cert"
+    )]
+    pub nats_key: Option<PathBuf>,
+    /// A NATS credentials file (a user JWT and its NKey seed).
+    #[arg(long, value_name = "FILE", env = "TOWERWATCH_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+}
+
+impl NatsTlsArgs {
+    /// NATS at `url`, reached this way.
+    pub fn access(&self, url: &str) -> towerwatch_fleet::NatsAccess {
+        towerwatch_fleet::NatsAccess {
+            url: url.into(),
+            ca: self.nats_ca.clone(),
+            cert: self.nats_cert.clone(),
+            key: self.nats_key.clone(),
+            creds: self.nats_creds.clone(),
+        }
+    }
+}
+
 /// The hunt a worker and the story builder share (the same on every one of them).
 #[derive(Args)]
 pub struct FleetHuntArgs {
-    /// The NATS server, e.g. nats://127.0.0.1:4222.
+    /// The NATS server, e.g. nats://127.0.0.1:4222 (tls://… for TLS).
     #[arg(long, value_name = "URL", env = "TOWERWATCH_NATS")]
     pub nats: String,
+    #[command(flatten)]
+    pub nats_tls: NatsTlsArgs,
     /// Seconds an event (or fact) may stay unacknowledged before it is delivered again, to
     /// whoever pulls it.
     #[arg(long, value_name = "S", default_value_t = 30)]
@@ -182,7 +227,8 @@ pub struct WorkerArgs {
 
 #[derive(Args)]
 pub struct StoryBuilderArgs {
-    /// Where the facts and the results are kept, e.g. postgres://towerwatch@db/towerwatch.
+    /// Where the facts and the results are kept, e.g. postgres://towerwatch@db/towerwatch
+    /// (over TLS: ?sslmode=verify-full&sslrootcert=ca.pem).
     #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
     pub database: String,
     /// Conclude after this many milliseconds without new facts.
@@ -202,7 +248,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Keep everything in PostgreSQL instead of SQLite in --data, e.g.
-    /// postgres://towerwatch@db.example/towerwatch (its schema is created and migrated).
+    /// postgres://towerwatch@db.example/towerwatch (its schema is created and migrated; over
+    /// TLS: ?sslmode=verify-full&sslrootcert=ca.pem, with sslcert and sslkey for a client
+    /// certificate).
     #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
     pub database: Option<String>,
     #[command(subcommand)]
@@ -242,6 +290,8 @@ pub struct ServeArgs {
     /// with `ship --nats`.
     #[arg(long, value_name = "URL", requires = "fleet")]
     pub nats: Option<String>,
+    #[command(flatten)]
+    pub nats_tls: NatsTlsArgs,
     #[command(flatten)]
     pub setup: HuntSetupArgs,
 }

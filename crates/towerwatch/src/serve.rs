@@ -29,7 +29,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         retain: args.retain,
         database: args.database.clone(),
         fleet: args.fleet,
-        nats: args.nats.clone(),
+        nats: args.nats.as_deref().map(|url| args.nats_tls.access(url)),
     };
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(towerwatch_serve::Tls { cert, key }),

@@ -73,7 +73,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// Events JetStream delivered on partitions `ps` and nobody acknowledged yet.
 fn unacknowledged(url: &str, ps: &[u32]) -> usize {
     block_on(async {
-        let js = towerwatch_fleet::connect(url).await.unwrap();
+        let js = towerwatch_fleet::connect(&url.into()).await.unwrap();
         let mut n = 0;
         for &p in ps {
             let ack_wait = Duration::from_secs(3);
@@ -352,7 +352,7 @@ fn two_workers_and_a_story_builder_give_the_hunts_results_through_kills_and_an_o
 /// Events in JetStream's events stream (its messages hold up to a hundred each).
 fn stored_events(url: &str) -> u64 {
     block_on(async {
-        let js = towerwatch_fleet::connect(url).await.unwrap();
+        let js = towerwatch_fleet::connect(&url.into()).await.unwrap();
         // None yet: nothing shipped yet.
         let Ok(mut stream) = js.get_stream(towerwatch_fleet::EVENTS).await else {
             return 0;
@@ -663,4 +663,185 @@ fn ship_nats_follow_ships_whole_lines_as_they_are_written_and_new_files() {
         "{said}"
     );
     assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
+}
+
+/// A CA, and certificates it signed for 127.0.0.1 (server) and for a client: PEM of the CA,
+/// then (certificate, key) of each.
+fn certificates() -> (String, (String, String), (String, String)) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let server = leaf(
+        vec!["127.0.0.1".into(), "localhost".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let client = leaf(vec!["worker".into()], ExtendedKeyUsagePurpose::ClientAuth);
+    (ca.pem(), server, client)
+}
+
+#[test]
+fn the_fleet_speaks_tls_to_nats_and_postgresql_and_checks_their_certificates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s);
+    let arg = |s: &str| p(s).display().to_string();
+    let (ca, (cert, key), (client_cert, client_key)) = certificates();
+    for (name, text) in [
+        ("ca.pem", &ca),
+        ("server.pem", &cert),
+        ("server.key", &key),
+        ("client.pem", &client_cert),
+        ("client.key", &client_key),
+    ] {
+        std::fs::write(p(name), text).unwrap();
+    }
+    // Another CA, which signed neither server.
+    std::fs::write(p("other-ca.pem"), certificates().0).unwrap();
+    // NATS takes TLS only, from clients with a certificate its CA signed; PostgreSQL takes
+    // TLS only over TCP.
+    let nats = LocalNats::start_with(&[
+        "--tls",
+        "--tlscert",
+        &arg("server.pem"),
+        "--tlskey",
+        &arg("server.key"),
+        "--tlsverify",
+        "--tlscacert",
+        &arg("ca.pem"),
+    ]);
+    let nats_url = nats.url();
+    let pg = LocalPostgres::start_tls(&cert, &key);
+    let database = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url("postgres"),
+        arg("ca.pem")
+    );
+
+    // Plain, or with a CA that did not sign the server's certificate: refused.
+    let data = arg("serve");
+    for (url, why) in [
+        (pg.url("postgres"), "no encryption"),
+        (
+            format!(
+                "{}?sslmode=verify-full&sslrootcert={}",
+                pg.url("postgres"),
+                arg("other-ca.pem")
+            ),
+            "invalid peer certificate",
+        ),
+        (
+            format!("{}?sslmode=require", pg.url("postgres")),
+            "need sslrootcert",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", "--data", &data, "--database", &url, "init"])
+            .output()
+            .unwrap();
+        let said = common::text(&out.stderr);
+        assert!(!out.status.success() && said.contains(why), "{url}: {said}");
+    }
+
+    towerwatch(&["simulate", "--out", &arg("sim"), "-q"]);
+    std::fs::write(p("key"), "a fixed key of sixteen bytes or more").unwrap();
+    let context: Vec<String> = ["--min-level", "informational", "--key-file", &arg("key")]
+        .map(String::from)
+        .to_vec();
+    let file = arg("sim/evidence/windows/WEB01.jsonl");
+    let mut hunt = vec!["hunt".to_string(), file.clone()];
+    hunt.extend(context.iter().cloned());
+    hunt.extend(["-o", &arg("want.jsonl"), "-q"].map(String::from));
+    towerwatch(&hunt.iter().map(String::as_str).collect::<Vec<_>>());
+    let want = sorted(&std::fs::read_to_string(p("want.jsonl")).unwrap());
+    assert!(!want.is_empty());
+
+    let tls: Vec<String> = [
+        "--nats",
+        &nats_url,
+        "--nats-ca",
+        &arg("ca.pem"),
+        "--nats-cert",
+        &arg("client.pem"),
+        "--nats-key",
+        &arg("client.key"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let fleet = |cmd: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = vec![cmd.to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(tls.iter().cloned());
+        a.extend(["--ack-wait", "3"].map(String::from));
+        a.extend(context.iter().cloned());
+        a
+    };
+    let (b, w) = (p("builder.log"), p("worker.log"));
+    let builder = start(
+        &fleet(
+            "story-builder",
+            &["--database", &database, "--settle-ms", "500"],
+        ),
+        &b,
+    );
+    let worker = start(&fleet("worker", &[]), &w);
+    let mut ship = vec!["ship".to_string(), "--state".into(), arg("ship.state")];
+    ship.extend(tls.iter().cloned());
+    ship.push(file.clone());
+    let shipped = towerwatch(&ship.iter().map(String::as_str).collect::<Vec<_>>());
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert!(
+        common::text(&shipped.stdout).contains(&format!(" {lines} events stored by")),
+        "{}",
+        common::text(&shipped.stdout)
+    );
+    // Without the client certificate, NATS does not take it.
+    let refused = Command::new(BIN)
+        .args(["ship", "--retry-for", "2", "--nats", &nats_url, "--nats-ca"])
+        .arg(p("ca.pem"))
+        .arg("--state")
+        .arg(p("refused.state"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = common::text(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("certificate"),
+        "{}{said}",
+        common::text(&refused.stdout)
+    );
+
+    wait_for(
+        "every event concluded",
+        Duration::from_secs(120),
+        &[&b, &w],
+        || {
+            pg.psql("SELECT facts FROM fleet_results")
+                .is_ok_and(|s| s == lines.to_string())
+        },
+    );
+    // serve --fleet reads the builder's results over TLS too.
+    let (server, admin) = serve_fleet(&p("serve"), &database, &context);
+    let (status, body) = server.request("GET", "/api/v1/detections", Some(&admin), &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        sorted(&String::from_utf8(body).unwrap()) == want,
+        "the detections over TLS differ from hunt's"
+    );
+    for mut c in [builder, worker] {
+        let _ = Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status();
+        assert!(c.wait().unwrap().success());
+    }
 }
