@@ -463,24 +463,30 @@ fn ship_nats_resumes_a_grown_file_and_ships_a_replaced_one_again_as_another() {
     assert_eq!(stored_events(&url), 16);
 }
 
-#[test]
-fn serve_fleet_with_nats_publishes_events_and_bulk_requests_sent_to_it_for_the_workers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = |s: &str| tmp.path().join(s);
-    let arg = |s: &str| p(s).display().to_string();
+/// The default simulation in `dir`, a key, the context the hunt runs with, one host's file
+/// (the web server's) and `hunt`'s detections of it, sorted.
+fn one_host_as_hunt_judges_it(dir: &Path) -> (Vec<String>, String, Vec<String>) {
+    let arg = |s: &str| dir.join(s).display().to_string();
     towerwatch(&["simulate", "--out", &arg("sim"), "-q"]);
-    std::fs::write(p("key"), "a fixed key of sixteen bytes or more").unwrap();
+    std::fs::write(dir.join("key"), "a fixed key of sixteen bytes or more").unwrap();
     let context: Vec<String> = ["--min-level", "informational", "--key-file", &arg("key")]
         .map(String::from)
         .to_vec();
-    // One host's events, as `hunt` judges the file.
     let file = arg("sim/evidence/windows/WEB01.jsonl");
     let mut hunt = vec!["hunt".to_string(), file.clone()];
     hunt.extend(context.iter().cloned());
     hunt.extend(["-o", &arg("want.jsonl"), "-q"].map(String::from));
     towerwatch(&hunt.iter().map(String::as_str).collect::<Vec<_>>());
-    let want = sorted(&std::fs::read_to_string(p("want.jsonl")).unwrap());
+    let want = sorted(&std::fs::read_to_string(dir.join("want.jsonl")).unwrap());
     assert!(!want.is_empty(), "the web server's events give detections");
+    (context, file, want)
+}
+
+#[test]
+fn serve_fleet_with_nats_publishes_events_and_bulk_requests_sent_to_it_for_the_workers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s);
+    let (context, file, want) = one_host_as_hunt_judges_it(tmp.path());
 
     let nats = LocalNats::start();
     let nats_url = nats.url();
@@ -753,18 +759,7 @@ fn the_fleet_speaks_tls_to_nats_and_postgresql_and_checks_their_certificates() {
         assert!(!out.status.success() && said.contains(why), "{url}: {said}");
     }
 
-    towerwatch(&["simulate", "--out", &arg("sim"), "-q"]);
-    std::fs::write(p("key"), "a fixed key of sixteen bytes or more").unwrap();
-    let context: Vec<String> = ["--min-level", "informational", "--key-file", &arg("key")]
-        .map(String::from)
-        .to_vec();
-    let file = arg("sim/evidence/windows/WEB01.jsonl");
-    let mut hunt = vec!["hunt".to_string(), file.clone()];
-    hunt.extend(context.iter().cloned());
-    hunt.extend(["-o", &arg("want.jsonl"), "-q"].map(String::from));
-    towerwatch(&hunt.iter().map(String::as_str).collect::<Vec<_>>());
-    let want = sorted(&std::fs::read_to_string(p("want.jsonl")).unwrap());
-    assert!(!want.is_empty());
+    let (context, file, want) = one_host_as_hunt_judges_it(tmp.path());
 
     let tls: Vec<String> = [
         "--nats",
