@@ -326,10 +326,21 @@ impl Shipper {
                 });
             }
             // A file shipped under another name (moved here by a rotation) goes on where
-            // it was, under the name its events have on the server.
+            // it was, under the name its events have on the server. Moved means its old
+            // name no longer names it: a hard link is another file, shipped on its own
+            // (taking the old name's place would ship the old name again from its start).
+            let still_named = |k: &str| {
+                std::fs::metadata(k)
+                    .is_ok_and(|m| towerwatch_sources::inode_and_device(&m) == (inode, device))
+            };
             let moved = offsets
                 .iter()
-                .find(|(k, o)| **k != name && o.inode == inode && o.device == device)
+                .find(|(k, o)| {
+                    **k != name
+                        && o.inode == inode
+                        && o.device == device
+                        && (k.contains(" (moved away, inode ") || !still_named(k))
+                })
                 .map(|(k, o)| (k.clone(), o.clone()));
             if let Some((old, mut was)) = moved {
                 if old.contains(" (moved away, inode ") {

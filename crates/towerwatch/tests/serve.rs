@@ -764,6 +764,35 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_rotations() {
 }
 
 #[test]
+fn ship_takes_a_hard_link_for_another_file_not_for_the_file_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = init(&data);
+    let server = Running::start(&data, &[]);
+    let token = ingest_token(&server, &admin);
+    let state = tmp.path().join("offsets.json");
+    let (a, link) = (tmp.path().join("a.jsonl"), tmp.path().join("link.jsonl"));
+    let lines: String = (0..5)
+        .map(|i| format!("{{\"EventID\":4624,\"Channel\":\"Security\",\"Computer\":\"WS{i}\",\"TimeCreated\":\"2024-05-01T10:00:0{i}Z\"}}\n"))
+        .collect();
+    std::fs::write(&a, &lines).unwrap();
+    let ship = |paths: &[&Path]| {
+        let out = ship_command(&server, &token, &state, paths)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::text(&out.stderr));
+    };
+    ship(&[&a]);
+    std::fs::hard_link(&a, &link).unwrap();
+    // Twice: a link taken for the file moved would reset a, shipped again the next time.
+    ship(&[&a, &link]);
+    ship(&[&a, &link]);
+    let name = |p: &Path| p.display().to_string();
+    let want = std::collections::BTreeMap::from([(name(&a), 5), (name(&link), 5)]);
+    wait_for(&server, &admin, &want);
+}
+
+#[test]
 fn what_came_in_longer_ago_than_the_retention_is_deleted_and_the_audit_log_kept() {
     let h = hunted();
     let files = files_under(&h.windows);
