@@ -52,10 +52,20 @@ impl NatsAccess {
         }
     }
 
+    /// The URL as errors show it: what comes before `@` (a password, a token) is not.
+    pub fn shown(&self) -> String {
+        match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}…{}", &self.url[..scheme + 3], &self.url[at..])
+            }
+            _ => self.url.clone(),
+        }
+    }
+
     /// The client's options for this access (files are read when connecting).
     pub(crate) async fn options(&self) -> Result<async_nats::ConnectOptions, FleetError> {
         let refused = |why: String| FleetError::Connect {
-            url: self.url.clone(),
+            url: self.shown(),
             why,
         };
         let mut o = async_nats::ConnectOptions::new();
@@ -101,16 +111,23 @@ fn readable(p: &Path) -> Result<(), String> {
 }
 
 /// The connection settings of a PostgreSQL URL, and the TLS connector they ask for (see
-/// the module's notes). A connection with TLS not asked for never uses it.
+/// the module's notes). A connection with TLS not asked for never uses it; one asked for
+/// is never made without it.
 pub fn postgres(url: &str) -> Result<(tokio_postgres::Config, MakeRustlsConnect), FleetError> {
     let bad = |why: String| FleetError::Setting(format!("the database URL: {why}"));
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    // The query starts at the first `?` after the credentials (a password may hold one).
+    let after_credentials = url.find('@').map_or(0, |at| at + 1);
+    let (base, query) = match url[after_credentials..].find('?') {
+        Some(q) => url.split_at(after_credentials + q),
+        None => (url, ""),
+    };
+    let query = query.strip_prefix('?').unwrap_or(query);
     let mut kept = Vec::new();
     let (mut mode, mut root, mut cert, mut key) = (None, None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "sslmode" => mode = Some(v.to_string()),
+        match percent_decoded(k).as_str() {
+            "sslmode" => mode = Some(percent_decoded(v)),
             "sslrootcert" => root = Some(PathBuf::from(percent_decoded(v))),
             "sslcert" => cert = Some(PathBuf::from(percent_decoded(v))),
             "sslkey" => key = Some(PathBuf::from(percent_decoded(v))),
@@ -123,17 +140,41 @@ pub fn postgres(url: &str) -> Result<(tokio_postgres::Config, MakeRustlsConnect)
         format!("{base}?{}", kept.join("&"))
     };
     let mut config: tokio_postgres::Config = rest.parse().map_err(|e| bad(format!("{e}")))?;
+    // What tokio-postgres read itself (a `key=value` string's sslmode) is not lowered.
+    if mode.is_none() && config.get_ssl_mode() != SslMode::Prefer {
+        if config.get_ssl_mode() != SslMode::Disable {
+            return Err(bad(
+                "for TLS, give a postgres:// URL with sslmode=verify-full&sslrootcert=FILE".into(),
+            ));
+        }
+        mode = Some("disable".into());
+    }
+    // A CA or a client certificate given asks for TLS (libpq checks the server then, too).
+    if mode.is_none() && (root.is_some() || cert.is_some() || key.is_some()) {
+        mode = Some("verify-full".into());
+    }
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err(bad("sslcert and sslkey go together".into())),
+    };
     let tls = match mode.as_deref().unwrap_or("prefer") {
-        "disable" | "allow" | "prefer" => {
+        "disable" | "allow" | "prefer" if root.is_none() && client.is_none() => {
             config.ssl_mode(SslMode::Disable);
             None
+        }
+        "disable" | "allow" | "prefer" => {
+            return Err(bad(
+                "sslrootcert, sslcert and sslkey are for sslmode=require, verify-ca or verify-full"
+                    .into(),
+            ))
         }
         "require" | "verify-ca" | "verify-full" => {
             let root = root.ok_or_else(|| {
                 bad("sslmode=require, verify-ca and verify-full need sslrootcert=FILE (the CA that signed the server's certificate: towerwatch always checks it)".into())
             })?;
             config.ssl_mode(SslMode::Require);
-            Some((root, cert.zip(key)))
+            Some((root, client))
         }
         other => {
             return Err(bad(format!(
@@ -238,14 +279,44 @@ mod tests {
         }
         let (c, _) = postgres("postgres://tw@db/tw?application_name=x").unwrap();
         assert_eq!(c.get_application_name(), Some("x"));
+        // TLS asked for is never dropped: each of these is refused, not made plain.
         for url in [
             "postgres://tw@db/tw?sslmode=require",
             "postgres://tw@db/tw?sslmode=verify-full",
             "postgres://tw@db/tw?sslmode=sometimes",
             "postgres://tw@db/tw?sslmode=verify-ca&sslrootcert=/no/such/ca.pem",
+            // tokio-postgres's own reading of a key=value string.
+            "host=db user=tw sslmode=require",
+            // A `?` in the password: the query is after the credentials.
+            "postgres://tw:p?a@db/tw?sslmode=require",
+            "postgres://tw@db/tw?ssl%6Dode=require",
+            // A CA without a mode asks for TLS (and this one cannot be read).
+            "postgres://tw@db/tw?sslrootcert=/no/such/ca.pem",
+            "postgres://tw@db/tw?sslmode=verify-full&sslrootcert=/no/such/ca.pem&sslcert=/c.pem",
+            "postgres://tw@db/tw?sslmode=prefer&sslrootcert=/no/such/ca.pem",
         ] {
             assert!(postgres(url).is_err(), "{url}");
         }
+        let (c, _) = postgres("postgres://tw:p?a@db/tw?sslmode=disable").unwrap();
+        assert_eq!(c.get_password(), Some(&b"p?a"[..]));
+        let (c, _) = postgres("host=db user=tw sslmode=disable").unwrap();
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn a_password_in_a_nats_url_is_not_shown() {
+        assert_eq!(
+            NatsAccess::new("nats://tw:secret@nats:4222").shown(),
+            "nats://…@nats:4222"
+        );
+        assert_eq!(
+            NatsAccess::new("tls://nats:4222").shown(),
+            "tls://nats:4222"
+        );
+        assert_eq!(
+            NatsAccess::new("nats://s3cr3t@nats").shown(),
+            "nats://…@nats"
+        );
     }
 
     #[test]

@@ -92,12 +92,14 @@ impl FleetError {
 pub async fn connect(access: &NatsAccess) -> Result<jetstream::Context, FleetError> {
     use async_nats::ConnectErrorKind as Kind;
     let refused = |e: async_nats::ConnectError| FleetError::Connect {
-        url: access.url.clone(),
+        url: access.shown(),
         why: e.to_string(),
     };
     let timeout = Duration::from_secs(5);
-    // Once at once, so that a refusal (a certificate, a password) is told as it is; NATS not
-    // there yet is waited for, the client trying again in the background.
+    // A first try without retrying, because with retrying the client never gives up and a
+    // certificate refused would only show as requests timing out: a refusal is told as it
+    // is. NATS not there yet (no answer) is waited for, the client retrying in the
+    // background.
     match access
         .options()
         .await?
@@ -116,7 +118,7 @@ pub async fn connect(access: &NatsAccess) -> Result<jetstream::Context, FleetErr
         }
         Err(e) if tls_refused(&e) => {
             return Err(FleetError::Connect {
-                url: access.url.clone(),
+                url: access.shown(),
                 why: format!(
                     "TLS refused ({e}): a certificate, check --nats-ca, --nats-cert, --nats-key"
                 ),

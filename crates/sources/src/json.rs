@@ -317,10 +317,26 @@ mod tests {
     }
 }
 
-/// Builds an event straight from evtx_dump-shaped JSON text, with the same result as
-/// [`event_from_json`] on the parsed value but without building the value tree: EVTX
-/// records arrive as JSON text from the parser, and the tree was most of the cost.
+/// Builds an event from evtx_dump-shaped JSON text (EVTX records arrive so from the
+/// parser): by [`event_from_evtx_json_direct`], without building the value tree, which was
+/// most of the cost; a record that path declines goes through the tree, as
+/// [`event_from_json`] builds it.
 pub fn event_from_evtx_json(bytes: &[u8], origin: Origin) -> Result<Event, String> {
+    event_from_evtx_json_direct(bytes, origin.clone()).or_else(|_| {
+        let json: Json = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        event_from_json(json, origin)
+    })
+}
+
+/// The direct path alone: flattens evtx_dump-shaped JSON text into an event as it is read,
+/// with the same result as [`event_from_json`] on the parsed value. It declines (an error)
+/// what it would read differently: an `Event` that is not an object, a `System` that is not
+/// one or that comes after the data, a second `Event`. Known differences where it reads:
+/// a key repeated inside `Event` keeps every value (the tree keeps the last; the event's id,
+/// channel and time come from the first either way), and what it skips (other top-level
+/// keys, `xmlns` attributes, `#attributes` that are no object) is not checked for valid
+/// UTF-8 or number range, where the tree rejects the whole text.
+pub fn event_from_evtx_json_direct(bytes: &[u8], origin: Origin) -> Result<Event, String> {
     use serde::de::DeserializeSeed;
     let mut event = Event::new(origin);
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -332,15 +348,14 @@ pub fn event_from_evtx_json(bytes: &[u8], origin: Origin) -> Result<Event, Strin
     Ok(event)
 }
 
-/// Builds an event from one line of JSON text, with the same result as parsing it and
-/// calling [`event_from_json`]: a line in evtx_dump's shape (its first key `"Event"`, the
-/// shape EVTX exports and the simulator write) is read by the direct path of
-/// [`event_from_evtx_json`]; any other line, or one the direct path cannot read, by the value
-/// tree. One difference, on purpose: a key repeated inside `Event` keeps every value (the
-/// tree keeps the last), so a later duplicate cannot hide a value from the rules.
+/// Builds an event from one line of JSON text, as parsing it and calling
+/// [`event_from_json`] does: a line in evtx_dump's shape (its first key `"Event"`, the shape
+/// of EVTX exports and of the simulator) by the direct path (with the differences
+/// [`event_from_evtx_json_direct`] lists), any other line, or one the direct path declines,
+/// by the value tree.
 pub fn event_from_json_text(bytes: &[u8], origin: Origin) -> Result<Event, JsonTextError> {
     if starts_with_event_key(bytes) {
-        if let Ok(event) = event_from_evtx_json(bytes, origin.clone()) {
+        if let Ok(event) = event_from_evtx_json_direct(bytes, origin.clone()) {
             return Ok(event);
         }
     }

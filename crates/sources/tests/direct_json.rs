@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use evtx::EvtxParser;
 use towerwatch_event::Origin;
-use towerwatch_sources::json::{event_from_evtx_json, event_from_json};
+use towerwatch_sources::json::{
+    event_from_evtx_json, event_from_evtx_json_direct, event_from_json,
+};
 
 fn evtx_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -35,7 +37,7 @@ fn direct_and_tree_paths_agree() {
             let origin = Origin::record("x", rec.event_record_id);
             let tree =
                 event_from_json(serde_json::from_str(&rec.data).unwrap(), origin.clone()).unwrap();
-            let direct = event_from_evtx_json(rec.data.as_bytes(), origin).unwrap();
+            let direct = event_from_evtx_json_direct(rec.data.as_bytes(), origin).unwrap();
             assert_eq!(
                 direct,
                 tree,
@@ -51,8 +53,22 @@ fn direct_and_tree_paths_agree() {
 
 #[test]
 fn direct_path_rejects_broken_json() {
-    assert!(event_from_evtx_json(b"{\"Event\": {\"System\": ", Origin::record("x", 1)).is_err());
-    assert!(event_from_evtx_json(b"[1]", Origin::record("x", 1)).is_err());
+    for broken in [&b"{\"Event\": {\"System\": "[..], b"[1]"] {
+        assert!(event_from_evtx_json(broken, Origin::record("x", 1)).is_err());
+        assert!(event_from_evtx_json_direct(broken, Origin::record("x", 1)).is_err());
+    }
+}
+
+#[test]
+fn a_record_the_direct_path_declines_is_read_by_the_tree() {
+    // EventData before System: the tree puts System's fields first; so does the fallback.
+    let text = br#"{"Event": {"EventData": {"Image": "a.exe"}, "System": {"EventID": 1, "Channel": "c"}}}"#;
+    let origin = Origin::record("x", 1);
+    assert!(event_from_evtx_json_direct(text, origin.clone()).is_err());
+    let tree = event_from_json(serde_json::from_slice(text).unwrap(), origin.clone()).unwrap();
+    let read = event_from_evtx_json(text, origin).unwrap();
+    assert_eq!(read, tree);
+    assert_eq!(read.event_id, Some(1));
 }
 
 mod lines {
@@ -62,7 +78,9 @@ mod lines {
     use proptest::prelude::*;
     use serde_json::{json, Map, Value as Json};
     use towerwatch_event::Origin;
-    use towerwatch_sources::json::{event_from_json, event_from_json_text};
+    use towerwatch_sources::json::{
+        event_from_evtx_json_direct, event_from_json, event_from_json_text,
+    };
 
     fn scalar() -> impl Strategy<Value = Json> {
         prop_oneof![
@@ -109,18 +127,40 @@ mod lines {
         })
     }
 
+    /// Whether the direct path declines this line (and leaves it to the tree): `Event` or
+    /// `System` not an object, or `System` after the data.
+    fn declined(text: &str) -> bool {
+        let top: Json = serde_json::from_str(text).unwrap();
+        let Some(event) = top["Event"].as_object() else {
+            return true;
+        };
+        let mut data_seen = false;
+        for (k, v) in event {
+            match k.as_str() {
+                "#attributes" => {}
+                "System" => return data_seen || !v.is_object(),
+                _ => data_seen = true,
+            }
+        }
+        false
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
         fn direct_and_tree_give_the_same_event(text in line()) {
             let origin = Origin::line("x.jsonl", 7);
             let tree = event_from_json(serde_json::from_str(&text).unwrap(), origin.clone());
-            let direct = event_from_json_text(text.as_bytes(), origin);
-            match (tree, direct) {
-                (Ok(t), Ok(d)) => prop_assert_eq!(d, t, "{}", text),
-                (Err(_), Err(_)) => {}
-                (t, d) => prop_assert!(false, "{}: tree {:?}, direct {:?}", text, t.is_ok(), d.is_ok()),
+            let direct = event_from_evtx_json_direct(text.as_bytes(), origin.clone());
+            if declined(&text) {
+                prop_assert!(direct.is_err(), "{}: the direct path read it", text);
+            } else {
+                // Every line it does not decline, it reads, as the tree does.
+                prop_assert_eq!(&direct.unwrap(), tree.as_ref().unwrap(), "{}", text);
             }
+            // And a line, whichever path reads it, is the tree's event.
+            let line = event_from_json_text(text.as_bytes(), origin);
+            prop_assert_eq!(line.ok(), tree.ok(), "{}", text);
         }
     }
 

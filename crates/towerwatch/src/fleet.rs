@@ -137,9 +137,10 @@ pub fn ship(nats: &str, args: &ShipArgs) -> Result<ExitCode> {
         }
     })?;
     sayln!(
-        "towerwatch ship: {} files, {} events stored by {nats} ({} of them held already); {} records rejected, {} files skipped",
+        "towerwatch ship: {} files, {} events stored by {} ({} of them held already); {} records rejected, {} files skipped",
         shipped.files,
         shipped.events,
+        args.nats_tls.access(nats).shown(),
         shipped.duplicates,
         shipped.rejected,
         shipped.skipped

@@ -88,7 +88,12 @@ pub struct RetroArgs {
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// The server's PostgreSQL, when it keeps its events there.
-    #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TOWERWATCH_DATABASE",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
     /// Only events at or after this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
@@ -186,7 +191,12 @@ impl NatsTlsArgs {
 #[derive(Args)]
 pub struct FleetHuntArgs {
     /// The NATS server, e.g. nats://127.0.0.1:4222 (tls://… for TLS).
-    #[arg(long, value_name = "URL", env = "TOWERWATCH_NATS")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TOWERWATCH_NATS",
+        hide_env_values = true
+    )]
     pub nats: String,
     #[command(flatten)]
     pub nats_tls: NatsTlsArgs,
@@ -229,7 +239,12 @@ pub struct WorkerArgs {
 pub struct StoryBuilderArgs {
     /// Where the facts and the results are kept, e.g. postgres://towerwatch@db/towerwatch
     /// (over TLS: ?sslmode=verify-full&sslrootcert=ca.pem).
-    #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TOWERWATCH_DATABASE",
+        hide_env_values = true
+    )]
     pub database: String,
     /// Conclude after this many milliseconds without new facts.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
@@ -251,7 +266,12 @@ pub struct ServeArgs {
     /// postgres://towerwatch@db.example/towerwatch (its schema is created and migrated; over
     /// TLS: ?sslmode=verify-full&sslrootcert=ca.pem, with sslcert and sslkey for a client
     /// certificate).
-    #[arg(long, value_name = "URL", env = "TOWERWATCH_DATABASE")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TOWERWATCH_DATABASE",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
     #[command(subcommand)]
     pub action: Option<ServeAction>,

@@ -800,21 +800,34 @@ fn the_fleet_speaks_tls_to_nats_and_postgresql_and_checks_their_certificates() {
         "{}",
         common::text(&shipped.stdout)
     );
-    // Without the client certificate, NATS does not take it.
-    let refused = Command::new(BIN)
-        .args(["ship", "--retry-for", "2", "--nats", &nats_url, "--nats-ca"])
-        .arg(p("ca.pem"))
-        .arg("--state")
-        .arg(p("refused.state"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    let said = common::text(&refused.stderr);
-    assert!(
-        !refused.status.success() && said.contains("certificate"),
-        "{}{said}",
-        common::text(&refused.stdout)
-    );
+    // Without a client certificate NATS refuses the shipper; with another CA the shipper
+    // refuses NATS. Each is said as it is.
+    let client = [
+        "--nats-cert",
+        &arg("client.pem"),
+        "--nats-key",
+        &arg("client.key"),
+    ];
+    for (ca, extra, why) in [
+        ("ca.pem", &[][..], "BadCertificate"),
+        ("other-ca.pem", &client[..], "invalid peer certificate"),
+    ] {
+        let refused = Command::new(BIN)
+            .args(["ship", "--retry-for", "2", "--nats", &nats_url, "--nats-ca"])
+            .arg(p(ca))
+            .args(extra)
+            .arg("--state")
+            .arg(p("refused.state"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        let said = common::text(&refused.stderr);
+        assert!(
+            !refused.status.success() && said.contains(why) && said.contains("TLS refused"),
+            "{ca}: {}{said}",
+            common::text(&refused.stdout)
+        );
+    }
 
     wait_for(
         "every event concluded",
