@@ -70,13 +70,13 @@ impl NatsAccess {
         };
         let mut o = async_nats::ConnectOptions::new();
         if let Some(ca) = &self.ca {
-            readable(ca).map_err(refused)?;
+            present(ca).map_err(refused)?;
             o = o.add_root_certificates(ca.clone()).require_tls(true);
         }
         match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => {
-                readable(cert).map_err(refused)?;
-                readable(key).map_err(refused)?;
+                present(cert).map_err(refused)?;
+                present(key).map_err(refused)?;
                 o = o
                     .add_client_certificate(cert.clone(), key.clone())
                     .require_tls(true);
@@ -104,7 +104,7 @@ impl From<&str> for NatsAccess {
     }
 }
 
-fn readable(p: &Path) -> Result<(), String> {
+fn present(p: &Path) -> Result<(), String> {
     std::fs::metadata(p)
         .map(|_| ())
         .map_err(|e| format!("cannot read {}: {e}", p.display()))

@@ -151,7 +151,12 @@ pub struct ShipArgs {
 pub struct NatsTlsArgs {
     /// CA certificates (PEM) that NATS's certificate must chain to: the connection is then
     /// TLS (as with a tls:// URL).
-    #[arg(long, value_name = "PEM", env = "TOWERWATCH_NATS_CA")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "TOWERWATCH_NATS_CA",
+        requires = "nats"
+    )]
     pub nats_ca: Option<PathBuf>,
     /// This client's certificate (PEM), for a NATS server that verifies clients.
     #[arg(
@@ -170,7 +175,12 @@ pub struct NatsTlsArgs {
     )]
     pub nats_key: Option<PathBuf>,
     /// A NATS credentials file (a user JWT and its NKey seed).
-    #[arg(long, value_name = "FILE", env = "TOWERWATCH_NATS_CREDS")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TOWERWATCH_NATS_CREDS",
+        requires = "nats"
+    )]
     pub nats_creds: Option<PathBuf>,
 }
 
