@@ -253,6 +253,13 @@ impl Shipper {
                 let content = match content_of(path) {
                     Ok(Some(c)) => c,
                     Ok(None) => continue,
+                    // Followed, a file may be gone for a moment (rotated between the listing
+                    // and the open) or not yet what it will be: looked at again next time.
+                    Err(why) if follow.is_some() => {
+                        let why = format!("{why} (tried again at the next look)");
+                        say_once(note, &mut said, Note::Skipped { path: name, why });
+                        continue;
+                    }
                     Err(why) => {
                         skipped.insert(name.clone());
                         say_once(note, &mut said, Note::Skipped { path: name, why });

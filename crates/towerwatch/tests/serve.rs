@@ -764,6 +764,40 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_rotations() {
 }
 
 #[test]
+fn ship_follow_looks_again_at_a_file_it_could_not_read() {
+    // A followed file that is not (yet) a log it reads, or is gone for a moment between the
+    // listing and the open (a rotation), is looked at again, not left for the run.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = init(&data);
+    let server = Running::start(&data, &[]);
+    let token = ingest_token(&server, &admin);
+    let live = tmp.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let log = live.join("a.jsonl");
+    std::fs::write(&log, b"\x00\x01\x02 not a log yet\n").unwrap();
+    let shipper = ship_command(&server, &token, &tmp.path().join("offsets.json"), &[&live])
+        .args(["--follow", "--poll-ms", "50"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let aside = tmp.path().join("a.next");
+    let lines: String = (0..3)
+        .map(|i| format!("{{\"EventID\":4624,\"Channel\":\"Security\",\"Computer\":\"WS{i}\",\"TimeCreated\":\"2024-05-01T10:00:0{i}Z\"}}\n"))
+        .collect();
+    std::fs::write(&aside, lines).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    let want = std::collections::BTreeMap::from([(log.display().to_string(), 3)]);
+    wait_for(&server, &admin, &want);
+    let out = terminate(shipper);
+    assert!(
+        common::text(&out.stderr).contains("tried again at the next look"),
+        "{}",
+        common::text(&out.stderr)
+    );
+}
+
+#[test]
 fn ship_takes_a_hard_link_for_another_file_not_for_the_file_moved() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
