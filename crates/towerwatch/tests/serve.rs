@@ -763,15 +763,28 @@ fn ship_follow_sends_growing_logs_once_across_restarts_and_rotations() {
     );
 }
 
-#[test]
-fn ship_follow_looks_again_at_a_file_it_could_not_read() {
-    // A followed file that is not (yet) a log it reads, or is gone for a moment between the
-    // listing and the open (a rotation), is looked at again, not left for the run.
+/// `n` JSON lines of logons, one host each.
+fn logons(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{{\"EventID\":4624,\"Channel\":\"Security\",\"Computer\":\"WS{i}\",\"TimeCreated\":\"2024-05-01T10:00:0{i}Z\"}}\n"))
+        .collect()
+}
+
+/// A temp dir, a server with its data in it, its admin token and an ingest token.
+fn a_server_and_its_shipper() -> (tempfile::TempDir, Running, String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let admin = init(&data);
     let server = Running::start(&data, &[]);
     let token = ingest_token(&server, &admin);
+    (tmp, server, admin, token)
+}
+
+#[test]
+fn ship_follow_looks_again_at_a_file_it_could_not_read() {
+    // A followed file that is not (yet) a log it reads, or is gone for a moment between the
+    // listing and the open (a rotation), is looked at again, not left for the run.
+    let (tmp, server, admin, token) = a_server_and_its_shipper();
     let live = tmp.path().join("live");
     std::fs::create_dir(&live).unwrap();
     let log = live.join("a.jsonl");
@@ -782,10 +795,7 @@ fn ship_follow_looks_again_at_a_file_it_could_not_read() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let aside = tmp.path().join("a.next");
-    let lines: String = (0..3)
-        .map(|i| format!("{{\"EventID\":4624,\"Channel\":\"Security\",\"Computer\":\"WS{i}\",\"TimeCreated\":\"2024-05-01T10:00:0{i}Z\"}}\n"))
-        .collect();
-    std::fs::write(&aside, lines).unwrap();
+    std::fs::write(&aside, logons(3)).unwrap();
     std::fs::rename(&aside, &log).unwrap();
     let want = std::collections::BTreeMap::from([(log.display().to_string(), 3)]);
     wait_for(&server, &admin, &want);
@@ -799,17 +809,10 @@ fn ship_follow_looks_again_at_a_file_it_could_not_read() {
 
 #[test]
 fn ship_takes_a_hard_link_for_another_file_not_for_the_file_moved() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let admin = init(&data);
-    let server = Running::start(&data, &[]);
-    let token = ingest_token(&server, &admin);
+    let (tmp, server, admin, token) = a_server_and_its_shipper();
     let state = tmp.path().join("offsets.json");
     let (a, link) = (tmp.path().join("a.jsonl"), tmp.path().join("link.jsonl"));
-    let lines: String = (0..5)
-        .map(|i| format!("{{\"EventID\":4624,\"Channel\":\"Security\",\"Computer\":\"WS{i}\",\"TimeCreated\":\"2024-05-01T10:00:0{i}Z\"}}\n"))
-        .collect();
-    std::fs::write(&a, &lines).unwrap();
+    std::fs::write(&a, logons(5)).unwrap();
     let ship = |paths: &[&Path]| {
         let out = ship_command(&server, &token, &state, paths)
             .output()
