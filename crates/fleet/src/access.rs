@@ -238,29 +238,11 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, FleetError>
     Ok(certs)
 }
 
-/// `%2F` → `/` (a URL's value; other bytes as they are).
+/// A URL's key or value, `%2F` → `/` (as tokio-postgres decodes the rest of the URL).
 fn percent_decoded(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
