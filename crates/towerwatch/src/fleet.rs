@@ -46,7 +46,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode> {
     }
     let tally = Arc::new(worker::Tally::default());
     runtime()?.block_on(async {
-        let js = towerwatch_fleet::connect(&args.hunt.nats_tls.access(&args.hunt.nats)).await?;
+        let js = towerwatch_fleet::connect(&args.hunt.access()).await?;
         worker::run(
             hunt,
             js,
@@ -82,7 +82,7 @@ pub fn story_builder(args: StoryBuilderArgs) -> Result<ExitCode> {
     };
     let tally = Arc::new(builder::Tally::default());
     runtime()?.block_on(async {
-        let js = towerwatch_fleet::connect(&args.hunt.nats_tls.access(&args.hunt.nats)).await?;
+        let js = towerwatch_fleet::connect(&args.hunt.access()).await?;
         builder::run(
             hunt,
             js,
@@ -107,6 +107,7 @@ pub fn story_builder(args: StoryBuilderArgs) -> Result<ExitCode> {
 }
 
 pub fn ship(nats: &str, args: &ShipArgs) -> Result<ExitCode> {
+    let nats = args.nats_tls.access(nats);
     crate::interrupt::flag();
     let shipper = ship::NatsShipper {
         state: args
@@ -116,7 +117,7 @@ pub fn ship(nats: &str, args: &ShipArgs) -> Result<ExitCode> {
         retry_for: Duration::from_secs(args.retry_for),
     };
     let shipped = runtime()?.block_on(async {
-        let js = towerwatch_fleet::connect(&args.nats_tls.access(nats)).await?;
+        let js = towerwatch_fleet::connect(&nats).await?;
         let mut note = |note| match note {
             ship::Note::Rejected(what) => complainln!("towerwatch ship: {what}"),
             ship::Note::Skipped { path, why } => {
@@ -140,7 +141,7 @@ pub fn ship(nats: &str, args: &ShipArgs) -> Result<ExitCode> {
         "towerwatch ship: {} files, {} events stored by {} ({} of them held already); {} records rejected, {} files skipped",
         shipped.files,
         shipped.events,
-        args.nats_tls.access(nats).shown(),
+        nats.shown(),
         shipped.duplicates,
         shipped.rejected,
         shipped.skipped

@@ -218,6 +218,13 @@ pub struct FleetHuntArgs {
     pub setup: HuntSetupArgs,
 }
 
+impl FleetHuntArgs {
+    /// NATS, reached as the flags say.
+    pub fn access(&self) -> towerwatch_fleet::NatsAccess {
+        self.nats_tls.access(&self.nats)
+    }
+}
+
 /// What a long-running hunt (serve, worker, story builder) is set up with.
 #[derive(Args)]
 pub struct HuntSetupArgs {
