@@ -2,6 +2,10 @@
 //! released in event time behind a watermark (the newest time seen, less the lateness) to
 //! the same stages a file hunt runs, one worker per source, so that the outcome is the one
 //! the same events give as files.
+//!
+//! The linker is the exception: one for the whole stream. Its outcome does not depend on
+//! which linker took which event (nodes are linked in the order of their keys), and one per
+//! source would hold up to a few thousand nodes in memory for every source at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +15,7 @@ use towerwatch_event::{Detection, Event, OrderKey};
 use towerwatch_sources::InputReport;
 
 use crate::builder::Worker;
+use crate::stages::{Linker, Stage};
 use crate::{DetectionSink, Hunt, HuntError, HuntOutcome, Judged, Summary};
 
 /// A live feed into a [`Hunt`]; [`finish`](Self::finish) ends it.
@@ -27,6 +32,8 @@ pub struct HuntStream<'h> {
     newest: Option<i64>,
     /// One worker per source, and the source as read so far.
     sources: BTreeMap<Arc<str>, (Worker<'h>, InputReport)>,
+    /// Every source's events, for the stories (the sources' workers have no linker).
+    linker: Option<Linker>,
     late: u64,
     live: bool,
     detections_only: bool,
@@ -65,6 +72,7 @@ impl Hunt {
             arrivals: 0,
             newest: None,
             sources: BTreeMap::new(),
+            linker: self.stages().linker,
             late: 0,
             live: false,
             detections_only: false,
@@ -88,6 +96,7 @@ impl<'h> HuntStream<'h> {
     pub fn detections_only(mut self) -> Self {
         self.live = true;
         self.detections_only = true;
+        self.linker = None;
         self
     }
 
@@ -163,8 +172,8 @@ impl<'h> HuntStream<'h> {
             let source: Arc<str> = source.into();
             self.sources.insert(source.clone(), {
                 let mut w = hunt.worker();
+                w.stages.linker = None;
                 if only {
-                    w.stages.linker = None;
                     w.stages.correlations.switch_off();
                     w.stages.detections.live_only();
                 } else if live {
@@ -173,6 +182,7 @@ impl<'h> HuntStream<'h> {
                 (w, InputReport::new(source))
             });
         }
+        let linker = &mut self.linker;
         let (worker, report) = self
             .sources
             .get_mut(item.source())
@@ -183,8 +193,15 @@ impl<'h> HuntStream<'h> {
             report.last = Some(report.last.map_or(t, |l| l.max(t)));
         }
         match item {
-            Item::Event(event) => worker.take(hunt, event),
-            Item::Judged(j) => worker.stages.absorb(j.facts),
+            Item::Event(event) => hunt.judged(&mut worker.scratch, event, |m| {
+                worker.stages.observe(m);
+                linker.observe(m);
+            }),
+            Item::Judged(j) => {
+                let mut facts = j.facts;
+                linker.absorb(facts.take_linker());
+                worker.stages.absorb(facts);
+            }
         }
     }
 
@@ -201,6 +218,7 @@ impl<'h> HuntStream<'h> {
             all.merge(worker.stages);
             summary.inputs.push(report);
         }
+        all.linker = self.linker;
         let mut outcome = self.hunt.conclude(all, summary, sink)?;
         outcome.late = self.late;
         Ok(outcome)

@@ -155,6 +155,11 @@ impl Facts {
         self.correlations.0.len()
     }
 
+    /// The linker's fact, taken out (for a linker apart from the other stages).
+    pub(crate) fn take_linker(&mut self) -> <Option<Linker> as Stage>::Fact {
+        self.linker.take()
+    }
+
     /// Why these facts cannot be absorbed with `rules` engine rules and these feeds (they
     /// came over the wire: a rule or correlation they name must exist here), if so.
     pub(crate) fn check(&self, rules: usize, feeds: &Feeds) -> Result<(), String> {
