@@ -228,7 +228,7 @@ pub fn actor_of(e: &Event) -> Actor {
 }
 
 /// Whose habit a key holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Scope {
     /// A program (and parent) on one host.
     Host,
@@ -318,6 +318,9 @@ pub struct Routine {
     hosts: HashMap<u64, HostHours>,
     /// Sightings not kept because [`KEYS`] was reached.
     pub dropped: u64,
+    /// Verdicts given, by key, hour of day and scope (all a verdict depends on): a
+    /// conclusion asks for one per detection, and a key's sightings are many.
+    verdicts: std::sync::Mutex<HashMap<(u64, i64, Scope), Option<String>>>,
 }
 
 fn key(rule: u32, actor: u64) -> u64 {
@@ -327,6 +330,7 @@ fn key(rule: u32, actor: u64) -> u64 {
 impl Routine {
     /// Records that `rule` fired on an event of `actor` at `time` (µs).
     pub fn observe(&mut self, rule: u32, actor: Actor, time: i64) {
+        self.verdicts_change();
         let host = digest(&[&actor.host]);
         self.sighting(key(rule, actor.digest), &actor, host, time);
         self.sighting(key(rule, actor.estate), &actor, host, time);
@@ -372,6 +376,7 @@ impl Routine {
     }
 
     pub fn merge(&mut self, other: Routine) {
+        self.verdicts_change();
         self.dropped += other.dropped;
         for (h, o) in other.hosts {
             if !self.hosts.contains_key(&h) && self.hosts.len() >= KEYS {
@@ -439,7 +444,25 @@ impl Routine {
             .or_else(|| self.judge(key(rule, actor.estate), time, Scope::Estate))
     }
 
+    /// Sightings changed: verdicts given before may not hold.
+    fn verdicts_change(&mut self) {
+        let verdicts = self.verdicts.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !verdicts.is_empty() {
+            *verdicts = HashMap::new();
+        }
+    }
+
     fn judge(&self, k: u64, time: i64, scope: Scope) -> Option<String> {
+        let hour = time.rem_euclid(DAY) / HOUR;
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+        verdicts
+            .entry((k, hour, scope))
+            .or_insert_with(|| self.judge_at(k, hour, scope))
+            .clone()
+    }
+
+    /// [`judge`](Self::judge) at `hour` of the day, worked out.
+    fn judge_at(&self, k: u64, hour: i64, scope: Scope) -> Option<String> {
         let estate = scope == Scope::Estate;
         let s = self.seen.get(&k)?;
         if estate && s.hosts.len() < 3 {
@@ -451,7 +474,6 @@ impl Routine {
         if days < MIN_DAYS || span < MIN_SPAN_DAYS {
             return None;
         }
-        let hour = time.rem_euclid(DAY) / HOUR;
         // Days on which it was seen within two hours of this time of day.
         let mut near_days = BTreeSet::new();
         let mut days_by_hour = [0u32; 24];
@@ -593,6 +615,43 @@ mod tests {
         }
         let (e, t) = ev("JUMP01", "adm.x", "C:\\ProgramData\\x\\pse.exe", 24, 2);
         assert!(r.verdict(2, &actor_of(&e), t).is_none());
+    }
+
+    #[test]
+    fn a_remembered_verdict_is_the_one_worked_out_and_new_sightings_change_it() {
+        let mut r = Routine::default();
+        let deploy = |day: i64, hour: i64| ev("WEB01", "svc_deploy", "C:\\msdeploy.exe", day, hour);
+        for day in 0..3 {
+            let (e, t) = deploy(day, 22);
+            r.observe(1, actor_of(&e), t);
+        }
+        // Three days are too few: no routine, and asking again (remembered) says the same.
+        let (e, t) = deploy(9, 22);
+        let actor = actor_of(&e);
+        assert!(r.verdict(1, &actor, t).is_none());
+        assert!(r.verdict(1, &actor, t).is_none());
+        // A fourth day makes it one: the verdict remembered before is not given again.
+        let (e4, t4) = deploy(6, 22);
+        r.observe(1, actor_of(&e4), t4);
+        let routine = r.verdict(1, &actor, t).expect("routine after four days");
+        // Any time of the same hour, any day: the same words as worked out afresh.
+        for (day, minute) in [(9, 0), (10, 59), (40, 30)] {
+            let at = t - 9 * DAY + day * DAY + minute * 60_000_000;
+            assert_eq!(r.verdict(1, &actor, at).as_deref(), Some(routine.as_str()));
+            let fresh = r.judge_at(key(1, actor.key().digest), 22, Scope::Host);
+            assert_eq!(fresh.as_deref(), Some(routine.as_str()));
+        }
+        // Another hour is judged on its own.
+        assert!(r.verdict(1, &actor, t - 12 * HOUR).is_none());
+        // A merge changes the sightings too.
+        let mut other = Routine::default();
+        for day in 20..30 {
+            let (e, t) = deploy(day, 3);
+            other.observe(1, actor_of(&e), t);
+        }
+        assert!(r.verdict(1, &actor, t - 19 * HOUR).is_none());
+        r.merge(other);
+        assert!(r.verdict(1, &actor, t - 19 * HOUR).is_some());
     }
 
     fn child(host: &str, image: &str, parent: &str, day: i64, hour: i64) -> (Event, i64) {
