@@ -3,9 +3,11 @@
 //! the same stages a file hunt runs, one worker per source, so that the outcome is the one
 //! the same events give as files.
 //!
-//! The linker is the exception: one for the whole stream. Its outcome does not depend on
-//! which linker took which event (nodes are linked in the order of their keys), and one per
-//! source would hold up to a few thousand nodes in memory for every source at once.
+//! Two stages' state is kept for the whole stream instead, since a stream's sources are
+//! all open at once and each would hold up to a few thousand items in memory: the linker
+//! (its outcome does not depend on which linker took which event: nodes are linked in the
+//! order of their keys) and the detections held for the end (kept by source name, then in
+//! the order found: the order the sources' held detections are merged in).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use towerwatch_event::{Detection, Event, OrderKey};
 use towerwatch_sources::InputReport;
 
 use crate::builder::Worker;
+use crate::held::{HeldDetection, HELD_IN_MEMORY};
 use crate::stages::{Linker, Stage};
 use crate::{DetectionSink, Hunt, HuntError, HuntOutcome, Judged, Summary};
 
@@ -34,6 +37,8 @@ pub struct HuntStream<'h> {
     sources: BTreeMap<Arc<str>, (Worker<'h>, InputReport)>,
     /// Every source's events, for the stories (the sources' workers have no linker).
     linker: Option<Linker>,
+    /// Every source's detections held for the end, by (source, order found).
+    held: HeldBySource,
     late: u64,
     live: bool,
     detections_only: bool,
@@ -73,6 +78,7 @@ impl Hunt {
             newest: None,
             sources: BTreeMap::new(),
             linker: self.stages().linker,
+            held: HeldBySource::default(),
             late: 0,
             live: false,
             detections_only: false,
@@ -182,7 +188,7 @@ impl<'h> HuntStream<'h> {
                 (w, InputReport::new(source))
             });
         }
-        let linker = &mut self.linker;
+        let (linker, held) = (&mut self.linker, &mut self.held);
         let (worker, report) = self
             .sources
             .get_mut(item.source())
@@ -192,17 +198,19 @@ impl<'h> HuntStream<'h> {
             report.first = Some(report.first.map_or(t, |f| f.min(t)));
             report.last = Some(report.last.map_or(t, |l| l.max(t)));
         }
-        match item {
+        let mut facts = match item {
             Item::Event(event) => hunt.judged(&mut worker.scratch, event, |m| {
-                worker.stages.observe(m);
                 linker.observe(m);
+                worker.stages.extract(m)
             }),
             Item::Judged(j) => {
                 let mut facts = j.facts;
                 linker.absorb(facts.take_linker());
-                worker.stages.absorb(facts);
+                facts
             }
-        }
+        };
+        held.push(&report.source, facts.take_held());
+        worker.stages.absorb(facts);
     }
 
     /// Releases every waiting event and concludes as a file hunt does: the sources merged
@@ -219,8 +227,98 @@ impl<'h> HuntStream<'h> {
             summary.inputs.push(report);
         }
         all.linker = self.linker;
+        if let Some(e) = self.held.error {
+            return Err(e.into());
+        }
+        for d in self.held.sorter.sorted()? {
+            all.detections.absorb(vec![d?.1]);
+        }
         let mut outcome = self.hunt.conclude(all, summary, sink)?;
         outcome.late = self.late;
         Ok(outcome)
+    }
+}
+
+/// Detections held for the end, by source name and then in the order found: on disk past
+/// a few thousand, whatever the number of sources.
+struct HeldBySource {
+    sorter: towerwatch_spill::Sorter<(Arc<str>, u64), HeldDetection>,
+    found: u64,
+    error: Option<towerwatch_spill::SpillError>,
+}
+
+impl Default for HeldBySource {
+    fn default() -> Self {
+        HeldBySource {
+            sorter: towerwatch_spill::Sorter::new(4 * HELD_IN_MEMORY),
+            found: 0,
+            error: None,
+        }
+    }
+}
+
+impl HeldBySource {
+    fn push(&mut self, source: &Arc<str>, detections: Vec<HeldDetection>) {
+        for d in detections {
+            self.found += 1;
+            // A failed temporary file is kept as the error it is and said at the end.
+            if let Err(e) = self.sorter.push((source.clone(), self.found), d) {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::held::Tag;
+
+    fn held(source: &str, i: u64) -> HeldDetection {
+        HeldDetection {
+            tag: Tag {
+                rule: 0,
+                actor: Default::default(),
+            },
+            level: towerwatch_event::Level::High,
+            computer: None,
+            timestamp: None,
+            source: source.into(),
+            record_id: Some(i),
+            line: None,
+            json: format!("{{\"record\":{i}}}"),
+        }
+    }
+
+    #[test]
+    fn held_detections_come_back_by_source_name_then_as_found_and_wait_on_disk_past_the_cap() {
+        let mut h = HeldBySource::default();
+        // Many sources, their detections interleaved as a stream releases them.
+        let names: Vec<Arc<str>> = (0..300).rev().map(|s| format!("s{s:03}").into()).collect();
+        let per_source = 20u64;
+        for i in 0..per_source {
+            for name in &names {
+                h.push(name, vec![held(name, i)]);
+            }
+        }
+        assert!(
+            h.sorter.spilled() > 0,
+            "past the cap, detections wait on disk"
+        );
+        let back: Vec<(String, u64)> = h
+            .sorter
+            .sorted()
+            .unwrap()
+            .map(|r| {
+                let d = r.unwrap().1;
+                (d.source, d.record_id.unwrap())
+            })
+            .collect();
+        let mut expected: Vec<(String, u64)> = names
+            .iter()
+            .flat_map(|n| (0..per_source).map(move |i| (n.to_string(), i)))
+            .collect();
+        expected.sort();
+        assert_eq!(back, expected);
     }
 }

@@ -160,6 +160,11 @@ impl Facts {
         self.linker.take()
     }
 
+    /// The detections to hold, taken out (for holding apart from the other stages).
+    pub(crate) fn take_held(&mut self) -> Vec<crate::held::HeldDetection> {
+        std::mem::take(&mut self.detections)
+    }
+
     /// Why these facts cannot be absorbed with `rules` engine rules and these feeds (they
     /// came over the wire: a rule or correlation they name must exist here), if so.
     pub(crate) fn check(&self, rules: usize, feeds: &Feeds) -> Result<(), String> {
