@@ -273,8 +273,9 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
         eprintln!("towerwatch story-builder: {unusable} kept facts left out (first: {first})");
     }
     let read = started.elapsed();
-    let mut lines = Lines(Vec::new());
+    let mut lines = Lines(store::DetectionLines::new(LINES_IN_MEMORY));
     let outcome = stream.finish(&mut lines)?;
+    let detections = lines.0.len();
     let saved = store::Conclusion {
         facts,
         events: outcome.summary.events() as i64,
@@ -285,11 +286,10 @@ async fn conclude(hunt: &'static Hunt, db: &mut tokio_postgres::Client) -> Resul
             .map(|x| json("the exposure", x))
             .transpose()?,
         fired: json("what fired", &outcome.fired(hunt))?,
-        detections: lines.0,
     };
     let finished = started.elapsed();
-    let (detections, stories) = (saved.detections.len(), outcome.analysis.operations.len());
-    store::save_results(db, &saved).await?;
+    let stories = outcome.analysis.operations.len();
+    store::save_results(db, &saved, lines.0).await?;
     eprintln!(
         "towerwatch story-builder: concluded {facts} facts: {detections} detections, {stories} operations \
          ({} ms reading and absorbing, {} ms concluding, {} ms saving)",
@@ -305,17 +305,18 @@ fn json(what: &str, v: &impl serde::Serialize) -> Result<String, FleetError> {
     serde_json::to_string(v).map_err(|e| FleetError::Io(format!("{what} does not serialise: {e}")))
 }
 
+/// Detection lines a conclusion keeps in memory before the rest wait on disk.
+const LINES_IN_MEMORY: usize = 2_048;
+
 /// Detections as JSON lines, as `hunt -o x.jsonl` writes them.
-struct Lines(Vec<String>);
+struct Lines(store::DetectionLines);
 
 impl DetectionSink for Lines {
     fn detection(&mut self, d: &Detection) -> Result<(), HuntError> {
-        self.0.push(serde_json::to_string(d)?);
-        Ok(())
+        Ok(self.0.push(serde_json::to_string(d)?)?)
     }
 
     fn held(&mut self, h: &HeldDetection) -> Result<(), HuntError> {
-        self.0.push(h.json.clone());
-        Ok(())
+        Ok(self.0.push(h.json.clone())?)
     }
 }

@@ -114,8 +114,6 @@ pub struct Conclusion {
     /// Facts absorbed (one per event), and events the hunt counted among them.
     pub facts: i64,
     pub events: i64,
-    /// Detections as `hunt -o x.jsonl` writes them, one per line.
-    pub detections: Vec<String>,
     /// `operations.json`.
     pub operations: String,
     /// The exposure (`towerwatch_report::ReportExposure` as JSON), when the audit showed one.
@@ -131,19 +129,41 @@ pub struct Saved {
     /// When it was concluded (RFC 3339, UTC).
     pub made_at: String,
     pub conclusion: Conclusion,
+    /// Detections as `hunt -o x.jsonl` writes them, one per line.
+    pub detections: Vec<String>,
 }
 
+/// A conclusion's detections on their way to PostgreSQL, one JSON line each: in a temporary
+/// file past a few thousand, so that the builder's memory does not grow with them.
+pub type DetectionLines = towerwatch_spill::Tape<String>;
+
+/// Detection lines written per statement.
+const LINES_PER_INSERT: usize = 2_000;
+
 /// Replaces the results with these, in one transaction (the generation counts up).
-pub async fn save_results(client: &mut Client, saved: &Conclusion) -> Result<(), FleetError> {
+pub async fn save_results(
+    client: &mut Client,
+    saved: &Conclusion,
+    detections: DetectionLines,
+) -> Result<(), FleetError> {
+    let unheld = |e: towerwatch_spill::SpillError| FleetError::Hunt(e.into());
     let tx = client.transaction().await?;
     tx.execute("DELETE FROM fleet_detections", &[]).await?;
-    let n = saved.detections.len() as i64;
-    let numbers: Vec<i64> = (0..n).collect();
-    tx.execute(
-        "INSERT INTO fleet_detections (n, line) SELECT * FROM unnest($1::bigint[], $2::text[])",
-        &[&numbers, &saved.detections],
-    )
-    .await?;
+    let (mut n, mut chunk) = (0i64, Vec::with_capacity(LINES_PER_INSERT));
+    let mut lines = detections.read().map_err(unheld)?.peekable();
+    while let Some(line) = lines.next() {
+        chunk.push(line.map_err(unheld)?);
+        if chunk.len() == LINES_PER_INSERT || lines.peek().is_none() {
+            let numbers: Vec<i64> = (n..n + chunk.len() as i64).collect();
+            tx.execute(
+                "INSERT INTO fleet_detections (n, line) SELECT * FROM unnest($1::bigint[], $2::text[])",
+                &[&numbers, &chunk],
+            )
+            .await?;
+            n += chunk.len() as i64;
+            chunk.clear();
+        }
+    }
     tx.execute(
         "INSERT INTO fleet_results (one, facts, detections, operations, made_at, generation, events, exposure, fired)
          VALUES (true, $1, $2, $3, now(), 1, $4, $5, $6)
@@ -209,11 +229,11 @@ pub async fn saved(client: &mut Client) -> Result<Option<Saved>, FleetError> {
         conclusion: Conclusion {
             facts: row.get(1),
             events: row.get(2),
-            detections,
             operations: row.get(3),
             exposure: row.get(4),
             fired: row.get(5),
         },
+        detections,
     }))
 }
 

@@ -126,7 +126,7 @@ fn made(saved: store::Saved, takes_events: bool) -> Result<Results, String> {
     use serde::Deserialize;
     let unreadable = |what: &str, e: serde_json::Error| format!("its {what} do not read back: {e}");
     let c = saved.conclusion;
-    let mut detections = c.detections.join("\n");
+    let mut detections = saved.detections.join("\n");
     if !detections.is_empty() {
         detections.push('\n');
     }
