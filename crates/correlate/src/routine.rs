@@ -454,6 +454,11 @@ impl Routine {
 
     fn judge(&self, k: u64, time: i64, scope: Scope) -> Option<String> {
         let hour = time.rem_euclid(DAY) / HOUR;
+        // Only keys held are remembered (a key not held is no routine at once): the memo
+        // stays within the cap on keys, 24 hours each.
+        if !self.seen.contains_key(&k) {
+            return None;
+        }
         let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
         verdicts
             .entry((k, hour, scope))

@@ -6,8 +6,9 @@
 //! Two stages' state is kept for the whole stream instead, since a stream's sources are
 //! all open at once and each would hold up to a few thousand items in memory: the linker
 //! (its outcome does not depend on which linker took which event: nodes are linked in the
-//! order of their keys) and the detections held for the end (kept by source name, then in
-//! the order found: the order the sources' held detections are merged in).
+//! order of their keys, which differ for every record of every source) and the detections
+//! held for the end (kept by source name, then in the order found: the order the sources'
+//! held detections are merged in).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -227,12 +228,17 @@ impl<'h> HuntStream<'h> {
             summary.inputs.push(report);
         }
         all.linker = self.linker;
-        if let Some(e) = self.held.error {
+        let HeldBySource {
+            mut sorter, error, ..
+        } = self.held;
+        if let Some(e) = error {
             return Err(e.into());
         }
-        for d in self.held.sorter.sorted()? {
+        for d in sorter.sorted()? {
             all.detections.absorb(vec![d?.1]);
         }
+        // Its temporary files are not kept through the conclusion beside the copy.
+        drop(sorter);
         let mut outcome = self.hunt.conclude(all, summary, sink)?;
         outcome.late = self.late;
         Ok(outcome)
@@ -259,11 +265,17 @@ impl Default for HeldBySource {
 
 impl HeldBySource {
     fn push(&mut self, source: &Arc<str>, detections: Vec<HeldDetection>) {
+        // After a failed temporary file the outcome is that error: nothing more is held
+        // (a sorter that cannot spill would keep everything in memory).
+        if self.error.is_some() {
+            return;
+        }
         for d in detections {
             self.found += 1;
             // A failed temporary file is kept as the error it is and said at the end.
             if let Err(e) = self.sorter.push((source.clone(), self.found), d) {
-                self.error.get_or_insert(e);
+                self.error = Some(e);
+                return;
             }
         }
     }
