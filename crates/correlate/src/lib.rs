@@ -132,7 +132,7 @@ impl Correlator {
         // Ties in time are ordered by the records themselves, so the stories do not depend
         // on which worker read what, or in which order a stream delivered it.
         Some(LinkFact {
-            key: (node.time, e.order_key()),
+            key: (node.time, e.order_key(), e.origin.order_key()),
             node,
         })
     }

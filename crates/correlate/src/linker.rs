@@ -29,8 +29,11 @@ use crate::operations::{EventRef, StoryContext, Triage, Verdict, LEADS_KEPT};
 use crate::webshell::Place;
 use crate::{Asset, Options, RuleInfo};
 
-/// A node's place in time order: time, then input, then order within the input.
-pub(crate) type NodeKey = (i64, towerwatch_event::OrderKey);
+/// A node's place in time order: time, then the record (a Windows event's host, channel and
+/// record id, in whatever file it came), then where it was read (source and position). The
+/// last tells apart copies of one record read from two sources (a log collected twice), so
+/// that their order does not depend on which linker took which copy, or in which order.
+pub(crate) type NodeKey = (i64, towerwatch_event::OrderKey, towerwatch_event::OrderKey);
 
 const GROUPS_IN_MEMORY: usize = 1 << 17;
 const FILES_IN_MEMORY: usize = 1 << 15;

@@ -186,6 +186,21 @@ fn attack_evtx_hunts_the_same_as_files_and_as_a_shuffled_stream() {
     assert!(!outcome.analysis.leads.is_empty() || !outcome.analysis.operations.is_empty());
 }
 
+/// The same records from several sources (one log collected more than once, as a forwarded
+/// copy is): every event has twins of the same time and record, and the stories must not
+/// depend on the order the files or the stream give the twins in.
+#[test]
+fn copies_of_one_log_from_several_sources_hunt_the_same_as_files_and_as_a_stream() {
+    let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/evtx/DeepBlueCLI");
+    let dir = tempfile::tempdir().unwrap();
+    for copy in ["a", "b", "c", "d", "e"] {
+        std::os::unix::fs::symlink(&logs, dir.path().join(copy)).unwrap();
+    }
+    let hunt = hunt(None, None, None);
+    let (outcome, _) = files_and_stream_agree(&hunt, dir.path());
+    assert!(!outcome.analysis.leads.is_empty() || !outcome.analysis.operations.is_empty());
+}
+
 #[test]
 fn an_event_later_than_the_lateness_is_counted_and_still_taken() {
     let hunt = hunt(None, None, None);
